@@ -1,0 +1,405 @@
+import CryptoSupport
+import Foundation
+import GatewayConfig
+import GatewayModel
+import Journal
+import Mapping
+import TextSupport
+
+/// What happened to one dropped file.
+public struct FileReport: Sendable, Codable, Equatable {
+    public enum Outcome: String, Sendable, Codable {
+        case ingested, duplicate, rejected
+    }
+    public var name: String
+    public var outcome: Outcome
+    public var encoding: String?
+    public var counts: IngestCounts
+    public var reason: String?
+    public var seconds: Double
+}
+
+/// A file seen in the drop folder, and whether it may be read yet.
+struct Observation {
+    var size: Int64
+    var modified: Date
+    var unchangedSince: Date
+}
+
+/// Watches a folder for legacy CSV exports and ingests each complete file exactly once.
+public final class CSVDropAdapter {
+    public let name: String
+    public let settings: CSVDropSettings
+    let plan: MappingPlan
+    let schema: PUISchema
+    let journal: Journal
+    let logger: Logger
+    let clock: () -> Date
+    private var observations: [String: Observation] = [:]
+
+    public init(name: String, settings: CSVDropSettings, plan: MappingPlan, schema: PUISchema, journal: Journal,
+                logger: Logger, clock: @escaping () -> Date = Date.init) {
+        self.name = name
+        self.settings = settings
+        self.plan = plan
+        self.schema = schema
+        self.journal = journal
+        self.logger = logger.with(component: "csv-drop:\(name)")
+        self.clock = clock
+    }
+
+    // MARK: - Folder scanning
+
+    /// Files matching the pattern that are not temporary names, markers, or hidden.
+    func candidates() -> [String] {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: settings.folder)) ?? []
+        return names.filter { name in
+            !name.hasPrefix(".") && !name.hasSuffix(".done") && !name.hasSuffix(".tmp") && !name.hasSuffix(".part")
+                && !name.hasSuffix(".reason.txt") && fnmatch(settings.pattern, name, 0) == 0
+                && isRegularFile((settings.folder as NSString).appendingPathComponent(name))
+        }.sorted()
+    }
+
+    private func isRegularFile(_ path: String) -> Bool {
+        var isDirectory: ObjCBool = false
+        return FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) && !isDirectory.boolValue
+    }
+
+    /// Splits candidates into those complete per the ready rule and those still to wait for.
+    public func scan() -> (ready: [String], waiting: [String]) {
+        var ready: [String] = []
+        var waiting: [String] = []
+        let now = clock()
+        var seen = Set<String>()
+        for name in candidates() {
+            let path = (settings.folder as NSString).appendingPathComponent(name)
+            seen.insert(path)
+            switch settings.ready {
+            case .rename:
+                ready.append(name)
+            case .marker:
+                if FileManager.default.fileExists(atPath: path + ".done") { ready.append(name) } else { waiting.append(name) }
+            case .settle:
+                guard let attributes = try? FileManager.default.attributesOfItem(atPath: path) else { continue }
+                let size = (attributes[.size] as? NSNumber)?.int64Value ?? -1
+                let modified = attributes[.modificationDate] as? Date ?? .distantPast
+                if var known = observations[path], known.size == size, known.modified == modified {
+                    if now.timeIntervalSince(known.unchangedSince) >= settings.settleTime.seconds {
+                        ready.append(name)
+                    } else {
+                        waiting.append(name)
+                    }
+                    known.size = size
+                    observations[path] = known
+                } else {
+                    // New, or changed since the last look: (re)start the settle clock. Our own clock, not the
+                    // mtime, because copies from Windows keep the source's old mtime.
+                    observations[path] = Observation(size: size, modified: modified, unchangedSince: now)
+                    waiting.append(name)
+                }
+            }
+        }
+        observations = observations.filter { seen.contains($0.key) }
+        return (ready, waiting)
+    }
+
+    /// Time until the earliest waiting file may settle (for `run --once`).
+    public var nextSettleIn: TimeInterval? {
+        guard settings.ready == .settle, !observations.isEmpty else { return nil }
+        let now = clock()
+        return observations.values.map { settings.settleTime.seconds - now.timeIntervalSince($0.unchangedSince) }.min().map { max(0, $0) }
+    }
+
+    /// Scans once and ingests every ready file.
+    public func poll() throws(JournalError) -> [FileReport] {
+        var reports: [FileReport] = []
+        for name in scan().ready {
+            reports.append(try ingestFile(named: name))
+        }
+        return reports
+    }
+
+    // MARK: - One file
+
+    public func ingestFile(named fileName: String) throws(JournalError) -> FileReport {
+        let path = (settings.folder as NSString).appendingPathComponent(fileName)
+        let started = Date()
+        func report(_ outcome: FileReport.Outcome, encoding: String? = nil, counts: IngestCounts = IngestCounts(), reason: String? = nil) -> FileReport {
+            FileReport(name: fileName, outcome: outcome, encoding: encoding, counts: counts, reason: reason,
+                       seconds: Date().timeIntervalSince(started))
+        }
+        let sha: String
+        let size: Int64
+        do {
+            (sha, size) = try hashFile(path)
+        } catch {
+            reject(path: path, sha: nil, size: 0, reason: error.description)
+            return report(.rejected, reason: error.description)
+        }
+        if let known = try journal.fileProgress(sha256: sha), known.state == .done {
+            let reason = "same content (SHA-256 \(sha.prefix(16))…) as \(known.name), already ingested"
+            logger.info("\(fileName): \(reason); not ingested again")
+            move(path, to: settings.archiveFolder, reason: reason)
+            return report(.duplicate, reason: reason)
+        }
+        let encoding: TextEncoding
+        switch detectEncoding(path) {
+        case .success(let detected): encoding = detected
+        case .failure(let error):
+            reject(path: path, sha: sha, size: size, reason: error.description)
+            return report(.rejected, reason: error.description)
+        }
+        do {
+            let counts = try ingest(path: path, name: fileName, sha: sha, size: size, encoding: encoding)
+            move(path, to: settings.archiveFolder, reason: nil)
+            logger.info("\(fileName): ingested \(counts.rows) rows (\(encoding.rawValue)): \(counts.stored) records stored, \(counts.unchanged) unchanged, \(counts.quarantined) rows quarantined")
+            return report(.ingested, encoding: encoding.rawValue, counts: counts)
+        } catch let error as FileRejection {
+            reject(path: path, sha: sha, size: size, reason: error.reason)
+            return report(.rejected, encoding: encoding.rawValue, reason: error.reason)
+        } catch let error as JournalError {
+            throw error
+        } catch {
+            throw JournalError(operation: "ingest \(fileName)", underlying: "\(error)")
+        }
+    }
+
+    struct FileRejection: Error { let reason: String }
+
+    /// Streams the file into the journal in batches; each batch commits its rows, quarantine entries and the
+    /// file's new offset in one transaction, so a crash resumes at the last committed row.
+    private func ingest(path: String, name: String, sha: String, size: Int64, encoding: TextEncoding) throws -> IngestCounts {
+        let decoder = try TextDecoder(encoding)
+        // The header is always read from the start of the file, also when resuming.
+        let headerReader = try CSVRowReader(path: path, bufferSize: 64 * 1024)
+        guard let headerRow = try headerReader.next() else { throw FileRejection(reason: "the file is empty (no header row)") }
+        var header: [String] = []
+        var headerBytes = Array(headerRow.bytes)
+        if headerBytes.starts(with: [0xEF, 0xBB, 0xBF]) { headerBytes.removeFirst(3) }
+        do {
+            let decoded = try headerBytes.withUnsafeBytes { (bytes) throws(DecodingError) in try decoder.decode(bytes) }
+            var utf8 = Array(decoded.utf8)
+            try utf8.withUnsafeMutableBufferPointer { (buffer) throws(CSVShapeError) in
+                try splitCSVFields(UnsafeBufferPointer(buffer), delimiter: settings.delimiter, into: &header)
+            }
+        } catch let error as DecodingError {
+            throw FileRejection(reason: "header row (line 1) does not decode as \(encoding.rawValue): \(error)")
+        } catch {
+            throw FileRejection(reason: "header row (line 1) is malformed: \(error)")
+        }
+        let bound: BoundMapping
+        switch plan.bind(header: header) {
+        case .success(let mapping): bound = mapping
+        case .failure(let error): throw FileRejection(reason: error.message)
+        }
+        let resumeAt = headerRow.endOffset
+        var progress = try journal.fileProgress(sha256: sha)
+        if progress == nil || progress?.state == .rejected {
+            try journal.batch { try journal.startFile(sha256: sha, source: self.name, name: name, size: size, encoding: encoding.rawValue) }
+            if progress?.state == .rejected { try journal.batch { try journal.finishFile(sha256: sha, state: .ingesting) } }
+            progress = try journal.fileProgress(sha256: sha)
+        }
+        let startOffset = max(progress?.offset ?? 0, resumeAt)
+        let startLine = startOffset == resumeAt ? 2 : (progress?.line ?? 2)
+        if startOffset > resumeAt {
+            logger.info("\(name): resuming at line \(startLine) (byte \(startOffset) of \(size)) after an interrupted run")
+        }
+        let reader = try CSVRowReader(path: path, startOffset: startOffset, startLine: startLine)
+        let pipeline = RowPipeline(schema: schema, mapping: bound, journal: journal)
+        var total = IngestCounts()
+        var fields: [String] = []
+        fields.reserveCapacity(header.count + 4)
+        var lastReport = Date()
+        var finished = false
+        while !finished {
+            var batch = IngestCounts()
+            try journal.begin()
+            do {
+                var rowsInBatch = 0
+                while rowsInBatch < settings.batchRows {
+                    guard let row = try reader.next() else { finished = true; break }
+                    if row.bytes.isEmpty { continue }  // blank line
+                    rowsInBatch += 1
+                    try ingestRow(row, name: name, header: header, decoder: decoder, pipeline: pipeline,
+                                  fields: &fields, counts: &batch)
+                }
+                try journal.advanceFile(sha256: sha, offset: reader.offset, line: reader.line, rows: batch.rows,
+                                        records: batch.stored, quarantined: batch.quarantined)
+                if finished { try journal.finishFile(sha256: sha, state: .done) }
+                try journal.commit()
+            } catch {
+                journal.rollback()
+                throw error
+            }
+            total += batch
+            if Date().timeIntervalSince(lastReport) >= 5 {
+                lastReport = Date()
+                let percent = size > 0 ? Int(Double(reader.offset) * 100 / Double(size)) : 100
+                logger.info("\(name): \(percent)% (\(total.rows) rows this run, line \(reader.line))")
+            }
+        }
+        return total
+    }
+
+    private func ingestRow(_ row: RawRow, name: String, header: [String], decoder: TextDecoder, pipeline: RowPipeline,
+                           fields: inout [String], counts: inout IngestCounts) throws {
+        func origin() -> RowOrigin {
+            RowOrigin(source: self.name, origin: name, line: row.line, raw: Array(row.bytes), encoding: decoder.encoding.rawValue, header: header)
+        }
+        if row.unterminatedQuote {
+            counts.rows += 1
+            try pipeline.quarantine(origin(), stage: .parse, recordType: "", field: "",
+                                    reason: "unterminated quoted field: the file ends inside quotes", counts: &counts)
+            return
+        }
+        let split: Result<Void, Error> = Result {
+            try decoder.decodeToUTF8(row.bytes) { utf8 -> Result<Void, CSVShapeError> in
+                do throws(CSVShapeError) {
+                    try splitCSVFields(utf8, delimiter: settings.delimiter, into: &fields)
+                    return .success(())
+                } catch {
+                    return .failure(error)
+                }
+            }.get()
+        }
+        switch split {
+        case .failure(let error as DecodingError):
+            counts.rows += 1
+            try pipeline.quarantine(origin(), stage: .decode, recordType: "", field: "",
+                                    reason: "row does not decode as \(decoder.encoding.rawValue): \(error)", counts: &counts)
+            return
+        case .failure(let error as CSVShapeError):
+            counts.rows += 1
+            try pipeline.quarantine(origin(), stage: .parse, recordType: "", field: "", reason: error.message, counts: &counts)
+            return
+        case .failure(let error):
+            throw error
+        case .success:
+            break
+        }
+        if fields.count > header.count, fields[header.count...].contains(where: { !$0.isEmpty }) {
+            counts.rows += 1
+            try pipeline.quarantine(origin(), stage: .parse, recordType: "", field: "",
+                                    reason: "row has \(fields.count) fields, the header has \(header.count)", counts: &counts)
+            return
+        }
+        _ = try pipeline.ingest(fields, origin: origin(), line: row.line, source: self.name, file: name, counts: &counts)
+    }
+
+    // MARK: - Encoding, hashing, moving
+
+    /// The encoding rule: `utf-8` and `gb18030` are taken as configured, except that a UTF-8 byte-order mark
+    /// always means UTF-8. `auto`: a BOM, or a first 64 KiB that is valid UTF-8, means UTF-8; otherwise GB18030.
+    func detectEncoding(_ path: String) -> Result<TextEncoding, FileReadError> {
+        guard let handle = FileHandle(forReadingAtPath: path) else {
+            return .failure(FileReadError(path: path, message: "cannot open for reading"))
+        }
+        defer { try? handle.close() }
+        let head = (try? handle.read(upToCount: 64 * 1024)) ?? Data()
+        let bytes = [UInt8](head)
+        if bytes.starts(with: [0xEF, 0xBB, 0xBF]) { return .success(.utf8) }
+        switch settings.encoding {
+        case .utf8: return .success(.utf8)
+        case .gb18030: return .success(.gb18030)
+        case .auto:
+            // A multi-byte character cut at the 64 KiB boundary is not evidence against UTF-8.
+            let invalid = bytes.withUnsafeBytes { TextDecoder.firstInvalidUTF8($0) }
+            if let invalid, invalid < bytes.count - 3 || bytes.count < 64 * 1024 { return .success(.gb18030) }
+            return .success(.utf8)
+        }
+    }
+
+    private func hashFile(_ path: String) throws(FileReadError) -> (String, Int64) {
+        guard let handle = FileHandle(forReadingAtPath: path) else {
+            throw FileReadError(path: path, message: "cannot open for reading (permissions?)")
+        }
+        defer { try? handle.close() }
+        do {
+            let digest = try StreamingDigest(.sha256)
+            var size: Int64 = 0
+            while let chunk = try handle.read(upToCount: 1 << 20), !chunk.isEmpty {
+                size += Int64(chunk.count)
+                chunk.withUnsafeBytes { digest.update($0) }
+            }
+            return (digest.finish().hexString, size)
+        } catch {
+            throw FileReadError(path: path, message: "cannot read: \(error)")
+        }
+    }
+
+    private func reject(path: String, sha: String?, size: Int64, reason: String) {
+        logger.error("\((path as NSString).lastPathComponent): rejected: \(reason)")
+        if let sha {
+            do { try journal.rejectFile(sha256: sha, source: name, name: (path as NSString).lastPathComponent, size: size, reason: reason) } catch {
+                logger.error("cannot record the rejection in the journal: \(error)")
+            }
+        }
+        move(path, to: settings.rejectedFolder, reason: reason)
+    }
+
+    /// Moves a file (and its `.done` marker) into `folder`, never overwriting; writes `NAME.reason.txt` beside
+    /// it when a reason is given.
+    private func move(_ path: String, to folder: String, reason: String?) {
+        let manager = FileManager.default
+        do {
+            try manager.createDirectory(atPath: folder, withIntermediateDirectories: true)
+            let name = (path as NSString).lastPathComponent
+            var target = (folder as NSString).appendingPathComponent(name)
+            if manager.fileExists(atPath: target) {
+                let stamp = Int(Date().timeIntervalSince1970 * 1000)
+                target = (folder as NSString).appendingPathComponent("\(stamp)-\(name)")
+            }
+            try manager.moveItem(atPath: path, toPath: target)
+            if manager.fileExists(atPath: path + ".done") {
+                try? manager.removeItem(atPath: path + ".done")
+            }
+            if let reason {
+                try Data((Redaction.maskIdentityNumbers(in: reason) + "\n").utf8).write(to: URL(fileURLWithPath: target + ".reason.txt"))
+            }
+        } catch {
+            logger.error("cannot move \(path) to \(folder): \(error)")
+        }
+    }
+}
+
+extension Duration {
+    var seconds: Double {
+        let (s, attoseconds) = components
+        return Double(s) + Double(attoseconds) / 1e18
+    }
+}
+
+// MARK: - Replay support
+
+/// Re-reads a quarantined CSV row from its raw bytes (used by `esgate quarantine replay`).
+public enum CSVRowDecoding {
+    public enum Failure: Error, CustomStringConvertible {
+        case decode(String)
+        case parse(String)
+        public var description: String {
+            switch self {
+            case .decode(let message), .parse(let message): return message
+            }
+        }
+    }
+
+    public static func fields(raw: [UInt8], encoding: String, delimiter: UInt8 = 44) -> Result<[String], Failure> {
+        guard let textEncoding = TextEncoding(label: encoding) else { return .failure(.decode("unknown encoding \(encoding)")) }
+        do {
+            let decoder = try TextDecoder(textEncoding)
+            var fields: [String] = []
+            let decoded = try raw.withUnsafeBytes { (bytes) throws(DecodingError) in try decoder.decode(bytes) }
+            var utf8 = Array(decoded.utf8)
+            do {
+                try utf8.withUnsafeMutableBufferPointer { (buffer) throws(CSVShapeError) in
+                    try splitCSVFields(UnsafeBufferPointer(buffer), delimiter: delimiter, into: &fields)
+                }
+            } catch {
+                return .failure(.parse(error.message))
+            }
+            return .success(fields)
+        } catch {
+            return .failure(.decode("row does not decode as \(encoding): \(error)"))
+        }
+    }
+}

@@ -1,0 +1,190 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+
+/// A failure to read a file at all (it goes to the rejected folder with this reason).
+public struct FileReadError: Error, CustomStringConvertible, Sendable {
+    public let path: String
+    public let message: String
+    public var description: String { "\(path): \(message)" }
+
+    public init(path: String, message: String) {
+        self.path = path
+        self.message = message
+    }
+}
+
+/// One physical CSV record (possibly spanning lines inside quotes), undecoded.
+struct RawRow {
+    /// The row's bytes without the line terminator. Valid until the next call to `next()`.
+    var bytes: UnsafeRawBufferPointer
+    /// 1-based line where the row starts.
+    var line: Int
+    /// Byte offset just after the row's terminator: where the next row starts.
+    var endOffset: Int64
+    /// True when the file ended inside an open quote (RFC 4180 violation).
+    var unterminatedQuote: Bool
+}
+
+/// Streams rows from a file with a fixed-size buffer: memory does not grow with the file.
+/// Row boundaries are found on raw bytes, which is safe for UTF-8 and GB18030 alike: neither uses the bytes
+/// of `"`, `,`, CR or LF inside a multi-byte character.
+final class CSVRowReader {
+    private let descriptor: Int32
+    private var buffer: UnsafeMutableRawBufferPointer
+    private var start = 0      // first byte of the current row in buffer
+    private var end = 0        // bytes valid in buffer
+    private var scan = 0       // scanning position (relative to buffer)
+    private var inQuotes = false
+    private var newlinesInRow = 0
+    private var eof = false
+    private(set) var offset: Int64   // file offset of buffer[start]
+    private(set) var line: Int
+    let path: String
+
+    init(path: String, startOffset: Int64 = 0, startLine: Int = 1, bufferSize: Int = 1 << 20) throws(FileReadError) {
+        self.path = path
+        let fd = open(path, O_RDONLY)
+        guard fd >= 0 else { throw FileReadError(path: path, message: "cannot open: \(String(cString: strerror(errno)))") }
+        if startOffset > 0 && lseek(fd, off_t(startOffset), SEEK_SET) < 0 {
+            close(fd)
+            throw FileReadError(path: path, message: "cannot seek to \(startOffset)")
+        }
+        descriptor = fd
+        buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: bufferSize, alignment: 8)
+        offset = startOffset
+        line = startLine
+    }
+
+    deinit {
+        buffer.deallocate()
+        close(descriptor)
+    }
+
+    /// Reads more bytes, compacting or growing the buffer as needed. Returns false at end of file.
+    private func fill() throws(FileReadError) -> Bool {
+        if eof { return false }
+        if start > 0 {
+            let pending = end - start
+            if pending > 0, let base = buffer.baseAddress { memmove(base, base + start, pending) }
+            scan -= start
+            end = pending
+            start = 0
+        }
+        if end == buffer.count {
+            // One row longer than the buffer (huge quoted field): grow rather than fail.
+            let bigger = UnsafeMutableRawBufferPointer.allocate(byteCount: buffer.count * 2, alignment: 8)
+            if let from = buffer.baseAddress, let to = bigger.baseAddress { memcpy(to, from, end) }
+            buffer.deallocate()
+            buffer = bigger
+        }
+        guard let base = buffer.baseAddress else { return false }
+        while true {
+            let count = read(descriptor, base + end, buffer.count - end)
+            if count < 0 {
+                if errno == EINTR { continue }
+                throw FileReadError(path: path, message: "read failed: \(String(cString: strerror(errno)))")
+            }
+            if count == 0 { eof = true; return false }
+            end += count
+            return true
+        }
+    }
+
+    /// The next row, or nil at end of file.
+    func next() throws(FileReadError) -> RawRow? {
+        while true {
+            // Skip the previous row: `start` already points past it.
+            guard let base = buffer.baseAddress else { return nil }
+            let bytes = base.assumingMemoryBound(to: UInt8.self)
+            while scan < end {
+                let byte = bytes[scan]
+                if byte == 0x22 {
+                    inQuotes.toggle()
+                } else if byte == 0x0A {
+                    if !inQuotes {
+                        var rowEnd = scan
+                        if rowEnd > start, bytes[rowEnd - 1] == 0x0D { rowEnd -= 1 }
+                        let row = RawRow(bytes: UnsafeRawBufferPointer(start: base + start, count: rowEnd - start),
+                                         line: line, endOffset: offset + Int64(scan + 1 - start), unterminatedQuote: false)
+                        line += newlinesInRow + 1
+                        newlinesInRow = 0
+                        offset = row.endOffset
+                        scan += 1
+                        start = scan
+                        return row
+                    }
+                    newlinesInRow += 1
+                }
+                scan += 1
+            }
+            if try !fill() {
+                guard end > start else { return nil }
+                var rowEnd = end
+                if bytes[rowEnd - 1] == 0x0D { rowEnd -= 1 }
+                let row = RawRow(bytes: UnsafeRawBufferPointer(start: base + start, count: rowEnd - start),
+                                 line: line, endOffset: offset + Int64(end - start), unterminatedQuote: inQuotes)
+                line += newlinesInRow + 1
+                newlinesInRow = 0
+                inQuotes = false
+                offset = row.endOffset
+                start = end
+                scan = end
+                return row
+            }
+        }
+    }
+}
+
+/// Why a row's fields could not be split.
+struct CSVShapeError: Error {
+    let message: String
+}
+
+/// Splits one decoded row (UTF-8 bytes) into fields per RFC 4180: quoted fields, doubled quotes, delimiters and
+/// line breaks inside quotes. A quote inside an unquoted field is kept literally (legacy exports do this).
+func splitCSVFields(_ bytes: UnsafeBufferPointer<UInt8>, delimiter: UInt8, into fields: inout [String]) throws(CSVShapeError) {
+    fields.removeAll(keepingCapacity: true)
+    let count = bytes.count
+    var i = 0
+    var scratch: [UInt8] = []
+    while true {
+        if i < count, bytes[i] == 0x22 {
+            // Quoted field.
+            scratch.removeAll(keepingCapacity: true)
+            i += 1
+            var closed = false
+            while i < count {
+                let byte = bytes[i]
+                if byte == 0x22 {
+                    if i + 1 < count, bytes[i + 1] == 0x22 {
+                        scratch.append(0x22)
+                        i += 2
+                        continue
+                    }
+                    closed = true
+                    i += 1
+                    break
+                }
+                scratch.append(byte)
+                i += 1
+            }
+            guard closed else { throw CSVShapeError(message: "unterminated quoted field \(fields.count + 1)") }
+            fields.append(String(decoding: scratch, as: UTF8.self))
+            if i == count { return }
+            guard bytes[i] == delimiter else {
+                throw CSVShapeError(message: "text after the closing quote of field \(fields.count)")
+            }
+            i += 1
+            if i == count { fields.append(""); return }
+        } else {
+            let fieldStart = i
+            while i < count, bytes[i] != delimiter { i += 1 }
+            fields.append(String(decoding: UnsafeBufferPointer(rebasing: bytes[fieldStart..<i]), as: UTF8.self))
+            if i == count { return }
+            i += 1
+            if i == count { fields.append(""); return }
+        }
+    }
+}

@@ -1,0 +1,187 @@
+import Foundation
+import YAMLSupport
+
+/// Log verbosity.
+public enum LogLevel: String, Sendable, CaseIterable, Comparable {
+    case debug, info, warning, error
+
+    private var rank: Int {
+        switch self {
+        case .debug: return 0
+        case .info: return 1
+        case .warning: return 2
+        case .error: return 3
+        }
+    }
+
+    public static func < (a: LogLevel, b: LogLevel) -> Bool { a.rank < b.rank }
+}
+
+/// An upstream receiver (province or city). Used by the uplink.
+public struct ReceiverConfiguration: Sendable, Equatable {
+    public var name: String
+    public var url: String
+    /// The receiver's division code, written into each package's Receiver.
+    public var division: String
+    public var caFile: String?
+    public var certificateFile: String?
+    public var keyFile: String?
+    public var enabled: Bool
+}
+
+/// gateway.yaml.
+public struct GatewayConfiguration: Sendable {
+    /// Where gateway.yaml lives; relative paths in it are relative to this folder.
+    public var baseDirectory: String
+    public var file: String
+    /// The district's 6-digit division code (the PUI Sender).
+    public var district: String
+    public var stateDirectory: String
+    public var adaptersDirectory: String
+    public var mappingsDirectory: String
+    public var referenceDataFile: String?
+    public var logLevel: LogLevel
+    public var receivers: [ReceiverConfiguration]
+
+    public var journalPath: String { (stateDirectory as NSString).appendingPathComponent("journal.sqlite") }
+}
+
+/// Resolves `path` against `base` unless it is absolute.
+public func resolvePath(_ path: String, relativeTo base: String) -> String {
+    if path.hasPrefix("/") { return path }
+    return ((base as NSString).appendingPathComponent(path) as NSString).standardizingPath
+}
+
+extension GatewayConfiguration {
+    /// Reads gateway.yaml. Problems are appended to `errors`; nil when the file cannot be used at all.
+    public static func load(file: String, environment: [String: String] = ProcessInfo.processInfo.environment,
+                            errors: inout [ConfigError]) -> GatewayConfiguration? {
+        let diagnostics = ConfigDiagnostics(file: file, environment: environment)
+        defer { errors += diagnostics.errors }
+        guard let root = diagnostics.load() else { return nil }
+        let base = ((file as NSString).deletingLastPathComponent as NSString).standardizingPath
+        let district = root.string("district", required: true) ?? ""
+        if !district.isEmpty && (district.count != 6 || !district.allSatisfy(\.isASCII) || !district.allSatisfy(\.isNumber)) {
+            diagnostics.report(line: root.raw("district")?.mark.line ?? root.line, key: "district",
+                               "must be a 6-digit division code (GB/T 2260), found '\(district)'")
+        }
+        let state = resolvePath(root.string("state_dir", default: "state"), relativeTo: base)
+        let adapters = resolvePath(root.string("adapters_dir", default: "adapters"), relativeTo: base)
+        let mappings = resolvePath(root.string("mappings_dir", default: "mappings"), relativeTo: base)
+        let reference = root.string("reference_data").map { resolvePath($0, relativeTo: base) }
+        let level = root.choice("log_level", LogLevel.allCases.map(\.rawValue)).flatMap(LogLevel.init) ?? .info
+        var receivers: [ReceiverConfiguration] = []
+        for section in root.sectionList("receivers") ?? [] {
+            let name = section.string("name", required: true) ?? ""
+            let url = section.string("url", required: true) ?? ""
+            if !url.isEmpty && !url.hasPrefix("https://") && !url.hasPrefix("http://") {
+                section.diagnostics.report(line: section.raw("url")?.mark.line ?? section.line, key: section.qualified("url"),
+                                           "must be an http(s) URL")
+            }
+            let division = section.string("division", required: true) ?? ""
+            receivers.append(ReceiverConfiguration(
+                name: name, url: url, division: division,
+                caFile: section.string("ca_file").map { resolvePath($0, relativeTo: base) },
+                certificateFile: section.string("cert_file").map { resolvePath($0, relativeTo: base) },
+                keyFile: section.string("key_file").map { resolvePath($0, relativeTo: base) },
+                enabled: section.boolean("enabled") ?? true))
+            section.rejectUnknownKeys()
+        }
+        root.rejectUnknownKeys()
+        return GatewayConfiguration(baseDirectory: base, file: file, district: district, stateDirectory: state,
+                                    adaptersDirectory: adapters, mappingsDirectory: mappings,
+                                    referenceDataFile: reference, logLevel: level, receivers: receivers)
+    }
+}
+
+/// How a CSV drop adapter decides that a file is complete.
+public enum ReadyRule: String, Sendable, CaseIterable {
+    /// Size and modification time unchanged for `settle_time`.
+    case settle
+    /// A marker `NAME.done` exists beside the file.
+    case marker
+    /// Writers rename finished files into the folder; any matching file is complete (temporary names are ignored).
+    case rename
+}
+
+/// Encoding of a CSV drop.
+public enum EncodingSetting: String, Sendable, CaseIterable {
+    case gb18030
+    case utf8 = "utf-8"
+    /// UTF-8 if the file starts with a UTF-8 BOM or its first 64 KiB are valid UTF-8; GB18030 otherwise.
+    case auto
+}
+
+public struct CSVDropSettings: Sendable {
+    public var folder: String
+    public var pattern: String
+    public var pollInterval: Duration
+    public var ready: ReadyRule
+    public var settleTime: Duration
+    public var encoding: EncodingSetting
+    public var delimiter: UInt8
+    public var archiveFolder: String
+    public var rejectedFolder: String
+    public var batchRows: Int
+}
+
+/// One file in adapters/.
+public struct AdapterConfiguration: Sendable {
+    public var file: String
+    public var name: String
+    public var kind: String
+    public var mapping: String
+    public var enabled: Bool
+    public var csv: CSVDropSettings?
+
+    public static let kinds = ["csv-drop"]
+}
+
+extension AdapterConfiguration {
+    public static func load(file: String, environment: [String: String] = ProcessInfo.processInfo.environment,
+                            errors: inout [ConfigError]) -> AdapterConfiguration? {
+        let diagnostics = ConfigDiagnostics(file: file, environment: environment)
+        defer { errors += diagnostics.errors }
+        guard let root = diagnostics.load() else { return nil }
+        let base = (file as NSString).deletingLastPathComponent
+        let fallbackName = ((file as NSString).lastPathComponent as NSString).deletingPathExtension
+        let name = root.string("name") ?? fallbackName
+        let kind = root.choice("kind", kinds, required: true) ?? ""
+        let mapping = root.string("mapping", required: true) ?? ""
+        let enabled = root.boolean("enabled") ?? true
+        var csv: CSVDropSettings?
+        if kind == "csv-drop" {
+            if let section = root.section("csv", required: true) {
+                let folder = resolvePath(section.string("folder", required: true) ?? "", relativeTo: base)
+                let delimiterText = section.string("delimiter", default: ",")
+                if delimiterText.utf8.count != 1 {
+                    section.diagnostics.report(line: section.raw("delimiter")?.mark.line ?? section.line,
+                                               key: section.qualified("delimiter"), "must be a single ASCII character")
+                }
+                csv = CSVDropSettings(
+                    folder: folder,
+                    pattern: section.string("pattern", default: "*.csv"),
+                    pollInterval: section.duration("poll_interval") ?? .seconds(5),
+                    ready: section.choice("ready", ReadyRule.allCases.map(\.rawValue)).flatMap(ReadyRule.init) ?? .settle,
+                    settleTime: section.duration("settle_time") ?? .seconds(10),
+                    encoding: section.choice("encoding", EncodingSetting.allCases.map(\.rawValue)).flatMap(EncodingSetting.init) ?? .auto,
+                    delimiter: delimiterText.utf8.first ?? 44,
+                    archiveFolder: section.string("archive_folder").map { resolvePath($0, relativeTo: base) }
+                        ?? (folder as NSString).appendingPathComponent("archive"),
+                    rejectedFolder: section.string("rejected_folder").map { resolvePath($0, relativeTo: base) }
+                        ?? (folder as NSString).appendingPathComponent("rejected"),
+                    batchRows: section.integer("batch_rows", range: 1...1_000_000) ?? 5000)
+                section.rejectUnknownKeys()
+            }
+        }
+        root.rejectUnknownKeys()
+        return AdapterConfiguration(file: file, name: name, kind: kind, mapping: mapping, enabled: enabled, csv: csv)
+    }
+}
+
+/// Lists the YAML files of a folder, sorted, so that errors come out in a stable order.
+public func yamlFiles(in folder: String) -> [String] {
+    let names = (try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []
+    return names.filter { $0.hasSuffix(".yaml") || $0.hasSuffix(".yml") }.sorted()
+        .map { (folder as NSString).appendingPathComponent($0) }
+}

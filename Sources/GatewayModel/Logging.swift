@@ -1,0 +1,80 @@
+import Foundation
+import TextSupport
+
+/// Severity of a log line.
+public enum LogSeverity: Int, Sendable, Comparable {
+    case debug = 0, info, warning, error
+    public static func < (a: LogSeverity, b: LogSeverity) -> Bool { a.rawValue < b.rawValue }
+    var label: String {
+        switch self {
+        case .debug: return "debug"
+        case .info: return "info"
+        case .warning: return "warning"
+        case .error: return "error"
+        }
+    }
+}
+
+/// Where log lines go. One handler is chosen in `main` and passed down by context.
+public protocol LogHandler: Sendable {
+    func write(_ severity: LogSeverity, _ message: String)
+}
+
+/// A logger bound to a component name. Every message is passed through identity-number masking (PUI §8)
+/// before it reaches a handler, so no caller can leak one by accident.
+public struct Logger: Sendable {
+    public let component: String
+    public let minimum: LogSeverity
+    let handler: any LogHandler
+
+    public init(component: String, minimum: LogSeverity = .info, handler: any LogHandler = StandardErrorLogHandler()) {
+        self.component = component
+        self.minimum = minimum
+        self.handler = handler
+    }
+
+    public func with(component: String) -> Logger { Logger(component: component, minimum: minimum, handler: handler) }
+
+    public func log(_ severity: LogSeverity, _ message: @autoclosure () -> String) {
+        guard severity >= minimum else { return }
+        handler.write(severity, "[\(component)] " + Redaction.maskIdentityNumbers(in: message()))
+    }
+
+    public func debug(_ message: @autoclosure () -> String) { log(.debug, message()) }
+    public func info(_ message: @autoclosure () -> String) { log(.info, message()) }
+    public func warning(_ message: @autoclosure () -> String) { log(.warning, message()) }
+    public func error(_ message: @autoclosure () -> String) { log(.error, message()) }
+
+    /// A logger that drops everything (tests, quiet commands).
+    public static let silent = Logger(component: "", minimum: .error, handler: DiscardingLogHandler())
+}
+
+public struct StandardErrorLogHandler: LogHandler {
+    public init() {}
+    public func write(_ severity: LogSeverity, _ message: String) {
+        let stamp = ISO8601DateFormatter.string(from: Date(), timeZone: TimeZone(secondsFromGMT: 8 * 3600) ?? .current,
+                                                formatOptions: [.withInternetDateTime])
+        FileHandle.standardError.write(Data("\(stamp) \(severity.label) \(message)\n".utf8))
+    }
+}
+
+public struct DiscardingLogHandler: LogHandler {
+    public init() {}
+    public func write(_ severity: LogSeverity, _ message: String) {}
+}
+
+/// Keeps log lines in memory (tests assert on what operators would see).
+public final class RecordingLogHandler: LogHandler, @unchecked Sendable {
+    // Guarded by `lock`; log calls may come from several tasks.
+    private let lock = NSLock()
+    private var storage: [String] = []
+    public init() {}
+    public func write(_ severity: LogSeverity, _ message: String) {
+        lock.lock(); defer { lock.unlock() }
+        storage.append("\(severity.label) \(message)")
+    }
+    public var lines: [String] {
+        lock.lock(); defer { lock.unlock() }
+        return storage
+    }
+}

@@ -1,0 +1,305 @@
+import Adapters
+import Foundation
+import GatewayConfig
+import GatewayModel
+import Journal
+import Mapping
+import TextSupport
+
+public let esgateVersion = "0.1.0"
+
+/// Exit codes: 0 ok, 1 failure, 2 usage.
+public enum ExitCode: Int32, Sendable {
+    case success = 0
+    case failure = 1
+    case usage = 2
+}
+
+private let configOption = OptionSpec.value("config", "file", "gateway.yaml to use (default: $ESGATE_CONFIG, else ./gateway.yaml).")
+private let jsonOption = OptionSpec.flag("json", "Print machine-readable JSON.")
+
+/// The command table: every command, its options and help, in one place.
+public let commandTable: [CommandSpec] = [
+    CommandSpec(path: ["run"], abstract: "Run the gateway: watch every adapter and ingest into the journal.",
+                discussion: "With --once, process what is complete now (waiting for settling files), print a summary and exit.",
+                options: [configOption, .flag("once", "Process what is there, then exit."), jsonOption]),
+    CommandSpec(path: ["version"], abstract: "Print esgate's version.", options: [jsonOption]),
+    CommandSpec(path: ["config", "check"], abstract: "Validate gateway.yaml, every adapter and every mapping; list all errors.",
+                options: [configOption, jsonOption]),
+    CommandSpec(path: ["mapping", "test"], abstract: "Map the first rows of a file and print the records or their errors.",
+                discussion: "Nothing is written to the journal. Identity numbers are masked.",
+                options: [configOption, .value("mapping", "name", "Mapping name (as in its file's 'name:')."),
+                          .value("file", "path", "CSV file to read."),
+                          .value("rows", "n", "Number of data rows to map (default 10)."),
+                          .value("encoding", "encoding", "utf-8, gb18030 or auto (default: auto)."), jsonOption]),
+    CommandSpec(path: ["journal", "stats"], abstract: "Show what the journal holds: records by type, files, quarantine, cursors.",
+                options: [configOption, jsonOption]),
+    CommandSpec(path: ["quarantine", "list"], abstract: "List quarantined rows with their source, line, field and reason.",
+                options: [configOption, .value("source", "adapter", "Only this adapter's rows."),
+                          .flag("all", "Include rows already replayed."),
+                          .value("limit", "n", "At most this many rows (default 100)."), jsonOption]),
+    CommandSpec(path: ["quarantine", "replay"], abstract: "Re-run quarantined rows through the current mappings.",
+                discussion: "Rows that now map and validate are journaled and marked replayed; the others keep their new reason.",
+                options: [configOption, .value("source", "adapter", "Only this adapter's rows."),
+                          .value("id", "n", "Only this quarantine entry."), jsonOption]),
+]
+
+private func write(_ text: String) {
+    FileHandle.standardOutput.write(Data((text.hasSuffix("\n") ? text : text + "\n").utf8))
+}
+
+private func writeError(_ text: String) {
+    FileHandle.standardError.write(Data(("esgate: " + Redaction.maskIdentityNumbers(in: text) + "\n").utf8))
+}
+
+private func writeJSON<T: Encodable>(_ value: T) {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+    if let data = try? encoder.encode(value) { write(String(decoding: data, as: UTF8.self)) }
+}
+
+private func topLevelHelp() -> String {
+    var text = "OVERVIEW: esgate, the interface gateway of the district e-supervision system.\n\nUSAGE: esgate <command> [options]\n\nCOMMANDS:\n"
+    for command in commandTable {
+        text += "  " + command.path.joined(separator: " ").padding(toLength: 22, withPad: " ", startingAt: 0) + command.abstract + "\n"
+    }
+    text += "\nSee 'esgate <command> --help' for a command's options.\n"
+    return text
+}
+
+/// Runs the command line; returns the process exit code.
+public func runCommandLine(_ arguments: [String]) async -> Int32 {
+    if arguments.isEmpty || arguments == ["--help"] || arguments == ["help"] {
+        write(topLevelHelp())
+        return arguments.isEmpty ? ExitCode.usage.rawValue : ExitCode.success.rawValue
+    }
+    if arguments == ["--version"] { write("esgate \(esgateVersion)"); return 0 }
+    let match = commandTable.filter { arguments.starts(with: $0.path) }.max { $0.path.count < $1.path.count }
+    guard let command = match else {
+        let groups = commandTable.filter { $0.path.count > 1 && $0.path[0] == arguments[0] }
+        if !groups.isEmpty {
+            let rest = arguments.dropFirst().first
+            if rest == nil || rest == "--help" {
+                write("Subcommands of '\(arguments[0])':\n" + groups.map { "  esgate \($0.path.joined(separator: " "))  \($0.abstract)" }.joined(separator: "\n"))
+                return rest == nil ? ExitCode.usage.rawValue : ExitCode.success.rawValue
+            }
+        }
+        writeError("unknown command '\(arguments.joined(separator: " "))'. See 'esgate --help'.")
+        return ExitCode.usage.rawValue
+    }
+    let options: ParsedOptions
+    do {
+        options = try command.parse(Array(arguments.dropFirst(command.path.count)))
+    } catch {
+        writeError("\(error.message)\nUsage: \(command.usage)")
+        return ExitCode.usage.rawValue
+    }
+    if options.flag("help") {
+        write(command.help)
+        return ExitCode.success.rawValue
+    }
+    do {
+        return try await execute(command.path, options)
+    } catch let error as UsageError {
+        writeError("\(error.message)\nUsage: \(command.usage)")
+        return ExitCode.usage.rawValue
+    } catch {
+        writeError("\(error)")
+        return ExitCode.failure.rawValue
+    }
+}
+
+private func loadOrReport(_ options: ParsedOptions) -> LoadedConfiguration? {
+    let path = configurationPath(option: options.value("config"))
+    switch loadConfiguration(path: path) {
+    case .success(let loaded): return loaded
+    case .failure(let errors):
+        writeError("configuration has \(errors.errors.count) error(s):\n" + errors.description)
+        return nil
+    }
+}
+
+private func logger(for configuration: LoadedConfiguration) -> Logger {
+    let minimum: LogSeverity
+    switch configuration.gateway.logLevel {
+    case .debug: minimum = .debug
+    case .info: minimum = .info
+    case .warning: minimum = .warning
+    case .error: minimum = .error
+    }
+    return Logger(component: "esgate", minimum: minimum)
+}
+
+private func execute(_ path: [String], _ options: ParsedOptions) async throws -> Int32 {
+    switch path {
+    case ["version"]:
+        if options.flag("json") { writeJSON(["name": "esgate", "version": esgateVersion]) } else { write("esgate \(esgateVersion)") }
+        return 0
+
+    case ["config", "check"]:
+        let configPath = configurationPath(option: options.value("config"))
+        switch loadConfiguration(path: configPath) {
+        case .success(let loaded):
+            if options.flag("json") {
+                writeJSON(ConfigCheckReport(ok: true, errors: [], adapters: loaded.adapters.map(\.name), mappings: loaded.mappings.keys.sorted()))
+            } else {
+                write("\(configPath): ok (\(loaded.adapters.count) adapter(s): \(loaded.adapters.map(\.name).joined(separator: ", ")); \(loaded.mappings.count) mapping(s): \(loaded.mappings.keys.sorted().joined(separator: ", ")))")
+            }
+            return 0
+        case .failure(let errors):
+            if options.flag("json") {
+                writeJSON(ConfigCheckReport(ok: false, errors: errors.errors.map(\.description), adapters: [], mappings: []))
+            } else {
+                write(errors.description)
+                writeError("\(errors.errors.count) error(s) in the configuration")
+            }
+            return 1
+        }
+
+    case ["run"]:
+        guard let loaded = loadOrReport(options) else { return 1 }
+        let gateway = Gateway(configuration: loaded, logger: logger(for: loaded))
+        if options.flag("once") {
+            let summary = try gateway.runOnce()
+            if options.flag("json") {
+                writeJSON(summary)
+            } else {
+                for file in summary.files {
+                    var line = "\(file.name): \(file.outcome.rawValue)"
+                    if file.outcome == .ingested {
+                        line += " \(file.counts.rows) rows (\(file.encoding ?? "?")), \(file.counts.stored) records stored, \(file.counts.unchanged) unchanged, \(file.counts.quarantined) quarantined, \(String(format: "%.1f", file.seconds)) s"
+                    }
+                    if let reason = file.reason { line += ": \(Redaction.maskIdentityNumbers(in: reason))" }
+                    write(line)
+                }
+                for name in summary.waiting { write("\(name): waiting (not complete yet)") }
+                let counts = summary.counts
+                write("total: \(summary.files.count) file(s), \(counts.rows) rows, \(counts.stored) records stored, \(counts.unchanged) unchanged, \(counts.quarantined) rows quarantined")
+            }
+            return 0
+        }
+        let task = Task { try await gateway.run() }
+        let signals = installTerminationHandlers { task.cancel() }
+        _ = try? await task.value
+        withExtendedLifetime(signals) {}
+        return 0
+
+    case ["journal", "stats"]:
+        guard let loaded = loadOrReport(options) else { return 1 }
+        let stats = try Journal(path: loaded.gateway.journalPath).stats()
+        if options.flag("json") { writeJSON(stats); return 0 }
+        var text = "journal \(stats.path)\n  records: \(stats.records) (last seq \(stats.lastSeq))\n"
+        for type in stats.types { text += "    \(type.type.padding(toLength: 18, withPad: " ", startingAt: 0)) \(type.records) revisions, \(type.keys) keys\n" }
+        text += "  files:\n"
+        for file in stats.files { text += "    \(file.state.padding(toLength: 18, withPad: " ", startingAt: 0)) \(file.files) files, \(file.rows) rows\n" }
+        text += "  quarantine:\n"
+        for q in stats.quarantine { text += "    \(q.source) \(q.stage) \(q.state): \(q.rows)\n" }
+        text += "  cursors:\n"
+        for c in stats.cursors { text += "    \(c.consumer): seq \(c.seq), \(c.lag) behind\n" }
+        write(text)
+        return 0
+
+    case ["quarantine", "list"]:
+        guard let loaded = loadOrReport(options) else { return 1 }
+        let limit = try options.integer("limit", default: 100)
+        let entries = try Journal(path: loaded.gateway.journalPath)
+            .quarantined(source: options.value("source"), openOnly: !options.flag("all"), limit: limit)
+        let rows = entries.map { entry -> QuarantineListRow in
+            let raw: String
+            switch CSVRowDecoding.fields(raw: entry.item.raw, encoding: entry.item.encoding) {
+            case .success(let fields): raw = fields.joined(separator: ",")
+            case .failure: raw = entry.item.raw.prefix(200).map { String(format: "%02x", $0) }.joined()
+            }
+            return QuarantineListRow(id: entry.id, source: entry.item.source, file: entry.item.origin, line: entry.item.line,
+                                     stage: entry.item.stage.rawValue, recordType: entry.item.recordType, field: entry.item.field,
+                                     reason: Redaction.maskIdentityNumbers(in: entry.item.reason),
+                                     row: Redaction.maskIdentityNumbers(in: raw), state: entry.state, attempts: entry.attempts)
+        }
+        if options.flag("json") { writeJSON(rows); return 0 }
+        if rows.isEmpty { write("no quarantined rows"); return 0 }
+        for row in rows {
+            let field = row.field.isEmpty ? "" : " \(row.recordType).\(row.field)"
+            write("#\(row.id) [\(row.state)] \(row.source) \(row.file):\(row.line) \(row.stage)\(field): \(row.reason)\n    row: \(row.row)")
+        }
+        return 0
+
+    case ["quarantine", "replay"]:
+        guard let loaded = loadOrReport(options) else { return 1 }
+        var id: Int64?
+        if let text = options.value("id") {
+            guard let value = Int64(text) else { throw UsageError("--id expects a number") }
+            id = value
+        }
+        let report = try Gateway(configuration: loaded, logger: logger(for: loaded)).replayQuarantine(source: options.value("source"), id: id)
+        if options.flag("json") { writeJSON(report) } else {
+            write("replayed \(report.replayed) row(s): \(report.stored) records stored, \(report.unchanged) unchanged; \(report.stillFailing) still failing")
+            for failure in report.failures.prefix(50) { write("  \(failure)") }
+        }
+        return report.stillFailing == 0 ? 0 : 1
+
+    case ["mapping", "test"]:
+        guard let loaded = loadOrReport(options) else { return 1 }
+        guard let name = options.value("mapping") else { throw UsageError("--mapping <name> is required") }
+        guard let file = options.value("file") else { throw UsageError("--file <path> is required") }
+        guard let plan = loaded.mappings[name] else {
+            writeError("no mapping named '\(name)' (known: \(loaded.mappings.keys.sorted().joined(separator: ", ")))")
+            return 1
+        }
+        let encoding = try options.value("encoding").map { text throws(UsageError) -> EncodingSetting in
+            guard let value = EncodingSetting(rawValue: text) else { throw UsageError("--encoding must be utf-8, gb18030 or auto") }
+            return value
+        } ?? .auto
+        let rows = try options.integer("rows", default: 10)
+        switch Gateway.testMapping(plan: plan, schema: loaded.schema, file: file, rows: rows, encoding: encoding) {
+        case .failure(let error):
+            writeError(error.description)
+            return 1
+        case .success(let results):
+            if options.flag("json") { writeJSON(results) } else {
+                for row in results {
+                    write("line \(row.line):")
+                    for record in row.records { write("  ok    \(record)") }
+                    for error in row.errors { write("  ERROR \(error)") }
+                }
+                let failed = results.filter { !$0.errors.isEmpty }.count
+                write("\(results.count) row(s) mapped, \(results.reduce(0) { $0 + $1.records.count }) record(s), \(failed) row(s) with errors")
+            }
+            return results.contains { !$0.errors.isEmpty } ? 1 : 0
+        }
+
+    default:
+        throw UsageError("command not implemented")
+    }
+}
+
+struct ConfigCheckReport: Encodable {
+    let ok: Bool
+    let errors: [String]
+    let adapters: [String]
+    let mappings: [String]
+}
+
+struct QuarantineListRow: Encodable {
+    let id: Int64
+    let source: String
+    let file: String
+    let line: Int
+    let stage: String
+    let recordType: String
+    let field: String
+    let reason: String
+    let row: String
+    let state: String
+    let attempts: Int
+}
+
+/// SIGINT/SIGTERM → graceful stop (the current batch commits or rolls back as a unit either way).
+func installTerminationHandlers(_ stop: @escaping @Sendable () -> Void) -> [DispatchSourceSignal] {
+    [SIGINT, SIGTERM].map { number in
+        signal(number, SIG_IGN)
+        let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+        source.setEventHandler { stop() }
+        source.resume()
+        return source
+    }
+}

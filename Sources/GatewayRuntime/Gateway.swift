@@ -1,0 +1,269 @@
+import Adapters
+import Foundation
+import GatewayConfig
+import GatewayModel
+import Journal
+import Mapping
+import TextSupport
+
+/// What one pass over the adapters did.
+public struct RunSummary: Sendable, Codable {
+    public var files: [FileReport] = []
+    /// Files seen but not yet complete (still settling or waiting for a marker).
+    public var waiting: [String] = []
+    public var counts: IngestCounts {
+        files.reduce(into: IngestCounts()) { $0 += $1.counts }
+    }
+}
+
+/// The pipeline assembled in one place: adapters → mappings → schema validation → journal.
+public final class Gateway: Sendable {
+    public let configuration: LoadedConfiguration
+    let logger: Logger
+
+    public init(configuration: LoadedConfiguration, logger: Logger) {
+        self.configuration = configuration
+        self.logger = logger
+    }
+
+    public func openJournal() throws(JournalError) -> Journal {
+        try Journal(path: configuration.gateway.journalPath)
+    }
+
+    func makeCSVAdapter(_ adapter: AdapterConfiguration, journal: Journal) -> CSVDropAdapter? {
+        guard adapter.enabled, adapter.kind == "csv-drop", let csv = adapter.csv,
+              let plan = configuration.mappings[adapter.mapping] else { return nil }
+        try? FileManager.default.createDirectory(atPath: csv.folder, withIntermediateDirectories: true)
+        return CSVDropAdapter(name: adapter.name, settings: csv, plan: plan, schema: configuration.schema,
+                              journal: journal, logger: logger)
+    }
+
+    /// `esgate run --once`: ingests everything that is complete now, waiting for files that are still settling
+    /// (at most their settle time), then returns. Files waiting for a `.done` marker are left and reported.
+    public func runOnce() throws(JournalError) -> RunSummary {
+        let journal = try openJournal()
+        var summary = RunSummary()
+        for adapter in configuration.adapters {
+            guard let csv = makeCSVAdapter(adapter, journal: journal) else { continue }
+            var rounds = 0
+            while true {
+                let (ready, waiting) = csv.scan()
+                for name in ready { summary.files.append(try csv.ingestFile(named: name)) }
+                rounds += 1
+                guard let wait = csv.nextSettleIn, !waiting.isEmpty, rounds < 1000 else {
+                    summary.waiting += waiting.map { "\(adapter.name)/\($0)" }
+                    break
+                }
+                Thread.sleep(forTimeInterval: min(max(wait, 0.05), 60))
+            }
+        }
+        return summary
+    }
+
+    /// `esgate run`: polls every adapter at its interval until cancelled.
+    public func run() async throws {
+        await withThrowingTaskGroup(of: Void.self) { group in
+            for adapter in configuration.adapters where adapter.enabled {
+                group.addTask { [self] in
+                    try await self.pollLoop(adapter)
+                }
+            }
+            while let result = await group.nextResult() {
+                if case .failure(let error) = result, !(error is CancellationError) {
+                    logger.error("adapter stopped: \(error)")
+                }
+            }
+        }
+    }
+
+    private func pollLoop(_ adapter: AdapterConfiguration) async throws {
+        // Each adapter has its own journal connection; SQLite serializes the writers (busy timeout).
+        let journal = try openJournal()
+        guard let csv = makeCSVAdapter(adapter, journal: journal) else { return }
+        logger.info("watching \(csv.settings.folder) for \(csv.settings.pattern) (adapter \(adapter.name), ready rule \(csv.settings.ready.rawValue))")
+        while !Task.isCancelled {
+            do {
+                _ = try csv.poll()
+            } catch {
+                logger.error("adapter \(adapter.name): \(error); retrying at the next poll")
+            }
+            try await Task.sleep(for: csv.settings.pollInterval)
+        }
+    }
+
+    // MARK: - Quarantine replay
+
+    public struct ReplayReport: Sendable, Codable {
+        public var replayed = 0
+        public var stillFailing = 0
+        public var stored = 0
+        public var unchanged = 0
+        public var failures: [String] = []
+    }
+
+    /// Re-runs quarantined rows through the current mappings: rows that now map and validate are journaled
+    /// (idempotently) and marked replayed; the others stay with their new reason.
+    public func replayQuarantine(source: String? = nil, id: Int64? = nil) throws(JournalError) -> ReplayReport {
+        let journal = try openJournal()
+        var report = ReplayReport()
+        var entries = try journal.quarantined(source: source, openOnly: true, limit: Int.max)
+        if let id { entries = entries.filter { $0.id == id } }
+        for entry in entries {
+            let item = entry.item
+            guard let adapter = configuration.adapters.first(where: { $0.name == item.source }),
+                  let plan = configuration.mappings[adapter.mapping] else {
+                report.stillFailing += 1
+                report.failures.append("#\(entry.id): no adapter named \(item.source) in the configuration")
+                continue
+            }
+            let delimiter = adapter.csv?.delimiter ?? 44
+            try journal.begin()
+            do {
+                let outcome = try replay(entry, plan: plan, delimiter: delimiter, journal: journal)
+                switch outcome {
+                case .success(let counts):
+                    try journal.resolveQuarantine(id: entry.id)
+                    report.replayed += 1
+                    report.stored += counts.stored
+                    report.unchanged += counts.unchanged
+                case .failure(let failure):
+                    try journal.retainQuarantine(id: entry.id, stage: failure.stage, recordType: failure.recordType,
+                                                 field: failure.field, reason: failure.reason)
+                    report.stillFailing += 1
+                    report.failures.append(Redaction.maskIdentityNumbers(in: "#\(entry.id) \(item.origin):\(item.line): \(failure.reason)"))
+                }
+                try journal.commit()
+            } catch {
+                journal.rollback()
+                throw error
+            }
+        }
+        return report
+    }
+
+    struct ReplayFailure: Error {
+        var stage: QuarantineItem.Stage
+        var recordType = ""
+        var field = ""
+        var reason: String
+    }
+
+    private func replay(_ entry: QuarantineEntry, plan: MappingPlan, delimiter: UInt8, journal: Journal) throws(JournalError) -> Result<IngestCounts, ReplayFailure> {
+        let item = entry.item
+        let fields: [String]
+        switch CSVRowDecoding.fields(raw: item.raw, encoding: item.encoding, delimiter: delimiter) {
+        case .success(let decoded): fields = decoded
+        case .failure(.decode(let message)): return .failure(ReplayFailure(stage: .decode, reason: message))
+        case .failure(.parse(let message)): return .failure(ReplayFailure(stage: .parse, reason: message))
+        }
+        let bound: BoundMapping
+        switch plan.bind(header: item.header) {
+        case .success(let mapping): bound = mapping
+        case .failure(let error): return .failure(ReplayFailure(stage: .map, reason: error.message))
+        }
+        let outcome = bound.map(fields)
+        if let error = outcome.errors.first {
+            return .failure(ReplayFailure(stage: .map, recordType: error.recordType, field: error.field, reason: error.description))
+        }
+        var normalized: [NormalizedRecord] = []
+        for draft in outcome.records {
+            switch configuration.schema.normalize(draft) {
+            case .success(let record): normalized.append(record)
+            case .failure(let error):
+                return .failure(ReplayFailure(stage: .validate, recordType: error.recordType, field: error.field, reason: error.description))
+            }
+        }
+        var counts = IngestCounts()
+        for record in normalized {
+            switch try journal.append(record, source: item.source, origin: item.origin, line: item.line) {
+            case .stored: counts.stored += 1
+            case .unchanged: counts.unchanged += 1
+            }
+        }
+        return .success(counts)
+    }
+
+    // MARK: - Mapping test
+
+    public struct MappingTestRow: Sendable, Codable {
+        public var line: Int
+        public var records: [String]
+        public var errors: [String]
+    }
+
+    /// Maps the first `rows` rows of a file and returns each row's records (as PUI XML) or errors.
+    /// Nothing is written to the journal. Identity numbers are masked in the output.
+    public static func testMapping(plan: MappingPlan, schema: PUISchema, file: String, rows: Int,
+                                   encoding: EncodingSetting, delimiter: UInt8 = 44) -> Result<[MappingTestRow], FileReadError> {
+        guard let data = FileManager.default.contents(atPath: file) else {
+            return .failure(FileReadError(path: file, message: "cannot read the file"))
+        }
+        var bytes = [UInt8](data)
+        var textEncoding: TextEncoding = encoding == .utf8 ? .utf8 : .gb18030
+        if bytes.starts(with: [0xEF, 0xBB, 0xBF]) {
+            bytes.removeFirst(3)
+            textEncoding = .utf8
+        } else if encoding == .auto {
+            textEncoding = bytes.withUnsafeBytes { TextDecoder.firstInvalidUTF8($0) } == nil ? .utf8 : .gb18030
+        }
+        let records = MappingTestRunner(bytes: bytes, encoding: textEncoding, delimiter: delimiter)
+        return records.run(plan: plan, schema: schema, rows: rows, file: file)
+    }
+}
+
+/// Splits an in-memory file into rows for `mapping test` (small inputs: the first N rows).
+struct MappingTestRunner {
+    let bytes: [UInt8]
+    let encoding: TextEncoding
+    let delimiter: UInt8
+
+    func run(plan: MappingPlan, schema: PUISchema, rows limit: Int, file: String) -> Result<[Gateway.MappingTestRow], FileReadError> {
+        var rows: [(line: Int, raw: [UInt8])] = []
+        var start = 0, line = 1, rowLine = 1, inQuotes = false
+        for (index, byte) in bytes.enumerated() {
+            if byte == 0x22 { inQuotes.toggle() }
+            if byte == 0x0A {
+                if inQuotes { line += 1; continue }
+                var end = index
+                if end > start, bytes[end - 1] == 0x0D { end -= 1 }
+                rows.append((rowLine, Array(bytes[start..<end])))
+                line += 1
+                rowLine = line
+                start = index + 1
+                if rows.count > limit { break }
+            }
+        }
+        if rows.count <= limit, start < bytes.count { rows.append((rowLine, Array(bytes[start...]))) }
+        guard let headerRow = rows.first else { return .failure(FileReadError(path: file, message: "the file is empty")) }
+        let header: [String]
+        switch CSVRowDecoding.fields(raw: headerRow.raw, encoding: encoding.rawValue, delimiter: delimiter) {
+        case .success(let fields): header = fields
+        case .failure(let error): return .failure(FileReadError(path: file, message: "header: \(error)"))
+        }
+        let bound: BoundMapping
+        switch plan.bind(header: header) {
+        case .success(let mapping): bound = mapping
+        case .failure(let error): return .failure(FileReadError(path: file, message: error.message))
+        }
+        var result: [Gateway.MappingTestRow] = []
+        for row in rows.dropFirst().prefix(limit) where !row.raw.isEmpty {
+            var output = Gateway.MappingTestRow(line: row.line, records: [], errors: [])
+            switch CSVRowDecoding.fields(raw: row.raw, encoding: encoding.rawValue, delimiter: delimiter) {
+            case .failure(let error):
+                output.errors.append(error.description)
+            case .success(let fields):
+                let outcome = bound.map(fields)
+                output.errors += outcome.errors.map(\.description)
+                for draft in outcome.records {
+                    switch schema.normalize(draft) {
+                    case .success(let record): output.records.append(Redaction.maskIdentityNumbers(in: record.body))
+                    case .failure(let error): output.errors.append(error.description)
+                    }
+                }
+            }
+            output.errors = output.errors.map { Redaction.maskIdentityNumbers(in: $0) }
+            result.append(output)
+        }
+        return .success(result)
+    }
+}

@@ -1,0 +1,78 @@
+import Foundation
+import GatewayConfig
+import GatewayModel
+import Mapping
+
+/// gateway.yaml with its adapters and compiled mappings, all checked.
+public struct LoadedConfiguration: Sendable {
+    public let gateway: GatewayConfiguration
+    public let adapters: [AdapterConfiguration]
+    public let mappings: [String: MappingPlan]
+    public let schema: PUISchema
+}
+
+/// Loads and checks the whole configuration tree, collecting every error (file:line: key: message).
+public func loadConfiguration(path: String, environment: [String: String] = ProcessInfo.processInfo.environment)
+    -> Result<LoadedConfiguration, ConfigErrors> {
+    var errors: [ConfigError] = []
+    guard FileManager.default.fileExists(atPath: path) else {
+        return .failure(ConfigErrors([ConfigError(file: path, line: 0, key: "", message: "configuration file not found (use --config or ESGATE_CONFIG)")]))
+    }
+    guard let gateway = GatewayConfiguration.load(file: path, environment: environment, errors: &errors) else {
+        return .failure(ConfigErrors(errors))
+    }
+    let schema: PUISchema
+    do {
+        schema = try PUISchema.shipped()
+    } catch {
+        return .failure(ConfigErrors(errors + [ConfigError(file: "schema/pui-v1.xsd", line: 0, key: "", message: error.description)]))
+    }
+    var mappings: [String: MappingPlan] = [:]
+    var mappingFiles: [String: String] = [:]
+    if !FileManager.default.fileExists(atPath: gateway.mappingsDirectory) {
+        errors.append(ConfigError(file: path, line: 0, key: "mappings_dir", message: "folder \(gateway.mappingsDirectory) does not exist"))
+    }
+    for file in yamlFiles(in: gateway.mappingsDirectory) {
+        guard let spec = MappingSpec.load(file: file, environment: environment, errors: &errors) else { continue }
+        if let other = mappingFiles[spec.name] {
+            errors.append(ConfigError(file: file, line: 1, key: "name", message: "mapping name '\(spec.name)' is also used by \(other)"))
+            continue
+        }
+        mappingFiles[spec.name] = file
+        switch MappingPlan.compile(spec, schema: schema) {
+        case .success(let plan): mappings[spec.name] = plan
+        case .failure(let failure): errors += failure.errors
+        }
+    }
+    var adapters: [AdapterConfiguration] = []
+    if !FileManager.default.fileExists(atPath: gateway.adaptersDirectory) {
+        errors.append(ConfigError(file: path, line: 0, key: "adapters_dir", message: "folder \(gateway.adaptersDirectory) does not exist"))
+    }
+    for file in yamlFiles(in: gateway.adaptersDirectory) {
+        guard let adapter = AdapterConfiguration.load(file: file, environment: environment, errors: &errors) else { continue }
+        if adapters.contains(where: { $0.name == adapter.name }) {
+            errors.append(ConfigError(file: file, line: 1, key: "name", message: "adapter name '\(adapter.name)' is used twice"))
+        }
+        if !adapter.mapping.isEmpty, mappingFiles[adapter.mapping] == nil {
+            errors.append(ConfigError(file: file, line: lineOf(key: "mapping", in: file), key: "mapping",
+                                      message: "no mapping named '\(adapter.mapping)' in \(gateway.mappingsDirectory) (known: \(mappingFiles.keys.sorted().joined(separator: ", ")))"))
+        }
+        adapters.append(adapter)
+    }
+    if !errors.isEmpty { return .failure(ConfigErrors(errors)) }
+    return .success(LoadedConfiguration(gateway: gateway, adapters: adapters, mappings: mappings, schema: schema))
+}
+
+/// The line of a top-level key in a YAML file (for errors found after parsing).
+func lineOf(key: String, in file: String) -> Int {
+    guard let text = try? String(contentsOfFile: file, encoding: .utf8) else { return 0 }
+    for (index, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() where line.hasPrefix(key + ":") {
+        return index + 1
+    }
+    return 0
+}
+
+/// The configuration file to use: `--config`, then `ESGATE_CONFIG`, then ./gateway.yaml.
+public func configurationPath(option: String?, environment: [String: String] = ProcessInfo.processInfo.environment) -> String {
+    option ?? environment["ESGATE_CONFIG"] ?? "gateway.yaml"
+}

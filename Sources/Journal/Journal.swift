@@ -1,0 +1,459 @@
+import CryptoSupport
+import Foundation
+import GatewayModel
+import SQLiteSupport
+
+/// A journal failure, with the operation that failed.
+public struct JournalError: Error, CustomStringConvertible, Sendable {
+    public let operation: String
+    public let underlying: String
+    public var description: String { "journal: \(operation): \(underlying)" }
+
+    public init(operation: String, underlying: String) {
+        self.operation = operation
+        self.underlying = underlying
+    }
+}
+
+/// What appending a record did.
+public enum AppendOutcome: Sendable, Equatable {
+    /// A new key (rev 1) or changed content (rev + 1).
+    case stored(rev: Int64, seq: Int64)
+    /// Identical content is already the latest revision of the key: nothing was added.
+    case unchanged
+}
+
+/// A journal entry as consumers read it.
+public struct JournalEntry: Sendable, Equatable {
+    public let seq: Int64
+    public let type: String
+    public let key: String
+    public let rev: Int64
+    public let digest: String
+    public let body: String
+    public let source: String
+    public let origin: String?
+    public let line: Int
+    public let ingestedAt: Date
+}
+
+/// Where a quarantined row came from and why it is held back.
+public struct QuarantineItem: Sendable {
+    public enum Stage: String, Sendable {
+        /// Bytes that do not decode in the file's encoding.
+        case decode
+        /// Malformed CSV structure (e.g. an unterminated quote at end of file).
+        case parse
+        /// The mapping could not build a record (bad date, unknown code, no route).
+        case map
+        /// The record does not satisfy the PUI schema.
+        case validate
+    }
+    public var source: String
+    public var mapping: String
+    public var origin: String
+    public var line: Int
+    public var stage: Stage
+    public var recordType: String
+    public var field: String
+    public var reason: String
+    /// The row exactly as read (undecoded bytes), so that a replay starts from the source.
+    public var raw: [UInt8]
+    public var encoding: String
+    /// The file's header row (decoded), needed to map the row again.
+    public var header: [String]
+
+    public init(source: String, mapping: String, origin: String, line: Int, stage: Stage, recordType: String,
+                field: String, reason: String, raw: [UInt8], encoding: String, header: [String]) {
+        self.source = source
+        self.mapping = mapping
+        self.origin = origin
+        self.line = line
+        self.stage = stage
+        self.recordType = recordType
+        self.field = field
+        self.reason = reason
+        self.raw = raw
+        self.encoding = encoding
+        self.header = header
+    }
+}
+
+/// A stored quarantine entry.
+public struct QuarantineEntry: Sendable {
+    public let id: Int64
+    public let item: QuarantineItem
+    public let state: String
+    public let attempts: Int
+    public let createdAt: Date
+}
+
+/// Progress of one dropped file, keyed by its content hash.
+public struct FileProgress: Sendable, Equatable {
+    public enum State: String, Sendable { case ingesting, done, rejected }
+    public let sha256: String
+    public let source: String
+    public let name: String
+    public let state: State
+    /// Byte offset just after the last row committed.
+    public let offset: Int64
+    /// Physical line where the next row starts.
+    public let line: Int
+    public let rows: Int
+    public let records: Int
+    public let quarantined: Int
+}
+
+/// The durable local log (SQLite, WAL, synchronous=FULL). Not Sendable: one connection per task.
+public final class Journal {
+    public let path: String
+    let database: SQLiteDatabase
+    private var upsertHead: SQLiteStatement?
+    private var insertRecord: SQLiteStatement?
+    private var insertQuarantine: SQLiteStatement?
+    private var inTransaction = false
+    private let now: () -> Date
+
+    public static let schemaVersion = 1
+
+    /// Opens or creates the journal. `synchronous` FULL is the production setting: a committed batch survives
+    /// power loss; tests may pass `false` for NORMAL only where durability is not what they test.
+    public init(path: String, durable: Bool = true, now: @escaping () -> Date = Date.init) throws(JournalError) {
+        self.path = path
+        self.now = now
+        do {
+            let directory = (path as NSString).deletingLastPathComponent
+            if !directory.isEmpty {
+                try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            }
+            database = try SQLiteDatabase(path: path)
+            try database.execute("PRAGMA journal_mode=WAL")
+            try database.execute("PRAGMA synchronous=\(durable ? "FULL" : "NORMAL")")
+            try database.execute("PRAGMA foreign_keys=ON")
+            try migrate()
+        } catch let error as SQLiteError {
+            throw JournalError(operation: "open \(path)", underlying: error.description)
+        } catch {
+            throw JournalError(operation: "open \(path)", underlying: "\(error)")
+        }
+    }
+
+    private func migrate() throws {
+        try database.execute("""
+            CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+            INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', '\(Self.schemaVersion)');
+            -- The latest revision and content digest of every key: the revision check is one upsert, not a query.
+            CREATE TABLE IF NOT EXISTS heads(
+                type TEXT NOT NULL, key TEXT NOT NULL, rev INTEGER NOT NULL, digest BLOB NOT NULL,
+                PRIMARY KEY(type, key)) WITHOUT ROWID;
+            -- Every stored revision, in ingest order; seq is what consumers' cursors point at.
+            CREATE TABLE IF NOT EXISTS records(
+                seq INTEGER PRIMARY KEY, type TEXT NOT NULL, key TEXT NOT NULL, rev INTEGER NOT NULL,
+                digest BLOB NOT NULL, body TEXT NOT NULL, source TEXT NOT NULL, origin TEXT, line INTEGER,
+                ingested_at INTEGER NOT NULL);
+            CREATE TABLE IF NOT EXISTS files(
+                sha256 TEXT PRIMARY KEY, source TEXT NOT NULL, name TEXT NOT NULL, size INTEGER NOT NULL,
+                state TEXT NOT NULL, offset INTEGER NOT NULL DEFAULT 0, line INTEGER NOT NULL DEFAULT 1,
+                rows INTEGER NOT NULL DEFAULT 0, records INTEGER NOT NULL DEFAULT 0,
+                quarantined INTEGER NOT NULL DEFAULT 0, encoding TEXT, reason TEXT,
+                started_at INTEGER NOT NULL, finished_at INTEGER);
+            -- Positions of non-file sources (e.g. database watermarks), committed with their records.
+            CREATE TABLE IF NOT EXISTS source_offsets(
+                source TEXT PRIMARY KEY, position TEXT NOT NULL, updated_at INTEGER NOT NULL);
+            CREATE TABLE IF NOT EXISTS quarantine(
+                id INTEGER PRIMARY KEY, source TEXT NOT NULL, mapping TEXT NOT NULL, origin TEXT NOT NULL,
+                line INTEGER NOT NULL, stage TEXT NOT NULL, record_type TEXT NOT NULL, field TEXT NOT NULL,
+                reason TEXT NOT NULL, raw BLOB NOT NULL, encoding TEXT NOT NULL, header TEXT NOT NULL,
+                state TEXT NOT NULL DEFAULT 'open', attempts INTEGER NOT NULL DEFAULT 0,
+                created_at INTEGER NOT NULL, resolved_at INTEGER);
+            CREATE INDEX IF NOT EXISTS quarantine_open ON quarantine(state, source);
+            CREATE TABLE IF NOT EXISTS cursors(
+                consumer TEXT PRIMARY KEY, seq INTEGER NOT NULL, updated_at INTEGER NOT NULL);
+            """)
+    }
+
+    private func wrap<T>(_ operation: String, _ body: () throws -> T) throws(JournalError) -> T {
+        do {
+            return try body()
+        } catch let error as JournalError {
+            throw error
+        } catch {
+            throw JournalError(operation: operation, underlying: "\(error)")
+        }
+    }
+
+    private var milliseconds: Int64 { Int64((now().timeIntervalSince1970 * 1000).rounded()) }
+
+    // MARK: - Transactions
+
+    /// Starts a write batch (BEGIN IMMEDIATE). Records, quarantine entries and source progress written until
+    /// `commit()` become durable together, or not at all.
+    public func begin() throws(JournalError) {
+        try wrap("begin") { try database.execute("BEGIN IMMEDIATE") }
+        inTransaction = true
+    }
+
+    public func commit() throws(JournalError) {
+        try wrap("commit") { try database.execute("COMMIT") }
+        inTransaction = false
+    }
+
+    public func rollback() {
+        if inTransaction { try? database.execute("ROLLBACK") }
+        inTransaction = false
+    }
+
+    /// Runs `body` in one transaction.
+    public func batch<T>(_ body: () throws -> T) throws(JournalError) -> T {
+        try begin()
+        do {
+            let result = try body()
+            try commit()
+            return result
+        } catch {
+            rollback()
+            if let error = error as? JournalError { throw error }
+            throw JournalError(operation: "batch", underlying: "\(error)")
+        }
+    }
+
+    // MARK: - Records
+
+    /// Appends a validated record: rev 1 for a new key, rev + 1 when the content changed, nothing when the
+    /// content is identical to the key's latest revision.
+    public func append(_ record: NormalizedRecord, source: String, origin: String?, line: Int) throws(JournalError) -> AppendOutcome {
+        try wrap("append \(record.type)") {
+            if upsertHead == nil {
+                upsertHead = try database.prepare("""
+                    INSERT INTO heads(type, key, rev, digest) VALUES (?1, ?2, 1, ?3)
+                    ON CONFLICT(type, key) DO UPDATE SET rev = heads.rev + 1, digest = excluded.digest
+                    WHERE heads.digest <> excluded.digest
+                    RETURNING rev
+                    """)
+                insertRecord = try database.prepare("""
+                    INSERT INTO records(type, key, rev, digest, body, source, origin, line, ingested_at)
+                    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+                    """)
+            }
+            guard let upsertHead, let insertRecord else { return .unchanged }
+            let digest = Digest.sha256(record.body)
+            upsertHead.reset()
+            try upsertHead.bind(text: record.type, at: 1)
+            try upsertHead.bind(text: record.key, at: 2)
+            try digest.withUnsafeBytes { try upsertHead.bind(bytes: $0, at: 3) }
+            guard try upsertHead.step() else {
+                upsertHead.reset()
+                return .unchanged
+            }
+            let rev = upsertHead.int(at: 0)
+            while try upsertHead.step() {}
+            upsertHead.reset()
+            insertRecord.reset()
+            try insertRecord.bind(text: record.type, at: 1)
+            try insertRecord.bind(text: record.key, at: 2)
+            try insertRecord.bind(int: rev, at: 3)
+            try digest.withUnsafeBytes { try insertRecord.bind(bytes: $0, at: 4) }
+            try insertRecord.bind(text: record.body, at: 5)
+            try insertRecord.bind(text: source, at: 6)
+            if let origin { try insertRecord.bind(text: origin, at: 7) }
+            try insertRecord.bind(int: Int64(line), at: 8)
+            try insertRecord.bind(int: milliseconds, at: 9)
+            try insertRecord.step()
+            insertRecord.reset()
+            return .stored(rev: rev, seq: database.lastInsertRowID)
+        }
+    }
+
+    /// Entries after `seq`, in order.
+    public func entries(after seq: Int64, limit: Int = 1000, types: [String]? = nil) throws(JournalError) -> [JournalEntry] {
+        try wrap("read entries") {
+            var sql = "SELECT seq, type, key, rev, digest, body, source, origin, line, ingested_at FROM records WHERE seq > ?1"
+            if let types, !types.isEmpty {
+                sql += " AND type IN (" + types.map { "'" + $0.replacingOccurrences(of: "'", with: "''") + "'" }.joined(separator: ",") + ")"
+            }
+            sql += " ORDER BY seq LIMIT ?2"
+            let statement = try database.prepare(sql)
+            try statement.bind([.integer(seq), .integer(Int64(limit))])
+            var result: [JournalEntry] = []
+            while try statement.step() {
+                result.append(JournalEntry(
+                    seq: statement.int(at: 0), type: statement.text(at: 1), key: statement.text(at: 2),
+                    rev: statement.int(at: 3), digest: statement.blob(at: 4).hexString, body: statement.text(at: 5),
+                    source: statement.text(at: 6), origin: statement.isNull(at: 7) ? nil : statement.text(at: 7),
+                    line: Int(statement.int(at: 8)),
+                    ingestedAt: Date(timeIntervalSince1970: Double(statement.int(at: 9)) / 1000)))
+            }
+            return result
+        }
+    }
+
+    /// The latest revision of a key, if any.
+    public func head(type: String, key: String) throws(JournalError) -> (rev: Int64, digest: String)? {
+        try wrap("read head") {
+            let rows = try database.query("SELECT rev, digest FROM heads WHERE type = ?1 AND key = ?2", [.text(type), .text(key)])
+            guard let row = rows.first, let rev = row[0].intValue, case .blob(let digest) = row[1] else { return nil }
+            return (rev, digest.hexString)
+        }
+    }
+
+    // MARK: - Quarantine
+
+    public func quarantine(_ item: QuarantineItem) throws(JournalError) {
+        try wrap("quarantine") {
+            if insertQuarantine == nil {
+                insertQuarantine = try database.prepare("""
+                    INSERT INTO quarantine(source, mapping, origin, line, stage, record_type, field, reason, raw, encoding, header, created_at)
+                    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
+                    """)
+            }
+            guard let statement = insertQuarantine else { return }
+            try statement.bind([
+                .text(item.source), .text(item.mapping), .text(item.origin), .integer(Int64(item.line)),
+                .text(item.stage.rawValue), .text(item.recordType), .text(item.field), .text(item.reason),
+                .blob(item.raw), .text(item.encoding), .text(Self.encodeHeader(item.header)), .integer(milliseconds),
+            ])
+            try statement.step()
+            statement.reset()
+        }
+    }
+
+    /// Quarantine entries, newest last; `openOnly` hides those resolved by a replay.
+    public func quarantined(source: String? = nil, openOnly: Bool = true, limit: Int = 1000) throws(JournalError) -> [QuarantineEntry] {
+        try wrap("list quarantine") {
+            var conditions: [String] = []
+            var bindings: [SQLiteValue] = []
+            if openOnly { conditions.append("state = 'open'") }
+            if let source { bindings.append(.text(source)); conditions.append("source = ?\(bindings.count)") }
+            bindings.append(.integer(Int64(limit)))
+            let whereClause = conditions.isEmpty ? "" : "WHERE " + conditions.joined(separator: " AND ")
+            let statement = try database.prepare("""
+                SELECT id, source, mapping, origin, line, stage, record_type, field, reason, raw, encoding, header,
+                       state, attempts, created_at
+                FROM quarantine \(whereClause) ORDER BY id LIMIT ?\(bindings.count)
+                """)
+            try statement.bind(bindings)
+            var result: [QuarantineEntry] = []
+            while try statement.step() {
+                let item = QuarantineItem(
+                    source: statement.text(at: 1), mapping: statement.text(at: 2), origin: statement.text(at: 3),
+                    line: Int(statement.int(at: 4)), stage: QuarantineItem.Stage(rawValue: statement.text(at: 5)) ?? .map,
+                    recordType: statement.text(at: 6), field: statement.text(at: 7), reason: statement.text(at: 8),
+                    raw: statement.blob(at: 9), encoding: statement.text(at: 10),
+                    header: Self.decodeHeader(statement.text(at: 11)))
+                result.append(QuarantineEntry(id: statement.int(at: 0), item: item, state: statement.text(at: 12),
+                                              attempts: Int(statement.int(at: 13)),
+                                              createdAt: Date(timeIntervalSince1970: Double(statement.int(at: 14)) / 1000)))
+            }
+            return result
+        }
+    }
+
+    /// Marks a quarantine entry replayed successfully.
+    public func resolveQuarantine(id: Int64) throws(JournalError) {
+        try wrap("resolve quarantine") {
+            try database.prepare("UPDATE quarantine SET state = 'replayed', resolved_at = ?2, attempts = attempts + 1 WHERE id = ?1")
+                .run([.integer(id), .integer(milliseconds)])
+        }
+    }
+
+    /// Records a failed replay: the entry stays open with the new reason.
+    public func retainQuarantine(id: Int64, stage: QuarantineItem.Stage, recordType: String, field: String, reason: String) throws(JournalError) {
+        try wrap("update quarantine") {
+            try database.prepare("UPDATE quarantine SET stage = ?2, record_type = ?3, field = ?4, reason = ?5, attempts = attempts + 1 WHERE id = ?1")
+                .run([.integer(id), .text(stage.rawValue), .text(recordType), .text(field), .text(reason)])
+        }
+    }
+
+    // Header lists are stored as U+001F-separated text: it cannot occur in a decoded CSV header.
+    static func encodeHeader(_ header: [String]) -> String { header.joined(separator: "\u{1F}") }
+    static func decodeHeader(_ text: String) -> [String] {
+        text.isEmpty ? [] : text.split(separator: "\u{1F}", omittingEmptySubsequences: false).map(String.init)
+    }
+
+    // MARK: - Files and offsets
+
+    public func fileProgress(sha256: String) throws(JournalError) -> FileProgress? {
+        try wrap("read file progress") {
+            let statement = try database.prepare(
+                "SELECT sha256, source, name, state, offset, line, rows, records, quarantined FROM files WHERE sha256 = ?1")
+            try statement.bind([.text(sha256)])
+            guard try statement.step() else { return nil }
+            return FileProgress(sha256: statement.text(at: 0), source: statement.text(at: 1), name: statement.text(at: 2),
+                                state: FileProgress.State(rawValue: statement.text(at: 3)) ?? .ingesting,
+                                offset: statement.int(at: 4), line: Int(statement.int(at: 5)), rows: Int(statement.int(at: 6)),
+                                records: Int(statement.int(at: 7)), quarantined: Int(statement.int(at: 8)))
+        }
+    }
+
+    public func startFile(sha256: String, source: String, name: String, size: Int64, encoding: String) throws(JournalError) {
+        try wrap("start file") {
+            try database.prepare("""
+                INSERT INTO files(sha256, source, name, size, state, encoding, started_at) VALUES (?1, ?2, ?3, ?4, 'ingesting', ?5, ?6)
+                ON CONFLICT(sha256) DO NOTHING
+                """).run([.text(sha256), .text(source), .text(name), .integer(size), .text(encoding), .integer(milliseconds)])
+        }
+    }
+
+    /// Records how far a file has been ingested; call inside the batch that wrote its rows.
+    public func advanceFile(sha256: String, offset: Int64, line: Int, rows: Int, records: Int, quarantined: Int) throws(JournalError) {
+        try wrap("advance file") {
+            try database.prepare("""
+                UPDATE files SET offset = ?2, line = ?3, rows = rows + ?4, records = records + ?5, quarantined = quarantined + ?6
+                WHERE sha256 = ?1
+                """).run([.text(sha256), .integer(offset), .integer(Int64(line)), .integer(Int64(rows)),
+                          .integer(Int64(records)), .integer(Int64(quarantined))])
+        }
+    }
+
+    public func finishFile(sha256: String, state: FileProgress.State, reason: String? = nil) throws(JournalError) {
+        try wrap("finish file") {
+            try database.prepare("UPDATE files SET state = ?2, reason = ?3, finished_at = ?4 WHERE sha256 = ?1")
+                .run([.text(sha256), .text(state.rawValue), reason.map(SQLiteValue.text) ?? .null, .integer(milliseconds)])
+        }
+    }
+
+    /// Records a rejected file that never got as far as ingesting (unreadable, header mismatch).
+    public func rejectFile(sha256: String, source: String, name: String, size: Int64, reason: String) throws(JournalError) {
+        try wrap("reject file") {
+            try database.prepare("""
+                INSERT INTO files(sha256, source, name, size, state, reason, started_at, finished_at)
+                VALUES (?1, ?2, ?3, ?4, 'rejected', ?5, ?6, ?6)
+                ON CONFLICT(sha256) DO UPDATE SET state = 'rejected', reason = excluded.reason, finished_at = excluded.finished_at
+                """).run([.text(sha256), .text(source), .text(name), .integer(size), .text(reason), .integer(milliseconds)])
+        }
+    }
+
+    public func sourceOffset(_ source: String) throws(JournalError) -> String? {
+        try wrap("read source offset") {
+            try database.query("SELECT position FROM source_offsets WHERE source = ?1", [.text(source)]).first?.first?.textValue
+        }
+    }
+
+    /// Saves a source position; call inside the batch that wrote the records read up to it.
+    public func setSourceOffset(_ source: String, position: String) throws(JournalError) {
+        try wrap("save source offset") {
+            try database.prepare("""
+                INSERT INTO source_offsets(source, position, updated_at) VALUES (?1, ?2, ?3)
+                ON CONFLICT(source) DO UPDATE SET position = excluded.position, updated_at = excluded.updated_at
+                """).run([.text(source), .text(position), .integer(milliseconds)])
+        }
+    }
+
+    // MARK: - Consumer cursors
+
+    public func cursor(_ consumer: String) throws(JournalError) -> Int64 {
+        try wrap("read cursor") {
+            try database.query("SELECT seq FROM cursors WHERE consumer = ?1", [.text(consumer)]).first?.first?.intValue ?? 0
+        }
+    }
+
+    /// Moves a consumer's cursor forward (never backward).
+    public func advanceCursor(_ consumer: String, to seq: Int64) throws(JournalError) {
+        try wrap("advance cursor") {
+            try database.prepare("""
+                INSERT INTO cursors(consumer, seq, updated_at) VALUES (?1, ?2, ?3)
+                ON CONFLICT(consumer) DO UPDATE SET seq = max(cursors.seq, excluded.seq), updated_at = excluded.updated_at
+                """).run([.text(consumer), .integer(seq), .integer(milliseconds)])
+        }
+    }
+}

@@ -1,0 +1,271 @@
+import GatewayConfig
+import GatewayModel
+
+/// Why one source row could not become a record.
+public struct MappingError: Error, CustomStringConvertible, Sendable, Equatable {
+    /// The record type being built ("" when the row matched no record route).
+    public let recordType: String
+    /// The PUI field at fault (e.g. `AppliedAt`), or "" for the row as a whole.
+    public let field: String
+    /// The source column involved, if any.
+    public let column: String?
+    public let message: String
+
+    public init(recordType: String, field: String, column: String?, message: String) {
+        self.recordType = recordType
+        self.field = field
+        self.column = column
+        self.message = message
+    }
+
+    public var description: String {
+        var where_ = recordType.isEmpty ? "" : recordType
+        if !field.isEmpty { where_ += "." + field }
+        if let column { where_ += " (column \(column))" }
+        return where_.isEmpty ? message : "\(where_): \(message)"
+    }
+}
+
+/// A mapping compiled against the schema: record types and field paths checked, code tables resolved.
+public struct MappingPlan: Sendable {
+    public let name: String
+    public let file: String
+    let records: [RecordSpec]
+    let tables: [String: CodeTableSpec]
+    let fieldRules: [[FieldRule]]
+    /// For each record, the column slot of each of its conditions.
+    let conditionSlots: [[Int]]
+
+    /// Every source column the mapping reads (conditions and fields).
+    public let columns: [String]
+
+    /// Compiles a mapping. Problems (unknown record types or fields, unknown code tables, bad formats) are
+    /// reported with the mapping file's line.
+    public static func compile(_ spec: MappingSpec, schema: PUISchema) -> Result<MappingPlan, ConfigErrors> {
+        var errors: [ConfigError] = []
+        func report(_ line: Int, _ key: String, _ message: String) {
+            errors.append(ConfigError(file: spec.file, line: line, key: key, message: message))
+        }
+        var columns: [String] = []
+        func use(_ column: String) -> Int {
+            if let slot = columns.firstIndex(of: column) { return slot }
+            columns.append(column)
+            return columns.count - 1
+        }
+        var conditionSlots: [[Int]] = []
+        var rules: [[FieldRule]] = []
+        if spec.records.isEmpty { report(1, "records", "a mapping needs at least one record") }
+        for record in spec.records {
+            guard let recordType = schema.recordTypes[record.type] else {
+                report(record.line, "type", "'\(record.type)' is not a PUI record type (one of: \(schema.recordTypes.keys.sorted().joined(separator: ", ")))")
+                rules.append([])
+                conditionSlots.append([])
+                continue
+            }
+            let known = schema.fieldPaths(of: recordType)
+            var recordRules: [FieldRule] = []
+            for field in record.fields {
+                if !known.contains(field.path) {
+                    report(field.line, field.path, "\(record.type) has no element \(field.path); its fields are: \(known.joined(separator: ", "))")
+                }
+                if let table = field.codeTable, spec.codeTables[table] == nil {
+                    report(field.line, field.path, "unknown code table '\(table)'")
+                }
+                var formats: [DateTimeFormat] = []
+                for text in field.dateTimeFormats {
+                    switch DateTimeFormat.compile(text) {
+                    case .success(let format): formats.append(format)
+                    case .failure(let message): report(field.line, field.path, message.message)
+                    }
+                }
+                let slot = field.column.map(use)
+                recordRules.append(FieldRule(spec: field, formats: formats, slot: slot))
+            }
+            for field in recordType.keyFields where !record.fields.contains(where: { $0.path == field }) {
+                report(record.line, "fields", "\(record.type) needs its key field \(field)")
+            }
+            conditionSlots.append(record.conditions.map { use($0.column) })
+            rules.append(recordRules)
+        }
+        if !errors.isEmpty { return .failure(ConfigErrors(errors)) }
+        return .success(MappingPlan(name: spec.name, file: spec.file, records: spec.records, tables: spec.codeTables,
+                                    fieldRules: rules, conditionSlots: conditionSlots, columns: columns))
+    }
+
+    /// Binds the plan to a file's header. Columns the mapping needs but the header lacks are an error;
+    /// extra columns are ignored. Header names are compared after trimming spaces and a BOM.
+    public func bind(header: [String]) -> Result<BoundMapping, MappingError> {
+        var index: [String: Int] = [:]
+        for (position, name) in header.enumerated() {
+            let clean = name.trimmingSpaces().replacingBOM()
+            if index[clean] == nil { index[clean] = position }
+        }
+        let missing = columns.filter { index[$0] == nil }
+        if !missing.isEmpty {
+            return .failure(MappingError(recordType: "", field: "", column: nil,
+                                         message: "header lacks column(s) \(missing.joined(separator: ", ")) needed by mapping \(name); header has: \(header.joined(separator: ","))"))
+        }
+        return .success(BoundMapping(plan: self, columnIndex: columns.map { index[$0] ?? 0 }))
+    }
+}
+
+extension PUISchema {
+    /// All field paths of a record type, nested ones with dots.
+    public func fieldPaths(of recordType: RecordType) -> [String] {
+        func paths(_ elements: [ElementDeclaration], _ prefix: String) -> [String] {
+            elements.flatMap { element -> [String] in
+                switch element.content {
+                case .simple: return [prefix + element.name]
+                case .complex(let name): return paths(complexTypes[name] ?? [], prefix + element.name + ".")
+                }
+            }
+        }
+        return paths(recordType.elements, "")
+    }
+}
+
+struct FieldRule: Sendable {
+    let spec: FieldSpec
+    let formats: [DateTimeFormat]
+    /// Position of the field's column in `MappingPlan.columns`.
+    let slot: Int?
+}
+
+/// The result of mapping one row: the records it yields and the errors of those that could not be built.
+public struct RowOutcome: Sendable {
+    public var records: [DraftRecord] = []
+    public var errors: [MappingError] = []
+}
+
+/// A plan bound to one header: maps rows by column position.
+public struct BoundMapping: Sendable {
+    public let plan: MappingPlan
+    /// Position in the row of each of `plan.columns`.
+    let columnIndex: [Int]
+
+    private func value(slot: Int, in row: [String]) -> String {
+        let position = columnIndex[slot]
+        return position < row.count ? row[position] : ""
+    }
+
+    /// Maps one row. A row that matches no record route is an error, never silently skipped.
+    public func map(_ row: [String]) -> RowOutcome {
+        var outcome = RowOutcome()
+        var matched = false
+        for (index, record) in plan.records.enumerated() {
+            let slots = plan.conditionSlots[index]
+            guard record.conditions.indices.allSatisfy({ holds(record.conditions[$0], slot: slots[$0], row) }) else { continue }
+            matched = true
+            var draft = DraftRecord(type: record.type)
+            draft.fields.reserveCapacity(plan.fieldRules[index].count)
+            var failed = false
+            for rule in plan.fieldRules[index] {
+                switch evaluate(rule, row: row) {
+                case .success(let value?): draft.fields.append((rule.spec.path, value))
+                case .success(nil): continue
+                case .failure(let message):
+                    outcome.errors.append(MappingError(recordType: record.type, field: rule.spec.path,
+                                                       column: rule.spec.column, message: message.message))
+                    failed = true
+                }
+                if failed { break }
+            }
+            if !failed { outcome.records.append(draft) }
+        }
+        if !matched {
+            let described = Set(plan.records.flatMap(\.conditions).map(\.column)).sorted()
+                .map { column in "\(column)='\(plan.columns.firstIndex(of: column).map { value(slot: $0, in: row) } ?? "")'" }
+                .joined(separator: ", ")
+            outcome.errors.append(MappingError(recordType: "", field: "", column: nil,
+                                               message: "no record of mapping \(plan.name) applies to this row (\(described))"))
+        }
+        return outcome
+    }
+
+    private func holds(_ condition: ConditionSpec, slot: Int, _ row: [String]) -> Bool {
+        let text = value(slot: slot, in: row).trimmingSpaces()
+        switch condition.test {
+        case .oneOf(let values): return values.contains(text)
+        case .noneOf(let values): return !values.contains(text)
+        case .blank: return text.isEmpty
+        case .notBlank: return !text.isEmpty
+        case .nonZero:
+            guard !text.isEmpty else { return false }
+            return text.contains { $0 >= "1" && $0 <= "9" }
+        }
+    }
+
+    /// nil: the field is absent (blank and no default); the schema decides whether that is allowed.
+    private func evaluate(_ rule: FieldRule, row: [String]) -> Result<String?, Failure> {
+        let spec = rule.spec
+        var text: String
+        if let constant = spec.constant {
+            text = constant
+        } else if let slot = rule.slot {
+            text = value(slot: slot, in: row)
+            if spec.trim { text = text.trimmingSpaces() }
+        } else {
+            text = ""
+        }
+        if text.isEmpty {
+            guard let fallback = spec.defaultValue else { return .success(nil) }
+            text = fallback
+        }
+        if let tableName = spec.codeTable, let table = plan.tables[tableName] {
+            if let mapped = table.entries[text] {
+                text = mapped
+            } else if let fallback = table.fallback {
+                text = fallback
+            } else if !table.passThrough {
+                return .failure("'\(text)' is not in code table \(tableName)")
+            }
+        }
+        if spec.identity18 {
+            switch IdentityNumber.normalize(text) {
+            case .success(let normalized): text = normalized
+            case .failure(let message): return .failure(message)
+            }
+        }
+        if !rule.formats.isEmpty {
+            var parsed: String?
+            for format in rule.formats {
+                if let value = format.beijingTime(from: text, utcOffsetMinutes: spec.utcOffsetMinutes) {
+                    parsed = value
+                    break
+                }
+            }
+            guard let parsed else {
+                return .failure("'\(text)' does not match the time format \(spec.dateTimeFormats.joined(separator: " or "))")
+            }
+            text = parsed
+        }
+        if let places = spec.decimalPlaces {
+            switch DecimalFormatting.normalize(text, places: places) {
+            case .success(let value): text = value
+            case .failure(let message): return .failure(message)
+            }
+        }
+        if spec.integer {
+            switch DecimalFormatting.normalizeInteger(text) {
+            case .success(let value): text = value
+            case .failure(let message): return .failure(message)
+            }
+        }
+        return .success(text)
+    }
+}
+
+extension String {
+    /// Trims ASCII and ideographic spaces, tabs and line breaks (legacy exports pad with both).
+    func trimmingSpaces() -> String {
+        let isSpace: (Character) -> Bool = { $0 == " " || $0 == "\t" || $0 == "\r" || $0 == "\n" || $0 == "\u{3000}" || $0 == "\r\n" }
+        guard let first = firstIndex(where: { !isSpace($0) }) else { return "" }
+        guard let last = lastIndex(where: { !isSpace($0) }) else { return "" }
+        if first == startIndex && last == index(before: endIndex) { return self }
+        return String(self[first...last])
+    }
+
+    func replacingBOM() -> String {
+        hasPrefix("\u{FEFF}") ? String(dropFirst()) : self
+    }
+}

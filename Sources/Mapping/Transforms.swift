@@ -1,0 +1,212 @@
+import GatewayConfig
+
+/// A legacy date/time format such as `yyyy-MM-dd HH:mm:ss`, `yyyy/M/d H:mm`, `yyyyMMddHHmmss` or `yyyy-MM-dd`.
+/// Tokens: yyyy, MM/M, dd/d, HH/H, mm, ss, SSS (milliseconds, 1-3 digits); anything else is literal.
+struct DateTimeFormat: Sendable {
+    enum Token: Sendable {
+        case year, month(fixed: Bool), day(fixed: Bool), hour(fixed: Bool), minute, second, fraction
+        case literal(UInt8)
+    }
+    let tokens: [Token]
+
+    static func compile(_ format: String) -> Result<DateTimeFormat, Failure> {
+        var tokens: [Token] = []
+        let bytes = Array(format.utf8)
+        var i = 0
+        func run(of byte: UInt8) -> Int {
+            var n = 0
+            while i + n < bytes.count, bytes[i + n] == byte { n += 1 }
+            return n
+        }
+        var seen = Set<String>()
+        while i < bytes.count {
+            let byte = bytes[i]
+            let n = run(of: byte)
+            let token: Token
+            switch (byte, n) {
+            case (UInt8(ascii: "y"), 4): token = .year; seen.insert("y")
+            case (UInt8(ascii: "M"), 1), (UInt8(ascii: "M"), 2): token = .month(fixed: n == 2); seen.insert("M")
+            case (UInt8(ascii: "d"), 1), (UInt8(ascii: "d"), 2): token = .day(fixed: n == 2); seen.insert("d")
+            case (UInt8(ascii: "H"), 1), (UInt8(ascii: "H"), 2): token = .hour(fixed: n == 2)
+            case (UInt8(ascii: "m"), 2): token = .minute
+            case (UInt8(ascii: "s"), 2): token = .second
+            case (UInt8(ascii: "S"), 3): token = .fraction
+            case (UInt8(ascii: "y"), _), (UInt8(ascii: "M"), _), (UInt8(ascii: "d"), _), (UInt8(ascii: "H"), _),
+                 (UInt8(ascii: "m"), _), (UInt8(ascii: "s"), _), (UInt8(ascii: "S"), _):
+                return .failure("date format '\(format)': '\(String(repeating: Character(Unicode.Scalar(byte)), count: n))' is not a token (use yyyy MM dd HH mm ss SSS)")
+            default:
+                for _ in 0..<n { tokens.append(.literal(byte)) }
+                i += n
+                continue
+            }
+            tokens.append(token)
+            i += n
+        }
+        guard seen.isSuperset(of: ["y", "M", "d"]) else {
+            return .failure("date format '\(format)' needs at least yyyy, MM and dd")
+        }
+        return .success(DateTimeFormat(tokens: tokens))
+    }
+
+    /// Parses `text` and renders it as PUI BeijingTime (`yyyy-MM-ddTHH:mm:ss[.SSS]+08:00`), converting from the
+    /// given source offset. nil when the text does not match or names an impossible date or time.
+    func beijingTime(from text: String, utcOffsetMinutes: Int) -> String? {
+        var year = 0, month = 0, day = 0, hour = 0, minute = 0, second = 0, millis = -1
+        var bytes = Array(text.utf8)[...]
+        func number(min: Int, max: Int) -> Int? {
+            var value = 0, count = 0
+            while count < max, let b = bytes.first, b >= 48, b <= 57 {
+                value = value * 10 + Int(b - 48)
+                bytes = bytes.dropFirst()
+                count += 1
+            }
+            return count >= min ? value : nil
+        }
+        for token in tokens {
+            switch token {
+            case .year: guard let v = number(min: 4, max: 4) else { return nil }; year = v
+            case .month(let fixed): guard let v = number(min: fixed ? 2 : 1, max: 2) else { return nil }; month = v
+            case .day(let fixed): guard let v = number(min: fixed ? 2 : 1, max: 2) else { return nil }; day = v
+            case .hour(let fixed): guard let v = number(min: fixed ? 2 : 1, max: 2) else { return nil }; hour = v
+            case .minute: guard let v = number(min: 2, max: 2) else { return nil }; minute = v
+            case .second: guard let v = number(min: 2, max: 2) else { return nil }; second = v
+            case .fraction:
+                let before = bytes.count
+                guard let v = number(min: 1, max: 3) else { return nil }
+                let digits = before - bytes.count
+                millis = v * (digits == 1 ? 100 : digits == 2 ? 10 : 1)
+            case .literal(let expected):
+                guard bytes.first == expected else { return nil }
+                bytes = bytes.dropFirst()
+            }
+        }
+        guard bytes.isEmpty, year >= 1, month >= 1, month <= 12, day >= 1, day <= CivilDate.daysInMonth(year, month),
+              hour <= 23, minute <= 59, second <= 59 else { return nil }
+        if utcOffsetMinutes != 480 {
+            // Convert through minutes since the epoch: legacy zone → UTC → Beijing.
+            let days = CivilDate.daysFromCivil(year, month, day)
+            var total = days * 1440 + hour * 60 + minute - utcOffsetMinutes + 480
+            let newDays = Int((Double(total) / 1440).rounded(.down))
+            total -= newDays * 1440
+            (year, month, day) = CivilDate.civilFromDays(newDays)
+            hour = total / 60
+            minute = total % 60
+        }
+        var out = pad(year, 4) + "-" + pad(month, 2) + "-" + pad(day, 2) + "T" + pad(hour, 2) + ":" + pad(minute, 2) + ":" + pad(second, 2)
+        if millis > 0 { out += "." + pad(millis, 3) }
+        return out + "+08:00"
+    }
+
+    private func pad(_ value: Int, _ width: Int) -> String {
+        let text = String(value)
+        return text.count >= width ? text : String(repeating: "0", count: width - text.count) + text
+    }
+}
+
+/// Proleptic Gregorian day arithmetic (H. Hinnant's algorithms), enough for zone conversion.
+enum CivilDate {
+    static func daysInMonth(_ year: Int, _ month: Int) -> Int {
+        switch month {
+        case 2: return (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 ? 29 : 28
+        case 4, 6, 9, 11: return 30
+        default: return 31
+        }
+    }
+
+    static func daysFromCivil(_ y0: Int, _ m: Int, _ d: Int) -> Int {
+        let y = m <= 2 ? y0 - 1 : y0
+        let era = (y >= 0 ? y : y - 399) / 400
+        let yoe = y - era * 400
+        let doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1
+        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy
+        return era * 146097 + doe - 719468
+    }
+
+    static func civilFromDays(_ z0: Int) -> (Int, Int, Int) {
+        let z = z0 + 719468
+        let era = (z >= 0 ? z : z - 146096) / 146097
+        let doe = z - era * 146097
+        let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365
+        let y = yoe + era * 400
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
+        let mp = (5 * doy + 2) / 153
+        let d = doy - (153 * mp + 2) / 5 + 1
+        let m = mp + (mp < 10 ? 3 : -9)
+        return (m <= 2 ? y + 1 : y, m, d)
+    }
+}
+
+/// Decimal normalization without binary floating point: money stays exact.
+enum DecimalFormatting {
+    /// "1,200.5" → "1200.50" with places 2. More significant fraction digits than `places` is an error
+    /// (rounding money silently would change the record).
+    static func normalize(_ text: String, places: Int) -> Result<String, Failure> {
+        var negative = false
+        var integer: [UInt8] = []
+        var fraction: [UInt8] = []
+        var seenPoint = false
+        var sawDigit = false
+        for (index, byte) in text.utf8.enumerated() {
+            switch byte {
+            case UInt8(ascii: "-") where index == 0: negative = true
+            case UInt8(ascii: "+") where index == 0: continue
+            case UInt8(ascii: ","): continue  // thousands separators in legacy exports
+            case UInt8(ascii: "."):
+                if seenPoint { return .failure("'\(text)' is not a decimal number") }
+                seenPoint = true
+            case 48...57:
+                sawDigit = true
+                if seenPoint { fraction.append(byte) } else { integer.append(byte) }
+            default:
+                return .failure("'\(text)' is not a decimal number")
+            }
+        }
+        guard sawDigit else { return .failure("'\(text)' is not a decimal number") }
+        while fraction.count > places, fraction.last == 48 { fraction.removeLast() }
+        if fraction.count > places { return .failure("'\(text)' has more than \(places) decimal places") }
+        while fraction.count < places { fraction.append(48) }
+        while integer.count > 1, integer.first == 48 { integer.removeFirst() }
+        if integer.isEmpty { integer = [48] }
+        let isZero = integer == [48] && !fraction.contains { $0 != 48 }
+        var out = (negative && !isZero ? "-" : "") + String(decoding: integer, as: UTF8.self)
+        if places > 0 { out += "." + String(decoding: fraction, as: UTF8.self) }
+        return .success(out)
+    }
+
+    /// "015" → "15"; "15.0" → "15"; "15.5" is an error.
+    static func normalizeInteger(_ text: String) -> Result<String, Failure> {
+        switch normalize(text, places: 0) {
+        case .success(let value): return .success(value)
+        case .failure: return .failure("'\(text)' is not a whole number")
+        }
+    }
+}
+
+/// Resident identity numbers (GB 11643): 15-digit numbers of the first generation become 18 characters.
+public enum IdentityNumber {
+    private static let weights = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2]
+    private static let checkCharacters = Array("10X98765432")
+
+    /// The ISO 7064 MOD 11-2 check character of the first 17 digits.
+    public static func checkCharacter(of body: String) -> Character? {
+        let digits = body.compactMap { $0.wholeNumberValue }
+        guard digits.count == 17, body.allSatisfy({ $0.isASCII && $0.isNumber }) else { return nil }
+        let sum = zip(digits, weights).reduce(0) { $0 + $1.0 * $1.1 }
+        return checkCharacters[sum % 11]
+    }
+
+    /// 15 digits → insert "19" after the 6-digit area code and append the check character; 18 characters are
+    /// returned upper-cased. Anything else is an error naming what is wrong (the number itself is masked).
+    public static func normalize(_ text: String) -> Result<String, Failure> {
+        let value = text.uppercased()
+        if value.count == 15, value.allSatisfy({ $0.isASCII && $0.isNumber }) {
+            let body = String(value.prefix(6)) + "19" + String(value.dropFirst(6))
+            guard let check = checkCharacter(of: body) else { return .failure("identity number is not numeric") }
+            return .success(body + String(check))
+        }
+        if value.count == 18 {
+            return .success(value)
+        }
+        return .failure("identity number has \(value.count) characters; expected 15 or 18")
+    }
+}

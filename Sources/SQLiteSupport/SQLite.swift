@@ -1,0 +1,223 @@
+internal import CSQLite
+
+/// An SQLite failure, keeping the extended result code and the statement it came from.
+public struct SQLiteError: Error, CustomStringConvertible, Sendable {
+    public let code: Int32
+    public let message: String
+    public let sql: String?
+
+    public var description: String {
+        if let sql { return "sqlite error \(code): \(message) (in: \(sql.prefix(120)))" }
+        return "sqlite error \(code): \(message)"
+    }
+
+    /// True when another connection holds the lock (SQLITE_BUSY / SQLITE_LOCKED families).
+    public var isBusy: Bool { (code & 0xff) == SQLITE_BUSY || (code & 0xff) == SQLITE_LOCKED }
+}
+
+/// A value bound to or read from a statement.
+public enum SQLiteValue: Sendable, Equatable {
+    case null
+    case integer(Int64)
+    case real(Double)
+    case text(String)
+    case blob([UInt8])
+}
+
+/// One connection. Not Sendable: a connection belongs to one task or thread at a time.
+public final class SQLiteDatabase {
+    fileprivate var handle: OpaquePointer?
+    public let path: String
+
+    /// Opens (creating if needed) the database at `path`. `busyTimeoutMilliseconds` makes writers wait for each other.
+    public init(path: String, readOnly: Bool = false, busyTimeoutMilliseconds: Int32 = 10_000) throws(SQLiteError) {
+        self.path = path
+        let flags = readOnly ? SQLITE_OPEN_READONLY : (SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE)
+        var db: OpaquePointer?
+        let rc = sqlite3_open_v2(path, &db, flags | SQLITE_OPEN_NOMUTEX, nil)
+        guard rc == SQLITE_OK, let db else {
+            let message = db.map { String(cString: sqlite3_errmsg($0)) } ?? "cannot open"
+            sqlite3_close_v2(db)
+            throw SQLiteError(code: rc, message: "\(message): \(path)", sql: nil)
+        }
+        sqlite3_extended_result_codes(db, 1)
+        sqlite3_busy_timeout(db, busyTimeoutMilliseconds)
+        handle = db
+    }
+
+    deinit {
+        sqlite3_close_v2(handle)
+    }
+
+    fileprivate func error(_ rc: Int32, sql: String?) -> SQLiteError {
+        SQLiteError(code: rc, message: String(cString: sqlite3_errmsg(handle)), sql: sql)
+    }
+
+    /// Runs one or more statements without results.
+    public func execute(_ sql: String) throws(SQLiteError) {
+        var errmsg: UnsafeMutablePointer<CChar>?
+        let rc = sqlite3_exec(handle, sql, nil, nil, &errmsg)
+        if rc != SQLITE_OK {
+            let message = errmsg.map { String(cString: $0) } ?? "error"
+            sqlite3_free(errmsg)
+            throw SQLiteError(code: rc, message: message, sql: sql)
+        }
+    }
+
+    public func prepare(_ sql: String) throws(SQLiteError) -> SQLiteStatement {
+        try SQLiteStatement(database: self, sql: sql)
+    }
+
+    /// Runs `body` inside BEGIN IMMEDIATE … COMMIT, rolling back when it throws.
+    public func transaction<T>(_ body: () throws -> T) throws -> T {
+        try execute("BEGIN IMMEDIATE")
+        do {
+            let result = try body()
+            try execute("COMMIT")
+            return result
+        } catch {
+            try? execute("ROLLBACK")
+            throw error
+        }
+    }
+
+    /// Convenience: all rows of a query as arrays of values.
+    public func query(_ sql: String, _ bindings: [SQLiteValue] = []) throws(SQLiteError) -> [[SQLiteValue]] {
+        let statement = try prepare(sql)
+        try statement.bind(bindings)
+        var rows: [[SQLiteValue]] = []
+        while try statement.step() {
+            rows.append((0..<statement.columnCount).map { statement.value(at: $0) })
+        }
+        return rows
+    }
+
+    public var changes: Int { Int(sqlite3_changes(handle)) }
+    public var lastInsertRowID: Int64 { sqlite3_last_insert_rowid(handle) }
+}
+
+/// A prepared statement, reused across executions (reset happens on bind).
+public final class SQLiteStatement {
+    private let database: SQLiteDatabase
+    private var handle: OpaquePointer?
+    public let sql: String
+
+    fileprivate init(database: SQLiteDatabase, sql: String) throws(SQLiteError) {
+        self.database = database
+        self.sql = sql
+        var statement: OpaquePointer?
+        let rc = sqlite3_prepare_v3(database.handle, sql, -1, UInt32(SQLITE_PREPARE_PERSISTENT), &statement, nil)
+        guard rc == SQLITE_OK else { throw database.error(rc, sql: sql) }
+        handle = statement
+    }
+
+    deinit { sqlite3_finalize(handle) }
+
+    private static let transient = unsafeBitCast(-1, to: sqlite3_destructor_type.self)
+
+    /// Resets the statement and binds the values to parameters 1…n.
+    public func bind(_ values: [SQLiteValue]) throws(SQLiteError) {
+        reset()
+        for (offset, value) in values.enumerated() {
+            try bind(value, at: Int32(offset + 1))
+        }
+    }
+
+    public func reset() {
+        sqlite3_reset(handle)
+        sqlite3_clear_bindings(handle)
+    }
+
+    public func bind(_ value: SQLiteValue, at index: Int32) throws(SQLiteError) {
+        let rc: Int32
+        switch value {
+        case .null: rc = sqlite3_bind_null(handle, index)
+        case .integer(let v): rc = sqlite3_bind_int64(handle, index, v)
+        case .real(let v): rc = sqlite3_bind_double(handle, index, v)
+        case .text(let v): rc = bindText(v, at: index)
+        case .blob(let v):
+            rc = v.withUnsafeBytes { sqlite3_bind_blob(handle, index, $0.baseAddress, Int32($0.count), Self.transient) }
+        }
+        guard rc == SQLITE_OK else { throw database.error(rc, sql: sql) }
+    }
+
+    // Hot path helpers that avoid building SQLiteValue enums.
+    public func bind(int value: Int64, at index: Int32) throws(SQLiteError) {
+        let rc = sqlite3_bind_int64(handle, index, value)
+        guard rc == SQLITE_OK else { throw database.error(rc, sql: sql) }
+    }
+
+    public func bind(text value: String, at index: Int32) throws(SQLiteError) {
+        let rc = bindText(value, at: index)
+        guard rc == SQLITE_OK else { throw database.error(rc, sql: sql) }
+    }
+
+    public func bind(bytes value: UnsafeRawBufferPointer, at index: Int32) throws(SQLiteError) {
+        let rc = sqlite3_bind_blob(handle, index, value.baseAddress, Int32(value.count), Self.transient)
+        guard rc == SQLITE_OK else { throw database.error(rc, sql: sql) }
+    }
+
+    private func bindText(_ value: String, at index: Int32) -> Int32 {
+        var value = value
+        return value.withUTF8 { buffer in
+            sqlite3_bind_text(handle, index, UnsafeRawPointer(buffer.baseAddress)?.assumingMemoryBound(to: CChar.self),
+                              Int32(buffer.count), Self.transient)
+        }
+    }
+
+    /// Steps once; true when a row is available.
+    @discardableResult
+    public func step() throws(SQLiteError) -> Bool {
+        let rc = sqlite3_step(handle)
+        if rc == SQLITE_ROW { return true }
+        if rc == SQLITE_DONE { return false }
+        throw database.error(rc, sql: sql)
+    }
+
+    /// Runs a statement that returns no rows (or ignores them) and resets it.
+    public func run(_ values: [SQLiteValue] = []) throws(SQLiteError) {
+        try bind(values)
+        while try step() {}
+        sqlite3_reset(handle)
+    }
+
+    public var columnCount: Int { Int(sqlite3_column_count(handle)) }
+
+    public func int(at column: Int) -> Int64 { sqlite3_column_int64(handle, Int32(column)) }
+
+    public func isNull(at column: Int) -> Bool { sqlite3_column_type(handle, Int32(column)) == SQLITE_NULL }
+
+    public func text(at column: Int) -> String {
+        guard let pointer = sqlite3_column_text(handle, Int32(column)) else { return "" }
+        let count = Int(sqlite3_column_bytes(handle, Int32(column)))
+        return String(decoding: UnsafeBufferPointer(start: pointer, count: count), as: UTF8.self)
+    }
+
+    public func blob(at column: Int) -> [UInt8] {
+        let count = Int(sqlite3_column_bytes(handle, Int32(column)))
+        guard count > 0, let pointer = sqlite3_column_blob(handle, Int32(column)) else { return [] }
+        return Array(UnsafeRawBufferPointer(start: pointer, count: count))
+    }
+
+    public func value(at column: Int) -> SQLiteValue {
+        switch sqlite3_column_type(handle, Int32(column)) {
+        case SQLITE_INTEGER: return .integer(int(at: column))
+        case SQLITE_FLOAT: return .real(sqlite3_column_double(handle, Int32(column)))
+        case SQLITE_TEXT: return .text(text(at: column))
+        case SQLITE_BLOB: return .blob(blob(at: column))
+        default: return .null
+        }
+    }
+}
+
+extension SQLiteValue {
+    public var intValue: Int64? { if case .integer(let v) = self { return v } else { return nil } }
+    public var textValue: String? {
+        switch self {
+        case .text(let v): return v
+        case .integer(let v): return String(v)
+        case .real(let v): return String(v)
+        default: return nil
+        }
+    }
+}

@@ -1,0 +1,159 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Why bytes could not be decoded.
+public struct DecodingError: Error, CustomStringConvertible, Sendable {
+    /// Offset of the first offending byte within the input.
+    public let offset: Int
+    public let encoding: String
+    public let reason: String
+    public var description: String { "\(reason) at byte \(offset) (\(encoding))" }
+}
+
+/// Source encodings esgate reads. GB18030 is a superset of GBK and GB2312, so it decodes both.
+public enum TextEncoding: String, Sendable, CaseIterable {
+    case utf8 = "utf-8"
+    case gb18030 = "gb18030"
+
+    public init?(label: String) {
+        switch String(label.lowercased().map { $0 == "_" ? "-" : $0 }) {
+        case "utf-8", "utf8": self = .utf8
+        case "gb18030", "gbk", "gb2312", "cp936", "euc-cn": self = .gb18030
+        default: return nil
+        }
+    }
+}
+
+/// A converter to UTF-8 around one iconv descriptor. Not Sendable: iconv keeps shift state.
+public final class TextDecoder {
+    public let encoding: TextEncoding
+    private let descriptor: iconv_t?
+    private var output: [UInt8] = []
+
+    public init(_ encoding: TextEncoding) throws(DecodingError) {
+        self.encoding = encoding
+        if encoding == .utf8 {
+            descriptor = nil
+        } else {
+            let cd = iconv_open("UTF-8", "GB18030")
+            if cd == iconv_t(bitPattern: -1) {
+                throw DecodingError(offset: 0, encoding: encoding.rawValue, reason: "iconv cannot convert from GB18030")
+            }
+            descriptor = cd
+        }
+    }
+
+    deinit {
+        if let descriptor { iconv_close(descriptor) }
+    }
+
+    /// Decodes a complete unit (a row) to a String; invalid or truncated sequences are an error with their offset.
+    public func decode(_ bytes: UnsafeRawBufferPointer) throws(DecodingError) -> String {
+        try decodeToUTF8(bytes) { String(decoding: $0, as: UTF8.self) }
+    }
+
+    /// Decodes to UTF-8 bytes handed to `body` (valid only inside it), avoiding a String when the caller splits bytes.
+    public func decodeToUTF8<T>(_ bytes: UnsafeRawBufferPointer, _ body: (UnsafeBufferPointer<UInt8>) -> T) throws(DecodingError) -> T {
+        // Pure ASCII is identical in every supported encoding: skip the conversion.
+        if let invalid = Self.firstNonASCII(bytes) {
+            if encoding == .utf8 {
+                if let bad = Self.firstInvalidUTF8(bytes, from: invalid) {
+                    throw DecodingError(offset: bad, encoding: encoding.rawValue, reason: "invalid UTF-8 byte sequence")
+                }
+                return body(bytes.bindMemory(to: UInt8.self))
+            }
+            return try convert(bytes, body)
+        }
+        return body(bytes.bindMemory(to: UInt8.self))
+    }
+
+    private func convert<T>(_ bytes: UnsafeRawBufferPointer, _ body: (UnsafeBufferPointer<UInt8>) -> T) throws(DecodingError) -> T {
+        let needed = bytes.count * 2 + 4  // GB18030 → UTF-8 grows at most 2× (2 bytes → 3, 4 → 4)
+        if output.count < needed { output = [UInt8](repeating: 0, count: needed) }
+        guard let descriptor else { return body(bytes.bindMemory(to: UInt8.self)) }
+        iconv(descriptor, nil, nil, nil, nil)
+        var failure: DecodingError?
+        let produced: Int = output.withUnsafeMutableBytes { out in
+            var inPointer = UnsafeMutablePointer<CChar>(mutating: bytes.baseAddress?.assumingMemoryBound(to: CChar.self))
+            var inLeft = bytes.count
+            var outPointer = out.baseAddress?.assumingMemoryBound(to: CChar.self)
+            var outLeft = out.count
+            let rc = iconv(descriptor, &inPointer, &inLeft, &outPointer, &outLeft)
+            if rc == -1 {
+                let offset = bytes.count - inLeft
+                let reason = errno == EINVAL ? "truncated multi-byte sequence" : "invalid byte sequence"
+                failure = DecodingError(offset: offset, encoding: encoding.rawValue, reason: reason)
+            }
+            return out.count - outLeft
+        }
+        if let failure { throw failure }
+        return output.withUnsafeBufferPointer { body(UnsafeBufferPointer(rebasing: $0[0..<produced])) }
+    }
+
+    static func firstNonASCII(_ bytes: UnsafeRawBufferPointer) -> Int? {
+        for (index, byte) in bytes.enumerated() where byte >= 0x80 { return index }
+        return nil
+    }
+
+    /// Offset of the first byte that is not part of a well-formed UTF-8 sequence (RFC 3629), or nil.
+    public static func firstInvalidUTF8(_ bytes: UnsafeRawBufferPointer, from start: Int = 0) -> Int? {
+        var i = start
+        let n = bytes.count
+        while i < n {
+            let b = bytes[i]
+            if b < 0x80 { i += 1; continue }
+            var length = 0
+            var lower: UInt8 = 0x80, upper: UInt8 = 0xBF
+            switch b {
+            case 0xC2...0xDF: length = 2
+            case 0xE0: length = 3; lower = 0xA0
+            case 0xE1...0xEC, 0xEE...0xEF: length = 3
+            case 0xED: length = 3; upper = 0x9F
+            case 0xF0: length = 4; lower = 0x90
+            case 0xF1...0xF3: length = 4
+            case 0xF4: length = 4; upper = 0x8F
+            default: return i
+            }
+            if i + length > n { return i }
+            for k in 1..<length {
+                let c = bytes[i + k]
+                let lo: UInt8 = k == 1 ? lower : 0x80
+                let hi: UInt8 = k == 1 ? upper : 0xBF
+                if c < lo || c > hi { return i }
+            }
+            i += length
+        }
+        return nil
+    }
+}
+
+/// Encodes UTF-8 text into a legacy encoding (test data, SOAP peers).
+public func encode(_ text: String, as encoding: TextEncoding) throws(DecodingError) -> [UInt8] {
+    if encoding == .utf8 { return Array(text.utf8) }
+    let cd = iconv_open("GB18030", "UTF-8")
+    if cd == iconv_t(bitPattern: -1) {
+        throw DecodingError(offset: 0, encoding: encoding.rawValue, reason: "iconv cannot convert to GB18030")
+    }
+    defer { iconv_close(cd) }
+    var input = Array(text.utf8)
+    var output = [UInt8](repeating: 0, count: input.count * 2 + 8)
+    var failure: DecodingError?
+    let produced: Int = input.withUnsafeMutableBytes { inBuffer in
+        output.withUnsafeMutableBytes { outBuffer in
+            var inPointer = inBuffer.baseAddress?.assumingMemoryBound(to: CChar.self)
+            var inLeft = inBuffer.count
+            var outPointer = outBuffer.baseAddress?.assumingMemoryBound(to: CChar.self)
+            var outLeft = outBuffer.count
+            if iconv(cd, &inPointer, &inLeft, &outPointer, &outLeft) == -1 {
+                failure = DecodingError(offset: inBuffer.count - inLeft, encoding: encoding.rawValue,
+                                        reason: "cannot encode")
+            }
+            return outBuffer.count - outLeft
+        }
+    }
+    if let failure { throw failure }
+    return Array(output.prefix(produced))
+}

@@ -1,0 +1,64 @@
+import Foundation
+
+/// Masking of personal identity numbers for logs, CLI output and errors (PUI section 8: first 6 and last 4 shown).
+public enum Redaction {
+    /// Masks one identity number: first 6 and last 4 characters kept, the rest replaced by `*`.
+    public static func maskIdNumber(_ value: String) -> String {
+        let characters = Array(value)
+        guard characters.count > 10 else { return String(repeating: "*", count: characters.count) }
+        return String(characters.prefix(6)) + String(repeating: "*", count: characters.count - 10)
+            + String(characters.suffix(4))
+    }
+
+    /// Masks every run that looks like a resident identity number (15 digits, or 17 digits and a check
+    /// character) inside free text, plus the content of `<IdNumber>` elements whatever their shape.
+    public static func maskIdentityNumbers(in text: String) -> String {
+        var result = maskIdNumberElements(in: text)
+        result = maskDigitRuns(in: result)
+        return result
+    }
+
+    private static func maskIdNumberElements(in text: String) -> String {
+        guard text.contains("<IdNumber>") else { return text }
+        var output = ""
+        var rest = Substring(text)
+        while let open = rest.range(of: "<IdNumber>") {
+            output += rest[..<open.upperBound]
+            rest = rest[open.upperBound...]
+            if let close = rest.range(of: "</IdNumber>") {
+                output += maskIdNumber(String(rest[..<close.lowerBound]))
+                rest = rest[close.lowerBound...]
+            }
+        }
+        return output + rest
+    }
+
+    private static func maskDigitRuns(in text: String) -> String {
+        let scalars = Array(text.unicodeScalars)
+        var output = String.UnicodeScalarView()
+        var index = 0
+        func isDigit(_ s: Unicode.Scalar) -> Bool { s.value >= 48 && s.value <= 57 }
+        func isWordish(_ s: Unicode.Scalar) -> Bool { isDigit(s) || (s.value | 0x20) >= 97 && (s.value | 0x20) <= 122 }
+        while index < scalars.count {
+            let start = index
+            if isDigit(scalars[index]) {
+                var end = index
+                while end < scalars.count, isDigit(scalars[end]) { end += 1 }
+                if end < scalars.count, scalars[end] == "X" || scalars[end] == "x", end - start == 17 { end += 1 }
+                let length = end - start
+                let boundary = end == scalars.count || !isWordish(scalars[end])
+                if (length == 15 || length == 18), boundary, start == 0 || !isWordish(scalars[start - 1]) {
+                    let run = String(String.UnicodeScalarView(scalars[start..<end]))
+                    output.append(contentsOf: maskIdNumber(run).unicodeScalars)
+                } else {
+                    output.append(contentsOf: scalars[start..<end])
+                }
+                index = end
+            } else {
+                output.append(scalars[index])
+                index += 1
+            }
+        }
+        return String(output)
+    }
+}
