@@ -78,7 +78,7 @@ extension PUISchema {
         var used = 0
         var body = "<" + draft.type + ">"
         body.reserveCapacity(512)
-        if let error = serialize(elements: recordType.elements, prefix: "", draft: draft, into: &body, used: &used) {
+        if let error = serialize(recordType.steps, draft: draft, into: &body, used: &used) {
             return .failure(RecordValidationError(recordType: draft.type, field: error.0, message: error.1))
         }
         if used != draft.fields.count {
@@ -105,35 +105,47 @@ extension PUISchema {
         }
     }
 
-    /// Returns (field, message) of the first problem, or nil.
-    private func serialize(elements: [ElementDeclaration], prefix: String, draft: DraftRecord,
-                           into body: inout String, used: inout Int) -> (String, String)? {
-        for element in elements {
-            let path = prefix.isEmpty ? element.name : prefix + element.name
-            switch element.content {
-            case .simple(let type):
-                guard let value = draft[path] else {
-                    if element.minOccurs > 0 { return (path, "missing: the element is required") }
+    /// Writes the record in schema order; returns (field, message) of the first problem, or nil.
+    /// Mappings emit fields in schema order, so the lookup usually hits at the cursor.
+    private func serialize(_ steps: [SerializationStep], draft: DraftRecord, into body: inout String,
+                           used: inout Int) -> (String, String)? {
+        var cursor = 0
+        let fields = draft.fields
+        func lookup(_ path: String) -> String? {
+            if cursor < fields.count, fields[cursor].path == path {
+                cursor += 1
+                return fields[cursor - 1].value
+            }
+            if let index = fields.firstIndex(where: { $0.path == path }) {
+                cursor = index + 1
+                return fields[index].value
+            }
+            return nil
+        }
+        var index = 0
+        while index < steps.count {
+            let step = steps[index]
+            index += 1
+            switch step.kind {
+            case .leaf(let type):
+                guard let value = lookup(step.path) else {
+                    if step.minOccurs > 0 { return (step.path, "missing: the element is required") }
                     continue
                 }
                 used += 1
-                if let problem = type.check(value) { return (path, problem) }
-                body += "<" + element.name + ">"
+                if let problem = type.check(value) { return (step.path, problem) }
+                body += step.openTag
                 body += xmlEscape(value)
-                body += "</" + element.name + ">"
-            case .complex(let typeName):
-                let children = complexTypes[typeName] ?? []
-                let childPrefix = path + "."
-                let present = draft.fields.contains { $0.path.hasPrefix(childPrefix) }
-                guard present else {
-                    if element.minOccurs > 0 { return (path, "missing: the element is required") }
+                body += step.closeTag
+            case .groupStart(let end):
+                guard fields.contains(where: { $0.path.hasPrefix(step.path) }) else {
+                    if step.minOccurs > 0 { return (String(step.path.dropLast()), "missing: the element is required") }
+                    index = end + 1
                     continue
                 }
-                body += "<" + element.name + ">"
-                if let problem = serialize(elements: children, prefix: childPrefix, draft: draft, into: &body, used: &used) {
-                    return problem
-                }
-                body += "</" + element.name + ">"
+                body += step.openTag
+            case .groupEnd:
+                body += step.closeTag
             }
         }
         return nil

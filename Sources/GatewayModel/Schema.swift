@@ -50,6 +50,46 @@ public struct RecordType: Sendable {
     public var name: String
     public var elements: [ElementDeclaration]
     public var keyFields: [String]
+    /// The element tree flattened in document order, with tags prebuilt (serialization runs per record).
+    var steps: [SerializationStep] = []
+}
+
+/// One step of writing a record: a leaf element, or the start/end of a nested group (Person, Staff).
+struct SerializationStep: Sendable {
+    enum Kind: Sendable {
+        case leaf(SimpleType)
+        /// `end` is the index of the matching `.groupEnd`, to skip an absent optional group.
+        case groupStart(end: Int)
+        case groupEnd
+    }
+    var kind: Kind
+    /// Dotted path, e.g. `Applicant.IdNumber`; for groups the prefix with a trailing dot.
+    var path: String
+    var openTag: String
+    var closeTag: String
+    var minOccurs: Int
+}
+
+extension PUISchema {
+    static func flatten(_ elements: [ElementDeclaration], prefix: String, complexTypes: [String: [ElementDeclaration]],
+                        into steps: inout [SerializationStep]) {
+        for element in elements {
+            let path = prefix + element.name
+            switch element.content {
+            case .simple(let type):
+                steps.append(SerializationStep(kind: .leaf(type), path: path, openTag: "<\(element.name)>",
+                                               closeTag: "</\(element.name)>", minOccurs: element.minOccurs))
+            case .complex(let name):
+                let start = steps.count
+                steps.append(SerializationStep(kind: .groupStart(end: 0), path: path + ".", openTag: "<\(element.name)>",
+                                               closeTag: "</\(element.name)>", minOccurs: element.minOccurs))
+                flatten(complexTypes[name] ?? [], prefix: path + ".", complexTypes: complexTypes, into: &steps)
+                steps.append(SerializationStep(kind: .groupEnd, path: path + ".", openTag: "", closeTag: "</\(element.name)>",
+                                               minOccurs: element.minOccurs))
+                steps[start].kind = .groupStart(end: steps.count - 1)
+            }
+        }
+    }
 }
 
 /// The PUI schema as esgate uses it: parsed once from the shipped XSD (the authority), then used to order,
@@ -104,7 +144,9 @@ public final class PUISchema: Sendable {
             guard let keyFields = keys[type], !keyFields.isEmpty else {
                 throw SchemaError(message: "record type \(name) has no 'Key:' in its annotation")
             }
-            records[name] = RecordType(name: name, elements: sequence, keyFields: keyFields)
+            var steps: [SerializationStep] = []
+            Self.flatten(sequence, prefix: "", complexTypes: complex, into: &steps)
+            records[name] = RecordType(name: name, elements: sequence, keyFields: keyFields, steps: steps)
         }
         recordTypes = records
         complexTypes = complex

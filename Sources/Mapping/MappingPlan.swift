@@ -85,6 +85,8 @@ public struct MappingPlan: Sendable {
                 report(record.line, "fields", "\(record.type) needs its key field \(field)")
             }
             conditionSlots.append(record.conditions.map { use($0.column) })
+            // Emit fields in schema order: serialization then finds each at its cursor.
+            recordRules.sort { (known.firstIndex(of: $0.spec.path) ?? Int.max) < (known.firstIndex(of: $1.spec.path) ?? Int.max) }
             rules.append(recordRules)
         }
         if !errors.isEmpty { return .failure(ConfigErrors(errors)) }
@@ -256,13 +258,26 @@ public struct BoundMapping: Sendable {
 }
 
 extension String {
-    /// Trims ASCII and ideographic spaces, tabs and line breaks (legacy exports pad with both).
+    /// Trims ASCII and ideographic spaces (U+3000), tabs and line breaks (legacy exports pad with both).
+    /// Works on UTF-8 bytes: trimming runs for every field of every row.
     func trimmingSpaces() -> String {
-        let isSpace: (Character) -> Bool = { $0 == " " || $0 == "\t" || $0 == "\r" || $0 == "\n" || $0 == "\u{3000}" || $0 == "\r\n" }
-        guard let first = firstIndex(where: { !isSpace($0) }) else { return "" }
-        guard let last = lastIndex(where: { !isSpace($0) }) else { return "" }
-        if first == startIndex && last == index(before: endIndex) { return self }
-        return String(self[first...last])
+        let utf8 = self.utf8
+        guard let firstByte = utf8.first, let lastByte = utf8.last else { return self }
+        func isTrimmable(_ b: UInt8) -> Bool { b == 0x20 || b == 0x09 || b == 0x0A || b == 0x0D }
+        // Fast path: nothing to trim at either end (U+3000 starts with 0xE3 and ends with 0x80).
+        if !isTrimmable(firstByte) && !isTrimmable(lastByte) && firstByte != 0xE3 && lastByte != 0x80 { return self }
+        var bytes = Array(utf8)[...]
+        while true {
+            if let b = bytes.first, isTrimmable(b) { bytes = bytes.dropFirst(); continue }
+            if bytes.starts(with: [0xE3, 0x80, 0x80]) { bytes = bytes.dropFirst(3); continue }
+            break
+        }
+        while true {
+            if let b = bytes.last, isTrimmable(b) { bytes = bytes.dropLast(); continue }
+            if bytes.count >= 3, bytes.suffix(3).elementsEqual([0xE3, 0x80, 0x80]) { bytes = bytes.dropLast(3); continue }
+            break
+        }
+        return String(decoding: bytes, as: UTF8.self)
     }
 
     func replacingBOM() -> String {

@@ -255,12 +255,15 @@ public func xmlEscape(_ text: String) -> String {
     return out
 }
 
-/// True when every character may appear in an XML 1.0 document.
+/// True when every character may appear in an XML 1.0 document (no C0 controls but tab, LF, CR; no U+FFFE/U+FFFF).
 public func isXMLCharacterData(_ text: String) -> Bool {
-    for scalar in text.unicodeScalars {
-        let v = scalar.value
-        if v < 0x20 && v != 0x09 && v != 0x0A && v != 0x0D { return false }
-        if v == 0xFFFE || v == 0xFFFF { return false }
+    var previous1: UInt8 = 0, previous2: UInt8 = 0
+    for byte in text.utf8 {
+        if byte < 0x20 && byte != 0x09 && byte != 0x0A && byte != 0x0D { return false }
+        // U+FFFE and U+FFFF are EF BF BE and EF BF BF.
+        if (byte == 0xBE || byte == 0xBF) && previous1 == 0xBF && previous2 == 0xEF { return false }
+        previous2 = previous1
+        previous1 = byte
     }
     return true
 }
