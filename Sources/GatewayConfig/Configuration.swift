@@ -170,7 +170,7 @@ extension AdapterConfiguration {
                         ?? (folder as NSString).appendingPathComponent("archive"),
                     rejectedFolder: section.string("rejected_folder").map { resolvePath($0, relativeTo: base) }
                         ?? (folder as NSString).appendingPathComponent("rejected"),
-                    batchRows: section.integer("batch_rows", range: 1...1_000_000) ?? 5000)
+                    batchRows: section.integer("batch_rows", range: 1...1_000_000) ?? 10_000)
                 section.rejectUnknownKeys()
             }
         }

@@ -19,7 +19,9 @@ public enum BuiltinType: String, Sendable {
 }
 
 /// A simple type with all facets of its derivation chain folded together.
-public struct SimpleType: Sendable {
+/// A class so that the per-value hot path shares one instance instead of copying its arrays;
+/// it is mutated only while the schema loads and is read-only afterwards.
+public final class SimpleType: @unchecked Sendable {
     public var name: String
     public var builtin: BuiltinType
     /// Patterns of each derivation step; a value must match one pattern of every step (XSD 1.0 §4.3.4).
@@ -31,6 +33,24 @@ public struct SimpleType: Sendable {
     public var totalDigits: Int?
     public var minInclusive: String?
     public var maxInclusive: String?
+
+    init(name: String, builtin: BuiltinType) {
+        self.name = name
+        self.builtin = builtin
+    }
+
+    func copy() -> SimpleType {
+        let other = SimpleType(name: name, builtin: builtin)
+        other.patternSteps = patternSteps
+        other.enumeration = enumeration
+        other.minLength = minLength
+        other.maxLength = maxLength
+        other.fractionDigits = fractionDigits
+        other.totalDigits = totalDigits
+        other.minInclusive = minInclusive
+        other.maxInclusive = maxInclusive
+        return other
+    }
 }
 
 /// One child element in a complex type's sequence.
@@ -55,7 +75,15 @@ public struct RecordType: Sendable {
 }
 
 /// One step of writing a record: a leaf element, or the start/end of a nested group (Person, Staff).
-struct SerializationStep: Sendable {
+/// A class, shared rather than copied on the per-record path; `kind` is patched only while flattening.
+final class SerializationStep: @unchecked Sendable {
+    init(kind: Kind, path: String, openTag: String, closeTag: String, minOccurs: Int) {
+        self.kind = kind
+        self.path = path
+        self.openTag = openTag
+        self.closeTag = closeTag
+        self.minOccurs = minOccurs
+    }
     enum Kind: Sendable {
         case leaf(SimpleType)
         /// `end` is the index of the matching `.groupEnd`, to skip an absent optional group.
@@ -64,10 +92,10 @@ struct SerializationStep: Sendable {
     }
     var kind: Kind
     /// Dotted path, e.g. `Applicant.IdNumber`; for groups the prefix with a trailing dot.
-    var path: String
-    var openTag: String
-    var closeTag: String
-    var minOccurs: Int
+    let path: String
+    let openTag: String
+    let closeTag: String
+    let minOccurs: Int
 }
 
 extension PUISchema {
@@ -223,11 +251,11 @@ private struct SchemaLoader {
         guard let restriction = node.child("restriction"), let base = restriction.attribute("base") else {
             throw SchemaError(message: "simpleType \(name) at line \(node.line) is not a restriction")
         }
-        var type: SimpleType
+        let type: SimpleType
         if base.hasPrefix("xs:") {
             type = try builtinType(base)
         } else if let parent = try simpleType(named: stripPrefix(base)) {
-            type = parent
+            type = parent.copy()
         } else {
             throw SchemaError(message: "simpleType \(name): unknown base \(base)")
         }

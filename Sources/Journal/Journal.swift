@@ -130,6 +130,10 @@ public final class Journal {
             try database.execute("PRAGMA journal_mode=WAL")
             try database.execute("PRAGMA synchronous=\(durable ? "FULL" : "NORMAL")")
             try database.execute("PRAGMA foreign_keys=ON")
+            // A 32 MiB page cache keeps the heads index hot during large ingests (RSS budget: 100 MB);
+            // checkpoints every 32 MiB of WAL instead of 4 MiB trade fewer database fsyncs for a larger WAL.
+            try database.execute("PRAGMA cache_size=-32768")
+            try database.execute("PRAGMA wal_autocheckpoint=8192")
             try migrate()
         } catch let error as SQLiteError {
             throw JournalError(operation: "open \(path)", underlying: error.description)

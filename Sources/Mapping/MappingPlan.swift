@@ -126,7 +126,13 @@ extension PUISchema {
     }
 }
 
-struct FieldRule: Sendable {
+/// A class: rules are read per row and field, and a struct full of strings would be copied each time.
+final class FieldRule: Sendable {
+    init(spec: FieldSpec, formats: [DateTimeFormat], slot: Int?) {
+        self.spec = spec
+        self.formats = formats
+        self.slot = slot
+    }
     let spec: FieldSpec
     let formats: [DateTimeFormat]
     /// Position of the field's column in `MappingPlan.columns`.

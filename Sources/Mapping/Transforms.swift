@@ -92,15 +92,25 @@ struct DateTimeFormat: Sendable {
             hour = total / 60
             minute = total % 60
         }
-        var out = pad(year, 4) + "-" + pad(month, 2) + "-" + pad(day, 2) + "T" + pad(hour, 2) + ":" + pad(minute, 2) + ":" + pad(second, 2)
-        if millis > 0 { out += "." + pad(millis, 3) }
-        return out + "+08:00"
+        // Built as bytes: this runs for every time field of every row.
+        var out = [UInt8]()
+        out.reserveCapacity(29)
+        func put(_ value: Int, _ width: Int) {
+            var digits = [UInt8](repeating: 48, count: width)
+            var rest = value
+            for position in stride(from: width - 1, through: 0, by: -1) {
+                digits[position] = UInt8(48 + rest % 10)
+                rest /= 10
+            }
+            out += digits
+        }
+        put(year, 4); out.append(45); put(month, 2); out.append(45); put(day, 2); out.append(84)
+        put(hour, 2); out.append(58); put(minute, 2); out.append(58); put(second, 2)
+        if millis > 0 { out.append(46); put(millis, 3) }
+        out += [43, 48, 56, 58, 48, 48]  // "+08:00"
+        return String(decoding: out, as: UTF8.self)
     }
 
-    private func pad(_ value: Int, _ width: Int) -> String {
-        let text = String(value)
-        return text.count >= width ? text : String(repeating: "0", count: width - text.count) + text
-    }
 }
 
 /// Proleptic Gregorian day arithmetic (H. Hinnant's algorithms), enough for zone conversion.

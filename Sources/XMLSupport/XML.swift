@@ -36,7 +36,7 @@ public struct XMLElement: Sendable, Equatable {
 
 /// Parse options that keep untrusted input harmless: no network, no entity expansion, no DTD loading.
 private var safeParseOptions: Int32 {
-    Int32(bitPattern: XML_PARSE_NONET.rawValue | XML_PARSE_NOCDATA.rawValue | XML_PARSE_NOBLANKS.rawValue)
+    Int32(bitPattern: XML_PARSE_NONET.rawValue | XML_PARSE_NOCDATA.rawValue)
 }
 
 /// Collects libxml2's structured errors for one operation; passed through `void*` userdata.
