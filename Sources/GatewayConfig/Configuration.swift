@@ -150,8 +150,8 @@ extension AdapterConfiguration {
         let mapping = root.string("mapping", required: true) ?? ""
         let enabled = root.boolean("enabled") ?? true
         var csv: CSVDropSettings?
-        if kind == "csv-drop" {
-            if let section = root.section("csv", required: true) {
+        if kind == "csv-drop" || root.has("csv") {
+            if let section = root.section("csv", required: kind == "csv-drop") {
                 let folder = resolvePath(section.string("folder", required: true) ?? "", relativeTo: base)
                 let delimiterText = section.string("delimiter", default: ",")
                 if delimiterText.utf8.count != 1 {

@@ -1,0 +1,145 @@
+import Foundation
+import Testing
+@testable import GatewayConfig
+
+/// A temporary folder with files, removed at the end of the test.
+final class TempFolder {
+    let url: URL
+    init() throws {
+        url = FileManager.default.temporaryDirectory.appendingPathComponent("esgate-config-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+    }
+    deinit { try? FileManager.default.removeItem(at: url) }
+    @discardableResult
+    func write(_ name: String, _ text: String) throws -> String {
+        let file = url.appendingPathComponent(name)
+        try FileManager.default.createDirectory(at: file.deletingLastPathComponent(), withIntermediateDirectories: true)
+        try Data(text.utf8).write(to: file)
+        return file.path
+    }
+}
+
+@Suite struct GatewayConfigurationTests {
+    @Test func readsAllKeysAndResolvesPathsAgainstTheFile() throws {
+        let folder = try TempFolder()
+        let file = try folder.write("gateway.yaml", """
+            district: "410103"
+            state_dir: ${STATE:-var/state}
+            log_level: debug
+            receivers:
+              - name: province
+                url: https://127.0.0.1:8443/pui
+                division: "410000"
+                cert_file: certs/client.pem
+            """)
+        var errors: [ConfigError] = []
+        let config = try #require(GatewayConfiguration.load(file: file, environment: [:], errors: &errors))
+        #expect(errors.isEmpty)
+        #expect(config.district == "410103")
+        #expect(config.stateDirectory == folder.url.appendingPathComponent("var/state").path)
+        #expect(config.logLevel == .debug)
+        #expect(config.receivers.first?.certificateFile == folder.url.appendingPathComponent("certs/client.pem").path)
+    }
+
+    @Test func environmentVariablesAreSubstituted() throws {
+        let folder = try TempFolder()
+        let file = try folder.write("gateway.yaml", "district: \"${DISTRICT}\"\nstate_dir: /data/${NAME}/state\n")
+        var errors: [ConfigError] = []
+        let config = GatewayConfiguration.load(file: file, environment: ["DISTRICT": "410103", "NAME": "esgate"], errors: &errors)
+        #expect(errors.isEmpty)
+        #expect(config?.stateDirectory == "/data/esgate/state")
+        #expect(config?.district == "410103")
+    }
+
+    @Test func everyErrorNamesFileLineAndKey() throws {
+        let folder = try TempFolder()
+        let file = try folder.write("gateway.yaml", """
+            district: "4101"
+            state_dir: ${MISSING_VAR}
+            log_level: loud
+            colour: blue
+            receivers:
+              - name: province
+                division: "410000"
+                timeout: 5
+            """)
+        var errors: [ConfigError] = []
+        _ = GatewayConfiguration.load(file: file, environment: [:], errors: &errors)
+        let described = errors.map(\.description)
+        #expect(described.contains("\(file):1: district: must be a 6-digit division code (GB/T 2260), found '4101'"))
+        #expect(described.contains("\(file):2: state_dir: environment variable MISSING_VAR is not set"))
+        #expect(described.contains { $0.hasPrefix("\(file):3: log_level: 'loud' is not one of") })
+        #expect(described.contains("\(file):4: colour: unknown key"))
+        #expect(described.contains("\(file):6: receivers[0].url: required key is missing"))
+        #expect(described.contains("\(file):8: receivers[0].timeout: unknown key"))
+        #expect(errors.count == 6)
+    }
+
+    @Test func syntaxErrorsAreReportedWithTheirLine() throws {
+        let folder = try TempFolder()
+        let file = try folder.write("gateway.yaml", "district: \"410103\"\nreceivers: [\n")
+        var errors: [ConfigError] = []
+        #expect(GatewayConfiguration.load(file: file, environment: [:], errors: &errors) == nil)
+        #expect(errors.count == 1)
+        #expect(errors.first?.file == file)
+        #expect((errors.first?.line ?? 0) >= 2)
+    }
+}
+
+@Suite struct AdapterConfigurationTests {
+    @Test func csvDropDefaultsAndTypes() throws {
+        let folder = try TempFolder()
+        let file = try folder.write("adapters/a.yaml", """
+            name: hall
+            kind: csv-drop
+            mapping: cases
+            csv:
+              folder: ../drop
+              ready: marker
+              settle_time: 500ms
+              encoding: gb18030
+            """)
+        var errors: [ConfigError] = []
+        let adapter = try #require(AdapterConfiguration.load(file: file, environment: [:], errors: &errors))
+        #expect(errors.isEmpty)
+        let csv = try #require(adapter.csv)
+        #expect(csv.folder == folder.url.appendingPathComponent("drop").path)
+        #expect(csv.ready == .marker)
+        #expect(csv.settleTime == .milliseconds(500))
+        #expect(csv.encoding == .gb18030)
+        #expect(csv.pollInterval == .seconds(5))
+        #expect(csv.archiveFolder == folder.url.appendingPathComponent("drop/archive").path)
+    }
+
+    @Test func wrongTypesAndUnknownKeysAreErrors() throws {
+        let folder = try TempFolder()
+        let file = try folder.write("a.yaml", """
+            kind: ftp-pull
+            mapping: [a, b]
+            csv:
+              folder: /x
+              batch_rows: many
+              poll_interval: often
+              ready: sometimes
+              extra: 1
+            """)
+        var errors: [ConfigError] = []
+        _ = AdapterConfiguration.load(file: file, environment: [:], errors: &errors)
+        let described = errors.map(\.description)
+        #expect(described.contains { $0.hasPrefix("\(file):1: kind: 'ftp-pull' is not one of") })
+        #expect(described.contains("\(file):2: mapping: expected a text value, found a list"))
+        #expect(described.contains("\(file):5: csv.batch_rows: expected an integer, found 'many'"))
+        #expect(described.contains { $0.hasPrefix("\(file):6: csv.poll_interval: expected a duration") })
+        #expect(described.contains { $0.hasPrefix("\(file):7: csv.ready: 'sometimes' is not one of: settle, marker, rename") })
+        #expect(described.contains("\(file):8: csv.extra: unknown key"))
+    }
+
+    @Test func durationsParse() {
+        #expect(parseDuration("250ms") == .milliseconds(250))
+        #expect(parseDuration("2m") == .seconds(120))
+        #expect(parseDuration("1.5s") == .milliseconds(1500))
+        #expect(parseDuration("3") == .seconds(3))
+        #expect(parseDuration("soon") == nil)
+        #expect(parseDuration("-1s") == nil)
+    }
+}
