@@ -67,13 +67,14 @@ let package = Package(
         // MARK: - Tests
 
         .testTarget(name: "SupportTests",
-                    dependencies: ["SQLiteSupport", "XMLSupport", "YAMLSupport", "CryptoSupport", "TextSupport"]),
+                    dependencies: ["SQLiteSupport", "XMLSupport", "YAMLSupport", "CryptoSupport", "TextSupport"],
+                    exclude: ["Fixtures"]),
         .testTarget(name: "GatewayModelTests", dependencies: ["GatewayModel", "XMLSupport"]),
         .testTarget(name: "GatewayConfigTests", dependencies: ["GatewayConfig"]),
         .testTarget(name: "MappingTests", dependencies: ["Mapping", "GatewayConfig", "GatewayModel"]),
         .testTarget(name: "JournalTests", dependencies: ["Journal", "GatewayModel"]),
         .testTarget(name: "AdapterTests",
-                    dependencies: ["Adapters", "GatewayRuntime", "Journal", "GatewayConfig", "CryptoSupport"],
-                    resources: [.copy("Fixtures")]),
+                    dependencies: ["Adapters", "GatewayRuntime", "Journal", "GatewayConfig", "CryptoSupport",
+                                   "SQLiteSupport", "TextSupport", "GatewayModel"]),
     ]
 )

@@ -1,0 +1,214 @@
+import Adapters
+import Foundation
+import GatewayConfig
+import GatewayModel
+import GatewayRuntime
+import Journal
+import Testing
+import TextSupport
+
+private let header = "办件编号,事项编码,事项名称,部门编码,部门名称,申请人,证件号码,环节代码,环节名称,办理人,办理时间,承诺时限,法定时限,收费金额,备注"
+
+private func row(_ caseNo: String, step: String, handler: String = "李娜", remark: String = "", fee: String = "") -> String {
+    "\(caseNo),XK0008,城市道路占用许可,410103001,二七区行政服务中心,王伟,410103199001011237,\(step),环节,\(handler),2026-01-05 08:37:00,7,20,\(fee),\(remark)"
+}
+
+@Suite struct EncodingAndFormatTests {
+    @Test func gb18030WithCRLFAndQuotedNewlinesIngestsEveryRow() throws {
+        let workspace = try Workspace()
+        try workspace.generate("cases.csv", rows: 3000, arguments: ["--quirks"])
+        let summary = try workspace.gateway().runOnce()
+        let report = try #require(summary.files.first)
+        #expect(report.outcome == .ingested)
+        #expect(report.encoding == "gb18030")
+        #expect(report.counts.rows == 3000)
+        #expect(report.counts.quarantined == 0)
+        #expect(try workspace.scalar("SELECT count(*) FROM records") == Int64(report.counts.stored))
+        #expect(try workspace.scalar("SELECT count(*) FROM records WHERE body LIKE '%跨行\n备注%'") > 0,
+                "a line break inside quotes stays inside the field")
+        #expect(try workspace.scalar("SELECT count(*) FROM records WHERE body LIKE '%含逗号,的备注%'") > 0)
+        #expect(try workspace.scalar("SELECT count(*) FROM records WHERE body LIKE '%带&quot;引号&quot;的备注%' OR body LIKE '%带\"引号\"的备注%'") > 0)
+        #expect(workspace.names(in: workspace.archive) == ["cases.csv"])
+        #expect(!workspace.names(in: workspace.drop).contains("cases.csv"))
+    }
+
+    @Test func utf8WithBOMAndLFGivesTheSameJournalAsGB18030WithCRLF() throws {
+        let gb = try Workspace()
+        try gb.generate("cases.csv", rows: 2000, arguments: ["--quirks"])
+        _ = try gb.gateway().runOnce()
+        let utf8 = try Workspace()
+        let file = try utf8.generate("cases.csv", rows: 2000, arguments: ["--quirks", "--encoding", "utf-8", "--lf"])
+        #expect(try Data(contentsOf: file).starts(with: [0xEF, 0xBB, 0xBF]), "the quirky UTF-8 export has a BOM")
+        let report = try #require(try utf8.gateway().runOnce().files.first)
+        #expect(report.encoding == "utf-8")
+        let a = try gb.journalDigest(), b = try utf8.journalDigest()
+        #expect(a.records > 2000)
+        #expect(a.records == b.records)
+        #expect(a.digest == b.digest)
+    }
+
+    @Test func invalidBytesQuarantineTheRowWithItsRawBytesNotTheFile() throws {
+        let workspace = try Workspace(encoding: "gb18030")
+        var bytes = try encode(header + "\r\n" + row("C1", step: "02") + "\r\n", as: .gb18030)
+        let badRow = try encode(row("C2", step: "02", remark: "坏"), as: .gb18030) + [0xFF, 0x20]
+        bytes += badRow + Array("\r\n".utf8)
+        bytes += try encode(row("C3", step: "02") + "\r\n", as: .gb18030)
+        try Data(bytes).write(to: workspace.drop.appendingPathComponent("bad.csv"))
+        let report = try #require(try workspace.gateway().runOnce().files.first)
+        #expect(report.outcome == .ingested)
+        #expect(report.counts.rows == 3)
+        #expect(report.counts.stored == 2)
+        #expect(report.counts.quarantined == 1)
+        let journal = try Journal(path: workspace.journalPath)
+        let entry = try #require(try journal.quarantined().first)
+        #expect(entry.item.stage == .decode)
+        #expect(entry.item.line == 3)
+        #expect(entry.item.origin == "bad.csv")
+        #expect(entry.item.raw == badRow, "the raw bytes are kept exactly for a later replay")
+        #expect(entry.item.reason.contains("gb18030"))
+    }
+
+    @Test func unreadableHeaderRejectsTheFileWithAReason() throws {
+        let workspace = try Workspace()
+        try workspace.write("drop/wrong.csv", "a,b,c\n1,2,3\n")
+        let report = try #require(try workspace.gateway().runOnce().files.first)
+        #expect(report.outcome == .rejected)
+        #expect(workspace.names(in: workspace.rejected) == ["wrong.csv", "wrong.csv.reason.txt"])
+        let reason = try workspace.read("drop/rejected/wrong.csv.reason.txt")
+        #expect(reason.contains("header lacks column(s) 办件编号"))
+    }
+
+    @Test func rowsWithExtraNonEmptyFieldsAreQuarantinedButTrailingEmptyColumnsAreFine() throws {
+        let workspace = try Workspace()
+        try workspace.write("drop/shape.csv", header + "\n" + row("C1", step: "02") + ",,\n" + row("C2", step: "02") + ",surplus\n")
+        let report = try #require(try workspace.gateway().runOnce().files.first)
+        #expect(report.counts.stored == 1)
+        #expect(report.counts.quarantined == 1)
+        #expect(try Journal(path: workspace.journalPath).quarantined().first?.item.stage == .parse)
+    }
+}
+
+@Suite struct FileLifecycleTests {
+    /// A clock the test moves by hand.
+    final class TestClock: @unchecked Sendable {
+        var now = Date(timeIntervalSince1970: 1_767_600_000)
+    }
+
+    private func adapter(_ workspace: Workspace, clock: TestClock) throws -> CSVDropAdapter {
+        let loaded = try workspace.gateway().configuration
+        let settings = try #require(loaded.adapters.first?.csv)
+        let plan = try #require(loaded.mappings["gen-cases"])
+        return CSVDropAdapter(name: "drop", settings: settings, plan: plan, schema: loaded.schema,
+                              journal: try Journal(path: workspace.journalPath), logger: .silent, clock: { clock.now })
+    }
+
+    @Test func aFileStillGrowingIsNotReadUntilItSettles() throws {
+        let workspace = try Workspace(ready: "settle", settle: "10s")
+        let clock = TestClock()
+        let adapter = try adapter(workspace, clock: clock)
+        let path = workspace.drop.appendingPathComponent("growing.csv")
+        try Data((header + "\n" + row("C1", step: "02") + "\n").utf8).write(to: path)
+        #expect(adapter.scan().ready.isEmpty, "first sight starts the settle clock")
+        clock.now += 9
+        #expect(adapter.scan().ready.isEmpty)
+        // The writer appends more: the clock restarts even though 10 s have passed since first sight.
+        let handle = try FileHandle(forWritingTo: path)
+        try handle.seekToEnd()
+        try handle.write(contentsOf: Data((row("C2", step: "03") + "\n").utf8))
+        try handle.close()
+        clock.now += 2
+        #expect(adapter.scan().ready.isEmpty)
+        clock.now += 9
+        #expect(adapter.scan().ready.isEmpty)
+        clock.now += 1.5
+        #expect(adapter.scan().ready == ["growing.csv"])
+        let reports = try adapter.poll()
+        #expect(reports.first?.counts.rows == 2, "both the first and the appended row were read")
+    }
+
+    @Test func markerRuleWaitsForTheDoneFile() throws {
+        let workspace = try Workspace(ready: "marker")
+        try workspace.write("drop/a.csv", header + "\n" + row("C1", step: "02") + "\n")
+        let first = try workspace.gateway().runOnce()
+        #expect(first.files.isEmpty)
+        #expect(first.waiting == ["drop/a.csv"])
+        try workspace.write("drop/a.csv.done", "")
+        let second = try workspace.gateway().runOnce()
+        #expect(second.files.map(\.outcome) == [.ingested])
+        #expect(workspace.names(in: workspace.drop).filter { $0.hasPrefix("a.csv") }.isEmpty, "file and marker are gone")
+    }
+
+    @Test func temporaryNamesAreIgnoredUntilRenamed() throws {
+        let workspace = try Workspace(ready: "rename")
+        try workspace.write("drop/a.csv.part", header + "\n" + row("C1", step: "02") + "\n")
+        #expect(try workspace.gateway().runOnce().files.isEmpty)
+        try FileManager.default.moveItem(at: workspace.drop.appendingPathComponent("a.csv.part"),
+                                         to: workspace.drop.appendingPathComponent("a.csv"))
+        #expect(try workspace.gateway().runOnce().files.map(\.outcome) == [.ingested])
+    }
+
+    @Test func aReDroppedIdenticalFileIsIngestedOnce() throws {
+        let workspace = try Workspace()
+        let file = try workspace.generate("night-1.csv", rows: 500)
+        let bytes = try Data(contentsOf: file)
+        let first = try workspace.gateway().runOnce()
+        #expect(first.files.map(\.outcome) == [.ingested])
+        let before = try workspace.journalDigest()
+        try bytes.write(to: workspace.drop.appendingPathComponent("night-1-copy.csv"))
+        let second = try workspace.gateway().runOnce()
+        #expect(second.files.map(\.outcome) == [.duplicate])
+        #expect(try workspace.journalDigest() == before)
+        #expect(workspace.names(in: workspace.archive).contains("night-1-copy.csv.reason.txt"))
+    }
+
+    @Test func changedContentMakesANewRevisionAndTheRestIsUnchanged() throws {
+        let workspace = try Workspace()
+        let rows = [row("C1", step: "01"), row("C1", step: "02"), row("C1", step: "03")]
+        try workspace.write("drop/a.csv", ([header] + rows).joined(separator: "\n") + "\n")
+        _ = try workspace.gateway().runOnce()
+        var changed = rows
+        changed[1] = row("C1", step: "02", handler: "赵敏")
+        try workspace.write("drop/b.csv", ([header] + changed).joined(separator: "\n") + "\n")
+        let report = try #require(try workspace.gateway().runOnce().files.first)
+        #expect(report.counts.stored == 1)
+        #expect(report.counts.unchanged == 3)
+        let journal = try Journal(path: workspace.journalPath)
+        let steps = try journal.entries(after: 0, types: ["Step"])
+        #expect(steps.map(\.rev) == [1, 1, 2])
+        #expect(steps.last?.body.contains("赵敏") == true)
+    }
+}
+
+@Suite struct QuarantineReplayTests {
+    @Test func rowsQuarantinedByAMappingGapAreStoredAfterTheMappingIsFixed() throws {
+        let workspace = try Workspace()
+        // Break the mapping: the fee code of XK0008 is missing from its code table.
+        let tablePath = "mappings/tables/fee-codes.csv"
+        let original = try workspace.read(tablePath)
+        try workspace.write(tablePath, original.replacingOccurrences(of: "XK0008,F000801\n", with: ""))
+        try workspace.write("drop/a.csv", [header, row("C1", step: "01"), row("C1", step: "05", fee: "120.00")].joined(separator: "\n") + "\n")
+        let report = try #require(try workspace.gateway().runOnce().files.first)
+        #expect(report.counts.quarantined == 1)
+        #expect(report.counts.stored == 3, "Application, Acceptance and the Completion of the quarantined row are stored")
+        let journal = try Journal(path: workspace.journalPath)
+        let entry = try #require(try journal.quarantined().first)
+        #expect(entry.item.field == "FeeCode")
+        #expect(entry.item.line == 3)
+        #expect(entry.item.reason.contains("not in code table fee_code"))
+
+        // Replaying before the fix changes nothing and keeps the row.
+        let early = try workspace.gateway().replayQuarantine()
+        #expect(early.stillFailing == 1)
+        #expect(try journal.quarantined().count == 1)
+
+        try workspace.write(tablePath, original)
+        let replay = try workspace.gateway().replayQuarantine()
+        #expect(replay.replayed == 1)
+        #expect(replay.stored == 1, "the Fee")
+        #expect(replay.unchanged == 1, "the Completion was already stored")
+        #expect(try journal.quarantined().isEmpty)
+        let fee = try #require(try journal.entries(after: 0, types: ["Fee"]).first)
+        #expect(fee.body.contains("<FeeCode>F000801</FeeCode>"))
+        #expect(fee.line == 3)
+    }
+}
