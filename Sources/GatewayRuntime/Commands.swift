@@ -218,8 +218,7 @@ private func execute(_ path: [String], _ options: ParsedOptions) async throws ->
         if options.flag("json") { writeJSON(rows); return 0 }
         if rows.isEmpty { write("no quarantined rows"); return 0 }
         for row in rows {
-            let field = row.field.isEmpty ? "" : " \(row.recordType).\(row.field)"
-            write("#\(row.id) [\(row.state)] \(row.source) \(row.file):\(row.line) \(row.stage)\(field): \(row.reason)\n    row: \(row.row)")
+            write("#\(row.id) [\(row.state)] \(row.source) \(row.file):\(row.line) \(row.stage): \(row.reason)\n    row: \(row.row)")
         }
         return 0
 
