@@ -50,14 +50,22 @@ public final class CSVDropAdapter {
 
     // MARK: - Folder scanning
 
-    /// Files matching the pattern that are not temporary names, markers, or hidden.
+    /// Files matching the pattern that are not temporary names, markers, or hidden; oldest first (then by name),
+    /// so that exports are ingested in the order they were written.
     func candidates() -> [String] {
         let names = (try? FileManager.default.contentsOfDirectory(atPath: settings.folder)) ?? []
-        return names.filter { name in
+        let files = names.filter { name in
             !name.hasPrefix(".") && !name.hasSuffix(".done") && !name.hasSuffix(".tmp") && !name.hasSuffix(".part")
                 && !name.hasSuffix(".reason.txt") && fnmatch(settings.pattern, name, 0) == 0
                 && isRegularFile((settings.folder as NSString).appendingPathComponent(name))
-        }.sorted()
+        }
+        let modified = Dictionary(uniqueKeysWithValues: files.map { name in
+            (name, (try? FileManager.default.attributesOfItem(atPath: (settings.folder as NSString).appendingPathComponent(name)))?[.modificationDate] as? Date ?? .distantPast)
+        })
+        return files.sorted { a, b in
+            let ma = modified[a] ?? .distantPast, mb = modified[b] ?? .distantPast
+            return ma == mb ? a < b : ma < mb
+        }
     }
 
     private func isRegularFile(_ path: String) -> Bool {
