@@ -212,86 +212,49 @@ public final class CSVDropAdapter {
         if startOffset > resumeAt {
             logger.info("\(name): resuming at line \(startLine) (byte \(startOffset) of \(size)) after an interrupted run")
         }
-        let reader = try CSVRowReader(path: path, startOffset: startOffset, startLine: startLine)
-        let pipeline = RowPipeline(schema: schema, mapping: bound, journal: journal)
+        // Two stages on two threads: a reader thread decodes, maps and validates rows into batches; this thread
+        // writes each batch (records, quarantine entries, the file's new offset) in one transaction. The channel
+        // holds at most two batches, so memory stays bounded whatever the file size.
+        let channel = BatchChannel(capacity: 2)
+        let preparer = RowPreparer(schema: schema, mapping: bound)
+        let reading = RowReadingJob(path: path, name: name, source: self.name, startOffset: startOffset, startLine: startLine,
+                                    header: header, encoding: encoding, delimiter: settings.delimiter,
+                                    batchRows: settings.batchRows, preparer: preparer, channel: channel)
+        let readerDone = DispatchSemaphore(value: 0)
+        let thread = Thread {
+            reading.run()
+            readerDone.signal()
+        }
+        thread.name = "esgate-read-\(name)"
+        thread.start()
+        defer {
+            channel.cancel()
+            readerDone.wait()
+        }
         var total = IngestCounts()
-        var fields: [String] = []
-        fields.reserveCapacity(header.count + 4)
         var lastReport = Date()
-        var finished = false
-        while !finished {
-            var batch = IngestCounts()
+        while let batch = try channel.take() {
+            var counts = IngestCounts()
             try journal.begin()
             do {
-                var rowsInBatch = 0
-                while rowsInBatch < settings.batchRows {
-                    guard let row = try reader.next() else { finished = true; break }
-                    if row.bytes.isEmpty { continue }  // blank line
-                    rowsInBatch += 1
-                    try ingestRow(row, name: name, header: header, decoder: decoder, pipeline: pipeline,
-                                  fields: &fields, counts: &batch)
-                }
-                try journal.advanceFile(sha256: sha, offset: reader.offset, line: reader.line, rows: batch.rows,
-                                        records: batch.stored, quarantined: batch.quarantined)
-                if finished { try journal.finishFile(sha256: sha, state: .done) }
+                for row in batch.rows { try journal.store(row, source: self.name, file: name, counts: &counts) }
+                try journal.advanceFile(sha256: sha, offset: batch.endOffset, line: batch.endLine, rows: counts.rows,
+                                        records: counts.stored, quarantined: counts.quarantined)
+                if batch.isLast { try journal.finishFile(sha256: sha, state: .done) }
                 try journal.commit()
             } catch {
                 journal.rollback()
                 throw error
             }
-            total += batch
+            total += counts
             if Date().timeIntervalSince(lastReport) >= 5 {
                 lastReport = Date()
-                let percent = size > 0 ? Int(Double(reader.offset) * 100 / Double(size)) : 100
-                logger.info("\(name): \(percent)% (\(total.rows) rows this run, line \(reader.line))")
+                let percent = size > 0 ? Int(Double(batch.endOffset) * 100 / Double(size)) : 100
+                logger.info("\(name): \(percent)% (\(total.rows) rows this run, line \(batch.endLine))")
             }
+            if batch.isLast { break }
         }
         return total
-    }
-
-    private func ingestRow(_ row: RawRow, name: String, header: [String], decoder: TextDecoder, pipeline: RowPipeline,
-                           fields: inout [String], counts: inout IngestCounts) throws {
-        func origin() -> RowOrigin {
-            RowOrigin(source: self.name, origin: name, line: row.line, raw: Array(row.bytes), encoding: decoder.encoding.rawValue, header: header)
-        }
-        if row.unterminatedQuote {
-            counts.rows += 1
-            try pipeline.quarantine(origin(), stage: .parse, recordType: "", field: "",
-                                    reason: "unterminated quoted field: the file ends inside quotes", counts: &counts)
-            return
-        }
-        let split: Result<Void, Error> = Result {
-            try decoder.decodeToUTF8(row.bytes) { utf8 -> Result<Void, CSVShapeError> in
-                do throws(CSVShapeError) {
-                    try splitCSVFields(utf8, delimiter: settings.delimiter, into: &fields)
-                    return .success(())
-                } catch {
-                    return .failure(error)
-                }
-            }.get()
-        }
-        switch split {
-        case .failure(let error as DecodingError):
-            counts.rows += 1
-            try pipeline.quarantine(origin(), stage: .decode, recordType: "", field: "",
-                                    reason: "row does not decode as \(decoder.encoding.rawValue): \(error)", counts: &counts)
-            return
-        case .failure(let error as CSVShapeError):
-            counts.rows += 1
-            try pipeline.quarantine(origin(), stage: .parse, recordType: "", field: "", reason: error.message, counts: &counts)
-            return
-        case .failure(let error):
-            throw error
-        case .success:
-            break
-        }
-        if fields.count > header.count, fields[header.count...].contains(where: { !$0.isEmpty }) {
-            counts.rows += 1
-            try pipeline.quarantine(origin(), stage: .parse, recordType: "", field: "",
-                                    reason: "row has \(fields.count) fields, the header has \(header.count)", counts: &counts)
-            return
-        }
-        _ = try pipeline.ingest(fields, origin: origin(), line: row.line, source: self.name, file: name, counts: &counts)
     }
 
     // MARK: - Encoding, hashing, moving

@@ -41,56 +41,71 @@ public struct RowOrigin: Sendable {
     }
 }
 
-/// The path every source row takes: mapping → schema validation → journal, or quarantine with the reason.
-/// Runs inside the caller's journal transaction, so rows and the source's progress commit together.
-public struct RowPipeline {
+/// One source row after mapping and validation: the records to store and, when anything failed, the row's
+/// quarantine entry. Records that did validate are stored even then (idempotently), so that a replay of the
+/// row only adds what was missing.
+public struct PreparedRow: Sendable {
+    public var line: Int
+    public var records: [NormalizedRecord] = []
+    public var quarantine: QuarantineItem?
+
+    public init(line: Int) { self.line = line }
+}
+
+/// The pure part of every source row's path: mapping → schema validation. No I/O, so it can run on its own
+/// thread ahead of the journal writer.
+public struct RowPreparer: Sendable {
     public let schema: PUISchema
     public let mapping: BoundMapping
-    public let journal: Journal
 
-    public init(schema: PUISchema, mapping: BoundMapping, journal: Journal) {
+    public init(schema: PUISchema, mapping: BoundMapping) {
         self.schema = schema
         self.mapping = mapping
-        self.journal = journal
     }
 
-    /// Maps, validates and stores one row. The row is quarantined as a whole when any of its records fails,
-    /// so that a replay re-runs exactly the row; records that did validate are still stored (idempotently).
-    public func ingest(_ fields: [String], origin: @autoclosure () -> RowOrigin, line: Int, source: String,
-                       file: String, counts: inout IngestCounts) throws(JournalError) -> [NormalizedRecord] {
-        counts.rows += 1
+    public func prepare(_ fields: [String], line: Int, origin: () -> RowOrigin) -> PreparedRow {
+        var prepared = PreparedRow(line: line)
         let outcome = mapping.map(fields)
-        var stored: [NormalizedRecord] = []
         var failure: (stage: QuarantineItem.Stage, type: String, field: String, reason: String)?
         if let error = outcome.errors.first {
             failure = (.map, error.recordType, error.field, error.description)
         }
         for draft in outcome.records {
             switch schema.normalize(draft) {
-            case .success(let record):
-                switch try journal.append(record, source: source, origin: file, line: line) {
-                case .stored: counts.stored += 1
-                case .unchanged: counts.unchanged += 1
-                }
-                stored.append(record)
+            case .success(let record): prepared.records.append(record)
             case .failure(let error):
                 if failure == nil { failure = (.validate, error.recordType, error.field, error.description) }
             }
         }
         if let failure {
             let extra = outcome.errors.count > 1 ? " (+\(outcome.errors.count - 1) more)" : ""
-            try quarantine(origin(), stage: failure.stage, recordType: failure.type, field: failure.field,
-                           reason: failure.reason + extra, counts: &counts)
+            prepared.quarantine = quarantineItem(origin(), stage: failure.stage, recordType: failure.type,
+                                                 field: failure.field, reason: failure.reason + extra)
         }
-        return stored
+        return prepared
     }
 
-    public func quarantine(_ origin: RowOrigin, stage: QuarantineItem.Stage, recordType: String, field: String,
-                           reason: String, counts: inout IngestCounts) throws(JournalError) {
-        counts.quarantined += 1
-        try journal.quarantine(QuarantineItem(
-            source: origin.source, mapping: mapping.plan.name, origin: origin.origin, line: origin.line, stage: stage,
-            recordType: recordType, field: field, reason: reason, raw: origin.raw, encoding: origin.encoding,
-            header: origin.header))
+    public func quarantineItem(_ origin: RowOrigin, stage: QuarantineItem.Stage, recordType: String, field: String,
+                               reason: String) -> QuarantineItem {
+        QuarantineItem(source: origin.source, mapping: mapping.plan.name, origin: origin.origin, line: origin.line,
+                       stage: stage, recordType: recordType, field: field, reason: reason, raw: origin.raw,
+                       encoding: origin.encoding, header: origin.header)
+    }
+}
+
+extension Journal {
+    /// Stores a prepared row inside the caller's transaction and counts what happened.
+    public func store(_ row: PreparedRow, source: String, file: String, counts: inout IngestCounts) throws(JournalError) {
+        counts.rows += 1
+        for record in row.records {
+            switch try append(record, source: source, origin: file, line: row.line) {
+            case .stored: counts.stored += 1
+            case .unchanged: counts.unchanged += 1
+            }
+        }
+        if let item = row.quarantine {
+            counts.quarantined += 1
+            try quarantine(item)
+        }
     }
 }

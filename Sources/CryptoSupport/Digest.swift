@@ -1,5 +1,12 @@
 internal import CCrypto
 
+/// OpenSSL 3 resolves `EVP_sha256()` through its provider machinery on every use; fetching the
+/// implementation once keeps per-record digests cheap. The EVP_MD is immutable and shareable between threads.
+private struct FetchedDigest: @unchecked Sendable {
+    let pointer: OpaquePointer?
+}
+private let fetchedSHA256 = FetchedDigest(pointer: EVP_MD_fetch(nil, "SHA256", nil) ?? EVP_sha256())
+
 /// A hash algorithm available from libcrypto.
 public enum DigestAlgorithm: Sendable {
     case sha256
@@ -57,7 +64,7 @@ public enum Digest {
     public static func sha256(_ bytes: UnsafeRawBufferPointer) -> [UInt8] {
         var output = [UInt8](repeating: 0, count: 32)
         var length: UInt32 = 0
-        EVP_Digest(bytes.baseAddress, bytes.count, &output, &length, EVP_sha256(), nil)
+        EVP_Digest(bytes.baseAddress, bytes.count, &output, &length, fetchedSHA256.pointer, nil)
         return output
     }
 

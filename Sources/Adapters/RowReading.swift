@@ -1,0 +1,142 @@
+import Foundation
+import Journal
+import TextSupport
+
+/// Prepared rows up to a file position: written to the journal in one transaction.
+struct PreparedBatch: Sendable {
+    var rows: [PreparedRow] = []
+    /// Byte offset and line just after the batch's last row: where a restart continues.
+    var endOffset: Int64
+    var endLine: Int
+    var isLast: Bool
+}
+
+/// A bounded hand-over between the reading thread and the journal writer (NSCondition-guarded).
+/// The reader blocks when `capacity` batches wait; the writer blocks when none does.
+final class BatchChannel: @unchecked Sendable {
+    // All state below is guarded by `condition`.
+    private let condition = NSCondition()
+    private var queue: [PreparedBatch] = []
+    private var failure: Error?
+    private var cancelled = false
+    private let capacity: Int
+
+    init(capacity: Int) { self.capacity = capacity }
+
+    /// False when the writer gave up (the reader should stop).
+    func put(_ batch: PreparedBatch) -> Bool {
+        condition.lock()
+        defer { condition.unlock() }
+        while queue.count >= capacity && !cancelled { condition.wait() }
+        if cancelled { return false }
+        queue.append(batch)
+        condition.broadcast()
+        return true
+    }
+
+    func fail(_ error: Error) {
+        condition.lock()
+        failure = error
+        condition.broadcast()
+        condition.unlock()
+    }
+
+    /// The next batch; nil after cancellation; rethrows the reader's failure once its batches are drained.
+    func take() throws -> PreparedBatch? {
+        condition.lock()
+        defer { condition.unlock() }
+        while queue.isEmpty && failure == nil && !cancelled { condition.wait() }
+        if !queue.isEmpty {
+            let batch = queue.removeFirst()
+            condition.broadcast()
+            return batch
+        }
+        if let failure { throw failure }
+        return nil
+    }
+
+    func cancel() {
+        condition.lock()
+        cancelled = true
+        condition.broadcast()
+        condition.unlock()
+    }
+}
+
+/// The reading stage of a CSV drop ingest: raw rows → decoded fields → mapped and validated records, in batches.
+/// Runs on its own thread; owns its reader and decoder.
+struct RowReadingJob: Sendable {
+    let path: String
+    let name: String
+    let source: String
+    let startOffset: Int64
+    let startLine: Int
+    let header: [String]
+    let encoding: TextEncoding
+    let delimiter: UInt8
+    let batchRows: Int
+    let preparer: RowPreparer
+    let channel: BatchChannel
+
+    func run() {
+        do {
+            let reader = try CSVRowReader(path: path, startOffset: startOffset, startLine: startLine)
+            let decoder = try TextDecoder(encoding)
+            var fields: [String] = []
+            fields.reserveCapacity(header.count + 4)
+            while true {
+                var batch = PreparedBatch(endOffset: reader.offset, endLine: reader.line, isLast: false)
+                batch.rows.reserveCapacity(batchRows)
+                while batch.rows.count < batchRows {
+                    guard let row = try reader.next() else { batch.isLast = true; break }
+                    if row.bytes.isEmpty { continue }  // blank line
+                    batch.rows.append(prepare(row, decoder: decoder, fields: &fields))
+                }
+                batch.endOffset = reader.offset
+                batch.endLine = reader.line
+                guard channel.put(batch), !batch.isLast else { return }
+            }
+        } catch {
+            channel.fail(error)
+        }
+    }
+
+    private func prepare(_ row: RawRow, decoder: TextDecoder, fields: inout [String]) -> PreparedRow {
+        func origin() -> RowOrigin {
+            RowOrigin(source: source, origin: name, line: row.line, raw: Array(row.bytes), encoding: encoding.rawValue, header: header)
+        }
+        func quarantined(_ stage: QuarantineItem.Stage, _ reason: String) -> PreparedRow {
+            var prepared = PreparedRow(line: row.line)
+            prepared.quarantine = preparer.quarantineItem(origin(), stage: stage, recordType: "", field: "", reason: reason)
+            return prepared
+        }
+        if row.unterminatedQuote {
+            return quarantined(.parse, "unterminated quoted field: the file ends inside quotes")
+        }
+        let delimiter = self.delimiter
+        let split: Result<Void, Error> = Result {
+            try decoder.decodeToUTF8(row.bytes) { utf8 -> Result<Void, CSVShapeError> in
+                do throws(CSVShapeError) {
+                    try splitCSVFields(utf8, delimiter: delimiter, into: &fields)
+                    return .success(())
+                } catch {
+                    return .failure(error)
+                }
+            }.get()
+        }
+        switch split {
+        case .failure(let error as DecodingError):
+            return quarantined(.decode, "row does not decode as \(encoding.rawValue): \(error)")
+        case .failure(let error as CSVShapeError):
+            return quarantined(.parse, error.message)
+        case .failure(let error):
+            return quarantined(.parse, "\(error)")
+        case .success:
+            break
+        }
+        if fields.count > header.count, fields[header.count...].contains(where: { !$0.isEmpty }) {
+            return quarantined(.parse, "row has \(fields.count) fields, the header has \(header.count)")
+        }
+        return preparer.prepare(fields, line: row.line, origin: origin)
+    }
+}
