@@ -50,6 +50,13 @@ let package = Package(
         /// The durable journal: records with revisions, source offsets, quarantine, consumer cursors.
         .target(name: "Journal", dependencies: ["GatewayModel", "SQLiteSupport", "CryptoSupport"]),
 
+        // MARK: - Supervision
+
+        /// Calendar, case clocks, the 21 rules, alert life and monthly scores. Pure: Foundation only.
+        .target(name: "Supervision"),
+        /// The impure engine around it: journal consumer, facts tables, timer index, alerts, scores, statistics.
+        .target(name: "Monitoring", dependencies: ["Supervision", "Journal", "GatewayModel", "XMLSupport", "SQLiteSupport"]),
+
         // MARK: - Edges
 
         /// Source adapters (CSV drop); each turns legacy input into rows for a mapping.
@@ -60,9 +67,12 @@ let package = Package(
 
         /// Loads configuration and wires adapters → mappings → journal; the commands' logic.
         .target(name: "GatewayRuntime", dependencies: ["GatewayConfig", "GatewayModel", "Mapping", "Journal",
-                                                       "Adapters", "TextSupport"]),
+                                                       "Adapters", "TextSupport", "Monitoring"]),
         /// The `esgate` command line.
         .executableTarget(name: "esgate", dependencies: ["GatewayRuntime"]),
+        /// `swift run -c release monitoring-bench`: tick cost of the supervision engine over N open cases.
+        .executableTarget(name: "monitoring-bench", dependencies: ["Monitoring", "Journal", "GatewayModel", "Supervision"],
+                          path: "Sources/MonitoringBench"),
 
         // MARK: - Tests
 
@@ -76,5 +86,8 @@ let package = Package(
         .testTarget(name: "AdapterTests",
                     dependencies: ["Adapters", "GatewayRuntime", "Journal", "GatewayConfig", "CryptoSupport",
                                    "SQLiteSupport", "TextSupport", "GatewayModel"]),
+        .testTarget(name: "SupervisionTests", dependencies: ["Supervision"], exclude: ["Fixtures"]),
+        .testTarget(name: "MonitoringTests",
+                    dependencies: ["Monitoring", "Supervision", "Journal", "GatewayModel", "GatewayRuntime", "GatewayConfig"]),
     ]
 )
