@@ -42,7 +42,7 @@ public let commandTable: [CommandSpec] = [
                 discussion: "Rows that now map and validate are journaled and marked replayed; the others keep their new reason.",
                 options: [configOption, .value("source", "adapter", "Only this adapter's rows."),
                           .value("id", "n", "Only this quarantine entry."), jsonOption]),
-]
+] + monitoringCommandTable
 
 private func write(_ text: String) {
     FileHandle.standardOutput.write(Data((text.hasSuffix("\n") ? text : text + "\n").utf8))
@@ -160,7 +160,8 @@ private func execute(_ path: [String], _ options: ParsedOptions) async throws ->
         guard let loaded = loadOrReport(options) else { return 1 }
         let gateway = Gateway(configuration: loaded, logger: logger(for: loaded))
         if options.flag("once") {
-            let summary = try gateway.runOnce()
+            var summary = try gateway.runOnce()
+            summary.supervision = try gateway.superviseOnce()
             if options.flag("json") {
                 writeJSON(summary)
             } else {
@@ -175,6 +176,7 @@ private func execute(_ path: [String], _ options: ParsedOptions) async throws ->
                 for name in summary.waiting { write("\(name): waiting (not complete yet)") }
                 let counts = summary.counts
                 write("total: \(summary.files.count) file(s), \(counts.rows) rows, \(counts.stored) records stored, \(counts.unchanged) unchanged, \(counts.quarantined) rows quarantined")
+                if let pass = summary.supervision { write(supervisionLine(pass)) }
             }
             return 0
         }
@@ -267,6 +269,7 @@ private func execute(_ path: [String], _ options: ParsedOptions) async throws ->
         }
 
     default:
+        if let code = try executeMonitoringCommand(path, options) { return code }
         throw UsageError("command not implemented")
     }
 }

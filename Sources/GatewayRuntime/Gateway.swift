@@ -4,6 +4,7 @@ import GatewayConfig
 import GatewayModel
 import Journal
 import Mapping
+import Monitoring
 import TextSupport
 
 /// What one pass over the adapters did.
@@ -11,6 +12,8 @@ public struct RunSummary: Sendable, Codable {
     public var files: [FileReport] = []
     /// Files seen but not yet complete (still settling or waiting for a marker).
     public var waiting: [String] = []
+    /// The supervision pass that followed ingestion (`run --once`).
+    public var supervision: PassSummary?
     public var counts: IngestCounts {
         files.reduce(into: IngestCounts()) { $0 += $1.counts }
     }
@@ -68,6 +71,7 @@ public final class Gateway: Sendable {
                     try await self.pollLoop(adapter)
                 }
             }
+            group.addTask { [self] in try await self.supervisionLoop() }
             while let result = await group.nextResult() {
                 if case .failure(let error) = result, !(error is CancellationError) {
                     logger.error("adapter stopped: \(error)")

@@ -1,0 +1,69 @@
+// Wiring of the supervision engine into the gateway: reference data from gateway.yaml, one pass after
+// `run --once`, and a periodic tick (at most 30 s apart, sooner when a timer is due) during `run`.
+
+import Foundation
+import GatewayModel
+import Journal
+import Monitoring
+import Supervision
+
+extension Gateway {
+    /// The reference data named by gateway.yaml `reference_data`; without it (or when it cannot be read) the
+    /// engine runs without a calendar: no deadlines, and an operational warning.
+    public func loadReferenceData() throws(MonitoringError) -> ReferenceData {
+        guard let file = configuration.gateway.referenceDataFile else {
+            logger.warning("gateway.yaml has no reference_data: running without a calendar (no deadlines are computed)")
+            return try ReferenceData.none()
+        }
+        do {
+            return try ReferenceData.load(file: file)
+        } catch {
+            logger.error("\(error); running without a calendar (no deadlines are computed) until it is fixed")
+            return try ReferenceData.none()
+        }
+    }
+
+    /// A supervision engine on `journal` (its own connection), with the gateway's reference data.
+    public func makeSupervisionEngine(journal: Journal, reference: ReferenceData? = nil,
+                                      now: @escaping () -> BeijingTime = SupervisionEngine.systemNow) throws(MonitoringError) -> SupervisionEngine {
+        let data: ReferenceData
+        if let reference { data = reference } else { data = try loadReferenceData() }
+        return try SupervisionEngine(journal: journal, reference: data, schema: configuration.schema,
+                                     logger: logger.with(component: "supervision"), now: now)
+    }
+
+    /// One supervision pass over what the journal holds now (`run --once`).
+    public func superviseOnce() throws(MonitoringError) -> PassSummary {
+        let journal: Journal
+        do {
+            journal = try openJournal()
+        } catch {
+            throw .journal(error)
+        }
+        return try makeSupervisionEngine(journal: journal).runPass()
+    }
+
+    /// `run`: a pass at least every `maximumTick`, and right when the earliest timer falls due.
+    func supervisionLoop(maximumTick: Duration = .seconds(30)) async throws {
+        let journal = try openJournal()
+        let engine = try makeSupervisionEngine(journal: journal)
+        let maximumMilliseconds = Int64(maximumTick.components.seconds * 1000)
+        while !Task.isCancelled {
+            do {
+                try engine.runPass()
+            } catch {
+                logger.error("supervision pass failed: \(error); retrying at the next tick")
+            }
+            var wait = maximumMilliseconds
+            if let due = try? engine.nextDueAt() {
+                wait = min(wait, max(200, due.millisecondsSinceEpoch - SupervisionEngine.systemNow().millisecondsSinceEpoch))
+            }
+            try await Task.sleep(for: .milliseconds(wait))
+        }
+    }
+}
+
+/// The `run --once` line about the supervision pass.
+func supervisionLine(_ pass: PassSummary) -> String {
+    "supervision: \(pass.consumed) records consumed, \(pass.evaluated) subjects evaluated, \(pass.alertsRaised) alerts raised, \(pass.alertsResolved) resolved, \(pass.scoresUpdated) scores updated, \(pass.calendarGaps) calendar gaps, \(String(format: "%.1f", pass.seconds)) s"
+}
