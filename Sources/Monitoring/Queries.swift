@@ -92,6 +92,10 @@ public struct StatisticsRow: Sendable, Codable, Equatable {
 private let personalFieldPrefixes = ["Applicant.", "Payer.", "Party.", "Complainant"]
 
 extension SupervisionEngine {
+    private static func timeKey(_ text: String?) -> Int64 {
+        text.flatMap { try? BeijingTime(parsing: $0) }?.millisecondsSinceEpoch ?? Int64.min
+    }
+
     private static func text(_ ms: Int64) -> String { BeijingTime(millisecondsSinceEpoch: ms).description }
 
     private static let alertColumns = """
@@ -145,7 +149,7 @@ extension SupervisionEngine {
                             fields: record.fields.filter { field in
                                 !field.key.hasPrefix("@") && !personalFieldPrefixes.contains { field.key.hasPrefix($0) }
                             })
-            }.sorted { ($0.at ?? "", $0.recordType) < ($1.at ?? "", $1.recordType) }
+            }.sorted { (Self.timeKey($0.at), lifeOrder($0.recordType)) < (Self.timeKey($1.at), lifeOrder($1.recordType)) }
             return AlertDetail(alert: alert, subject: stored.watch.description, audit: audit, timeline: timeline)
         }
     }
@@ -220,4 +224,11 @@ private func number(_ value: SQLiteValue) -> Double? {
     case .integer(let number): return Double(number)
     default: return nil
     }
+}
+
+/// Records with the same time are listed in the order a case lives them (Application before Acceptance).
+private func lifeOrder(_ type: String) -> Int {
+    let order = ["Application", "Acceptance", "SupplementNotice", "SupplementReceipt", "Step", "SpecialStart", "SpecialEnd",
+                 "Completion", "Fee", "Levy", "PenaltyCase", "PenaltyStep", "Evaluation", "Complaint", "Camera"]
+    return order.firstIndex(of: type) ?? order.count
 }
