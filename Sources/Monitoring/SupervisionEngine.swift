@@ -101,6 +101,8 @@ public final class SupervisionEngine {
         try consume()
         try evaluateDue(asOf: now())
         try recomputeScores()
+        // Step the cursor over the Alert and Score records this pass appended, so its lag shows only real work.
+        try consume()
         summary.seconds = Date().timeIntervalSince(started)
         if summary.calendarGaps > 0 {
             logger.warning("supervision: \(summary.calendarGaps) rule evaluation(s) met dates outside the reference calendar \(reference.hasCalendar ? "\(rules.calendar.firstYear)-\(rules.calendar.lastYear)" : "(none loaded)"); no deadline computed for them, e.g. \(gapExample ?? "?")")
