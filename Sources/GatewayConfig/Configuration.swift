@@ -42,6 +42,8 @@ public struct GatewayConfiguration: Sendable {
     public var referenceDataFile: String?
     public var logLevel: LogLevel
     public var receivers: [ReceiverConfiguration]
+    /// Whether this gateway runs the supervision engine (rules, alerts, scores) after ingestion.
+    public var supervisionEnabled: Bool = true
 
     public var journalPath: String { (stateDirectory as NSString).appendingPathComponent("journal.sqlite") }
 }
@@ -70,6 +72,7 @@ extension GatewayConfiguration {
         let mappings = resolvePath(root.string("mappings_dir", default: "mappings"), relativeTo: base)
         let reference = root.string("reference_data").map { resolvePath($0, relativeTo: base) }
         let level = root.choice("log_level", LogLevel.allCases.map(\.rawValue)).flatMap(LogLevel.init) ?? .info
+        let supervision = root.boolean("supervision") ?? true
         var receivers: [ReceiverConfiguration] = []
         for section in root.sectionList("receivers") ?? [] {
             let name = section.string("name", required: true) ?? ""
@@ -90,7 +93,8 @@ extension GatewayConfiguration {
         root.rejectUnknownKeys()
         return GatewayConfiguration(baseDirectory: base, file: file, district: district, stateDirectory: state,
                                     adaptersDirectory: adapters, mappingsDirectory: mappings,
-                                    referenceDataFile: reference, logLevel: level, receivers: receivers)
+                                    referenceDataFile: reference, logLevel: level, receivers: receivers,
+                                    supervisionEnabled: supervision)
     }
 }
 

@@ -161,7 +161,7 @@ private func execute(_ path: [String], _ options: ParsedOptions) async throws ->
         let gateway = Gateway(configuration: loaded, logger: logger(for: loaded))
         if options.flag("once") {
             var summary = try gateway.runOnce()
-            summary.supervision = try gateway.superviseOnce()
+            if loaded.gateway.supervisionEnabled { summary.supervision = try gateway.superviseOnce() }
             if options.flag("json") {
                 writeJSON(summary)
             } else {

@@ -71,7 +71,9 @@ public final class Gateway: Sendable {
                     try await self.pollLoop(adapter)
                 }
             }
-            group.addTask { [self] in try await self.supervisionLoop() }
+            if configuration.gateway.supervisionEnabled {
+                group.addTask { [self] in try await self.supervisionLoop() }
+            }
             while let result = await group.nextResult() {
                 if case .failure(let error) = result, !(error is CancellationError) {
                     logger.error("adapter stopped: \(error)")

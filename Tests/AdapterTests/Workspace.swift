@@ -68,10 +68,11 @@ final class Workspace {
         ((try? FileManager.default.contentsOfDirectory(atPath: folder.path)) ?? []).sorted()
     }
 
-    /// Everything the journal holds that matters for exactly-once: every (type, key, rev, body), in key order.
+    /// Everything the adapter put in the journal that matters for exactly-once: every (type, key, rev, body), in
+    /// key order. Supervision's own records (alerts, scores) depend on the clock and are left out.
     func journalDigest() throws -> (records: Int, digest: String) {
         let db = try SQLiteDatabase(path: journalPath, readOnly: true)
-        let statement = try db.prepare("SELECT type, key, rev, body FROM records ORDER BY type, key, rev")
+        let statement = try db.prepare("SELECT type, key, rev, body FROM records WHERE source = 'drop' ORDER BY type, key, rev")
         let digest = try StreamingDigest(.sha256)
         var count = 0
         while try statement.step() {
