@@ -1,0 +1,255 @@
+import Foundation
+import HTTPClientSupport
+import HTTPServerSupport
+import Synchronization
+import Testing
+
+/// Real TLS handshakes on loopback between HTTPClient (libcurl/OpenSSL) and HTTPServer (libmicrohttpd/GnuTLS)
+/// or a Python peer, with certificates generated in the test run.
+@Suite struct TransportTests {
+    static let soapHeaders = [(name: "Content-Type", value: "text/xml; charset=utf-8"),
+                              (name: "SOAPAction", value: "\"urn:cn-esup:pui:1#SubmitPackage\"")]
+
+    /// Echoes what the receiver saw: client CN, method, path, SOAPAction and body size.
+    static let echo: HTTPServer.Handler = { request in
+        let text = "cn=\(request.clientCertificateCommonName ?? "-") method=\(request.method) path=\(request.path) "
+            + "soapaction=\(request.header("soapaction") ?? "-") len=\(request.body.count)"
+        return HTTPServerResponse(status: 200, headers: [("Content-Type", "text/plain")], body: Array(text.utf8))
+    }
+
+    func client(_ tls: HTTPClient.TLSConfiguration, totalTimeout: Duration = .seconds(20)) -> HTTPClient {
+        HTTPClient(configuration: .init(connectTimeout: .seconds(5), totalTimeout: totalTimeout, tls: tls))
+    }
+
+    @Test func mutualTLSHandshakeSucceedsAndServerSeesClientCN() async throws {
+        let certs = try TestCertificates.make()
+        defer { certs.remove() }
+        let server = try HTTPServer(configuration: .init(tls: try certs.serverTLS()), handler: Self.echo)
+        defer { server.stop() }
+        #expect(server.port != 0)
+        #expect(server.isTLS)
+
+        let http = client(certs.clientTLS())
+        let body = Array("<soap:Envelope/>".utf8)
+        for _ in 0..<3 {   // repeated requests exercise the pooled handle (keep-alive reuse)
+            let response = try await http.send(.post("https://127.0.0.1:\(server.port)/pui", headers: Self.soapHeaders, body: body))
+            #expect(response.status == 200)
+            #expect(String(decoding: response.body, as: UTF8.self)
+                == "cn=410103 method=POST path=/pui soapaction=\"urn:cn-esup:pui:1#SubmitPackage\" len=\(body.count)")
+            #expect(response.header("content-type") == "text/plain")
+        }
+        // Host name "localhost" is in the SAN too; GET and the blocking call work as well.
+        let get = try http.sendBlocking(.get("https://localhost:\(server.port)/status"))
+        #expect(get.status == 200)
+        #expect(String(decoding: get.body, as: UTF8.self).hasPrefix("cn=410103 method=GET path=/status"))
+    }
+
+    @Test func clientWithoutCertificateIsRefusedDuringHandshake() async throws {
+        let certs = try TestCertificates.make()
+        defer { certs.remove() }
+        let handled = Atomic<Int>(0)
+        let server = try HTTPServer(configuration: .init(tls: try certs.serverTLS())) { request in
+            handled.add(1, ordering: .relaxed)
+            return Self.echo(request)
+        }
+        defer { server.stop() }
+
+        do {
+            let response = try await client(certs.clientTLS(client: nil))
+                .send(.post("https://127.0.0.1:\(server.port)/pui", body: Array("x".utf8)))
+            Issue.record("expected a TLS failure, got HTTP \(response.status)")
+        } catch {
+            #expect(error.isTLSFailure, "\(error)")
+            #expect(error.curlCode == 56 || error.curlCode == 35, "\(error)")
+            if case .clientCertificateRejected = error {} else { Issue.record("expected clientCertificateRejected, got \(error)") }
+        }
+        #expect(handled.load(ordering: .relaxed) == 0)
+    }
+
+    @Test func clientCertificateFromAnotherCAOrExpiredIsRefused() async throws {
+        let certs = try TestCertificates.make()
+        defer { certs.remove() }
+        let server = try HTTPServer(configuration: .init(tls: try certs.serverTLS()), handler: Self.echo)
+        defer { server.stop() }
+
+        for name in ["rogue-client", "expired-client"] {
+            do {
+                let response = try await client(certs.clientTLS(client: name))
+                    .send(.post("https://127.0.0.1:\(server.port)/pui", body: Array("x".utf8)))
+                Issue.record("\(name): expected a TLS failure, got HTTP \(response.status)")
+            } catch {
+                #expect(error.isTLSFailure, "\(name): \(error)")
+                if case .clientCertificateRejected = error {} else { Issue.record("\(name): got \(error)") }
+            }
+        }
+    }
+
+    @Test func clientTrustingTheWrongCAFailsAsUntrustedServer() async throws {
+        let certs = try TestCertificates.make()
+        defer { certs.remove() }
+        let server = try HTTPServer(configuration: .init(tls: try certs.serverTLS()), handler: Self.echo)
+        defer { server.stop() }
+
+        do {
+            _ = try await client(certs.clientTLS(ca: "rogue-ca.pem"))
+                .send(.post("https://127.0.0.1:\(server.port)/pui", body: []))
+            Issue.record("expected serverCertificateUntrusted")
+        } catch {
+            #expect(error.curlCode == 60, "\(error)")
+            if case .serverCertificateUntrusted = error {} else { Issue.record("got \(error)") }
+            #expect(error.isTLSFailure)
+        }
+    }
+
+    @Test func busyReceiverRetryAfterIsSurfaced() async throws {
+        let certs = try TestCertificates.make()
+        defer { certs.remove() }
+        let server = try HTTPServer(configuration: .init(tls: try certs.serverTLS())) { _ in
+            HTTPServerResponse(status: 503, headers: [("Retry-After", "7")], body: Array("busy".utf8))
+        }
+        defer { server.stop() }
+
+        let response = try await client(certs.clientTLS())
+            .send(.post("https://127.0.0.1:\(server.port)/pui", headers: Self.soapHeaders, body: Array("x".utf8)))
+        #expect(response.status == 503)
+        #expect(response.header("Retry-After") == "7")
+        #expect(response.retryAfter == .seconds(7))
+        #expect(String(decoding: response.body, as: UTF8.self) == "busy")
+    }
+
+    @Test func oversizeBodyIsAnswered413WithoutCallingTheHandler() async throws {
+        let certs = try TestCertificates.make()
+        defer { certs.remove() }
+        let handled = Atomic<Int>(0)
+        let limit = 4096
+        let server = try HTTPServer(configuration: .init(tls: try certs.serverTLS(), maxRequestBodyBytes: limit)) { request in
+            handled.add(1, ordering: .relaxed)
+            return Self.echo(request)
+        }
+        defer { server.stop() }
+        let http = client(certs.clientTLS())
+        let url = "https://127.0.0.1:\(server.port)/pui"
+
+        let atLimit = try await http.send(.post(url, body: [UInt8](repeating: 0x41, count: limit)))
+        #expect(atLimit.status == 200)
+        #expect(String(decoding: atLimit.body, as: UTF8.self).hasSuffix("len=\(limit)"))
+
+        // Small excess: the body is sent at once and drained; large excess: curl sends
+        // "Expect: 100-continue" and the 413 arrives before the body is sent.
+        for size in [limit + 1, 2 << 20] {
+            let response = try await http.send(.post(url, body: [UInt8](repeating: 0x42, count: size)))
+            #expect(response.status == 413, "size \(size)")
+        }
+        #expect(handled.load(ordering: .relaxed) == 1)
+    }
+
+    @Test func clientTalksMutualTLSToIndependentPythonPeer() async throws {
+        let certs = try TestCertificates.make()
+        defer { certs.remove() }
+        let peer = try PythonTLSPeer(certificates: certs)
+        defer { peer.stop() }
+
+        let body = Array("<soap:Envelope>\u{4E2D}\u{6587}</soap:Envelope>".utf8)
+        let response = try await client(certs.clientTLS())
+            .send(.post("https://127.0.0.1:\(peer.port)/pui", headers: Self.soapHeaders, body: body))
+        #expect(response.status == 200)
+        #expect(String(decoding: response.body, as: UTF8.self)
+            == "cn=410103 len=\(body.count) soapaction=\"urn:cn-esup:pui:1#SubmitPackage\"")
+
+        do {
+            _ = try await client(certs.clientTLS(client: nil)).send(.post("https://127.0.0.1:\(peer.port)/pui", body: body))
+            Issue.record("python peer accepted a client without certificate")
+        } catch {
+            // Python closes the socket right after its alert; if the request the client already sent is
+            // still unread, the kernel resets the connection and the client may see that instead.
+            var lost = false
+            if case .connectionLost = error { lost = true }
+            #expect(error.isTLSFailure || lost, "\(error)")
+        }
+    }
+
+    @Test func connectionRefusedAndTimeoutAreClassified() async throws {
+        let certs = try TestCertificates.make()
+        defer { certs.remove() }
+        let server = try HTTPServer(configuration: .init(tls: try certs.serverTLS())) { request in
+            Thread.sleep(forTimeInterval: 1.5)
+            return Self.echo(request)
+        }
+        let port = server.port
+        do {
+            _ = try await client(certs.clientTLS(), totalTimeout: .milliseconds(300))
+                .send(.post("https://127.0.0.1:\(port)/pui", body: []))
+            Issue.record("expected a timeout")
+        } catch {
+            if case .timedOut = error {} else { Issue.record("got \(error)") }
+            #expect(error.curlCode == 28)
+        }
+        server.stop()
+
+        do {
+            _ = try await client(certs.clientTLS()).send(.get("https://127.0.0.1:\(port)/"))
+            Issue.record("expected connection refused")
+        } catch {
+            if case .connectionRefused = error {} else { Issue.record("got \(error)") }
+            #expect(error.curlCode == 7)
+            #expect(!error.isTLSFailure)
+        }
+    }
+
+    @Test func cancellingTheTaskAbortsTheTransfer() async throws {
+        let certs = try TestCertificates.make()
+        defer { certs.remove() }
+        let server = try HTTPServer(configuration: .init(tls: try certs.serverTLS())) { request in
+            Thread.sleep(forTimeInterval: 1.5)
+            return Self.echo(request)
+        }
+        defer { server.stop() }
+        let http = client(certs.clientTLS())
+        let task = Task { try await http.send(.get("https://127.0.0.1:\(server.port)/slow")) }
+        try await Task.sleep(for: .milliseconds(300))
+        task.cancel()
+        let started = ContinuousClock.now
+        let result = await task.result
+        #expect(ContinuousClock.now - started < .seconds(1))
+        switch result {
+        case .success(let response): Issue.record("expected cancellation, got HTTP \(response.status)")
+        case .failure(let error):
+            guard let error = error as? HTTPClientError, case .cancelled = error else {
+                Issue.record("expected .cancelled, got \(error)")
+                return
+            }
+        }
+    }
+
+    @Test func plaintextAndMalformedRequestsAreRefusedBeforeSending() throws {
+        let http = HTTPClient()
+        #expect(throws: HTTPClientError.self) { try http.sendBlocking(.get("http://127.0.0.1:1/")) }
+        #expect(throws: HTTPClientError.self) { try http.sendBlocking(.get("ftp://127.0.0.1/")) }
+        #expect(throws: HTTPClientError.self) {
+            try http.sendBlocking(.post("https://127.0.0.1:1/", headers: [(name: "X", value: "a\r\nInjected: 1")], body: []))
+        }
+    }
+
+    @Test func plainHTTPServerAndInsecureClientForTests() async throws {
+        let server = try HTTPServer(configuration: .init(), handler: Self.echo)
+        defer { server.stop() }
+        #expect(!server.isTLS)
+        let http = HTTPClient(configuration: .init(allowPlaintextHTTP: true))
+        let response = try await http.send(.post("http://127.0.0.1:\(server.port)/x", body: Array("abc".utf8)))
+        #expect(response.status == 200)
+        #expect(String(decoding: response.body, as: UTF8.self) == "cn=- method=POST path=/x soapaction=- len=3")
+    }
+
+    @Test func serverStartFailuresAreTyped() throws {
+        #expect(throws: HTTPServerError.self) { try HTTPServer(configuration: .init(host: "localhost"), handler: Self.echo) }
+        let busy = try HTTPServer(configuration: .init(), handler: Self.echo)
+        defer { busy.stop() }
+        do {
+            _ = try HTTPServer(configuration: .init(port: busy.port), handler: Self.echo)
+            Issue.record("second bind on port \(busy.port) succeeded")
+        } catch {
+            guard case .startFailed(let message) = error else { Issue.record("got \(error)"); return }
+            #expect(message.contains("\(busy.port)"))
+        }
+    }
+}
