@@ -22,6 +22,12 @@ let package = Package(
         .systemLibrary(name: "CYAML", path: "Sources/CYAML", pkgConfig: "yaml-0.1"),
         /// OpenSSL libcrypto: SHA-256 (content digests) and SM3 (package digests).
         .systemLibrary(name: "CCrypto", path: "Sources/CCrypto", pkgConfig: "libcrypto"),
+        /// libcurl: typed wrappers for the variadic curl_easy_setopt / curl_easy_getinfo.
+        .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
+        /// libmicrohttpd: typed wrappers for MHD_start_daemon and the *_info getters.
+        .systemLibrary(name: "CMicroHTTPD", pkgConfig: "libmicrohttpd", providers: [.apt(["libmicrohttpd-dev"])]),
+        /// GnuTLS (the TLS library under libmicrohttpd): require + verify client certificates, read the peer CN.
+        .systemLibrary(name: "CGnuTLS", pkgConfig: "gnutls", providers: [.apt(["libgnutls28-dev"])]),
 
         // MARK: - Thin Swift wrappers: one per C library, no C types in their public API
 
@@ -35,6 +41,12 @@ let package = Package(
         .target(name: "CryptoSupport", dependencies: ["CCrypto"]),
         /// Character set conversion (glibc iconv: GB18030/GBK/GB2312 ↔ UTF-8) and text helpers.
         .target(name: "TextSupport"),
+        /// Blocking + async HTTP client with mutual TLS (libcurl).
+        .target(name: "HTTPClientSupport", dependencies: ["CCurl"]),
+        /// Embedded HTTP(S) server with optional required client certificates (libmicrohttpd + GnuTLS).
+        .target(name: "HTTPServerSupport", dependencies: ["CMicroHTTPD", "CGnuTLS"]),
+        /// X.509 certificate and key inspection (libcrypto): subject, issuer, validity, key match.
+        .target(name: "CertificateSupport", dependencies: ["CCrypto"]),
 
         // MARK: - Core model
 
@@ -63,11 +75,20 @@ let package = Package(
         .target(name: "Adapters", dependencies: ["GatewayModel", "GatewayConfig", "Mapping", "Journal",
                                                  "TextSupport", "CryptoSupport"]),
 
+        /// The uplink: journal → fixed PUI packages → receivers over mutual TLS; receipts, retries, dead letters,
+        /// reference data. Depends on the model and the journal, never the reverse.
+        .target(name: "Uplink", dependencies: ["GatewayModel", "Journal", "XMLSupport", "CryptoSupport",
+                                               "HTTPClientSupport", "GatewayConfig", "SQLiteSupport"]),
+        /// `esgate receive`: a sandbox PUI receiver (mutual TLS, schema and digest checks, idempotent receipts).
+        .target(name: "SandboxReceiver", dependencies: ["Uplink", "HTTPServerSupport", "GatewayModel", "XMLSupport",
+                                                        "CryptoSupport", "SQLiteSupport"]),
+
         // MARK: - Wiring and executable
 
         /// Loads configuration and wires adapters → mappings → journal; the commands' logic.
         .target(name: "GatewayRuntime", dependencies: ["GatewayConfig", "GatewayModel", "Mapping", "Journal",
-                                                       "Adapters", "TextSupport", "Monitoring"]),
+                                                       "Adapters", "TextSupport", "Monitoring", "Uplink",
+                                                       "SandboxReceiver", "CertificateSupport"]),
         /// The `esgate` command line.
         .executableTarget(name: "esgate", dependencies: ["GatewayRuntime"]),
         /// `swift run -c release monitoring-bench`: tick cost of the supervision engine over N open cases.
@@ -89,5 +110,11 @@ let package = Package(
         .testTarget(name: "SupervisionTests", dependencies: ["Supervision"], exclude: ["Fixtures"]),
         .testTarget(name: "MonitoringTests",
                     dependencies: ["Monitoring", "Supervision", "Journal", "GatewayModel", "GatewayRuntime", "GatewayConfig"]),
+        .testTarget(name: "HTTPTransportTests", dependencies: ["HTTPClientSupport", "HTTPServerSupport"]),
+        .testTarget(name: "UplinkTests",
+                    dependencies: ["Uplink", "SandboxReceiver", "Journal", "GatewayModel", "GatewayConfig",
+                                   "GatewayRuntime", "XMLSupport", "CryptoSupport", "CertificateSupport",
+                                   "HTTPClientSupport", "HTTPServerSupport"],
+                    resources: [.copy("Fixtures")]),
     ]
 )

@@ -27,6 +27,28 @@ public struct ReceiverConfiguration: Sendable, Equatable {
     public var certificateFile: String?
     public var keyFile: String?
     public var enabled: Bool
+    /// Only these record types go to this receiver (`record_types`); empty: all.
+    public var recordTypes: [String] = []
+    /// Allow `http://` (tests only; `insecure_plaintext`).
+    public var insecurePlaintext: Bool = false
+    /// File holding the client key's passphrase (`key_passphrase_file`).
+    public var keyPassphraseFile: String? = nil
+    /// TCP + TLS connect timeout (`connect_timeout`) and whole-request timeout (`timeout`).
+    public var connectTimeout: Duration = .seconds(10)
+    public var timeout: Duration = .seconds(60)
+    /// Fetch GetReferenceData from this receiver (`reference_source`); when none is marked, the first enabled one.
+    public var referenceSource: Bool = false
+
+    public init(name: String, url: String, division: String, caFile: String? = nil, certificateFile: String? = nil,
+                keyFile: String? = nil, enabled: Bool = true) {
+        self.name = name
+        self.url = url
+        self.division = division
+        self.caFile = caFile
+        self.certificateFile = certificateFile
+        self.keyFile = keyFile
+        self.enabled = enabled
+    }
 }
 
 /// gateway.yaml.
@@ -44,6 +66,10 @@ public struct GatewayConfiguration: Sendable {
     public var receivers: [ReceiverConfiguration]
     /// Whether this gateway runs the supervision engine (rules, alerts, scores) after ingestion.
     public var supervisionEnabled: Bool = true
+    /// Uplink retry backoff: first delay (`retry_base`) and cap (`retry_cap`); reference data refresh period.
+    public var retryBase: Duration = .seconds(1)
+    public var retryCap: Duration = .seconds(300)
+    public var referenceRefresh: Duration = .seconds(6 * 3600)
 
     public var journalPath: String { (stateDirectory as NSString).appendingPathComponent("journal.sqlite") }
 }
@@ -82,19 +108,30 @@ extension GatewayConfiguration {
                                            "must be an http(s) URL")
             }
             let division = section.string("division", required: true) ?? ""
-            receivers.append(ReceiverConfiguration(
+            var receiver = ReceiverConfiguration(
                 name: name, url: url, division: division,
                 caFile: section.string("ca_file").map { resolvePath($0, relativeTo: base) },
                 certificateFile: section.string("cert_file").map { resolvePath($0, relativeTo: base) },
                 keyFile: section.string("key_file").map { resolvePath($0, relativeTo: base) },
-                enabled: section.boolean("enabled") ?? true))
+                enabled: section.boolean("enabled") ?? true)
+            receiver.recordTypes = section.stringList("record_types") ?? []
+            receiver.insecurePlaintext = section.boolean("insecure_plaintext") ?? false
+            receiver.keyPassphraseFile = section.string("key_passphrase_file").map { resolvePath($0, relativeTo: base) }
+            receiver.connectTimeout = section.duration("connect_timeout") ?? .seconds(10)
+            receiver.timeout = section.duration("timeout") ?? .seconds(60)
+            receiver.referenceSource = section.boolean("reference_source") ?? false
+            receivers.append(receiver)
             section.rejectUnknownKeys()
         }
+        let retryBase = root.duration("retry_base") ?? .seconds(1)
+        let retryCap = root.duration("retry_cap") ?? .seconds(300)
+        let referenceRefresh = root.duration("reference_refresh") ?? .seconds(6 * 3600)
         root.rejectUnknownKeys()
         return GatewayConfiguration(baseDirectory: base, file: file, district: district, stateDirectory: state,
                                     adaptersDirectory: adapters, mappingsDirectory: mappings,
                                     referenceDataFile: reference, logLevel: level, receivers: receivers,
-                                    supervisionEnabled: supervision)
+                                    supervisionEnabled: supervision,
+                                    retryBase: retryBase, retryCap: retryCap, referenceRefresh: referenceRefresh)
     }
 }
 

@@ -69,7 +69,8 @@ public final class XMLDocument {
     fileprivate let document: xmlDocPtr
 
     /// Parses bytes; external entities are never loaded and the network is never touched.
-    public init(bytes: [UInt8], url: String = "input.xml") throws(XMLError) {
+    /// `preserveWhitespace` keeps whitespace-only text nodes (needed to canonicalize a document as it stands).
+    public init(bytes: [UInt8], url: String = "input.xml", preserveWhitespace: Bool = false) throws(XMLError) {
         _ = libxmlInitialised
         let collector = ErrorCollector()
         installErrorCollector(collector)
@@ -77,7 +78,8 @@ public final class XMLDocument {
         let parsed = bytes.withUnsafeBufferPointer { buffer in
             buffer.baseAddress.flatMap { base in
                 base.withMemoryRebound(to: CChar.self, capacity: buffer.count) {
-                    xmlReadMemory($0, Int32(buffer.count), url, nil, safeParseOptions)
+                    xmlReadMemory($0, Int32(buffer.count), url, nil,
+                                  preserveWhitespace ? safeParseOptions & ~Int32(bitPattern: XML_PARSE_NOBLANKS.rawValue) : safeParseOptions)
                 }
             }
         }
@@ -150,7 +152,7 @@ public final class XMLDocument {
         return Array(UnsafeBufferPointer(start: output, count: Int(length)))
     }
 
-    private static func find(_ node: xmlNodePtr, _ name: String, _ namespace: String) -> xmlNodePtr? {
+    fileprivate static func find(_ node: xmlNodePtr, _ name: String, _ namespace: String) -> xmlNodePtr? {
         if node.pointee.type == XML_ELEMENT_NODE,
            node.pointee.name.map({ String(cString: $0) }) == name,
            node.pointee.ns?.pointee.href.map({ String(cString: $0) }) == namespace {
@@ -191,6 +193,25 @@ public final class XMLSchemaValidator {
     }
 
     deinit { xmlSchemaFree(schema) }
+
+    /// All validation errors of the first element {namespace}localName of the document, validated as if it
+    /// were the root (e.g. a pui:Package inside a SOAP envelope). Empty when valid.
+    public func validate(_ document: XMLDocument, element localName: String, namespace: String) -> [XMLError] {
+        guard let root = xmlDocGetRootElement(document.document),
+              let target = XMLDocument.find(root, localName, namespace) else {
+            return [XMLError(line: 0, message: "no element {\(namespace)}\(localName) to validate")]
+        }
+        let collector = ErrorCollector()
+        installErrorCollector(collector)
+        defer { removeErrorCollector() }
+        guard let context = xmlSchemaNewValidCtxt(schema) else { return [XMLError(line: 0, message: "cannot create validation context")] }
+        defer { xmlSchemaFreeValidCtxt(context) }
+        let rc = xmlSchemaValidateOneElement(context, target)
+        if rc != 0 && collector.errors.isEmpty {
+            return [XMLError(line: 0, message: "element is not valid (libxml2 code \(rc))")]
+        }
+        return collector.errors
+    }
 
     /// All validation errors of the document (empty when valid).
     public func validate(_ document: XMLDocument) -> [XMLError] {

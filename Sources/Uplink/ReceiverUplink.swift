@@ -1,0 +1,300 @@
+import Foundation
+import GatewayConfig
+import GatewayModel
+import HTTPClientSupport
+import Journal
+import XMLSupport
+
+/// Everything one receiver's uplink needs, resolved from gateway.yaml (or built by tests).
+public struct UplinkSettings: Sendable {
+    public var name: String
+    public var url: String
+    /// The district (PUI Sender, client certificate CN).
+    public var sender: String
+    /// The receiver's division code (PUI Receiver).
+    public var receiverCode: String
+    /// Only these record types; empty: all.
+    public var recordTypes: [String] = []
+    public var client: HTTPClient.Configuration
+    public var retryBase: Duration = .seconds(1)
+    public var retryCap: Duration = .seconds(300)
+    public var maxRecords: Int = PUIWire.maxRecords
+    public var maxBytes: Int = PUIWire.maxRequestBytes
+
+    public init(name: String, url: String, sender: String, receiverCode: String, client: HTTPClient.Configuration) {
+        self.name = name
+        self.url = url
+        self.sender = sender
+        self.receiverCode = receiverCode
+        self.client = client
+    }
+
+    /// The journal consumer name of this receiver's cursor.
+    public var consumer: String { "uplink:\(name)" }
+
+    /// Settings of a configured receiver. Reads the key passphrase file when one is configured.
+    public static func from(_ receiver: ReceiverConfiguration, gateway: GatewayConfiguration) throws(UplinkError) -> UplinkSettings {
+        var password: String?
+        if let file = receiver.keyPassphraseFile {
+            guard let data = FileManager.default.contents(atPath: file) else {
+                throw UplinkError(operation: "receiver \(receiver.name)", underlying: "cannot read key_passphrase_file \(file)")
+            }
+            password = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .newlines)
+        }
+        let tls = HTTPClient.TLSConfiguration(caFile: receiver.caFile, clientCertificateFile: receiver.certificateFile,
+                                              clientKeyFile: receiver.keyFile, clientKeyPassword: password)
+        var settings = UplinkSettings(
+            name: receiver.name, url: receiver.url, sender: gateway.district, receiverCode: receiver.division,
+            client: HTTPClient.Configuration(connectTimeout: receiver.connectTimeout, totalTimeout: receiver.timeout, tls: tls,
+                                             allowPlaintextHTTP: receiver.insecurePlaintext))
+        settings.recordTypes = receiver.recordTypes
+        settings.retryBase = gateway.retryBase
+        settings.retryCap = gateway.retryCap
+        return settings
+    }
+}
+
+/// Exponential backoff with jitter, capped: attempt k waits base·2^(k-1) (capped), then a random point in its
+/// upper half ("equal jitter"), and never less than the receiver's Retry-After.
+public struct Backoff: Sendable {
+    public var base: Duration
+    public var cap: Duration
+
+    public init(base: Duration, cap: Duration) {
+        self.base = base
+        self.cap = cap
+    }
+
+    public func delay(failures: Int, retryAfter: Duration?) -> Duration {
+        let baseSeconds = Double(base.components.seconds) + Double(base.components.attoseconds) / 1e18
+        let capSeconds = Double(cap.components.seconds) + Double(cap.components.attoseconds) / 1e18
+        let exponent = min(max(failures - 1, 0), 40)
+        let ceiling = min(capSeconds, baseSeconds * pow(2, Double(exponent)))
+        var seconds = ceiling / 2 + Double.random(in: 0...(ceiling / 2))
+        if let retryAfter {
+            // "wait at least Retry-After" (spec §1), even above the cap.
+            seconds = max(seconds, Double(retryAfter.components.seconds))
+        }
+        return .milliseconds(Int64((seconds * 1000).rounded(.up)))
+    }
+}
+
+/// What one step of a receiver's uplink did.
+public enum UplinkStep: Sendable, Equatable {
+    /// Nothing to send: the journal is drained for this receiver.
+    case idle
+    /// A package was resolved by a receipt or a refusal.
+    case delivered(packageId: String, outcome: String)
+    /// The pending package is waiting for its next attempt.
+    case waiting(packageId: String, until: Date)
+}
+
+/// What `drain` achieved.
+public struct DrainSummary: Sendable, Codable, Equatable {
+    public var receiver: String
+    public var packagesResolved: Int = 0
+    public var attempts: Int = 0
+    /// True when the journal is drained for this receiver; false when it stopped because the receiver is failing.
+    public var drained: Bool = false
+    public var lastError: String?
+}
+
+/// One receiver's uplink: reads the journal through its own cursor, fixes packages before their first send,
+/// sends them over mutual TLS, applies receipts and faults per PUI v1 §1/§3, retries the same bytes with
+/// backoff. Owns its own journal and SQLite connections; not Sendable (one per task or thread).
+public final class ReceiverUplink {
+    public let settings: UplinkSettings
+    let journal: Journal
+    public let store: UplinkStore
+    let builder: PackageBuilder
+    let client: HTTPClient
+    let logger: Logger
+    let now: @Sendable () -> Date
+    let backoff: Backoff
+
+    public init(settings: UplinkSettings, journalPath: String, validator: XMLSchemaValidator, logger: Logger,
+                now: @escaping @Sendable () -> Date = Date.init) throws(UplinkError) {
+        self.settings = settings
+        do {
+            journal = try Journal(path: journalPath)
+        } catch {
+            throw UplinkError(operation: "open journal \(journalPath)", underlying: error.description)
+        }
+        store = try UplinkStore(path: journalPath)
+        var builder = PackageBuilder(sender: settings.sender, receiver: settings.receiverCode, validator: validator)
+        builder.maxRecords = min(max(settings.maxRecords, 1), PUIWire.maxRecords)
+        builder.maxBytes = min(settings.maxBytes, PUIWire.maxRequestBytes)
+        self.builder = builder
+        client = HTTPClient(configuration: settings.client)
+        self.logger = logger.with(component: "uplink:\(settings.name)")
+        self.now = now
+        backoff = Backoff(base: settings.retryBase, cap: settings.retryCap)
+        try repairCursor()
+    }
+
+    private func journalCall<T>(_ operation: String, _ body: () throws(JournalError) -> T) throws(UplinkError) -> T {
+        do { return try body() } catch { throw UplinkError(operation: operation, underlying: error.description) }
+    }
+
+    /// A crash between resolving a package and moving the cursor leaves the cursor behind: move it now.
+    private func repairCursor() throws(UplinkError) {
+        let resolved = try store.lastResolvedSeq(receiver: settings.name)
+        let cursor = try journalCall("read cursor") { () throws(JournalError) in try journal.cursor(settings.consumer) }
+        if resolved > cursor {
+            try journalCall("advance cursor") { () throws(JournalError) in try journal.advanceCursor(settings.consumer, to: resolved) }
+        }
+    }
+
+    /// The pending package, or a newly fixed one from the journal; nil when there is nothing to send.
+    func nextPackage() throws(UplinkError) -> StoredPackage? {
+        if let pending = try store.pendingPackage(receiver: settings.name) { return pending }
+        let cursor = try journalCall("read cursor") { () throws(JournalError) in try journal.cursor(settings.consumer) }
+        var start = max(cursor, try store.lastPackagedSeq(receiver: settings.name))
+        while true {
+            let entries = try journalCall("read journal") { () throws(JournalError) in
+                try journal.entries(after: start, limit: builder.maxRecords,
+                                    types: settings.recordTypes.isEmpty ? nil : settings.recordTypes)
+            }
+            guard !entries.isEmpty else { return nil }
+            let n = try store.nextNumber(receiver: settings.name)
+            let candidates = builder.select(entries, packageId: "\(settings.sender)-\(n)")
+            let built: BuiltPackage?
+            do { built = try builder.build(n: n, candidates: candidates, now: now()) } catch {
+                throw UplinkError(operation: "build package", underlying: error.description)
+            }
+            guard let built else {
+                // Every candidate was held back: dead-letter them and move on.
+                let held = candidates.map { candidate in
+                    (member: PackageMember(index: 0, seq: candidate.entry.seq, type: candidate.entry.type,
+                                           key: candidate.entry.key, rev: candidate.entry.rev),
+                     code: "X100", field: String?.none, message: "not valid against pui-v1.xsd")
+                }
+                try store.holdBack(receiver: settings.name, records: held, now: now())
+                let last = candidates.last?.entry.seq ?? entries[0].seq
+                try journalCall("advance cursor") { () throws(JournalError) in try journal.advanceCursor(settings.consumer, to: last) }
+                start = last
+                continue
+            }
+            for held in built.heldBack {
+                logger.warning("record \(held.member.type) \(held.member.key.replacingOccurrences(of: "\u{1F}", with: " / ")) rev \(held.member.rev) held back: \(held.message)")
+            }
+            try store.fix(receiver: settings.name, packageId: built.packageId, n: built.n, digest: built.digest,
+                          request: built.request, members: built.members, heldBack: built.heldBack, now: now())
+            logger.debug("fixed \(built.packageId): \(built.members.count) records, \(built.request.count) bytes, SM3 \(built.digest)")
+            return try store.package(receiver: settings.name, packageId: built.packageId)
+        }
+    }
+
+    /// One step: send the pending (or next) package once if it is due, and apply the answer.
+    public func step() async throws(UplinkError) -> UplinkStep {
+        guard let package = try nextPackage() else {
+            var state = try store.receiverState(settings.name)
+            if state.kind == .backingOff || state.nextRetryAt != nil {
+                state.kind = .connected
+                state.nextRetryAt = nil
+                try store.saveReceiverState(settings.name, state, now: now())
+            }
+            return .idle
+        }
+        if let due = package.nextAttemptAt, due > now() {
+            return .waiting(packageId: package.packageId, until: due)
+        }
+        let request = HTTPRequest.post(settings.url, headers: PUIWire.headers(action: PUIWire.submitAction), body: package.request)
+        let outcome: SubmitOutcome
+        do {
+            let response = try await client.send(request)
+            outcome = PUIWire.classify(status: response.status, body: response.body, retryAfter: response.retryAfter,
+                                       packageId: package.packageId, recordCount: package.recordCount)
+        } catch {
+            if case .cancelled = error { throw UplinkError(operation: "send \(package.packageId)", underlying: "cancelled") }
+            outcome = .retry(reason: error.description, retryAfter: nil)
+        }
+        let time = now()
+        var state = try store.receiverState(settings.name)
+        switch outcome {
+        case .receipt(let receipt):
+            try store.applyReceipt(receiver: settings.name, package: package, receipt: receipt, now: time)
+            try advance(to: package.lastSeq)
+            state = ReceiverState(kind: .connected, failingSince: nil, consecutiveFailures: 0, lastError: nil,
+                                  lastSuccessAt: time, nextRetryAt: nil)
+            try store.saveReceiverState(settings.name, state, now: time)
+            let rejected = receipt.rejected.isEmpty ? "" : "; rejected: " + Dictionary(grouping: receipt.rejected, by: \.code)
+                .map { "\($0.key)×\($0.value.count)" }.sorted().joined(separator: ", ")
+            logger.info("\(package.packageId): receipt \(receipt.accepted) accepted, \(receipt.duplicates) duplicates, \(receipt.rejected.count) rejected\(rejected)")
+            return .delivered(packageId: package.packageId, outcome: "receipt")
+        case .refused(let fault):
+            try store.applyRefusal(receiver: settings.name, package: package, fault: fault, now: time)
+            try advance(to: package.lastSeq)
+            state = ReceiverState(kind: .connected, failingSince: nil, consecutiveFailures: 0,
+                                  lastError: "\(package.packageId) refused: \(fault.code ?? fault.faultCode) \(fault.message)",
+                                  lastSuccessAt: time, nextRetryAt: nil)
+            try store.saveReceiverState(settings.name, state, now: time)
+            logger.error("\(package.packageId) refused by the receiver: \(fault.code ?? fault.faultCode) \(fault.message); its \(package.recordCount) records are dead letters")
+            return .delivered(packageId: package.packageId, outcome: "refused \(fault.code ?? fault.faultCode)")
+        case .retry(let reason, let retryAfter):
+            let failures = state.consecutiveFailures + 1
+            let delay = backoff.delay(failures: failures, retryAfter: retryAfter)
+            let next = time.addingTimeInterval(Double(delay.components.seconds) + Double(delay.components.attoseconds) / 1e18)
+            try store.recordAttemptFailure(receiver: settings.name, packageId: package.packageId, error: reason, nextAttempt: next, now: time)
+            state = ReceiverState(kind: .backingOff, failingSince: state.failingSince ?? time, consecutiveFailures: failures,
+                                  lastError: reason, lastSuccessAt: state.lastSuccessAt, nextRetryAt: next)
+            try store.saveReceiverState(settings.name, state, now: time)
+            logger.warning("\(package.packageId) attempt \(package.attempts + 1) failed: \(reason); next attempt in \(String(format: "%.1f", next.timeIntervalSince(time))) s")
+            return .waiting(packageId: package.packageId, until: next)
+        }
+    }
+
+    private func advance(to seq: Int64) throws(UplinkError) {
+        try journalCall("advance cursor") { () throws(JournalError) in try journal.advanceCursor(settings.consumer, to: seq) }
+    }
+
+    /// Sends until the journal is drained for this receiver, or the next attempt is further away than `maxWait`
+    /// (the receiver is failing), or `deadline` passes.
+    public func drain(maxWait: Duration = .seconds(30), deadline: Date? = nil) async throws(UplinkError) -> DrainSummary {
+        var summary = DrainSummary(receiver: settings.name)
+        let maxWaitSeconds = Double(maxWait.components.seconds) + Double(maxWait.components.attoseconds) / 1e18
+        while !Task.isCancelled {
+            if let deadline, now() >= deadline { break }
+            let result = try await step()
+            switch result {
+            case .idle:
+                summary.drained = true
+                return summary
+            case .delivered:
+                summary.packagesResolved += 1
+                summary.attempts += 1
+            case .waiting(_, let until):
+                let wait = until.timeIntervalSince(now())
+                if wait > maxWaitSeconds || (deadline.map { until > $0 } ?? false) {
+                    summary.lastError = try store.receiverState(settings.name).lastError
+                    return summary
+                }
+                summary.attempts += 1
+                if wait > 0 { try? await Task.sleep(for: .milliseconds(Int64(wait * 1000) + 1)) }
+            }
+        }
+        summary.lastError = try store.receiverState(settings.name).lastError
+        return summary
+    }
+
+    /// Runs until the task is cancelled: sends whatever the journal holds, polls every `poll` when idle.
+    public func run(poll: Duration = .seconds(1)) async {
+        while !Task.isCancelled {
+            do {
+                switch try await step() {
+                case .idle:
+                    try? await Task.sleep(for: poll)
+                case .delivered:
+                    continue
+                case .waiting(_, let until):
+                    let wait = max(until.timeIntervalSince(now()), 0.001)
+                    try? await Task.sleep(for: .milliseconds(Int64(min(wait, 3600) * 1000)))
+                }
+            } catch {
+                if Task.isCancelled { return }
+                logger.error("\(error); retrying in 5 s")
+                try? await Task.sleep(for: .seconds(5))
+            }
+        }
+    }
+}

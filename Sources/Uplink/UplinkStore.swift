@@ -1,0 +1,436 @@
+import Foundation
+import SQLiteSupport
+
+/// An uplink storage failure, with the operation that failed.
+public struct UplinkError: Error, CustomStringConvertible, Sendable {
+    public let operation: String
+    public let underlying: String
+    public init(operation: String, underlying: String) {
+        self.operation = operation
+        self.underlying = underlying
+    }
+    public var description: String { "uplink: \(operation): \(underlying)" }
+}
+
+/// A package as fixed before its first send.
+public struct StoredPackage: Sendable, Equatable {
+    public enum State: String, Sendable, Codable { case pending, receipted, refused }
+    public let receiver: String
+    public let packageId: String
+    public let n: Int64
+    public let firstSeq: Int64
+    public let lastSeq: Int64
+    public let recordCount: Int
+    public let digest: String
+    /// The exact request body (SOAP envelope) sent on every attempt; emptied once the package is resolved.
+    public let request: [UInt8]
+    public let state: State
+    public let attempts: Int
+    public let nextAttemptAt: Date?
+    public let lastError: String?
+    public let createdAt: Date
+}
+
+/// One record of a package (its 1-based index in the Body and its journal identity).
+public struct PackageMember: Sendable, Equatable {
+    public let index: Int
+    public let seq: Int64
+    public let type: String
+    public let key: String
+    public let rev: Int64
+}
+
+/// A record the receiver refused (or a package refused as a whole), kept visible until a newer revision
+/// is delivered or an operator drops it.
+public struct DeadLetter: Sendable, Equatable, Codable {
+    public let id: Int64
+    public let receiver: String
+    public let packageId: String?
+    public let index: Int?
+    public let seq: Int64
+    public let type: String
+    /// Key fields joined by " / " (identity numbers are masked by whoever prints it).
+    public let key: String
+    public let rev: Int64
+    public let code: String
+    public let field: String?
+    public let message: String
+    public let state: String
+    public let createdAt: Date
+}
+
+/// The receiver's connection state as operators see it.
+public struct ReceiverState: Sendable, Equatable {
+    public enum Kind: String, Sendable, Codable { case idle, connected, backingOff = "backing_off" }
+    public var kind: Kind
+    public var failingSince: Date?
+    public var consecutiveFailures: Int
+    public var lastError: String?
+    public var lastSuccessAt: Date?
+    public var nextRetryAt: Date?
+}
+
+/// The uplink's own tables, in the journal's database file (one connection per worker; not Sendable).
+///
+/// Tables: `uplink_sequences` (last PackageId number per receiver, never reused), `uplink_packages` (every
+/// package fixed before its first send, with its exact bytes until resolved), `uplink_package_records`
+/// (membership), `uplink_dead_letters`, `uplink_receivers` (connection state).
+public final class UplinkStore {
+    let database: SQLiteDatabase
+    public static let schemaVersion = 1
+
+    public init(path: String) throws(UplinkError) {
+        do {
+            database = try SQLiteDatabase(path: path)
+            try database.execute("PRAGMA journal_mode=WAL")
+            try database.execute("PRAGMA synchronous=FULL")
+            try Self.migrate(database)
+        } catch {
+            throw UplinkError(operation: "open \(path)", underlying: "\(error)")
+        }
+    }
+
+    static func migrate(_ database: SQLiteDatabase) throws {
+        try database.execute("""
+            CREATE TABLE IF NOT EXISTS uplink_meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+            INSERT OR IGNORE INTO uplink_meta(key, value) VALUES ('schema_version', '\(schemaVersion)');
+            CREATE TABLE IF NOT EXISTS uplink_sequences(receiver TEXT PRIMARY KEY, last_n INTEGER NOT NULL);
+            CREATE TABLE IF NOT EXISTS uplink_packages(
+                receiver TEXT NOT NULL, package_id TEXT NOT NULL, n INTEGER NOT NULL,
+                first_seq INTEGER NOT NULL, last_seq INTEGER NOT NULL, record_count INTEGER NOT NULL,
+                digest TEXT NOT NULL, request BLOB NOT NULL, state TEXT NOT NULL,
+                created_at INTEGER NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, last_attempt_at INTEGER,
+                next_attempt_at INTEGER, last_error TEXT, accepted INTEGER, duplicates INTEGER, rejected INTEGER,
+                fault_code TEXT, resolved_at INTEGER,
+                PRIMARY KEY(receiver, package_id));
+            CREATE INDEX IF NOT EXISTS uplink_packages_by_state ON uplink_packages(receiver, state, n);
+            CREATE TABLE IF NOT EXISTS uplink_package_records(
+                receiver TEXT NOT NULL, package_id TEXT NOT NULL, idx INTEGER NOT NULL, seq INTEGER NOT NULL,
+                type TEXT NOT NULL, key TEXT NOT NULL, rev INTEGER NOT NULL,
+                PRIMARY KEY(receiver, package_id, idx)) WITHOUT ROWID;
+            CREATE TABLE IF NOT EXISTS uplink_dead_letters(
+                id INTEGER PRIMARY KEY, receiver TEXT NOT NULL, package_id TEXT, idx INTEGER, seq INTEGER NOT NULL,
+                type TEXT NOT NULL, key TEXT NOT NULL, rev INTEGER NOT NULL, code TEXT NOT NULL, field TEXT,
+                message TEXT NOT NULL, state TEXT NOT NULL DEFAULT 'open', created_at INTEGER NOT NULL,
+                resolved_at INTEGER);
+            CREATE INDEX IF NOT EXISTS uplink_dead_letters_by_key ON uplink_dead_letters(receiver, type, key, state);
+            CREATE TABLE IF NOT EXISTS uplink_receivers(
+                receiver TEXT PRIMARY KEY, state TEXT NOT NULL, failing_since INTEGER, consecutive_failures INTEGER NOT NULL,
+                last_error TEXT, last_success_at INTEGER, next_retry_at INTEGER, updated_at INTEGER NOT NULL);
+            """)
+    }
+
+    func wrap<T>(_ operation: String, _ body: () throws -> T) throws(UplinkError) -> T {
+        do {
+            return try body()
+        } catch let error as UplinkError {
+            throw error
+        } catch {
+            throw UplinkError(operation: operation, underlying: "\(error)")
+        }
+    }
+
+    static func ms(_ date: Date) -> Int64 { Int64((date.timeIntervalSince1970 * 1000).rounded()) }
+    static func date(_ value: SQLiteValue) -> Date? { value.intValue.map { Date(timeIntervalSince1970: Double($0) / 1000) } }
+
+    // MARK: - Packages
+
+    /// The highest journal seq covered by any package of this receiver (0 when none).
+    public func lastPackagedSeq(receiver: String) throws(UplinkError) -> Int64 {
+        try wrap("read last packaged seq") {
+            try database.query("SELECT max(last_seq) FROM uplink_packages WHERE receiver = ?1", [.text(receiver)])
+                .first?.first?.intValue ?? 0
+        }
+    }
+
+    /// The highest journal seq of a resolved (receipted or refused) package.
+    public func lastResolvedSeq(receiver: String) throws(UplinkError) -> Int64 {
+        try wrap("read last resolved seq") {
+            try database.query("SELECT max(last_seq) FROM uplink_packages WHERE receiver = ?1 AND state <> 'pending'",
+                               [.text(receiver)]).first?.first?.intValue ?? 0
+        }
+    }
+
+    private static let packageColumns = """
+        receiver, package_id, n, first_seq, last_seq, record_count, digest, request, state, attempts, next_attempt_at,
+        last_error, created_at
+        """
+
+    private static func package(_ row: [SQLiteValue]) -> StoredPackage? {
+        guard row.count >= 13, let n = row[2].intValue, let first = row[3].intValue, let last = row[4].intValue,
+              let count = row[5].intValue, let state = row[8].textValue.flatMap(StoredPackage.State.init) else { return nil }
+        var request: [UInt8] = []
+        if case .blob(let bytes) = row[7] { request = bytes }
+        return StoredPackage(receiver: row[0].textValue ?? "", packageId: row[1].textValue ?? "", n: n, firstSeq: first,
+                             lastSeq: last, recordCount: Int(count), digest: row[6].textValue ?? "", request: request,
+                             state: state, attempts: Int(row[9].intValue ?? 0), nextAttemptAt: date(row[10]),
+                             lastError: row[11].textValue, createdAt: date(row[12]) ?? Date(timeIntervalSince1970: 0))
+    }
+
+    /// The oldest unresolved package of the receiver (at most one is pending at a time).
+    public func pendingPackage(receiver: String) throws(UplinkError) -> StoredPackage? {
+        try wrap("read pending package") {
+            try database.query("SELECT \(Self.packageColumns) FROM uplink_packages WHERE receiver = ?1 AND state = 'pending' ORDER BY n LIMIT 1",
+                               [.text(receiver)]).first.flatMap(Self.package)
+        }
+    }
+
+    public func package(receiver: String, packageId: String) throws(UplinkError) -> StoredPackage? {
+        try wrap("read package") {
+            try database.query("SELECT \(Self.packageColumns) FROM uplink_packages WHERE receiver = ?1 AND package_id = ?2",
+                               [.text(receiver), .text(packageId)]).first.flatMap(Self.package)
+        }
+    }
+
+    /// Every package of a receiver, oldest first (tests and diagnostics).
+    public func packages(receiver: String) throws(UplinkError) -> [StoredPackage] {
+        try wrap("list packages") {
+            try database.query("SELECT \(Self.packageColumns) FROM uplink_packages WHERE receiver = ?1 ORDER BY n",
+                               [.text(receiver)]).compactMap(Self.package)
+        }
+    }
+
+    public func members(receiver: String, packageId: String) throws(UplinkError) -> [PackageMember] {
+        try wrap("read package members") {
+            try database.query("SELECT idx, seq, type, key, rev FROM uplink_package_records WHERE receiver = ?1 AND package_id = ?2 ORDER BY idx",
+                               [.text(receiver), .text(packageId)]).map {
+                PackageMember(index: Int($0[0].intValue ?? 0), seq: $0[1].intValue ?? 0, type: $0[2].textValue ?? "",
+                              key: $0[3].textValue ?? "", rev: $0[4].intValue ?? 0)
+            }
+        }
+    }
+
+    /// The next PackageId number of the receiver (read only; `fix` consumes it).
+    public func nextNumber(receiver: String) throws(UplinkError) -> Int64 {
+        try wrap("read sequence") {
+            (try database.query("SELECT last_n FROM uplink_sequences WHERE receiver = ?1", [.text(receiver)])
+                .first?.first?.intValue ?? 0) + 1
+        }
+    }
+
+    /// Fixes a package in one transaction: consumes its number, stores its bytes and membership, and dead-letters
+    /// records held back locally (not schema-valid). After this the bytes never change.
+    public func fix(receiver: String, packageId: String, n: Int64, digest: String, request: [UInt8],
+                    members: [PackageMember], heldBack: [(member: PackageMember, code: String, field: String?, message: String)],
+                    now: Date) throws(UplinkError) {
+        try wrap("fix package \(packageId)") {
+            try database.transaction {
+                try database.prepare("""
+                    INSERT INTO uplink_sequences(receiver, last_n) VALUES (?1, ?2)
+                    ON CONFLICT(receiver) DO UPDATE SET last_n = max(last_n, excluded.last_n)
+                    """).run([.text(receiver), .integer(n)])
+                try database.prepare("""
+                    INSERT INTO uplink_packages(receiver, package_id, n, first_seq, last_seq, record_count, digest, request,
+                                                state, created_at)
+                    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'pending', ?9)
+                    """).run([.text(receiver), .text(packageId), .integer(n), .integer(members.first?.seq ?? 0),
+                              .integer(max(members.last?.seq ?? 0, heldBack.map(\.member.seq).max() ?? 0)),
+                              .integer(Int64(members.count)), .text(digest), .blob(request), .integer(Self.ms(now))])
+                let insert = try database.prepare("""
+                    INSERT INTO uplink_package_records(receiver, package_id, idx, seq, type, key, rev) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                    """)
+                for member in members {
+                    insert.reset()
+                    try insert.run([.text(receiver), .text(packageId), .integer(Int64(member.index)), .integer(member.seq),
+                                    .text(member.type), .text(member.key), .integer(member.rev)])
+                }
+                for held in heldBack {
+                    try insertDeadLetter(receiver: receiver, packageId: nil, member: held.member, code: held.code,
+                                         field: held.field, message: held.message, now: now)
+                }
+            }
+        }
+    }
+
+    /// Dead-letters records that never made it into a package (every candidate was held back).
+    public func holdBack(receiver: String, records: [(member: PackageMember, code: String, field: String?, message: String)],
+                         now: Date) throws(UplinkError) {
+        try wrap("hold back records") {
+            try database.transaction {
+                for held in records {
+                    try insertDeadLetter(receiver: receiver, packageId: nil, member: held.member, code: held.code,
+                                         field: held.field, message: held.message, now: now)
+                }
+            }
+        }
+    }
+
+    private func insertDeadLetter(receiver: String, packageId: String?, member: PackageMember, code: String, field: String?,
+                                  message: String, now: Date) throws {
+        try database.prepare("""
+            INSERT INTO uplink_dead_letters(receiver, package_id, idx, seq, type, key, rev, code, field, message, created_at)
+            VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+            """).run([.text(receiver), packageId.map(SQLiteValue.text) ?? .null,
+                      packageId == nil ? .null : .integer(Int64(member.index)), .integer(member.seq), .text(member.type),
+                      .text(member.key), .integer(member.rev), .text(code), field.map(SQLiteValue.text) ?? .null,
+                      .text(message), .integer(Self.ms(now))])
+    }
+
+    /// Applies a receipt: the package is resolved, its rejected records become dead letters, and older dead
+    /// letters of the keys delivered now are superseded. One transaction.
+    public func applyReceipt(receiver: String, package: StoredPackage, receipt: Receipt, now: Date) throws(UplinkError) {
+        try wrap("apply receipt \(package.packageId)") {
+            let members = try members(receiver: receiver, packageId: package.packageId)
+            try database.transaction {
+                try database.prepare("""
+                    UPDATE uplink_packages SET state = 'receipted', accepted = ?3, duplicates = ?4, rejected = ?5,
+                        resolved_at = ?6, request = x'', last_error = NULL, next_attempt_at = NULL
+                    WHERE receiver = ?1 AND package_id = ?2
+                    """).run([.text(receiver), .text(package.packageId), .integer(Int64(receipt.accepted)),
+                              .integer(Int64(receipt.duplicates)), .integer(Int64(receipt.rejected.count)), .integer(Self.ms(now))])
+                var rejectedIndexes = Set<Int>()
+                for rejection in receipt.rejected {
+                    guard let member = members.first(where: { $0.index == rejection.index }) else { continue }
+                    rejectedIndexes.insert(rejection.index)
+                    try insertDeadLetter(receiver: receiver, packageId: package.packageId, member: member, code: rejection.code,
+                                         field: rejection.field, message: rejection.message, now: now)
+                }
+                let supersede = try database.prepare("""
+                    UPDATE uplink_dead_letters SET state = 'superseded', resolved_at = ?5
+                    WHERE receiver = ?1 AND type = ?2 AND key = ?3 AND rev < ?4 AND state = 'open'
+                    """)
+                for member in members where !rejectedIndexes.contains(member.index) {
+                    supersede.reset()
+                    try supersede.run([.text(receiver), .text(member.type), .text(member.key), .integer(member.rev), .integer(Self.ms(now))])
+                }
+            }
+        }
+    }
+
+    /// Applies a non-retryable fault: every record of the package becomes a dead letter with the fault code.
+    public func applyRefusal(receiver: String, package: StoredPackage, fault: PUIFault, now: Date) throws(UplinkError) {
+        try wrap("apply refusal \(package.packageId)") {
+            let members = try members(receiver: receiver, packageId: package.packageId)
+            let code = fault.code ?? "SOAP-\(fault.faultCode)"
+            try database.transaction {
+                try database.prepare("""
+                    UPDATE uplink_packages SET state = 'refused', fault_code = ?3, last_error = ?4, resolved_at = ?5,
+                        request = x'', next_attempt_at = NULL
+                    WHERE receiver = ?1 AND package_id = ?2
+                    """).run([.text(receiver), .text(package.packageId), .text(code), .text(fault.message), .integer(Self.ms(now))])
+                for member in members {
+                    try insertDeadLetter(receiver: receiver, packageId: package.packageId, member: member, code: code,
+                                         field: nil, message: "package refused: \(fault.message)", now: now)
+                }
+            }
+        }
+    }
+
+    /// Records a failed attempt and when the next one is due.
+    public func recordAttemptFailure(receiver: String, packageId: String, error: String, nextAttempt: Date, now: Date) throws(UplinkError) {
+        try wrap("record attempt") {
+            try database.prepare("""
+                UPDATE uplink_packages SET attempts = attempts + 1, last_attempt_at = ?3, next_attempt_at = ?4, last_error = ?5
+                WHERE receiver = ?1 AND package_id = ?2
+                """).run([.text(receiver), .text(packageId), .integer(Self.ms(now)), .integer(Self.ms(nextAttempt)), .text(error)])
+        }
+    }
+
+    // MARK: - Dead letters
+
+    public func deadLetters(receiver: String? = nil, includeResolved: Bool = false, limit: Int = 1000) throws(UplinkError) -> [DeadLetter] {
+        try wrap("list dead letters") {
+            var conditions: [String] = []
+            var bindings: [SQLiteValue] = []
+            if !includeResolved { conditions.append("state = 'open'") }
+            if let receiver { bindings.append(.text(receiver)); conditions.append("receiver = ?\(bindings.count)") }
+            bindings.append(.integer(Int64(limit)))
+            let whereClause = conditions.isEmpty ? "" : "WHERE " + conditions.joined(separator: " AND ")
+            return try database.query("""
+                SELECT id, receiver, package_id, idx, seq, type, key, rev, code, field, message, state, created_at
+                FROM uplink_dead_letters \(whereClause) ORDER BY id LIMIT ?\(bindings.count)
+                """, bindings).map { row in
+                DeadLetter(id: row[0].intValue ?? 0, receiver: row[1].textValue ?? "", packageId: row[2].textValue,
+                           index: row[3].intValue.map { Int($0) }, seq: row[4].intValue ?? 0, type: row[5].textValue ?? "",
+                           key: (row[6].textValue ?? "").split(separator: "\u{1F}", omittingEmptySubsequences: false).joined(separator: " / "),
+                           rev: row[7].intValue ?? 0, code: row[8].textValue ?? "", field: row[9].textValue,
+                           message: row[10].textValue ?? "", state: row[11].textValue ?? "",
+                           createdAt: Self.date(row[12]) ?? Date(timeIntervalSince1970: 0))
+            }
+        }
+    }
+
+    public func openDeadLetterCount(receiver: String) throws(UplinkError) -> Int {
+        try wrap("count dead letters") {
+            Int(try database.query("SELECT count(*) FROM uplink_dead_letters WHERE receiver = ?1 AND state = 'open'",
+                                   [.text(receiver)]).first?.first?.intValue ?? 0)
+        }
+    }
+
+    /// Operator drop: the dead letters leave the open list (kept as 'dropped' for audit). Returns how many.
+    public func dropDeadLetters(ids: [Int64]?, receiver: String?, now: Date) throws(UplinkError) -> Int {
+        try wrap("drop dead letters") {
+            var conditions = ["state = 'open'"]
+            var bindings: [SQLiteValue] = [.integer(Self.ms(now))]
+            if let receiver { bindings.append(.text(receiver)); conditions.append("receiver = ?\(bindings.count)") }
+            if let ids { conditions.append("id IN (" + ids.map(String.init).joined(separator: ",") + ")") }
+            try database.prepare("UPDATE uplink_dead_letters SET state = 'dropped', resolved_at = ?1 WHERE " + conditions.joined(separator: " AND "))
+                .run(bindings)
+            return database.changes
+        }
+    }
+
+    // MARK: - Receiver state
+
+    public func receiverState(_ receiver: String) throws(UplinkError) -> ReceiverState {
+        try wrap("read receiver state") {
+            guard let row = try database.query("""
+                SELECT state, failing_since, consecutive_failures, last_error, last_success_at, next_retry_at
+                FROM uplink_receivers WHERE receiver = ?1
+                """, [.text(receiver)]).first else {
+                return ReceiverState(kind: .idle, failingSince: nil, consecutiveFailures: 0, lastError: nil, lastSuccessAt: nil, nextRetryAt: nil)
+            }
+            return ReceiverState(kind: row[0].textValue.flatMap(ReceiverState.Kind.init) ?? .idle, failingSince: Self.date(row[1]),
+                                 consecutiveFailures: Int(row[2].intValue ?? 0), lastError: row[3].textValue,
+                                 lastSuccessAt: Self.date(row[4]), nextRetryAt: Self.date(row[5]))
+        }
+    }
+
+    public func saveReceiverState(_ receiver: String, _ state: ReceiverState, now: Date) throws(UplinkError) {
+        try wrap("save receiver state") {
+            try database.prepare("""
+                INSERT INTO uplink_receivers(receiver, state, failing_since, consecutive_failures, last_error, last_success_at,
+                                             next_retry_at, updated_at)
+                VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+                ON CONFLICT(receiver) DO UPDATE SET state = excluded.state, failing_since = excluded.failing_since,
+                    consecutive_failures = excluded.consecutive_failures, last_error = excluded.last_error,
+                    last_success_at = excluded.last_success_at, next_retry_at = excluded.next_retry_at,
+                    updated_at = excluded.updated_at
+                """).run([.text(receiver), .text(state.kind.rawValue), state.failingSince.map { .integer(Self.ms($0)) } ?? .null,
+                          .integer(Int64(state.consecutiveFailures)), state.lastError.map(SQLiteValue.text) ?? .null,
+                          state.lastSuccessAt.map { .integer(Self.ms($0)) } ?? .null,
+                          state.nextRetryAt.map { .integer(Self.ms($0)) } ?? .null, .integer(Self.ms(now))])
+        }
+    }
+
+    // MARK: - Journal figures (read-only use of the journal's `records` table in the same file)
+
+    /// Journal records after `seq`, optionally of some types only.
+    public func journalCount(after seq: Int64, types: [String]) throws(UplinkError) -> Int {
+        try wrap("count journal records") {
+            var sql = "SELECT count(*) FROM records WHERE seq > ?1"
+            if !types.isEmpty {
+                sql += " AND type IN (" + types.map { "'" + $0.replacingOccurrences(of: "'", with: "''") + "'" }.joined(separator: ",") + ")"
+            }
+            return Int(try database.query(sql, [.integer(seq)]).first?.first?.intValue ?? 0)
+        }
+    }
+
+    public func journalLastSeq() throws(UplinkError) -> Int64 {
+        try wrap("read journal last seq") {
+            try database.query("SELECT max(seq) FROM records").first?.first?.intValue ?? 0
+        }
+    }
+
+    /// The last resolved package (status).
+    public func lastResolvedPackage(receiver: String) throws(UplinkError) -> (id: String, state: String, records: Int, accepted: Int?, duplicates: Int?, rejected: Int?, faultCode: String?, at: Date?)? {
+        try wrap("read last package") {
+            guard let row = try database.query("""
+                SELECT package_id, state, record_count, accepted, duplicates, rejected, fault_code, resolved_at
+                FROM uplink_packages WHERE receiver = ?1 AND state <> 'pending' ORDER BY n DESC LIMIT 1
+                """, [.text(receiver)]).first else { return nil }
+            return (row[0].textValue ?? "", row[1].textValue ?? "", Int(row[2].intValue ?? 0), row[3].intValue.map { Int($0) },
+                    row[4].intValue.map { Int($0) }, row[5].intValue.map { Int($0) }, row[6].textValue, Self.date(row[7]))
+        }
+    }
+}

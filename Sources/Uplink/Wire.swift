@@ -1,0 +1,270 @@
+import Foundation
+import GatewayModel
+import XMLSupport
+
+/// PUI v1 wire constants and the SOAP 1.1 framing (spec §1).
+public enum PUIWire {
+    public static let soapNamespace = "http://schemas.xmlsoap.org/soap/envelope/"
+    public static let submitAction = "\"urn:cn-esup:pui:1#SubmitPackage\""
+    public static let referenceDataAction = "\"urn:cn-esup:pui:1#GetReferenceData\""
+    public static let contentType = "text/xml; charset=utf-8"
+    /// Request body limit (spec §1).
+    public static let maxRequestBytes = 8 << 20
+    /// Records per package (spec §1).
+    public static let maxRecords = 1000
+
+    /// The headers of a SOAP request with this action.
+    public static func headers(action: String) -> [(name: String, value: String)] {
+        [("Content-Type", contentType), ("SOAPAction", action)]
+    }
+
+    static let envelopeOpen = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+        + "<soap:Envelope xmlns:soap=\"\(soapNamespace)\"><soap:Body>"
+    static let envelopeClose = "</soap:Body></soap:Envelope>"
+
+    /// A SOAP envelope around `payload` (an element in the pui namespace written with the `pui:` prefix).
+    public static func envelope(_ payload: String) -> String {
+        envelopeOpen + payload + envelopeClose
+    }
+
+    /// `GetReferenceData` request body.
+    public static func referenceDataRequest(division: String, knownVersion: String?) -> [UInt8] {
+        var payload = "<pui:GetReferenceData xmlns:pui=\"\(puiNamespace)\"><pui:Division>\(xmlEscape(division))</pui:Division>"
+        if let knownVersion { payload += "<pui:KnownVersion>\(xmlEscape(knownVersion))</pui:KnownVersion>" }
+        payload += "</pui:GetReferenceData>"
+        return Array(envelope(payload).utf8)
+    }
+
+    /// A SOAP fault (spec §1): `soap:Client` for non-retryable codes, `soap:Server` otherwise.
+    public static func fault(code: String, retryable: Bool, message: String) -> [UInt8] {
+        let payload = "<soap:Fault><faultcode>soap:\(retryable ? "Server" : "Client")</faultcode>"
+            + "<faultstring>\(xmlEscape(message))</faultstring>"
+            + "<detail><pui:Error xmlns:pui=\"\(puiNamespace)\" code=\"\(xmlEscape(code))\" retryable=\"\(retryable)\">"
+            + "\(xmlEscape(message))</pui:Error></detail></soap:Fault>"
+        return Array(envelope(payload).utf8)
+    }
+
+    /// A `SubmitPackageResponse` envelope with a receipt.
+    public static func receiptResponse(_ receipt: Receipt) -> [UInt8] {
+        var payload = "<pui:SubmitPackageResponse xmlns:pui=\"\(puiNamespace)\"><pui:Receipt packageId=\"\(xmlEscape(receipt.packageId))\""
+            + " receivedAt=\"\(xmlEscape(receipt.receivedAt))\" accepted=\"\(receipt.accepted)\" duplicates=\"\(receipt.duplicates)\">"
+        for rejection in receipt.rejected {
+            payload += "<pui:Rejected index=\"\(rejection.index)\" code=\"\(xmlEscape(rejection.code))\""
+            if let field = rejection.field { payload += " field=\"\(xmlEscape(field))\"" }
+            payload += ">\(xmlEscape(rejection.message))</pui:Rejected>"
+        }
+        payload += "</pui:Receipt></pui:SubmitPackageResponse>"
+        return Array(envelope(payload).utf8)
+    }
+}
+
+/// A per-package receipt (spec §3).
+public struct Receipt: Sendable, Equatable, Codable {
+    public struct Rejection: Sendable, Equatable, Codable {
+        public var index: Int
+        public var code: String
+        public var field: String?
+        public var message: String
+        public init(index: Int, code: String, field: String?, message: String) {
+            self.index = index
+            self.code = code
+            self.field = field
+            self.message = message
+        }
+    }
+    public var packageId: String
+    public var receivedAt: String
+    public var accepted: Int
+    public var duplicates: Int
+    public var rejected: [Rejection]
+
+    public init(packageId: String, receivedAt: String, accepted: Int, duplicates: Int, rejected: [Rejection]) {
+        self.packageId = packageId
+        self.receivedAt = receivedAt
+        self.accepted = accepted
+        self.duplicates = duplicates
+        self.rejected = rejected
+    }
+}
+
+/// A SOAP fault's PUI detail.
+public struct PUIFault: Sendable, Equatable {
+    /// `soap:Client` or `soap:Server` (prefix stripped: "Client" / "Server").
+    public var faultCode: String
+    public var faultString: String
+    /// `pui:Error/@code`, e.g. E101; nil when the fault carries no PUI detail.
+    public var code: String?
+    public var retryable: Bool
+    public var message: String
+}
+
+/// What a receiver's HTTP response means for the package (spec §1 table).
+public enum SubmitOutcome: Sendable, Equatable {
+    /// 200 with a receipt.
+    case receipt(Receipt)
+    /// 500 Client fault, not retryable: the package is refused as a whole.
+    case refused(PUIFault)
+    /// Anything to retry with the same package: Server fault, 503/429, other statuses, transport failures.
+    case retry(reason: String, retryAfter: Duration?)
+}
+
+/// Why a response could not be understood.
+public struct WireError: Error, CustomStringConvertible, Sendable {
+    public let message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+}
+
+extension PUIWire {
+    /// The first element named `name` in the pui namespace (or any namespace when `namespace` is nil), depth-first.
+    static func find(_ element: XMLElement, _ name: String, namespace: String? = puiNamespace) -> XMLElement? {
+        if element.name == name && (namespace == nil || element.namespace == namespace) { return element }
+        for child in element.children {
+            if let found = find(child, name, namespace: namespace) { return found }
+        }
+        return nil
+    }
+
+    /// Parses a receipt out of a `SubmitPackageResponse` envelope.
+    public static func parseReceipt(_ body: [UInt8]) throws(WireError) -> Receipt {
+        let root: XMLElement?
+        do { root = try XMLDocument(bytes: body, url: "response.xml").root } catch { throw WireError("response is not well-formed XML: \(error)") }
+        guard let root, let receipt = find(root, "Receipt") else { throw WireError("response has no pui:Receipt") }
+        guard let packageId = receipt.attribute("packageId"), let receivedAt = receipt.attribute("receivedAt"),
+              let acceptedText = receipt.attribute("accepted"), let accepted = Int(acceptedText), accepted >= 0,
+              let duplicatesText = receipt.attribute("duplicates"), let duplicates = Int(duplicatesText), duplicates >= 0 else {
+            throw WireError("pui:Receipt lacks packageId, receivedAt, accepted or duplicates")
+        }
+        var rejected: [Receipt.Rejection] = []
+        for element in receipt.children("Rejected") {
+            guard let indexText = element.attribute("index"), let index = Int(indexText), index >= 1,
+                  let code = element.attribute("code") else {
+                throw WireError("pui:Rejected without a valid index or code")
+            }
+            rejected.append(Receipt.Rejection(index: index, code: code, field: element.attribute("field"), message: element.text))
+        }
+        return Receipt(packageId: packageId, receivedAt: receivedAt, accepted: accepted, duplicates: duplicates, rejected: rejected)
+    }
+
+    /// Parses a SOAP fault; nil when the body is not one.
+    public static func parseFault(_ body: [UInt8]) -> PUIFault? {
+        guard let root = try? XMLDocument(bytes: body, url: "fault.xml").root,
+              let fault = find(root, "Fault", namespace: soapNamespace) else { return nil }
+        let rawCode = fault.child("faultcode")?.text.trimmingCharacters(in: .whitespaces) ?? ""
+        let faultCode = rawCode.split(separator: ":").last.map(String.init) ?? rawCode
+        let faultString = fault.child("faultstring")?.text ?? ""
+        guard let error = find(fault, "Error") else {
+            return PUIFault(faultCode: faultCode, faultString: faultString, code: nil, retryable: faultCode != "Client",
+                            message: faultString)
+        }
+        let retryableText = error.attribute("retryable")?.trimmingCharacters(in: .whitespaces)
+        let retryable = retryableText == "true" || retryableText == "1"
+        return PUIFault(faultCode: faultCode, faultString: faultString, code: error.attribute("code"),
+                        retryable: retryable, message: error.text)
+    }
+
+    /// Classifies an HTTP response to SubmitPackage exactly per the spec §1 table. A 200 whose receipt does not
+    /// parse, or does not match the package (id, counts), is treated as "unknown whether stored": resend.
+    public static func classify(status: Int, body: [UInt8], retryAfter: Duration?, packageId: String,
+                                recordCount: Int) -> SubmitOutcome {
+        switch status {
+        case 200:
+            do {
+                let receipt = try parseReceipt(body)
+                guard receipt.packageId == packageId else {
+                    return .retry(reason: "receipt names package \(receipt.packageId), expected \(packageId)", retryAfter: nil)
+                }
+                guard receipt.accepted + receipt.duplicates + receipt.rejected.count == recordCount else {
+                    return .retry(reason: "receipt counts \(receipt.accepted)+\(receipt.duplicates)+\(receipt.rejected.count) do not add up to RecordCount \(recordCount)", retryAfter: nil)
+                }
+                guard receipt.rejected.allSatisfy({ $0.index >= 1 && $0.index <= recordCount }) else {
+                    return .retry(reason: "receipt rejects an index outside 1...\(recordCount)", retryAfter: nil)
+                }
+                return .receipt(receipt)
+            } catch {
+                return .retry(reason: "HTTP 200 without a usable receipt: \(error)", retryAfter: nil)
+            }
+        case 500:
+            guard let fault = parseFault(body) else { return .retry(reason: "HTTP 500 without a SOAP fault", retryAfter: nil) }
+            // Strict reading: only a Client fault whose pui:Error says retryable="false" refuses the package.
+            if fault.faultCode == "Client" && !fault.retryable && fault.code != nil {
+                return .refused(fault)
+            }
+            return .retry(reason: "receiver fault \(fault.code ?? fault.faultCode): \(fault.message)", retryAfter: nil)
+        case 503, 429:
+            return .retry(reason: "HTTP \(status) (busy)", retryAfter: retryAfter)
+        default:
+            return .retry(reason: "HTTP \(status)", retryAfter: retryAfter)
+        }
+    }
+}
+
+/// Beijing time (UTC+8) in the schema's BeijingTime form: 2026-01-05T08:37:00+08:00.
+public func beijingTimestamp(_ date: Date) -> String {
+    let seconds = Int64(date.timeIntervalSince1970.rounded(.down)) + 8 * 3600
+    let days = seconds >= 0 ? seconds / 86400 : (seconds - 86399) / 86400
+    let secondOfDay = seconds - days * 86400
+    let (year, month, day) = civilFromDays(days)
+    return String(format: "%04d-%02d-%02dT%02d:%02d:%02d+08:00", year, month, day,
+                  Int(secondOfDay / 3600), Int(secondOfDay / 60 % 60), Int(secondOfDay % 60))
+}
+
+/// Parses a BeijingTime (or any `YYYY-MM-DDTHH:MM:SS[.fff]±HH:MM`) into a Date.
+public func parseTimestamp(_ text: String) -> Date? {
+    let bytes = Array(text.utf8)
+    guard bytes.count >= 25 else { return nil }
+    func number(_ range: Range<Int>) -> Int? {
+        var value = 0
+        for index in range {
+            let byte = bytes[index]
+            guard byte >= 48 && byte <= 57 else { return nil }
+            value = value * 10 + Int(byte - 48)
+        }
+        return value
+    }
+    guard let year = number(0..<4), bytes[4] == 45, let month = number(5..<7), bytes[7] == 45, let day = number(8..<10),
+          bytes[10] == 84, let hour = number(11..<13), bytes[13] == 58, let minute = number(14..<16), bytes[16] == 58,
+          let second = number(17..<19) else { return nil }
+    var index = 19
+    var fraction = 0.0
+    if bytes[index] == 46 {
+        index += 1
+        var scale = 0.1
+        while index < bytes.count, bytes[index] >= 48, bytes[index] <= 57 {
+            fraction += Double(bytes[index] - 48) * scale
+            scale /= 10
+            index += 1
+        }
+    }
+    guard bytes.count == index + 6, bytes[index] == 43 || bytes[index] == 45,
+          let offsetHours = number(index + 1..<index + 3), bytes[index + 3] == 58,
+          let offsetMinutes = number(index + 4..<index + 6) else { return nil }
+    let sign = bytes[index] == 43 ? 1 : -1
+    let days = daysFromCivil(year, month, day)
+    let local = Double(days * 86400 + Int64(hour * 3600 + minute * 60 + second)) + fraction
+    return Date(timeIntervalSince1970: local - Double(sign * (offsetHours * 3600 + offsetMinutes * 60)))
+}
+
+// Howard Hinnant's civil-calendar algorithms (proleptic Gregorian), no Foundation calendar needed.
+private func daysFromCivil(_ y0: Int, _ m: Int, _ d: Int) -> Int64 {
+    let y = Int64(m <= 2 ? y0 - 1 : y0)
+    let era = (y >= 0 ? y : y - 399) / 400
+    let yoe = y - era * 400
+    let mp = Int64((m + 9) % 12)
+    let doy = (153 * mp + 2) / 5 + Int64(d) - 1
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy
+    return era * 146097 + doe - 719468
+}
+
+private func civilFromDays(_ z0: Int64) -> (Int, Int, Int) {
+    let z = z0 + 719468
+    let era = (z >= 0 ? z : z - 146096) / 146097
+    let doe = z - era * 146097
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365
+    let y = yoe + era * 400
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
+    let mp = (5 * doy + 2) / 153
+    let d = doy - (153 * mp + 2) / 5 + 1
+    let m = mp < 10 ? mp + 3 : mp - 9
+    return (Int(m <= 2 ? y + 1 : y), Int(m), Int(d))
+}
