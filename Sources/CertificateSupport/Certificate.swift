@@ -1,0 +1,123 @@
+internal import CCrypto
+import Foundation
+
+/// Why a certificate or key could not be inspected.
+public struct CertificateError: Error, CustomStringConvertible, Sendable {
+    public let file: String
+    public let message: String
+    public init(file: String, message: String) {
+        self.file = file
+        self.message = message
+    }
+    public var description: String { "\(file): \(message)" }
+}
+
+/// The facts of an X.509 certificate that operators check (libcrypto; no C types in the API).
+public struct CertificateInfo: Sendable, Equatable {
+    public let file: String
+    /// `/O=…/CN=…` (OpenSSL one-line form).
+    public let subject: String
+    public let issuer: String
+    public let commonName: String?
+    public let notBefore: Date
+    public let notAfter: Date
+
+    /// Whole days from `now` until expiry (negative once expired).
+    public func daysLeft(now: Date = Date()) -> Int { Int((notAfter.timeIntervalSince(now) / 86400).rounded(.down)) }
+
+    /// Reads the first certificate of a PEM file.
+    public static func load(file: String) throws(CertificateError) -> CertificateInfo {
+        let certificate = try readCertificate(file)
+        defer { X509_free(certificate) }
+        guard let subjectName = X509_get_subject_name(certificate), let issuerName = X509_get_issuer_name(certificate),
+              let before = X509_get0_notBefore(certificate), let after = X509_get0_notAfter(certificate) else {
+            throw CertificateError(file: file, message: "certificate lacks a subject, issuer or validity")
+        }
+        guard let notBefore = date(before), let notAfter = date(after) else {
+            throw CertificateError(file: file, message: "certificate validity dates do not parse")
+        }
+        return CertificateInfo(file: file, subject: oneLine(subjectName), issuer: oneLine(issuerName),
+                               commonName: commonName(subjectName), notBefore: notBefore, notAfter: notAfter)
+    }
+
+    /// True when `keyFile` holds the private key of the certificate in `certificateFile`.
+    public static func keyMatches(certificateFile: String, keyFile: String, password: String? = nil) throws(CertificateError) -> Bool {
+        let certificate = try readCertificate(certificateFile)
+        defer { X509_free(certificate) }
+        guard let bio = BIO_new_file(keyFile, "r") else {
+            throw CertificateError(file: keyFile, message: "cannot open the key file")
+        }
+        defer { BIO_free(bio) }
+        let key: OpaquePointer? = password.map { password in
+            password.withCString { PEM_read_bio_PrivateKey(bio, nil, nil, UnsafeMutableRawPointer(mutating: $0)) }
+        } ?? {
+            // An empty passphrase: an encrypted key fails instead of prompting on the terminal.
+            "".withCString { PEM_read_bio_PrivateKey(bio, nil, nil, UnsafeMutableRawPointer(mutating: $0)) }
+        }()
+        guard let key else {
+            ERR_clear_error()
+            throw CertificateError(file: keyFile, message: "not a readable PEM private key (wrong passphrase?)")
+        }
+        defer { EVP_PKEY_free(key) }
+        let matches = X509_check_private_key(certificate, key) == 1
+        ERR_clear_error()
+        return matches
+    }
+
+    /// True when the certificate chains to a CA in `caFile` (validity dates included).
+    public static func verify(certificateFile: String, caFile: String, at date: Date = Date()) throws(CertificateError) -> (ok: Bool, reason: String) {
+        let certificate = try readCertificate(certificateFile)
+        defer { X509_free(certificate) }
+        guard let store = X509_STORE_new() else { throw CertificateError(file: caFile, message: "out of memory") }
+        defer { X509_STORE_free(store) }
+        guard X509_STORE_load_file(store, caFile) == 1 else {
+            ERR_clear_error()
+            throw CertificateError(file: caFile, message: "cannot load CA certificates")
+        }
+        guard let context = X509_STORE_CTX_new() else { throw CertificateError(file: caFile, message: "out of memory") }
+        defer { X509_STORE_CTX_free(context) }
+        guard X509_STORE_CTX_init(context, store, certificate, nil) == 1 else {
+            throw CertificateError(file: certificateFile, message: "cannot set up verification")
+        }
+        X509_STORE_CTX_set_time(context, 0, time_t(date.timeIntervalSince1970))
+        let ok = X509_verify_cert(context) == 1
+        let reason = ok ? "ok" : (X509_verify_cert_error_string(Int(X509_STORE_CTX_get_error(context))).map { String(cString: $0) } ?? "not verified")
+        ERR_clear_error()
+        return (ok, reason)
+    }
+
+    private static func readCertificate(_ file: String) throws(CertificateError) -> OpaquePointer {
+        guard FileManager.default.isReadableFile(atPath: file) else {
+            throw CertificateError(file: file, message: "file missing or not readable")
+        }
+        guard let bio = BIO_new_file(file, "r") else { throw CertificateError(file: file, message: "cannot open") }
+        defer { BIO_free(bio) }
+        guard let certificate = PEM_read_bio_X509(bio, nil, nil, nil) else {
+            ERR_clear_error()
+            throw CertificateError(file: file, message: "no PEM certificate in the file")
+        }
+        return certificate
+    }
+
+    private static func oneLine(_ name: OpaquePointer) -> String {
+        guard let text = X509_NAME_oneline(name, nil, 0) else { return "" }
+        defer { CRYPTO_free(text, nil, 0) }
+        return String(cString: text)
+    }
+
+    private static func commonName(_ name: OpaquePointer) -> String? {
+        let index = X509_NAME_get_index_by_NID(name, NID_commonName, -1)
+        guard index >= 0, let entry = X509_NAME_get_entry(name, index), let data = X509_NAME_ENTRY_get_data(entry) else { return nil }
+        var output: UnsafeMutablePointer<UInt8>?
+        let length = ASN1_STRING_to_UTF8(&output, data)
+        guard length >= 0, let output else { return nil }
+        defer { CRYPTO_free(output, nil, 0) }
+        return String(decoding: UnsafeBufferPointer(start: output, count: Int(length)), as: UTF8.self)
+    }
+
+    private static func date(_ time: OpaquePointer) -> Date? {
+        var parts = tm()
+        guard ASN1_TIME_to_tm(time, &parts) == 1 else { return nil }
+        return Date(timeIntervalSince1970: TimeInterval(timegm(&parts)))
+    }
+}

@@ -1,0 +1,445 @@
+import CryptoSupport
+import Foundation
+import GatewayModel
+import HTTPServerSupport
+import SQLiteSupport
+import Uplink
+import XMLSupport
+
+/// How the sandbox receiver behaves, including the misbehaviour tests ask for.
+public struct SandboxOptions: Sendable {
+    /// The receiver's own division code: packages for another Receiver get E105.
+    public var receiverCode: String = "410000"
+    /// Catalog for R201/R202 and what GetReferenceData serves (nil: no catalog checks).
+    public var referenceDataFile: String?
+    /// The first N SubmitPackage requests are answered `failStatus` with `Retry-After: retryAfterSeconds`.
+    public var failFirst: Int = 0
+    public var failStatus: Int = 503
+    public var retryAfterSeconds: Int = 1
+    /// Each SubmitPackage request fails with 503 at this probability (0...1), before anything is stored.
+    public var failRate: Double = 0
+    /// The first N SubmitPackage requests get a retryable soap:Server fault E500.
+    public var serverFaultFirst: Int = 0
+    /// The first N packages stored are answered only after `dropDelay` (the client times out: "unknown whether stored").
+    public var dropAfterStore: Int = 0
+    public var dropDelay: Duration = .seconds(65)
+    /// Every answer is delayed by this much.
+    public var delay: Duration = .zero
+    /// Records whose times lie further ahead than this are rejected R205.
+    public var clockTolerance: TimeInterval = 300
+
+    public init() {}
+}
+
+/// Why the sandbox could not start.
+public struct SandboxError: Error, CustomStringConvertible, Sendable {
+    public let message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { "receive: \(message)" }
+}
+
+/// What the sandbox holds for one record key (tests and operators).
+public struct SandboxRecord: Sendable, Equatable {
+    public let type: String
+    public let key: String
+    public let rev: Int64
+    public let packageId: String
+}
+
+/// A PUI receiver for tests, demos and operators (`esgate receive`): mutual TLS with CN = Sender (E102), schema
+/// (E100), digest (E101), PackageId reuse (E103), size (E104), Receiver (E105); per-record R201/R202/R204/R205;
+/// idempotent receipts; everything it accepts stored in its own SQLite file.
+public final class SandboxReceiver: @unchecked Sendable {
+    // All mutable state (the connection and the counters) is guarded by `lock`: the HTTP server calls `handle`
+    // from one thread per connection.
+    private let lock = NSLock()
+    private let database: SQLiteDatabase
+    private let validator: XMLSchemaValidator
+    private let schema: PUISchema
+    private let options: SandboxOptions
+    private let reference: ReferenceData?
+    private let referenceXML: String?
+    private let logger: Logger
+    private let now: @Sendable () -> Date
+    private var submitRequests = 0
+    private var storedPackages = 0
+    private var serverFaults = 0
+    private var failures = 0
+
+    public init(databasePath: String, options: SandboxOptions, logger: Logger = .silent,
+                now: @escaping @Sendable () -> Date = Date.init) throws(SandboxError) {
+        self.options = options
+        self.logger = logger.with(component: "receive")
+        self.now = now
+        do {
+            schema = try PUISchema.shipped()
+            validator = try XMLSchemaValidator(schemaText: schema.schemaText)
+        } catch {
+            throw SandboxError("schema: \(error)")
+        }
+        if let file = options.referenceDataFile {
+            do {
+                reference = try ReferenceData.load(file: file, validator: validator)
+            } catch {
+                throw SandboxError(error.description)
+            }
+            let text = (try? String(contentsOfFile: file, encoding: .utf8)) ?? ""
+            // The element without the XML declaration, embedded in GetReferenceDataResponse.
+            if let start = text.range(of: "<pui:ReferenceData") {
+                referenceXML = String(text[start.lowerBound...])
+            } else {
+                referenceXML = nil
+            }
+        } else {
+            reference = nil
+            referenceXML = nil
+        }
+        do {
+            let directory = (databasePath as NSString).deletingLastPathComponent
+            if !directory.isEmpty { try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true) }
+            database = try SQLiteDatabase(path: databasePath)
+            try database.execute("PRAGMA journal_mode=WAL")
+            try database.execute("PRAGMA synchronous=FULL")
+            try database.execute("""
+                CREATE TABLE IF NOT EXISTS sandbox_packages(
+                    package_id TEXT PRIMARY KEY, sender TEXT NOT NULL, digest TEXT NOT NULL, record_count INTEGER NOT NULL,
+                    received_at TEXT NOT NULL, response BLOB NOT NULL, request BLOB NOT NULL);
+                CREATE TABLE IF NOT EXISTS sandbox_records(
+                    type TEXT NOT NULL, key TEXT NOT NULL, rev INTEGER NOT NULL, op TEXT NOT NULL, package_id TEXT NOT NULL,
+                    body TEXT NOT NULL, PRIMARY KEY(type, key)) WITHOUT ROWID;
+                CREATE TABLE IF NOT EXISTS sandbox_deliveries(
+                    package_id TEXT NOT NULL, idx INTEGER NOT NULL, type TEXT NOT NULL, key TEXT NOT NULL, rev INTEGER NOT NULL,
+                    outcome TEXT NOT NULL, PRIMARY KEY(package_id, idx)) WITHOUT ROWID;
+                """)
+        } catch {
+            throw SandboxError("database \(databasePath): \(error)")
+        }
+    }
+
+    // MARK: - Inspection
+
+    /// Submit requests seen (any outcome).
+    public var requestCount: Int { lock.withLock { submitRequests } }
+
+    /// Every key with the highest revision held.
+    public func records() -> [SandboxRecord] {
+        lock.withLock {
+            ((try? database.query("SELECT type, key, rev, package_id FROM sandbox_records ORDER BY type, key")) ?? []).map {
+                SandboxRecord(type: $0[0].textValue ?? "", key: $0[1].textValue ?? "", rev: $0[2].intValue ?? 0,
+                              packageId: $0[3].textValue ?? "")
+            }
+        }
+    }
+
+    /// Stored packages: id → digest.
+    public func packages() -> [String: String] {
+        lock.withLock {
+            var result: [String: String] = [:]
+            for row in (try? database.query("SELECT package_id, digest FROM sandbox_packages")) ?? [] {
+                result[row[0].textValue ?? ""] = row[1].textValue ?? ""
+            }
+            return result
+        }
+    }
+
+    /// How many times each (type, key, rev) was accepted (exactly-once checks: every value must be 1).
+    public func acceptanceCounts() -> [String: Int] {
+        lock.withLock {
+            var result: [String: Int] = [:]
+            for row in (try? database.query("SELECT type, key, rev, count(*) FROM sandbox_deliveries WHERE outcome = 'accepted' GROUP BY type, key, rev")) ?? [] {
+                result["\(row[0].textValue ?? "")|\(row[1].textValue ?? "")|\(row[2].intValue ?? 0)"] = Int(row[3].intValue ?? 0)
+            }
+            return result
+        }
+    }
+
+    // MARK: - Handling
+
+    /// The HTTP handler (pass to `HTTPServer`).
+    public func handle(_ request: HTTPServerRequest) -> HTTPServerResponse {
+        let response = respond(request)
+        if options.delay > .zero { Thread.sleep(forTimeInterval: seconds(options.delay)) }
+        return response
+    }
+
+    private func seconds(_ duration: Duration) -> Double {
+        Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
+    }
+
+    private func soap(_ status: Int, _ body: [UInt8], headers: [(name: String, value: String)] = []) -> HTTPServerResponse {
+        HTTPServerResponse(status: status, headers: [("Content-Type", PUIWire.contentType)] + headers, body: body)
+    }
+
+    private func clientFault(_ code: String, _ message: String) -> HTTPServerResponse {
+        logger.info("refused: \(code) \(message)")
+        return soap(500, PUIWire.fault(code: code, retryable: false, message: message))
+    }
+
+    private func respond(_ request: HTTPServerRequest) -> HTTPServerResponse {
+        guard request.method == "POST" else {
+            return HTTPServerResponse(status: 405, headers: [("Allow", "POST")], body: Array("POST only\n".utf8))
+        }
+        let action = request.header("SOAPAction")?.trimmingCharacters(in: .whitespaces) ?? ""
+        switch action {
+        case PUIWire.referenceDataAction:
+            return referenceData(request)
+        case PUIWire.submitAction:
+            return submit(request)
+        default:
+            return clientFault("E100", "unknown SOAPAction \(action.isEmpty ? "(none)" : action)")
+        }
+    }
+
+    private func referenceData(_ request: HTTPServerRequest) -> HTTPServerResponse {
+        guard let reference, let referenceXML else {
+            return soap(500, PUIWire.fault(code: "E500", retryable: true, message: "no reference data configured"))
+        }
+        let known = (try? XMLDocument(bytes: request.body).root).flatMap { PUIWireHelpers.find($0, "KnownVersion") }?.text
+        let payload = known == reference.version
+            ? "<pui:GetReferenceDataResponse xmlns:pui=\"\(puiNamespace)\"/>"
+            : "<pui:GetReferenceDataResponse xmlns:pui=\"\(puiNamespace)\">\(referenceXML)</pui:GetReferenceDataResponse>"
+        return soap(200, Array(PUIWire.envelope(payload).utf8))
+    }
+
+    private func submit(_ request: HTTPServerRequest) -> HTTPServerResponse {
+        // Fault injection, before anything is stored.
+        let injected: HTTPServerResponse? = lock.withLock {
+            submitRequests += 1
+            if failures < options.failFirst {
+                failures += 1
+                return soap(options.failStatus, Array("busy (injected)\n".utf8), headers: [("Retry-After", "\(options.retryAfterSeconds)")])
+            }
+            if options.failRate > 0 && Double.random(in: 0..<1) < options.failRate {
+                return soap(503, Array("busy (random)\n".utf8), headers: [("Retry-After", "\(options.retryAfterSeconds)")])
+            }
+            if serverFaults < options.serverFaultFirst {
+                serverFaults += 1
+                return soap(500, PUIWire.fault(code: "E500", retryable: true, message: "internal error (injected)"))
+            }
+            return nil
+        }
+        if let injected { return injected }
+        guard request.body.count <= PUIWire.maxRequestBytes else {
+            return clientFault("E104", "request body of \(request.body.count) bytes exceeds 8 MiB")
+        }
+        let document: XMLDocument
+        do { document = try XMLDocument(bytes: request.body, url: "request.xml", preserveWhitespace: true) } catch {
+            return clientFault("E100", "not well-formed: \(error)")
+        }
+        let errors = validator.validate(document, element: "Package", namespace: puiNamespace)
+        if let first = errors.first { return clientFault("E100", "not valid against pui-v1.xsd: \(first)") }
+        guard let root = document.root, let package = PUIWireHelpers.find(root, "Package"),
+              let head = package.child("Head"), let body = package.child("Body") else {
+            return clientFault("E100", "no pui:Package")
+        }
+        let packageId = head.child("PackageId")?.text ?? ""
+        let sender = head.child("Sender")?.text ?? ""
+        let receiverCode = head.child("Receiver")?.text ?? ""
+        let claimed = head.child("Digest")?.text ?? ""
+        let recordCount = Int(head.child("RecordCount")?.text ?? "") ?? -1
+        if let cn = request.clientCertificateCommonName, cn != sender {
+            return clientFault("E102", "sender \(sender) is not authorised for the certificate CN=\(cn)")
+        }
+        guard packageId.hasPrefix(sender + "-") else {
+            return clientFault("E100", "PackageId \(packageId) does not start with the Sender \(sender)")
+        }
+        guard receiverCode == options.receiverCode else {
+            return clientFault("E105", "wrong Receiver \(receiverCode): this receiver is \(options.receiverCode)")
+        }
+        let canonical: [UInt8]
+        do { canonical = try document.exclusiveCanonicalForm(ofElement: "Body", namespace: puiNamespace) } catch {
+            return clientFault("E100", "cannot canonicalize pui:Body: \(error)")
+        }
+        let digest = Digest.sm3(canonical).hexString
+        guard digest == claimed else {
+            return clientFault("E101", "SM3 of the canonical Body (\(digest)) does not match Head/Digest")
+        }
+        guard recordCount == body.children.count else {
+            return clientFault("E100", "RecordCount \(recordCount) but the Body holds \(body.children.count) records")
+        }
+        let stored: (response: [UInt8], drop: Bool)
+        do {
+            stored = try lock.withLock { () throws -> (response: [UInt8], drop: Bool) in
+                if let row = try database.query("SELECT digest, response FROM sandbox_packages WHERE package_id = ?1", [.text(packageId)]).first {
+                    guard row[0].textValue == digest else {
+                        return (PUIWire.fault(code: "E103", retryable: false, message: "PackageId \(packageId) was already used with another body"), false)
+                    }
+                    logger.info("\(packageId): resent with the same digest, original receipt returned")
+                    if case .blob(let bytes) = row[1] { return (bytes, false) }
+                    return ([], false)
+                }
+                let receipt = try store(packageId: packageId, sender: sender, digest: digest, body: body, request: request.body)
+                storedPackages += 1
+                return (PUIWire.receiptResponse(receipt), storedPackages <= options.dropAfterStore)
+            }
+        } catch {
+            logger.error("\(packageId): \(error)")
+            return soap(500, PUIWire.fault(code: "E500", retryable: true, message: "internal error: \(error)"))
+        }
+        if stored.response.starts(with: Array("<?xml".utf8)), PUIWire.parseFault(stored.response) != nil {
+            return soap(500, stored.response)
+        }
+        if stored.drop {
+            logger.info("\(packageId): stored; answering only after \(seconds(options.dropDelay)) s (injected)")
+            Thread.sleep(forTimeInterval: seconds(options.dropDelay))
+        }
+        return soap(200, stored.response)
+    }
+
+    /// Applies the records and stores the package with its receipt, in one transaction. Caller holds `lock`.
+    private func store(packageId: String, sender: String, digest: String, body: XMLElement, request: [UInt8]) throws -> Receipt {
+        let receivedAt = beijingTimestamp(now())
+        var accepted = 0
+        var duplicates = 0
+        var rejected: [Receipt.Rejection] = []
+        try database.transaction {
+            for (offset, record) in body.children.enumerated() {
+                let index = offset + 1
+                let rev = Int64(record.attribute("rev") ?? "") ?? 0
+                let op = record.attribute("op") ?? "upsert"
+                let key = recordKey(record)
+                if let problem = check(record) {
+                    rejected.append(Receipt.Rejection(index: index, code: problem.code, field: problem.field, message: problem.message))
+                    try database.prepare("INSERT INTO sandbox_deliveries(package_id, idx, type, key, rev, outcome) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")
+                        .run([.text(packageId), .integer(Int64(index)), .text(record.name), .text(key), .integer(rev), .text(problem.code)])
+                    continue
+                }
+                let held = try database.query("SELECT rev FROM sandbox_records WHERE type = ?1 AND key = ?2",
+                                              [.text(record.name), .text(key)]).first?.first?.intValue ?? 0
+                let outcome: String
+                if rev <= held {
+                    duplicates += 1
+                    outcome = "duplicate"
+                } else {
+                    accepted += 1
+                    outcome = "accepted"
+                    try database.prepare("""
+                        INSERT INTO sandbox_records(type, key, rev, op, package_id, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                        ON CONFLICT(type, key) DO UPDATE SET rev = excluded.rev, op = excluded.op, package_id = excluded.package_id,
+                            body = excluded.body
+                        """).run([.text(record.name), .text(key), .integer(rev), .text(op), .text(packageId), .text(serializeRecord(record))])
+                }
+                try database.prepare("INSERT INTO sandbox_deliveries(package_id, idx, type, key, rev, outcome) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")
+                    .run([.text(packageId), .integer(Int64(index)), .text(record.name), .text(key), .integer(rev), .text(outcome)])
+            }
+            let receipt = Receipt(packageId: packageId, receivedAt: receivedAt, accepted: accepted, duplicates: duplicates, rejected: rejected)
+            try database.prepare("""
+                INSERT INTO sandbox_packages(package_id, sender, digest, record_count, received_at, response, request)
+                VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                """).run([.text(packageId), .text(sender), .text(digest), .integer(Int64(body.children.count)), .text(receivedAt),
+                          .blob(PUIWire.receiptResponse(receipt)), .blob(request)])
+        }
+        logger.info("\(packageId) from \(sender): \(accepted) accepted, \(duplicates) duplicates, \(rejected.count) rejected")
+        return Receipt(packageId: packageId, receivedAt: receivedAt, accepted: accepted, duplicates: duplicates, rejected: rejected)
+    }
+
+    private func serializeRecord(_ element: XMLElement) -> String {
+        var out = "<" + element.name
+        for attribute in element.attributes { out += " \(attribute.name)=\"\(xmlEscape(attribute.value))\"" }
+        out += ">"
+        if element.children.isEmpty { out += xmlEscape(element.text) } else { for child in element.children { out += serializeRecord(child) } }
+        return out + "</" + element.name + ">"
+    }
+
+    /// The record's key: its key fields' values joined by U+001F (as the gateway's journal keys them).
+    private func recordKey(_ record: XMLElement) -> String {
+        let fields = schema.recordTypes[record.name]?.keyFields ?? []
+        return fields.map { path -> String in
+            var element: XMLElement? = record
+            for part in path.split(separator: ".") { element = element?.child(String(part)) }
+            return element?.text ?? ""
+        }.joined(separator: "\u{1F}")
+    }
+
+    /// The first per-record problem (spec §3), or nil.
+    private func check(_ record: XMLElement) -> (code: String, field: String?, message: String)? {
+        if let reference {
+            let codes = reference.catalogCodes
+            if let item = record.child("ItemCode"), !codes.items.contains(item.text) {
+                return ("R201", "ItemCode", "item \(item.text) is not in the catalog (reference data \(reference.version))")
+            }
+            if let fee = record.child("FeeCode"), !codes.fees.contains(fee.text) {
+                return ("R201", "FeeCode", "fee \(fee.text) is not in the catalog (reference data \(reference.version))")
+            }
+            if let violation = record.child("ViolationCode"), !codes.violations.contains(violation.text) {
+                return ("R201", "ViolationCode", "violation \(violation.text) is not in the catalog (reference data \(reference.version))")
+            }
+            if let dept = record.child("DeptCode"), !reference.departments.contains(dept.text) {
+                return ("R202", "DeptCode", "department \(dept.text) is not registered for this district")
+            }
+        }
+        for person in record.children where person.child("IdType") != nil && person.child("IdNumber") != nil {
+            if person.child("IdType")?.text == "01", let number = person.child("IdNumber")?.text, !Self.residentIdValid(number) {
+                return ("R204", "\(person.name)/IdNumber", "check character does not match")
+            }
+        }
+        let limit = now().addingTimeInterval(options.clockTolerance)
+        if let late = Self.firstTime(in: record, after: limit, path: "") {
+            return ("R205", late, "time is more than 5 minutes after the receiver's clock")
+        }
+        return nil
+    }
+
+    private static func firstTime(in element: XMLElement, after limit: Date, path: String) -> String? {
+        for child in element.children {
+            let childPath = path.isEmpty ? child.name : path + "/" + child.name
+            if child.children.isEmpty {
+                if child.text.hasSuffix("+08:00"), let date = parseTimestamp(child.text), date > limit { return childPath }
+            } else if let found = firstTime(in: child, after: limit, path: childPath) {
+                return found
+            }
+        }
+        return nil
+    }
+
+    /// GB 11643 resident identity number: 17 digits and an ISO 7064 MOD 11-2 check character.
+    public static func residentIdValid(_ number: String) -> Bool {
+        let bytes = Array(number.utf8)
+        guard bytes.count == 18 else { return false }
+        let weights = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2]
+        var sum = 0
+        for index in 0..<17 {
+            let byte = bytes[index]
+            guard byte >= 48 && byte <= 57 else { return false }
+            sum += Int(byte - 48) * weights[index]
+        }
+        let check = Array("10X98765432".utf8)[sum % 11]
+        let last = bytes[17] == UInt8(ascii: "x") ? UInt8(ascii: "X") : bytes[17]
+        return last == check
+    }
+}
+
+/// Small XML helpers shared with the Uplink module's wire code.
+enum PUIWireHelpers {
+    static func find(_ element: XMLElement, _ name: String) -> XMLElement? {
+        if element.name == name && element.namespace == puiNamespace { return element }
+        for child in element.children {
+            if let found = find(child, name) { return found }
+        }
+        return nil
+    }
+}
+
+/// `esgate receive` as a running server.
+public final class SandboxServer: Sendable {
+    public let receiver: SandboxReceiver
+    public let server: HTTPServer
+
+    /// Starts serving. `tls` nil serves plain HTTP (tests only).
+    public init(receiver: SandboxReceiver, host: String = "127.0.0.1", port: UInt16 = 0,
+                tls: HTTPServerConfiguration.TLS?, errorLog: (@Sendable (String) -> Void)? = nil) throws(SandboxError) {
+        self.receiver = receiver
+        do {
+            // Above 8 MiB so that an oversize package is answered E104 by the handler, not 413 by the server.
+            server = try HTTPServer(configuration: HTTPServerConfiguration(host: host, port: port, tls: tls,
+                                                                           maxRequestBodyBytes: 16 << 20),
+                                    errorLog: errorLog) { request in receiver.handle(request) }
+        } catch {
+            throw SandboxError(error.description)
+        }
+    }
+
+    public var port: UInt16 { server.port }
+
+    public func stop() { server.stop() }
+}
