@@ -115,7 +115,7 @@ public struct CertificateInfo: Sendable, Equatable {
         return String(decoding: UnsafeBufferPointer(start: output, count: Int(length)), as: UTF8.self)
     }
 
-    private static func date(_ time: OpaquePointer) -> Date? {
+    private static func date(_ time: UnsafePointer<ASN1_TIME>) -> Date? {
         var parts = tm()
         guard ASN1_TIME_to_tm(time, &parts) == 1 else { return nil }
         return Date(timeIntervalSince1970: TimeInterval(timegm(&parts)))

@@ -42,7 +42,7 @@ public let commandTable: [CommandSpec] = [
                 discussion: "Rows that now map and validate are journaled and marked replayed; the others keep their new reason.",
                 options: [configOption, .value("source", "adapter", "Only this adapter's rows."),
                           .value("id", "n", "Only this quarantine entry."), jsonOption]),
-] + monitoringCommandTable
+] + monitoringCommandTable + uplinkCommandTable
 
 private func write(_ text: String) {
     FileHandle.standardOutput.write(Data((text.hasSuffix("\n") ? text : text + "\n").utf8))
@@ -162,6 +162,8 @@ private func execute(_ path: [String], _ options: ParsedOptions) async throws ->
         if options.flag("once") {
             var summary = try gateway.runOnce()
             if loaded.gateway.supervisionEnabled { summary.supervision = try gateway.superviseOnce() }
+            // Ingest, supervise, then push: alerts raised by this pass go out in the same run.
+            let pushed = await drainUplinkOnce(loaded, logger: logger(for: loaded))
             if options.flag("json") {
                 writeJSON(summary)
             } else {
@@ -177,12 +179,15 @@ private func execute(_ path: [String], _ options: ParsedOptions) async throws ->
                 let counts = summary.counts
                 write("total: \(summary.files.count) file(s), \(counts.rows) rows, \(counts.stored) records stored, \(counts.unchanged) unchanged, \(counts.quarantined) rows quarantined")
                 if let pass = summary.supervision { write(supervisionLine(pass)) }
+                for line in describe(pushed) { write(line) }
             }
             return 0
         }
+        let uplink = startUplink(loaded, logger: logger(for: loaded))
         let task = Task { try await gateway.run() }
-        let signals = installTerminationHandlers { task.cancel() }
+        let signals = installTerminationHandlers { task.cancel(); uplink.cancel() }
         _ = try? await task.value
+        await uplink.value
         withExtendedLifetime(signals) {}
         return 0
 
@@ -270,6 +275,7 @@ private func execute(_ path: [String], _ options: ParsedOptions) async throws ->
 
     default:
         if let code = try executeMonitoringCommand(path, options) { return code }
+        if let code = try await executeUplinkCommand(path, options) { return code }
         throw UsageError("command not implemented")
     }
 }

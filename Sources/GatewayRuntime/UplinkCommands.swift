@@ -1,0 +1,389 @@
+import CertificateSupport
+import Foundation
+import GatewayConfig
+import GatewayModel
+import HTTPClientSupport
+import HTTPServerSupport
+import SandboxReceiver
+import TextSupport
+import Uplink
+import XMLSupport
+
+// The uplink's commands: `esgate receive`, `uplink status|run`, `deadletter list|drop`, `certs check`.
+// Kept apart from Commands.swift; `commandTable` appends `uplinkCommandTable` and `execute` falls through to
+// `executeUplinkCommand`.
+
+private let configOption = OptionSpec.value("config", "file", "gateway.yaml to use (default: $ESGATE_CONFIG, else ./gateway.yaml).")
+private let jsonOption = OptionSpec.flag("json", "Print machine-readable JSON.")
+
+/// The uplink's entries of the command table.
+public let uplinkCommandTable: [CommandSpec] = [
+    CommandSpec(path: ["uplink", "status"], abstract: "Show each receiver's cursor, lag, last package, errors, retries and dead letters.",
+                options: [configOption, jsonOption]),
+    CommandSpec(path: ["uplink", "run"], abstract: "Push the journal to every receiver (packages over mutual TLS).",
+                discussion: "Without --once it runs until SIGINT/SIGTERM, refreshing reference data every reference_refresh. With --once it pushes until the journal is drained for every receiver, or a receiver's next retry is more than --max-wait away (it is failing), then exits 0 when all drained, 1 otherwise.",
+                options: [configOption, .flag("once", "Push what is there, then exit."),
+                          .value("max-wait", "seconds", "With --once: wait at most this long for one retry (default 30)."), jsonOption]),
+    CommandSpec(path: ["deadletter", "list"], abstract: "List records a receiver rejected or refused, with code, field and message.",
+                discussion: "Identity numbers are masked. A dead letter leaves the list when a newer revision of its key is delivered, or when dropped.",
+                options: [configOption, .value("receiver", "name", "Only this receiver's dead letters."),
+                          .flag("all", "Include superseded and dropped ones."),
+                          .value("limit", "n", "At most this many (default 100)."), jsonOption]),
+    CommandSpec(path: ["deadletter", "drop"], abstract: "Drop dead letters (kept for audit as 'dropped').",
+                options: [configOption, .value("id", "n[,n...]", "These dead letters."),
+                          .value("receiver", "name", "Only this receiver's."), .flag("all", "Every open dead letter (of --receiver)."), jsonOption]),
+    CommandSpec(path: ["certs", "check"], abstract: "Check each receiver's CA, client certificate and key: validity, days left, CN, key match.",
+                discussion: "Warns from 30 days before expiry (--warn-days). Exit 1 when a certificate is expired, unreadable, its CN differs from the district, or the key does not match.",
+                options: [configOption, .value("warn-days", "n", "Warn this many days before expiry (default 30)."), jsonOption]),
+    CommandSpec(path: ["receive"], abstract: "Run a sandbox PUI receiver (mutual TLS, schema and digest checks, idempotent receipts).",
+                discussion: "For tests, demos and operators trying a gateway before going live. Packages are stored in <state>/sandbox.sqlite. Fault injection: --fail-first, --fail-rate, --server-fault-first, --drop-after-store, --delay.",
+                options: [.value("listen", "address", "IPv4 address to bind (default 127.0.0.1)."),
+                          .value("port", "n", "Port (default 8443; 0 picks a free one, printed on stdout)."),
+                          .value("cert", "file", "Server certificate (PEM)."), .value("key", "file", "Server key (PEM)."),
+                          .value("ca", "file", "CA that client certificates must chain to; a client certificate is required."),
+                          .flag("insecure-plaintext", "Serve plain HTTP without certificates (tests only)."),
+                          .value("receiver-code", "code", "This receiver's division code (default 410000); other Receivers get E105."),
+                          .value("reference-data", "file", "ReferenceData file: catalog checks (R201/R202) and GetReferenceData."),
+                          .value("state", "dir", "Where sandbox.sqlite lives (default ./sandbox-state)."),
+                          .value("fail-first", "n", "Answer the first n SubmitPackage requests with --fail-status and Retry-After."),
+                          .value("fail-status", "code", "Status for --fail-first (default 503)."),
+                          .value("retry-after", "seconds", "Retry-After of injected failures (default 1)."),
+                          .value("fail-rate", "p", "Answer this fraction of requests 503 at random (0..1)."),
+                          .value("server-fault-first", "n", "Answer the first n with a retryable soap:Server fault E500."),
+                          .value("drop-after-store", "n", "Store the first n packages but answer only after --drop-delay (client times out)."),
+                          .value("drop-delay", "seconds", "Delay for --drop-after-store (default 65)."),
+                          .value("delay", "seconds", "Delay every answer.")]),
+]
+
+private func say(_ text: String) {
+    FileHandle.standardOutput.write(Data((text.hasSuffix("\n") ? text : text + "\n").utf8))
+}
+
+private func complain(_ text: String) {
+    FileHandle.standardError.write(Data(("esgate: " + Redaction.maskIdentityNumbers(in: text) + "\n").utf8))
+}
+
+private func sayJSON<T: Encodable>(_ value: T) {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+    encoder.dateEncodingStrategy = .iso8601
+    if let data = try? encoder.encode(value) { say(Redaction.maskIdentityNumbers(in: String(decoding: data, as: UTF8.self))) }
+}
+
+private func loaded(_ options: ParsedOptions) -> LoadedConfiguration? {
+    let path = configurationPath(option: options.value("config"))
+    switch loadConfiguration(path: path) {
+    case .success(let loaded): return loaded
+    case .failure(let errors):
+        complain("configuration has \(errors.errors.count) error(s):\n" + errors.description)
+        return nil
+    }
+}
+
+private func uplinkLogger(_ configuration: LoadedConfiguration) -> Logger {
+    let minimum: LogSeverity
+    switch configuration.gateway.logLevel {
+    case .debug: minimum = .debug
+    case .info: minimum = .info
+    case .warning: minimum = .warning
+    case .error: minimum = .error
+    }
+    return Logger(component: "uplink", minimum: minimum)
+}
+
+private func seconds(_ options: ParsedOptions, _ name: String, default fallback: Double) throws(UsageError) -> Double {
+    guard let text = options.value(name) else { return fallback }
+    guard let value = Double(text), value >= 0 else { throw UsageError("--\(name) expects a non-negative number, got '\(text)'") }
+    return value
+}
+
+/// The reference data source of a configuration: a configured `reference_data` file, else GetReferenceData
+/// with the last good copy in the state directory.
+func referenceSource(_ configuration: LoadedConfiguration, logger: Logger) -> ReferenceDataSource {
+    ReferenceDataSource(configuredFile: configuration.gateway.referenceDataFile, stateDirectory: configuration.gateway.stateDirectory,
+                        validator: try? XMLSchemaValidator(schemaText: configuration.schema.schemaText), logger: logger)
+}
+
+/// The receiver GetReferenceData is asked: the one marked `reference_source`, else the first enabled one.
+func referenceReceiver(_ gateway: GatewayConfiguration) -> ReceiverConfiguration? {
+    gateway.receivers.first { $0.enabled && $0.referenceSource } ?? gateway.receivers.first { $0.enabled }
+}
+
+func refreshReference(_ source: ReferenceDataSource, _ gateway: GatewayConfiguration) async {
+    guard source.configuredFile == nil, let receiver = referenceReceiver(gateway),
+          let settings = try? UplinkSettings.from(receiver, gateway: gateway) else {
+        source.loadLocal()
+        return
+    }
+    await source.refresh(client: HTTPClient(configuration: settings.client), url: settings.url, division: gateway.district)
+}
+
+/// `esgate run --once`: after ingesting, push until drained or every receiver is failing.
+public func drainUplinkOnce(_ configuration: LoadedConfiguration, logger: Logger, maxWait: Duration = .seconds(30)) async -> [DrainSummary] {
+    guard !configuration.gateway.receivers.filter(\.enabled).isEmpty else { return [] }
+    do {
+        let service = try UplinkService.configured(configuration.gateway, schemaText: configuration.schema.schemaText,
+                                                   logger: logger.with(component: "uplink"))
+        return await service.drainAll(maxWait: maxWait)
+    } catch {
+        logger.error("uplink: \(error)")
+        return []
+    }
+}
+
+/// Human-readable lines for drain summaries.
+public func describe(_ summaries: [DrainSummary]) -> [String] {
+    summaries.map { summary in
+        "uplink \(summary.receiver): \(summary.drained ? "drained" : "failing") (\(summary.packagesResolved) package(s) resolved, \(summary.attempts) attempt(s))"
+            + (summary.drained ? "" : summary.lastError.map { ": \($0)" } ?? "")
+    }
+}
+
+/// `esgate run`: the uplink runs beside the adapters until the returned task is cancelled; reference data is
+/// refreshed every `reference_refresh`.
+public func startUplink(_ configuration: LoadedConfiguration, logger: Logger) -> Task<Void, Never> {
+    Task {
+        let log = logger.with(component: "uplink")
+        guard !configuration.gateway.receivers.filter(\.enabled).isEmpty else { return }
+        for warning in certificateWarnings(configuration.gateway) { log.warning(warning) }
+        let service: UplinkService
+        do {
+            service = try UplinkService.configured(configuration.gateway, schemaText: configuration.schema.schemaText, logger: log)
+        } catch {
+            log.error("\(error)")
+            return
+        }
+        let reference = referenceSource(configuration, logger: log)
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask {
+                while !Task.isCancelled {
+                    await refreshReference(reference, configuration.gateway)
+                    try? await Task.sleep(for: configuration.gateway.referenceRefresh)
+                }
+            }
+            group.addTask { await service.runAll() }
+            await group.waitForAll()
+        }
+    }
+}
+
+// MARK: - Certificates
+
+struct CertificateReport: Encodable {
+    let receiver: String
+    let role: String
+    let file: String
+    var subject: String?
+    var issuer: String?
+    var commonName: String?
+    var notBefore: String?
+    var notAfter: String?
+    var daysLeft: Int?
+    var keyMatches: Bool?
+    var verified: String?
+    var warnings: [String] = []
+    var errors: [String] = []
+}
+
+func certificateReports(_ gateway: GatewayConfiguration, warnDays: Int = 30, now: Date = Date()) -> [CertificateReport] {
+    var reports: [CertificateReport] = []
+    for receiver in gateway.receivers where receiver.enabled {
+        let files: [(String, String?)] = [("ca", receiver.caFile), ("client certificate", receiver.certificateFile)]
+        for (role, file) in files {
+            guard let file else {
+                if role == "client certificate" && !receiver.insecurePlaintext {
+                    var report = CertificateReport(receiver: receiver.name, role: role, file: "-")
+                    report.errors.append("no cert_file configured: the receiver will refuse the connection")
+                    reports.append(report)
+                }
+                continue
+            }
+            var report = CertificateReport(receiver: receiver.name, role: role, file: file)
+            do {
+                let info = try CertificateInfo.load(file: file)
+                report.subject = info.subject
+                report.issuer = info.issuer
+                report.commonName = info.commonName
+                report.notBefore = beijingTimestamp(info.notBefore)
+                report.notAfter = beijingTimestamp(info.notAfter)
+                let days = info.daysLeft(now: now)
+                report.daysLeft = days
+                if info.notAfter < now {
+                    report.errors.append("expired on \(beijingTimestamp(info.notAfter))")
+                } else if days < warnDays {
+                    report.warnings.append("expires in \(days) day(s), on \(beijingTimestamp(info.notAfter))")
+                }
+                if info.notBefore > now { report.errors.append("not valid before \(beijingTimestamp(info.notBefore))") }
+                if role == "client certificate" {
+                    if info.commonName != gateway.district {
+                        report.errors.append("subject CN=\(info.commonName ?? "-") is not the district \(gateway.district): the receiver answers E102")
+                    }
+                    if let keyFile = receiver.keyFile {
+                        let password = receiver.keyPassphraseFile.flatMap { FileManager.default.contents(atPath: $0) }
+                            .map { String(decoding: $0, as: UTF8.self).trimmingCharacters(in: .newlines) }
+                        let matches = try CertificateInfo.keyMatches(certificateFile: file, keyFile: keyFile, password: password)
+                        report.keyMatches = matches
+                        if !matches { report.errors.append("key \(keyFile) does not belong to this certificate") }
+                    } else {
+                        report.errors.append("no key_file configured")
+                    }
+                    if let ca = receiver.caFile, let result = try? CertificateInfo.verify(certificateFile: file, caFile: ca, at: now) {
+                        report.verified = result.ok ? "chains to \(ca)" : "does not chain to \(ca): \(result.reason)"
+                        if !result.ok { report.warnings.append("does not chain to the configured CA (\(result.reason)); fine only if the province issued it from another CA") }
+                    }
+                }
+            } catch {
+                report.errors.append(error.description)
+            }
+            reports.append(report)
+        }
+    }
+    return reports
+}
+
+/// Warnings and errors of the configured certificates, one line each (logged at start, shown in status).
+public func certificateWarnings(_ gateway: GatewayConfiguration, warnDays: Int = 30) -> [String] {
+    certificateReports(gateway, warnDays: warnDays).flatMap { report in
+        (report.errors + report.warnings).map { "certificate \(report.receiver) \(report.role) \(report.file): \($0)" }
+    }
+}
+
+struct StatusOutput: Encodable {
+    let status: UplinkStatus
+    let certificateWarnings: [String]
+}
+
+// MARK: - Dispatch
+
+/// Runs an uplink command; nil when `path` is not one of them.
+public func executeUplinkCommand(_ path: [String], _ options: ParsedOptions) async throws -> Int32? {
+    switch path {
+    case ["uplink", "status"]:
+        guard let configuration = loaded(options) else { return 1 }
+        let logger = Logger.silent
+        let service = try UplinkService.configured(configuration.gateway, schemaText: configuration.schema.schemaText, logger: logger)
+        let status = try service.status(reference: referenceSource(configuration, logger: logger))
+        let warnings = certificateWarnings(configuration.gateway)
+        if options.flag("json") { sayJSON(StatusOutput(status: status, certificateWarnings: warnings)); return 0 }
+        var text = ""
+        for r in status.receivers {
+            text += "\(r.receiver) → \(r.url) (Receiver \(r.receiverCode)): \(r.state)\n"
+            text += "  cursor \(r.consumer) at seq \(r.cursor) of \(r.journalLastSeq); lag \(r.lag) record(s)\n"
+            if let p = r.pending {
+                text += "  pending \(p.packageId): \(p.records) records, \(p.attempts) attempt(s), next \(p.nextAttemptAt ?? "now")\(p.lastError.map { ", last error: \($0)" } ?? "")\n"
+            }
+            if let l = r.lastPackage {
+                text += "  last package \(l.packageId): \(l.state)"
+                if l.state == "receipted" { text += " (\(l.accepted ?? 0) accepted, \(l.duplicates ?? 0) duplicates, \(l.rejected ?? 0) rejected)" }
+                if let code = l.faultCode { text += " (\(code))" }
+                text += " at \(l.resolvedAt ?? "-")\n"
+            }
+            if let since = r.failingSince { text += "  failing since \(since) (\(r.consecutiveFailures) failure(s)); next retry \(r.nextRetryAt ?? "-")\n" }
+            if let error = r.lastError { text += "  last error: \(error)\n" }
+            text += "  dead letters: \(r.deadLetters)\n"
+        }
+        let ref = status.referenceData
+        text += "reference data: \(ref.version.map { "version \($0), \(ref.items ?? 0) items, calendar \(ref.calendar ?? "-")" } ?? "none") (\(ref.source))\(ref.error.map { "; \($0)" } ?? "")\n"
+        for warning in warnings { text += "warning: \(warning)\n" }
+        say(Redaction.maskIdentityNumbers(in: text))
+        return 0
+
+    case ["uplink", "run"]:
+        guard let configuration = loaded(options) else { return 1 }
+        let logger = uplinkLogger(configuration)
+        if options.flag("once") {
+            for warning in certificateWarnings(configuration.gateway) { logger.warning(warning) }
+            await refreshReference(referenceSource(configuration, logger: logger), configuration.gateway)
+            let maxWait = try seconds(options, "max-wait", default: 30)
+            let summaries = await drainUplinkOnce(configuration, logger: logger, maxWait: .milliseconds(Int64(maxWait * 1000)))
+            if options.flag("json") { sayJSON(summaries) } else { for line in describe(summaries) { say(Redaction.maskIdentityNumbers(in: line)) } }
+            return summaries.allSatisfy(\.drained) ? 0 : 1
+        }
+        let task = startUplink(configuration, logger: logger)
+        let signals = installTerminationHandlers { task.cancel() }
+        await task.value
+        withExtendedLifetime(signals) {}
+        return 0
+
+    case ["deadletter", "list"]:
+        guard let configuration = loaded(options) else { return 1 }
+        let store = try UplinkStore(path: configuration.gateway.journalPath)
+        let letters = try store.deadLetters(receiver: options.value("receiver"), includeResolved: options.flag("all"),
+                                            limit: try options.integer("limit", default: 100))
+        if options.flag("json") { sayJSON(letters); return 0 }
+        if letters.isEmpty { say("no dead letters"); return 0 }
+        for l in letters {
+            say(Redaction.maskIdentityNumbers(in: "#\(l.id) [\(l.state)] \(l.receiver) \(l.packageId ?? "(not sent)")\(l.index.map { "#\($0)" } ?? "") \(l.type) \(l.key) rev \(l.rev): \(l.code)\(l.field.map { " \($0)" } ?? ""): \(l.message)"))
+        }
+        return 0
+
+    case ["deadletter", "drop"]:
+        guard let configuration = loaded(options) else { return 1 }
+        var ids: [Int64]?
+        if let text = options.value("id") {
+            let parsed = text.split(separator: ",").map { Int64($0.trimmingCharacters(in: .whitespaces)) }
+            guard !parsed.isEmpty, parsed.allSatisfy({ $0 != nil }) else { throw UsageError("--id expects numbers separated by commas") }
+            ids = parsed.compactMap { $0 }
+        }
+        guard ids != nil || options.flag("all") else { throw UsageError("give --id <n[,n...]> or --all") }
+        let store = try UplinkStore(path: configuration.gateway.journalPath)
+        let count = try store.dropDeadLetters(ids: ids, receiver: options.value("receiver"), now: Date())
+        if options.flag("json") { sayJSON(["dropped": count]) } else { say("dropped \(count) dead letter(s)") }
+        return 0
+
+    case ["certs", "check"]:
+        guard let configuration = loaded(options) else { return 1 }
+        let reports = certificateReports(configuration.gateway, warnDays: try options.integer("warn-days", default: 30))
+        if options.flag("json") { sayJSON(reports) } else {
+            if reports.isEmpty { say("no certificates configured (no enabled receivers)") }
+            for r in reports {
+                var text = "\(r.receiver) \(r.role): \(r.file)\n"
+                if let subject = r.subject { text += "  subject \(subject)\n  issuer  \(r.issuer ?? "-")\n  valid   \(r.notBefore ?? "-") .. \(r.notAfter ?? "-") (\(r.daysLeft ?? 0) days left)\n" }
+                if let matches = r.keyMatches { text += "  key     \(matches ? "matches" : "DOES NOT MATCH")\n" }
+                if let verified = r.verified { text += "  chain   \(verified)\n" }
+                for warning in r.warnings { text += "  WARNING \(warning)\n" }
+                for error in r.errors { text += "  ERROR   \(error)\n" }
+                say(text)
+            }
+        }
+        return reports.contains { !$0.errors.isEmpty } ? 1 : 0
+
+    case ["receive"]:
+        var sandbox = SandboxOptions()
+        if let code = options.value("receiver-code") { sandbox.receiverCode = code }
+        sandbox.referenceDataFile = options.value("reference-data")
+        sandbox.failFirst = try options.integer("fail-first", default: 0)
+        sandbox.failStatus = try options.integer("fail-status", default: 503)
+        sandbox.retryAfterSeconds = try options.integer("retry-after", default: 1)
+        sandbox.failRate = try seconds(options, "fail-rate", default: 0)
+        sandbox.serverFaultFirst = try options.integer("server-fault-first", default: 0)
+        sandbox.dropAfterStore = try options.integer("drop-after-store", default: 0)
+        sandbox.dropDelay = .milliseconds(Int64(try seconds(options, "drop-delay", default: 65) * 1000))
+        sandbox.delay = .milliseconds(Int64(try seconds(options, "delay", default: 0) * 1000))
+        let port = try options.integer("port", default: 8443)
+        guard port <= 65535 else { throw UsageError("--port must be 0...65535") }
+        var tls: HTTPServerConfiguration.TLS?
+        if !options.flag("insecure-plaintext") {
+            guard let cert = options.value("cert"), let key = options.value("key"), let ca = options.value("ca") else {
+                throw UsageError("--cert, --key and --ca are required (or --insecure-plaintext for tests)")
+            }
+            tls = try HTTPServerConfiguration.TLS(certificateFile: cert, privateKeyFile: key, clientCAFile: ca)
+        }
+        let state = options.value("state") ?? "sandbox-state"
+        let logger = Logger(component: "receive", minimum: .info)
+        let receiver = try SandboxReceiver(databasePath: (state as NSString).appendingPathComponent("sandbox.sqlite"),
+                                           options: sandbox, logger: logger)
+        let server = try SandboxServer(receiver: receiver, host: options.value("listen") ?? "127.0.0.1", port: UInt16(port),
+                                       tls: tls, errorLog: { logger.debug("http: \($0)") })
+        say("esgate receive: listening on \(tls == nil ? "http" : "https")://\(options.value("listen") ?? "127.0.0.1"):\(server.port)/pui")
+        let stop = Task { while !Task.isCancelled { try? await Task.sleep(for: .seconds(3600)) } }
+        let signals = installTerminationHandlers { stop.cancel() }
+        await stop.value
+        server.stop()
+        withExtendedLifetime(signals) {}
+        return 0
+
+    default:
+        return nil
+    }
+}
