@@ -146,7 +146,7 @@ public final class ReceiverUplink {
     }
 
     /// The pending package, or a newly fixed one from the journal; nil when there is nothing to send.
-    func nextPackage() throws(UplinkError) -> StoredPackage? {
+    public func nextPackage() throws(UplinkError) -> StoredPackage? {
         if let pending = try store.pendingPackage(receiver: settings.name) { return pending }
         let cursor = try journalCall("read cursor") { () throws(JournalError) in try journal.cursor(settings.consumer) }
         var start = max(cursor, try store.lastPackagedSeq(receiver: settings.name))

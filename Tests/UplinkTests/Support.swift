@@ -1,0 +1,169 @@
+import Foundation
+import GatewayModel
+import HTTPClientSupport
+import HTTPServerSupport
+import Journal
+import SandboxReceiver
+import Testing
+import Uplink
+import XMLSupport
+
+struct TestFailure: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
+
+let testsDirectory = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+let fixturesDirectory = testsDirectory.appendingPathComponent("Fixtures")
+let packageRoot = testsDirectory.deletingLastPathComponent().deletingLastPathComponent()
+
+func fixture(_ name: String) -> String { fixturesDirectory.appendingPathComponent(name).path }
+
+/// One temp dir per test: certificates (certs/make-certs.sh), journal, receiver databases.
+struct TestEnvironment {
+    let directory: URL
+
+    static func make(certificates: Bool = true) throws -> TestEnvironment {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("esgate-uplink-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        if certificates {
+            let result = try runProcess("/bin/bash", [packageRoot.appendingPathComponent("certs/make-certs.sh").path,
+                                                      directory.appendingPathComponent("certs").path])
+            guard result.status == 0 else { throw TestFailure("make-certs.sh failed: \(result.output)") }
+        }
+        return TestEnvironment(directory: directory)
+    }
+
+    func path(_ name: String) -> String { directory.appendingPathComponent(name).path }
+    func cert(_ name: String) -> String { directory.appendingPathComponent("certs").appendingPathComponent(name).path }
+    var journalPath: String { path("state/journal.sqlite") }
+
+    func serverTLS() throws -> HTTPServerConfiguration.TLS {
+        try HTTPServerConfiguration.TLS(certificateFile: cert("server.pem"), privateKeyFile: cert("server.key"),
+                                        clientCAFile: cert("ca.pem"))
+    }
+
+    /// Uplink settings for a receiver at `url`, with fast retries for tests.
+    func settings(name: String, url: String, client: String = "client", sender: String = "410103",
+                  receiverCode: String = "410000", timeout: Duration = .seconds(10)) -> UplinkSettings {
+        let tls = HTTPClient.TLSConfiguration(caFile: cert("ca.pem"), clientCertificateFile: cert("\(client).pem"),
+                                              clientKeyFile: cert("\(client).key"))
+        var settings = UplinkSettings(name: name, url: url, sender: sender, receiverCode: receiverCode,
+                                      client: HTTPClient.Configuration(connectTimeout: .seconds(5), totalTimeout: timeout, tls: tls))
+        settings.retryBase = .milliseconds(50)
+        settings.retryCap = .seconds(2)
+        return settings
+    }
+
+    /// An in-process sandbox receiver over mutual TLS.
+    func sandbox(_ options: SandboxOptions = SandboxOptions(), database: String = "sandbox.sqlite") throws -> SandboxServer {
+        let receiver = try SandboxReceiver(databasePath: path(database), options: options)
+        return try SandboxServer(receiver: receiver, tls: try serverTLS())
+    }
+
+    func remove() { try? FileManager.default.removeItem(at: directory) }
+}
+
+func url(_ port: some BinaryInteger) -> String { "https://127.0.0.1:\(port)/pui" }
+
+func makeValidator() throws -> XMLSchemaValidator {
+    try XMLSchemaValidator(schemaText: try PUISchema.shipped().schemaText)
+}
+
+/// A valid resident identity number built from 17 digits (ISO 7064 MOD 11-2).
+func residentId(_ first17: String) -> String {
+    let weights = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2]
+    let sum = zip(first17.compactMap { $0.wholeNumberValue }, weights).reduce(0) { $0 + $1.0 * $1.1 }
+    return first17 + String(Array("10X98765432")[sum % 11])
+}
+
+/// An Application record (valid against the schema).
+func application(_ caseNo: String, itemCode: String = "XK0001", idNumber: String? = nil,
+                 appliedAt: String = "2026-01-05T08:51:00+08:00", itemName: String = "食品流通许可") throws -> NormalizedRecord {
+    let schema = try PUISchema.shipped()
+    let draft = DraftRecord(type: "Application", fields: [
+        ("CaseNo", caseNo), ("ItemCode", itemCode), ("ItemName", itemName), ("DeptCode", "410103001"),
+        ("Applicant.Name", "汪振"), ("Applicant.IdType", "01"),
+        ("Applicant.IdNumber", idNumber ?? residentId("41010319561228299")), ("Channel", "1"), ("AppliedAt", appliedAt),
+    ])
+    switch schema.normalize(draft) {
+    case .success(let record): return record
+    case .failure(let error): throw TestFailure("test record invalid: \(error)")
+    }
+}
+
+/// Appends `count` Application records C<prefix><i> to the journal.
+@discardableResult
+func fillJournal(_ path: String, count: Int, prefix: String = "C", start: Int = 1) throws -> [NormalizedRecord] {
+    let journal = try Journal(path: path, durable: false)
+    var records: [NormalizedRecord] = []
+    for i in start..<(start + count) { records.append(try application("\(prefix)\(i)")) }
+    try journal.batch {
+        for record in records { _ = try journal.append(record, source: "test", origin: nil, line: 0) }
+    }
+    return records
+}
+
+func runProcess(_ executable: String, _ arguments: [String]) throws -> (status: Int32, output: String) {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: executable)
+    process.arguments = arguments
+    let pipe = Pipe()
+    process.standardOutput = pipe
+    process.standardError = pipe
+    try process.run()
+    let data = pipe.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+}
+
+/// The independent Python receiver (Fixtures/pui_peer.py). Killed with SIGKILL (PLATFORM.md gotcha 8).
+final class PythonReceiver {
+    let process = Process()
+    let port: Int
+    let statsPath: String
+
+    init(environment: TestEnvironment, receiverCode: String = "410000", failFirst: Int = 0) throws {
+        statsPath = environment.path("peer-stats.json")
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["python3", fixture("pui_peer.py"), environment.cert("server.pem"), environment.cert("server.key"),
+                             environment.cert("ca.pem"), fixture("pui-v1.xsd"), receiverCode, "\(failFirst)", statsPath]
+        let stdout = Pipe()
+        process.standardOutput = stdout
+        process.standardError = FileHandle.standardError
+        try process.run()
+        var line = Data()
+        while !line.contains(UInt8(ascii: "\n")) {
+            let chunk = stdout.fileHandleForReading.availableData
+            if chunk.isEmpty { break }
+            line.append(chunk)
+        }
+        guard let port = Int(String(decoding: line, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)) else {
+            kill(process.processIdentifier, SIGKILL)
+            throw TestFailure("python receiver did not start (is lxml installed? pip install lxml): \(String(decoding: line, as: UTF8.self))")
+        }
+        self.port = port
+    }
+
+    struct Stats: Decodable {
+        let requests: Int
+        let injected: Int
+        let packages: [String: String]
+        let faults: [String]
+        let resent: Int
+        let accepted: Int
+        let duplicates: Int
+        let records: [String: Int]
+        let bad_headers: Int
+    }
+
+    func stats() throws -> Stats {
+        guard let data = FileManager.default.contents(atPath: statsPath) else { throw TestFailure("no peer stats") }
+        return try JSONDecoder().decode(Stats.self, from: data)
+    }
+
+    func stop() {
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+    }
+}

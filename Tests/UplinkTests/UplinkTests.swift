@@ -1,0 +1,426 @@
+import CertificateSupport
+import CryptoSupport
+import Foundation
+import GatewayModel
+import HTTPClientSupport
+import Journal
+import SandboxReceiver
+import Testing
+import Uplink
+import XMLSupport
+
+@Suite struct DigestAndPackageTests {
+    @Test func specExampleDigestVector() throws {
+        let bytes = try #require(FileManager.default.contents(atPath: fixture("package.xml")))
+        let expected = try #require(FileManager.default.contents(atPath: fixture("package-body.c14n")))
+        let document = try XMLDocument(bytes: Array(bytes), preserveWhitespace: true)
+        let canonical = try document.exclusiveCanonicalForm(ofElement: "Body", namespace: puiNamespace)
+        #expect(canonical == Array(expected))
+        #expect(Digest.sm3(canonical).hexString == "d361cfd383424b38878dde7571717d44de1f6a07692c7f30917a7c671dd047be")
+        #expect(Digest.sm3("abc").hexString == "66c7f0f462eeedd9d1f2d46bdc10e4e24167c4875cf2f7a2297da02b8f4ba8e0")
+        #expect(try makeValidator().validate(document).isEmpty)
+    }
+
+    @Test func builtPackageIsValidAndItsDigestIsTheBodysSM3() throws {
+        let environment = try TestEnvironment.make(certificates: false)
+        defer { environment.remove() }
+        try fillJournal(environment.journalPath, count: 5)
+        let journal = try Journal(path: environment.journalPath)
+        let builder = PackageBuilder(sender: "410103", receiver: "410000", validator: try makeValidator())
+        let candidates = builder.select(try journal.entries(after: 0), packageId: "410103-1")
+        let built = try #require(try builder.build(n: 1, candidates: candidates, now: Date()))
+        #expect(built.packageId == "410103-1")
+        #expect(built.members.count == 5)
+        let document = try XMLDocument(bytes: built.request, preserveWhitespace: true)
+        #expect(try makeValidator().validate(document, element: "Package", namespace: puiNamespace).isEmpty)
+        let canonical = try document.exclusiveCanonicalForm(ofElement: "Body", namespace: puiNamespace)
+        #expect(Digest.sm3(canonical).hexString == built.digest)
+        #expect(String(decoding: built.request, as: UTF8.self).contains("<pui:Digest alg=\"SM3\">\(built.digest)</pui:Digest>"))
+    }
+
+    @Test func packagesRespectRecordAndByteLimits() throws {
+        let environment = try TestEnvironment.make(certificates: false)
+        defer { environment.remove() }
+        try fillJournal(environment.journalPath, count: 30)
+        let journal = try Journal(path: environment.journalPath)
+        var builder = PackageBuilder(sender: "410103", receiver: "410000", validator: try makeValidator())
+        builder.maxBytes = 4000
+        let selected = builder.select(try journal.entries(after: 0), packageId: "410103-1")
+        let built = try #require(try builder.build(n: 1, candidates: selected, now: Date()))
+        #expect(built.request.count <= 4000)
+        #expect(selected.count < 30 && selected.count > 0)
+    }
+
+    @Test func receiptsAndFaultsAreClassifiedPerTheSpecTable() {
+        let receipt = PUIWire.receiptResponse(Receipt(packageId: "410103-1", receivedAt: "2026-01-06T12:30:02+08:00", accepted: 3,
+                                                      duplicates: 0, rejected: [.init(index: 1, code: "R204", field: "Applicant/IdNumber", message: "x")]))
+        #expect(PUIWire.classify(status: 200, body: receipt, retryAfter: nil, packageId: "410103-1", recordCount: 4)
+            == .receipt(Receipt(packageId: "410103-1", receivedAt: "2026-01-06T12:30:02+08:00", accepted: 3, duplicates: 0,
+                                rejected: [.init(index: 1, code: "R204", field: "Applicant/IdNumber", message: "x")])))
+        // Counts that do not add up: unknown whether stored → resend.
+        if case .retry = PUIWire.classify(status: 200, body: receipt, retryAfter: nil, packageId: "410103-1", recordCount: 5) {} else {
+            Issue.record("bad receipt counts must not be applied")
+        }
+        let example = (FileManager.default.contents(atPath: "/work/shared/spec/examples/soap-fault.xml")).map { Array($0) }
+            ?? PUIWire.fault(code: "E101", retryable: false, message: "digest mismatch")
+        if case .refused(let fault) = PUIWire.classify(status: 500, body: example, retryAfter: nil, packageId: "p", recordCount: 1) {
+            #expect(fault.code == "E101")
+        } else { Issue.record("Client fault must refuse the package") }
+        let server = PUIWire.fault(code: "E500", retryable: true, message: "down")
+        if case .retry = PUIWire.classify(status: 500, body: server, retryAfter: nil, packageId: "p", recordCount: 1) {} else {
+            Issue.record("Server fault must be retried")
+        }
+        #expect(PUIWire.classify(status: 503, body: [], retryAfter: .seconds(7), packageId: "p", recordCount: 1)
+            == .retry(reason: "HTTP 503 (busy)", retryAfter: .seconds(7)))
+        #expect(PUIWire.classify(status: 429, body: [], retryAfter: nil, packageId: "p", recordCount: 1)
+            == .retry(reason: "HTTP 429 (busy)", retryAfter: nil))
+    }
+
+    @Test func backoffGrowsIsCappedAndHonoursRetryAfter() {
+        let backoff = Backoff(base: .seconds(1), cap: .seconds(300))
+        for failures in 1...20 {
+            let delay = backoff.delay(failures: failures, retryAfter: nil)
+            let ceiling = min(300.0, pow(2, Double(failures - 1)))
+            #expect(delay >= .milliseconds(Int64(ceiling * 500)) && delay <= .milliseconds(Int64(ceiling * 1000) + 1))
+        }
+        #expect(backoff.delay(failures: 1, retryAfter: .seconds(42)) >= .seconds(42))
+    }
+
+    @Test func timestampsRoundTripInBeijingTime() throws {
+        let date = try #require(parseTimestamp("2026-01-05T08:37:00+08:00"))
+        #expect(beijingTimestamp(date) == "2026-01-05T08:37:00+08:00")
+        #expect(parseTimestamp("2026-01-05T00:37:00.500+00:00").map { $0.timeIntervalSince(date) } == 0.5)
+    }
+
+    @Test func referenceDataParsesIntoPlainValues() throws {
+        let data = try ReferenceData.load(file: fixture("reference-data.xml"), validator: try makeValidator())
+        #expect(data.version == "2026.12-1")
+        #expect(data.calendar.firstYear == 2010 && data.calendar.lastYear == 2026)
+        #expect(data.calendar.days.contains { $0.date == "2010-02-20" && $0.kind == .workday })
+        #expect(data.items.count == 16)
+        #expect(data.catalogCodes.items.contains("XK0005"))
+        #expect(data.catalogCodes.fees.contains("F000601"))
+        #expect(data.departments.contains("410103001"))
+    }
+}
+
+@Suite struct UplinkDeliveryTests {
+    @Test func mutualTLSDeliveryToTheSandboxInPackagesOfAtMost1000() async throws {
+        let environment = try TestEnvironment.make()
+        defer { environment.remove() }
+        try fillJournal(environment.journalPath, count: 2500)
+        let server = try environment.sandbox()
+        defer { server.stop() }
+        let settings = environment.settings(name: "province", url: url(server.port))
+        let uplink = try ReceiverUplink(settings: settings, journalPath: environment.journalPath, validator: try makeValidator(), logger: .silent)
+        let summary = try await uplink.drain()
+        #expect(summary.drained)
+        #expect(summary.packagesResolved == 3)
+        let packages = try uplink.store.packages(receiver: "province")
+        #expect(packages.map(\.packageId) == ["410103-1", "410103-2", "410103-3"])
+        #expect(packages.map(\.recordCount) == [1000, 1000, 500])
+        #expect(packages.allSatisfy { $0.state == .receipted })
+        #expect(server.receiver.records().count == 2500)
+        #expect(server.receiver.packages() == Dictionary(uniqueKeysWithValues: packages.map { ($0.packageId, $0.digest) }))
+        #expect(try Journal(path: environment.journalPath).cursor("uplink:province") == 2500)
+        // Nothing more to send; a new record goes in package 4 (the sequence is never reused).
+        #expect(try await uplink.step() == .idle)
+        try fillJournal(environment.journalPath, count: 1, prefix: "D")
+        #expect(try await uplink.step() == .delivered(packageId: "410103-4", outcome: "receipt"))
+        let status = try uplink.store.status(of: settings)
+        #expect(status.cursor == 2501 && status.lag == 0 && status.state == "connected" && status.deadLetters == 0)
+    }
+
+    @Test func busyReceiverWithRetryAfterGetsTheSamePackageAgain() async throws {
+        let environment = try TestEnvironment.make()
+        defer { environment.remove() }
+        try fillJournal(environment.journalPath, count: 10)
+        var options = SandboxOptions()
+        options.failFirst = 2
+        options.retryAfterSeconds = 1
+        let server = try environment.sandbox(options)
+        defer { server.stop() }
+        let uplink = try ReceiverUplink(settings: environment.settings(name: "province", url: url(server.port)),
+                                        journalPath: environment.journalPath, validator: try makeValidator(), logger: .silent)
+        let first = try await uplink.step()
+        guard case .waiting(let id, let until) = first else { Issue.record("expected a wait, got \(first)"); return }
+        #expect(id == "410103-1")
+        #expect(until.timeIntervalSinceNow > 0.9)   // Retry-After: 1 honoured although the backoff base is 50 ms
+        let pending = try #require(try uplink.store.pendingPackage(receiver: "province"))
+        #expect(pending.attempts == 1 && pending.lastError?.contains("503") == true)
+        #expect(try uplink.store.receiverState("province").kind == .backingOff)
+        let started = Date()
+        let summary = try await uplink.drain(maxWait: .seconds(5))
+        #expect(summary.drained)
+        #expect(Date().timeIntervalSince(started) >= 1.5)
+        #expect(server.receiver.requestCount == 3)
+        #expect(server.receiver.packages() == ["410103-1": pending.digest])
+        #expect(try uplink.store.receiverState("province").kind == .connected)
+    }
+
+    @Test func timeoutAfterStoreResendsTheSameBytesAndGetsTheOriginalReceipt() async throws {
+        let environment = try TestEnvironment.make()
+        defer { environment.remove() }
+        try fillJournal(environment.journalPath, count: 20)
+        var options = SandboxOptions()
+        options.dropAfterStore = 1
+        options.dropDelay = .seconds(3)
+        let server = try environment.sandbox(options)
+        defer { server.stop() }
+        let uplink = try ReceiverUplink(settings: environment.settings(name: "province", url: url(server.port), timeout: .seconds(1)),
+                                        journalPath: environment.journalPath, validator: try makeValidator(), logger: .silent)
+        let first = try await uplink.step()
+        guard case .waiting = first else { Issue.record("expected a timeout, got \(first)"); return }
+        let pending = try #require(try uplink.store.pendingPackage(receiver: "province"))
+        #expect(pending.lastError?.contains("timed out") == true)
+        let summary = try await uplink.drain(maxWait: .seconds(5))
+        #expect(summary.drained)
+        let packages = try uplink.store.packages(receiver: "province")
+        #expect(packages.count == 1)
+        #expect(packages.first?.digest == pending.digest)
+        #expect(server.receiver.packages() == ["410103-1": pending.digest])
+        // The original receipt came back: 20 accepted (not 20 duplicates), each record accepted exactly once.
+        #expect(server.receiver.acceptanceCounts().values.allSatisfy { $0 == 1 })
+        #expect(server.receiver.acceptanceCounts().count == 20)
+        #expect(try uplink.store.deadLetters(receiver: "province").isEmpty)
+    }
+
+    @Test func clientFaultDeadLettersThePackageAndMovesOn() async throws {
+        let environment = try TestEnvironment.make()
+        defer { environment.remove() }
+        try fillJournal(environment.journalPath, count: 1500)
+        let server = try environment.sandbox()   // this receiver is 410000
+        defer { server.stop() }
+        let uplink = try ReceiverUplink(settings: environment.settings(name: "city", url: url(server.port), receiverCode: "410100"),
+                                        journalPath: environment.journalPath, validator: try makeValidator(), logger: .silent)
+        let summary = try await uplink.drain()
+        #expect(summary.drained && summary.packagesResolved == 2)
+        #expect(server.receiver.requestCount == 2)   // never resent unchanged
+        let letters = try uplink.store.deadLetters(receiver: "city", limit: 5000)
+        #expect(letters.count == 1500)
+        #expect(letters.allSatisfy { $0.code == "E105" })
+        #expect(try uplink.store.packages(receiver: "city").allSatisfy { $0.state == .refused })
+        #expect(try uplink.store.status(of: uplink.settings).lastError?.contains("E105") == true)
+        #expect(try uplink.store.dropDeadLetters(ids: nil, receiver: "city", now: Date()) == 1500)
+        #expect(try uplink.store.openDeadLetterCount(receiver: "city") == 0)
+    }
+
+    @Test func senderNotMatchingTheCertificateIsRefusedE102() async throws {
+        let environment = try TestEnvironment.make()
+        defer { environment.remove() }
+        try fillJournal(environment.journalPath, count: 3)
+        let server = try environment.sandbox()
+        defer { server.stop() }
+        let uplink = try ReceiverUplink(settings: environment.settings(name: "province", url: url(server.port), sender: "410104"),
+                                        journalPath: environment.journalPath, validator: try makeValidator(), logger: .silent)
+        _ = try await uplink.drain()
+        #expect(try uplink.store.deadLetters(receiver: "province").map(\.code) == ["E102", "E102", "E102"])
+    }
+
+    @Test func perRecordRejectionsStayVisibleUntilANewerRevisionIsDelivered() async throws {
+        let environment = try TestEnvironment.make()
+        defer { environment.remove() }
+        let journal = try Journal(path: environment.journalPath, durable: false)
+        let future = beijingTimestamp(Date().addingTimeInterval(3600))
+        let records = [
+            try application("OK1"),
+            try application("BADITEM", itemCode: "ZZ9999"),
+            try application("BADID", idNumber: "410103195612282990"),
+            try application("FUTURE", appliedAt: future),
+            try application("OK2"),
+        ]
+        try journal.batch { for r in records { _ = try journal.append(r, source: "t", origin: nil, line: 0) } }
+        var options = SandboxOptions()
+        options.referenceDataFile = fixture("reference-data.xml")
+        let server = try environment.sandbox(options)
+        defer { server.stop() }
+        let logs = RecordingLogHandler()
+        let uplink = try ReceiverUplink(settings: environment.settings(name: "province", url: url(server.port)),
+                                        journalPath: environment.journalPath, validator: try makeValidator(),
+                                        logger: Logger(component: "t", minimum: .debug, handler: logs))
+        _ = try await uplink.drain()
+        let letters = try uplink.store.deadLetters(receiver: "province")
+        #expect(letters.map(\.code) == ["R201", "R204", "R205"])
+        #expect(letters.map(\.field) == ["ItemCode", "Applicant/IdNumber", "AppliedAt"])
+        #expect(letters.map(\.index) == [2, 3, 4])
+        #expect(server.receiver.records().count == 2)
+        // The source is corrected: a new revision of BADITEM is delivered and its dead letter is superseded.
+        _ = try journal.append(try application("BADITEM", itemCode: "XK0002", itemName: "企业名称预先核准"), source: "t", origin: nil, line: 0)
+        _ = try await uplink.drain()
+        #expect(try uplink.store.deadLetters(receiver: "province").map(\.code) == ["R204", "R205"])
+        #expect(try uplink.store.deadLetters(receiver: "province", includeResolved: true).first?.state == "superseded")
+        // Identity numbers never reach the log unmasked.
+        #expect(!logs.lines.joined().contains("41010319561228299"))
+    }
+
+    @Test func twoReceiversHaveIndependentCursorsAndAFailingOneHoldsNothingBack() async throws {
+        let environment = try TestEnvironment.make()
+        defer { environment.remove() }
+        try fillJournal(environment.journalPath, count: 1200)
+        let server = try environment.sandbox()
+        defer { server.stop() }
+        // The city is down for the whole test: a port where nobody listens.
+        let down = try environment.sandbox(database: "down.sqlite")
+        let deadPort = down.port
+        down.stop()
+        let service = UplinkService(receivers: [environment.settings(name: "province", url: url(server.port)),
+                                                environment.settings(name: "city", url: url(deadPort), receiverCode: "410100")],
+                                    journalPath: environment.journalPath, schemaText: try PUISchema.shipped().schemaText, logger: .silent)
+        let summaries = await service.drainAll(maxWait: .milliseconds(300))
+        #expect(summaries.map(\.receiver) == ["city", "province"])
+        #expect(summaries[1].drained && !summaries[0].drained)
+        #expect(summaries[0].lastError?.contains("connection refused") == true)
+        #expect(server.receiver.records().count == 1200)
+        let journal = try Journal(path: environment.journalPath)
+        #expect(try journal.cursor("uplink:province") == 1200)
+        #expect(try journal.cursor("uplink:city") == 0)
+        let status = try service.status(reference: nil)
+        let city = try #require(status.receivers.first { $0.receiver == "city" })
+        #expect(city.state == "backing_off" && city.failingSince != nil && city.lag == 1200 && city.pending?.packageId == "410103-1")
+    }
+
+    @Test func restartDuringAnOutageLosesNothingAndReusesNoPackageId() async throws {
+        let environment = try TestEnvironment.make()
+        defer { environment.remove() }
+        try fillJournal(environment.journalPath, count: 1500)
+        var options = SandboxOptions()
+        options.failFirst = 1000   // the receiver is down (503) for the first gateway process
+        let outage = try environment.sandbox(options, database: "outage.sqlite")
+        var pendingDigest = ""
+        do {
+            let uplink = try ReceiverUplink(settings: environment.settings(name: "province", url: url(outage.port)),
+                                            journalPath: environment.journalPath, validator: try makeValidator(), logger: .silent)
+            let summary = try await uplink.drain(maxWait: .milliseconds(100))
+            #expect(!summary.drained)
+            pendingDigest = try #require(try uplink.store.pendingPackage(receiver: "province")).digest
+        }
+        outage.stop()
+        // "Restart": a new process (new connections), the province back on another address.
+        try fillJournal(environment.journalPath, count: 10, prefix: "LATE")
+        let server = try environment.sandbox()
+        defer { server.stop() }
+        let uplink = try ReceiverUplink(settings: environment.settings(name: "province", url: url(server.port)),
+                                        journalPath: environment.journalPath, validator: try makeValidator(), logger: .silent)
+        let pending = try #require(try uplink.store.pendingPackage(receiver: "province"))
+        #expect(pending.packageId == "410103-1" && pending.digest == pendingDigest)
+        let summary = try await uplink.drain()
+        #expect(summary.drained)
+        #expect(server.receiver.records().count == 1510)
+        #expect(server.receiver.packages()["410103-1"] == pendingDigest)
+        #expect(server.receiver.acceptanceCounts().values.allSatisfy { $0 == 1 })
+    }
+
+    @Test func untrustedReceiverAndRogueClientCertificateFailClearlyAndLoseNothing() async throws {
+        let environment = try TestEnvironment.make()
+        defer { environment.remove() }
+        try fillJournal(environment.journalPath, count: 5)
+        let server = try environment.sandbox()
+        defer { server.stop() }
+        let rogue = try ReceiverUplink(settings: environment.settings(name: "province", url: url(server.port), client: "rogue-client"),
+                                       journalPath: environment.journalPath, validator: try makeValidator(), logger: .silent)
+        let failed = try await rogue.drain(maxWait: .zero)
+        #expect(!failed.drained)
+        #expect(failed.lastError.map { $0.contains("certificate") || $0.contains("connection lost") || $0.contains("TLS") } == true)
+        #expect(server.receiver.records().isEmpty)
+        var settings = environment.settings(name: "province", url: url(server.port))
+        settings.client.tls.caFile = environment.cert("rogue-ca.pem")
+        let untrusting = try ReceiverUplink(settings: settings, journalPath: environment.journalPath, validator: try makeValidator(), logger: .silent)
+        let untrusted = try await untrusting.drain(maxWait: .zero)
+        #expect(untrusted.lastError?.contains("server certificate not trusted") == true)
+        // Fixed configuration: the same package goes through.
+        let good = try ReceiverUplink(settings: environment.settings(name: "province", url: url(server.port)),
+                                      journalPath: environment.journalPath, validator: try makeValidator(), logger: .silent)
+        try await Task.sleep(for: .seconds(2.1))   // past the capped backoff
+        #expect(try await good.drain().drained)
+        #expect(server.receiver.packages().keys.sorted() == ["410103-1"])
+        #expect(server.receiver.records().count == 5)
+    }
+
+    @Test func referenceDataIsFetchedCachedAndReusedWhileTheProvinceIsDown() async throws {
+        let environment = try TestEnvironment.make()
+        defer { environment.remove() }
+        var options = SandboxOptions()
+        options.referenceDataFile = fixture("reference-data.xml")
+        let server = try environment.sandbox(options)
+        let settings = environment.settings(name: "province", url: url(server.port))
+        let source = ReferenceDataSource(configuredFile: nil, stateDirectory: environment.path("state"), validator: try makeValidator(), logger: .silent)
+        let fetched = await source.refresh(client: HTTPClient(configuration: settings.client), url: settings.url, division: "410103")
+        #expect(fetched?.version == "2026.12-1" && fetched?.items.count == 16)
+        #expect(FileManager.default.fileExists(atPath: source.cacheFile))
+        // KnownVersion is current: nothing new, same data.
+        #expect(await source.refresh(client: HTTPClient(configuration: settings.client), url: settings.url, division: "410103") == fetched)
+        server.stop()
+        // A new process while the province is unreachable: the last good copy is used.
+        let restarted = ReferenceDataSource(configuredFile: nil, stateDirectory: environment.path("state"), validator: try makeValidator(), logger: .silent)
+        let offline = await restarted.refresh(client: HTTPClient(configuration: settings.client), url: settings.url, division: "410103")
+        #expect(offline == fetched)
+        #expect(restarted.lastError != nil)
+    }
+}
+
+@Suite struct IndependentPeerTests {
+    @Test func pythonReceiverValidatesDigestsAndSeesEveryRecordOnce() async throws {
+        let environment = try TestEnvironment.make()
+        defer { environment.remove() }
+        try fillJournal(environment.journalPath, count: 2100)
+        let peer = try PythonReceiver(environment: environment, failFirst: 2)
+        defer { peer.stop() }
+        let uplink = try ReceiverUplink(settings: environment.settings(name: "province", url: url(peer.port)),
+                                        journalPath: environment.journalPath, validator: try makeValidator(), logger: .silent)
+        let summary = try await uplink.drain(maxWait: .seconds(5))
+        #expect(summary.drained)
+        let stats = try peer.stats()
+        #expect(stats.faults.isEmpty)
+        #expect(stats.bad_headers == 0)
+        #expect(stats.injected == 2)
+        #expect(stats.accepted == 2100 && stats.duplicates == 0)
+        #expect(stats.records.count == 2100)
+        let packages = try uplink.store.packages(receiver: "province")
+        #expect(stats.packages == Dictionary(uniqueKeysWithValues: packages.map { ($0.packageId, $0.digest) }))
+    }
+
+    @Test func pythonReceiverReturnsTheOriginalReceiptForAResendAndRefusesE102() async throws {
+        let environment = try TestEnvironment.make()
+        defer { environment.remove() }
+        try fillJournal(environment.journalPath, count: 4)
+        let peer = try PythonReceiver(environment: environment)
+        defer { peer.stop() }
+        let settings = environment.settings(name: "province", url: url(peer.port))
+        let uplink = try ReceiverUplink(settings: settings, journalPath: environment.journalPath, validator: try makeValidator(), logger: .silent)
+        // Fix the package, then send its stored bytes twice by hand (a resend after a lost answer).
+        let package = try #require(try uplink.nextPackage())
+        let client = HTTPClient(configuration: settings.client)
+        let request = HTTPRequest.post(settings.url, headers: PUIWire.headers(action: PUIWire.submitAction), body: package.request)
+        let first = try await client.send(request)
+        let second = try await client.send(request)
+        #expect(first.status == 200 && second.status == 200)
+        #expect(first.body == second.body)
+        #expect(try peer.stats().resent == 1)
+        #expect(try await uplink.drain().drained)   // the uplink's own send gets the same receipt
+        #expect(try peer.stats().accepted == 4)
+        // Sender ≠ certificate CN: the independent receiver refuses it too.
+        try fillJournal(environment.journalPath, count: 1, prefix: "X")
+        let wrongSender = try ReceiverUplink(settings: environment.settings(name: "other", url: url(peer.port), sender: "410104"),
+                                             journalPath: environment.journalPath, validator: try makeValidator(), logger: .silent)
+        _ = try await wrongSender.drain()
+        #expect(try peer.stats().faults == ["E102"])
+    }
+}
+
+@Suite struct CertificateTests {
+    @Test func certificateFactsKeyMatchAndExpiry() throws {
+        let environment = try TestEnvironment.make()
+        defer { environment.remove() }
+        let client = try CertificateInfo.load(file: environment.cert("client.pem"))
+        #expect(client.commonName == "410103")
+        #expect(client.issuer.contains("esgate development CA"))
+        #expect(client.daysLeft() > 30)
+        #expect(try CertificateInfo.keyMatches(certificateFile: environment.cert("client.pem"), keyFile: environment.cert("client.key")))
+        #expect(try !CertificateInfo.keyMatches(certificateFile: environment.cert("client.pem"), keyFile: environment.cert("rogue-client.key")))
+        #expect(try CertificateInfo.verify(certificateFile: environment.cert("client.pem"), caFile: environment.cert("ca.pem")).ok)
+        #expect(try !CertificateInfo.verify(certificateFile: environment.cert("rogue-client.pem"), caFile: environment.cert("ca.pem")).ok)
+        let expired = try CertificateInfo.load(file: environment.cert("expired-client.pem"))
+        #expect(expired.daysLeft() < 0)
+        #expect(throws: CertificateError.self) { try CertificateInfo.load(file: environment.path("missing.pem")) }
+    }
+}
