@@ -293,6 +293,13 @@ public final class SandboxReceiver: @unchecked Sendable {
         var duplicates = 0
         var rejected: [Receipt.Rejection] = []
         try database.transaction {
+            let deliver = try database.prepare("INSERT INTO sandbox_deliveries(package_id, idx, type, key, rev, outcome) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")
+            let lookup = try database.prepare("SELECT rev FROM sandbox_records WHERE type = ?1 AND key = ?2")
+            let upsert = try database.prepare("""
+                INSERT INTO sandbox_records(type, key, rev, op, package_id, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                ON CONFLICT(type, key) DO UPDATE SET rev = excluded.rev, op = excluded.op, package_id = excluded.package_id,
+                    body = excluded.body
+                """)
             for (offset, record) in body.children.enumerated() {
                 let index = offset + 1
                 let rev = Int64(record.attribute("rev") ?? "") ?? 0
@@ -300,12 +307,12 @@ public final class SandboxReceiver: @unchecked Sendable {
                 let key = recordKey(record)
                 if let problem = check(record) {
                     rejected.append(Receipt.Rejection(index: index, code: problem.code, field: problem.field, message: problem.message))
-                    try database.prepare("INSERT INTO sandbox_deliveries(package_id, idx, type, key, rev, outcome) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")
-                        .run([.text(packageId), .integer(Int64(index)), .text(record.name), .text(key), .integer(rev), .text(problem.code)])
+                    try deliver.run([.text(packageId), .integer(Int64(index)), .text(record.name), .text(key), .integer(rev), .text(problem.code)])
                     continue
                 }
-                let held = try database.query("SELECT rev FROM sandbox_records WHERE type = ?1 AND key = ?2",
-                                              [.text(record.name), .text(key)]).first?.first?.intValue ?? 0
+                try lookup.bind([.text(record.name), .text(key)])
+                let held = try lookup.step() ? lookup.int(at: 0) : 0
+                lookup.reset()
                 let outcome: String
                 if rev <= held {
                     duplicates += 1
@@ -313,14 +320,9 @@ public final class SandboxReceiver: @unchecked Sendable {
                 } else {
                     accepted += 1
                     outcome = "accepted"
-                    try database.prepare("""
-                        INSERT INTO sandbox_records(type, key, rev, op, package_id, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-                        ON CONFLICT(type, key) DO UPDATE SET rev = excluded.rev, op = excluded.op, package_id = excluded.package_id,
-                            body = excluded.body
-                        """).run([.text(record.name), .text(key), .integer(rev), .text(op), .text(packageId), .text(serializeRecord(record))])
+                    try upsert.run([.text(record.name), .text(key), .integer(rev), .text(op), .text(packageId), .text(serializeRecord(record))])
                 }
-                try database.prepare("INSERT INTO sandbox_deliveries(package_id, idx, type, key, rev, outcome) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")
-                    .run([.text(packageId), .integer(Int64(index)), .text(record.name), .text(key), .integer(rev), .text(outcome)])
+                try deliver.run([.text(packageId), .integer(Int64(index)), .text(record.name), .text(key), .integer(rev), .text(outcome)])
             }
             let receipt = Receipt(packageId: packageId, receivedAt: receivedAt, accepted: accepted, duplicates: duplicates, rejected: rejected)
             try database.prepare("""

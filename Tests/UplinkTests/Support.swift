@@ -19,6 +19,18 @@ let packageRoot = testsDirectory.deletingLastPathComponent().deletingLastPathCom
 
 func fixture(_ name: String) -> String { fixturesDirectory.appendingPathComponent(name).path }
 
+/// Certificates for the whole test run (certs/make-certs.sh into a fresh temp dir).
+let sharedCertificates: Result<String, TestFailure> = {
+    let directory = FileManager.default.temporaryDirectory.appendingPathComponent("esgate-uplink-certs-\(UUID().uuidString)").path
+    do {
+        let result = try runProcess("/bin/bash", [packageRoot.appendingPathComponent("certs/make-certs.sh").path, directory])
+        guard result.status == 0 else { return .failure(TestFailure("make-certs.sh failed: \(result.output)")) }
+        return .success(directory)
+    } catch {
+        return .failure(TestFailure("make-certs.sh: \(error)"))
+    }
+}()
+
 /// One temp dir per test: certificates (certs/make-certs.sh), journal, receiver databases.
 struct TestEnvironment {
     let directory: URL
@@ -27,9 +39,10 @@ struct TestEnvironment {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("esgate-uplink-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         if certificates {
-            let result = try runProcess("/bin/bash", [packageRoot.appendingPathComponent("certs/make-certs.sh").path,
-                                                      directory.appendingPathComponent("certs").path])
-            guard result.status == 0 else { throw TestFailure("make-certs.sh failed: \(result.output)") }
+            // Generated once per test process (make-certs.sh costs seconds on a busy machine), linked per test.
+            let shared = try sharedCertificates.get()
+            try FileManager.default.createSymbolicLink(atPath: directory.appendingPathComponent("certs").path,
+                                                       withDestinationPath: shared)
         }
         return TestEnvironment(directory: directory)
     }
@@ -45,7 +58,7 @@ struct TestEnvironment {
 
     /// Uplink settings for a receiver at `url`, with fast retries for tests.
     func settings(name: String, url: String, client: String = "client", sender: String = "410103",
-                  receiverCode: String = "410000", timeout: Duration = .seconds(10)) -> UplinkSettings {
+                  receiverCode: String = "410000", timeout: Duration = .seconds(30)) -> UplinkSettings {
         let tls = HTTPClient.TLSConfiguration(caFile: cert("ca.pem"), clientCertificateFile: cert("\(client).pem"),
                                               clientKeyFile: cert("\(client).key"))
         var settings = UplinkSettings(name: name, url: url, sender: sender, receiverCode: receiverCode,
@@ -70,6 +83,8 @@ func makeValidator() throws -> XMLSchemaValidator {
     try XMLSchemaValidator(schemaText: try PUISchema.shipped().schemaText)
 }
 
+let sharedSchema: Result<PUISchema, SchemaError> = Result { () throws(SchemaError) in try PUISchema.shipped() }
+
 /// A valid resident identity number built from 17 digits (ISO 7064 MOD 11-2).
 func residentId(_ first17: String) -> String {
     let weights = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2]
@@ -80,7 +95,7 @@ func residentId(_ first17: String) -> String {
 /// An Application record (valid against the schema).
 func application(_ caseNo: String, itemCode: String = "XK0001", idNumber: String? = nil,
                  appliedAt: String = "2026-01-05T08:51:00+08:00", itemName: String = "食品流通许可") throws -> NormalizedRecord {
-    let schema = try PUISchema.shipped()
+    let schema = try sharedSchema.get()
     let draft = DraftRecord(type: "Application", fields: [
         ("CaseNo", caseNo), ("ItemCode", itemCode), ("ItemName", itemName), ("DeptCode", "410103001"),
         ("Applicant.Name", "汪振"), ("Applicant.IdType", "01"),
