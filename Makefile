@@ -9,7 +9,6 @@ BUILD_PACKAGES := pkg-config libcurl4-openssl-dev libxml2-dev libsqlite3-dev lib
                   libmicrohttpd-dev libgnutls28-dev unixodbc-dev
 TOOL_PACKAGES  := sqlite3 python3 python3-pip openssl time
 SWIFT          := swift
-DEMO           := var/demo
 
 .PHONY: all deps build release demo test bench schema clean
 
@@ -23,6 +22,7 @@ deps:
 	  DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	fi
+	@python3 -c "import lxml" 2>/dev/null || python3 -m pip install --quiet lxml
 	@command -v $(SWIFT) >/dev/null || { echo "Swift 6.3 toolchain not found (expected in /opt/swift/usr/bin)"; exit 1; }
 
 build: deps
@@ -31,22 +31,9 @@ build: deps
 release: deps
 	$(SWIFT) build -c release
 
-# The bundled demo: generates legacy exports, drops them, ingests them, and shows what happened.
+# The bundled demo: generated legacy exports, a sandbox receiver over mutual TLS, ingest → supervise → send.
 demo: release
-	@rm -rf $(DEMO) && mkdir -p $(DEMO)/drop
-	@echo "== generating sample legacy exports (GB18030, CRLF, Chinese headers, quoted commas and line breaks)"
-	python3 tools/gen_cases.py --rows 5000 --quirks --out $(DEMO)/drop/approvals-20260105.csv
-	@echo "== the same export dropped again under another name (must not be ingested twice)"
-	sleep 1; cp $(DEMO)/drop/approvals-20260105.csv $(DEMO)/drop/approvals-20260105-resent.csv
-	@printf '办件编号,事项编码,事项名称,部门编码,部门名称,申请人,证件号码,环节代码,环节名称,办理人,办理时间,承诺时限,法定时限,收费金额,备注\r\n410103001202601059999999,XK0001,食品流通许可,410103001,二七区行政服务中心,王伟,410103199001011237,02,承办,李娜,2026-02-30 09:00:00,10,20,,日期不存在\r\n' > $(DEMO)/drop/approvals-bad-date.csv
-	@echo "== checking the configuration"
-	ESGATE_STATE=$(DEMO)/state ESGATE_DROP=$(CURDIR)/$(DEMO)/drop .build/release/esgate config check
-	@echo "== ingesting (esgate run --once)"
-	ESGATE_STATE=$(DEMO)/state ESGATE_DROP=$(CURDIR)/$(DEMO)/drop .build/release/esgate run --once
-	@echo "== journal"
-	ESGATE_STATE=$(DEMO)/state ESGATE_DROP=$(CURDIR)/$(DEMO)/drop .build/release/esgate journal stats
-	@echo "== quarantine (held back with the reason, replayable after a fix)"
-	ESGATE_STATE=$(DEMO)/state ESGATE_DROP=$(CURDIR)/$(DEMO)/drop .build/release/esgate quarantine list
+	tools/demo.sh
 
 test: deps
 	$(SWIFT) build --build-tests

@@ -84,7 +84,17 @@ public final class Gateway: Sendable {
 
     private func pollLoop(_ adapter: AdapterConfiguration) async throws {
         // Each adapter has its own journal connection; SQLite serializes the writers (busy timeout).
-        let journal = try openJournal()
+        // A journal that cannot be opened now (locked, disk full) is retried at every poll, not given up.
+        var opened: Journal?
+        while opened == nil && !Task.isCancelled {
+            do {
+                opened = try openJournal()
+            } catch {
+                logger.error("adapter \(adapter.name): \(error); retrying")
+                try await Task.sleep(for: adapter.csv?.pollInterval ?? .seconds(5))
+            }
+        }
+        guard let journal = opened else { return }
         guard let csv = makeCSVAdapter(adapter, journal: journal) else { return }
         logger.info("watching \(csv.settings.folder) for \(csv.settings.pattern) (adapter \(adapter.name), ready rule \(csv.settings.ready.rawValue))")
         while !Task.isCancelled {

@@ -126,19 +126,37 @@ public final class Journal {
             if !directory.isEmpty {
                 try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
             }
-            database = try SQLiteDatabase(path: path)
-            try database.execute("PRAGMA journal_mode=WAL")
-            try database.execute("PRAGMA synchronous=\(durable ? "FULL" : "NORMAL")")
-            try database.execute("PRAGMA foreign_keys=ON")
+            let db = try SQLiteDatabase(path: path)
+            database = db
+            // Several connections (adapters, supervision, uplink) open the journal at start-up together; switching
+            // to WAL and creating tables can return SQLITE_BUSY without consulting the busy timeout, so retry.
+            try Self.retryingWhileBusy { try db.execute("PRAGMA journal_mode=WAL") }
+            try db.execute("PRAGMA synchronous=\(durable ? "FULL" : "NORMAL")")
+            try db.execute("PRAGMA foreign_keys=ON")
             // A 32 MiB page cache keeps the heads index hot during large ingests (RSS budget: 100 MB);
             // checkpoints every 32 MiB of WAL instead of 4 MiB trade fewer database fsyncs for a larger WAL.
-            try database.execute("PRAGMA cache_size=-32768")
-            try database.execute("PRAGMA wal_autocheckpoint=8192")
-            try migrate()
+            try db.execute("PRAGMA cache_size=-32768")
+            try db.execute("PRAGMA wal_autocheckpoint=8192")
+            try Self.retryingWhileBusy { try migrate() }
         } catch let error as SQLiteError {
             throw JournalError(operation: "open \(path)", underlying: error.description)
         } catch {
             throw JournalError(operation: "open \(path)", underlying: "\(error)")
+        }
+    }
+
+    /// Runs `body` again while SQLite answers BUSY/LOCKED, for up to about ten seconds.
+    private static func retryingWhileBusy(_ body: () throws -> Void) throws {
+        var attempt = 0
+        while true {
+            do {
+                try body()
+                return
+            } catch {
+                guard let sqliteError = error as? SQLiteError, sqliteError.isBusy, attempt < 200 else { throw error }
+                attempt += 1
+                usleep(50_000)
+            }
         }
     }
 

@@ -1,64 +1,80 @@
 import Foundation
 import Testing
 
-/// Runs the esgate binary; returns exit code, standard output and standard error.
-func esgate(_ arguments: [String], environment: [String: String] = [:]) throws -> (code: Int32, out: String, err: String) {
+/// Runs the esgate binary; returns exit code, standard output and standard error. Waits with Task.sleep, not by
+/// blocking a thread: Swift Testing runs tests on the small cooperative pool, and a blocked thread starves others.
+func esgate(_ arguments: [String], environment: [String: String] = [:]) async throws -> (code: Int32, out: String, err: String) {
     let process = Process()
     process.executableURL = try esgateBinary()
     process.arguments = arguments
     var env = ProcessInfo.processInfo.environment
     env.merge(environment) { _, new in new }
     process.environment = env
-    let out = Pipe(), err = Pipe()
-    process.standardOutput = out
-    process.standardError = err
+    let outURL = FileManager.default.temporaryDirectory.appendingPathComponent("esgate-out-\(UUID().uuidString)")
+    let errURL = FileManager.default.temporaryDirectory.appendingPathComponent("esgate-err-\(UUID().uuidString)")
+    FileManager.default.createFile(atPath: outURL.path, contents: nil)
+    FileManager.default.createFile(atPath: errURL.path, contents: nil)
+    defer {
+        try? FileManager.default.removeItem(at: outURL)
+        try? FileManager.default.removeItem(at: errURL)
+    }
+    process.standardOutput = try FileHandle(forWritingTo: outURL)
+    process.standardError = try FileHandle(forWritingTo: errURL)
     try process.run()
-    let outData = out.fileHandleForReading.readDataToEndOfFile()
-    let errData = err.fileHandleForReading.readDataToEndOfFile()
+    try await waitForExit(process, timeout: 600)
+    return (process.terminationStatus, try String(contentsOf: outURL, encoding: .utf8), try String(contentsOf: errURL, encoding: .utf8))
+}
+
+/// Polls until the process exits; SIGKILLs it after `timeout` seconds.
+func waitForExit(_ process: Process, timeout: TimeInterval) async async throws {
+    let deadline = Date().addingTimeInterval(timeout)
+    while process.isRunning {
+        if Date() > deadline { kill(process.processIdentifier, SIGKILL) }
+        try await Task.sleep(for: .milliseconds(20))
+    }
     process.waitUntilExit()
-    return (process.terminationStatus, String(decoding: outData, as: UTF8.self), String(decoding: errData, as: UTF8.self))
 }
 
 @Suite struct CommandLineTests {
-    @Test func helpIsEverywhereAndUsageErrorsExitWithTwo() throws {
-        let top = try esgate(["--help"])
+    @Test func helpIsEverywhereAndUsageErrorsExitWithTwo() async throws {
+        let top = try await esgate(["--help"])
         #expect(top.code == 0)
         #expect(top.out.contains("quarantine replay"))
         for command in [["run"], ["config", "check"], ["mapping", "test"], ["journal", "stats"], ["quarantine", "list"],
                         ["quarantine", "replay"], ["version"]] {
-            let help = try esgate(command + ["--help"])
+            let help = try await esgate(command + ["--help"])
             #expect(help.code == 0, "\(command)")
             #expect(help.out.contains("USAGE: esgate \(command.joined(separator: " "))"))
         }
-        #expect(try esgate(["run", "--fast"]).code == 2)
-        #expect(try esgate(["frobnicate"]).code == 2)
-        #expect(try esgate(["mapping", "test", "--rows"]).code == 2)
-        #expect(try esgate(["version", "--json"]).out.contains("\"version\""))
+        #expect(try await esgate(["run", "--fast"]).code == 2)
+        #expect(try await esgate(["frobnicate"]).code == 2)
+        #expect(try await esgate(["mapping", "test", "--rows"]).code == 2)
+        #expect(try await esgate(["version", "--json"]).out.contains("\"version\""))
     }
 
-    @Test func configCheckListsEveryErrorWithFileAndLine() throws {
+    @Test func configCheckListsEveryErrorWithFileAndLine() async throws {
         let workspace = try Workspace()
         try workspace.write("gateway.yaml", "district: \"410103\"\nstate_dir: state\nlog_lvl: info\n")
         try workspace.write("adapters/drop.yaml", "kind: csv-drop\nmapping: no-such-mapping\ncsv:\n  folder: ../drop\n  ready: soon\n")
-        let result = try esgate(["config", "check", "--config", workspace.configPath])
+        let result = try await esgate(["config", "check", "--config", workspace.configPath])
         #expect(result.code == 1)
         #expect(result.out.contains("gateway.yaml:3: log_lvl: unknown key"))
         #expect(result.out.contains("drop.yaml:5: csv.ready: 'soon' is not one of"))
         #expect(result.out.contains("drop.yaml:2: mapping: no mapping named 'no-such-mapping'"))
-        let json = try esgate(["config", "check", "--json", "--config", workspace.configPath])
+        let json = try await esgate(["config", "check", "--json", "--config", workspace.configPath])
         let report = try JSONSerialization.jsonObject(with: Data(json.out.utf8)) as? [String: Any]
         #expect(report?["ok"] as? Bool == false)
         #expect((report?["errors"] as? [String])?.count == 3)
         try workspace.write("gateway.yaml", "district: \"410103\"\nstate_dir: state\n")
         try workspace.write("adapters/drop.yaml", "kind: csv-drop\nmapping: gen-cases\ncsv:\n  folder: ../drop\n")
-        #expect(try esgate(["config", "check", "--config", workspace.configPath]).code == 0)
+        #expect(try await esgate(["config", "check", "--config", workspace.configPath]).code == 0)
     }
 
-    @Test func mappingTestPrintsRecordsAndErrorsWithIdentityNumbersMasked() throws {
+    @Test func mappingTestPrintsRecordsAndErrorsWithIdentityNumbersMasked() async throws {
         let workspace = try Workspace()
         let file = workspace.root.appendingPathComponent("sample.csv")
         try runGenerator(["--rows", "12", "--out", file.path])
-        let result = try esgate(["mapping", "test", "--config", workspace.configPath, "--mapping", "gen-cases",
+        let result = try await esgate(["mapping", "test", "--config", workspace.configPath, "--mapping", "gen-cases",
                                  "--file", file.path, "--rows", "5"])
         #expect(result.code == 0, "\(result.err)")
         #expect(result.out.contains("<Application><CaseNo>"))
@@ -69,25 +85,25 @@ func esgate(_ arguments: [String], environment: [String: String] = [:]) throws -
         #expect(!FileManager.default.fileExists(atPath: workspace.journalPath), "mapping test writes nothing")
     }
 
-    @Test func runOnceThenStatsAndQuarantineAsJSON() throws {
+    @Test func runOnceThenStatsAndQuarantineAsJSON() async throws {
         let workspace = try Workspace()
         try workspace.generate("a.csv", rows: 300)
         try workspace.write("drop/b.csv", "办件编号,事项编码,事项名称,部门编码,部门名称,申请人,证件号码,环节代码,环节名称,办理人,办理时间,承诺时限,法定时限,收费金额,备注\n"
                             + "C9,XK0001,x,410103001,x,王伟,410103199001011237,77,x,李娜,2026-01-05 08:37:00,1,2,,\n")
-        let run = try esgate(["run", "--once", "--json", "--config", workspace.configPath])
+        let run = try await esgate(["run", "--once", "--json", "--config", workspace.configPath])
         #expect(run.code == 0, "\(run.err)")
-        let stats = try esgate(["journal", "stats", "--json", "--config", workspace.configPath])
+        let stats = try await esgate(["journal", "stats", "--json", "--config", workspace.configPath])
         let parsed = try JSONSerialization.jsonObject(with: Data(stats.out.utf8)) as? [String: Any]
         #expect((parsed?["records"] as? Int ?? 0) > 300)
-        let list = try esgate(["quarantine", "list", "--json", "--config", workspace.configPath])
+        let list = try await esgate(["quarantine", "list", "--json", "--config", workspace.configPath])
         #expect(list.out.contains("\"stage\" : \"map\""))
         #expect(list.out.contains("410103********1237"))
         #expect(!list.out.contains("410103199001011237"))
-        let replay = try esgate(["quarantine", "replay", "--config", workspace.configPath])
+        let replay = try await esgate(["quarantine", "replay", "--config", workspace.configPath])
         #expect(replay.code == 1, "the unknown step code still fails")
     }
 
-    @Test func runWatchesTheFolderUntilStopped() throws {
+    @Test func runWatchesTheFolderUntilStopped() async throws {
         let workspace = try Workspace()
         let process = Process()
         process.executableURL = try esgateBinary()
@@ -98,13 +114,13 @@ func esgate(_ arguments: [String], environment: [String: String] = [:]) throws -
             kill(process.processIdentifier, SIGKILL)
             process.waitUntilExit()
         }
-        Thread.sleep(forTimeInterval: 0.5)
+        try await Task.sleep(for: .milliseconds(500))
         try workspace.generate("late.csv.part", rows: 50)
         try FileManager.default.moveItem(at: workspace.drop.appendingPathComponent("late.csv.part"),
                                          to: workspace.drop.appendingPathComponent("late.csv"))
         let deadline = Date().addingTimeInterval(30)
         while Date() < deadline && !workspace.names(in: workspace.archive).contains("late.csv") {
-            Thread.sleep(forTimeInterval: 0.1)
+            try await Task.sleep(for: .milliseconds(100))
         }
         #expect(workspace.names(in: workspace.archive).contains("late.csv"))
         #expect(process.isRunning, "the gateway keeps watching")

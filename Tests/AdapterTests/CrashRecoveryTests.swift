@@ -4,7 +4,7 @@ import Testing
 @Suite struct CrashRecoveryTests {
     /// Runs `esgate run --once` in the workspace; kills it with SIGKILL once the journal shows `killAfterRows`
     /// committed rows, or lets it finish when nil. Returns true if it was killed.
-    private func runGateway(_ workspace: Workspace, killAfterRows: Int64?) throws -> Bool {
+    private func runGateway(_ workspace: Workspace, killAfterRows: Int64?) async throws -> Bool {
         let process = Process()
         process.executableURL = try esgateBinary()
         process.arguments = ["run", "--once", "--config", workspace.configPath]
@@ -19,7 +19,7 @@ import Testing
                 kill(process.processIdentifier, SIGKILL)
                 killed = true
             }
-            Thread.sleep(forTimeInterval: 0.02)
+            try await Task.sleep(for: .milliseconds(20))
         }
         if process.isRunning { kill(process.processIdentifier, SIGKILL) }
         process.waitUntilExit()
@@ -27,21 +27,21 @@ import Testing
     }
 
     @Test(.timeLimit(.minutes(10)))
-    func killDashNineDuringALargeFileLosesAndDuplicatesNothing() throws {
+    func killDashNineDuringALargeFileLosesAndDuplicatesNothing() async throws {
         let rows = 200_000
         // Reference: the same file ingested without interruption.
         let reference = try Workspace(batchRows: 2000)
         let file = try reference.generate("big.csv", rows: rows)
         let crashed = try Workspace(batchRows: 2000)
         try FileManager.default.copyItem(at: file, to: crashed.drop.appendingPathComponent("big.csv"))
-        #expect(try runGateway(reference, killAfterRows: nil) == false)
+        #expect(try await runGateway(reference, killAfterRows: nil) == false)
 
-        #expect(try runGateway(crashed, killAfterRows: 40_000), "the gateway was killed mid-file")
+        #expect(try await runGateway(crashed, killAfterRows: 40_000), "the gateway was killed mid-file")
         let committed = try crashed.scalar("SELECT rows FROM files")
         #expect(committed >= 40_000 && committed < Int64(rows), "killed in the middle: \(committed) rows committed")
         #expect(crashed.names(in: crashed.drop).contains("big.csv"), "an unfinished file stays in the drop folder")
 
-        #expect(try runGateway(crashed, killAfterRows: nil) == false)
+        #expect(try await runGateway(crashed, killAfterRows: nil) == false)
         #expect(try crashed.scalar("SELECT rows FROM files") == Int64(rows), "every row counted exactly once")
         #expect(try crashed.scalar("SELECT count(*) FROM quarantine") == 0)
         let expected = try reference.journalDigest()

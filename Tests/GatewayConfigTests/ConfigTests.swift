@@ -61,7 +61,7 @@ final class TempFolder {
             receivers:
               - name: province
                 division: "410000"
-                timeout: 5
+                retries: 5
             """)
         var errors: [ConfigError] = []
         _ = GatewayConfiguration.load(file: file, environment: [:], errors: &errors)
@@ -71,7 +71,7 @@ final class TempFolder {
         #expect(described.contains { $0.hasPrefix("\(file):3: log_level: 'loud' is not one of") })
         #expect(described.contains("\(file):4: colour: unknown key"))
         #expect(described.contains("\(file):6: receivers[0].url: required key is missing"))
-        #expect(described.contains("\(file):8: receivers[0].timeout: unknown key"))
+        #expect(described.contains("\(file):8: receivers[0].retries: unknown key"))
         #expect(errors.count == 6)
     }
 
