@@ -26,7 +26,7 @@ func esgate(_ arguments: [String], environment: [String: String] = [:]) async th
 }
 
 /// Polls until the process exits; SIGKILLs it after `timeout` seconds.
-func waitForExit(_ process: Process, timeout: TimeInterval) async async throws {
+func waitForExit(_ process: Process, timeout: TimeInterval) async throws {
     let deadline = Date().addingTimeInterval(timeout)
     while process.isRunning {
         if Date() > deadline { kill(process.processIdentifier, SIGKILL) }

@@ -208,9 +208,9 @@ import Testing
         let task = Task { try await http.send(.get("https://127.0.0.1:\(server.port)/slow")) }
         try await Task.sleep(for: .milliseconds(300))
         task.cancel()
-        let started = ContinuousClock.now
+        // The outcome, not the wall time, shows the abort: the server answers only after 1.5 s, so a transfer
+        // that was not aborted would succeed. (Timing assertions flake when the test pool is busy.)
         let result = await task.result
-        #expect(ContinuousClock.now - started < .seconds(1))
         switch result {
         case .success(let response): Issue.record("expected cancellation, got HTTP \(response.status)")
         case .failure(let error):
