@@ -215,11 +215,11 @@ public final class CSVDropAdapter {
         // Two stages on two threads: a reader thread decodes, maps and validates rows into batches; this thread
         // writes each batch (records, quarantine entries, the file's new offset) in one transaction. The channel
         // holds at most two batches, so memory stays bounded whatever the file size.
-        let channel = BatchChannel(capacity: 2)
+        let channel = BatchChannel(capacity: 4)
         let preparer = RowPreparer(schema: schema, mapping: bound)
         let reading = RowReadingJob(path: path, name: name, source: self.name, startOffset: startOffset, startLine: startLine,
                                     header: header, encoding: encoding, delimiter: settings.delimiter,
-                                    batchRows: settings.batchRows, preparer: preparer, channel: channel)
+                                    batchRows: min(settings.batchRows, 1000), preparer: preparer, channel: channel)
         let readerDone = DispatchSemaphore(value: 0)
         let thread = Thread {
             reading.run()
@@ -233,26 +233,49 @@ public final class CSVDropAdapter {
         }
         var total = IngestCounts()
         var lastReport = Date()
-        while let batch = try channel.take() {
+        var waiting: TimeInterval = 0
+        let writeStarted = Date()
+        defer {
+            // Which stage limits throughput: a writer that mostly waits is fed too slowly, and vice versa.
+            logger.debug("\(name): writer waited \(String(format: "%.2f", waiting)) s of \(String(format: "%.2f", Date().timeIntervalSince(writeStarted))) s for the reader")
+        }
+        func nextChunk() throws -> PreparedBatch? {
+            let started = Date()
+            defer { waiting += Date().timeIntervalSince(started) }
+            return try channel.take()
+        }
+        // One transaction covers `batchRows` rows (one fsync), made of smaller chunks handed over by the reader,
+        // so that few rows are in memory at a time.
+        var finished = false
+        while !finished {
             var counts = IngestCounts()
+            var position: (offset: Int64, line: Int)?
             try journal.begin()
             do {
-                for row in batch.rows { try journal.store(row, source: self.name, file: name, counts: &counts) }
-                try journal.advanceFile(sha256: sha, offset: batch.endOffset, line: batch.endLine, rows: counts.rows,
-                                        records: counts.stored, quarantined: counts.quarantined)
-                if batch.isLast { try journal.finishFile(sha256: sha, state: .done) }
+                while counts.rows < settings.batchRows, let chunk = try nextChunk() {
+                    for row in chunk.rows { try journal.store(row, source: self.name, file: name, counts: &counts) }
+                    position = (chunk.endOffset, chunk.endLine)
+                    finished = chunk.isLast
+                    channel.recycle(chunk)
+                    if finished { break }
+                }
+                if position == nil { finished = true }  // the reader stopped (cancelled)
+                if let position {
+                    try journal.advanceFile(sha256: sha, offset: position.offset, line: position.line, rows: counts.rows,
+                                            records: counts.stored, quarantined: counts.quarantined)
+                }
+                if finished { try journal.finishFile(sha256: sha, state: .done) }
                 try journal.commit()
             } catch {
                 journal.rollback()
                 throw error
             }
             total += counts
-            if Date().timeIntervalSince(lastReport) >= 5 {
+            if Date().timeIntervalSince(lastReport) >= 5, let position {
                 lastReport = Date()
-                let percent = size > 0 ? Int(Double(batch.endOffset) * 100 / Double(size)) : 100
-                logger.info("\(name): \(percent)% (\(total.rows) rows this run, line \(batch.endLine))")
+                let percent = size > 0 ? Int(Double(position.offset) * 100 / Double(size)) : 100
+                logger.info("\(name): \(percent)% (\(total.rows) rows this run, line \(position.line))")
             }
-            if batch.isLast { break }
         }
         return total
     }

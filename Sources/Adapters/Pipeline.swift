@@ -1,3 +1,4 @@
+import CryptoSupport
 import GatewayModel
 import Journal
 import Mapping
@@ -47,6 +48,8 @@ public struct RowOrigin: Sendable {
 public struct PreparedRow: Sendable {
     public var line: Int
     public var records: [NormalizedRecord] = []
+    /// SHA-256 of each record's body, computed while preparing so that the journal writer does not have to.
+    public var digests: [[UInt8]] = []
     public var quarantine: QuarantineItem?
 
     public init(line: Int) { self.line = line }
@@ -72,7 +75,9 @@ public struct RowPreparer: Sendable {
         }
         for draft in outcome.records {
             switch schema.normalize(draft) {
-            case .success(let record): prepared.records.append(record)
+            case .success(let record):
+                prepared.records.append(record)
+                prepared.digests.append(Digest.sha256(record.body))
             case .failure(let error):
                 if failure == nil { failure = (.validate, error.recordType, error.field, error.description) }
             }
@@ -97,8 +102,9 @@ extension Journal {
     /// Stores a prepared row inside the caller's transaction and counts what happened.
     public func store(_ row: PreparedRow, source: String, file: String, counts: inout IngestCounts) throws(JournalError) {
         counts.rows += 1
-        for record in row.records {
-            switch try append(record, source: source, origin: file, line: row.line) {
+        for (index, record) in row.records.enumerated() {
+            let digest = index < row.digests.count ? row.digests[index] : nil
+            switch try append(record, source: source, origin: file, line: row.line, digest: digest) {
             case .stored: counts.stored += 1
             case .unchanged: counts.unchanged += 1
             }

@@ -382,8 +382,13 @@ public final class SandboxReceiver: @unchecked Sendable {
         return nil
     }
 
+    /// Elements that are deadlines, not event times: they lie in the future by design, so R205 ignores them
+    /// (reading R205's "a time" as the record's event times; a receiver rejecting every alert's ResponseDue
+    /// could never accept a yellow or red card).
+    static let deadlineElements: Set<String> = ["ResponseDue"]
+
     private static func firstTime(in element: XMLElement, after limit: Date, path: String) -> String? {
-        for child in element.children {
+        for child in element.children where !deadlineElements.contains(child.name) {
             let childPath = path.isEmpty ? child.name : path + "/" + child.name
             if child.children.isEmpty {
                 if child.text.hasSuffix("+08:00"), let date = parseTimestamp(child.text), date > limit { return childPath }
