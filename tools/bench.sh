@@ -56,11 +56,10 @@ mem = int(next(l.split()[1] for l in open("/proc/meminfo") if l.startswith("MemT
 machine = f"{os.cpu_count()} cores, {cpu}, {mem} GiB RAM, {platform.system()} {platform.release()}"
 date = datetime.date.today().isoformat()
 swift = subprocess.run(["swift", "--version"], capture_output=True, text=True).stdout.splitlines()[0] if True else ""
-text = f"""# Benchmarks
+text = f"""## CSV drop ingest (issue 2)
 
 Measured by `make bench` (tools/bench.sh) on {date}; machine: {machine}; {swift}.
-
-## CSV drop ingest: {rows:,} rows of `tools/gen_cases.py` (GB18030, CRLF, {size/1e6:.0f} MB)
+Input: {rows:,} rows of `tools/gen_cases.py` (GB18030, CRLF, {size/1e6:.0f} MB).
 
 | what | seconds | rows/s |
 |---|---|---|
@@ -73,11 +72,7 @@ Measured by `make bench` (tools/bench.sh) on {date}; machine: {machine}; {swift}
 - esgate stored {es_records:,} records from {es_rows:,} rows (a row yields one or two records), each validated
   against the PUI schema, keyed, revision-checked and digested; the reference stores one untyped row per line.
 """
-open("docs/benchmarks.md.new", "w").write(text)
+open("bench-work/section.md", "w").write(text)
 print(text)
 PY
-# Keep any hand-written analysis below the generated figures.
-if [ -f docs/benchmarks.md ] && grep -q '^## Analysis' docs/benchmarks.md; then
-  sed -n '/^## Analysis/,$p' docs/benchmarks.md >> docs/benchmarks.md.new
-fi
-mv docs/benchmarks.md.new docs/benchmarks.md
+python3 tools/update_section.py docs/benchmarks.md bench-work/section.md
