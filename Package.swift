@@ -71,9 +71,9 @@ let package = Package(
 
         // MARK: - Edges
 
-        /// Source adapters (CSV drop); each turns legacy input into rows for a mapping.
+        /// Source adapters (CSV drop, SOAP); each turns legacy input into rows for a mapping.
         .target(name: "Adapters", dependencies: ["GatewayModel", "GatewayConfig", "Mapping", "Journal",
-                                                 "TextSupport", "CryptoSupport"]),
+                                                 "TextSupport", "CryptoSupport", "XMLSupport", "HTTPClientSupport"]),
 
         /// The uplink: journal → fixed PUI packages → receivers over mutual TLS; receipts, retries, dead letters,
         /// reference data. Depends on the model and the journal, never the reverse.

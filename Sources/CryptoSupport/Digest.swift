@@ -84,6 +84,17 @@ public enum Digest {
 
     public static func sm3(_ text: String) -> [UInt8] { sm3(Array(text.utf8)) }
 
+    /// SHA-1. Only for legacy protocols that prescribe it (WS-Security UsernameToken PasswordDigest);
+    /// never for integrity of our own data.
+    public static func sha1(_ bytes: [UInt8]) -> [UInt8] {
+        var output = [UInt8](repeating: 0, count: 20)
+        var length: UInt32 = 0
+        bytes.withUnsafeBytes { buffer in
+            _ = EVP_Digest(buffer.baseAddress, buffer.count, &output, &length, EVP_sha1(), nil)
+        }
+        return output
+    }
+
     /// HMAC-SHA256 (used for pseudonymous identifiers and WS-Security digests).
     public static func hmacSHA256(key: [UInt8], message: [UInt8]) -> [UInt8] {
         var output = [UInt8](repeating: 0, count: 32)

@@ -174,8 +174,9 @@ public struct AdapterConfiguration: Sendable {
     public var mapping: String
     public var enabled: Bool
     public var csv: CSVDropSettings?
+    public var soap: SOAPSettings?
 
-    public static let kinds = ["csv-drop"]
+    public static let kinds = ["csv-drop", "soap"]
 }
 
 extension AdapterConfiguration {
@@ -215,8 +216,14 @@ extension AdapterConfiguration {
                 section.rejectUnknownKeys()
             }
         }
+        var soap: SOAPSettings?
+        if kind == "soap" || root.has("soap") {
+            if let section = root.section("soap", required: kind == "soap") {
+                soap = SOAPSettings.load(section, base: base)
+            }
+        }
         root.rejectUnknownKeys()
-        return AdapterConfiguration(file: file, name: name, kind: kind, mapping: mapping, enabled: enabled, csv: csv)
+        return AdapterConfiguration(file: file, name: name, kind: kind, mapping: mapping, enabled: enabled, csv: csv, soap: soap)
     }
 }
 

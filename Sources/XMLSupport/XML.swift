@@ -66,11 +66,13 @@ extension String {
 
 /// A parsed XML document (owns the libxml2 tree). Not Sendable.
 public final class XMLDocument {
-    fileprivate let document: xmlDocPtr
+    let document: xmlDocPtr
 
     /// Parses bytes; external entities are never loaded and the network is never touched.
     /// `preserveWhitespace` keeps whitespace-only text nodes (needed to canonicalize a document as it stands).
-    public init(bytes: [UInt8], url: String = "input.xml", preserveWhitespace: Bool = false) throws(XMLError) {
+    /// `encoding` overrides the document's own declaration (e.g. "UTF-8" for text that was already decoded).
+    public init(bytes: [UInt8], url: String = "input.xml", preserveWhitespace: Bool = false,
+                encoding: String? = nil) throws(XMLError) {
         _ = libxmlInitialised
         let collector = ErrorCollector()
         installErrorCollector(collector)
@@ -78,7 +80,7 @@ public final class XMLDocument {
         let parsed = bytes.withUnsafeBufferPointer { buffer in
             buffer.baseAddress.flatMap { base in
                 base.withMemoryRebound(to: CChar.self, capacity: buffer.count) {
-                    xmlReadMemory($0, Int32(buffer.count), url, nil,
+                    xmlReadMemory($0, Int32(buffer.count), url, encoding,
                                   preserveWhitespace ? safeParseOptions & ~Int32(bitPattern: XML_PARSE_NOBLANKS.rawValue) : safeParseOptions)
                 }
             }
