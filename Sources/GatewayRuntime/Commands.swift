@@ -176,6 +176,12 @@ private func execute(_ path: [String], _ options: ParsedOptions) async throws ->
                     write(line)
                 }
                 for name in summary.waiting { write("\(name): waiting (not complete yet)") }
+                for source in summary.sources {
+                    var line = "\(source.adapter): \(source.pages) call(s), \(source.counts.rows) records, \(source.counts.stored) stored, \(source.counts.unchanged) unchanged, \(source.counts.quarantined) quarantined"
+                    if source.refusedPayloads > 0 { line += ", \(source.refusedPayloads) payload(s) refused" }
+                    if let error = source.error { line += "; error: \(Redaction.maskIdentityNumbers(in: error))" }
+                    write(line)
+                }
                 let counts = summary.counts
                 write("total: \(summary.files.count) file(s), \(counts.rows) rows, \(counts.stored) records stored, \(counts.unchanged) unchanged, \(counts.quarantined) rows quarantined")
                 if let pass = summary.supervision { write(supervisionLine(pass)) }

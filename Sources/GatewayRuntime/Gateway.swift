@@ -12,10 +12,14 @@ public struct RunSummary: Sendable, Codable {
     public var files: [FileReport] = []
     /// Files seen but not yet complete (still settling or waiting for a marker).
     public var waiting: [String] = []
+    /// SOAP adapters polled (`run --once`: one poll each).
+    public var sources: [SOAPPollReport] = []
     /// The supervision pass that followed ingestion (`run --once`).
     public var supervision: PassSummary?
     public var counts: IngestCounts {
-        files.reduce(into: IngestCounts()) { $0 += $1.counts }
+        var total = files.reduce(into: IngestCounts()) { $0 += $1.counts }
+        for source in sources { total += source.counts }
+        return total
     }
 }
 
@@ -41,12 +45,24 @@ public final class Gateway: Sendable {
                               journal: journal, logger: logger)
     }
 
+    func makeSOAPAdapter(_ adapter: AdapterConfiguration, journal: Journal) -> SOAPAdapter? {
+        guard adapter.enabled, adapter.kind == "soap", let soap = adapter.soap,
+              let plan = configuration.mappings[adapter.mapping] else { return nil }
+        return SOAPAdapter(name: adapter.name, settings: soap, plan: plan, schema: configuration.schema,
+                           journal: journal, logger: logger)
+    }
+
     /// `esgate run --once`: ingests everything that is complete now, waiting for files that are still settling
     /// (at most their settle time), then returns. Files waiting for a `.done` marker are left and reported.
+    /// SOAP adapters are polled once (every page up to a short one); their errors are in `sources`.
     public func runOnce() throws(JournalError) -> RunSummary {
         let journal = try openJournal()
         var summary = RunSummary()
         for adapter in configuration.adapters {
+            if let soap = makeSOAPAdapter(adapter, journal: journal) {
+                summary.sources.append(soap.poll())
+                continue
+            }
             guard let csv = makeCSVAdapter(adapter, journal: journal) else { continue }
             var rounds = 0
             while true {
@@ -95,6 +111,10 @@ public final class Gateway: Sendable {
             }
         }
         guard let journal = opened else { return }
+        if let soap = makeSOAPAdapter(adapter, journal: journal) {
+            try await soapPollLoop(soap)
+            return
+        }
         guard let csv = makeCSVAdapter(adapter, journal: journal) else { return }
         logger.info("watching \(csv.settings.folder) for \(csv.settings.pattern) (adapter \(adapter.name), ready rule \(csv.settings.ready.rawValue))")
         while !Task.isCancelled {
@@ -104,6 +124,24 @@ public final class Gateway: Sendable {
                 logger.error("adapter \(adapter.name): \(error); retrying at the next poll")
             }
             try await Task.sleep(for: csv.settings.pollInterval)
+        }
+    }
+
+    /// Polls a SOAP adapter on its own thread (the calls block for up to the adapter's timeout; the cooperative
+    /// pool must not), then waits the poll interval, or the backoff after a failure.
+    private func soapPollLoop(_ soap: SOAPAdapter) async throws {
+        logger.info("polling \(soap.settings.url) every \(soap.settings.pollInterval) (adapter \(soap.name), paging \(soap.settings.paging.rawValue))")
+        let box = UncheckedAdapterBox(soap)
+        while !Task.isCancelled {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                let thread = Thread {
+                    _ = box.adapter.poll()
+                    continuation.resume()
+                }
+                thread.name = "esgate-soap-\(soap.name)"
+                thread.start()
+            }
+            try await Task.sleep(for: soap.nextPollDelay)
         }
     }
 
@@ -282,4 +320,11 @@ struct MappingTestRunner {
         }
         return .success(result)
     }
+}
+
+/// Hands a SOAP adapter to its polling thread. Only one thread uses it at a time: the loop awaits each poll
+/// before it starts the next.
+private final class UncheckedAdapterBox: @unchecked Sendable {
+    let adapter: SOAPAdapter
+    init(_ adapter: SOAPAdapter) { self.adapter = adapter }
 }
