@@ -23,6 +23,7 @@ deps:
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	fi
 	@python3 -c "import lxml" 2>/dev/null || python3 -m pip install --quiet lxml
+	@python3 -c "import spyne" 2>/dev/null || python3 -m pip install --quiet "spyne==2.14.0"
 	@command -v $(SWIFT) >/dev/null || { echo "Swift 6.3 toolchain not found (expected in /opt/swift/usr/bin)"; exit 1; }
 
 build: deps

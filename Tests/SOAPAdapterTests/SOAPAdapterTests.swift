@@ -59,6 +59,28 @@ import XMLSupport
         #expect(SOAPRequestBuilder(settings: settings).renderBody(values) == "<a>3&amp;&lt;2024&gt;</a>")
     }
 
+    @Test func theShippedExamplePassesTheConfigurationCheck() throws {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("esgate-soap-example-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: root) }
+        for folder in ["adapters", "mappings"] {
+            try FileManager.default.createDirectory(at: root.appendingPathComponent(folder), withIntermediateDirectories: true)
+        }
+        let examples = repositoryRoot.appendingPathComponent("docs/examples/soap")
+        try FileManager.default.copyItem(at: examples.appendingPathComponent("adapter-permits-soap.yaml"),
+                                         to: root.appendingPathComponent("adapters/permits-soap.yaml"))
+        try FileManager.default.copyItem(at: examples.appendingPathComponent("mapping-permits-soap.yaml"),
+                                         to: root.appendingPathComponent("mappings/permits-soap.yaml"))
+        try Data("district: \"410103\"\nstate_dir: state\n".utf8).write(to: root.appendingPathComponent("gateway.yaml"))
+        let result = loadConfiguration(path: root.appendingPathComponent("gateway.yaml").path, environment: ["PERMITS_SOAP_PASSWORD": "x"])
+        switch result {
+        case .success(let loaded):
+            #expect(loaded.adapters.first?.soap?.payload == .escaped)
+            #expect(loaded.adapters.first?.soap?.bodyTemplate.contains("{{page}}") == true)
+        case .failure(let errors):
+            Issue.record("example does not check: \(errors)")
+        }
+    }
+
     @Test func configurationErrorsAreLocated() throws {
         let workspace = try SOAPWorkspace(soap: """
             url: ftp://x
