@@ -25,7 +25,7 @@ public final class SimpleType: @unchecked Sendable {
     public var name: String
     public var builtin: BuiltinType
     /// Patterns of each derivation step; a value must match one pattern of every step (XSD 1.0 §4.3.4).
-    public var patternSteps: [[XSDRegularExpression]] = []
+    public var patternSteps: [[PatternFacet]] = []
     public var enumeration: [String]?
     public var minLength: Int?
     public var maxLength: Int?
@@ -260,13 +260,13 @@ private struct SchemaLoader {
             throw SchemaError(message: "simpleType \(name): unknown base \(base)")
         }
         type.name = name
-        var patterns: [XSDRegularExpression] = []
+        var patterns: [PatternFacet] = []
         var enumeration: [String] = []
         for facet in restriction.children {
             let value = facet.attribute("value") ?? ""
             switch facet.name {
             case "pattern":
-                do { patterns.append(try XSDRegularExpression(value)) } catch {
+                do { patterns.append(try PatternFacet(value)) } catch {
                     throw SchemaError(message: "simpleType \(name): \(error)")
                 }
             case "enumeration": enumeration.append(value)

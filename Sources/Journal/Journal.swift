@@ -195,13 +195,14 @@ public final class Journal {
             """)
     }
 
-    private func wrap<T>(_ operation: String, _ body: () throws -> T) throws(JournalError) -> T {
+    /// The label is an autoclosure: it is only built when something failed (append runs per record).
+    private func wrap<T>(_ operation: @autoclosure () -> String, _ body: () throws -> T) throws(JournalError) -> T {
         do {
             return try body()
         } catch let error as JournalError {
             throw error
         } catch {
-            throw JournalError(operation: operation, underlying: "\(error)")
+            throw JournalError(operation: operation(), underlying: "\(error)")
         }
     }
 

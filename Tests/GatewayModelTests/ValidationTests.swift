@@ -157,3 +157,27 @@ private let probes: [String] = [
         #expect(try schema.normalize(draft).get().key == "410103001202601050000001")
     }
 }
+
+@Suite struct SimplePatternTests {
+    /// The fast matcher must agree with libxml2's XSD regular expressions on every schema pattern it accepts.
+    @Test func agreesWithLibxml2OnEverySchemaPattern() throws {
+        let patterns = ["[0-9]{6}", "[0-9A-Z]{9}|[0-9A-Z]{18}", #"[0-9A-Za-z_\-\.]{1,32}"#, #"[0-9A-Za-z_\-]{1,64}"#,
+                        #"[0-9A-Za-z\-]{1,64}"#, "[0-9a-f]{64}", "[0-9]{20}"]
+        let samples = ["", "1", "410103", "4101031", "41010", "410103001", "91410103MA1234567X", "91410103ma1234567x",
+                       "abc_DEF-1.2", "a b", "a.b", "a-b", "a_b", "a+b", "长", "٤١٠١٠٣", "４１０１０３",
+                       String(repeating: "a", count: 32), String(repeating: "a", count: 33), String(repeating: "f", count: 64),
+                       String(repeating: "F", count: 64), "41010300001320000001", "4101030000132000000", "\\", "]", "-", "."]
+        var compared = 0
+        for pattern in patterns {
+            let simple = try #require(SimplePattern(pattern), "\(pattern) should use the fast path")
+            let libxml = try XSDRegularExpression(pattern)
+            for sample in samples {
+                #expect(simple.matches(sample) == libxml.matches(sample), "\(pattern) on '\(sample)'")
+                compared += 1
+            }
+        }
+        #expect(compared == patterns.count * samples.count)
+        #expect(SimplePattern(#"\d{4}-(0[1-9]|1[0-2])"#) == nil, "\\d and groups go to libxml2")
+        #expect(SimplePattern("[0-9]{6}-[0-9]{1,18}") == nil, "several atoms go to libxml2")
+    }
+}
