@@ -64,8 +64,10 @@ public struct GatewayConfiguration: Sendable {
     public var referenceDataFile: String?
     public var logLevel: LogLevel
     public var receivers: [ReceiverConfiguration]
+    /// The supervision engine's switch and thresholds (`supervision:` in gateway.yaml).
+    public var supervision = SupervisionConfiguration()
     /// Whether this gateway runs the supervision engine (rules, alerts, scores) after ingestion.
-    public var supervisionEnabled: Bool = true
+    public var supervisionEnabled: Bool { supervision.enabled }
     /// Uplink retry backoff: first delay (`retry_base`) and cap (`retry_cap`); reference data refresh period.
     public var retryBase: Duration = .seconds(1)
     public var retryCap: Duration = .seconds(300)
@@ -98,7 +100,7 @@ extension GatewayConfiguration {
         let mappings = resolvePath(root.string("mappings_dir", default: "mappings"), relativeTo: base)
         let reference = root.string("reference_data").map { resolvePath($0, relativeTo: base) }
         let level = root.choice("log_level", LogLevel.allCases.map(\.rawValue)).flatMap(LogLevel.init) ?? .info
-        let supervision = root.boolean("supervision") ?? true
+        let supervision = SupervisionConfiguration.read(root)
         var receivers: [ReceiverConfiguration] = []
         for section in root.sectionList("receivers") ?? [] {
             let name = section.string("name", required: true) ?? ""
@@ -130,7 +132,7 @@ extension GatewayConfiguration {
         return GatewayConfiguration(baseDirectory: base, file: file, district: district, stateDirectory: state,
                                     adaptersDirectory: adapters, mappingsDirectory: mappings,
                                     referenceDataFile: reference, logLevel: level, receivers: receivers,
-                                    supervisionEnabled: supervision,
+                                    supervision: supervision,
                                     retryBase: retryBase, retryCap: retryCap, referenceRefresh: referenceRefresh)
     }
 }
@@ -232,4 +234,65 @@ public func yamlFiles(in folder: String) -> [String] {
     let names = (try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []
     return names.filter { $0.hasSuffix(".yaml") || $0.hasSuffix(".yml") }.sorted()
         .map { (folder as NSString).appendingPathComponent($0) }
+}
+
+/// `supervision:` in gateway.yaml: `true`/`false`, or a mapping of the thresholds the spec lets a district
+/// configure (pui-v1.md section 6, values in brackets). Plain values: the Supervision module maps them to its settings.
+public struct SupervisionConfiguration: Sendable, Equatable {
+    public var enabled = true
+    public var lateReportHours = 24
+    public var penaltyPromptDays = 10
+    public var defaultPenaltyDecisionDays = 90
+    public var badRatingResponseWorkingDays = 15
+    public var complaintAcceptanceWorkingDays = 5
+    public var cameraOfflineMinutes = 30
+    /// Supervised hours for SP01, minutes after midnight.
+    public var supervisedFromMinute = 8 * 60 + 30
+    public var supervisedUntilMinute = 17 * 60 + 30
+    public var responseWorkingDays = 3
+    /// Rule codes switched off, e.g. ["SP01", "SP02"] where no video system is linked yet.
+    public var disabledRules: [String] = []
+
+    public init() {}
+
+    public static let ruleCodes = ["XK01", "XK02", "XK03", "XK04", "XK05", "XK06", "XK07", "XK08", "ZS01", "ZS02", "ZS03",
+                                   "CF01", "CF02", "CF03", "CF04", "PJ01", "PJ02", "TS01", "TS02", "SP01", "SP02"]
+
+    static func read(_ root: ConfigSection) -> SupervisionConfiguration {
+        var config = SupervisionConfiguration()
+        guard let node = root.raw("supervision") else { return config }
+        if case .scalar = node {
+            config.enabled = root.boolean("supervision") ?? true
+            return config
+        }
+        guard let section = root.section("supervision") else { return config }
+        config.enabled = section.boolean("enabled") ?? true
+        config.lateReportHours = section.integer("late_report_hours", range: 1...8760) ?? config.lateReportHours
+        config.penaltyPromptDays = section.integer("penalty_prompt_days", range: 0...365) ?? config.penaltyPromptDays
+        config.defaultPenaltyDecisionDays = section.integer("penalty_decision_days", range: 1...3650) ?? config.defaultPenaltyDecisionDays
+        config.badRatingResponseWorkingDays = section.integer("bad_rating_response_days", range: 1...365) ?? config.badRatingResponseWorkingDays
+        config.complaintAcceptanceWorkingDays = section.integer("complaint_acceptance_days", range: 1...365) ?? config.complaintAcceptanceWorkingDays
+        config.cameraOfflineMinutes = section.integer("camera_offline_minutes", range: 1...1440) ?? config.cameraOfflineMinutes
+        config.responseWorkingDays = section.integer("response_days", range: 0...365) ?? config.responseWorkingDays
+        if let hours = section.string("supervised_hours") {
+            let parts = hours.split(separator: "-").map { $0.split(separator: ":").compactMap { Int($0) } }
+            if parts.count == 2, parts.allSatisfy({ $0.count == 2 && $0[0] < 24 && $0[1] < 60 }),
+               parts[0][0] * 60 + parts[0][1] < parts[1][0] * 60 + parts[1][1] {
+                config.supervisedFromMinute = parts[0][0] * 60 + parts[0][1]
+                config.supervisedUntilMinute = parts[1][0] * 60 + parts[1][1]
+            } else {
+                section.diagnostics.report(line: section.raw("supervised_hours")?.mark.line ?? section.line,
+                                           key: section.qualified("supervised_hours"), "expected HH:MM-HH:MM, found '\(hours)'")
+            }
+        }
+        if let rules = section.stringList("disabled_rules") {
+            for rule in rules where !ruleCodes.contains(rule) {
+                section.diagnostics.report(line: section.raw("disabled_rules")?.mark.line ?? section.line,
+                                           key: section.qualified("disabled_rules"), "'\(rule)' is not a rule code (\(ruleCodes.joined(separator: ", ")))")
+            }
+            config.disabledRules = rules.filter { ruleCodes.contains($0) }
+        }
+        section.rejectUnknownKeys()
+        return config
+    }
 }

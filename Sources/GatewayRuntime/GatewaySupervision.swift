@@ -28,8 +28,25 @@ extension Gateway {
                                       now: @escaping () -> BeijingTime = SupervisionEngine.systemNow) throws(MonitoringError) -> SupervisionEngine {
         let data: ReferenceData
         if let reference { data = reference } else { data = try loadReferenceData() }
-        return try SupervisionEngine(journal: journal, reference: data, schema: configuration.schema,
-                                     logger: logger.with(component: "supervision"), now: now)
+        return try SupervisionEngine(journal: journal, reference: data, settings: supervisionSettings,
+                                     schema: configuration.schema, logger: logger.with(component: "supervision"), now: now)
+    }
+
+    /// gateway.yaml's `supervision:` thresholds as the engine's settings.
+    public var supervisionSettings: SupervisionSettings {
+        let config = configuration.gateway.supervision
+        var settings = SupervisionSettings()
+        settings.lateReportHours = config.lateReportHours
+        settings.penaltyPromptDaysBeforeDecisionDeadline = config.penaltyPromptDays
+        settings.defaultPenaltyDecisionLimitDays = config.defaultPenaltyDecisionDays
+        settings.badRatingResponseWorkingDays = config.badRatingResponseWorkingDays
+        settings.complaintAcceptanceWorkingDays = config.complaintAcceptanceWorkingDays
+        settings.cameraOfflineMinutes = config.cameraOfflineMinutes
+        settings.supervisedHoursStartMinute = config.supervisedFromMinute
+        settings.supervisedHoursEndMinute = config.supervisedUntilMinute
+        settings.responseWorkingDays = config.responseWorkingDays
+        settings.enabledRules = Set(RuleCode.allCases.filter { !config.disabledRules.contains($0.rawValue) })
+        return settings
     }
 
     /// One supervision pass over what the journal holds now (`run --once`).

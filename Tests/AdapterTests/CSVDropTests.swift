@@ -4,6 +4,7 @@ import GatewayConfig
 import GatewayModel
 import GatewayRuntime
 import Journal
+import Supervision
 import Testing
 import TextSupport
 
@@ -210,5 +211,30 @@ private func row(_ caseNo: String, step: String, handler: String = "李娜", rem
         let fee = try #require(try journal.entries(after: 0, types: ["Fee"]).first)
         #expect(fee.body.contains("<FeeCode>F000801</FeeCode>"))
         #expect(fee.line == 3)
+    }
+}
+
+@Suite struct SupervisionWiringTests {
+    @Test func gatewayYamlThresholdsReachTheEngine() throws {
+        let workspace = try Workspace()
+        try workspace.write("gateway.yaml", """
+            district: "410103"
+            state_dir: state
+            log_level: error
+            supervision:
+              late_report_hours: 48
+              disabled_rules: [XK01, XK08]
+            """)
+        try workspace.generate("a.csv", rows: 200)
+        let gateway = try workspace.gateway()
+        #expect(gateway.supervisionSettings.lateReportHours == 48)
+        #expect(!gateway.supervisionSettings.isEnabled(.xk01))
+        #expect(gateway.supervisionSettings.isEnabled(.xk02))
+        _ = try gateway.runOnce()
+        let pass = try gateway.superviseOnce()
+        #expect(pass.consumed > 200)
+        // The January 2026 sample is months old: with XK08 enabled every record would be a late report.
+        #expect(try workspace.scalar("SELECT count(*) FROM records WHERE type = 'Alert' AND body LIKE '%<RuleCode>XK08</RuleCode>%'") == 0)
+        #expect(try workspace.scalar("SELECT count(*) FROM records WHERE type = 'Alert' AND body LIKE '%<RuleCode>XK01</RuleCode>%'") == 0)
     }
 }

@@ -143,3 +143,45 @@ final class TempFolder {
         #expect(parseDuration("-1s") == nil)
     }
 }
+
+@Suite struct SupervisionConfigurationTests {
+    @Test func thresholdsAndDisabledRulesAreRead() throws {
+        let folder = try TempFolder()
+        let file = try folder.write("gateway.yaml", """
+            district: "410103"
+            supervision:
+              late_report_hours: 48
+              supervised_hours: "09:00-17:00"
+              disabled_rules: [SP01, SP02]
+            """)
+        var errors: [ConfigError] = []
+        let config = try #require(GatewayConfiguration.load(file: file, environment: [:], errors: &errors))
+        #expect(errors.isEmpty)
+        #expect(config.supervision.enabled)
+        #expect(config.supervision.lateReportHours == 48)
+        #expect(config.supervision.supervisedFromMinute == 540)
+        #expect(config.supervision.supervisedUntilMinute == 1020)
+        #expect(config.supervision.disabledRules == ["SP01", "SP02"])
+        #expect(config.supervision.complaintAcceptanceWorkingDays == 5, "unset thresholds keep the spec's defaults")
+    }
+
+    @Test func aBooleanSwitchesItOffAndBadValuesAreLocated() throws {
+        let folder = try TempFolder()
+        let off = try folder.write("off.yaml", "district: \"410103\"\nsupervision: false\n")
+        var errors: [ConfigError] = []
+        #expect(GatewayConfiguration.load(file: off, environment: [:], errors: &errors)?.supervisionEnabled == false)
+        let bad = try folder.write("bad.yaml", """
+            district: "410103"
+            supervision:
+              supervised_hours: "late"
+              disabled_rules: [XK99]
+              colour: red
+            """)
+        errors = []
+        _ = GatewayConfiguration.load(file: bad, environment: [:], errors: &errors)
+        let described = errors.map(\.description)
+        #expect(described.contains("\(bad):3: supervision.supervised_hours: expected HH:MM-HH:MM, found 'late'"))
+        #expect(described.contains { $0.hasPrefix("\(bad):4: supervision.disabled_rules: 'XK99' is not a rule code") })
+        #expect(described.contains("\(bad):5: supervision.colour: unknown key"))
+    }
+}
