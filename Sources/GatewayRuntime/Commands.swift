@@ -44,20 +44,6 @@ public let commandTable: [CommandSpec] = [
                           .value("id", "n", "Only this quarantine entry."), jsonOption]),
 ] + monitoringCommandTable + uplinkCommandTable
 
-private func write(_ text: String) {
-    FileHandle.standardOutput.write(Data((text.hasSuffix("\n") ? text : text + "\n").utf8))
-}
-
-private func writeError(_ text: String) {
-    FileHandle.standardError.write(Data(("esgate: " + Redaction.maskIdentityNumbers(in: text) + "\n").utf8))
-}
-
-private func writeJSON<T: Encodable>(_ value: T) {
-    let encoder = JSONEncoder()
-    encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-    if let data = try? encoder.encode(value) { write(String(decoding: data, as: UTF8.self)) }
-}
-
 private func topLevelHelp() -> String {
     var text = "OVERVIEW: esgate, the interface gateway of the district e-supervision system.\n\nUSAGE: esgate <command> [options]\n\nCOMMANDS:\n"
     for command in commandTable {
@@ -107,27 +93,6 @@ public func runCommandLine(_ arguments: [String]) async -> Int32 {
         writeError("\(error)")
         return ExitCode.failure.rawValue
     }
-}
-
-private func loadOrReport(_ options: ParsedOptions) -> LoadedConfiguration? {
-    let path = configurationPath(option: options.value("config"))
-    switch loadConfiguration(path: path) {
-    case .success(let loaded): return loaded
-    case .failure(let errors):
-        writeError("configuration has \(errors.errors.count) error(s):\n" + errors.description)
-        return nil
-    }
-}
-
-private func logger(for configuration: LoadedConfiguration) -> Logger {
-    let minimum: LogSeverity
-    switch configuration.gateway.logLevel {
-    case .debug: minimum = .debug
-    case .info: minimum = .info
-    case .warning: minimum = .warning
-    case .error: minimum = .error
-    }
-    return Logger(component: "esgate", minimum: minimum)
 }
 
 private func execute(_ path: [String], _ options: ParsedOptions) async throws -> Int32 {

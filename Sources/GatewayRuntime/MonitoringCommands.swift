@@ -53,16 +53,6 @@ let monitoringCommandTable: [CommandSpec] = {
     return table
 }()
 
-private func output(_ text: String) {
-    FileHandle.standardOutput.write(Data((text.hasSuffix("\n") ? text : text + "\n").utf8))
-}
-
-private func outputJSON<T: Encodable>(_ value: T) throws {
-    let encoder = JSONEncoder()
-    encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-    output(String(decoding: try encoder.encode(value), as: UTF8.self))
-}
-
 private func masked(_ text: String) -> String { Redaction.maskIdentityNumbers(in: text) }
 
 /// Runs a supervision command; nil when `path` is not one of them.
@@ -72,14 +62,7 @@ func executeMonitoringCommand(_ path: [String], _ options: ParsedOptions) throws
     if path == ["scores"] { path = ["score", "list"] }
     guard monitoringCommandTable.contains(where: { $0.path == path }) else { return nil }
 
-    let configPath = configurationPath(option: options.value("config"))
-    let loaded: LoadedConfiguration
-    switch loadConfiguration(path: configPath) {
-    case .success(let configuration): loaded = configuration
-    case .failure(let errors):
-        FileHandle.standardError.write(Data("esgate: configuration has \(errors.errors.count) error(s):\n\(errors.description)\n".utf8))
-        return ExitCode.failure.rawValue
-    }
+    guard let loaded = loadOrReport(options) else { return ExitCode.failure.rawValue }
     let gateway = Gateway(configuration: loaded, logger: .silent)
     let engine = try gateway.makeSupervisionEngine(journal: try gateway.openJournal())
     let json = options.flag("json")
@@ -88,18 +71,18 @@ func executeMonitoringCommand(_ path: [String], _ options: ParsedOptions) throws
     case ["alert", "list"]:
         let rows = try engine.alerts(AlertFilter(level: options.value("level"), dept: options.value("dept"),
                                                  state: options.value("state"), limit: try options.integer("limit", default: 200)))
-        if json { try outputJSON(rows); return 0 }
-        if rows.isEmpty { output("no alerts"); return 0 }
+        if json { writeJSON(rows); return 0 }
+        if rows.isEmpty { write("no alerts"); return 0 }
         for row in rows {
-            output("\(row.alertId)  \(row.level) \(row.rule) \(row.state.padding(toLength: 9, withPad: " ", startingAt: 0)) dept \(row.deptCode)  \(row.subjectType) \(masked(row.subjectKey))  raised \(row.raisedAt)\(row.responseDue.map { "  due \($0)" } ?? "")")
+            write("\(row.alertId)  \(row.level) \(row.rule) \(row.state.padding(toLength: 9, withPad: " ", startingAt: 0)) dept \(row.deptCode)  \(row.subjectType) \(masked(row.subjectKey))  raised \(row.raisedAt)\(row.responseDue.map { "  due \($0)" } ?? "")")
         }
-        output("\(rows.count) alert(s)")
+        write("\(rows.count) alert(s)")
         return 0
 
     case ["alert", "show"]:
         guard let id = options.positional.first else { throw UsageError("the alert id is required") }
         let detail = try engine.alertDetail(id)
-        if json { try outputJSON(detail); return 0 }
+        if json { writeJSON(detail); return 0 }
         let alert = detail.alert
         var text = """
             \(alert.alertId)  rule \(alert.rule), level \(alert.level), rev \(alert.rev)
@@ -120,7 +103,7 @@ func executeMonitoringCommand(_ path: [String], _ options: ParsedOptions) throws
                 .map { "\($0.key)=\($0.value)" }.joined(separator: " ")
             text += "  \(record.at ?? "?")  \(record.recordType.padding(toLength: 17, withPad: " ", startingAt: 0)) rev \(record.rev)  \(masked(fields))  (first seen \(record.firstSeenAt))\n"
         }
-        output(text)
+        write(text)
         return 0
 
     case ["alert", "ack"], ["alert", "correct"], ["alert", "close"]:
@@ -137,10 +120,10 @@ func executeMonitoringCommand(_ path: [String], _ options: ParsedOptions) throws
         }
         let record = try engine.act(on: id, action, by: actor, note: note)
         if json {
-            try outputJSON(["alertId": record.id.rawValue, "state": record.state.rawValue, "stateAt": record.stateAt.description,
+            writeJSON(["alertId": record.id.rawValue, "state": record.state.rawValue, "stateAt": record.stateAt.description,
                             "rev": String(record.revision)])
         } else {
-            output("\(record.id): \(record.state.rawValue) at \(record.stateAt) (rev \(record.revision)), by \(actor)")
+            write("\(record.id): \(record.state.rawValue) at \(record.stateAt) (rev \(record.revision)), by \(actor)")
         }
         return 0
 
@@ -149,9 +132,9 @@ func executeMonitoringCommand(_ path: [String], _ options: ParsedOptions) throws
             throw UsageError("--period expects YYYY-MM, got '\(period)'")
         }
         let rows = try engine.scores(period: options.value("period"))
-        if json { try outputJSON(rows); return 0 }
-        if rows.isEmpty { output("no scores"); return 0 }
-        output("period   dept       total grade completed on-time early  rate    P  Y  R  late compl. evals satisf. rev")
+        if json { writeJSON(rows); return 0 }
+        if rows.isEmpty { write("no scores"); return 0 }
+        write("period   dept       total grade completed on-time early  rate    P  Y  R  late compl. evals satisf. rev")
         for row in rows {
             let cells: [String] = [
                 row.period, row.deptCode.padding(toLength: 10, withPad: " ", startingAt: 0),
@@ -161,7 +144,7 @@ func executeMonitoringCommand(_ path: [String], _ options: ParsedOptions) throws
                 String(row.lateReports).leftPadded(5), String(row.complaintsSubstantiated).leftPadded(6),
                 String(row.evaluations).leftPadded(5), row.satisfactionRate.leftPadded(8), String(row.rev).leftPadded(3),
             ]
-            output(cells.joined(separator: " "))
+            write(cells.joined(separator: " "))
         }
         return 0
 
@@ -169,12 +152,12 @@ func executeMonitoringCommand(_ path: [String], _ options: ParsedOptions) throws
         let byText = options.value("by") ?? "dept"
         guard let grouping = StatisticsGrouping(rawValue: byText) else { throw UsageError("--by must be dept, item or period") }
         let rows = try engine.statistics(by: grouping)
-        if json { try outputJSON(rows); return 0 }
-        if rows.isEmpty { output("no cases yet"); return 0 }
-        output("\(byText.padding(toLength: 10, withPad: " ", startingAt: 0)) accepted completed on-time  rate   avg-wd     P     Y     R  fees")
+        if json { writeJSON(rows); return 0 }
+        if rows.isEmpty { write("no cases yet"); return 0 }
+        write("\(byText.padding(toLength: 10, withPad: " ", startingAt: 0)) accepted completed on-time  rate   avg-wd     P     Y     R  fees")
         for row in rows {
             let average = row.averageWorkingDays.map { String(format: "%.2f", $0) } ?? "-"
-            output([row.group.padding(toLength: 10, withPad: " ", startingAt: 0), String(row.casesAccepted).leftPadded(8),
+            write([row.group.padding(toLength: 10, withPad: " ", startingAt: 0), String(row.casesAccepted).leftPadded(8),
                     String(row.casesCompleted).leftPadded(9), String(row.completedOnTime).leftPadded(7), row.onTimeRate,
                     average.leftPadded(6), String(row.prompts).leftPadded(5), String(row.yellowCards).leftPadded(5),
                     String(row.redCards).leftPadded(5), row.feesCollected].joined(separator: " "))

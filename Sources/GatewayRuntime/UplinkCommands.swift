@@ -55,42 +55,6 @@ public let uplinkCommandTable: [CommandSpec] = [
                           .value("delay", "seconds", "Delay every answer.")]),
 ]
 
-private func say(_ text: String) {
-    FileHandle.standardOutput.write(Data((text.hasSuffix("\n") ? text : text + "\n").utf8))
-}
-
-private func complain(_ text: String) {
-    FileHandle.standardError.write(Data(("esgate: " + Redaction.maskIdentityNumbers(in: text) + "\n").utf8))
-}
-
-private func sayJSON<T: Encodable>(_ value: T) {
-    let encoder = JSONEncoder()
-    encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-    encoder.dateEncodingStrategy = .iso8601
-    if let data = try? encoder.encode(value) { say(Redaction.maskIdentityNumbers(in: String(decoding: data, as: UTF8.self))) }
-}
-
-private func loaded(_ options: ParsedOptions) -> LoadedConfiguration? {
-    let path = configurationPath(option: options.value("config"))
-    switch loadConfiguration(path: path) {
-    case .success(let loaded): return loaded
-    case .failure(let errors):
-        complain("configuration has \(errors.errors.count) error(s):\n" + errors.description)
-        return nil
-    }
-}
-
-private func uplinkLogger(_ configuration: LoadedConfiguration) -> Logger {
-    let minimum: LogSeverity
-    switch configuration.gateway.logLevel {
-    case .debug: minimum = .debug
-    case .info: minimum = .info
-    case .warning: minimum = .warning
-    case .error: minimum = .error
-    }
-    return Logger(component: "uplink", minimum: minimum)
-}
-
 private func seconds(_ options: ParsedOptions, _ name: String, default fallback: Double) throws(UsageError) -> Double {
     guard let text = options.value(name) else { return fallback }
     guard let value = Double(text), value >= 0 else { throw UsageError("--\(name) expects a non-negative number, got '\(text)'") }
@@ -259,12 +223,12 @@ struct StatusOutput: Encodable {
 public func executeUplinkCommand(_ path: [String], _ options: ParsedOptions) async throws -> Int32? {
     switch path {
     case ["uplink", "status"]:
-        guard let configuration = loaded(options) else { return 1 }
+        guard let configuration = loadOrReport(options) else { return 1 }
         let logger = Logger.silent
         let service = try UplinkService.configured(configuration.gateway, schemaText: configuration.schema.schemaText, logger: logger)
         let status = try service.status(reference: referenceSource(configuration, logger: logger))
         let warnings = certificateWarnings(configuration.gateway)
-        if options.flag("json") { sayJSON(StatusOutput(status: status, certificateWarnings: warnings)); return 0 }
+        if options.flag("json") { writeJSON(StatusOutput(status: status, certificateWarnings: warnings)); return 0 }
         var text = ""
         for r in status.receivers {
             text += "\(r.receiver) → \(r.url) (Receiver \(r.receiverCode)): \(r.state)\n"
@@ -285,18 +249,18 @@ public func executeUplinkCommand(_ path: [String], _ options: ParsedOptions) asy
         let ref = status.referenceData
         text += "reference data: \(ref.version.map { "version \($0), \(ref.items ?? 0) items, calendar \(ref.calendar ?? "-")" } ?? "none") (\(ref.source))\(ref.error.map { "; \($0)" } ?? "")\n"
         for warning in warnings { text += "warning: \(warning)\n" }
-        say(Redaction.maskIdentityNumbers(in: text))
+        write(Redaction.maskIdentityNumbers(in: text))
         return 0
 
     case ["uplink", "run"]:
-        guard let configuration = loaded(options) else { return 1 }
-        let logger = uplinkLogger(configuration)
+        guard let configuration = loadOrReport(options) else { return 1 }
+        let logger = logger(for: configuration, component: "uplink")
         if options.flag("once") {
             for warning in certificateWarnings(configuration.gateway) { logger.warning(warning) }
             await refreshReference(referenceSource(configuration, logger: logger), configuration.gateway)
             let maxWait = try seconds(options, "max-wait", default: 30)
             let summaries = await drainUplinkOnce(configuration, logger: logger, maxWait: .milliseconds(Int64(maxWait * 1000)))
-            if options.flag("json") { sayJSON(summaries) } else { for line in describe(summaries) { say(Redaction.maskIdentityNumbers(in: line)) } }
+            if options.flag("json") { writeJSON(summaries) } else { for line in describe(summaries) { write(Redaction.maskIdentityNumbers(in: line)) } }
             return summaries.allSatisfy(\.drained) ? 0 : 1
         }
         let task = startUplink(configuration, logger: logger)
@@ -306,19 +270,19 @@ public func executeUplinkCommand(_ path: [String], _ options: ParsedOptions) asy
         return 0
 
     case ["deadletter", "list"]:
-        guard let configuration = loaded(options) else { return 1 }
+        guard let configuration = loadOrReport(options) else { return 1 }
         let store = try UplinkStore(path: configuration.gateway.journalPath)
         let letters = try store.deadLetters(receiver: options.value("receiver"), includeResolved: options.flag("all"),
                                             limit: try options.integer("limit", default: 100))
-        if options.flag("json") { sayJSON(letters); return 0 }
-        if letters.isEmpty { say("no dead letters"); return 0 }
+        if options.flag("json") { writeJSON(letters); return 0 }
+        if letters.isEmpty { write("no dead letters"); return 0 }
         for l in letters {
-            say(Redaction.maskIdentityNumbers(in: "#\(l.id) [\(l.state)] \(l.receiver) \(l.packageId ?? "(not sent)")\(l.index.map { "#\($0)" } ?? "") \(l.type) \(l.key) rev \(l.rev): \(l.code)\(l.field.map { " \($0)" } ?? ""): \(l.message)"))
+            write(Redaction.maskIdentityNumbers(in: "#\(l.id) [\(l.state)] \(l.receiver) \(l.packageId ?? "(not sent)")\(l.index.map { "#\($0)" } ?? "") \(l.type) \(l.key) rev \(l.rev): \(l.code)\(l.field.map { " \($0)" } ?? ""): \(l.message)"))
         }
         return 0
 
     case ["deadletter", "drop"]:
-        guard let configuration = loaded(options) else { return 1 }
+        guard let configuration = loadOrReport(options) else { return 1 }
         var ids: [Int64]?
         if let text = options.value("id") {
             let parsed = text.split(separator: ",").map { Int64($0.trimmingCharacters(in: .whitespaces)) }
@@ -328,14 +292,14 @@ public func executeUplinkCommand(_ path: [String], _ options: ParsedOptions) asy
         guard ids != nil || options.flag("all") else { throw UsageError("give --id <n[,n...]> or --all") }
         let store = try UplinkStore(path: configuration.gateway.journalPath)
         let count = try store.dropDeadLetters(ids: ids, receiver: options.value("receiver"), now: Date())
-        if options.flag("json") { sayJSON(["dropped": count]) } else { say("dropped \(count) dead letter(s)") }
+        if options.flag("json") { writeJSON(["dropped": count]) } else { write("dropped \(count) dead letter(s)") }
         return 0
 
     case ["certs", "check"]:
-        guard let configuration = loaded(options) else { return 1 }
+        guard let configuration = loadOrReport(options) else { return 1 }
         let reports = certificateReports(configuration.gateway, warnDays: try options.integer("warn-days", default: 30))
-        if options.flag("json") { sayJSON(reports) } else {
-            if reports.isEmpty { say("no certificates configured (no enabled receivers)") }
+        if options.flag("json") { writeJSON(reports) } else {
+            if reports.isEmpty { write("no certificates configured (no enabled receivers)") }
             for r in reports {
                 var text = "\(r.receiver) \(r.role): \(r.file)\n"
                 if let subject = r.subject { text += "  subject \(subject)\n  issuer  \(r.issuer ?? "-")\n  valid   \(r.notBefore ?? "-") .. \(r.notAfter ?? "-") (\(r.daysLeft ?? 0) days left)\n" }
@@ -343,7 +307,7 @@ public func executeUplinkCommand(_ path: [String], _ options: ParsedOptions) asy
                 if let verified = r.verified { text += "  chain   \(verified)\n" }
                 for warning in r.warnings { text += "  WARNING \(warning)\n" }
                 for error in r.errors { text += "  ERROR   \(error)\n" }
-                say(text)
+                write(text)
             }
         }
         return reports.contains { !$0.errors.isEmpty } ? 1 : 0
@@ -375,7 +339,7 @@ public func executeUplinkCommand(_ path: [String], _ options: ParsedOptions) asy
                                            options: sandbox, logger: logger)
         let server = try SandboxServer(receiver: receiver, host: options.value("listen") ?? "127.0.0.1", port: UInt16(port),
                                        tls: tls, errorLog: { logger.debug("http: \($0)") })
-        say("esgate receive: listening on \(tls == nil ? "http" : "https")://\(options.value("listen") ?? "127.0.0.1"):\(server.port)/pui")
+        write("esgate receive: listening on \(tls == nil ? "http" : "https")://\(options.value("listen") ?? "127.0.0.1"):\(server.port)/pui")
         let stop = Task { while !Task.isCancelled { try? await Task.sleep(for: .seconds(3600)) } }
         let signals = installTerminationHandlers { stop.cancel() }
         await stop.value

@@ -1,4 +1,5 @@
 import GatewayConfig
+import GatewayModel
 
 /// A legacy date/time format such as `yyyy-MM-dd HH:mm:ss`, `yyyy/M/d H:mm`, `yyyyMMddHHmmss` or `yyyy-MM-dd`.
 /// Tokens: yyyy, MM/M, dd/d, HH/H, mm, ss, SSS (milliseconds, 1-3 digits); anything else is literal.
@@ -80,15 +81,15 @@ struct DateTimeFormat: Sendable {
                 bytes = bytes.dropFirst()
             }
         }
-        guard bytes.isEmpty, year >= 1, month >= 1, month <= 12, day >= 1, day <= CivilDate.daysInMonth(year, month),
+        guard bytes.isEmpty, year >= 1, month >= 1, month <= 12, day >= 1, day <= CivilCalendar.daysInMonth(year: year, month: month),
               hour <= 23, minute <= 59, second <= 59 else { return nil }
         if utcOffsetMinutes != 480 {
             // Convert through minutes since the epoch: legacy zone → UTC → Beijing.
-            let days = CivilDate.daysFromCivil(year, month, day)
+            let days = CivilCalendar.daysFromCivil(year, month, day)
             var total = days * 1440 + hour * 60 + minute - utcOffsetMinutes + 480
             let newDays = Int((Double(total) / 1440).rounded(.down))
             total -= newDays * 1440
-            (year, month, day) = CivilDate.civilFromDays(newDays)
+            (year, month, day) = CivilCalendar.civilFromDays(newDays)
             hour = total / 60
             minute = total % 60
         }
@@ -111,39 +112,6 @@ struct DateTimeFormat: Sendable {
         return String(decoding: out, as: UTF8.self)
     }
 
-}
-
-/// Proleptic Gregorian day arithmetic (H. Hinnant's algorithms), enough for zone conversion.
-enum CivilDate {
-    static func daysInMonth(_ year: Int, _ month: Int) -> Int {
-        switch month {
-        case 2: return (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 ? 29 : 28
-        case 4, 6, 9, 11: return 30
-        default: return 31
-        }
-    }
-
-    static func daysFromCivil(_ y0: Int, _ m: Int, _ d: Int) -> Int {
-        let y = m <= 2 ? y0 - 1 : y0
-        let era = (y >= 0 ? y : y - 399) / 400
-        let yoe = y - era * 400
-        let doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1
-        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy
-        return era * 146097 + doe - 719468
-    }
-
-    static func civilFromDays(_ z0: Int) -> (Int, Int, Int) {
-        let z = z0 + 719468
-        let era = (z >= 0 ? z : z - 146096) / 146097
-        let doe = z - era * 146097
-        let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365
-        let y = yoe + era * 400
-        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
-        let mp = (5 * doy + 2) / 153
-        let d = doy - (153 * mp + 2) / 5 + 1
-        let m = mp + (mp < 10 ? 3 : -9)
-        return (m <= 2 ? y + 1 : y, m, d)
-    }
 }
 
 /// Decimal normalization without binary floating point: money stays exact.

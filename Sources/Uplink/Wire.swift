@@ -204,7 +204,7 @@ public func beijingTimestamp(_ date: Date) -> String {
     let seconds = Int64(date.timeIntervalSince1970.rounded(.down)) + 8 * 3600
     let days = seconds >= 0 ? seconds / 86400 : (seconds - 86399) / 86400
     let secondOfDay = seconds - days * 86400
-    let (year, month, day) = civilFromDays(days)
+    let (year, month, day) = CivilCalendar.civilFromDays(Int(days))
     return String(format: "%04d-%02d-%02dT%02d:%02d:%02d+08:00", year, month, day,
                   Int(secondOfDay / 3600), Int(secondOfDay / 60 % 60), Int(secondOfDay % 60))
 }
@@ -240,31 +240,8 @@ public func parseTimestamp(_ text: String) -> Date? {
           let offsetHours = number(index + 1..<index + 3), bytes[index + 3] == 58,
           let offsetMinutes = number(index + 4..<index + 6) else { return nil }
     let sign = bytes[index] == 43 ? 1 : -1
-    let days = daysFromCivil(year, month, day)
+    let days = Int64(CivilCalendar.daysFromCivil(year, month, day))
     let local = Double(days * 86400 + Int64(hour * 3600 + minute * 60 + second)) + fraction
     return Date(timeIntervalSince1970: local - Double(sign * (offsetHours * 3600 + offsetMinutes * 60)))
 }
 
-// Howard Hinnant's civil-calendar algorithms (proleptic Gregorian), no Foundation calendar needed.
-private func daysFromCivil(_ y0: Int, _ m: Int, _ d: Int) -> Int64 {
-    let y = Int64(m <= 2 ? y0 - 1 : y0)
-    let era = (y >= 0 ? y : y - 399) / 400
-    let yoe = y - era * 400
-    let mp = Int64((m + 9) % 12)
-    let doy = (153 * mp + 2) / 5 + Int64(d) - 1
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy
-    return era * 146097 + doe - 719468
-}
-
-private func civilFromDays(_ z0: Int64) -> (Int, Int, Int) {
-    let z = z0 + 719468
-    let era = (z >= 0 ? z : z - 146096) / 146097
-    let doe = z - era * 146097
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365
-    let y = yoe + era * 400
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
-    let mp = (5 * doy + 2) / 153
-    let d = doy - (153 * mp + 2) / 5 + 1
-    let m = mp < 10 ? mp + 3 : mp - 9
-    return (Int(m <= 2 ? y + 1 : y), Int(m), Int(d))
-}
