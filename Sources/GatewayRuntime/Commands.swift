@@ -27,9 +27,10 @@ public let commandTable: [CommandSpec] = [
     CommandSpec(path: ["config", "check"], abstract: "Validate gateway.yaml, every adapter and every mapping; list all errors.",
                 options: [configOption, jsonOption]),
     CommandSpec(path: ["mapping", "test"], abstract: "Map the first rows of a file and print the records or their errors.",
-                discussion: "Nothing is written to the journal. Identity numbers are masked.",
-                options: [configOption, .value("mapping", "name", "Mapping name (as in its file's 'name:')."),
-                          .value("file", "path", "CSV file to read."),
+                discussion: "Nothing is written to the journal. Identity numbers are masked. With --adapter naming a SOAP adapter, --file is a saved response of its service, read with the adapter's rules.",
+                options: [configOption, .value("mapping", "name", "Mapping name (default: the adapter's mapping)."),
+                          .value("adapter", "name", "Read --file the way this adapter reads its source (CSV drop or SOAP)."),
+                          .value("file", "path", "CSV file, or a saved SOAP response with --adapter."),
                           .value("rows", "n", "Number of data rows to map (default 10)."),
                           .value("encoding", "encoding", "utf-8, gb18030 or auto (default: auto)."), jsonOption]),
     CommandSpec(path: ["journal", "stats"], abstract: "Show what the journal holds: records by type, files, quarantine, cursors.",
@@ -216,7 +217,15 @@ private func execute(_ path: [String], _ options: ParsedOptions) async throws ->
 
     case ["mapping", "test"]:
         guard let loaded = loadOrReport(options) else { return 1 }
-        guard let name = options.value("mapping") else { throw UsageError("--mapping <name> is required") }
+        var adapter: AdapterConfiguration?
+        if let adapterName = options.value("adapter") {
+            guard let found = loaded.adapters.first(where: { $0.name == adapterName }) else {
+                writeError("no adapter named '\(adapterName)' (known: \(loaded.adapters.map(\.name).joined(separator: ", ")))")
+                return 1
+            }
+            adapter = found
+        }
+        guard let name = options.value("mapping") ?? adapter?.mapping else { throw UsageError("--mapping <name> (or --adapter <name>) is required") }
         guard let file = options.value("file") else { throw UsageError("--file <path> is required") }
         guard let plan = loaded.mappings[name] else {
             writeError("no mapping named '\(name)' (known: \(loaded.mappings.keys.sorted().joined(separator: ", ")))")
@@ -225,9 +234,15 @@ private func execute(_ path: [String], _ options: ParsedOptions) async throws ->
         let encoding = try options.value("encoding").map { text throws(UsageError) -> EncodingSetting in
             guard let value = EncodingSetting(rawValue: text) else { throw UsageError("--encoding must be utf-8, gb18030 or auto") }
             return value
-        } ?? .auto
+        } ?? adapter?.csv?.encoding ?? .auto
         let rows = try options.integer("rows", default: 10)
-        switch Gateway.testMapping(plan: plan, schema: loaded.schema, file: file, rows: rows, encoding: encoding) {
+        let outcome = if let soap = adapter?.soap {
+            Gateway.testMapping(plan: plan, schema: loaded.schema, soap: soap, responseFile: file, rows: rows)
+        } else {
+            Gateway.testMapping(plan: plan, schema: loaded.schema, file: file, rows: rows, encoding: encoding,
+                                delimiter: adapter?.csv?.delimiter ?? 44)
+        }
+        switch outcome {
         case .failure(let error):
             writeError(error.description)
             return 1

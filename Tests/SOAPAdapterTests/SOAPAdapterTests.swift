@@ -403,3 +403,35 @@ import XMLSupport
         if case .transport(.connectionRefused) = adapter.lastFailure {} else { Issue.record("got \(String(describing: adapter.lastFailure))") }
     }
 }
+
+@Suite struct SOAPMappingTestTests {
+    /// `esgate mapping test --adapter permits-soap --file response.xml`: a saved response goes through the adapter's
+    /// own reading rules (escaped inner document declaring gb2312, record XPath) and the mapping, nothing written.
+    @Test func aSavedResponseIsMappedWithTheAdaptersRules() throws {
+        let examples = repositoryRoot.appendingPathComponent("docs/examples/soap")
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("esgate-soap-mt-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: root) }
+        for folder in ["adapters", "mappings"] {
+            try FileManager.default.createDirectory(at: root.appendingPathComponent(folder), withIntermediateDirectories: true)
+        }
+        try FileManager.default.copyItem(at: examples.appendingPathComponent("adapter-permits-soap.yaml"),
+                                         to: root.appendingPathComponent("adapters/permits-soap.yaml"))
+        try FileManager.default.copyItem(at: examples.appendingPathComponent("mapping-permits-soap.yaml"),
+                                         to: root.appendingPathComponent("mappings/permits-soap.yaml"))
+        try Data("district: \"410103\"\nstate_dir: state\n".utf8).write(to: root.appendingPathComponent("gateway.yaml"))
+        let loaded = try loadConfiguration(path: root.appendingPathComponent("gateway.yaml").path,
+                                           environment: ["PERMITS_SOAP_PASSWORD": "x"]).get()
+        let soap = try #require(loaded.adapters.first?.soap)
+        let plan = try #require(loaded.mappings["permits-soap"])
+        let rows = try Gateway.testMapping(plan: plan, schema: loaded.schema, soap: soap,
+                                           responseFile: examples.appendingPathComponent("response-permits-soap.xml").path,
+                                           rows: 10).get()
+        #expect(rows.count == 3)
+        #expect(rows[0].records.first?.contains("<ItemName>食品流通许可</ItemName>") == true)
+        #expect(rows[0].records.first?.contains("<IdNumber>410103********1230</IdNumber>") == true, "15 → 18 digits, masked")
+        #expect(rows[1].errors.isEmpty)
+        #expect(rows[2].records.isEmpty)
+        #expect(rows[2].errors.first?.contains("AppliedAt") == true, "2024-02-30 does not exist")
+        #expect(!FileManager.default.fileExists(atPath: root.appendingPathComponent("state/journal.sqlite").path))
+    }
+}
