@@ -118,12 +118,19 @@ public final class CSVDropAdapter {
         return observations.values.map { settings.settleTime.seconds - now.timeIntervalSince($0.unchangedSince) }.min().map { max(0, $0) }
     }
 
-    /// Scans once and ingests every ready file.
+    /// Scans once and ingests every ready file; the outcome is kept as the adapter's health in the journal.
     public func poll() throws(JournalError) -> [FileReport] {
         var reports: [FileReport] = []
-        for name in scan().ready {
-            reports.append(try ingestFile(named: name))
+        do {
+            for name in scan().ready {
+                reports.append(try ingestFile(named: name))
+            }
+        } catch {
+            try? journal.recordPoll(adapter: name, kind: "csv-drop", error: error.description)
+            throw error
         }
+        let rejected = reports.filter { $0.outcome == .rejected }.map { "\($0.name) rejected: \($0.reason ?? "")" }
+        try? journal.recordPoll(adapter: name, kind: "csv-drop", error: rejected.isEmpty ? nil : rejected.joined(separator: "; "))
         return reports
     }
 

@@ -5,6 +5,7 @@ import GatewayModel
 import Journal
 import Mapping
 import TextSupport
+import Uplink
 
 public let esgateVersion = "0.1.0"
 
@@ -33,6 +34,8 @@ public let commandTable: [CommandSpec] = [
                           .value("file", "path", "CSV file, or a saved SOAP response with --adapter."),
                           .value("rows", "n", "Number of data rows to map (default 10)."),
                           .value("encoding", "encoding", "utf-8, gb18030 or auto (default: auto)."), jsonOption]),
+    CommandSpec(path: ["adapter", "status"], abstract: "Show each adapter's health: last poll, last success, last error, position, waiting files, quarantine.",
+                options: [configOption, jsonOption]),
     CommandSpec(path: ["journal", "stats"], abstract: "Show what the journal holds: records by type, files, quarantine, cursors.",
                 options: [configOption, jsonOption]),
     CommandSpec(path: ["quarantine", "list"], abstract: "List quarantined rows with their source, line, field and reason.",
@@ -163,6 +166,36 @@ private func execute(_ path: [String], _ options: ParsedOptions) async throws ->
         withExtendedLifetime(signals) {}
         return 0
 
+    case ["adapter", "status"]:
+        guard let loaded = loadOrReport(options) else { return 1 }
+        let journal = try Journal(path: loaded.gateway.journalPath)
+        let health = Dictionary(uniqueKeysWithValues: try journal.adapterHealth().map { ($0.adapter, $0) })
+        let open = try journal.quarantined(openOnly: true, limit: Int.max)
+        let rows = try loaded.adapters.map { adapter -> AdapterStatusRow in
+            var waiting: Int?
+            if let csv = adapter.csv {
+                let names = (try? FileManager.default.contentsOfDirectory(atPath: csv.folder)) ?? []
+                waiting = names.filter { !$0.hasPrefix(".") && fnmatch(csv.pattern, $0, 0) == 0 }.count
+            }
+            return AdapterStatusRow(name: adapter.name, kind: adapter.kind, enabled: adapter.enabled, mapping: adapter.mapping,
+                                    health: health[adapter.name], position: try journal.sourceOffset(adapter.name),
+                                    filesWaiting: waiting, quarantinedOpen: open.filter { $0.item.source == adapter.name }.count)
+        }
+        let failing: Int32 = rows.contains { ($0.health?.consecutiveFailures ?? 0) > 0 } ? 1 : 0
+        if options.flag("json") { writeJSON(rows); return failing }
+        let stamp = { (date: Date?) in date.map { beijingTimestamp($0) } ?? "never" }
+        for row in rows {
+            var text = "\(row.name) (\(row.kind)\(row.enabled ? "" : ", disabled")) → mapping \(row.mapping)\n"
+            text += "  last poll \(stamp(row.health?.lastPollAt)), last success \(stamp(row.health?.lastSuccessAt))"
+            if let failures = row.health?.consecutiveFailures, failures > 0 { text += ", \(failures) failure(s) in a row" }
+            if let error = row.health?.lastError { text += "\n  last error (\(stamp(row.health?.lastErrorAt))): \(error)" }
+            if let position = row.position { text += "\n  position \(position)" }
+            if let waiting = row.filesWaiting { text += "\n  files in the drop folder: \(waiting)" }
+            text += "\n  quarantined rows open: \(row.quarantinedOpen)"
+            write(text)
+        }
+        return failing
+
     case ["journal", "stats"]:
         guard let loaded = loadOrReport(options) else { return 1 }
         let stats = try Journal(path: loaded.gateway.journalPath).stats()
@@ -264,6 +297,17 @@ private func execute(_ path: [String], _ options: ParsedOptions) async throws ->
         if let code = try await executeUplinkCommand(path, options) { return code }
         throw UsageError("command not implemented")
     }
+}
+
+struct AdapterStatusRow: Encodable {
+    let name: String
+    let kind: String
+    let enabled: Bool
+    let mapping: String
+    let health: AdapterHealth?
+    let position: String?
+    let filesWaiting: Int?
+    let quarantinedOpen: Int
 }
 
 struct ConfigCheckReport: Encodable {

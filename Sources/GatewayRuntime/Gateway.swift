@@ -68,6 +68,8 @@ public final class Gateway: Sendable {
             while true {
                 let (ready, waiting) = csv.scan()
                 for name in ready { summary.files.append(try csv.ingestFile(named: name)) }
+                let rejected = summary.files.filter { $0.outcome == .rejected }.map { "\($0.name) rejected: \($0.reason ?? "")" }
+                try? journal.recordPoll(adapter: adapter.name, kind: "csv-drop", error: rejected.isEmpty ? nil : rejected.joined(separator: "; "))
                 rounds += 1
                 guard let wait = csv.nextSettleIn, !waiting.isEmpty, rounds < 1000 else {
                     summary.waiting += waiting.map { "\(adapter.name)/\($0)" }

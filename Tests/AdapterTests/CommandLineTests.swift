@@ -125,4 +125,22 @@ func waitForExit(_ process: Process, timeout: TimeInterval) async throws {
         #expect(workspace.names(in: workspace.archive).contains("late.csv"))
         #expect(process.isRunning, "the gateway keeps watching")
     }
+
+    @Test func adapterStatusShowsHealthLastErrorAndQuarantine() async throws {
+        let workspace = try Workspace()
+        try workspace.generate("good.csv", rows: 20)
+        #expect(try await esgate(["run", "--once", "--config", workspace.configPath]).code == 0)
+        let healthy = try await esgate(["adapter", "status", "--config", workspace.configPath])
+        #expect(healthy.code == 0)
+        #expect(healthy.out.contains("drop (csv-drop) → mapping gen-cases"))
+        #expect(!healthy.out.contains("last error"))
+        try workspace.write("drop/broken.csv", "a,b\n1,2\n")
+        _ = try await esgate(["run", "--once", "--config", workspace.configPath])
+        let failing = try await esgate(["adapter", "status", "--json", "--config", workspace.configPath])
+        #expect(failing.code == 1, "an adapter whose last poll failed makes status exit 1")
+        let rows = try JSONSerialization.jsonObject(with: Data(failing.out.utf8)) as? [[String: Any]]
+        let health = rows?.first?["health"] as? [String: Any]
+        #expect((health?["lastError"] as? String)?.contains("broken.csv rejected") == true)
+        #expect(health?["consecutiveFailures"] as? Int == 1)
+    }
 }
