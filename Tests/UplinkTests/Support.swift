@@ -138,11 +138,13 @@ final class PythonReceiver {
     let port: Int
     let statsPath: String
 
-    init(environment: TestEnvironment, receiverCode: String = "410000", failFirst: Int = 0) throws {
-        statsPath = environment.path("peer-stats.json")
+    /// `faults`: pui_peer.py's fault options, e.g. ["--busy-rate", "0.05", "--late-rate", "0.1"].
+    init(environment: TestEnvironment, receiverCode: String = "410000", failFirst: Int = 0, faults: [String] = [],
+         stats: String = "peer-stats.json") throws {
+        statsPath = environment.path(stats)
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments = ["python3", fixture("pui_peer.py"), environment.cert("server.pem"), environment.cert("server.key"),
-                             environment.cert("ca.pem"), fixture("pui-v1.xsd"), receiverCode, "\(failFirst)", statsPath]
+                             environment.cert("ca.pem"), fixture("pui-v1.xsd"), receiverCode, "\(failFirst)", statsPath] + faults
         let stdout = Pipe()
         process.standardOutput = stdout
         process.standardError = FileHandle.standardError
@@ -170,6 +172,14 @@ final class PythonReceiver {
         let duplicates: Int
         let records: [String: Int]
         let bad_headers: Int
+        /// Injected faults by kind: busy (503 + Retry-After), fault (E500), drop (connection closed), late (stored, answered too late).
+        let injected_kinds: [String: Int]
+        /// Resends that came sooner than the Retry-After of a 503 for the same package.
+        let early_retries: Int
+        /// "Type|key|rev" → code, for records the peer rejected in a receipt.
+        let rejected: [String: String]
+        /// "Type|key|rev" accepted more than once (must stay empty).
+        let accepted_twice: [String]
     }
 
     func stats() throws -> Stats {
