@@ -9,7 +9,7 @@ import TextSupport
 import Uplink
 import XMLSupport
 
-// The uplink's commands: `esgate receive`, `uplink status|run`, `deadletter list|drop`, `certs check`.
+// The uplink's commands: `esgate receive`, `uplink status|run`, `deadletter list|resend|drop`, `certs check`.
 // Kept apart from Commands.swift; `commandTable` appends `uplinkCommandTable` and `execute` falls through to
 // `executeUplinkCommand`.
 
@@ -29,6 +29,10 @@ public let uplinkCommandTable: [CommandSpec] = [
                 options: [configOption, .value("receiver", "name", "Only this receiver's dead letters."),
                           .flag("all", "Include superseded and dropped ones."),
                           .value("limit", "n", "At most this many (default 100)."), jsonOption]),
+    CommandSpec(path: ["deadletter", "resend"], abstract: "Put dead letters' records back in their receiver's queue, as they are.",
+                discussion: "For a record the receiver refused through no fault of the source (e.g. R201 before the province added the item to its catalog). The same journal revision is sent again in a new package, before the journal continues; the dead letter becomes 'resent', and a new one appears if the receiver rejects it again. A record whose source was wrong needs a corrected source instead (a new revision is sent by itself).",
+                options: [configOption, .value("id", "n[,n...]", "These dead letters."),
+                          .value("receiver", "name", "Only this receiver's."), .flag("all", "Every open dead letter (of --receiver)."), jsonOption]),
     CommandSpec(path: ["deadletter", "drop"], abstract: "Drop dead letters (kept for audit as 'dropped').",
                 options: [configOption, .value("id", "n[,n...]", "These dead letters."),
                           .value("receiver", "name", "Only this receiver's."), .flag("all", "Every open dead letter (of --receiver)."), jsonOption]),
@@ -244,7 +248,7 @@ public func executeUplinkCommand(_ path: [String], _ options: ParsedOptions) asy
             }
             if let since = r.failingSince { text += "  failing since \(since) (\(r.consecutiveFailures) failure(s)); next retry \(r.nextRetryAt ?? "-")\n" }
             if let error = r.lastError { text += "  last error: \(error)\n" }
-            text += "  dead letters: \(r.deadLetters)\n"
+            text += "  dead letters: \(r.deadLetters)\(r.resendQueued > 0 ? "; \(r.resendQueued) queued for resend" : "")\n"
         }
         let ref = status.referenceData
         text += "reference data: \(ref.version.map { "version \($0), \(ref.items ?? 0) items, calendar \(ref.calendar ?? "-")" } ?? "none") (\(ref.source))\(ref.error.map { "; \($0)" } ?? "")\n"
@@ -281,7 +285,7 @@ public func executeUplinkCommand(_ path: [String], _ options: ParsedOptions) asy
         }
         return 0
 
-    case ["deadletter", "drop"]:
+    case ["deadletter", "drop"], ["deadletter", "resend"]:
         guard let configuration = loadOrReport(options) else { return 1 }
         var ids: [Int64]?
         if let text = options.value("id") {
@@ -291,6 +295,13 @@ public func executeUplinkCommand(_ path: [String], _ options: ParsedOptions) asy
         }
         guard ids != nil || options.flag("all") else { throw UsageError("give --id <n[,n...]> or --all") }
         let store = try UplinkStore(path: configuration.gateway.journalPath)
+        if path[1] == "resend" {
+            let count = try store.resendDeadLetters(ids: ids, receiver: options.value("receiver"), now: Date())
+            if options.flag("json") { writeJSON(["resent": count]) } else {
+                write("queued \(count) dead letter(s) for resend; they go out with the next package (esgate run or uplink run)")
+            }
+            return 0
+        }
         let count = try store.dropDeadLetters(ids: ids, receiver: options.value("receiver"), now: Date())
         if options.flag("json") { writeJSON(["dropped": count]) } else { write("dropped \(count) dead letter(s)") }
         return 0

@@ -323,6 +323,26 @@ public final class Journal {
         }
     }
 
+    /// The entries with these seqs, in seq order (missing seqs are left out).
+    public func entries(seqs: [Int64]) throws(JournalError) -> [JournalEntry] {
+        guard !seqs.isEmpty else { return [] }
+        return try wrap("read entries") {
+            let list = seqs.map(String.init).joined(separator: ",")
+            let statement = try database.prepare(
+                "SELECT seq, type, key, rev, digest, body, source, origin, line, ingested_at FROM records WHERE seq IN (\(list)) ORDER BY seq")
+            var result: [JournalEntry] = []
+            while try statement.step() {
+                result.append(JournalEntry(
+                    seq: statement.int(at: 0), type: statement.text(at: 1), key: statement.text(at: 2),
+                    rev: statement.int(at: 3), digest: statement.blob(at: 4).hexString, body: statement.text(at: 5),
+                    source: statement.text(at: 6), origin: statement.isNull(at: 7) ? nil : statement.text(at: 7),
+                    line: Int(statement.int(at: 8)),
+                    ingestedAt: Date(timeIntervalSince1970: Double(statement.int(at: 9)) / 1000)))
+            }
+            return result
+        }
+    }
+
     /// The latest revision of a key, if any.
     public func head(type: String, key: String) throws(JournalError) -> (rev: Int64, digest: String)? {
         try wrap("read head") {

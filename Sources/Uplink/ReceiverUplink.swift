@@ -148,6 +148,7 @@ public final class ReceiverUplink {
     /// The pending package, or a newly fixed one from the journal; nil when there is nothing to send.
     public func nextPackage() throws(UplinkError) -> StoredPackage? {
         if let pending = try store.pendingPackage(receiver: settings.name) { return pending }
+        if let resend = try resendPackage() { return resend }
         let cursor = try journalCall("read cursor") { () throws(JournalError) in try journal.cursor(settings.consumer) }
         var start = max(cursor, try store.lastPackagedSeq(receiver: settings.name))
         while true {
@@ -181,6 +182,44 @@ public final class ReceiverUplink {
             try store.fix(receiver: settings.name, packageId: built.packageId, n: built.n, digest: built.digest,
                           request: built.request, members: built.members, heldBack: built.heldBack, now: now())
             logger.debug("fixed \(built.packageId): \(built.members.count) records, \(built.request.count) bytes, SM3 \(built.digest)")
+            return try store.package(receiver: settings.name, packageId: built.packageId)
+        }
+    }
+
+    /// A package of records an operator put back in the queue (`deadletter resend`), fixed like any other; nil
+    /// when the queue is empty. Their seqs lie behind the cursor, which never moves backward.
+    private func resendPackage() throws(UplinkError) -> StoredPackage? {
+        while true {
+            let queued = try store.queuedResends(receiver: settings.name, limit: builder.maxRecords)
+            guard !queued.isEmpty else { return nil }
+            let entries = try journalCall("read journal") { () throws(JournalError) in try journal.entries(seqs: queued.map(\.seq)) }
+            let present = Set(entries.map(\.seq))
+            let missing = queued.filter { !present.contains($0.seq) }
+            if !missing.isEmpty {
+                logger.warning("\(missing.count) record(s) queued for resend are no longer in the journal; left out")
+                try store.dequeueResends(missing.map(\.id))
+            }
+            guard !entries.isEmpty else { continue }
+            let n = try store.nextNumber(receiver: settings.name)
+            let candidates = builder.select(entries, packageId: "\(settings.sender)-\(n)")
+            let chosen = Set(candidates.map(\.entry.seq))
+            let dequeue = queued.filter { chosen.contains($0.seq) }.map(\.id)
+            let built: BuiltPackage?
+            do { built = try builder.build(n: n, candidates: candidates, now: now()) } catch {
+                throw UplinkError(operation: "build package", underlying: error.description)
+            }
+            guard let built else {
+                let held = candidates.map { candidate in
+                    (member: PackageMember(index: 0, seq: candidate.entry.seq, type: candidate.entry.type,
+                                           key: candidate.entry.key, rev: candidate.entry.rev),
+                     code: "X100", field: String?.none, message: "not valid against pui-v1.xsd")
+                }
+                try store.holdBack(receiver: settings.name, records: held, dequeue: dequeue, now: now())
+                continue
+            }
+            try store.fix(receiver: settings.name, packageId: built.packageId, n: built.n, digest: built.digest,
+                          request: built.request, members: built.members, heldBack: built.heldBack, dequeue: dequeue, now: now())
+            logger.info("fixed \(built.packageId): \(built.members.count) record(s) resent from dead letters")
             return try store.package(receiver: settings.name, packageId: built.packageId)
         }
     }

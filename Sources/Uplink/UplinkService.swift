@@ -42,6 +42,8 @@ public struct UplinkReceiverStatus: Sendable, Codable {
     public var pending: Pending?
     public var lastPackage: LastPackage?
     public var deadLetters: Int
+    /// Dead letters put back in the queue (`deadletter resend`) and not yet in a package.
+    public var resendQueued: Int
 }
 
 /// The whole uplink status: receivers and reference data.
@@ -78,7 +80,8 @@ extension UplinkStore {
             lastPackage: last.map { .init(packageId: $0.id, state: $0.state, records: $0.records, accepted: $0.accepted,
                                           duplicates: $0.duplicates, rejected: $0.rejected, faultCode: $0.faultCode,
                                           resolvedAt: stamp($0.at)) },
-            deadLetters: try openDeadLetterCount(receiver: settings.name))
+            deadLetters: try openDeadLetterCount(receiver: settings.name),
+            resendQueued: try queuedResendCount(receiver: settings.name))
     }
 }
 

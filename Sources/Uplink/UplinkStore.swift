@@ -74,7 +74,8 @@ public struct ReceiverState: Sendable, Equatable {
 ///
 /// Tables: `uplink_sequences` (last PackageId number per receiver, never reused), `uplink_packages` (every
 /// package fixed before its first send, with its exact bytes until resolved), `uplink_package_records`
-/// (membership), `uplink_dead_letters`, `uplink_receivers` (connection state).
+/// (membership), `uplink_dead_letters`, `uplink_receivers` (connection state), `uplink_resend` (dead letters an
+/// operator put back in the receiver's queue, sent before the journal continues).
 public final class UplinkStore {
     let database: SQLiteDatabase
     public static let schemaVersion = 1
@@ -114,6 +115,10 @@ public final class UplinkStore {
                 message TEXT NOT NULL, state TEXT NOT NULL DEFAULT 'open', created_at INTEGER NOT NULL,
                 resolved_at INTEGER);
             CREATE INDEX IF NOT EXISTS uplink_dead_letters_by_key ON uplink_dead_letters(receiver, type, key, state);
+            CREATE TABLE IF NOT EXISTS uplink_resend(
+                id INTEGER PRIMARY KEY, receiver TEXT NOT NULL, seq INTEGER NOT NULL, dead_letter INTEGER NOT NULL,
+                queued_at INTEGER NOT NULL);
+            CREATE INDEX IF NOT EXISTS uplink_resend_by_receiver ON uplink_resend(receiver, id);
             CREATE TABLE IF NOT EXISTS uplink_receivers(
                 receiver TEXT PRIMARY KEY, state TEXT NOT NULL, failing_since INTEGER, consecutive_failures INTEGER NOT NULL,
                 last_error TEXT, last_success_at INTEGER, next_retry_at INTEGER, updated_at INTEGER NOT NULL);
@@ -212,9 +217,10 @@ public final class UplinkStore {
     /// records held back locally (not schema-valid). After this the bytes never change.
     public func fix(receiver: String, packageId: String, n: Int64, digest: String, request: [UInt8],
                     members: [PackageMember], heldBack: [(member: PackageMember, code: String, field: String?, message: String)],
-                    now: Date) throws(UplinkError) {
+                    dequeue: [Int64] = [], now: Date) throws(UplinkError) {
         try wrap("fix package \(packageId)") {
             try database.transaction {
+                try deleteQueued(dequeue)
                 try database.prepare("""
                     INSERT INTO uplink_sequences(receiver, last_n) VALUES (?1, ?2)
                     ON CONFLICT(receiver) DO UPDATE SET last_n = max(last_n, excluded.last_n)
@@ -244,9 +250,10 @@ public final class UplinkStore {
 
     /// Dead-letters records that never made it into a package (every candidate was held back).
     public func holdBack(receiver: String, records: [(member: PackageMember, code: String, field: String?, message: String)],
-                         now: Date) throws(UplinkError) {
+                         dequeue: [Int64] = [], now: Date) throws(UplinkError) {
         try wrap("hold back records") {
             try database.transaction {
+                try deleteQueued(dequeue)
                 for held in records {
                     try insertDeadLetter(receiver: receiver, packageId: nil, member: held.member, code: held.code,
                                          field: held.field, message: held.message, now: now)
@@ -368,6 +375,58 @@ public final class UplinkStore {
                 .run(bindings)
             return database.changes
         }
+    }
+
+    /// Operator resend: puts the records of open dead letters back in their receiver's queue as they are (the
+    /// same journal revision), e.g. after the province fixed its catalog. The dead letters become 'resent'; if
+    /// the receiver rejects a record again, a new dead letter appears. Returns how many were queued.
+    public func resendDeadLetters(ids: [Int64]?, receiver: String?, now: Date) throws(UplinkError) -> Int {
+        try wrap("resend dead letters") {
+            var conditions = ["d.state = 'open'"]
+            var bindings: [SQLiteValue] = [.integer(Self.ms(now))]
+            if let receiver { bindings.append(.text(receiver)); conditions.append("d.receiver = ?\(bindings.count)") }
+            if let ids { conditions.append("d.id IN (" + ids.map(String.init).joined(separator: ",") + ")") }
+            let selection = conditions.joined(separator: " AND ")
+            var queued = 0
+            try database.transaction {
+                // A record already waiting in the queue is not queued twice.
+                try database.prepare("""
+                    INSERT INTO uplink_resend(receiver, seq, dead_letter, queued_at)
+                    SELECT d.receiver, d.seq, min(d.id), ?1 FROM uplink_dead_letters d
+                    WHERE \(selection)
+                      AND NOT EXISTS (SELECT 1 FROM uplink_resend r WHERE r.receiver = d.receiver AND r.seq = d.seq)
+                    GROUP BY d.receiver, d.seq ORDER BY d.seq
+                    """).run(bindings)
+                try database.prepare("UPDATE uplink_dead_letters AS d SET state = 'resent', resolved_at = ?1 WHERE " + selection)
+                    .run(bindings)
+                queued = database.changes
+            }
+            return queued
+        }
+    }
+
+    /// Records waiting to be resent to the receiver, oldest first: (queue id, journal seq).
+    public func queuedResends(receiver: String, limit: Int) throws(UplinkError) -> [(id: Int64, seq: Int64)] {
+        try wrap("read resend queue") {
+            try database.query("SELECT id, seq FROM uplink_resend WHERE receiver = ?1 ORDER BY id LIMIT ?2",
+                               [.text(receiver), .integer(Int64(limit))]).map { ($0[0].intValue ?? 0, $0[1].intValue ?? 0) }
+        }
+    }
+
+    public func queuedResendCount(receiver: String) throws(UplinkError) -> Int {
+        try wrap("count resend queue") {
+            Int(try database.query("SELECT count(*) FROM uplink_resend WHERE receiver = ?1", [.text(receiver)]).first?.first?.intValue ?? 0)
+        }
+    }
+
+    /// Removes queue entries (their records are in a fixed package now, or gone from the journal).
+    public func dequeueResends(_ ids: [Int64]) throws(UplinkError) {
+        try wrap("dequeue resends") { try deleteQueued(ids) }
+    }
+
+    private func deleteQueued(_ ids: [Int64]) throws {
+        guard !ids.isEmpty else { return }
+        try database.execute("DELETE FROM uplink_resend WHERE id IN (" + ids.map(String.init).joined(separator: ",") + ")")
     }
 
     // MARK: - Receiver state

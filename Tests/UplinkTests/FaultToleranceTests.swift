@@ -1,6 +1,7 @@
 import Foundation
 import GatewayModel
 import Journal
+import SandboxReceiver
 import Testing
 import Uplink
 
@@ -64,5 +65,54 @@ import Uplink
         #expect(letters.allSatisfy { $0.code == "R201" && $0.field == "ItemCode" && $0.index != nil })
         let status = try uplink.store.status(of: uplink.settings)
         #expect(status.lag == 0 && status.cursor == Int64(total + 500) && status.pending == nil)
+    }
+}
+
+@Suite struct DeadLetterResendTests {
+    /// R201 because the province's catalog lacked an item: once the catalog is fixed, the operator resends the
+    /// dead letters and the same revisions are delivered, in a new package, without touching the source.
+    @Test func resentDeadLettersAreDeliveredAsTheyAreAfterTheReceiverFixedItsCatalog() async throws {
+        let environment = try TestEnvironment.make()
+        defer { environment.remove() }
+        let journal = try Journal(path: environment.journalPath, durable: false)
+        let records = [try application("OK1"), try application("NEW1", itemCode: "ZZ9998"), try application("OK2"),
+                       try application("NEW2", itemCode: "ZZ9999")]
+        try journal.batch { for r in records { _ = try journal.append(r, source: "t", origin: nil, line: 0) } }
+        var options = SandboxOptions()
+        options.referenceDataFile = fixture("reference-data.xml")
+        let strict = try environment.sandbox(options)
+        let uplink1 = try ReceiverUplink(settings: environment.settings(name: "province", url: url(strict.port)),
+                                         journalPath: environment.journalPath, validator: try makeValidator(), logger: .silent)
+        #expect(try await uplink1.drain().drained)
+        strict.stop()
+        let letters = try uplink1.store.deadLetters(receiver: "province")
+        #expect(letters.map(\.code) == ["R201", "R201"])
+        #expect(letters.map(\.key) == ["NEW1", "NEW2"])
+        // Nothing to resend yet: the journal continues normally.
+        _ = try journal.append(try application("OK3"), source: "t", origin: nil, line: 0)
+        // The province added the items: the same database, no catalog check any more.
+        let fixed = try environment.sandbox(database: "sandbox.sqlite")
+        defer { fixed.stop() }
+        let uplink = try ReceiverUplink(settings: environment.settings(name: "province", url: url(fixed.port)),
+                                        journalPath: environment.journalPath, validator: try makeValidator(), logger: .silent)
+        #expect(try uplink.store.resendDeadLetters(ids: [letters[0].id], receiver: nil, now: Date()) == 1)
+        #expect(try uplink.store.resendDeadLetters(ids: [letters[0].id], receiver: nil, now: Date()) == 0, "only open ones")
+        #expect(try uplink.store.status(of: uplink.settings).resendQueued == 1)
+        #expect(try await uplink.drain().drained)
+        #expect(try uplink.store.resendDeadLetters(ids: nil, receiver: "province", now: Date()) == 1)
+        #expect(try await uplink.drain().drained)
+        let held = Dictionary(uniqueKeysWithValues: fixed.receiver.records().map { ($0.key, $0.rev) })
+        #expect(held == ["OK1": 1, "OK2": 1, "OK3": 1, "NEW1": 1, "NEW2": 1])
+        #expect(fixed.receiver.acceptanceCounts().values.allSatisfy { $0 == 1 })
+        #expect(try uplink.store.openDeadLetterCount(receiver: "province") == 0)
+        #expect(try uplink.store.deadLetters(receiver: "province", includeResolved: true).map(\.state) == ["resent", "resent"])
+        let packages = try uplink.store.packages(receiver: "province")
+        #expect(packages.map(\.packageId) == ["410103-1", "410103-2", "410103-3", "410103-4"])
+        #expect(packages.allSatisfy { $0.state == .receipted })
+        // The resend goes before the journal continues.
+        #expect(try ["410103-2", "410103-3", "410103-4"].map { try uplink.store.members(receiver: "province", packageId: $0).map(\.key) }
+            == [["NEW1"], ["OK3"], ["NEW2"]])
+        let status = try uplink.store.status(of: uplink.settings)
+        #expect(status.lag == 0 && status.cursor == 5 && status.resendQueued == 0)
     }
 }
