@@ -78,7 +78,7 @@ let package = Package(
         /// The uplink: journal → fixed PUI packages → receivers over mutual TLS; receipts, retries, dead letters,
         /// reference data. Depends on the model and the journal, never the reverse.
         .target(name: "Uplink", dependencies: ["GatewayModel", "Journal", "XMLSupport", "CryptoSupport",
-                                               "HTTPClientSupport", "GatewayConfig", "SQLiteSupport"]),
+                                               "HTTPClientSupport", "GatewayConfig", "SQLiteSupport", "CertificateSupport"]),
         /// `esgate receive`: a sandbox PUI receiver (mutual TLS, schema and digest checks, idempotent receipts).
         .target(name: "SandboxReceiver", dependencies: ["Uplink", "HTTPServerSupport", "GatewayModel", "XMLSupport",
                                                         "CryptoSupport", "SQLiteSupport"]),

@@ -1,3 +1,4 @@
+import CertificateSupport
 import Foundation
 import GatewayConfig
 import GatewayModel
@@ -246,7 +247,9 @@ public final class ReceiverUplink {
                                        packageId: package.packageId, recordCount: package.recordCount)
         } catch {
             if case .cancelled = error { throw UplinkError(operation: "send \(package.packageId)", underlying: "cancelled") }
-            outcome = .retry(reason: error.description, retryAfter: nil)
+            // Under TLS 1.3 a receiver refusing our certificate shows up as a lost connection: name the cause.
+            let cause = clientCertificateProblem().map { "\($0); " } ?? ""
+            outcome = .retry(reason: cause + error.description, retryAfter: nil)
         }
         let time = now()
         var state = try store.receiverState(settings.name)
@@ -280,6 +283,24 @@ public final class ReceiverUplink {
             try store.saveReceiverState(settings.name, state, now: time)
             logger.warning("\(package.packageId) attempt \(package.attempts + 1) failed: \(reason); next attempt in \(String(format: "%.1f", next.timeIntervalSince(time))) s")
             return .waiting(packageId: package.packageId, until: next)
+        }
+    }
+
+    /// Why the configured client certificate cannot work (expired, not yet valid, unreadable); nil when it is fine.
+    func clientCertificateProblem() -> String? {
+        guard let file = settings.client.tls.clientCertificateFile else { return nil }
+        do {
+            let info = try CertificateInfo.load(file: file)
+            let time = now()
+            if info.notAfter < time {
+                return "client certificate \(file) expired on \(beijingTimestamp(info.notAfter)): the receiver refuses the TLS handshake; install a renewed certificate (esgate certs check)"
+            }
+            if info.notBefore > time {
+                return "client certificate \(file) is not valid before \(beijingTimestamp(info.notBefore)) (check the clock)"
+            }
+            return nil
+        } catch {
+            return "client certificate unusable: \(error)"
         }
     }
 
