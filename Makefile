@@ -10,7 +10,7 @@ BUILD_PACKAGES := pkg-config libcurl4-openssl-dev libxml2-dev libsqlite3-dev lib
 TOOL_PACKAGES  := sqlite3 python3 python3-pip openssl time
 SWIFT          := swift
 
-.PHONY: all deps build release demo test bench schema clean
+.PHONY: all deps build release demo test bench bench-uplink schema clean
 
 all: build
 
@@ -43,9 +43,12 @@ test: deps
 bench: release
 	tools/bench.sh
 
+bench-uplink: release
+	tools/bench-uplink.sh
+
 # Regenerates the schema embedded in the binary from schema/pui-v1.xsd (a test checks they agree).
 schema:
 	python3 tools/embed_schema.py
 
 clean:
-	rm -rf .build var bench-work
+	rm -rf .build var bench-work bench-work-uplink

@@ -56,7 +56,8 @@ public let uplinkCommandTable: [CommandSpec] = [
                           .value("server-fault-first", "n", "Answer the first n with a retryable soap:Server fault E500."),
                           .value("drop-after-store", "n", "Store the first n packages but answer only after --drop-delay (client times out)."),
                           .value("drop-delay", "seconds", "Delay for --drop-after-store (default 65)."),
-                          .value("delay", "seconds", "Delay every answer.")]),
+                          .value("delay", "seconds", "Delay every answer."),
+                          .flag("acknowledge-only", "Benchmarks: accept every package without checking or storing it.")]),
 ]
 
 private func seconds(_ options: ParsedOptions, _ name: String, default fallback: Double) throws(UsageError) -> Double {
@@ -335,6 +336,7 @@ public func executeUplinkCommand(_ path: [String], _ options: ParsedOptions) asy
         sandbox.dropAfterStore = try options.integer("drop-after-store", default: 0)
         sandbox.dropDelay = .milliseconds(Int64(try seconds(options, "drop-delay", default: 65) * 1000))
         sandbox.delay = .milliseconds(Int64(try seconds(options, "delay", default: 0) * 1000))
+        sandbox.acknowledgeOnly = options.flag("acknowledge-only")
         let port = try options.integer("port", default: 8443)
         guard port <= 65535 else { throw UsageError("--port must be 0...65535") }
         var tls: HTTPServerConfiguration.TLS?

@@ -25,6 +25,9 @@ public struct SandboxOptions: Sendable {
     public var dropDelay: Duration = .seconds(65)
     /// Every answer is delayed by this much.
     public var delay: Duration = .zero
+    /// Benchmarks: answer every SubmitPackage with a receipt accepting RecordCount records, without parsing,
+    /// checking or storing anything (so that the gateway is measured, not the receiver).
+    public var acknowledgeOnly: Bool = false
     /// Records whose times lie further ahead than this are rejected R205.
     public var clockTolerance: TimeInterval = 300
 
@@ -65,6 +68,7 @@ public final class SandboxReceiver: @unchecked Sendable {
     private var storedPackages = 0
     private var serverFaults = 0
     private var failures = 0
+    private var acknowledgedRecords = 0
 
     public init(databasePath: String, options: SandboxOptions, logger: Logger = .silent,
                 now: @escaping @Sendable () -> Date = Date.init) throws(SandboxError) {
@@ -219,6 +223,7 @@ public final class SandboxReceiver: @unchecked Sendable {
             return nil
         }
         if let injected { return injected }
+        if options.acknowledgeOnly { return acknowledge(request.body) }
         guard request.body.count <= PUIWire.maxRequestBytes else {
             return clientFault("E104", "request body of \(request.body.count) bytes exceeds 8 MiB")
         }
@@ -284,6 +289,33 @@ public final class SandboxReceiver: @unchecked Sendable {
             Thread.sleep(forTimeInterval: seconds(options.dropDelay))
         }
         return soap(200, stored.response)
+    }
+
+    /// `acknowledgeOnly`: a receipt from PackageId and RecordCount found by a byte search.
+    private func acknowledge(_ body: [UInt8]) -> HTTPServerResponse {
+        func text(of element: String) -> String? {
+            let open = Array("<pui:\(element)>".utf8)
+            guard let first = open.first, body.count >= open.count else { return nil }
+            var index = 0
+            while index + open.count <= body.count {
+                if body[index] == first && body[index..<index + open.count].elementsEqual(open) {
+                    let start = index + open.count
+                    guard let end = body[start...].firstIndex(of: UInt8(ascii: "<")) else { return nil }
+                    return String(decoding: body[start..<end], as: UTF8.self)
+                }
+                index += 1
+            }
+            return nil
+        }
+        guard let packageId = text(of: "PackageId"), let count = text(of: "RecordCount").flatMap({ Int($0) }) else {
+            return clientFault("E100", "no PackageId or RecordCount")
+        }
+        lock.withLock {
+            storedPackages += 1
+            acknowledgedRecords += count
+        }
+        return soap(200, PUIWire.receiptResponse(Receipt(packageId: packageId, receivedAt: beijingTimestamp(now()), accepted: count,
+                                                         duplicates: 0, rejected: [])))
     }
 
     /// Applies the records and stores the package with its receipt, in one transaction. Caller holds `lock`.
