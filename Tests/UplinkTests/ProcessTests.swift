@@ -106,11 +106,14 @@ func uplinkStatus(_ config: String, environment: TestEnvironment) async throws -
         var generator = SystemRandomNumberGenerator()
         var kills = 0
         for round in 0..<5 {
-            let before = try peer.stats().requests
+            // The peer rewrites its stats file while we read it: a failed read keeps the last good count
+            // (reading it as 0 would let the push run to the end before the kill).
+            var seen = try await peer.requestsEventually()
             let process = try startEsgate(["uplink", "run", "--config", config], environment: environment, log: "run-\(round).log")
-            let target = before + Int.random(in: 1...3, using: &generator)
+            let target = seen + Int.random(in: 1...3, using: &generator)
             let deadline = Date().addingTimeInterval(60)
-            while process.isRunning, Date() < deadline, (try? peer.stats().requests) ?? 0 < target {
+            while process.isRunning, Date() < deadline, seen < target {
+                if let requests = try? peer.stats().requests { seen = requests }
                 try await Task.sleep(for: .milliseconds(10))
             }
             try await Task.sleep(for: .milliseconds(Int64.random(in: 0...120, using: &generator)))
@@ -121,6 +124,7 @@ func uplinkStatus(_ config: String, environment: TestEnvironment) async throws -
             try await waitUntilExited(process, timeout: 10)
         }
         #expect(kills == 5)
+        _ = try await peer.requestsEventually()
         let midway = try peer.stats()
         #expect(midway.accepted > 0 && midway.accepted < total, "the kills came during the push (\(midway.accepted) accepted)")
         let finish = try await runEsgate(["uplink", "run", "--once", "--config", config], environment: environment)

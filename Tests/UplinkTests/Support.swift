@@ -187,6 +187,15 @@ final class PythonReceiver {
         return try JSONDecoder().decode(Stats.self, from: data)
     }
 
+    /// The request count, retrying while the peer is rewriting its stats file.
+    func requestsEventually() async throws -> Int {
+        for _ in 0..<200 {
+            if let stats = try? stats() { return stats.requests }
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        return try stats().requests
+    }
+
     func stop() {
         kill(process.processIdentifier, SIGKILL)
         process.waitUntilExit()
