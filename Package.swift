@@ -28,6 +28,8 @@ let package = Package(
         .systemLibrary(name: "CMicroHTTPD", pkgConfig: "libmicrohttpd", providers: [.apt(["libmicrohttpd-dev"])]),
         /// GnuTLS (the TLS library under libmicrohttpd): require + verify client certificates, read the peer CN.
         .systemLibrary(name: "CGnuTLS", pkgConfig: "gnutls", providers: [.apt(["libgnutls28-dev"])]),
+        /// unixODBC: the driver manager for department databases (SQL Server, Oracle, MariaDB, PostgreSQL).
+        .systemLibrary(name: "CODBC", path: "Sources/CODBC", providers: [.apt(["unixodbc-dev"])]),
 
         // MARK: - Thin Swift wrappers: one per C library, no C types in their public API
 
@@ -47,6 +49,8 @@ let package = Package(
         .target(name: "HTTPServerSupport", dependencies: ["CMicroHTTPD", "CGnuTLS"]),
         /// X.509 certificate and key inspection (libcrypto): subject, issuer, validity, key match.
         .target(name: "CertificateSupport", dependencies: ["CCrypto"]),
+        /// ODBC connections, prepared statements with bound parameters, UTF-16 block fetch, typed SQLSTATE errors.
+        .target(name: "ODBCSupport", dependencies: ["CODBC"]),
 
         // MARK: - Core model
 
@@ -73,7 +77,8 @@ let package = Package(
 
         /// Source adapters (CSV drop, SOAP); each turns legacy input into rows for a mapping.
         .target(name: "Adapters", dependencies: ["GatewayModel", "GatewayConfig", "Mapping", "Journal",
-                                                 "TextSupport", "CryptoSupport", "XMLSupport", "HTTPClientSupport"]),
+                                                 "TextSupport", "CryptoSupport", "XMLSupport", "HTTPClientSupport",
+                                                 "ODBCSupport"]),
 
         /// The uplink: journal → fixed PUI packages → receivers over mutual TLS; receipts, retries, dead letters,
         /// reference data. Depends on the model and the journal, never the reverse.
@@ -111,6 +116,9 @@ let package = Package(
                     dependencies: ["Adapters", "GatewayRuntime", "GatewayConfig", "GatewayModel", "Journal", "SQLiteSupport",
                                    "HTTPClientSupport", "XMLSupport", "TextSupport", "CryptoSupport"],
                     exclude: ["Fixtures"]),
+        .testTarget(name: "ODBCTests",
+                    dependencies: ["ODBCSupport", "Adapters", "GatewayRuntime", "Journal", "GatewayConfig",
+                                   "GatewayModel", "CryptoSupport", "SQLiteSupport"]),
         .testTarget(name: "SupervisionTests", dependencies: ["Supervision"], exclude: ["Fixtures"]),
         .testTarget(name: "MonitoringTests",
                     dependencies: ["Monitoring", "Supervision", "Journal", "GatewayModel", "GatewayRuntime", "GatewayConfig"]),

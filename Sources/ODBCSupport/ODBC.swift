@@ -1,0 +1,263 @@
+internal import CODBC
+import Foundation
+
+// MARK: - Errors
+
+/// One diagnostic record of an ODBC call.
+public struct ODBCDiagnostic: Sendable, Equatable, CustomStringConvertible {
+    /// Five-character SQLSTATE, e.g. "08001" (cannot connect), "28P01" (PostgreSQL bad password), "42P01".
+    public let sqlState: String
+    /// The driver's or server's own code.
+    public let nativeCode: Int32
+    public let message: String
+
+    public var description: String { "[\(sqlState)] (native \(nativeCode)) \(message)" }
+}
+
+/// A failed ODBC call: what we were doing, and every diagnostic record the driver left.
+public struct ODBCError: Error, Sendable, CustomStringConvertible {
+    public let operation: String
+    public let diagnostics: [ODBCDiagnostic]
+    /// The statement text, when the failure belongs to one.
+    public let sql: String?
+
+    public init(operation: String, diagnostics: [ODBCDiagnostic], sql: String? = nil) {
+        self.operation = operation
+        self.diagnostics = diagnostics
+        self.sql = sql
+    }
+
+    /// The first record's SQLSTATE, or "HY000" when the driver left none.
+    public var sqlState: String { diagnostics.first?.sqlState ?? "HY000" }
+    public var nativeCode: Int32 { diagnostics.first?.nativeCode ?? 0 }
+    public var message: String { diagnostics.first?.message ?? "no diagnostic from the driver" }
+
+    /// SQLSTATE class 08 (connection exception) or a communication link failure: the connection is gone.
+    public var isConnectionFailure: Bool {
+        diagnostics.contains { $0.sqlState.hasPrefix("08") || $0.sqlState == "HYT01" || $0.sqlState == "57P01" }
+    }
+
+    public var description: String {
+        var text = "\(operation): SQLSTATE \(sqlState)"
+        if let first = diagnostics.first { text += " (native \(first.nativeCode)): \(first.message)" } else { text += ": \(message)" }
+        if diagnostics.count > 1 { text += " (+\(diagnostics.count - 1) more: " + diagnostics.dropFirst().map(\.description).joined(separator: "; ") + ")" }
+        if let sql { text += " [query: \(sql.prefix(200))]" }
+        return text
+    }
+}
+
+// MARK: - Values
+
+/// A statement parameter. Text goes to the driver as UTF-16 (SQL_C_WCHAR), never as narrow characters.
+public enum ODBCParameter: Sendable, Equatable {
+    case null
+    case integer(Int64)
+    case text(String)
+    /// A timestamp as text `yyyy-MM-dd HH:mm:ss[.ffffff]`, declared to the driver as SQL_TYPE_TIMESTAMP so that
+    /// it compares with timestamp columns without a cast.
+    case timestamp(String)
+}
+
+/// Settings of a connection.
+public struct ODBCConnectionOptions: Sendable {
+    /// Seconds to wait for the login (0: the driver's default).
+    public var loginTimeout: Int
+    /// Seconds a statement may run before the driver cancels it (0: no limit).
+    public var queryTimeout: Int
+
+    public init(loginTimeout: Int = 15, queryTimeout: Int = 0) {
+        self.loginTimeout = loginTimeout
+        self.queryTimeout = queryTimeout
+    }
+}
+
+// MARK: - UTF-16 helpers
+
+func utf16Units(_ text: String) -> [UInt16] {
+    var units = Array(text.utf16)
+    units.append(0)
+    return units
+}
+
+func diagnostics(handleType: Int16, handle: UnsafeMutableRawPointer?) -> [ODBCDiagnostic] {
+    guard let handle else { return [] }
+    var result: [ODBCDiagnostic] = []
+    var record: Int16 = 1
+    while record < 20 {
+        var state = [UInt16](repeating: 0, count: 6)
+        var native: Int32 = 0
+        var message = [UInt16](repeating: 0, count: 1024)
+        var length: Int16 = 0
+        let rc = SQLGetDiagRecW(handleType, handle, record, &state, &native, &message, Int16(message.count), &length)
+        guard codbc_succeeded(rc) != 0 else { break }
+        let used = min(Int(length), message.count - 1)
+        let stateText = String(decoding: state.prefix { $0 != 0 }, as: UTF16.self)
+        let text = String(decoding: message.prefix(max(0, used)).prefix { $0 != 0 }, as: UTF16.self)
+        result.append(ODBCDiagnostic(sqlState: stateText, nativeCode: native, message: text))
+        record += 1
+    }
+    return result
+}
+
+// MARK: - Connection
+
+/// One ODBC connection (its own environment handle too). Calls block: run them off Swift's cooperative pool
+/// (`ODBCConnection.run` / `ODBCWorker`). Not safe for concurrent use; it may move between threads.
+public final class ODBCConnection: @unchecked Sendable {
+    private var environment: UnsafeMutableRawPointer?
+    private var connection: UnsafeMutableRawPointer?
+    public let options: ODBCConnectionOptions
+    /// The connection string with `PWD=`/`Password=` values masked, for messages.
+    public let redactedConnectionString: String
+
+    /// Connects with a full connection string (`Driver={PostgreSQL Unicode};Server=…;PWD=…` or `DSN=…`).
+    public init(connectionString: String, options: ODBCConnectionOptions = ODBCConnectionOptions()) throws(ODBCError) {
+        self.options = options
+        self.redactedConnectionString = ODBCConnection.redact(connectionString)
+        var env: SQLHANDLE?
+        guard codbc_succeeded(SQLAllocHandle(CODBC_HANDLE_ENV, nil, &env)) != 0, let env else {
+            throw ODBCError(operation: "allocate an ODBC environment", diagnostics: [])
+        }
+        environment = env
+        SQLSetEnvAttr(env, CODBC_ATTR_ODBC_VERSION, SQLPOINTER(bitPattern: UInt(CODBC_OV_ODBC3)), 0)
+        var dbc: SQLHANDLE?
+        guard codbc_succeeded(SQLAllocHandle(CODBC_HANDLE_DBC, env, &dbc)) != 0, let dbc else {
+            let found = ODBCSupport.diagnostics(handleType: CODBC_HANDLE_ENV, handle: env)
+            SQLFreeHandle(CODBC_HANDLE_ENV, env)
+            environment = nil
+            throw ODBCError(operation: "allocate an ODBC connection", diagnostics: found)
+        }
+        connection = dbc
+        if options.loginTimeout > 0 {
+            SQLSetConnectAttrW(dbc, CODBC_ATTR_LOGIN_TIMEOUT, SQLPOINTER(bitPattern: UInt(options.loginTimeout)), 0)
+            SQLSetConnectAttrW(dbc, CODBC_ATTR_CONNECTION_TIMEOUT, SQLPOINTER(bitPattern: UInt(options.loginTimeout)), 0)
+        }
+        var input = utf16Units(connectionString)
+        var output = [UInt16](repeating: 0, count: 2048)
+        var outLength: Int16 = 0
+        let rc = SQLDriverConnectW(dbc, nil, &input, Int16(clamping: input.count - 1), &output, Int16(output.count),
+                                   &outLength, CODBC_DRIVER_NOPROMPT)
+        guard codbc_succeeded(rc) != 0 else {
+            let found = ODBCSupport.diagnostics(handleType: CODBC_HANDLE_DBC, handle: dbc)
+            SQLFreeHandle(CODBC_HANDLE_DBC, dbc)
+            SQLFreeHandle(CODBC_HANDLE_ENV, env)
+            connection = nil
+            environment = nil
+            throw ODBCError(operation: "connect (\(redactedConnectionString))", diagnostics: found)
+        }
+    }
+
+    deinit { close() }
+
+    /// Disconnects and frees the handles (idempotent).
+    public func close() {
+        if let connection {
+            SQLDisconnect(connection)
+            SQLFreeHandle(CODBC_HANDLE_DBC, connection)
+        }
+        if let environment { SQLFreeHandle(CODBC_HANDLE_ENV, environment) }
+        connection = nil
+        environment = nil
+    }
+
+    public var isOpen: Bool { connection != nil }
+
+    /// `PWD=secret` → `PWD=***` (also `Password=`, braces included).
+    public static func redact(_ connectionString: String) -> String {
+        var parts: [String] = []
+        var current = ""
+        var inBraces = false
+        for character in connectionString {
+            if character == "{" { inBraces = true }
+            if character == "}" { inBraces = false }
+            if character == ";" && !inBraces {
+                parts.append(current)
+                current = ""
+            } else {
+                current.append(character)
+            }
+        }
+        if !current.isEmpty { parts.append(current) }
+        return parts.map { part in
+            guard let equals = part.firstIndex(of: "=") else { return part }
+            let key = part[..<equals].trimmingCharacters(in: .whitespaces).lowercased()
+            return ["pwd", "password"].contains(key) ? part[..<equals] + "=***" : part
+        }.joined(separator: ";")
+    }
+
+    func error(_ operation: String, sql: String? = nil) -> ODBCError {
+        ODBCError(operation: operation, diagnostics: ODBCSupport.diagnostics(handleType: CODBC_HANDLE_DBC, handle: connection), sql: sql)
+    }
+
+    func handle() throws(ODBCError) -> UnsafeMutableRawPointer {
+        guard let connection else {
+            throw ODBCError(operation: "use a closed connection", diagnostics: [ODBCDiagnostic(sqlState: "08003", nativeCode: 0, message: "connection is closed")])
+        }
+        return connection
+    }
+
+    /// Autocommit on (the default) or off (then `commit()` / `rollback()`).
+    public func setAutocommit(_ on: Bool) throws(ODBCError) {
+        let dbc = try handle()
+        let value = on ? CODBC_AUTOCOMMIT_ON : CODBC_AUTOCOMMIT_OFF
+        guard codbc_succeeded(SQLSetConnectAttrW(dbc, CODBC_ATTR_AUTOCOMMIT, SQLPOINTER(bitPattern: UInt(value)), 0)) != 0 else {
+            throw error("set autocommit \(on ? "on" : "off")")
+        }
+    }
+
+    public func commit() throws(ODBCError) {
+        let dbc = try handle()
+        guard codbc_succeeded(SQLEndTran(CODBC_HANDLE_DBC, dbc, CODBC_COMMIT)) != 0 else { throw error("commit") }
+    }
+
+    public func rollback() {
+        if let connection { SQLEndTran(CODBC_HANDLE_DBC, connection, CODBC_ROLLBACK) }
+    }
+
+    /// Prepares a statement (parameters as `?`).
+    public func prepare(_ sql: String) throws(ODBCError) -> ODBCStatement {
+        try ODBCStatement(connection: self, sql: sql)
+    }
+
+    /// Runs a statement without a result set; returns the affected row count (-1 when the driver does not say).
+    @discardableResult
+    public func execute(_ sql: String, _ parameters: [ODBCParameter] = []) throws(ODBCError) -> Int {
+        let statement = try prepare(sql)
+        return try statement.execute(parameters)
+    }
+
+    /// Runs a query and returns every row as text (small results: tests, code tables).
+    public func query(_ sql: String, _ parameters: [ODBCParameter] = []) throws(ODBCError) -> (columns: [String], rows: [[String?]]) {
+        let statement = try prepare(sql)
+        let cursor = try statement.query(parameters, rowArraySize: 256)
+        var rows: [[String?]] = []
+        while let batch = try cursor.next() {
+            for row in 0..<batch.count {
+                var values: [String?] = []
+                for column in 0..<batch.columnCount { values.append(try batch.text(row: row, column: column)) }
+                rows.append(values)
+            }
+        }
+        return (cursor.columns.map(\.name), rows)
+    }
+}
+
+// MARK: - Off the cooperative pool
+
+/// Runs blocking ODBC work on its own serial dispatch queue (one per adapter), so that a slow login or a long
+/// fetch never holds one of Swift's cooperative threads.
+public final class ODBCWorker: Sendable {
+    private let queue: DispatchQueue
+
+    public init(label: String) {
+        queue = DispatchQueue(label: "esgate.odbc.\(label)")
+    }
+
+    public func run<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { continuation in
+            queue.async {
+                continuation.resume(with: Result { try body() })
+            }
+        }
+    }
+}

@@ -1,0 +1,266 @@
+internal import CODBC
+import Foundation
+
+/// A result column as the driver describes it.
+public struct ODBCColumn: Sendable, Equatable {
+    public let name: String
+    /// The driver's SQL type code (SQL_VARCHAR = 12, SQL_WVARCHAR = -9, SQL_TYPE_TIMESTAMP = 93, …).
+    public let sqlType: Int
+    /// Declared size in characters (0 when unknown).
+    public let size: Int
+    public let nullable: Bool
+}
+
+/// A prepared statement. Parameter buffers live on the heap until the statement is re-bound or freed.
+public final class ODBCStatement {
+    let connection: ODBCConnection
+    private var statement: UnsafeMutableRawPointer?
+    public let sql: String
+    /// Heap buffers handed to SQLBindParameter; they must outlive SQLExecute.
+    private var parameterBuffers: [UnsafeMutableRawPointer] = []
+
+    init(connection: ODBCConnection, sql: String) throws(ODBCError) {
+        self.connection = connection
+        self.sql = sql
+        let dbc = try connection.handle()
+        var stmt: SQLHANDLE?
+        guard codbc_succeeded(SQLAllocHandle(CODBC_HANDLE_STMT, dbc, &stmt)) != 0, let stmt else {
+            throw connection.error("allocate a statement", sql: sql)
+        }
+        statement = stmt
+        if connection.options.queryTimeout > 0 {
+            SQLSetStmtAttrW(stmt, CODBC_ATTR_QUERY_TIMEOUT, SQLPOINTER(bitPattern: UInt(connection.options.queryTimeout)), 0)
+        }
+        var text = utf16Units(sql)
+        guard codbc_succeeded(SQLPrepareW(stmt, &text, CODBC_NTS)) != 0 else { throw error("prepare") }
+    }
+
+    deinit {
+        if let statement { SQLFreeHandle(CODBC_HANDLE_STMT, statement) }
+        freeParameters()
+    }
+
+    private func freeParameters() {
+        for buffer in parameterBuffers { buffer.deallocate() }
+        parameterBuffers = []
+    }
+
+    func error(_ operation: String) -> ODBCError {
+        ODBCError(operation: operation, diagnostics: diagnostics(handleType: CODBC_HANDLE_STMT, handle: statement), sql: sql)
+    }
+
+    func handle() throws(ODBCError) -> UnsafeMutableRawPointer {
+        guard let statement else { throw ODBCError(operation: "use a freed statement", diagnostics: [], sql: sql) }
+        return statement
+    }
+
+    /// Closes an open cursor (keeps the statement prepared).
+    public func closeCursor() {
+        if let statement { SQLFreeStmt(statement, CODBC_CLOSE) }
+    }
+
+    private func heap(bytes: Int) -> UnsafeMutableRawPointer {
+        let buffer = UnsafeMutableRawPointer.allocate(byteCount: max(bytes, 8), alignment: 8)
+        parameterBuffers.append(buffer)
+        return buffer
+    }
+
+    private func bind(_ parameters: [ODBCParameter]) throws(ODBCError) {
+        let stmt = try handle()
+        SQLFreeStmt(stmt, CODBC_RESET_PARAMS)
+        freeParameters()
+        for (offset, parameter) in parameters.enumerated() {
+            let number = UInt16(offset + 1)
+            let indicator = heap(bytes: MemoryLayout<Int>.size).bindMemory(to: Int.self, capacity: 1)
+            let rc: Int16
+            switch parameter {
+            case .null:
+                indicator.pointee = CODBC_NULL_DATA
+                let buffer = heap(bytes: 2)
+                rc = SQLBindParameter(stmt, number, CODBC_PARAM_INPUT, CODBC_C_WCHAR, CODBC_WVARCHAR, 1, 0, buffer, 2, indicator)
+            case .integer(let value):
+                let buffer = heap(bytes: 8)
+                buffer.storeBytes(of: value, as: Int64.self)
+                indicator.pointee = 8
+                rc = SQLBindParameter(stmt, number, CODBC_PARAM_INPUT, CODBC_C_SBIGINT, CODBC_BIGINT, 0, 0, buffer, 8, indicator)
+            case .text(let text), .timestamp(let text):
+                let units = Array(text.utf16)
+                let bytes = (units.count + 1) * 2
+                let buffer = heap(bytes: bytes)
+                let typed = buffer.bindMemory(to: UInt16.self, capacity: units.count + 1)
+                for (index, unit) in units.enumerated() { typed[index] = unit }
+                typed[units.count] = 0
+                indicator.pointee = units.count * 2
+                if case .timestamp = parameter {
+                    // Column size 26 and 6 fractional digits: yyyy-MM-dd HH:mm:ss.ffffff.
+                    let fraction: Int16 = text.contains(".") ? 6 : 0
+                    rc = SQLBindParameter(stmt, number, CODBC_PARAM_INPUT, CODBC_C_WCHAR, CODBC_TYPE_TIMESTAMP,
+                                          fraction > 0 ? 26 : 19, fraction, buffer, bytes, indicator)
+                } else {
+                    rc = SQLBindParameter(stmt, number, CODBC_PARAM_INPUT, CODBC_C_WCHAR, CODBC_WVARCHAR,
+                                          UInt(max(units.count, 1)), 0, buffer, bytes, indicator)
+                }
+            }
+            guard codbc_succeeded(rc) != 0 else { throw error("bind parameter \(number)") }
+        }
+    }
+
+    /// Executes without a result set; returns the affected row count (-1 when unknown).
+    @discardableResult
+    public func execute(_ parameters: [ODBCParameter] = []) throws(ODBCError) -> Int {
+        let stmt = try handle()
+        SQLFreeStmt(stmt, CODBC_CLOSE)
+        try bind(parameters)
+        let rc = SQLExecute(stmt)
+        if rc == CODBC_NO_DATA { return 0 }  // a searched UPDATE/DELETE that touched no row
+        guard codbc_succeeded(rc) != 0 else { throw error("execute") }
+        var count: Int = -1
+        SQLRowCount(stmt, &count)
+        SQLFreeStmt(stmt, CODBC_CLOSE)
+        return count
+    }
+
+    /// Executes a query and returns a cursor fetching `rowArraySize` rows per driver call (block fetch into
+    /// UTF-16 column arrays). Text columns longer than `maxColumnCharacters` fail with SQLSTATE 01004.
+    public func query(_ parameters: [ODBCParameter] = [], rowArraySize: Int = 1000, maxColumnCharacters: Int = 4000,
+                      memoryBudgetBytes: Int = 48 << 20) throws(ODBCError) -> ODBCCursor {
+        let stmt = try handle()
+        SQLFreeStmt(stmt, CODBC_CLOSE)
+        SQLFreeStmt(stmt, CODBC_UNBIND)
+        try bind(parameters)
+        let rc = SQLExecute(stmt)
+        guard codbc_succeeded(rc) != 0 || rc == CODBC_NO_DATA else { throw error("execute query") }
+        return try ODBCCursor(statement: self, handle: stmt, rowArraySize: rowArraySize,
+                              maxColumnCharacters: maxColumnCharacters, memoryBudgetBytes: memoryBudgetBytes)
+    }
+}
+
+/// An open result set with bound column arrays. The buffers are heap-allocated and freed with the cursor.
+public final class ODBCCursor {
+    let statement: ODBCStatement
+    private let stmt: UnsafeMutableRawPointer
+    public let columns: [ODBCColumn]
+    /// Rows per fetch actually used (the request, reduced to stay within the memory budget).
+    public let rowArraySize: Int
+    /// Per column: UTF-16 units per row slot (incl. the terminator), data buffer, length/indicator array.
+    let widths: [Int]
+    let data: [UnsafeMutablePointer<UInt16>]
+    let indicators: [UnsafeMutablePointer<Int>]
+    private let fetched: UnsafeMutablePointer<UInt>
+    private let status: UnsafeMutablePointer<UInt16>
+    private var finished = false
+
+    init(statement: ODBCStatement, handle stmt: UnsafeMutableRawPointer, rowArraySize requested: Int,
+         maxColumnCharacters: Int, memoryBudgetBytes: Int) throws(ODBCError) {
+        self.statement = statement
+        self.stmt = stmt
+        var count: Int16 = 0
+        guard codbc_succeeded(SQLNumResultCols(stmt, &count)) != 0 else { throw statement.error("count result columns") }
+        var columns: [ODBCColumn] = []
+        for index in 0..<Int(count) {
+            var name = [UInt16](repeating: 0, count: 512)
+            var nameLength: Int16 = 0
+            var type: Int16 = 0
+            var size: UInt = 0
+            var digits: Int16 = 0
+            var nullable: Int16 = 0
+            let rc = SQLDescribeColW(stmt, UInt16(index + 1), &name, Int16(name.count), &nameLength, &type, &size, &digits, &nullable)
+            guard codbc_succeeded(rc) != 0 else { throw statement.error("describe column \(index + 1)") }
+            let text = String(decoding: name.prefix(max(0, min(Int(nameLength), name.count))).prefix { $0 != 0 }, as: UTF16.self)
+            columns.append(ODBCColumn(name: text, sqlType: Int(type), size: Int(size), nullable: nullable != 0))
+        }
+        self.columns = columns
+        // Characters may take two UTF-16 units (𠀀 is a surrogate pair); numbers and timestamps need ~40.
+        let widths = columns.map { column -> Int in
+            let characters = column.size <= 0 || column.size > maxColumnCharacters ? maxColumnCharacters : max(column.size, 40)
+            return characters * 2 + 1
+        }
+        self.widths = widths
+        let rowBytes = max(1, widths.reduce(0, +) * 2 + columns.count * MemoryLayout<Int>.size)
+        let rows = max(1, min(requested, memoryBudgetBytes / rowBytes))
+        self.rowArraySize = rows
+        data = widths.map { UnsafeMutablePointer<UInt16>.allocate(capacity: $0 * rows) }
+        indicators = widths.map { _ in UnsafeMutablePointer<Int>.allocate(capacity: rows) }
+        fetched = UnsafeMutablePointer<UInt>.allocate(capacity: 1)
+        fetched.pointee = 0
+        status = UnsafeMutablePointer<UInt16>.allocate(capacity: rows)
+        guard !columns.isEmpty else { finished = true; return }
+        SQLSetStmtAttrW(stmt, CODBC_ATTR_ROW_BIND_TYPE, SQLPOINTER(bitPattern: UInt(CODBC_BIND_BY_COLUMN)), 0)
+        guard codbc_succeeded(SQLSetStmtAttrW(stmt, CODBC_ATTR_ROW_ARRAY_SIZE, SQLPOINTER(bitPattern: UInt(rows)), 0)) != 0 else {
+            throw statement.error("set the row array size to \(rows)")
+        }
+        SQLSetStmtAttrW(stmt, CODBC_ATTR_ROWS_FETCHED_PTR, SQLPOINTER(fetched), 0)
+        SQLSetStmtAttrW(stmt, CODBC_ATTR_ROW_STATUS_PTR, SQLPOINTER(status), 0)
+        for index in columns.indices {
+            let rc = SQLBindCol(stmt, UInt16(index + 1), CODBC_C_WCHAR, SQLPOINTER(data[index]), widths[index] * 2, indicators[index])
+            guard codbc_succeeded(rc) != 0 else { throw statement.error("bind column \(index + 1) (\(columns[index].name))") }
+        }
+    }
+
+    deinit {
+        SQLFreeStmt(stmt, CODBC_CLOSE)
+        SQLFreeStmt(stmt, CODBC_UNBIND)
+        SQLSetStmtAttrW(stmt, CODBC_ATTR_ROWS_FETCHED_PTR, nil, 0)
+        SQLSetStmtAttrW(stmt, CODBC_ATTR_ROW_STATUS_PTR, nil, 0)
+        SQLSetStmtAttrW(stmt, CODBC_ATTR_ROW_ARRAY_SIZE, SQLPOINTER(bitPattern: UInt(1)), 0)
+        for buffer in data { buffer.deallocate() }
+        for buffer in indicators { buffer.deallocate() }
+        fetched.deallocate()
+        status.deallocate()
+    }
+
+    public var columnCount: Int { columns.count }
+
+    /// Fetches the next block; nil at the end (the cursor is then closed). The block's values are valid until
+    /// the next call.
+    public func next() throws(ODBCError) -> ODBCRowBlock? {
+        guard !finished else { return nil }
+        fetched.pointee = 0
+        let rc = SQLFetch(stmt)
+        if rc == CODBC_NO_DATA {
+            finished = true
+            SQLFreeStmt(stmt, CODBC_CLOSE)
+            return nil
+        }
+        guard codbc_succeeded(rc) != 0 else {
+            finished = true
+            throw statement.error("fetch")
+        }
+        let count = Int(fetched.pointee)
+        for row in 0..<count where status[row] == CODBC_ROW_ERROR {
+            throw ODBCError(operation: "fetch row \(row + 1) of the block", diagnostics: diagnostics(handleType: CODBC_HANDLE_STMT, handle: stmt), sql: statement.sql)
+        }
+        return ODBCRowBlock(cursor: self, count: count)
+    }
+
+    /// Stops reading (the rest of the result set is discarded).
+    public func close() {
+        finished = true
+        SQLFreeStmt(stmt, CODBC_CLOSE)
+    }
+}
+
+/// The rows of one block fetch: read them before fetching the next block.
+public struct ODBCRowBlock {
+    let cursor: ODBCCursor
+    public let count: Int
+
+    public var columnCount: Int { cursor.columns.count }
+
+    /// The value as text; nil for SQL NULL. A value longer than its column buffer throws (SQLSTATE 01004).
+    public func text(row: Int, column: Int) throws(ODBCError) -> String? {
+        let length = cursor.indicators[column][row]
+        if length == CODBC_NULL_DATA { return nil }
+        let width = cursor.widths[column]
+        let capacityBytes = (width - 1) * 2
+        guard length >= 0, length <= capacityBytes else {
+            let name = cursor.columns[column].name
+            throw ODBCError(operation: "read column \(name)", diagnostics: [ODBCDiagnostic(
+                sqlState: "01004", nativeCode: 0,
+                message: "value of column \(name) (row \(row + 1) of the block) is longer than \(width / 2 - 1) characters; raise max_column_chars")],
+                sql: cursor.statement.sql)
+        }
+        let start = cursor.data[column] + row * width
+        return String(decoding: UnsafeBufferPointer(start: start, count: length / 2), as: UTF16.self)
+    }
+}
