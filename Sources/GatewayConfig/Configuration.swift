@@ -168,6 +168,82 @@ public struct CSVDropSettings: Sendable {
     public var batchRows: Int
 }
 
+/// How an ODBC adapter reads its query.
+public enum ODBCPullMode: String, Sendable, CaseIterable {
+    /// Rows at or above the saved watermark minus the lag window, ordered by the watermark column.
+    case incremental
+    /// A staging table (前置机): read unmarked rows, journal them, then run the mark statement for each.
+    case frontTable = "front-table"
+    /// The whole result every poll (code tables, camera inventories); unchanged rows are no-ops.
+    case snapshot
+}
+
+/// What the watermark column holds.
+public enum WatermarkKind: String, Sendable, CaseIterable {
+    case timestamp
+    case integer
+}
+
+/// The `odbc:` section of an adapter file.
+public struct ODBCSettings: Sendable {
+    /// Full ODBC connection string (`Driver={PostgreSQL Unicode};Server=…` or `DSN=…`), `${ENV}` substituted.
+    public var connection: String
+    /// When set, the trimmed content of this file is appended as `PWD={…}` (the password stays out of YAML).
+    public var passwordFile: String?
+    public var query: String
+    public var mode: ODBCPullMode
+    /// Incremental: the result column holding the watermark, and what it holds.
+    public var watermarkColumn: String?
+    public var watermarkKind: WatermarkKind
+    /// Extra ORDER BY columns after the watermark (a stable order for rows sharing one timestamp).
+    public var orderBy: [String]
+    /// Incremental: how far below the saved watermark each poll starts reading (late-committing transactions).
+    public var lag: Duration
+    /// The same for integer watermarks (ids allocated before a late commit).
+    public var lagIds: Int
+    /// Where the first poll starts (nil: from the beginning).
+    public var initialWatermark: String?
+    /// Front-table: the statement run for each journaled row, with `?` bound to `mark_keys` in order.
+    public var markStatement: String?
+    public var markKeys: [String]
+    /// Quote character for identifiers the adapter writes into SQL (`"`; MariaDB without ANSI_QUOTES: `` ` ``).
+    public var identifierQuote: String
+    public var pollInterval: Duration
+    /// Rows per journal transaction (and per front-table round).
+    public var batchRows: Int
+    /// Rows per driver fetch (SQL_ATTR_ROW_ARRAY_SIZE).
+    public var fetchRows: Int
+    /// Longest text value accepted per column (UTF-16 buffer width).
+    public var maxColumnChars: Int
+    public var loginTimeout: Duration
+    public var queryTimeout: Duration
+    /// Upper bound of the back-off between failed polls.
+    public var retryCap: Duration
+
+    public init(connection: String, query: String, mode: ODBCPullMode) {
+        self.connection = connection
+        self.query = query
+        self.mode = mode
+        passwordFile = nil
+        watermarkColumn = nil
+        watermarkKind = .timestamp
+        orderBy = []
+        lag = .seconds(0)
+        lagIds = 0
+        initialWatermark = nil
+        markStatement = nil
+        markKeys = []
+        identifierQuote = "\""
+        pollInterval = .seconds(30)
+        batchRows = 1000
+        fetchRows = 1000
+        maxColumnChars = 4000
+        loginTimeout = .seconds(15)
+        queryTimeout = .seconds(0)
+        retryCap = .seconds(300)
+    }
+}
+
 /// One file in adapters/.
 public struct AdapterConfiguration: Sendable {
     public var file: String
@@ -177,8 +253,12 @@ public struct AdapterConfiguration: Sendable {
     public var enabled: Bool
     public var csv: CSVDropSettings?
     public var soap: SOAPSettings?
+    public var odbc: ODBCSettings? = nil
 
-    public static let kinds = ["csv-drop", "soap"]
+    public static let kinds = ["csv-drop", "soap", "odbc"]
+
+    /// How often `esgate run` polls this adapter.
+    public var pollInterval: Duration { csv?.pollInterval ?? odbc?.pollInterval ?? soap?.pollInterval ?? .seconds(5) }
 }
 
 extension AdapterConfiguration {
@@ -218,6 +298,12 @@ extension AdapterConfiguration {
                 section.rejectUnknownKeys()
             }
         }
+        var odbc: ODBCSettings?
+        if kind == "odbc" || root.has("odbc") {
+            if let section = root.section("odbc", required: kind == "odbc") {
+                odbc = loadODBC(section, base: base)
+            }
+        }
         var soap: SOAPSettings?
         if kind == "soap" || root.has("soap") {
             if let section = root.section("soap", required: kind == "soap") {
@@ -225,7 +311,50 @@ extension AdapterConfiguration {
             }
         }
         root.rejectUnknownKeys()
-        return AdapterConfiguration(file: file, name: name, kind: kind, mapping: mapping, enabled: enabled, csv: csv, soap: soap)
+        return AdapterConfiguration(file: file, name: name, kind: kind, mapping: mapping, enabled: enabled, csv: csv,
+                                    soap: soap, odbc: odbc)
+    }
+
+    static func loadODBC(_ section: ConfigSection, base: String) -> ODBCSettings {
+        func report(_ key: String, _ message: String) {
+            section.diagnostics.report(line: section.raw(key)?.mark.line ?? section.line, key: section.qualified(key), message)
+        }
+        let mode = section.choice("mode", ODBCPullMode.allCases.map(\.rawValue), required: true).flatMap(ODBCPullMode.init) ?? .snapshot
+        var settings = ODBCSettings(connection: section.string("connection", required: true) ?? "",
+                                    query: section.string("query", required: true) ?? "", mode: mode)
+        settings.passwordFile = section.string("password_file").map { resolvePath($0, relativeTo: base) }
+        settings.watermarkColumn = section.string("watermark_column")
+        settings.watermarkKind = section.choice("watermark_type", WatermarkKind.allCases.map(\.rawValue)).flatMap(WatermarkKind.init) ?? .timestamp
+        settings.orderBy = section.stringList("order_by") ?? []
+        settings.lag = section.duration("lag") ?? .seconds(0)
+        settings.lagIds = section.integer("lag_ids", range: 0...Int(Int32.max)) ?? 0
+        settings.initialWatermark = section.string("initial_watermark")
+        settings.markStatement = section.string("mark_statement")
+        settings.markKeys = section.stringList("mark_keys") ?? []
+        settings.identifierQuote = section.string("identifier_quote", default: "\"")
+        settings.pollInterval = section.duration("poll_interval") ?? .seconds(30)
+        settings.batchRows = section.integer("batch_rows", range: 1...1_000_000) ?? 1000
+        settings.fetchRows = section.integer("fetch_rows", range: 1...100_000) ?? 1000
+        settings.maxColumnChars = section.integer("max_column_chars", range: 1...1_000_000) ?? 4000
+        settings.loginTimeout = section.duration("login_timeout") ?? .seconds(15)
+        settings.queryTimeout = section.duration("query_timeout") ?? .seconds(0)
+        settings.retryCap = section.duration("retry_cap") ?? .seconds(300)
+        if !["\"", "`", "["].contains(settings.identifierQuote) { report("identifier_quote", "must be \", ` or [") }
+        switch mode {
+        case .incremental:
+            if settings.watermarkColumn == nil { report("watermark_column", "required for mode incremental") }
+        case .frontTable:
+            if settings.markStatement == nil { report("mark_statement", "required for mode front-table (e.g. UPDATE T SET REC_FLAG = 1 WHERE ID = ?)") }
+            if settings.markKeys.isEmpty { report("mark_keys", "required for mode front-table: the columns bound to the mark statement's ?") }
+            let placeholders = (settings.markStatement ?? "").filter { $0 == "?" }.count
+            if settings.markStatement != nil, !settings.markKeys.isEmpty, placeholders != settings.markKeys.count {
+                report("mark_keys", "\(settings.markKeys.count) key column(s) for \(placeholders) ? in mark_statement")
+            }
+        case .snapshot:
+            break
+        }
+        section.rejectUnknownKeys()
+        return settings
     }
 }
 

@@ -373,6 +373,16 @@ public final class Journal {
         }
     }
 
+    /// Whether a row with these raw bytes from `source` is already in quarantine (open or replayed). Sources
+    /// that re-read rows (database lag windows, snapshots, front tables after a crash) use it so that one bad
+    /// row is held once, not once per poll.
+    public func isQuarantined(source: String, raw: [UInt8]) throws(JournalError) -> Bool {
+        try wrap("look up quarantine") {
+            !(try database.query("SELECT 1 FROM quarantine WHERE source = ?1 AND raw = ?2 LIMIT 1",
+                                 [.text(source), .blob(raw)])).isEmpty
+        }
+    }
+
     /// Quarantine entries, newest last; `openOnly` hides those resolved by a replay.
     public func quarantined(source: String? = nil, openOnly: Bool = true, limit: Int = 1000) throws(JournalError) -> [QuarantineEntry] {
         try wrap("list quarantine") {

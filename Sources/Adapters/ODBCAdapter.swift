@@ -1,0 +1,505 @@
+import Foundation
+import GatewayConfig
+import GatewayModel
+import Journal
+import Mapping
+import ODBCSupport
+
+/// Why an ODBC poll failed, with the adapter, the query and the driver's SQLSTATE when there is one.
+public struct ODBCAdapterError: Error, CustomStringConvertible, Sendable {
+    public enum Cause: Sendable {
+        /// The driver or server failed (connect, prepare, fetch, mark).
+        case database(ODBCError)
+        /// The journal failed; nothing of the batch was committed.
+        case journal(JournalError)
+        /// The configuration does not fit what the query returns.
+        case configuration(String)
+    }
+    public let adapter: String
+    public let cause: Cause
+
+    public init(adapter: String, cause: Cause) {
+        self.adapter = adapter
+        self.cause = cause
+    }
+
+    /// The SQLSTATE of a database failure.
+    public var sqlState: String? {
+        if case .database(let error) = cause { return error.sqlState }
+        return nil
+    }
+
+    public var description: String {
+        switch cause {
+        case .database(let error): return "adapter \(adapter): \(error)"
+        case .journal(let error): return "adapter \(adapter): \(error)"
+        case .configuration(let message): return "adapter \(adapter): \(message)"
+        }
+    }
+}
+
+/// What one poll did.
+public struct ODBCPollReport: Sendable, Codable, Equatable {
+    public var adapter: String
+    public var mode: String
+    public var counts = IngestCounts()
+    /// The watermark saved by this poll (incremental).
+    public var watermark: String?
+    /// Rows marked in the front table.
+    public var marked = 0
+    /// Journal transactions committed.
+    public var batches = 0
+    public var seconds: Double = 0
+}
+
+/// Health of an ODBC adapter, for `esgate status`.
+public struct ODBCAdapterStatus: Sendable, Codable, Equatable {
+    public var lastPoll: Date?
+    public var rowsRead = 0
+    public var watermark: String?
+    public var lastError: String?
+    /// When the current run of failures began (nil while healthy).
+    public var failingSince: Date?
+    public var consecutiveFailures = 0
+}
+
+/// Pulls rows from a department database over ODBC into the journal, through a mapping.
+///
+/// Every mode relies on the journal's revision check: a row whose records are identical to their key's latest
+/// revision adds nothing, so reading a row twice is harmless. That is what makes the lag window, the inclusive
+/// watermark bound, snapshots and front-table crash recovery exactly-once.
+///
+/// Blocking: call `poll()` off Swift's cooperative pool (`ODBCWorker`). One poll at a time.
+public final class ODBCAdapter: @unchecked Sendable {
+    public let name: String
+    public let settings: ODBCSettings
+    let plan: MappingPlan
+    let schema: PUISchema
+    let journal: Journal
+    let logger: Logger
+    private var connection: ODBCConnection?
+    public private(set) var status = ODBCAdapterStatus()
+    /// Tests: called after each journal commit with the number of batches committed in this poll; throwing
+    /// there stops the poll as a crash would (front-table: before the rows are marked).
+    public var afterCommit: ((Int) throws -> Void)?
+
+    public init(name: String, settings: ODBCSettings, plan: MappingPlan, schema: PUISchema, journal: Journal,
+                logger: Logger) {
+        self.name = name
+        self.settings = settings
+        self.plan = plan
+        self.schema = schema
+        self.journal = journal
+        self.logger = logger.with(component: "odbc:\(name)")
+    }
+
+    /// Drops the connection (the next poll reconnects).
+    public func disconnect() {
+        connection?.close()
+        connection = nil
+    }
+
+    // MARK: - Poll
+
+    /// One poll in the configured mode. On any database failure the connection is dropped so that the next
+    /// poll reconnects; nothing uncommitted is lost because the watermark only moves with committed rows.
+    public func poll() throws(ODBCAdapterError) -> ODBCPollReport {
+        let started = Date()
+        var report = ODBCPollReport(adapter: name, mode: settings.mode.rawValue)
+        do {
+            let connection = try connect()
+            switch settings.mode {
+            case .incremental: try pullIncremental(connection, report: &report)
+            case .snapshot: try pullSnapshot(connection, report: &report)
+            case .frontTable: try pullFrontTable(connection, report: &report)
+            }
+            report.seconds = Date().timeIntervalSince(started)
+            status.lastPoll = Date()
+            status.rowsRead += report.counts.rows
+            if let watermark = report.watermark { status.watermark = watermark }
+            status.lastError = nil
+            status.failingSince = nil
+            status.consecutiveFailures = 0
+            return report
+        } catch {
+            let wrapped = wrap(error)
+            if case .database = wrapped.cause { disconnect() }
+            status.lastPoll = Date()
+            status.lastError = wrapped.description
+            if status.failingSince == nil { status.failingSince = Date() }
+            status.consecutiveFailures += 1
+            throw wrapped
+        }
+    }
+
+    private func wrap(_ error: Error) -> ODBCAdapterError {
+        switch error {
+        case let error as ODBCAdapterError: return error
+        case let error as ODBCError: return ODBCAdapterError(adapter: name, cause: .database(error))
+        case let error as JournalError: return ODBCAdapterError(adapter: name, cause: .journal(error))
+        default: return ODBCAdapterError(adapter: name, cause: .configuration("\(error)"))
+        }
+    }
+
+    private func connect() throws -> ODBCConnection {
+        if let connection, connection.isOpen { return connection }
+        var text = settings.connection
+        if let file = settings.passwordFile {
+            guard let data = FileManager.default.contents(atPath: file),
+                  let password = String(data: data, encoding: .utf8)?.trimmingCharacters(in: .whitespacesAndNewlines) else {
+                throw ODBCAdapterError(adapter: name, cause: .configuration("cannot read password_file \(file)"))
+            }
+            if !text.hasSuffix(";") && !text.isEmpty { text += ";" }
+            text += "PWD={\(password.replacingOccurrences(of: "}", with: "}}"))}"
+        }
+        let options = ODBCConnectionOptions(loginTimeout: Int(settings.loginTimeout.components.seconds),
+                                            queryTimeout: Int(settings.queryTimeout.components.seconds))
+        let opened = try ODBCConnection(connectionString: text, options: options)
+        connection = opened
+        logger.info("connected (\(opened.redactedConnectionString))")
+        return opened
+    }
+
+    func quoted(_ identifier: String) -> String {
+        switch settings.identifierQuote {
+        case "`": return "`" + identifier.replacingOccurrences(of: "`", with: "``") + "`"
+        case "[": return "[" + identifier.replacingOccurrences(of: "]", with: "]]") + "]"
+        default: return "\"" + identifier.replacingOccurrences(of: "\"", with: "\"\"") + "\""
+        }
+    }
+
+    // MARK: - Modes
+
+    /// Incremental: `SELECT * FROM (query) WHERE wm >= saved − lag ORDER BY wm, order_by…`, streamed; each
+    /// batch commits its rows and the highest watermark seen so far in one journal transaction. The bound is
+    /// inclusive, so rows sharing the last timestamp are read again (no-ops) rather than skipped, and the lag
+    /// window re-reads rows that committed late with an older timestamp.
+    private func pullIncremental(_ connection: ODBCConnection, report: inout ODBCPollReport) throws {
+        guard let column = settings.watermarkColumn else {
+            throw ODBCAdapterError(adapter: name, cause: .configuration("mode incremental needs watermark_column"))
+        }
+        let saved = try journal.sourceOffset(name)
+        var lower: ODBCParameter?
+        var best: Watermark?
+        if let saved {
+            guard let value = Watermark(parsing: saved, kind: settings.watermarkKind) else {
+                throw ODBCAdapterError(adapter: name, cause: .configuration("saved watermark '\(saved)' is not a \(settings.watermarkKind.rawValue)"))
+            }
+            best = value
+            lower = value.lowered(lag: settings.lag, lagIds: Int64(settings.lagIds)).parameter
+        } else if let initial = settings.initialWatermark {
+            guard let value = Watermark(parsing: initial, kind: settings.watermarkKind) else {
+                throw ODBCAdapterError(adapter: name, cause: .configuration("initial_watermark '\(initial)' is not a \(settings.watermarkKind.rawValue)"))
+            }
+            lower = value.parameter
+        }
+        var sql = "SELECT * FROM (\(settings.query)) esgate_q"
+        if lower != nil { sql += " WHERE esgate_q.\(quoted(column)) >= ?" }
+        sql += " ORDER BY " + ([column] + settings.orderBy).map { "esgate_q." + quoted($0) }.joined(separator: ", ")
+        let statement = try connection.prepare(sql)
+        let cursor = try statement.query(lower.map { [$0] } ?? [], rowArraySize: settings.fetchRows,
+                                         maxColumnCharacters: settings.maxColumnChars)
+        let reader = try RowSource(adapter: self, cursor: cursor, watermarkColumn: column)
+        var pending: [PreparedRow] = []
+        pending.reserveCapacity(settings.batchRows)
+        var ordinal = 0
+        func flush() throws {
+            guard !pending.isEmpty else { return }
+            try commit(pending, report: &report) {
+                if let best { try self.journal.setSourceOffset(self.name, position: best.text) }
+            }
+            pending.removeAll(keepingCapacity: true)
+        }
+        while let block = try cursor.next() {
+            for row in 0..<block.count {
+                ordinal += 1
+                let (prepared, mark) = try reader.prepare(block, row: row, ordinal: ordinal)
+                if let mark, let value = Watermark(parsing: mark, kind: settings.watermarkKind) {
+                    if best.map({ value > $0 }) ?? true { best = value }
+                } else {
+                    logger.warning("row \(ordinal): watermark column \(column) is empty or unreadable ('\(mark ?? "NULL")')")
+                }
+                pending.append(prepared)
+                if pending.count >= settings.batchRows { try flush() }
+            }
+        }
+        try flush()
+        report.watermark = best?.text
+    }
+
+    /// Snapshot: the whole result every poll, in batches; unchanged rows add nothing to the journal.
+    private func pullSnapshot(_ connection: ODBCConnection, report: inout ODBCPollReport) throws {
+        let statement = try connection.prepare(settings.query)
+        let cursor = try statement.query([], rowArraySize: settings.fetchRows, maxColumnCharacters: settings.maxColumnChars)
+        let reader = try RowSource(adapter: self, cursor: cursor, watermarkColumn: nil)
+        var pending: [PreparedRow] = []
+        var ordinal = 0
+        while let block = try cursor.next() {
+            for row in 0..<block.count {
+                ordinal += 1
+                pending.append(try reader.prepare(block, row: row, ordinal: ordinal).row)
+                if pending.count >= settings.batchRows {
+                    try commit(pending, report: &report) {}
+                    pending.removeAll(keepingCapacity: true)
+                }
+            }
+        }
+        if !pending.isEmpty { try commit(pending, report: &report) {} }
+    }
+
+    /// Front table: rounds of at most `batch_rows` unmarked rows. Each round commits its rows to the journal
+    /// first and only then runs the mark statement for them (one database transaction). A crash between the
+    /// two leaves the rows unmarked: the next round reads them again, the journal finds them unchanged, and
+    /// they are marked then. Rows that went to quarantine are marked too (they are durable there).
+    private func pullFrontTable(_ connection: ODBCConnection, report: inout ODBCPollReport) throws {
+        guard let markSQL = settings.markStatement, !settings.markKeys.isEmpty else {
+            throw ODBCAdapterError(adapter: name, cause: .configuration("mode front-table needs mark_statement and mark_keys"))
+        }
+        let select = try connection.prepare(settings.query)
+        let mark = try connection.prepare(markSQL)
+        var ordinal = 0
+        while true {
+            let cursor = try select.query([], rowArraySize: min(settings.fetchRows, settings.batchRows),
+                                          maxColumnCharacters: settings.maxColumnChars)
+            let reader = try RowSource(adapter: self, cursor: cursor, watermarkColumn: nil)
+            let keyColumns = try settings.markKeys.map { key throws -> (index: Int, integer: Bool) in
+                guard let index = cursor.columns.firstIndex(where: { $0.name == key }) else {
+                    throw ODBCAdapterError(adapter: name, cause: .configuration("mark key \(key) is not a column of the query (columns: \(cursor.columns.map(\.name).joined(separator: ", ")))"))
+                }
+                return (index, [4, 5, -5, -6].contains(cursor.columns[index].sqlType))
+            }
+            var pending: [PreparedRow] = []
+            var keys: [[ODBCParameter]] = []
+            reading: while let block = try cursor.next() {
+                for row in 0..<block.count {
+                    ordinal += 1
+                    pending.append(try reader.prepare(block, row: row, ordinal: ordinal).row)
+                    var parameters: [ODBCParameter] = []
+                    for key in keyColumns {
+                        let text = try block.text(row: row, column: key.index)
+                        if let text, key.integer, let number = Int64(text) { parameters.append(.integer(number)) }
+                        else { parameters.append(text.map { .text($0) } ?? .null) }
+                    }
+                    keys.append(parameters)
+                    if pending.count >= settings.batchRows { break reading }
+                }
+            }
+            cursor.close()
+            guard !pending.isEmpty else { break }
+            try commit(pending, report: &report) {}
+            // Durable in the journal: now, and only now, mark the rows.
+            try connection.setAutocommit(false)
+            var changed = 0
+            do {
+                for parameters in keys { changed += max(0, try mark.execute(parameters)) }
+                try connection.commit()
+                try connection.setAutocommit(true)
+            } catch {
+                connection.rollback()
+                try? connection.setAutocommit(true)
+                throw error
+            }
+            report.marked += changed
+            if changed == 0 {
+                throw ODBCAdapterError(adapter: name, cause: .configuration("mark_statement changed no row for \(keys.count) journaled row(s); the same rows would be read forever"))
+            }
+            if pending.count < settings.batchRows { break }
+        }
+    }
+
+    /// Stores prepared rows (and `extra`, e.g. the watermark) in one journal transaction.
+    private func commit(_ rows: [PreparedRow], report: inout ODBCPollReport, extra: () throws -> Void) throws {
+        var counts = IngestCounts()
+        try journal.begin()
+        do {
+            for var row in rows {
+                if let item = row.quarantine, try journal.isQuarantined(source: name, raw: item.raw) {
+                    row.quarantine = nil  // the same row is already held: once is enough
+                }
+                try journal.store(row, source: name, file: "odbc", counts: &counts)
+            }
+            try extra()
+            try journal.commit()
+        } catch {
+            journal.rollback()
+            throw error
+        }
+        report.counts += counts
+        report.batches += 1
+        try afterCommit?(report.batches)
+    }
+}
+
+// MARK: - Rows
+
+/// Binds a result's columns to the mapping and turns fetched rows into prepared rows.
+struct RowSource {
+    let adapter: ODBCAdapter
+    let header: [String]
+    let preparer: RowPreparer
+    let watermarkIndex: Int?
+
+    init(adapter: ODBCAdapter, cursor: ODBCCursor, watermarkColumn: String?) throws {
+        self.adapter = adapter
+        header = cursor.columns.map(\.name)
+        switch adapter.plan.bind(header: header) {
+        case .success(let bound): preparer = RowPreparer(schema: adapter.schema, mapping: bound)
+        case .failure(let error):
+            throw ODBCAdapterError(adapter: adapter.name, cause: .configuration("the query's columns do not fit mapping \(adapter.plan.name): \(error.message)"))
+        }
+        if let watermarkColumn {
+            guard let index = header.firstIndex(of: watermarkColumn) else {
+                throw ODBCAdapterError(adapter: adapter.name, cause: .configuration("watermark column \(watermarkColumn) is not a column of the query (columns: \(header.joined(separator: ", ")))"))
+            }
+            watermarkIndex = index
+        } else {
+            watermarkIndex = nil
+        }
+    }
+
+    /// The prepared row and its watermark value. NULL reads as an empty string for the mapping.
+    func prepare(_ block: ODBCRowBlock, row: Int, ordinal: Int) throws -> (row: PreparedRow, watermark: String?) {
+        var fields: [String] = []
+        fields.reserveCapacity(header.count)
+        var watermark: String?
+        for column in 0..<header.count {
+            let value = try block.text(row: row, column: column)
+            if column == watermarkIndex { watermark = value }
+            fields.append(value ?? "")
+        }
+        let header = self.header
+        let source = adapter.name
+        let prepared = preparer.prepare(fields, line: ordinal) {
+            RowOrigin(source: source, origin: "odbc", line: ordinal, raw: Array(csvLine(fields).utf8), encoding: "utf-8", header: header)
+        }
+        return (prepared, watermark)
+    }
+}
+
+/// Values as one RFC 4180 line (for quarantine: `esgate quarantine replay` splits it like a CSV row).
+public func csvLine(_ fields: [String]) -> String {
+    fields.map { field in
+        if field.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" }) {
+            return "\"" + field.replacingOccurrences(of: "\"", with: "\"\"") + "\""
+        }
+        return field
+    }.joined(separator: ",")
+}
+
+// MARK: - Watermarks
+
+/// A watermark value: a timestamp (microseconds since 1970, zone-less as the source stores it) or an integer.
+struct Watermark: Comparable {
+    let kind: WatermarkKind
+    let value: Int64
+
+    init(kind: WatermarkKind, value: Int64) {
+        self.kind = kind
+        self.value = value
+    }
+
+    init?(parsing text: String, kind: WatermarkKind) {
+        self.kind = kind
+        let trimmed = text.trimmingCharacters(in: .whitespaces)
+        switch kind {
+        case .integer:
+            guard let number = Int64(trimmed) else { return nil }
+            value = number
+        case .timestamp:
+            guard let micros = Watermark.parseTimestamp(trimmed) else { return nil }
+            value = micros
+        }
+    }
+
+    static func < (a: Watermark, b: Watermark) -> Bool { a.value < b.value }
+
+    /// Canonical text: `yyyy-MM-dd HH:mm:ss` (+ `.ffffff` when not whole seconds), or the integer.
+    var text: String {
+        switch kind {
+        case .integer: return String(value)
+        case .timestamp:
+            let seconds = value >= 0 ? value / 1_000_000 : (value - 999_999) / 1_000_000
+            let micros = value - seconds * 1_000_000
+            let days = seconds >= 0 ? seconds / 86_400 : (seconds - 86_399) / 86_400
+            let secondOfDay = seconds - days * 86_400
+            let (y, m, d) = Watermark.civil(days)
+            func two(_ n: Int64) -> String { n < 10 ? "0\(n)" : "\(n)" }
+            var text = "\(String(format: "%04lld", y))-\(two(m))-\(two(d)) \(two(secondOfDay / 3600)):\(two(secondOfDay / 60 % 60)):\(two(secondOfDay % 60))"
+            if micros != 0 { text += "." + String(format: "%06lld", micros) }
+            return text
+        }
+    }
+
+    var parameter: ODBCParameter {
+        kind == .integer ? .integer(value) : .timestamp(text)
+    }
+
+    func lowered(lag: Duration, lagIds: Int64) -> Watermark {
+        switch kind {
+        case .integer: return Watermark(kind: kind, value: value - lagIds)
+        case .timestamp:
+            let (seconds, attoseconds) = lag.components
+            return Watermark(kind: kind, value: value - seconds * 1_000_000 - attoseconds / 1_000_000_000_000)
+        }
+    }
+
+    /// `yyyy-MM-dd`, `yyyy-MM-dd HH:mm[:ss[.f…]]` (also with `T`); a trailing zone is not accepted.
+    static func parseTimestamp(_ text: String) -> Int64? {
+        let bytes = Array(text.utf8)
+        func number(_ range: Range<Int>) -> Int64? {
+            guard range.upperBound <= bytes.count else { return nil }
+            var result: Int64 = 0
+            for byte in bytes[range] {
+                guard byte >= 48 && byte <= 57 else { return nil }
+                result = result * 10 + Int64(byte - 48)
+            }
+            return result
+        }
+        guard bytes.count >= 10, bytes[4] == 45, bytes[7] == 45,
+              let y = number(0..<4), let m = number(5..<7), let d = number(8..<10), (1...12).contains(m), (1...31).contains(d) else { return nil }
+        var h: Int64 = 0, mi: Int64 = 0, s: Int64 = 0, micros: Int64 = 0
+        if bytes.count > 10 {
+            guard bytes[10] == 32 || bytes[10] == 84, bytes.count >= 16, bytes[13] == 58,
+                  let hh = number(11..<13), let mm = number(14..<16), hh < 24, mm < 60 else { return nil }
+            h = hh
+            mi = mm
+            if bytes.count > 16 {
+                guard bytes[16] == 58, let ss = number(17..<19), ss < 61 else { return nil }
+                s = ss
+                if bytes.count > 19 {
+                    guard bytes[19] == 46, bytes.count > 20 else { return nil }
+                    var digits = 0
+                    for byte in bytes[20...] {
+                        guard byte >= 48 && byte <= 57 else { return nil }
+                        if digits < 6 { micros = micros * 10 + Int64(byte - 48) }
+                        digits += 1
+                    }
+                    for _ in digits..<max(digits, 6) { micros *= 10 }
+                }
+            }
+        }
+        let days = daysFromCivil(y, m, d)
+        return ((days * 86_400) + h * 3600 + mi * 60 + s) * 1_000_000 + micros
+    }
+
+    static func daysFromCivil(_ year: Int64, _ month: Int64, _ day: Int64) -> Int64 {
+        let y = month <= 2 ? year - 1 : year
+        let era = (y >= 0 ? y : y - 399) / 400
+        let yoe = y - era * 400
+        let doy = (153 * (month + (month > 2 ? -3 : 9)) + 2) / 5 + day - 1
+        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy
+        return era * 146_097 + doe - 719_468
+    }
+
+    static func civil(_ days: Int64) -> (Int64, Int64, Int64) {
+        let z = days + 719_468
+        let era = (z >= 0 ? z : z - 146_096) / 146_097
+        let doe = z - era * 146_097
+        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
+        let mp = (5 * doy + 2) / 153
+        let d = doy - (153 * mp + 2) / 5 + 1
+        let m = mp < 10 ? mp + 3 : mp - 9
+        return (yoe + era * 400 + (m <= 2 ? 1 : 0), m, d)
+    }
+}
