@@ -188,3 +188,14 @@ func splitCSVFields(_ bytes: UnsafeBufferPointer<UInt8>, delimiter: UInt8, into 
         }
     }
 }
+
+/// Values as one RFC 4180 line: the raw form in quarantine of rows that did not come from a CSV file (ODBC, SOAP),
+/// so that `esgate quarantine replay` splits them like a CSV row.
+public func csvLine(_ fields: [String]) -> String {
+    fields.map { field in
+        if field.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" }) {
+            return "\"" + field.replacingOccurrences(of: "\"", with: "\"\"") + "\""
+        }
+        return field
+    }.joined(separator: ",")
+}

@@ -376,15 +376,6 @@ struct RowSource {
     }
 }
 
-/// Values as one RFC 4180 line (for quarantine: `esgate quarantine replay` splits it like a CSV row).
-public func csvLine(_ fields: [String]) -> String {
-    fields.map { field in
-        if field.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" }) {
-            return "\"" + field.replacingOccurrences(of: "\"", with: "\"\"") + "\""
-        }
-        return field
-    }.joined(separator: ",")
-}
 
 // MARK: - Watermarks
 

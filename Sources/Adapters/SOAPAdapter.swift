@@ -298,8 +298,3 @@ public final class SOAPAdapter {
     }
 }
 
-/// One RFC 4180 line of field values: the raw form of a SOAP record in quarantine, so that
-/// `esgate quarantine replay` can re-map it like a CSV row.
-func csvLine(_ fields: [String]) -> String {
-    fields.map { "\"" + $0.replacingOccurrences(of: "\"", with: "\"\"") + "\"" }.joined(separator: ",")
-}

@@ -151,6 +151,10 @@ private func execute(_ path: [String], _ options: ParsedOptions) async throws ->
                     if let error = source.error { line += "; error: \(Redaction.maskIdentityNumbers(in: error))" }
                     write(line)
                 }
+                for poll in summary.polls {
+                    write("\(poll.adapter) (odbc \(poll.mode)): \(poll.counts.rows) rows, \(poll.counts.stored) records stored, \(poll.counts.unchanged) unchanged, \(poll.counts.quarantined) quarantined\(poll.marked > 0 ? ", \(poll.marked) marked" : "")\(poll.watermark.map { ", watermark \($0)" } ?? ""), \(String(format: "%.1f", poll.seconds)) s")
+                }
+                for failure in summary.pollErrors { write(Redaction.maskIdentityNumbers(in: failure)) }
                 let counts = summary.counts
                 write("total: \(summary.files.count) file(s), \(counts.rows) rows, \(counts.stored) records stored, \(counts.unchanged) unchanged, \(counts.quarantined) rows quarantined")
                 if let pass = summary.supervision { write(supervisionLine(pass)) }

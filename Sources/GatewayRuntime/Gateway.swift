@@ -5,6 +5,7 @@ import GatewayModel
 import Journal
 import Mapping
 import Monitoring
+import ODBCSupport
 import TextSupport
 
 /// What one pass over the adapters did.
@@ -16,9 +17,13 @@ public struct RunSummary: Sendable, Codable {
     public var sources: [SOAPPollReport] = []
     /// The supervision pass that followed ingestion (`run --once`).
     public var supervision: PassSummary?
+    /// ODBC adapters' polls, and the polls that failed (adapter, SQLSTATE, message).
+    public var polls: [ODBCPollReport] = []
+    public var pollErrors: [String] = []
     public var counts: IngestCounts {
         var total = files.reduce(into: IngestCounts()) { $0 += $1.counts }
         for source in sources { total += source.counts }
+        for poll in polls { total += poll.counts }
         return total
     }
 }
@@ -52,6 +57,13 @@ public final class Gateway: Sendable {
                            journal: journal, logger: logger)
     }
 
+    func makeODBCAdapter(_ adapter: AdapterConfiguration, journal: Journal) -> ODBCAdapter? {
+        guard adapter.enabled, adapter.kind == "odbc", let odbc = adapter.odbc,
+              let plan = configuration.mappings[adapter.mapping] else { return nil }
+        return ODBCAdapter(name: adapter.name, settings: odbc, plan: plan, schema: configuration.schema,
+                           journal: journal, logger: logger)
+    }
+
     /// `esgate run --once`: ingests everything that is complete now, waiting for files that are still settling
     /// (at most their settle time), then returns. Files waiting for a `.done` marker are left and reported.
     /// SOAP adapters are polled once (every page up to a short one); their errors are in `sources`.
@@ -61,6 +73,16 @@ public final class Gateway: Sendable {
         for adapter in configuration.adapters {
             if let soap = makeSOAPAdapter(adapter, journal: journal) {
                 summary.sources.append(soap.poll())
+                continue
+            }
+            if let odbc = makeODBCAdapter(adapter, journal: journal) {
+                do {
+                    summary.polls.append(try odbc.poll())
+                } catch {
+                    logger.error("\(error)")
+                    summary.pollErrors.append(error.description)
+                }
+                odbc.disconnect()
                 continue
             }
             guard let csv = makeCSVAdapter(adapter, journal: journal) else { continue }
@@ -109,12 +131,16 @@ public final class Gateway: Sendable {
                 opened = try openJournal()
             } catch {
                 logger.error("adapter \(adapter.name): \(error); retrying")
-                try await Task.sleep(for: adapter.csv?.pollInterval ?? .seconds(5))
+                try await Task.sleep(for: adapter.pollInterval)
             }
         }
         guard let journal = opened else { return }
         if let soap = makeSOAPAdapter(adapter, journal: journal) {
             try await soapPollLoop(soap)
+            return
+        }
+        if let odbc = makeODBCAdapter(adapter, journal: journal) {
+            try await odbcLoop(odbc)
             return
         }
         guard let csv = makeCSVAdapter(adapter, journal: journal) else { return }
@@ -144,6 +170,31 @@ public final class Gateway: Sendable {
                 thread.start()
             }
             try await Task.sleep(for: soap.nextPollDelay)
+        }
+    }
+
+    /// Polls an ODBC adapter on its own dispatch queue (ODBC calls block), backing off after failures:
+    /// poll interval × 2^(failures − 1), at most `retry_cap`. A lost connection is re-opened at the next poll.
+    private func odbcLoop(_ odbc: ODBCAdapter) async throws {
+        let worker = ODBCWorker(label: odbc.name)
+        logger.info("polling adapter \(odbc.name) (\(odbc.settings.mode.rawValue)) every \(odbc.settings.pollInterval)")
+        defer { odbc.disconnect() }
+        var failures = 0
+        while !Task.isCancelled {
+            var delay = odbc.settings.pollInterval
+            do {
+                let report = try await worker.run { try odbc.poll() }
+                failures = 0
+                if report.counts.rows > 0 || report.marked > 0 {
+                    logger.info("adapter \(odbc.name): \(report.counts.rows) rows, \(report.counts.stored) stored, \(report.counts.unchanged) unchanged, \(report.counts.quarantined) quarantined\(report.watermark.map { ", watermark \($0)" } ?? "")")
+                }
+            } catch {
+                failures += 1
+                let factor = 1 << min(failures - 1, 16)
+                delay = min(odbc.settings.pollInterval * factor, odbc.settings.retryCap)
+                logger.error("\(error); retrying in \(delay)")
+            }
+            try await Task.sleep(for: delay)
         }
     }
 
