@@ -71,6 +71,29 @@ public struct ODBCConnectionOptions: Sendable {
     }
 }
 
+// MARK: - Locale
+
+/// A UTF-8 LC_CTYPE locale for the calling thread while ODBC runs. Drivers and the driver manager convert SQL
+/// text and column names between UTF-16 and narrow characters with the C library, which follows LC_CTYPE:
+/// under the "C" locale libsqliteodbc turns `办件编号` in a statement into garbage. `uselocale` is per thread,
+/// so the process locale is left alone.
+private final class UTF8Locale: @unchecked Sendable {
+    let handle: locale_t?
+    init() {
+        handle = newlocale(LC_CTYPE_MASK, "C.UTF-8", nil) ?? newlocale(LC_CTYPE_MASK, "en_US.UTF-8", nil)
+    }
+}
+
+private let utf8Locale = UTF8Locale()
+
+/// Runs `body` with the thread's LC_CTYPE set to UTF-8, then restores the thread's previous locale.
+func withUTF8Locale<T, E: Error>(_ body: () throws(E) -> T) throws(E) -> T {
+    guard let locale = utf8Locale.handle else { return try body() }
+    let previous = uselocale(locale)
+    defer { if let previous { uselocale(previous) } }
+    return try body()
+}
+
 // MARK: - UTF-16 helpers
 
 func utf16Units(_ text: String) -> [UInt16] {
@@ -114,6 +137,10 @@ public final class ODBCConnection: @unchecked Sendable {
     public init(connectionString: String, options: ODBCConnectionOptions = ODBCConnectionOptions()) throws(ODBCError) {
         self.options = options
         self.redactedConnectionString = ODBCConnection.redact(connectionString)
+        try withUTF8Locale { () throws(ODBCError) in try open(connectionString) }
+    }
+
+    private func open(_ connectionString: String) throws(ODBCError) {
         var env: SQLHANDLE?
         guard codbc_succeeded(SQLAllocHandle(CODBC_HANDLE_ENV, nil, &env)) != 0, let env else {
             throw ODBCError(operation: "allocate an ODBC environment", diagnostics: [])
@@ -216,7 +243,7 @@ public final class ODBCConnection: @unchecked Sendable {
 
     /// Prepares a statement (parameters as `?`).
     public func prepare(_ sql: String) throws(ODBCError) -> ODBCStatement {
-        try ODBCStatement(connection: self, sql: sql)
+        try withUTF8Locale { () throws(ODBCError) in try ODBCStatement(connection: self, sql: sql) }
     }
 
     /// Runs a statement without a result set; returns the affected row count (-1 when the driver does not say).

@@ -108,6 +108,10 @@ public final class ODBCStatement {
     /// Executes without a result set; returns the affected row count (-1 when unknown).
     @discardableResult
     public func execute(_ parameters: [ODBCParameter] = []) throws(ODBCError) -> Int {
+        try withUTF8Locale { () throws(ODBCError) in try executeInLocale(parameters) }
+    }
+
+    private func executeInLocale(_ parameters: [ODBCParameter]) throws(ODBCError) -> Int {
         let stmt = try handle()
         SQLFreeStmt(stmt, CODBC_CLOSE)
         try bind(parameters)
@@ -124,6 +128,14 @@ public final class ODBCStatement {
     /// UTF-16 column arrays). Text columns longer than `maxColumnCharacters` fail with SQLSTATE 01004.
     public func query(_ parameters: [ODBCParameter] = [], rowArraySize: Int = 1000, maxColumnCharacters: Int = 4000,
                       memoryBudgetBytes: Int = 48 << 20) throws(ODBCError) -> ODBCCursor {
+        try withUTF8Locale { () throws(ODBCError) in
+            try queryInLocale(parameters, rowArraySize: rowArraySize, maxColumnCharacters: maxColumnCharacters,
+                              memoryBudgetBytes: memoryBudgetBytes)
+        }
+    }
+
+    private func queryInLocale(_ parameters: [ODBCParameter], rowArraySize: Int, maxColumnCharacters: Int,
+                               memoryBudgetBytes: Int) throws(ODBCError) -> ODBCCursor {
         let stmt = try handle()
         SQLFreeStmt(stmt, CODBC_CLOSE)
         SQLFreeStmt(stmt, CODBC_UNBIND)
@@ -166,7 +178,8 @@ public final class ODBCCursor {
             var nullable: Int16 = 0
             let rc = SQLDescribeColW(stmt, UInt16(index + 1), &name, Int16(name.count), &nameLength, &type, &size, &digits, &nullable)
             guard codbc_succeeded(rc) != 0 else { throw statement.error("describe column \(index + 1)") }
-            let text = String(decoding: name.prefix(max(0, min(Int(nameLength), name.count))).prefix { $0 != 0 }, as: UTF16.self)
+            let units = Array(name.prefix(max(0, min(Int(nameLength), name.count))).prefix { $0 != 0 })
+            let text = ODBCCursor.columnName(units)
             columns.append(ODBCColumn(name: text, sqlType: Int(type), size: Int(size), nullable: nullable != 0))
         }
         self.columns = columns
@@ -211,9 +224,24 @@ public final class ODBCCursor {
 
     public var columnCount: Int { columns.count }
 
+    /// libsqliteodbc widens the UTF-8 bytes of column names to UTF-16 units one by one ("办" arrives as three
+    /// units E5 8A 9E). A name whose units are all below 0x100, include some above 0x7F and form valid UTF-8
+    /// is decoded as that UTF-8; any other name is taken as the UTF-16 it is.
+    static func columnName(_ units: [UInt16]) -> String {
+        if units.allSatisfy({ $0 < 0x100 }) && units.contains(where: { $0 >= 0x80 }) {
+            let bytes = units.map { UInt8(truncatingIfNeeded: $0) }
+            if let text = String(validating: bytes, as: UTF8.self) { return text }
+        }
+        return String(decoding: units, as: UTF16.self)
+    }
+
     /// Fetches the next block; nil at the end (the cursor is then closed). The block's values are valid until
     /// the next call.
     public func next() throws(ODBCError) -> ODBCRowBlock? {
+        try withUTF8Locale { () throws(ODBCError) in try fetchInLocale() }
+    }
+
+    private func fetchInLocale() throws(ODBCError) -> ODBCRowBlock? {
         guard !finished else { return nil }
         fetched.pointee = 0
         let rc = SQLFetch(stmt)

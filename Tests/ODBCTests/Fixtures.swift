@@ -1,0 +1,260 @@
+import Adapters
+import CryptoSupport
+import Foundation
+import GatewayConfig
+import GatewayModel
+import GatewayRuntime
+import Journal
+import ODBCSupport
+import SQLiteSupport
+import Testing
+
+let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+struct FixtureError: Error, CustomStringConvertible {
+    let message: String
+    var description: String { message }
+}
+
+// MARK: - Processes
+
+/// Runs a command to completion with output to `log` (never a pipe: servers keep inherited pipes open).
+@discardableResult
+func runCommand(_ arguments: [String], asPostgres: Bool = false, log: String? = nil, allowFailure: Bool = false) throws -> Int32 {
+    let process = Process()
+    var command = arguments
+    if asPostgres && getuid() == 0 { command = ["/usr/sbin/runuser", "-u", "postgres", "--"] + command }
+    process.executableURL = URL(fileURLWithPath: command[0])
+    process.arguments = Array(command.dropFirst())
+    if let log {
+        _ = FileManager.default.createFile(atPath: log, contents: nil)
+        let handle = FileHandle(forWritingAtPath: log)
+        handle?.seekToEndOfFile()
+        process.standardOutput = handle
+        process.standardError = handle
+    } else {
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+    }
+    try process.run()
+    process.waitUntilExit()
+    if process.terminationStatus != 0 && !allowFailure {
+        let tail = log.flatMap { try? String(contentsOfFile: $0, encoding: .utf8) }.map { String($0.suffix(1500)) } ?? ""
+        throw FixtureError(message: "\(command.joined(separator: " ")) exited with \(process.terminationStatus)\n\(tail)")
+    }
+    return process.terminationStatus
+}
+
+/// A TCP port nobody listens on right now.
+func freePort() -> Int {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(fd) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    address.sin_port = 0
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    let bound = withUnsafePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) }
+    }
+    guard bound == 0 else { return Int.random(in: 20_000...40_000) }
+    _ = withUnsafeMutablePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+    }
+    return Int(UInt16(bigEndian: address.sin_port))
+}
+
+// MARK: - PostgreSQL 15, started once for the whole test process
+
+final class ServerRegistry: @unchecked Sendable {
+    private let lock = NSLock()
+    private var stops: [[String]] = []
+    static let shared = ServerRegistry()
+
+    func add(_ stop: [String]) {
+        lock.lock()
+        if stops.isEmpty { atexit { ServerRegistry.shared.stopAll() } }
+        stops.append(stop)
+        lock.unlock()
+    }
+
+    func stopAll() {
+        lock.lock()
+        let all = stops
+        stops = []
+        lock.unlock()
+        for stop in all { _ = try? runCommand(stop, asPostgres: stop.first?.hasSuffix("pg_ctl") ?? false, allowFailure: true) }
+    }
+}
+
+/// A throwaway PostgreSQL cluster on 127.0.0.1 in a temporary folder (initdb + pg_ctl, as user postgres).
+final class PostgresServer: Sendable {
+    static let binaries: String? = {
+        for version in ["15", "16", "17", "14", "13"] {
+            let bin = "/usr/lib/postgresql/\(version)/bin"
+            if FileManager.default.isExecutableFile(atPath: bin + "/initdb") { return bin }
+        }
+        return nil
+    }()
+    static let driverInstalled = FileManager.default.fileExists(atPath: "/usr/lib/x86_64-linux-gnu/odbc/psqlodbcw.so")
+    static let available = binaries != nil && driverInstalled
+    static let skipReason: Comment = "PostgreSQL (initdb under /usr/lib/postgresql/*/bin) or psqlODBC (odbc-postgresql) is not installed"
+
+    /// Started at first use, stopped when the test process exits.
+    static let shared: Result<PostgresServer, FixtureError> = {
+        do { return .success(try PostgresServer()) } catch let error as FixtureError { return .failure(error) } catch {
+            return .failure(FixtureError(message: "\(error)"))
+        }
+    }()
+
+    static func server() throws -> PostgresServer { try shared.get() }
+
+    let directory: String
+    let port: Int
+    let bin: String
+
+    private init() throws {
+        guard let bin = PostgresServer.binaries else { throw FixtureError(message: "initdb not found") }
+        self.bin = bin
+        directory = NSTemporaryDirectory() + "esgate-pg-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        if getuid() == 0 { try runCommand(["/bin/chown", "-R", "postgres:postgres", directory]) }
+        let log = directory + "/setup.log"
+        if getuid() == 0 { try runCommand(["/bin/chown", "postgres:postgres", directory]) }
+        try runCommand([bin + "/initdb", "-D", directory + "/data", "-A", "trust", "-E", "UTF8", "--locale=C.UTF-8", "-U", "postgres"],
+                       asPostgres: true, log: getuid() == 0 ? nil : log)
+        var lastError: Error?
+        for _ in 0..<5 {
+            let port = freePort()
+            do {
+                try runCommand([bin + "/pg_ctl", "-D", directory + "/data", "-o",
+                                "-p \(port) -k \(directory) -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200",
+                                "-l", directory + "/pg.log", "-w", "-t", "60", "start"], asPostgres: true)
+                self.port = port
+                ServerRegistry.shared.add([bin + "/pg_ctl", "-D", directory + "/data", "-m", "immediate", "-w", "stop"])
+                return
+            } catch {
+                lastError = error
+            }
+        }
+        throw FixtureError(message: "cannot start PostgreSQL: \(lastError.map { "\($0)" } ?? "?")")
+    }
+
+    func connectionString(database: String, fetch: Int = 1000) -> String {
+        "Driver={PostgreSQL Unicode};Server=127.0.0.1;Port=\(port);Database=\(database);Uid=postgres;Pwd=;UseDeclareFetch=1;Fetch=\(fetch)"
+    }
+
+    /// A fresh database per test (tests run in parallel).
+    func createDatabase() throws -> String {
+        let name = "t_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").prefix(16).lowercased()
+        let admin = try ODBCConnection(connectionString: connectionString(database: "postgres"))
+        try admin.execute("CREATE DATABASE \(name) ENCODING 'UTF8' TEMPLATE template0")
+        admin.close()
+        return name
+    }
+
+    /// Restarts the server (connections drop), same port and data.
+    func restart() throws {
+        try runCommand([bin + "/pg_ctl", "-D", directory + "/data", "-m", "fast", "-w", "restart", "-o",
+                        "-p \(port) -k \(directory) -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200",
+                        "-l", directory + "/pg.log"], asPostgres: true)
+    }
+}
+
+// MARK: - A gateway installation per test
+
+let sqliteDriver = "/usr/lib/x86_64-linux-gnu/odbc/libsqlite3odbc.so"
+let sqliteDriverInstalled = FileManager.default.fileExists(atPath: sqliteDriver)
+
+/// gateway.yaml + the shipped mappings + one ODBC adapter file, in a temporary folder.
+final class ODBCWorkspace {
+    let root: URL
+    var journalPath: String { root.appendingPathComponent("state/journal.sqlite").path }
+    var configPath: String { root.appendingPathComponent("gateway.yaml").path }
+
+    init(adapter: String) throws {
+        root = FileManager.default.temporaryDirectory.appendingPathComponent("esgate-odbc-\(UUID().uuidString)")
+        let manager = FileManager.default
+        try manager.createDirectory(at: root.appendingPathComponent("adapters"), withIntermediateDirectories: true)
+        try manager.copyItem(at: repositoryRoot.appendingPathComponent("mappings"), to: root.appendingPathComponent("mappings"))
+        try write("gateway.yaml", "district: \"410103\"\nstate_dir: state\nlog_level: error\nsupervision: false\n")
+        try write("adapters/db.yaml", adapter)
+    }
+
+    deinit { try? FileManager.default.removeItem(at: root) }
+
+    func write(_ relative: String, _ text: String) throws {
+        try Data(text.utf8).write(to: root.appendingPathComponent(relative))
+    }
+
+    func loaded() throws -> LoadedConfiguration {
+        switch loadConfiguration(path: configPath, environment: ["DB_PASSWORD": "x"]) {
+        case .success(let loaded): return loaded
+        case .failure(let errors): throw errors
+        }
+    }
+
+    /// A fresh adapter with its own journal connection (like a restarted process).
+    func adapter() throws -> ODBCAdapter {
+        let loaded = try loaded()
+        guard let configuration = loaded.adapters.first, let settings = configuration.odbc,
+              let plan = loaded.mappings[configuration.mapping] else { throw FixtureError(message: "no odbc adapter") }
+        let journal = try Journal(path: journalPath, durable: false)
+        return ODBCAdapter(name: configuration.name, settings: settings, plan: plan, schema: loaded.schema,
+                           journal: journal, logger: .silent)
+    }
+
+    /// (type, key, rev, body) of every record from the adapter, in key order: count and digest.
+    func journalDigest() throws -> (records: Int, digest: String) {
+        let db = try SQLiteDatabase(path: journalPath, readOnly: true)
+        let statement = try db.prepare("SELECT type, key, rev, body FROM records WHERE source = 'db' ORDER BY type, key, rev")
+        let digest = try StreamingDigest(.sha256)
+        var count = 0
+        while try statement.step() {
+            count += 1
+            digest.update("\(statement.text(at: 0))|\(statement.text(at: 1))|\(statement.int(at: 2))|\(statement.text(at: 3))\n")
+        }
+        return (count, digest.finish().hexString)
+    }
+
+    func scalar(_ sql: String) throws -> Int64 {
+        let db = try SQLiteDatabase(path: journalPath, readOnly: true)
+        return try db.query(sql).first?.first?.intValue ?? -1
+    }
+
+    func bodies(type: String) throws -> [String] {
+        let db = try SQLiteDatabase(path: journalPath, readOnly: true)
+        return try db.query("SELECT body FROM records WHERE type = ?1 ORDER BY key", [.text(type)]).compactMap { $0.first?.textValue }
+    }
+}
+
+// MARK: - Source rows in the gen-cases format (mapping mappings/gen-cases.yaml)
+
+/// The gen-cases export columns, as a department table would have them.
+let caseColumns = ["办件编号", "事项编码", "事项名称", "部门编码", "部门名称", "申请人", "证件号码", "环节代码", "环节名称",
+                   "办理人", "办理时间", "承诺时限", "法定时限", "收费金额", "备注"]
+
+/// One "undertake" step row (one Step record per row; its key is the case number + step code).
+func stepRow(_ n: Int, at time: String, handler: String = "梁秀林", note: String = "") -> [String] {
+    let caseNo = "41010300620260105" + String(format: "%07d", n)
+    return [caseNo, "XK0009", "建设工程规划许可", "410103006", "二七国税局", "史强丽", "410103195504044271", "02", "承办",
+            handler, time, "15", "20", "", note]
+}
+
+/// CREATE TABLE for the case columns plus an id, a timestamp and a flag.
+func createCaseTable(_ connection: ODBCConnection, name: String, timestampType: String = "TIMESTAMP", quote: String = "\"") throws {
+    let columns = caseColumns.map { "\(quote)\($0)\(quote) VARCHAR(100)" }.joined(separator: ", ")
+    try connection.execute("CREATE TABLE \(name) (id INTEGER PRIMARY KEY, updated_at \(timestampType) NOT NULL, rec_flag INTEGER NOT NULL DEFAULT 0, \(columns))")
+}
+
+func insertCase(_ connection: ODBCConnection, table: String, id: Int, updatedAt: String, row: [String], quote: String = "\"") throws {
+    let names = caseColumns.map { "\(quote)\($0)\(quote)" }.joined(separator: ", ")
+    let marks = Array(repeating: "?", count: caseColumns.count).joined(separator: ", ")
+    try connection.execute("INSERT INTO \(table) (id, updated_at, \(names)) VALUES (?, ?, \(marks))",
+                           [.integer(Int64(id)), .timestamp(updatedAt)] + row.map { .text($0) })
+}
+
+/// The case columns selected under their names, for adapter queries.
+func caseSelect(_ table: String, quote: String = "\"", extra: String = "updated_at, id") -> String {
+    "SELECT \(extra), " + caseColumns.map { "\(quote)\($0)\(quote)" }.joined(separator: ", ") + " FROM \(table)"
+}

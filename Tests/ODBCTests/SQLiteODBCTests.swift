@@ -1,0 +1,237 @@
+@testable import Adapters
+import Foundation
+import GatewayRuntime
+import Journal
+import ODBCSupport
+import SQLiteSupport
+import Testing
+
+/// An SQLite database reached through the SQLite ODBC driver (libsqliteodbc), one file per test.
+final class SQLiteSource {
+    let path: String
+    var connectionString: String { "Driver=\(sqliteDriver);Database=\(path);Timeout=5000" }
+
+    init() throws {
+        path = NSTemporaryDirectory() + "esgate-odbc-src-\(UUID().uuidString).db"
+        let connection = try ODBCConnection(connectionString: connectionString)
+        try createCaseTable(connection, name: "steps", timestampType: "TEXT")
+    }
+
+    deinit { try? FileManager.default.removeItem(atPath: path) }
+
+    func connect() throws -> ODBCConnection { try ODBCConnection(connectionString: connectionString) }
+}
+
+func adapterYAML(connection: String, mode: String, query: String, extra: String = "") -> String {
+    """
+    name: db
+    kind: odbc
+    mapping: gen-cases
+    odbc:
+      connection: "\(connection.replacingOccurrences(of: "\"", with: "\\\""))"
+      mode: \(mode)
+      query: '\(query.replacingOccurrences(of: "'", with: "''"))'
+      poll_interval: 100ms
+    \(extra.split(separator: "\n").map { "  " + $0 }.joined(separator: "\n"))
+    """
+}
+
+@Suite("ODBC over the SQLite driver", .enabled(if: sqliteDriverInstalled, "libsqliteodbc is not installed"))
+struct SQLiteODBCTests {
+    @Test("wrapper: UTF-16 parameters and block fetch round-trip Chinese text incl. 𠀀; NULL; SQLSTATE errors")
+    func wrapperRoundTrip() throws {
+        let source = try SQLiteSource()
+        let connection = try source.connect()
+        try connection.execute("CREATE TABLE t (id INTEGER, name VARCHAR(20), note TEXT)")
+        let names = ["二七区", "𠀀𠀁", "郑州市 金水区", "Ünïcødé", "", "a,b\"c"]
+        for (index, name) in names.enumerated() {
+            try connection.execute("INSERT INTO t VALUES (?, ?, ?)", [.integer(Int64(index)), .text(name), index == 2 ? .null : .text("备注\(index)")])
+        }
+        let statement = try connection.prepare("SELECT id, name, note FROM t WHERE id >= ? ORDER BY id")
+        let cursor = try statement.query([.integer(0)], rowArraySize: 4)
+        #expect(cursor.columns.map(\.name) == ["id", "name", "note"])
+        var read: [[String?]] = []
+        var blocks = 0
+        while let block = try cursor.next() {
+            blocks += 1
+            for row in 0..<block.count { read.append(try (0..<3).map { try block.text(row: row, column: $0) }) }
+        }
+        #expect(blocks == 2)
+        #expect(read.map { $0[1] } == names)
+        #expect(read[2][2] == nil)
+        #expect(read[3][2] == "备注3")
+
+        let bad = #expect(throws: ODBCError.self) { try connection.execute("SELECT * FROM no_such_table") }
+        #expect(bad?.sqlState.isEmpty == false)
+        #expect(bad?.description.contains("no_such_table") == true)
+    }
+
+    @Test("incremental: a late row inside the lag window arrives once; equal timestamps survive a crash at a batch boundary")
+    func incrementalLateRowsAndTies() throws {
+        let source = try SQLiteSource()
+        let db = try source.connect()
+        // 500 rows sharing one timestamp, read in batches of 200.
+        for n in 1...500 { try insertCase(db, table: "steps", id: n, updatedAt: "2026-01-05 10:00:00", row: stepRow(n, at: "2026-01-05 08:52:00")) }
+        let yaml = adapterYAML(connection: source.connectionString, mode: "incremental", query: caseSelect("steps"),
+                               extra: "watermark_column: updated_at\norder_by: [id]\nlag: 10m\nbatch_rows: 200\nfetch_rows: 64")
+        let workspace = try ODBCWorkspace(adapter: yaml)
+        let crashing = try workspace.adapter()
+        crashing.afterCommit = { batches in if batches == 1 { throw FixtureError(message: "simulated kill -9") } }
+        #expect(throws: ODBCAdapterError.self) { try crashing.poll() }
+        #expect(try workspace.scalar("SELECT count(*) FROM records") == 200)
+        #expect(try Journal(path: workspace.journalPath).sourceOffset("db") == "2026-01-05 10:00:00")
+
+        let restarted = try workspace.adapter()
+        let report = try restarted.poll()
+        #expect(report.counts.rows == 500)
+        #expect(report.counts.stored == 300)
+        #expect(report.counts.unchanged == 200)
+        let afterRestart = try workspace.journalDigest()
+        #expect(afterRestart.records == 500)
+
+        // The same rows read without a crash give the same journal.
+        let reference = try ODBCWorkspace(adapter: yaml)
+        _ = try reference.adapter().poll()
+        #expect(try reference.journalDigest() == afterRestart)
+
+        // Later rows, then a row whose transaction "committed late" with an older timestamp (inside the lag).
+        try insertCase(db, table: "steps", id: 501, updatedAt: "2026-01-05 10:05:00", row: stepRow(501, at: "2026-01-05 08:52:00"))
+        #expect(try restarted.poll().counts.stored == 1)
+        #expect(try Journal(path: workspace.journalPath).sourceOffset("db") == "2026-01-05 10:05:00")
+        try insertCase(db, table: "steps", id: 502, updatedAt: "2026-01-05 10:01:00", row: stepRow(502, at: "2026-01-05 08:52:00"))
+        let late = try restarted.poll()
+        #expect(late.counts.stored == 1)
+        #expect(late.watermark == "2026-01-05 10:05:00")
+        // Nothing new: every re-read row is a no-op.
+        #expect(try restarted.poll().counts.stored == 0)
+        #expect(try workspace.journalDigest().records == 502)
+        // A changed row inside the window becomes a new revision.
+        try db.execute("UPDATE steps SET \"备注\" = '已补正', updated_at = '2026-01-05 10:06:00' WHERE id = 7")
+        #expect(try restarted.poll().counts.stored == 1)
+        #expect(try workspace.scalar("SELECT max(rev) FROM records") == 2)
+    }
+
+    @Test("snapshot: the second poll is a no-op; a changed row is one new revision")
+    func snapshotNoOp() throws {
+        let source = try SQLiteSource()
+        let db = try source.connect()
+        for n in 1...30 { try insertCase(db, table: "steps", id: n, updatedAt: "2026-01-05 10:00:00", row: stepRow(n, at: "2026-01-05 08:52:00")) }
+        let workspace = try ODBCWorkspace(adapter: adapterYAML(connection: source.connectionString, mode: "snapshot",
+                                                               query: caseSelect("steps"), extra: "batch_rows: 7"))
+        let adapter = try workspace.adapter()
+        let first = try adapter.poll()
+        #expect(first.counts.stored == 30)
+        #expect(first.batches == 5)
+        let second = try adapter.poll()
+        #expect(second.counts.stored == 0)
+        #expect(second.counts.unchanged == 30)
+        try db.execute("UPDATE steps SET \"办理人\" = '张怡' WHERE id = 3")
+        #expect(try adapter.poll().counts.stored == 1)
+    }
+
+    @Test("front table: rows are marked only after they are journaled; a crash in between re-reads them as no-ops")
+    func frontTable() throws {
+        let source = try SQLiteSource()
+        let db = try source.connect()
+        for n in 1...25 { try insertCase(db, table: "steps", id: n, updatedAt: "2026-01-05 10:00:00", row: stepRow(n, at: "2026-01-05 08:52:00")) }
+        let workspace = try ODBCWorkspace(adapter: adapterYAML(
+            connection: source.connectionString, mode: "front-table", query: caseSelect("steps") + " WHERE rec_flag = 0 ORDER BY id",
+            extra: "mark_statement: UPDATE steps SET rec_flag = 1 WHERE id = ?\nmark_keys: [id]\nbatch_rows: 10"))
+        let crashing = try workspace.adapter()
+        crashing.afterCommit = { batches in if batches == 2 { throw FixtureError(message: "crash between journal and flag") } }
+        #expect(throws: ODBCAdapterError.self) { try crashing.poll() }
+        // Round 1 journaled and marked; round 2 journaled but not marked.
+        #expect(try workspace.scalar("SELECT count(*) FROM records") == 20)
+        #expect(try db.query("SELECT count(*) FROM steps WHERE rec_flag = 1").rows.first?.first == "10")
+
+        let restarted = try workspace.adapter()
+        let report = try restarted.poll()
+        #expect(report.counts.rows == 15)
+        #expect(report.counts.unchanged == 10)
+        #expect(report.counts.stored == 5)
+        #expect(report.marked == 15)
+        #expect(try db.query("SELECT count(*) FROM steps WHERE rec_flag = 0").rows.first?.first == "0")
+        #expect(try workspace.journalDigest().records == 25)
+        #expect(try restarted.poll().counts.rows == 0)
+    }
+
+    @Test("bad rows are quarantined once (not once per re-read) and replay works on them")
+    func quarantineAndReplay() throws {
+        let source = try SQLiteSource()
+        let db = try source.connect()
+        var bad = stepRow(2, at: "2026-01-05 08:52:00", note: "含逗号,和\"引号\"")
+        bad[7] = "99"  // a step code the mapping does not know
+        try insertCase(db, table: "steps", id: 1, updatedAt: "2026-01-05 10:00:00", row: stepRow(1, at: "2026-01-05 08:52:00"))
+        try insertCase(db, table: "steps", id: 2, updatedAt: "2026-01-05 10:00:00", row: bad)
+        let workspace = try ODBCWorkspace(adapter: adapterYAML(connection: source.connectionString, mode: "incremental",
+                                                               query: caseSelect("steps"), extra: "watermark_column: updated_at\nlag: 1h"))
+        let adapter = try workspace.adapter()
+        #expect(try adapter.poll().counts.quarantined == 1)
+        _ = try adapter.poll()
+        #expect(try workspace.scalar("SELECT count(*) FROM quarantine") == 1)
+
+        // Teach the mapping the code, then replay: the raw values (a UTF-8 CSV line) map now.
+        let mappingPath = workspace.root.appendingPathComponent("mappings/gen-cases.yaml").path
+        let mapping = try String(contentsOfFile: mappingPath, encoding: .utf8)
+        try workspace.write("mappings/gen-cases.yaml", mapping.replacingOccurrences(of: "in: [\"02\", \"03\", \"04\"]", with: "in: [\"02\", \"03\", \"04\", \"99\"]"))
+        let gateway = Gateway(configuration: try workspace.loaded(), logger: .silent)
+        let replay = try gateway.replayQuarantine()
+        #expect(replay.replayed == 1)
+        #expect(replay.stored == 1)
+        #expect(try workspace.bodies(type: "Step").contains { $0.contains("含逗号,和\"引号\"") || $0.contains("含逗号,和&quot;引号&quot;") })
+    }
+
+    @Test("a driver that cannot connect gives an error naming the adapter and the SQLSTATE; the next poll retries")
+    func connectionFailure() throws {
+        let missing = NSTemporaryDirectory() + "esgate-missing-\(UUID().uuidString)"
+        let path = missing + "/src.db"
+        let yaml = adapterYAML(connection: "Driver=\(sqliteDriver);Database=\(path);NoCreat=1", mode: "snapshot", query: caseSelect("steps"))
+        let workspace = try ODBCWorkspace(adapter: yaml)
+        let adapter = try workspace.adapter()
+        let error = #expect(throws: ODBCAdapterError.self) { try adapter.poll() }
+        #expect(error?.description.contains("adapter db") == true)
+        #expect(error?.sqlState?.count == 5)
+        #expect(adapter.status.consecutiveFailures == 1)
+        // The database appears: the next poll connects.
+        try FileManager.default.createDirectory(atPath: missing, withIntermediateDirectories: true)
+        let connection = try ODBCConnection(connectionString: "Driver=\(sqliteDriver);Database=\(path)")
+        try createCaseTable(connection, name: "steps", timestampType: "TEXT")
+        try insertCase(connection, table: "steps", id: 1, updatedAt: "2026-01-05 10:00:00", row: stepRow(1, at: "2026-01-05 08:52:00"))
+        #expect(try adapter.poll().counts.stored == 1)
+        #expect(adapter.status.lastError == nil)
+    }
+
+    @Test("configuration: strict odbc section")
+    func configurationErrors() throws {
+        let workspace = try ODBCWorkspace(adapter: """
+            name: db
+            kind: odbc
+            mapping: gen-cases
+            odbc:
+              connection: "DSN=x;PWD=${DB_PASSWORD}"
+              mode: front-table
+              query: SELECT 1
+              mark_statement: UPDATE t SET f = 1 WHERE a = ? AND b = ?
+              mark_keys: [a]
+              colour: blue
+            """)
+        #expect(throws: (any Error).self) { try workspace.loaded() }
+        switch loadConfiguration(path: workspace.configPath, environment: ["DB_PASSWORD": "x"]) {
+        case .success: Issue.record("expected errors")
+        case .failure(let errors):
+            let text = errors.description
+            #expect(text.contains("odbc.mark_keys"))
+            #expect(text.contains("odbc.colour"))
+        }
+    }
+
+    @Test("watermark text, ordering and lag arithmetic")
+    func watermarks() throws {
+        #expect(Watermark(parsing: "2026-01-05 10:00:00", kind: .timestamp)?.text == "2026-01-05 10:00:00")
+        #expect(Watermark(parsing: "2026-01-05T10:00:00.5", kind: .timestamp)?.text == "2026-01-05 10:00:00.500000")
+        #expect(Watermark(parsing: "2024-03-01 00:00:00", kind: .timestamp)?.lowered(lag: .seconds(1), lagIds: 0).text == "2024-02-29 23:59:59")
+        #expect(Watermark(parsing: "1969-12-31 23:59:59.25", kind: .timestamp)?.text == "1969-12-31 23:59:59.250000")
+        #expect(Watermark(parsing: "120", kind: .integer)?.lowered(lag: .zero, lagIds: 20).text == "100")
+        #expect(Watermark(parsing: "yesterday", kind: .timestamp) == nil)
+    }
+}
