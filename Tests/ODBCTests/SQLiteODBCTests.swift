@@ -160,7 +160,7 @@ struct SQLiteODBCTests {
         let source = try SQLiteSource()
         let db = try source.connect()
         var bad = stepRow(2, at: "2026-01-05 08:52:00", note: "含逗号,和\"引号\"")
-        bad[7] = "99"  // a step code the mapping does not know
+        bad[7] = "09"  // a step code the mapping does not route (the schema knows it)
         try insertCase(db, table: "steps", id: 1, updatedAt: "2026-01-05 10:00:00", row: stepRow(1, at: "2026-01-05 08:52:00"))
         try insertCase(db, table: "steps", id: 2, updatedAt: "2026-01-05 10:00:00", row: bad)
         let workspace = try ODBCWorkspace(adapter: adapterYAML(connection: source.connectionString, mode: "incremental",
@@ -173,10 +173,10 @@ struct SQLiteODBCTests {
         // Teach the mapping the code, then replay: the raw values (a UTF-8 CSV line) map now.
         let mappingPath = workspace.root.appendingPathComponent("mappings/gen-cases.yaml").path
         let mapping = try String(contentsOfFile: mappingPath, encoding: .utf8)
-        try workspace.write("mappings/gen-cases.yaml", mapping.replacingOccurrences(of: "in: [\"02\", \"03\", \"04\"]", with: "in: [\"02\", \"03\", \"04\", \"99\"]"))
+        try workspace.write("mappings/gen-cases.yaml", mapping.replacingOccurrences(of: "in: [\"02\", \"03\", \"04\"]", with: "in: [\"02\", \"03\", \"04\", \"09\"]"))
         let gateway = Gateway(configuration: try workspace.loaded(), logger: .silent)
         let replay = try gateway.replayQuarantine()
-        #expect(replay.replayed == 1)
+        #expect(replay.replayed == 1, "\(replay)")
         #expect(replay.stored == 1)
         #expect(try workspace.bodies(type: "Step").contains { $0.contains("含逗号,和\"引号\"") || $0.contains("含逗号,和&quot;引号&quot;") })
     }
