@@ -18,31 +18,48 @@ struct FixtureError: Error, CustomStringConvertible {
 
 // MARK: - Processes
 
-/// Runs a command to completion with output to `log` (never a pipe: servers keep inherited pipes open).
+/// Runs a command to completion with output appended to `log` (or discarded). posix_spawn + waitpid rather than
+/// Foundation's Process: Process learns of the exit through a descriptor the child inherits, so a command that
+/// leaves a daemon behind (pg_ctl start) would never "exit"; and Swift Testing workers block SIGTERM/SIGINT,
+/// which the spawned command should not inherit.
 @discardableResult
 func runCommand(_ arguments: [String], asPostgres: Bool = false, log: String? = nil, allowFailure: Bool = false) throws -> Int32 {
-    let process = Process()
     var command = arguments
     if asPostgres && getuid() == 0 { command = ["/usr/sbin/runuser", "-u", "postgres", "--"] + command }
-    process.executableURL = URL(fileURLWithPath: command[0])
-    process.arguments = Array(command.dropFirst())
-    if let log {
-        _ = FileManager.default.createFile(atPath: log, contents: nil)
-        let handle = FileHandle(forWritingAtPath: log)
-        handle?.seekToEndOfFile()
-        process.standardOutput = handle
-        process.standardError = handle
-    } else {
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-    }
-    try process.run()
-    process.waitUntilExit()
-    if process.terminationStatus != 0 && !allowFailure {
+    var actions = posix_spawn_file_actions_t()
+    posix_spawn_file_actions_init(&actions)
+    defer { posix_spawn_file_actions_destroy(&actions) }
+    let output = log ?? "/dev/null"
+    if let log, !FileManager.default.fileExists(atPath: log) { _ = FileManager.default.createFile(atPath: log, contents: nil) }
+    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+    posix_spawn_file_actions_addopen(&actions, 1, output, O_WRONLY | O_APPEND | O_CREAT, 0o644)
+    posix_spawn_file_actions_adddup2(&actions, 1, 2)
+    var attributes = posix_spawnattr_t()
+    posix_spawnattr_init(&attributes)
+    defer { posix_spawnattr_destroy(&attributes) }
+    var empty = sigset_t()
+    sigemptyset(&empty)
+    posix_spawnattr_setsigmask(&attributes, &empty)
+    var defaults = sigset_t()
+    sigemptyset(&defaults)
+    sigaddset(&defaults, SIGTERM)
+    sigaddset(&defaults, SIGINT)
+    sigaddset(&defaults, SIGPIPE)
+    posix_spawnattr_setsigdefault(&attributes, &defaults)
+    posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+    let argv: [UnsafeMutablePointer<CChar>?] = command.map { strdup($0) } + [nil]
+    defer { for pointer in argv { free(pointer) } }
+    var pid: pid_t = 0
+    let rc = posix_spawn(&pid, command[0], &actions, &attributes, argv, environ)
+    guard rc == 0 else { throw FixtureError(message: "cannot start \(command[0]): errno \(rc)") }
+    var status: Int32 = 0
+    while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+    let exitCode = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+    if exitCode != 0 && !allowFailure {
         let tail = log.flatMap { try? String(contentsOfFile: $0, encoding: .utf8) }.map { String($0.suffix(1500)) } ?? ""
-        throw FixtureError(message: "\(command.joined(separator: " ")) exited with \(process.terminationStatus)\n\(tail)")
+        throw FixtureError(message: "\(command.joined(separator: " ")) exited with \(exitCode)\n\(tail)")
     }
-    return process.terminationStatus
+    return exitCode
 }
 
 /// A TCP port nobody listens on right now.

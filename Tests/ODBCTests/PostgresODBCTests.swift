@@ -1,0 +1,155 @@
+@testable import Adapters
+import Foundation
+import GatewayRuntime
+import Journal
+import ODBCSupport
+import Testing
+
+/// PostgreSQL 15 through psqlODBC (`{PostgreSQL Unicode}`, UseDeclareFetch=1): one server for the process,
+/// one database per test.
+@Suite("ODBC over PostgreSQL", .enabled(if: PostgresServer.available, PostgresServer.skipReason))
+struct PostgresODBCTests {
+    struct Source {
+        let server: PostgresServer
+        let database: String
+        var connectionString: String { server.connectionString(database: database, fetch: 100) }
+
+        init() throws {
+            server = try PostgresServer.server()
+            database = try server.createDatabase()
+            let connection = try connect()
+            try createCaseTable(connection, name: "steps")
+        }
+
+        func connect() throws -> ODBCConnection { try ODBCConnection(connectionString: connectionString) }
+    }
+
+    @Test("Chinese text incl. 𠀀 round-trips through parameters, block fetch and the adapter into the journal")
+    func chineseRoundTrip() throws {
+        let source = try Source()
+        let db = try source.connect()
+        try insertCase(db, table: "steps", id: 1, updatedAt: "2026-01-05 10:00:00",
+                       row: stepRow(1, at: "2026-01-05 08:52:00", handler: "𠀀张怡", note: "二七区·郑州 «补正»"))
+        let read = try db.query("SELECT \"办理人\", \"备注\" FROM steps WHERE id = ?", [.integer(1)])
+        #expect(read.columns == ["办理人", "备注"])
+        #expect(read.rows.first?.first == "𠀀张怡")
+        let workspace = try ODBCWorkspace(adapter: adapterYAML(connection: source.connectionString, mode: "incremental",
+                                                               query: caseSelect("steps"), extra: "watermark_column: updated_at"))
+        let report = try workspace.adapter().poll()
+        #expect(report.counts.stored == 1)
+        #expect(report.watermark == "2026-01-05 10:00:00")
+        let body = try workspace.bodies(type: "Step").first ?? ""
+        #expect(body.contains("𠀀张怡"))
+        #expect(body.contains("二七区·郑州 «补正»"))
+    }
+
+    @Test("a row whose transaction commits after a later row was pulled is delivered exactly once")
+    func lateCommit() throws {
+        let source = try Source()
+        let early = try source.connect()
+        let late = try source.connect()
+        let workspace = try ODBCWorkspace(adapter: adapterYAML(connection: source.connectionString, mode: "incremental",
+                                                               query: caseSelect("steps"),
+                                                               extra: "watermark_column: updated_at\norder_by: [id]\nlag: 2m"))
+        let adapter = try workspace.adapter()
+        // The late transaction stamps its row at 10:00:00 but has not committed yet…
+        try late.setAutocommit(false)
+        try insertCase(late, table: "steps", id: 1, updatedAt: "2026-01-05 10:00:00", row: stepRow(1, at: "2026-01-05 08:52:00"))
+        // …while a row stamped 10:00:30 commits and is pulled.
+        try insertCase(early, table: "steps", id: 2, updatedAt: "2026-01-05 10:00:30", row: stepRow(2, at: "2026-01-05 08:52:00"))
+        let first = try adapter.poll()
+        #expect(first.counts.stored == 1)
+        #expect(first.watermark == "2026-01-05 10:00:30")
+        try late.commit()
+        let second = try adapter.poll()
+        #expect(second.counts.stored == 1)
+        #expect(second.counts.unchanged == 1)
+        #expect(try adapter.poll().counts.stored == 0)
+        #expect(try workspace.journalDigest().records == 2)
+    }
+
+    @Test("500 rows with one timestamp, batches of 200, a crash after the first batch: all 500, no duplicates")
+    func equalTimestampsCrash() throws {
+        let source = try Source()
+        let db = try source.connect()
+        try db.setAutocommit(false)
+        for n in 1...500 { try insertCase(db, table: "steps", id: n, updatedAt: "2026-01-05 10:00:00", row: stepRow(n, at: "2026-01-05 08:52:00")) }
+        try db.commit()
+        let yaml = adapterYAML(connection: source.connectionString, mode: "incremental", query: caseSelect("steps"),
+                               extra: "watermark_column: updated_at\nbatch_rows: 200\nfetch_rows: 50")
+        let workspace = try ODBCWorkspace(adapter: yaml)
+        let crashing = try workspace.adapter()
+        crashing.afterCommit = { batches in if batches == 1 { throw FixtureError(message: "simulated kill -9") } }
+        #expect(throws: ODBCAdapterError.self) { try crashing.poll() }
+        #expect(try workspace.journalDigest().records == 200)
+        let report = try workspace.adapter().poll()
+        #expect(report.counts.rows == 500)
+        let reference = try ODBCWorkspace(adapter: yaml)
+        _ = try reference.adapter().poll()
+        let digest = try workspace.journalDigest()
+        #expect(digest.records == 500)
+        #expect(digest == (try reference.journalDigest()))
+    }
+
+    @Test("server restarted mid-pull: the poll fails with a connection error, the next one reconnects; no loss, no duplicates")
+    func serverRestart() throws {
+        let source = try Source()
+        let db = try source.connect()
+        try db.setAutocommit(false)
+        for n in 1...600 { try insertCase(db, table: "steps", id: n, updatedAt: "2026-01-05 10:00:\(String(format: "%02d", n % 60))", row: stepRow(n, at: "2026-01-05 08:52:00")) }
+        try db.commit()
+        db.close()
+        let workspace = try ODBCWorkspace(adapter: adapterYAML(connection: source.connectionString, mode: "incremental",
+                                                               query: caseSelect("steps"),
+                                                               extra: "watermark_column: updated_at\norder_by: [id]\nbatch_rows: 100\nfetch_rows: 100"))
+        let adapter = try workspace.adapter()
+        adapter.afterCommit = { batches in if batches == 2 { try source.server.restart() } }
+        let error = #expect(throws: ODBCAdapterError.self) { try adapter.poll() }
+        #expect(error?.sqlState != nil)
+        adapter.afterCommit = nil
+        let report = try adapter.poll()
+        #expect(report.counts.rows == 600)
+        #expect(try workspace.journalDigest().records == 600)
+    }
+
+    @Test("front table: flags set only for journaled rows; a crash between journal and flag re-reads them unchanged")
+    func frontTable() throws {
+        let source = try Source()
+        let db = try source.connect()
+        for n in 1...12 { try insertCase(db, table: "steps", id: n, updatedAt: "2026-01-05 10:00:00", row: stepRow(n, at: "2026-01-05 08:52:00")) }
+        let workspace = try ODBCWorkspace(adapter: adapterYAML(
+            connection: source.connectionString, mode: "front-table", query: caseSelect("steps") + " WHERE rec_flag = 0 ORDER BY id",
+            extra: "mark_statement: UPDATE steps SET rec_flag = 1 WHERE id = ?\nmark_keys: [id]\nbatch_rows: 5"))
+        let crashing = try workspace.adapter()
+        crashing.afterCommit = { _ in throw FixtureError(message: "crash before marking") }
+        #expect(throws: ODBCAdapterError.self) { try crashing.poll() }
+        #expect(try db.query("SELECT count(*) FROM steps WHERE rec_flag = 1").rows.first?.first == "0")
+        #expect(try workspace.journalDigest().records == 5)
+        let report = try workspace.adapter().poll()
+        #expect(report.marked == 12)
+        #expect(report.counts.unchanged == 5)
+        #expect(report.counts.stored == 7)
+        #expect(try db.query("SELECT count(*) FROM steps WHERE rec_flag = 1").rows.first?.first == "12")
+    }
+
+    @Test("a database that cannot be reached gives an error naming the adapter and SQLSTATE; retried at the next poll")
+    func connectionFailure() throws {
+        let server = try PostgresServer.server()
+        let name = "late_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").prefix(12).lowercased()
+        let workspace = try ODBCWorkspace(adapter: adapterYAML(connection: server.connectionString(database: name),
+                                                               mode: "snapshot", query: caseSelect("steps")))
+        let adapter = try workspace.adapter()
+        let error = #expect(throws: ODBCAdapterError.self) { try adapter.poll() }
+        #expect(error?.description.contains("adapter db") == true)
+        #expect(error?.description.contains("SQLSTATE") == true)
+        #expect(error?.description.contains(name) == true)
+        #expect(adapter.status.failingSince != nil)
+        let admin = try ODBCConnection(connectionString: server.connectionString(database: "postgres"))
+        try admin.execute("CREATE DATABASE \(name)")
+        let connection = try ODBCConnection(connectionString: server.connectionString(database: name))
+        try createCaseTable(connection, name: "steps")
+        try insertCase(connection, table: "steps", id: 1, updatedAt: "2026-01-05 10:00:00", row: stepRow(1, at: "2026-01-05 08:52:00"))
+        #expect(try adapter.poll().counts.stored == 1)
+        #expect(adapter.status.failingSince == nil)
+    }
+}
