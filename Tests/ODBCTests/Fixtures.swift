@@ -84,23 +84,38 @@ func freePort() -> Int {
 // MARK: - PostgreSQL 15, started once for the whole test process
 
 final class ServerRegistry: @unchecked Sendable {
+    struct Entry {
+        var stop: [String]
+        var asPostgres: Bool
+        /// A child to reap after the stop command (a server we spawned ourselves).
+        var child: pid_t?
+        var directory: String
+    }
     private let lock = NSLock()
-    private var stops: [[String]] = []
+    private var entries: [Entry] = []
     static let shared = ServerRegistry()
 
-    func add(_ stop: [String]) {
+    func add(_ entry: Entry) {
         lock.lock()
-        if stops.isEmpty { atexit { ServerRegistry.shared.stopAll() } }
-        stops.append(stop)
+        if entries.isEmpty { atexit { ServerRegistry.shared.stopAll() } }
+        entries.append(entry)
         lock.unlock()
     }
 
+    /// Stops every server, waits for it, and removes its folder (at process exit).
     func stopAll() {
         lock.lock()
-        let all = stops
-        stops = []
+        let all = entries
+        entries = []
         lock.unlock()
-        for stop in all { _ = try? runCommand(stop, asPostgres: stop.first?.hasSuffix("pg_ctl") ?? false, allowFailure: true) }
+        for entry in all {
+            _ = try? runCommand(entry.stop, asPostgres: entry.asPostgres, allowFailure: true)
+            if let child = entry.child {
+                var status: Int32 = 0
+                while waitpid(child, &status, 0) < 0 && errno == EINTR {}
+            }
+            try? FileManager.default.removeItem(atPath: entry.directory)
+        }
     }
 }
 
@@ -148,7 +163,8 @@ final class PostgresServer: Sendable {
                                 "-p \(port) -k \(directory) -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200",
                                 "-l", directory + "/pg.log", "-w", "-t", "60", "start"], asPostgres: true)
                 self.port = port
-                ServerRegistry.shared.add([bin + "/pg_ctl", "-D", directory + "/data", "-m", "immediate", "-w", "stop"])
+                ServerRegistry.shared.add(.init(stop: [bin + "/pg_ctl", "-D", directory + "/data", "-m", "immediate", "-w", "stop"],
+                                                asPostgres: true, child: nil, directory: directory))
                 return
             } catch {
                 lastError = error
@@ -274,4 +290,96 @@ func insertCase(_ connection: ODBCConnection, table: String, id: Int, updatedAt:
 /// The case columns selected under their names, for adapter queries.
 func caseSelect(_ table: String, quote: String = "\"", extra: String = "updated_at, id") -> String {
     "SELECT \(extra), " + caseColumns.map { "\(quote)\($0)\(quote)" }.joined(separator: ", ") + " FROM \(table)"
+}
+
+// MARK: - MariaDB, started once for the whole test process
+
+/// Starts a command without waiting (a server in the foreground); returns its pid.
+func spawnDaemon(_ command: [String], log: String) throws -> pid_t {
+    var actions = posix_spawn_file_actions_t()
+    posix_spawn_file_actions_init(&actions)
+    defer { posix_spawn_file_actions_destroy(&actions) }
+    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+    posix_spawn_file_actions_addopen(&actions, 1, log, O_WRONLY | O_APPEND | O_CREAT, 0o644)
+    posix_spawn_file_actions_adddup2(&actions, 1, 2)
+    var attributes = posix_spawnattr_t()
+    posix_spawnattr_init(&attributes)
+    defer { posix_spawnattr_destroy(&attributes) }
+    var empty = sigset_t()
+    sigemptyset(&empty)
+    posix_spawnattr_setsigmask(&attributes, &empty)
+    posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK))
+    let argv: [UnsafeMutablePointer<CChar>?] = command.map { strdup($0) } + [nil]
+    defer { for pointer in argv { free(pointer) } }
+    var pid: pid_t = 0
+    let rc = posix_spawn(&pid, command[0], &actions, &attributes, argv, environ)
+    guard rc == 0 else { throw FixtureError(message: "cannot start \(command[0]): errno \(rc)") }
+    return pid
+}
+
+/// A throwaway MariaDB server (character-set-server gbk) on 127.0.0.1 and a socket in a temporary folder.
+final class MariaDBServer: Sendable {
+    static let available = FileManager.default.isExecutableFile(atPath: "/usr/sbin/mariadbd")
+        && FileManager.default.isExecutableFile(atPath: "/usr/bin/mariadb-install-db")
+        && FileManager.default.fileExists(atPath: "/usr/lib/x86_64-linux-gnu/odbc/libmaodbc.so") && getuid() == 0
+    static let skipReason: Comment = "MariaDB (mariadb-server), its ODBC driver (odbc-mariadb) or root is missing"
+
+    static let shared: Result<MariaDBServer, FixtureError> = {
+        do { return .success(try MariaDBServer()) } catch let error as FixtureError { return .failure(error) } catch {
+            return .failure(FixtureError(message: "\(error)"))
+        }
+    }()
+
+    static func server() throws -> MariaDBServer { try shared.get() }
+
+    let directory: String
+    let port: Int
+    let pid: pid_t
+    var socket: String { directory + "/mysqld.sock" }
+
+    private init() throws {
+        directory = NSTemporaryDirectory() + "esgate-maria-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        try runCommand(["/bin/chown", "-R", "mysql:mysql", directory])
+        let log = directory + "/setup.log"
+        try runCommand(["/usr/bin/mariadb-install-db", "--user=mysql", "--datadir=\(directory)/data",
+                        "--auth-root-authentication-method=socket", "--skip-test-db"], log: log)
+        port = freePort()
+        pid = try spawnDaemon(["/usr/sbin/mariadbd", "--no-defaults", "--user=mysql", "--datadir=\(directory)/data",
+                               "--socket=\(directory)/mysqld.sock", "--port=\(port)", "--bind-address=127.0.0.1",
+                               "--pid-file=\(directory)/mysqld.pid", "--character-set-server=gbk",
+                               "--collation-server=gbk_chinese_ci", "--innodb-flush-log-at-trx-commit=2",
+                               "--skip-log-bin"], log: directory + "/mariadb.log")
+        ServerRegistry.shared.add(.init(stop: ["/bin/kill", "-TERM", "\(pid)"], asPostgres: false, child: pid, directory: directory))
+        let deadline = Date().addingTimeInterval(60)
+        while !FileManager.default.fileExists(atPath: directory + "/mysqld.sock") {
+            var status: Int32 = 0
+            if waitpid(pid, &status, WNOHANG) == pid || Date() > deadline {
+                let tail = (try? String(contentsOfFile: directory + "/mariadb.log", encoding: .utf8)).map { String($0.suffix(1500)) } ?? ""
+                throw FixtureError(message: "MariaDB did not start:\n\(tail)")
+            }
+            usleep(100_000)
+        }
+        let root = try ODBCConnection(connectionString: rootConnectionString(database: "mysql"))
+        try root.execute("CREATE USER 'esgate'@'127.0.0.1' IDENTIFIED BY 'esgate-pw'")
+        try root.execute("GRANT ALL ON *.* TO 'esgate'@'127.0.0.1'")
+        root.close()
+    }
+
+    func rootConnectionString(database: String) -> String {
+        "Driver={MariaDB Unicode};Socket=\(socket);Database=\(database);Uid=root"
+    }
+
+    func connectionString(database: String, password: String = "esgate-pw") -> String {
+        "Driver={MariaDB Unicode};Server=127.0.0.1;Port=\(port);Database=\(database);Uid=esgate;Pwd=\(password)"
+    }
+
+    /// A fresh GBK database per test.
+    func createDatabase() throws -> String {
+        let name = "t_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").prefix(16).lowercased()
+        let root = try ODBCConnection(connectionString: rootConnectionString(database: "mysql"))
+        try root.execute("CREATE DATABASE \(name) CHARACTER SET gbk COLLATE gbk_chinese_ci")
+        root.close()
+        return name
+    }
 }

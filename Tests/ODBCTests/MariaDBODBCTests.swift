@@ -1,0 +1,56 @@
+@testable import Adapters
+import Foundation
+import GatewayRuntime
+import Journal
+import ODBCSupport
+import Testing
+
+/// MariaDB through Connector/ODBC (`MariaDB Unicode`), with a legacy table in GBK.
+@Suite("ODBC over MariaDB (GBK)", .enabled(if: MariaDBServer.available, MariaDBServer.skipReason))
+struct MariaDBODBCTests {
+    @Test("a GBK table's Chinese text arrives correct; incremental pull with backtick identifiers")
+    func gbkTable() throws {
+        let server = try MariaDBServer.server()
+        let database = try server.createDatabase()
+        let db = try ODBCConnection(connectionString: server.connectionString(database: database))
+        try createCaseTable(db, name: "steps", timestampType: "DATETIME", quote: "`")
+        try db.execute("ALTER TABLE steps CONVERT TO CHARACTER SET gbk")
+        for n in 1...30 {
+            try insertCase(db, table: "steps", id: n, updatedAt: "2026-01-05 10:00:\(String(format: "%02d", n))",
+                           row: stepRow(n, at: "2026-01-05 08:52:00", handler: "二七区张怡", note: "窗口受理·补正"), quote: "`")
+        }
+        // Stored as GBK bytes: 二七区 = B6FE C6DF C7F8.
+        let hex = try db.query("SELECT HEX(`办理人`), CHARSET(`办理人`) FROM steps WHERE id = 1")
+        #expect(hex.rows.first?.first == "B6FEC6DFC7F8D5C5E2F9")
+        #expect(hex.rows.first?.last == "gbk")
+        let workspace = try ODBCWorkspace(adapter: adapterYAML(
+            connection: server.connectionString(database: database), mode: "incremental",
+            query: caseSelect("steps", quote: "`"),
+            extra: "watermark_column: updated_at\norder_by: [id]\nidentifier_quote: \"`\"\nlag: 5s\nbatch_rows: 8"))
+        let adapter = try workspace.adapter()
+        let report = try adapter.poll()
+        #expect(report.counts.stored == 30)
+        #expect(report.watermark == "2026-01-05 10:00:30")
+        let second = try adapter.poll()
+        #expect(second.counts.stored == 0)
+        #expect(second.counts.rows == 6)  // 10:00:25 … 10:00:30 again (lag 5 s), as no-ops
+        let bodies = try workspace.bodies(type: "Step")
+        #expect(bodies.count == 30)
+        #expect(bodies.allSatisfy { $0.contains("二七区张怡") && $0.contains("窗口受理·补正") })
+    }
+
+    @Test("a bad password gives a clear error naming the adapter and the SQLSTATE")
+    func badPassword() throws {
+        let server = try MariaDBServer.server()
+        let database = try server.createDatabase()
+        let workspace = try ODBCWorkspace(adapter: adapterYAML(
+            connection: server.connectionString(database: database, password: "wrong"), mode: "snapshot",
+            query: caseSelect("steps", quote: "`")))
+        let adapter = try workspace.adapter()
+        let error = #expect(throws: ODBCAdapterError.self) { try adapter.poll() }
+        #expect(error?.sqlState == "28000")
+        #expect(error?.description.contains("adapter db") == true)
+        #expect(error?.description.contains("PWD=***") == true || error?.description.contains("Pwd=***") == true)
+        #expect(error?.description.contains("wrong") == false)
+    }
+}
