@@ -222,7 +222,7 @@ public final class CSVDropAdapter {
         // Two stages on two threads: a reader thread decodes, maps and validates rows into batches; this thread
         // writes each batch (records, quarantine entries, the file's new offset) in one transaction. The channel
         // holds at most two batches, so memory stays bounded whatever the file size.
-        let channel = BatchChannel(capacity: 4)
+        let channel = BatchChannel<PreparedBatch>(capacity: 4)
         let preparer = RowPreparer(schema: schema, mapping: bound)
         let reading = RowReadingJob(path: path, name: name, source: self.name, startOffset: startOffset, startLine: startLine,
                                     header: header, encoding: encoding, delimiter: settings.delimiter,

@@ -199,52 +199,44 @@ public final class ODBCAdapter: @unchecked Sendable {
         let statement = try connection.prepare(sql)
         let cursor = try statement.query(lower.map { [$0] } ?? [], rowArraySize: settings.fetchRows,
                                          maxColumnCharacters: settings.maxColumnChars)
-        let reader = try RowSource(adapter: self, cursor: cursor, watermarkColumn: column)
-        var pending: [PreparedRow] = []
-        pending.reserveCapacity(settings.batchRows)
-        var ordinal = 0
-        func flush() throws {
-            guard !pending.isEmpty else { return }
-            try commit(pending, report: &report) {
-                if let best { try self.journal.setSourceOffset(self.name, position: best.text) }
-            }
-            pending.removeAll(keepingCapacity: true)
-        }
-        while let block = try cursor.next() {
-            for row in 0..<block.count {
-                ordinal += 1
-                let (prepared, mark) = try reader.prepare(block, row: row, ordinal: ordinal)
-                if let mark, let value = Watermark(parsing: mark, kind: settings.watermarkKind) {
-                    if best.map({ value > $0 }) ?? true { best = value }
-                } else {
-                    logger.warning("row \(ordinal): watermark column \(column) is empty or unreadable ('\(mark ?? "NULL")')")
-                }
-                pending.append(prepared)
-                if pending.count >= settings.batchRows { try flush() }
-            }
-        }
-        try flush()
-        report.watermark = best?.text
+        try stream(cursor, watermarkColumn: column, saved: best, report: &report)
     }
 
     /// Snapshot: the whole result every poll, in batches; unchanged rows add nothing to the journal.
     private func pullSnapshot(_ connection: ODBCConnection, report: inout ODBCPollReport) throws {
         let statement = try connection.prepare(settings.query)
         let cursor = try statement.query([], rowArraySize: settings.fetchRows, maxColumnCharacters: settings.maxColumnChars)
-        let reader = try RowSource(adapter: self, cursor: cursor, watermarkColumn: nil)
-        var pending: [PreparedRow] = []
-        var ordinal = 0
-        while let block = try cursor.next() {
-            for row in 0..<block.count {
-                ordinal += 1
-                pending.append(try reader.prepare(block, row: row, ordinal: ordinal).row)
-                if pending.count >= settings.batchRows {
-                    try commit(pending, report: &report) {}
-                    pending.removeAll(keepingCapacity: true)
+        try stream(cursor, watermarkColumn: nil, saved: nil, report: &report)
+    }
+
+    /// Two stages on two threads, like the CSV drop: a reader thread fetches blocks, maps and validates rows into
+    /// batches; this thread commits each batch (rows + the highest watermark read so far) in one journal
+    /// transaction. At most two batches wait between them, so memory stays bounded whatever the result size.
+    private func stream(_ cursor: ODBCCursor, watermarkColumn: String?, saved: Watermark?, report: inout ODBCPollReport) throws {
+        let source = try RowSource(adapter: self, cursor: cursor, watermarkColumn: watermarkColumn)
+        let channel = BatchChannel<ODBCBatch>(capacity: 2)
+        let job = ODBCReadJob(cursor: cursor, source: source, channel: channel, batchRows: settings.batchRows,
+                              kind: settings.watermarkKind, saved: saved, logger: logger)
+        let done = DispatchSemaphore(value: 0)
+        let thread = Thread {
+            job.run()
+            done.signal()
+        }
+        thread.name = "esgate-odbc-\(name)"
+        thread.start()
+        defer {
+            channel.cancel()
+            done.wait()
+        }
+        while let batch = try channel.take() {
+            if !batch.rows.isEmpty {
+                try commit(batch.rows, report: &report) {
+                    if let watermark = batch.watermark { try self.journal.setSourceOffset(self.name, position: watermark) }
                 }
             }
+            if let watermark = batch.watermark { report.watermark = watermark }
+            if batch.isLast { break }
         }
-        if !pending.isEmpty { try commit(pending, report: &report) {} }
     }
 
     /// Front table: rounds of at most `batch_rows` unmarked rows. Each round commits its rows to the journal
@@ -331,6 +323,66 @@ public final class ODBCAdapter: @unchecked Sendable {
 }
 
 // MARK: - Rows
+
+/// Rows prepared on the reading thread, with the highest watermark read up to and including them.
+struct ODBCBatch: Sendable {
+    var rows: [PreparedRow]
+    var watermark: String?
+    var isLast: Bool
+}
+
+/// The reading stage: fetch blocks, map and validate, hand over batches. Owns the cursor while it runs.
+final class ODBCReadJob: @unchecked Sendable {
+    let cursor: ODBCCursor
+    let source: RowSource
+    let channel: BatchChannel<ODBCBatch>
+    let batchRows: Int
+    let kind: WatermarkKind
+    var best: Watermark?
+    let logger: Logger
+
+    init(cursor: ODBCCursor, source: RowSource, channel: BatchChannel<ODBCBatch>, batchRows: Int, kind: WatermarkKind,
+         saved: Watermark?, logger: Logger) {
+        self.cursor = cursor
+        self.source = source
+        self.channel = channel
+        self.batchRows = batchRows
+        self.kind = kind
+        self.best = saved
+        self.logger = logger
+    }
+
+    func run() {
+        do {
+            var rows: [PreparedRow] = []
+            rows.reserveCapacity(batchRows)
+            var ordinal = 0
+            var warned = false
+            while let block = try cursor.next() {
+                for row in 0..<block.count {
+                    ordinal += 1
+                    let (prepared, mark) = try source.prepare(block, row: row, ordinal: ordinal)
+                    if source.watermarkIndex != nil {
+                        if let mark, let value = Watermark(parsing: mark, kind: kind) {
+                            if best.map({ value > $0 }) ?? true { best = value }
+                        } else if !warned {
+                            warned = true
+                            logger.warning("row \(ordinal): the watermark column is empty or not a \(kind.rawValue) ('\(mark ?? "NULL")'); such rows do not move the watermark")
+                        }
+                    }
+                    rows.append(prepared)
+                    if rows.count >= batchRows {
+                        guard channel.put(ODBCBatch(rows: rows, watermark: best?.text, isLast: false)) else { return }
+                        rows.removeAll(keepingCapacity: true)
+                    }
+                }
+            }
+            _ = channel.put(ODBCBatch(rows: rows, watermark: best?.text, isLast: true))
+        } catch {
+            channel.fail(error)
+        }
+    }
+}
 
 /// Binds a result's columns to the mapping and turns fetched rows into prepared rows.
 struct RowSource {

@@ -13,13 +13,13 @@ struct PreparedBatch: Sendable {
 
 /// A bounded hand-over between the reading thread and the journal writer (NSCondition-guarded).
 /// The reader blocks when `capacity` batches wait; the writer blocks when none does.
-final class BatchChannel: @unchecked Sendable {
+final class BatchChannel<Batch: Sendable>: @unchecked Sendable {
     // All state below is guarded by `condition`.
     private let condition = NSCondition()
-    private var queue: [PreparedBatch] = []
+    private var queue: [Batch] = []
     /// Batches the writer is done with, handed back so that their memory is freed on the reading thread that
     /// allocated it (glibc frees across threads under an arena lock, which slowed the writer measurably).
-    private var spent: [PreparedBatch] = []
+    private var spent: [Batch] = []
     private var failure: Error?
     private var cancelled = false
     private let capacity: Int
@@ -27,7 +27,7 @@ final class BatchChannel: @unchecked Sendable {
     init(capacity: Int) { self.capacity = capacity }
 
     /// False when the writer gave up (the reader should stop).
-    func put(_ batch: PreparedBatch) -> Bool {
+    func put(_ batch: Batch) -> Bool {
         condition.lock()
         defer { condition.unlock() }
         while queue.count >= capacity && !cancelled { condition.wait() }
@@ -45,7 +45,7 @@ final class BatchChannel: @unchecked Sendable {
     }
 
     /// The next batch; nil after cancellation; rethrows the reader's failure once its batches are drained.
-    func take() throws -> PreparedBatch? {
+    func take() throws -> Batch? {
         condition.lock()
         defer { condition.unlock() }
         while queue.isEmpty && failure == nil && !cancelled { condition.wait() }
@@ -59,7 +59,7 @@ final class BatchChannel: @unchecked Sendable {
     }
 
     /// The writer returns a written batch for the reader to release.
-    func recycle(_ batch: PreparedBatch) {
+    func recycle(_ batch: Batch) {
         condition.lock()
         spent.append(batch)
         condition.unlock()
@@ -95,7 +95,7 @@ struct RowReadingJob: Sendable {
     let delimiter: UInt8
     let batchRows: Int
     let preparer: RowPreparer
-    let channel: BatchChannel
+    let channel: BatchChannel<PreparedBatch>
 
     func run() {
         do {
