@@ -8,15 +8,17 @@ export PATH := /opt/swift/usr/bin:$(PATH)
 BUILD_PACKAGES := pkg-config libcurl4-openssl-dev libxml2-dev libsqlite3-dev libyaml-dev libssl-dev \
                   libmicrohttpd-dev libgnutls28-dev unixodbc-dev
 TOOL_PACKAGES  := sqlite3 python3 python3-pip openssl time
+# ODBC drivers and the database servers the ODBC tests start themselves (on loopback, in a temporary folder).
+ODBC_PACKAGES  := unixodbc libsqliteodbc odbc-postgresql odbc-mariadb postgresql mariadb-server
 SWIFT          := swift
 
-.PHONY: all deps build release demo test bench bench-uplink schema clean
+.PHONY: all deps build release demo test bench bench-uplink bench-odbc schema clean
 
 all: build
 
 # Installs only what is missing (apt-get update once, when something is).
 deps:
-	@missing=$$(for p in $(BUILD_PACKAGES) $(TOOL_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	@missing=$$(for p in $(BUILD_PACKAGES) $(TOOL_PACKAGES) $(ODBC_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:" $$missing; \
 	  DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
@@ -45,10 +47,14 @@ bench: release
 
 bench-uplink: release
 	tools/bench-uplink.sh
+# 1M rows from PostgreSQL through the ODBC adapter vs pyodbc fetchmany(10000) on the same driver.
+bench-odbc: release
+	@python3 -c "import pyodbc" 2>/dev/null || python3 -m pip install --quiet pyodbc
+	tools/bench-odbc.sh
 
 # Regenerates the schema embedded in the binary from schema/pui-v1.xsd (a test checks they agree).
 schema:
 	python3 tools/embed_schema.py
 
 clean:
-	rm -rf .build var bench-work bench-work-uplink
+	rm -rf .build var bench-work bench-work-uplink bench-odbc-work
