@@ -443,7 +443,7 @@ struct Watermark: Comparable {
 
     init?(parsing text: String, kind: WatermarkKind) {
         self.kind = kind
-        let trimmed = text.trimmingCharacters(in: .whitespaces)
+        let trimmed = (text.first == " " || text.last == " ") ? text.trimmingCharacters(in: .whitespaces) : text
         switch kind {
         case .integer:
             guard let number = Int64(trimmed) else { return nil }
@@ -488,7 +488,11 @@ struct Watermark: Comparable {
 
     /// `yyyy-MM-dd`, `yyyy-MM-dd HH:mm[:ss[.f…]]` (also with `T`); a trailing zone is not accepted.
     static func parseTimestamp(_ text: String) -> Int64? {
-        let bytes = Array(text.utf8)
+        var text = text
+        return text.withUTF8 { parseTimestamp(bytes: $0) }
+    }
+
+    static func parseTimestamp(bytes: UnsafeBufferPointer<UInt8>) -> Int64? {
         func number(_ range: Range<Int>) -> Int64? {
             guard range.upperBound <= bytes.count else { return nil }
             var result: Int64 = 0
@@ -512,7 +516,7 @@ struct Watermark: Comparable {
                 if bytes.count > 19 {
                     guard bytes[19] == 46, bytes.count > 20 else { return nil }
                     var digits = 0
-                    for byte in bytes[20...] {
+                    for byte in bytes[20..<bytes.count] {
                         guard byte >= 48 && byte <= 57 else { return nil }
                         if digits < 6 { micros = micros * 10 + Int64(byte - 48) }
                         digits += 1

@@ -18,6 +18,8 @@ public final class ODBCStatement {
     public let sql: String
     /// Heap buffers handed to SQLBindParameter; they must outlive SQLExecute.
     private var parameterBuffers: [UnsafeMutableRawPointer] = []
+    /// Counts the cursors opened on this statement: only the newest may unbind the columns when it goes away.
+    var cursorGeneration = 0
 
     init(connection: ODBCConnection, sql: String) throws(ODBCError) {
         self.connection = connection
@@ -142,6 +144,7 @@ public final class ODBCStatement {
         try bind(parameters)
         let rc = SQLExecute(stmt)
         guard codbc_succeeded(rc) != 0 || rc == CODBC_NO_DATA else { throw error("execute query") }
+        cursorGeneration += 1
         return try ODBCCursor(statement: self, handle: stmt, rowArraySize: rowArraySize,
                               maxColumnCharacters: maxColumnCharacters, memoryBudgetBytes: memoryBudgetBytes)
     }
@@ -161,11 +164,13 @@ public final class ODBCCursor {
     private let fetched: UnsafeMutablePointer<UInt>
     private let status: UnsafeMutablePointer<UInt16>
     private var finished = false
+    private let generation: Int
 
     init(statement: ODBCStatement, handle stmt: UnsafeMutableRawPointer, rowArraySize requested: Int,
          maxColumnCharacters: Int, memoryBudgetBytes: Int) throws(ODBCError) {
         self.statement = statement
         self.stmt = stmt
+        generation = statement.cursorGeneration
         var count: Int16 = 0
         guard codbc_succeeded(SQLNumResultCols(stmt, &count)) != 0 else { throw statement.error("count result columns") }
         var columns: [ODBCColumn] = []
@@ -211,11 +216,15 @@ public final class ODBCCursor {
     }
 
     deinit {
-        SQLFreeStmt(stmt, CODBC_CLOSE)
-        SQLFreeStmt(stmt, CODBC_UNBIND)
-        SQLSetStmtAttrW(stmt, CODBC_ATTR_ROWS_FETCHED_PTR, nil, 0)
-        SQLSetStmtAttrW(stmt, CODBC_ATTR_ROW_STATUS_PTR, nil, 0)
-        SQLSetStmtAttrW(stmt, CODBC_ATTR_ROW_ARRAY_SIZE, SQLPOINTER(bitPattern: UInt(1)), 0)
+        // A newer cursor on the same statement has re-bound the columns and attributes: leave them alone. (Our
+        // buffers are no longer referenced by the driver in that case, because binding replaced them.)
+        if generation == statement.cursorGeneration {
+            SQLFreeStmt(stmt, CODBC_CLOSE)
+            SQLFreeStmt(stmt, CODBC_UNBIND)
+            SQLSetStmtAttrW(stmt, CODBC_ATTR_ROWS_FETCHED_PTR, nil, 0)
+            SQLSetStmtAttrW(stmt, CODBC_ATTR_ROW_STATUS_PTR, nil, 0)
+            SQLSetStmtAttrW(stmt, CODBC_ATTR_ROW_ARRAY_SIZE, SQLPOINTER(bitPattern: UInt(1)), 0)
+        }
         for buffer in data { buffer.deallocate() }
         for buffer in indicators { buffer.deallocate() }
         fetched.deallocate()
@@ -289,6 +298,44 @@ public struct ODBCRowBlock {
                 sql: cursor.statement.sql)
         }
         let start = cursor.data[column] + row * width
-        return String(decoding: UnsafeBufferPointer(start: start, count: length / 2), as: UTF16.self)
+        return ODBCRowBlock.string(utf16: UnsafeBufferPointer(start: start, count: length / 2))
+    }
+
+    /// UTF-16 → String by transcoding straight into the string's UTF-8 storage (the generic
+    /// `String(decoding:as: UTF16.self)` takes a slow path per code unit). Lone surrogates become U+FFFD.
+    static func string(utf16 units: UnsafeBufferPointer<UInt16>) -> String {
+        if units.isEmpty { return "" }
+        return String(unsafeUninitializedCapacity: units.count * 3) { buffer in
+            var out = 0
+            var index = 0
+            let count = units.count
+            while index < count {
+                let unit = UInt32(units[index])
+                index += 1
+                if unit < 0x80 {
+                    buffer[out] = UInt8(unit)
+                    out += 1
+                } else if unit < 0x800 {
+                    buffer[out] = UInt8(0xC0 | (unit >> 6))
+                    buffer[out + 1] = UInt8(0x80 | (unit & 0x3F))
+                    out += 2
+                } else if unit >= 0xD800 && unit < 0xDC00, index < count, units[index] >= 0xDC00, units[index] < 0xE000 {
+                    let scalar = 0x10000 + ((unit - 0xD800) << 10) + (UInt32(units[index]) - 0xDC00)
+                    index += 1
+                    buffer[out] = UInt8(0xF0 | (scalar >> 18))
+                    buffer[out + 1] = UInt8(0x80 | ((scalar >> 12) & 0x3F))
+                    buffer[out + 2] = UInt8(0x80 | ((scalar >> 6) & 0x3F))
+                    buffer[out + 3] = UInt8(0x80 | (scalar & 0x3F))
+                    out += 4
+                } else {
+                    let scalar = (unit >= 0xD800 && unit < 0xE000) ? 0xFFFD : unit
+                    buffer[out] = UInt8(0xE0 | (scalar >> 12))
+                    buffer[out + 1] = UInt8(0x80 | ((scalar >> 6) & 0x3F))
+                    buffer[out + 2] = UInt8(0x80 | (scalar & 0x3F))
+                    out += 3
+                }
+            }
+            return out
+        }
     }
 }

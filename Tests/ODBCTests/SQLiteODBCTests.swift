@@ -201,6 +201,25 @@ struct SQLiteODBCTests {
         #expect(adapter.status.lastError == nil)
     }
 
+    @Test("Gateway.runOnce polls ODBC adapters and reports their counts and failures")
+    func gatewayRunOnce() throws {
+        let source = try SQLiteSource()
+        let db = try source.connect()
+        for n in 1...5 { try insertCase(db, table: "steps", id: n, updatedAt: "2026-01-05 10:00:0\(n)", row: stepRow(n, at: "2026-01-05 08:52:00")) }
+        let workspace = try ODBCWorkspace(adapter: adapterYAML(connection: source.connectionString, mode: "incremental",
+                                                               query: caseSelect("steps"), extra: "watermark_column: updated_at"))
+        let gateway = Gateway(configuration: try workspace.loaded(), logger: .silent)
+        let summary = try gateway.runOnce()
+        #expect(summary.polls.count == 1)
+        #expect(summary.counts.stored == 5)
+        #expect(summary.polls.first?.watermark == "2026-01-05 10:00:05")
+        #expect(summary.pollErrors.isEmpty)
+        try db.execute("DROP TABLE steps")
+        let failed = try gateway.runOnce()
+        #expect(failed.polls.isEmpty)
+        #expect(failed.pollErrors.first?.contains("adapter db") == true)
+    }
+
     @Test("configuration: strict odbc section")
     func configurationErrors() throws {
         let workspace = try ODBCWorkspace(adapter: """
