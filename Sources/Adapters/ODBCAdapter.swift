@@ -120,9 +120,11 @@ public final class ODBCAdapter: @unchecked Sendable {
             status.lastError = nil
             status.failingSince = nil
             status.consecutiveFailures = 0
+            try? journal.recordPoll(adapter: name, kind: "odbc", error: nil)
             return report
         } catch {
             let wrapped = wrap(error)
+            try? journal.recordPoll(adapter: name, kind: "odbc", error: wrapped.description)
             if case .database = wrapped.cause { disconnect() }
             status.lastPoll = Date()
             status.lastError = wrapped.description
