@@ -110,13 +110,14 @@ func uplinkStatus(_ config: String, environment: TestEnvironment) async throws -
             // (reading it as 0 would let the push run to the end before the kill).
             var seen = try await peer.requestsEventually()
             let process = try startEsgate(["uplink", "run", "--config", config], environment: environment, log: "run-\(round).log")
-            let target = seen + Int.random(in: 1...3, using: &generator)
+            // One more request, then a kill within 40 ms: five rounds stay well inside the 20 packages of the push.
+            let target = seen + 1
             let deadline = Date().addingTimeInterval(60)
             while process.isRunning, Date() < deadline, seen < target {
                 if let requests = try? peer.stats().requests { seen = requests }
                 try await Task.sleep(for: .milliseconds(10))
             }
-            try await Task.sleep(for: .milliseconds(Int64.random(in: 0...120, using: &generator)))
+            try await Task.sleep(for: .milliseconds(Int64.random(in: 0...40, using: &generator)))
             if process.isRunning {
                 kill(process.processIdentifier, SIGKILL)
                 kills += 1
