@@ -51,6 +51,8 @@ say "esgate certs check"
 "$ESGATE" certs check || true
 say "esgate run --once: ingest → supervise → send"
 "$ESGATE" run --once
+say "esgate adapter status"
+"$ESGATE" adapter status || true
 say "esgate journal stats"
 "$ESGATE" journal stats
 say "esgate quarantine list (held back with the reason; replayable after a fix)"
