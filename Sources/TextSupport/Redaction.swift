@@ -46,8 +46,11 @@ public enum Redaction {
                 while end < scalars.count, isDigit(scalars[end]) { end += 1 }
                 if end < scalars.count, scalars[end] == "X" || scalars[end] == "x", end - start == 17 { end += 1 }
                 let length = end - start
-                let boundary = end == scalars.count || !isWordish(scalars[end])
-                if (length == 15 || length == 18), boundary, start == 0 || !isWordish(scalars[start - 1]) {
+                // Not part of a longer word or number: an identity number is never the fraction of a decimal
+                // ("12.345678901234567" in JSON output) nor followed by one.
+                let boundary = end == scalars.count || !(isWordish(scalars[end]) || scalars[end] == ".")
+                let startsClean = start == 0 || !(isWordish(scalars[start - 1]) || scalars[start - 1] == ".")
+                if (length == 15 || length == 18), boundary, startsClean {
                     let run = String(String.UnicodeScalarView(scalars[start..<end]))
                     output.append(contentsOf: maskIdNumber(run).unicodeScalars)
                 } else {

@@ -70,6 +70,9 @@ private let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent
         #expect(masked.contains("410103********1234"))
         #expect(masked.contains("410103001202601050000001"), "a 24-digit case number is not an identity number")
         #expect(Redaction.maskIdentityNumbers(in: "<IdNumber>E12345678</IdNumber>") == "<IdNumber>*********</IdNumber>")
+        let json = #"{"seconds" : 12.345678901234567, "id" : "410103199001011234"}"#
+        #expect(Redaction.maskIdentityNumbers(in: json) == #"{"seconds" : 12.345678901234567, "id" : "410103********1234"}"#,
+                "decimal fractions in JSON are numbers, not identity numbers")
     }
 }
 
