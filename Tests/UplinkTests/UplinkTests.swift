@@ -228,6 +228,12 @@ import XMLSupport
             try application("BADID", idNumber: "410103195612282990"),
             try application("FUTURE", appliedAt: future),
             try application("OK2"),
+            // A red card's ResponseDue lies in the future by design: a deadline, not an event time, so no R205.
+            try PUISchema.shipped().normalize(DraftRecord(type: "Alert", fields: [
+                ("AlertId", "XK02-0123456789abcdef"), ("RuleCode", "XK02"), ("Level", "R"), ("SubjectType", "case"),
+                ("SubjectKey", "OK1"), ("DeptCode", "410103001"), ("RaisedAt", beijingTimestamp(Date())),
+                ("Detail", "overdue"), ("ResponseDue", future), ("State", "OPEN"), ("StateAt", beijingTimestamp(Date())),
+            ])).get(),
         ]
         try journal.batch { for r in records { _ = try journal.append(r, source: "t", origin: nil, line: 0) } }
         var options = SandboxOptions()
@@ -243,7 +249,7 @@ import XMLSupport
         #expect(letters.map(\.code) == ["R201", "R204", "R205"])
         #expect(letters.map(\.field) == ["ItemCode", "Applicant/IdNumber", "AppliedAt"])
         #expect(letters.map(\.index) == [2, 3, 4])
-        #expect(server.receiver.records().count == 2)
+        #expect(server.receiver.records().count == 3, "OK1, OK2 and the alert")
         // The source is corrected: a new revision of BADITEM is delivered and its dead letter is superseded.
         _ = try journal.append(try application("BADITEM", itemCode: "XK0002", itemName: "企业名称预先核准"), source: "t", origin: nil, line: 0)
         _ = try await uplink.drain()
