@@ -11,8 +11,12 @@ extension Gateway {
     /// The reference data named by gateway.yaml `reference_data`; without it (or when it cannot be read) the
     /// engine runs without a calendar: no deadlines, and an operational warning.
     public func loadReferenceData() throws(MonitoringError) -> ReferenceData {
-        guard let file = configuration.gateway.referenceDataFile else {
-            logger.warning("gateway.yaml has no reference_data: running without a calendar (no deadlines are computed)")
+        // Without a configured file, the last good copy the uplink fetched from the province (GetReferenceData)
+        // is the calendar and catalog the gateway runs on (pui-v1.md section 4).
+        let fetched = (configuration.gateway.stateDirectory as NSString).appendingPathComponent("reference-data.xml")
+        guard let file = configuration.gateway.referenceDataFile
+                ?? (FileManager.default.fileExists(atPath: fetched) ? fetched : nil) else {
+            logger.warning("gateway.yaml has no reference_data and no copy was fetched from a receiver yet: running without a calendar (no deadlines are computed)")
             return try ReferenceData.none()
         }
         do {

@@ -237,4 +237,15 @@ private func row(_ caseNo: String, step: String, handler: String = "李娜", rem
         #expect(try workspace.scalar("SELECT count(*) FROM records WHERE type = 'Alert' AND body LIKE '%<RuleCode>XK08</RuleCode>%'") == 0)
         #expect(try workspace.scalar("SELECT count(*) FROM records WHERE type = 'Alert' AND body LIKE '%<RuleCode>XK01</RuleCode>%'") == 0)
     }
+
+    @Test func theUplinksFetchedReferenceDataIsUsedWhenNoneIsConfigured() throws {
+        let workspace = try Workspace()
+        #expect(try workspace.gateway().loadReferenceData().hasCalendar == false, "no file, nothing fetched: no calendar")
+        try FileManager.default.createDirectory(at: workspace.root.appendingPathComponent("state"), withIntermediateDirectories: true)
+        try FileManager.default.copyItem(at: repositoryRoot.appendingPathComponent("reference/reference-data.xml"),
+                                         to: workspace.root.appendingPathComponent("state/reference-data.xml"))
+        let reference = try workspace.gateway().loadReferenceData()
+        #expect(reference.hasCalendar)
+        #expect(reference.version == "2026.12-1")
+    }
 }
