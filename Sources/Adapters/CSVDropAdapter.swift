@@ -129,9 +129,14 @@ public final class CSVDropAdapter {
             try? journal.recordPoll(adapter: name, kind: "csv-drop", error: error.description)
             throw error
         }
+        recordHealth(reports)
+        return reports
+    }
+
+    /// Keeps the outcome of a poll as the adapter's health: a rejected file counts as a failed poll.
+    public func recordHealth(_ reports: [FileReport]) {
         let rejected = reports.filter { $0.outcome == .rejected }.map { "\($0.name) rejected: \($0.reason ?? "")" }
         try? journal.recordPoll(adapter: name, kind: "csv-drop", error: rejected.isEmpty ? nil : rejected.joined(separator: "; "))
-        return reports
     }
 
     // MARK: - One file
@@ -219,25 +224,16 @@ public final class CSVDropAdapter {
         if startOffset > resumeAt {
             logger.info("\(name): resuming at line \(startLine) (byte \(startOffset) of \(size)) after an interrupted run")
         }
-        // Two stages on two threads: a reader thread decodes, maps and validates rows into batches; this thread
-        // writes each batch (records, quarantine entries, the file's new offset) in one transaction. The channel
-        // holds at most two batches, so memory stays bounded whatever the file size.
+        // Two stages on two threads: a reader thread decodes, maps and validates rows into chunks of ≤ 1000 rows;
+        // this thread writes `batch_rows` rows (records, quarantine entries, the file's new offset) per transaction.
+        // The channel holds at most four chunks, so memory stays bounded whatever the file size.
         let channel = BatchChannel<PreparedBatch>(capacity: 4)
         let preparer = RowPreparer(schema: schema, mapping: bound)
         let reading = RowReadingJob(path: path, name: name, source: self.name, startOffset: startOffset, startLine: startLine,
                                     header: header, encoding: encoding, delimiter: settings.delimiter,
                                     batchRows: min(settings.batchRows, 1000), preparer: preparer, channel: channel)
-        let readerDone = DispatchSemaphore(value: 0)
-        let thread = Thread {
-            reading.run()
-            readerDone.signal()
-        }
-        thread.name = "esgate-read-\(name)"
-        thread.start()
-        defer {
-            channel.cancel()
-            readerDone.wait()
-        }
+        let stopReader = startProducer(named: "esgate-read-\(name)", channel: channel) { reading.run() }
+        defer { stopReader() }
         var total = IngestCounts()
         var lastReport = Date()
         var waiting: TimeInterval = 0

@@ -219,17 +219,8 @@ public final class ODBCAdapter: @unchecked Sendable {
         let channel = BatchChannel<ODBCBatch>(capacity: 2)
         let job = ODBCReadJob(cursor: cursor, source: source, channel: channel, batchRows: settings.batchRows,
                               kind: settings.watermarkKind, saved: saved, logger: logger)
-        let done = DispatchSemaphore(value: 0)
-        let thread = Thread {
-            job.run()
-            done.signal()
-        }
-        thread.name = "esgate-odbc-\(name)"
-        thread.start()
-        defer {
-            channel.cancel()
-            done.wait()
-        }
+        let stopReader = startProducer(named: "esgate-odbc-\(name)", channel: channel) { job.run() }
+        defer { stopReader() }
         while let batch = try channel.take() {
             if !batch.rows.isEmpty {
                 try commit(batch.rows, report: &report) {

@@ -82,6 +82,22 @@ final class BatchChannel<Batch: Sendable>: @unchecked Sendable {
     }
 }
 
+/// Starts a producer thread for a batch channel. The returned closure, called when the writer is done (normally
+/// or by an error), cancels the channel and waits until the producer has stopped, so no thread outlives its ingest.
+func startProducer<Batch>(named name: String, channel: BatchChannel<Batch>, _ body: @escaping @Sendable () -> Void) -> () -> Void {
+    let done = DispatchSemaphore(value: 0)
+    let thread = Thread {
+        body()
+        done.signal()
+    }
+    thread.name = name
+    thread.start()
+    return {
+        channel.cancel()
+        done.wait()
+    }
+}
+
 /// The reading stage of a CSV drop ingest: raw rows → decoded fields → mapped and validated records, in batches.
 /// Runs on its own thread; owns its reader and decoder.
 struct RowReadingJob: Sendable {

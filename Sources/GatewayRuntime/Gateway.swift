@@ -87,11 +87,10 @@ public final class Gateway: Sendable {
             }
             guard let csv = makeCSVAdapter(adapter, journal: journal) else { continue }
             var rounds = 0
+            var files: [FileReport] = []
             while true {
                 let (ready, waiting) = csv.scan()
-                for name in ready { summary.files.append(try csv.ingestFile(named: name)) }
-                let rejected = summary.files.filter { $0.outcome == .rejected }.map { "\($0.name) rejected: \($0.reason ?? "")" }
-                try? journal.recordPoll(adapter: adapter.name, kind: "csv-drop", error: rejected.isEmpty ? nil : rejected.joined(separator: "; "))
+                for name in ready { files.append(try csv.ingestFile(named: name)) }
                 rounds += 1
                 guard let wait = csv.nextSettleIn, !waiting.isEmpty, rounds < 1000 else {
                     summary.waiting += waiting.map { "\(adapter.name)/\($0)" }
@@ -99,6 +98,8 @@ public final class Gateway: Sendable {
                 }
                 Thread.sleep(forTimeInterval: min(max(wait, 0.05), 60))
             }
+            csv.recordHealth(files)
+            summary.files += files
         }
         return summary
     }

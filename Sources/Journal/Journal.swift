@@ -310,17 +310,22 @@ public final class Journal {
             sql += " ORDER BY seq LIMIT ?2"
             let statement = try database.prepare(sql)
             try statement.bind([.integer(seq), .integer(Int64(limit))])
-            var result: [JournalEntry] = []
-            while try statement.step() {
-                result.append(JournalEntry(
-                    seq: statement.int(at: 0), type: statement.text(at: 1), key: statement.text(at: 2),
-                    rev: statement.int(at: 3), digest: statement.blob(at: 4).hexString, body: statement.text(at: 5),
-                    source: statement.text(at: 6), origin: statement.isNull(at: 7) ? nil : statement.text(at: 7),
-                    line: Int(statement.int(at: 8)),
-                    ingestedAt: Date(timeIntervalSince1970: Double(statement.int(at: 9)) / 1000)))
-            }
-            return result
+            return try Self.readEntries(statement)
         }
+    }
+
+    /// Rows of `SELECT seq, type, key, rev, digest, body, source, origin, line, ingested_at` as entries.
+    private static func readEntries(_ statement: SQLiteStatement) throws -> [JournalEntry] {
+        var result: [JournalEntry] = []
+        while try statement.step() {
+            result.append(JournalEntry(
+                seq: statement.int(at: 0), type: statement.text(at: 1), key: statement.text(at: 2),
+                rev: statement.int(at: 3), digest: statement.blob(at: 4).hexString, body: statement.text(at: 5),
+                source: statement.text(at: 6), origin: statement.isNull(at: 7) ? nil : statement.text(at: 7),
+                line: Int(statement.int(at: 8)),
+                ingestedAt: Date(timeIntervalSince1970: Double(statement.int(at: 9)) / 1000)))
+        }
+        return result
     }
 
     /// The entries with these seqs, in seq order (missing seqs are left out).
@@ -330,16 +335,7 @@ public final class Journal {
             let list = seqs.map(String.init).joined(separator: ",")
             let statement = try database.prepare(
                 "SELECT seq, type, key, rev, digest, body, source, origin, line, ingested_at FROM records WHERE seq IN (\(list)) ORDER BY seq")
-            var result: [JournalEntry] = []
-            while try statement.step() {
-                result.append(JournalEntry(
-                    seq: statement.int(at: 0), type: statement.text(at: 1), key: statement.text(at: 2),
-                    rev: statement.int(at: 3), digest: statement.blob(at: 4).hexString, body: statement.text(at: 5),
-                    source: statement.text(at: 6), origin: statement.isNull(at: 7) ? nil : statement.text(at: 7),
-                    line: Int(statement.int(at: 8)),
-                    ingestedAt: Date(timeIntervalSince1970: Double(statement.int(at: 9)) / 1000)))
-            }
-            return result
+            return try Self.readEntries(statement)
         }
     }
 

@@ -166,11 +166,7 @@ public final class ReceiverUplink {
             }
             guard let built else {
                 // Every candidate was held back: dead-letter them and move on.
-                let held = candidates.map { candidate in
-                    (member: PackageMember(index: 0, seq: candidate.entry.seq, type: candidate.entry.type,
-                                           key: candidate.entry.key, rev: candidate.entry.rev),
-                     code: "X100", field: String?.none, message: "not valid against pui-v1.xsd")
-                }
+                let held = Self.invalid(candidates)
                 try store.holdBack(receiver: settings.name, records: held, now: now())
                 let last = candidates.last?.entry.seq ?? entries[0].seq
                 try journalCall("advance cursor") { () throws(JournalError) in try journal.advanceCursor(settings.consumer, to: last) }
@@ -184,6 +180,15 @@ public final class ReceiverUplink {
                           request: built.request, members: built.members, heldBack: built.heldBack, now: now())
             logger.debug("fixed \(built.packageId): \(built.members.count) records, \(built.request.count) bytes, SM3 \(built.digest)")
             return try store.package(receiver: settings.name, packageId: built.packageId)
+        }
+    }
+
+    /// Candidates the schema refused as a whole: dead letters with code X100.
+    private static func invalid(_ candidates: [(entry: JournalEntry, xml: String)]) -> [(member: PackageMember, code: String, field: String?, message: String)] {
+        candidates.map { candidate in
+            (member: PackageMember(index: 0, seq: candidate.entry.seq, type: candidate.entry.type,
+                                   key: candidate.entry.key, rev: candidate.entry.rev),
+             code: "X100", field: String?.none, message: "not valid against pui-v1.xsd")
         }
     }
 
@@ -210,11 +215,7 @@ public final class ReceiverUplink {
                 throw UplinkError(operation: "build package", underlying: error.description)
             }
             guard let built else {
-                let held = candidates.map { candidate in
-                    (member: PackageMember(index: 0, seq: candidate.entry.seq, type: candidate.entry.type,
-                                           key: candidate.entry.key, rev: candidate.entry.rev),
-                     code: "X100", field: String?.none, message: "not valid against pui-v1.xsd")
-                }
+                let held = Self.invalid(candidates)
                 try store.holdBack(receiver: settings.name, records: held, dequeue: dequeue, now: now())
                 continue
             }
