@@ -135,7 +135,7 @@ extension PUISchema {
                 used += 1
                 if let problem = type.check(value) { return (step.path, problem) }
                 body += step.openTag
-                body += xmlEscape(value)
+                body += xmlCanonicalTextEscape(value)
                 body += step.closeTag
             case .groupStart(let end):
                 guard fields.contains(where: { $0.path.hasPrefix(step.path) }) else {

@@ -276,6 +276,31 @@ public func xmlEscape(_ text: String) -> String {
     return out
 }
 
+/// Escapes character data the way exclusive XML canonicalization (C14N 1.0 §1.1) writes text nodes: `&`, `<`,
+/// `>` and CR become `&amp;`, `&lt;`, `&gt;`, `&#xD;`; everything else (quotes included) stays literal. Text
+/// written this way is already in canonical form, so a document assembled from such pieces can be digested as it
+/// stands, without a parse and a C14N pass.
+public func xmlCanonicalTextEscape(_ text: String) -> String {
+    var needs = false
+    for byte in text.utf8 where byte == 38 || byte == 60 || byte == 62 || byte == 13 {
+        needs = true
+        break
+    }
+    guard needs else { return text }
+    var out = ""
+    out.reserveCapacity(text.utf8.count + 16)
+    for scalar in text.unicodeScalars {
+        switch scalar {
+        case "&": out += "&amp;"
+        case "<": out += "&lt;"
+        case ">": out += "&gt;"
+        case "\r": out += "&#xD;"
+        default: out.unicodeScalars.append(scalar)
+        }
+    }
+    return out
+}
+
 /// True when every character may appear in an XML 1.0 document (no C0 controls but tab, LF, CR; no U+FFFE/U+FFFF).
 public func isXMLCharacterData(_ text: String) -> Bool {
     var previous1: UInt8 = 0, previous2: UInt8 = 0
