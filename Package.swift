@@ -108,7 +108,7 @@ let package = Package(
         .testTarget(name: "GatewayModelTests", dependencies: ["GatewayModel", "XMLSupport"]),
         .testTarget(name: "GatewayConfigTests", dependencies: ["GatewayConfig"]),
         .testTarget(name: "MappingTests", dependencies: ["Mapping", "GatewayConfig", "GatewayModel"]),
-        .testTarget(name: "JournalTests", dependencies: ["Journal", "GatewayModel"]),
+        .testTarget(name: "JournalTests", dependencies: ["Journal", "GatewayModel", "SQLiteSupport", "CryptoSupport"]),
         .testTarget(name: "AdapterTests",
                     dependencies: ["Adapters", "GatewayRuntime", "Journal", "GatewayConfig", "CryptoSupport",
                                    "SQLiteSupport", "TextSupport", "GatewayModel"]),

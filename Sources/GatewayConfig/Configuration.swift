@@ -38,6 +38,9 @@ public struct ReceiverConfiguration: Sendable, Equatable {
     public var timeout: Duration = .seconds(60)
     /// Fetch GetReferenceData from this receiver (`reference_source`); when none is marked, the first enabled one.
     public var referenceSource: Bool = false
+    /// Re-check every package with libxml2 (parse, XSD, C14N) before fixing it (`verify_packages`): records were
+    /// validated at ingest already, so this is a diagnostic safety net that costs about a third of the push.
+    public var verifyPackages: Bool = false
 
     public init(name: String, url: String, division: String, caFile: String? = nil, certificateFile: String? = nil,
                 keyFile: String? = nil, enabled: Bool = true) {
@@ -122,6 +125,7 @@ extension GatewayConfiguration {
             receiver.connectTimeout = section.duration("connect_timeout") ?? .seconds(10)
             receiver.timeout = section.duration("timeout") ?? .seconds(60)
             receiver.referenceSource = section.boolean("reference_source") ?? false
+            receiver.verifyPackages = section.boolean("verify_packages") ?? false
             receivers.append(receiver)
             section.rejectUnknownKeys()
         }

@@ -129,10 +129,21 @@ private func execute(_ path: [String], _ options: ParsedOptions) async throws ->
         guard let loaded = loadOrReport(options) else { return 1 }
         let gateway = Gateway(configuration: loaded, logger: logger(for: loaded))
         if options.flag("once") {
-            var summary = try gateway.runOnce()
-            if loaded.gateway.supervisionEnabled { summary.supervision = try gateway.superviseOnce() }
-            // Ingest, supervise, then push: alerts raised by this pass go out in the same run.
-            let pushed = await drainUplinkOnce(loaded, logger: logger(for: loaded))
+            // Ingest (then supervise) on a thread of its own while the uplink pushes what is already journaled;
+            // the uplink keeps going until the ingest is over and the journal drained, so alerts raised by this
+            // pass go out in the same run.
+            let ingesting = RunningFlag()
+            async let pushing = drainUplinkOnce(loaded, logger: logger(for: loaded), producing: { ingesting.isRunning })
+            let ingested: Result<RunSummary, any Error> = await onOwnThread(named: "esgate-run-once") {
+                Result {
+                    var summary = try gateway.runOnce()
+                    if loaded.gateway.supervisionEnabled { summary.supervision = try gateway.superviseOnce() }
+                    return summary
+                }
+            }
+            ingesting.finish()
+            let pushed = await pushing
+            let summary = try ingested.get()
             if options.flag("json") {
                 writeJSON(summary)
             } else {

@@ -29,7 +29,8 @@ public struct JournalEntry: Sendable, Equatable {
     public let type: String
     public let key: String
     public let rev: Int64
-    public let digest: String
+    /// This revision withdraws the key (PUI `op="delete"`); the body is the key's last content.
+    public let deleted: Bool
     public let body: String
     public let source: String
     public let origin: String?
@@ -111,11 +112,15 @@ public final class Journal {
     private var insertHead: SQLiteStatement?
     private var bumpHead: SQLiteStatement?
     private var insertRecord: SQLiteStatement?
+    /// The seq the next record gets. Assigned by the journal (not SQLite's rowid choice) so that a new key's head
+    /// can point at its record in the same single INSERT; read afresh at every BEGIN IMMEDIATE, since other
+    /// connections (supervision, replays) append too.
+    private var nextSeq: Int64 = 0
     private var insertQuarantine: SQLiteStatement?
     private var inTransaction = false
     private let now: () -> Date
 
-    public static let schemaVersion = 1
+    public static let schemaVersion = 2
 
     /// Opens or creates the journal. `synchronous` FULL is the production setting: a committed batch survives
     /// power loss; tests may pass `false` for NORMAL only where durability is not what they test.
@@ -162,17 +167,37 @@ public final class Journal {
     }
 
     private func migrate() throws {
+        if try database.query("SELECT 1 FROM sqlite_master WHERE name = 'records'").isEmpty {
+            try createTables()
+            return
+        }
+        guard let version = try storedSchemaVersion() else { return try createTables() }
+        if version == 1 {
+            try migrateFromVersion1()
+        } else if version > Self.schemaVersion {
+            throw JournalError(operation: "open \(path)",
+                               underlying: "journal schema \(version) was written by a newer esgate (this one knows \(Self.schemaVersion))")
+        }
+    }
+
+    private func storedSchemaVersion() throws -> Int? {
+        try database.query("SELECT value FROM meta WHERE key = 'schema_version'").first?.first?.textValue.flatMap { Int($0) }
+    }
+
+    private func createTables() throws {
         try database.execute("""
             CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
             INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', '\(Self.schemaVersion)');
-            -- The latest revision and content digest of every key: the revision check is one upsert, not a query.
+            -- The latest revision, content digest and record of every key: the revision check is one INSERT OR
+            -- IGNORE for a new key. Keyed by text, not by a hash: legacy keys mostly grow (case numbers, dates),
+            -- so text-ordered inserts land near the end of the B-tree, where a hash would scatter them.
             CREATE TABLE IF NOT EXISTS heads(
-                type TEXT NOT NULL, key TEXT NOT NULL, rev INTEGER NOT NULL, digest BLOB NOT NULL,
+                type TEXT NOT NULL, key TEXT NOT NULL, rev INTEGER NOT NULL, digest BLOB NOT NULL, seq INTEGER NOT NULL,
                 PRIMARY KEY(type, key)) WITHOUT ROWID;
-            -- Every stored revision, in ingest order; seq is what consumers' cursors point at.
+            -- Every stored revision, in ingest order; seq is what consumers' cursors point at. op 1 = delete.
             CREATE TABLE IF NOT EXISTS records(
                 seq INTEGER PRIMARY KEY, type TEXT NOT NULL, key TEXT NOT NULL, rev INTEGER NOT NULL,
-                digest BLOB NOT NULL, body TEXT NOT NULL, source TEXT NOT NULL, origin TEXT, line INTEGER,
+                op INTEGER NOT NULL DEFAULT 0, body TEXT NOT NULL, source TEXT NOT NULL, origin TEXT, line INTEGER,
                 ingested_at INTEGER NOT NULL);
             CREATE TABLE IF NOT EXISTS files(
                 sha256 TEXT PRIMARY KEY, source TEXT NOT NULL, name TEXT NOT NULL, size INTEGER NOT NULL,
@@ -195,6 +220,24 @@ public final class Journal {
             """)
     }
 
+    /// Version 1 kept a digest per record and no record pointer in heads: records lose the digest column and gain
+    /// `op`, heads gain the seq of each key's latest record (one sort of the records, not a query per key).
+    private func migrateFromVersion1() throws {
+        try database.transaction {
+            // Another connection may have migrated while this one waited for the write lock.
+            guard try storedSchemaVersion() == 1 else { return }
+            try database.execute("""
+                ALTER TABLE records DROP COLUMN digest;
+                ALTER TABLE records ADD COLUMN op INTEGER NOT NULL DEFAULT 0;
+                ALTER TABLE heads ADD COLUMN seq INTEGER NOT NULL DEFAULT 0;
+                UPDATE heads SET seq = latest.seq
+                FROM (SELECT type, key, max(seq) AS seq FROM records GROUP BY type, key) AS latest
+                WHERE heads.type = latest.type AND heads.key = latest.key;
+                UPDATE meta SET value = '\(Self.schemaVersion)' WHERE key = 'schema_version';
+                """)
+        }
+    }
+
     /// The label is an autoclosure: it is only built when something failed (append runs per record).
     private func wrap<T>(_ operation: @autoclosure () -> String, _ body: () throws -> T) throws(JournalError) -> T {
         do {
@@ -213,17 +256,35 @@ public final class Journal {
     /// Starts a write batch (BEGIN IMMEDIATE). Records, quarantine entries and source progress written until
     /// `commit()` become durable together, or not at all.
     public func begin() throws(JournalError) {
-        try wrap("begin") { try database.execute("BEGIN IMMEDIATE") }
-        inTransaction = true
+        try wrap("begin") {
+            try database.beginWrite()
+            inTransaction = true
+            nextSeq = (try database.query("SELECT coalesce(max(seq), 0) FROM records").first?.first?.intValue ?? 0) + 1
+        }
     }
 
     public func commit() throws(JournalError) {
-        try wrap("commit") { try database.execute("COMMIT") }
+        try wrap("commit") { try database.commitWrite() }
         inTransaction = false
     }
 
+    /// Runs one append in its own transaction when the caller has none, so that a head and its record are
+    /// always written together.
+    private func inOwnTransactionIfNeeded<T>(_ body: () throws(JournalError) -> T) throws(JournalError) -> T {
+        if inTransaction { return try body() }
+        try begin()
+        do {
+            let result = try body()
+            try commit()
+            return result
+        } catch {
+            rollback()
+            throw error
+        }
+    }
+
     public func rollback() {
-        if inTransaction { try? database.execute("ROLLBACK") }
+        if inTransaction { database.rollbackWrite() }
         inTransaction = false
     }
 
@@ -248,62 +309,110 @@ public final class Journal {
     /// `digest` is the SHA-256 of `record.body` when the caller computed it already (off the writer's thread).
     public func append(_ record: NormalizedRecord, source: String, origin: String?, line: Int,
                        digest precomputed: [UInt8]? = nil) throws(JournalError) -> AppendOutcome {
-        try wrap("append \(record.type)") {
-            if insertHead == nil {
-                // New keys are the common case of an ingest: a plain INSERT OR IGNORE (no RETURNING, which makes
-                // SQLite buffer results) settles them; only existing keys take the conditional update.
-                insertHead = try database.prepare("INSERT OR IGNORE INTO heads(type, key, rev, digest) VALUES (?1, ?2, 1, ?3)")
-                bumpHead = try database.prepare("""
-                    UPDATE heads SET rev = rev + 1, digest = ?3 WHERE type = ?1 AND key = ?2 AND digest <> ?3
-                    RETURNING rev
-                    """)
-                insertRecord = try database.prepare("""
-                    INSERT INTO records(type, key, rev, digest, body, source, origin, line, ingested_at)
-                    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
-                    """)
+        try inOwnTransactionIfNeeded { () throws(JournalError) -> AppendOutcome in
+            try wrap("append \(record.type)") {
+                let digest = precomputed ?? Digest.sha256(record.body)
+                guard let rev = try nextRevision(type: record.type, key: record.key, digest: digest) else { return .unchanged }
+                return .stored(rev: rev, seq: try insert(record, rev: rev, deleted: false, source: source, origin: origin, line: line))
             }
-            guard let insertHead, let bumpHead, let insertRecord else { return .unchanged }
-            let digest = precomputed ?? Digest.sha256(record.body)
-            insertHead.reset()
-            try insertHead.bind(text: record.type, at: 1)
-            try insertHead.bind(text: record.key, at: 2)
-            try digest.withUnsafeBytes { try insertHead.bind(bytes: $0, at: 3) }
-            try insertHead.step()
-            insertHead.reset()
-            var rev: Int64 = 1
-            if database.changes == 0 {
-                bumpHead.reset()
-                try bumpHead.bind(text: record.type, at: 1)
-                try bumpHead.bind(text: record.key, at: 2)
-                try digest.withUnsafeBytes { try bumpHead.bind(bytes: $0, at: 3) }
-                guard try bumpHead.step() else {
-                    bumpHead.reset()
-                    return .unchanged
-                }
-                rev = bumpHead.int(at: 0)
-                while try bumpHead.step() {}
-                bumpHead.reset()
-            }
-            insertRecord.reset()
-            try insertRecord.bind(text: record.type, at: 1)
-            try insertRecord.bind(text: record.key, at: 2)
-            try insertRecord.bind(int: rev, at: 3)
-            try digest.withUnsafeBytes { try insertRecord.bind(bytes: $0, at: 4) }
-            try insertRecord.bind(text: record.body, at: 5)
-            try insertRecord.bind(text: source, at: 6)
-            if let origin { try insertRecord.bind(text: origin, at: 7) }
-            try insertRecord.bind(int: Int64(line), at: 8)
-            try insertRecord.bind(int: milliseconds, at: 9)
-            try insertRecord.step()
-            insertRecord.reset()
-            return .stored(rev: rev, seq: database.lastInsertRowID)
         }
+    }
+
+    /// Withdraws a key (a row gone from a snapshot source): a new revision with `op="delete"` carrying the key's
+    /// last content. Nothing happens when the key is unknown or already withdrawn.
+    public func appendDeletion(type: String, key: String, source: String, origin: String?, line: Int = 0) throws(JournalError) -> AppendOutcome {
+        try inOwnTransactionIfNeeded { () throws(JournalError) -> AppendOutcome in
+            try wrap("append deletion of \(type)") {
+                guard let latest = try latestRecord(type: type, key: key), !latest.deleted else { return .unchanged }
+                let digest = Self.deletionDigest(latest.body)
+                guard let rev = try nextRevision(type: type, key: key, digest: digest) else { return .unchanged }
+                let record = NormalizedRecord(type: type, key: key, body: latest.body)
+                return .stored(rev: rev, seq: try insert(record, rev: rev, deleted: true, source: source, origin: origin, line: line))
+            }
+        }
+    }
+
+    /// A deletion's content digest differs from the digest of the same body stored as an upsert, so that a key
+    /// re-appearing with its old content after a delete is a new revision again.
+    static func deletionDigest(_ body: String) -> [UInt8] { Digest.sha256("delete\u{1F}" + body) }
+
+    /// Settles the revision of (type, key) for content `digest` and points its head at the record about to be
+    /// inserted at `nextSeq`: 1 for a new key, latest + 1 for changed content, nil when unchanged.
+    private func nextRevision(type: String, key: String, digest: [UInt8]) throws -> Int64? {
+        if insertHead == nil {
+            // New keys are the common case of an ingest: a plain INSERT OR IGNORE (no RETURNING, which makes
+            // SQLite buffer results) settles them; only existing keys take the conditional update.
+            insertHead = try database.prepare("INSERT OR IGNORE INTO heads(type, key, rev, digest, seq) VALUES (?1, ?2, 1, ?3, ?4)")
+            bumpHead = try database.prepare("""
+                UPDATE heads SET rev = rev + 1, digest = ?3, seq = ?4 WHERE type = ?1 AND key = ?2 AND digest <> ?3
+                RETURNING rev
+                """)
+        }
+        guard let insertHead, let bumpHead else { return nil }
+        insertHead.reset()
+        try insertHead.bind(text: type, at: 1)
+        try insertHead.bind(text: key, at: 2)
+        try digest.withUnsafeBytes { try insertHead.bind(bytes: $0, at: 3) }
+        try insertHead.bind(int: nextSeq, at: 4)
+        try insertHead.step()
+        insertHead.reset()
+        if database.changes == 1 { return 1 }
+        bumpHead.reset()
+        try bumpHead.bind(text: type, at: 1)
+        try bumpHead.bind(text: key, at: 2)
+        try digest.withUnsafeBytes { try bumpHead.bind(bytes: $0, at: 3) }
+        try bumpHead.bind(int: nextSeq, at: 4)
+        guard try bumpHead.step() else {
+            bumpHead.reset()
+            return nil
+        }
+        let rev = bumpHead.int(at: 0)
+        while try bumpHead.step() {}
+        bumpHead.reset()
+        return rev
+    }
+
+    private func insert(_ record: NormalizedRecord, rev: Int64, deleted: Bool, source: String, origin: String?, line: Int) throws -> Int64 {
+        if insertRecord == nil {
+            insertRecord = try database.prepare("""
+                INSERT INTO records(seq, type, key, rev, op, body, source, origin, line, ingested_at)
+                VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+                """)
+        }
+        guard let insertRecord else { return 0 }
+        let seq = nextSeq
+        insertRecord.reset()
+        try insertRecord.bind(int: seq, at: 1)
+        try insertRecord.bind(text: record.type, at: 2)
+        try insertRecord.bind(text: record.key, at: 3)
+        try insertRecord.bind(int: rev, at: 4)
+        try insertRecord.bind(int: deleted ? 1 : 0, at: 5)
+        try insertRecord.bind(text: record.body, at: 6)
+        try insertRecord.bind(text: source, at: 7)
+        if let origin { try insertRecord.bind(text: origin, at: 8) }
+        try insertRecord.bind(int: Int64(line), at: 9)
+        try insertRecord.bind(int: milliseconds, at: 10)
+        try insertRecord.step()
+        insertRecord.reset()
+        nextSeq += 1
+        return seq
+    }
+
+    /// The latest record of a key (via its head), if any.
+    private func latestRecord(type: String, key: String) throws -> JournalEntry? {
+        guard let seq = try headSeq(type: type, key: key) else { return nil }
+        return try entries(seqs: [seq]).first
+    }
+
+    /// The seq of a key's latest record.
+    private func headSeq(type: String, key: String) throws -> Int64? {
+        try database.query("SELECT seq FROM heads WHERE type = ?1 AND key = ?2", [.text(type), .text(key)]).first?.first?.intValue
     }
 
     /// Entries after `seq`, in order.
     public func entries(after seq: Int64, limit: Int = 1000, types: [String]? = nil) throws(JournalError) -> [JournalEntry] {
         try wrap("read entries") {
-            var sql = "SELECT seq, type, key, rev, digest, body, source, origin, line, ingested_at FROM records WHERE seq > ?1"
+            var sql = "SELECT \(Self.entryColumns) FROM records WHERE seq > ?1"
             if let types, !types.isEmpty {
                 sql += " AND type IN (" + types.map { "'" + $0.replacingOccurrences(of: "'", with: "''") + "'" }.joined(separator: ",") + ")"
             }
@@ -314,13 +423,15 @@ public final class Journal {
         }
     }
 
-    /// Rows of `SELECT seq, type, key, rev, digest, body, source, origin, line, ingested_at` as entries.
+    static let entryColumns = "seq, type, key, rev, op, body, source, origin, line, ingested_at"
+
+    /// Rows of `SELECT \(entryColumns)` as entries.
     private static func readEntries(_ statement: SQLiteStatement) throws -> [JournalEntry] {
         var result: [JournalEntry] = []
         while try statement.step() {
             result.append(JournalEntry(
                 seq: statement.int(at: 0), type: statement.text(at: 1), key: statement.text(at: 2),
-                rev: statement.int(at: 3), digest: statement.blob(at: 4).hexString, body: statement.text(at: 5),
+                rev: statement.int(at: 3), deleted: statement.int(at: 4) == 1, body: statement.text(at: 5),
                 source: statement.text(at: 6), origin: statement.isNull(at: 7) ? nil : statement.text(at: 7),
                 line: Int(statement.int(at: 8)),
                 ingestedAt: Date(timeIntervalSince1970: Double(statement.int(at: 9)) / 1000)))
@@ -334,12 +445,12 @@ public final class Journal {
         return try wrap("read entries") {
             let list = seqs.map(String.init).joined(separator: ",")
             let statement = try database.prepare(
-                "SELECT seq, type, key, rev, digest, body, source, origin, line, ingested_at FROM records WHERE seq IN (\(list)) ORDER BY seq")
+                "SELECT \(Self.entryColumns) FROM records WHERE seq IN (\(list)) ORDER BY seq")
             return try Self.readEntries(statement)
         }
     }
 
-    /// The latest revision of a key, if any.
+    /// The latest revision of a key, if any, and the content digest behind it.
     public func head(type: String, key: String) throws(JournalError) -> (rev: Int64, digest: String)? {
         try wrap("read head") {
             let rows = try database.query("SELECT rev, digest FROM heads WHERE type = ?1 AND key = ?2", [.text(type), .text(key)])
@@ -509,13 +620,17 @@ public final class Journal {
         }
     }
 
+    /// Moves cursor ?1 forward to seq ?2 (never backward) at ?3 (ms); public so that a consumer keeping its own
+    /// tables in the journal's file can move its cursor in the same transaction as its own bookkeeping.
+    public static let advanceCursorSQL = """
+        INSERT INTO cursors(consumer, seq, updated_at) VALUES (?1, ?2, ?3)
+        ON CONFLICT(consumer) DO UPDATE SET seq = max(cursors.seq, excluded.seq), updated_at = excluded.updated_at
+        """
+
     /// Moves a consumer's cursor forward (never backward).
     public func advanceCursor(_ consumer: String, to seq: Int64) throws(JournalError) {
         try wrap("advance cursor") {
-            try database.prepare("""
-                INSERT INTO cursors(consumer, seq, updated_at) VALUES (?1, ?2, ?3)
-                ON CONFLICT(consumer) DO UPDATE SET seq = max(cursors.seq, excluded.seq), updated_at = excluded.updated_at
-                """).run([.text(consumer), .integer(seq), .integer(milliseconds)])
+            try database.prepare(Self.advanceCursorSQL).run([.text(consumer), .integer(seq), .integer(milliseconds)])
         }
     }
 }

@@ -1,4 +1,5 @@
 internal import CSQLite
+import Foundation
 
 /// An SQLite failure, keeping the extended result code and the statement it came from.
 public struct SQLiteError: Error, CustomStringConvertible, Sendable {
@@ -28,6 +29,7 @@ public enum SQLiteValue: Sendable, Equatable {
 public final class SQLiteDatabase {
     fileprivate var handle: OpaquePointer?
     public let path: String
+    private let busyLimitSeconds: Double
 
     /// Opens (creating if needed) the database at `path`. `busyTimeoutMilliseconds` makes writers wait for each other.
     public init(path: String, readOnly: Bool = false, busyTimeoutMilliseconds: Int32 = 10_000) throws(SQLiteError) {
@@ -41,11 +43,13 @@ public final class SQLiteDatabase {
             throw SQLiteError(code: rc, message: "\(message): \(path)", sql: nil)
         }
         sqlite3_extended_result_codes(db, 1)
-        sqlite3_busy_timeout(db, busyTimeoutMilliseconds)
+        esgate_sqlite_set_busy_limit(db, busyTimeoutMilliseconds)
+        busyLimitSeconds = Double(busyTimeoutMilliseconds) / 1000
         handle = db
     }
 
     deinit {
+        if holdsWriteTurn { writeTurns.release() }
         sqlite3_close_v2(handle)
     }
 
@@ -70,14 +74,51 @@ public final class SQLiteDatabase {
 
     /// Runs `body` inside BEGIN IMMEDIATE … COMMIT, rolling back when it throws.
     public func transaction<T>(_ body: () throws -> T) throws -> T {
-        try execute("BEGIN IMMEDIATE")
+        try beginWrite()
         do {
             let result = try body()
-            try execute("COMMIT")
+            try commitWrite()
             return result
         } catch {
-            try? execute("ROLLBACK")
+            rollbackWrite()
             throw error
+        }
+    }
+
+    /// Whether this connection holds its file's write turn (between `beginWrite` and commit/rollback).
+    private var holdsWriteTurn = false
+    private lazy var writeTurns = WriteTurns.shared(for: path)
+
+    /// BEGIN IMMEDIATE, after waiting for this process's earlier writers of the same file in arrival order.
+    /// SQLite's own busy waiting is not fair: a writer that commits and begins again at once (an ingest) would
+    /// keep the lock from the others (the uplink, supervision) for as long as it runs.
+    public func beginWrite() throws(SQLiteError) {
+        guard writeTurns.acquire(timeout: busyLimitSeconds) else {
+            throw SQLiteError(code: SQLITE_BUSY, message: "database is locked: another writer of this process held it for \(Int(busyLimitSeconds)) s", sql: "BEGIN IMMEDIATE")
+        }
+        do {
+            try execute("BEGIN IMMEDIATE")
+            holdsWriteTurn = true
+        } catch {
+            writeTurns.release()
+            throw error
+        }
+    }
+
+    public func commitWrite() throws(SQLiteError) {
+        try execute("COMMIT")
+        endWriteTurn()
+    }
+
+    public func rollbackWrite() {
+        try? execute("ROLLBACK")
+        endWriteTurn()
+    }
+
+    private func endWriteTurn() {
+        if holdsWriteTurn {
+            holdsWriteTurn = false
+            writeTurns.release()
         }
     }
 
@@ -219,5 +260,50 @@ extension SQLiteValue {
         case .real(let v): return String(v)
         default: return nil
         }
+    }
+}
+
+/// The write turns of one database file among this process's connections: first come, first served. Waiters
+/// that give up (timeout) leave the queue, so one stuck writer cannot wedge the others for longer than their limit.
+final class WriteTurns: @unchecked Sendable {
+    private let condition = NSCondition()
+    private var queue: [UInt64] = []   // the head holds the turn
+    private var nextTicket: UInt64 = 0
+
+    private static let registryLock = NSLock()
+    nonisolated(unsafe) private static var registry: [String: WriteTurns] = [:]
+
+    static func shared(for path: String) -> WriteTurns {
+        let key = URL(fileURLWithPath: path).standardizedFileURL.resolvingSymlinksInPath().path
+        return registryLock.withLock {
+            if let turns = registry[key] { return turns }
+            let turns = WriteTurns()
+            registry[key] = turns
+            return turns
+        }
+    }
+
+    func acquire(timeout: Double) -> Bool {
+        condition.lock()
+        defer { condition.unlock() }
+        let ticket = nextTicket
+        nextTicket += 1
+        queue.append(ticket)
+        let deadline = Date(timeIntervalSinceNow: timeout)
+        while queue.first != ticket {
+            if !condition.wait(until: deadline) && queue.first != ticket {
+                queue.removeAll { $0 == ticket }
+                condition.broadcast()
+                return false
+            }
+        }
+        return true
+    }
+
+    func release() {
+        condition.lock()
+        if !queue.isEmpty { queue.removeFirst() }
+        condition.broadcast()
+        condition.unlock()
     }
 }

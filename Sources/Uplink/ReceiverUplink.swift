@@ -21,6 +21,8 @@ public struct UplinkSettings: Sendable {
     public var retryCap: Duration = .seconds(300)
     public var maxRecords: Int = PUIWire.maxRecords
     public var maxBytes: Int = PUIWire.maxRequestBytes
+    /// Parse, XSD-validate and C14N every package with libxml2 before fixing it (`verify_packages`).
+    public var verifyPackages = false
 
     public init(name: String, url: String, sender: String, receiverCode: String, client: HTTPClient.Configuration) {
         self.name = name
@@ -49,6 +51,7 @@ public struct UplinkSettings: Sendable {
             client: HTTPClient.Configuration(connectTimeout: receiver.connectTimeout, totalTimeout: receiver.timeout, tls: tls,
                                              allowPlaintextHTTP: receiver.insecurePlaintext))
         settings.recordTypes = receiver.recordTypes
+        settings.verifyPackages = receiver.verifyPackages
         settings.retryBase = gateway.retryBase
         settings.retryCap = gateway.retryCap
         return settings
@@ -125,6 +128,7 @@ public final class ReceiverUplink {
         var builder = PackageBuilder(sender: settings.sender, receiver: settings.receiverCode, validator: validator)
         builder.maxRecords = min(max(settings.maxRecords, 1), PUIWire.maxRecords)
         builder.maxBytes = min(settings.maxBytes, PUIWire.maxRequestBytes)
+        builder.verify = settings.verifyPackages
         self.builder = builder
         client = HTTPClient(configuration: settings.client)
         self.logger = logger.with(component: "uplink:\(settings.name)")
@@ -179,8 +183,16 @@ public final class ReceiverUplink {
             try store.fix(receiver: settings.name, packageId: built.packageId, n: built.n, digest: built.digest,
                           request: built.request, members: built.members, heldBack: built.heldBack, now: now())
             logger.debug("fixed \(built.packageId): \(built.members.count) records, \(built.request.count) bytes, SM3 \(built.digest)")
-            return try store.package(receiver: settings.name, packageId: built.packageId)
+            return stored(built)
         }
+    }
+
+    /// The package just fixed, as `store.package` would read it back (without reading its bytes back).
+    private func stored(_ built: BuiltPackage) -> StoredPackage {
+        StoredPackage(receiver: settings.name, packageId: built.packageId, n: built.n, firstSeq: built.members.first?.seq ?? 0,
+                      lastSeq: max(built.members.last?.seq ?? 0, built.heldBack.map(\.member.seq).max() ?? 0),
+                      recordCount: built.members.count, digest: built.digest, request: built.request, state: .pending,
+                      attempts: 0, nextAttemptAt: nil, lastError: nil, createdAt: now())
     }
 
     /// Candidates the schema refused as a whole: dead letters with code X100.
@@ -222,7 +234,7 @@ public final class ReceiverUplink {
             try store.fix(receiver: settings.name, packageId: built.packageId, n: built.n, digest: built.digest,
                           request: built.request, members: built.members, heldBack: built.heldBack, dequeue: dequeue, now: now())
             logger.info("fixed \(built.packageId): \(built.members.count) record(s) resent from dead letters")
-            return try store.package(receiver: settings.name, packageId: built.packageId)
+            return stored(built)
         }
     }
 
@@ -256,22 +268,20 @@ public final class ReceiverUplink {
         var state = try store.receiverState(settings.name)
         switch outcome {
         case .receipt(let receipt):
-            try store.applyReceipt(receiver: settings.name, package: package, receipt: receipt, now: time)
-            try advance(to: package.lastSeq)
             state = ReceiverState(kind: .connected, failingSince: nil, consecutiveFailures: 0, lastError: nil,
                                   lastSuccessAt: time, nextRetryAt: nil)
-            try store.saveReceiverState(settings.name, state, now: time)
+            try store.applyReceipt(receiver: settings.name, package: package, receipt: receipt, now: time,
+                                   resolution: .init(consumer: settings.consumer, state: state))
             let rejected = receipt.rejected.isEmpty ? "" : "; rejected: " + Dictionary(grouping: receipt.rejected, by: \.code)
                 .map { "\($0.key)×\($0.value.count)" }.sorted().joined(separator: ", ")
             logger.info("\(package.packageId): receipt \(receipt.accepted) accepted, \(receipt.duplicates) duplicates, \(receipt.rejected.count) rejected\(rejected)")
             return .delivered(packageId: package.packageId, outcome: "receipt")
         case .refused(let fault):
-            try store.applyRefusal(receiver: settings.name, package: package, fault: fault, now: time)
-            try advance(to: package.lastSeq)
             state = ReceiverState(kind: .connected, failingSince: nil, consecutiveFailures: 0,
                                   lastError: "\(package.packageId) refused: \(fault.code ?? fault.faultCode) \(fault.message)",
                                   lastSuccessAt: time, nextRetryAt: nil)
-            try store.saveReceiverState(settings.name, state, now: time)
+            try store.applyRefusal(receiver: settings.name, package: package, fault: fault, now: time,
+                                   resolution: .init(consumer: settings.consumer, state: state))
             logger.error("\(package.packageId) refused by the receiver: \(fault.code ?? fault.faultCode) \(fault.message); its \(package.recordCount) records are dead letters")
             return .delivered(packageId: package.packageId, outcome: "refused \(fault.code ?? fault.faultCode)")
         case .retry(let reason, let retryAfter):
@@ -310,8 +320,10 @@ public final class ReceiverUplink {
     }
 
     /// Sends until the journal is drained for this receiver, or the next attempt is further away than `maxWait`
-    /// (the receiver is failing), or `deadline` passes.
-    public func drain(maxWait: Duration = .seconds(30), deadline: Date? = nil) async throws(UplinkError) -> DrainSummary {
+    /// (the receiver is failing), or `deadline` passes. While `producing` answers true (an ingest is still
+    /// appending), a drained journal is polled again instead of ending the drain.
+    public func drain(maxWait: Duration = .seconds(30), deadline: Date? = nil,
+                      producing: (@Sendable () -> Bool)? = nil) async throws(UplinkError) -> DrainSummary {
         var summary = DrainSummary(receiver: settings.name)
         let maxWaitSeconds = Double(maxWait.components.seconds) + Double(maxWait.components.attoseconds) / 1e18
         while !Task.isCancelled {
@@ -319,6 +331,10 @@ public final class ReceiverUplink {
             let result = try await step()
             switch result {
             case .idle:
+                if let producing, producing() {
+                    try? await Task.sleep(for: .milliseconds(20))
+                    continue
+                }
                 summary.drained = true
                 return summary
             case .delivered:

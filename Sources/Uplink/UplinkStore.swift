@@ -1,4 +1,5 @@
 import Foundation
+import Journal
 import SQLiteSupport
 
 /// An uplink storage failure, with the operation that failed.
@@ -73,12 +74,13 @@ public struct ReceiverState: Sendable, Equatable {
 /// The uplink's own tables, in the journal's database file (one connection per worker; not Sendable).
 ///
 /// Tables: `uplink_sequences` (last PackageId number per receiver, never reused), `uplink_packages` (every
-/// package fixed before its first send, with its exact bytes until resolved), `uplink_package_records`
-/// (membership), `uplink_dead_letters`, `uplink_receivers` (connection state), `uplink_resend` (dead letters an
+/// package fixed before its first send, with its exact bytes until resolved and its membership: the journal
+/// seqs of its records in Body order, `member_seqs`), `uplink_package_records` (membership of packages fixed by
+/// schema version 1, read only), `uplink_dead_letters`, `uplink_receivers` (connection state), `uplink_resend` (dead letters an
 /// operator put back in the receiver's queue, sent before the journal continues).
 public final class UplinkStore {
     let database: SQLiteDatabase
-    public static let schemaVersion = 1
+    public static let schemaVersion = 2
 
     public init(path: String) throws(UplinkError) {
         do {
@@ -123,6 +125,52 @@ public final class UplinkStore {
                 receiver TEXT PRIMARY KEY, state TEXT NOT NULL, failing_since INTEGER, consecutive_failures INTEGER NOT NULL,
                 last_error TEXT, last_success_at INTEGER, next_retry_at INTEGER, updated_at INTEGER NOT NULL);
             """)
+        // Version 2: membership as one blob per package instead of a row per record (a package costs one row).
+        let columns = try database.query("PRAGMA table_info(uplink_packages)").compactMap { $0.count > 1 ? $0[1].textValue : nil }
+        if !columns.contains("member_seqs") {
+            try database.execute("""
+                ALTER TABLE uplink_packages ADD COLUMN member_seqs BLOB;
+                UPDATE uplink_meta SET value = '\(schemaVersion)' WHERE key = 'schema_version';
+                """)
+        }
+    }
+
+    /// Journal seqs as a blob: the first seq and then each difference to the previous one, as LEB128 varints
+    /// (a package of consecutive records costs about one byte per record).
+    static func encodeSeqs(_ seqs: [Int64]) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(seqs.count + 8)
+        var previous: Int64 = 0
+        for seq in seqs {
+            var delta = UInt64(bitPattern: seq &- previous)
+            previous = seq
+            repeat {
+                let low = UInt8(delta & 0x7f)
+                delta >>= 7
+                out.append(delta == 0 ? low : low | 0x80)
+            } while delta != 0
+        }
+        return out
+    }
+
+    static func decodeSeqs(_ bytes: [UInt8]) -> [Int64]? {
+        var seqs: [Int64] = []
+        var previous: Int64 = 0
+        var value: UInt64 = 0
+        var shift: UInt64 = 0
+        for byte in bytes {
+            guard shift < 64 else { return nil }
+            value |= UInt64(byte & 0x7f) << shift
+            if byte & 0x80 == 0 {
+                previous = previous &+ Int64(bitPattern: value)
+                seqs.append(previous)
+                value = 0
+                shift = 0
+            } else {
+                shift += 7
+            }
+        }
+        return shift == 0 ? seqs : nil
     }
 
     func wrap<T>(_ operation: String, _ body: () throws -> T) throws(UplinkError) -> T {
@@ -197,10 +245,26 @@ public final class UplinkStore {
 
     public func members(receiver: String, packageId: String) throws(UplinkError) -> [PackageMember] {
         try wrap("read package members") {
-            try database.query("SELECT idx, seq, type, key, rev FROM uplink_package_records WHERE receiver = ?1 AND package_id = ?2 ORDER BY idx",
-                               [.text(receiver), .text(packageId)]).map {
-                PackageMember(index: Int($0[0].intValue ?? 0), seq: $0[1].intValue ?? 0, type: $0[2].textValue ?? "",
-                              key: $0[3].textValue ?? "", rev: $0[4].intValue ?? 0)
+            let row = try database.query("SELECT member_seqs FROM uplink_packages WHERE receiver = ?1 AND package_id = ?2",
+                                         [.text(receiver), .text(packageId)]).first
+            guard let row, case .blob(let blob) = row[0] else {
+                return try database.query("SELECT idx, seq, type, key, rev FROM uplink_package_records WHERE receiver = ?1 AND package_id = ?2 ORDER BY idx",
+                                          [.text(receiver), .text(packageId)]).map {
+                    PackageMember(index: Int($0[0].intValue ?? 0), seq: $0[1].intValue ?? 0, type: $0[2].textValue ?? "",
+                                  key: $0[3].textValue ?? "", rev: $0[4].intValue ?? 0)
+                }
+            }
+            guard let seqs = Self.decodeSeqs(blob) else {
+                throw UplinkError(operation: "read package members", underlying: "\(packageId): membership blob is damaged")
+            }
+            guard !seqs.isEmpty else { return [] }
+            var identities: [Int64: (type: String, key: String, rev: Int64)] = [:]
+            for row in try database.query("SELECT seq, type, key, rev FROM records WHERE seq IN (" + seqs.map(String.init).joined(separator: ",") + ")") {
+                guard let seq = row[0].intValue else { continue }
+                identities[seq] = (row[1].textValue ?? "", row[2].textValue ?? "", row[3].intValue ?? 0)
+            }
+            return seqs.enumerated().compactMap { index, seq in
+                identities[seq].map { PackageMember(index: index + 1, seq: seq, type: $0.type, key: $0.key, rev: $0.rev) }
             }
         }
     }
@@ -227,19 +291,12 @@ public final class UplinkStore {
                     """).run([.text(receiver), .integer(n)])
                 try database.prepare("""
                     INSERT INTO uplink_packages(receiver, package_id, n, first_seq, last_seq, record_count, digest, request,
-                                                state, created_at)
-                    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'pending', ?9)
+                                                state, created_at, member_seqs)
+                    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'pending', ?9, ?10)
                     """).run([.text(receiver), .text(packageId), .integer(n), .integer(members.first?.seq ?? 0),
                               .integer(max(members.last?.seq ?? 0, heldBack.map(\.member.seq).max() ?? 0)),
-                              .integer(Int64(members.count)), .text(digest), .blob(request), .integer(Self.ms(now))])
-                let insert = try database.prepare("""
-                    INSERT INTO uplink_package_records(receiver, package_id, idx, seq, type, key, rev) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
-                    """)
-                for member in members {
-                    insert.reset()
-                    try insert.run([.text(receiver), .text(packageId), .integer(Int64(member.index)), .integer(member.seq),
-                                    .text(member.type), .text(member.key), .integer(member.rev)])
-                }
+                              .integer(Int64(members.count)), .text(digest), .blob(request), .integer(Self.ms(now)),
+                              .blob(Self.encodeSeqs(members.sorted { $0.index < $1.index }.map(\.seq)))])
                 for held in heldBack {
                     try insertDeadLetter(receiver: receiver, packageId: nil, member: held.member, code: held.code,
                                          field: held.field, message: held.message, now: now)
@@ -273,11 +330,27 @@ public final class UplinkStore {
                       .text(message), .integer(Self.ms(now))])
     }
 
-    /// Applies a receipt: the package is resolved, its rejected records become dead letters, and older dead
-    /// letters of the keys delivered now are superseded. One transaction.
-    public func applyReceipt(receiver: String, package: StoredPackage, receipt: Receipt, now: Date) throws(UplinkError) {
+    /// What else a resolved package's transaction records: the consumer's journal cursor moves to the package's
+    /// last seq and the receiver's state is saved, so that resolving a package costs one commit.
+    public struct Resolution: Sendable {
+        public var consumer: String
+        public var state: ReceiverState
+        public init(consumer: String, state: ReceiverState) {
+            self.consumer = consumer
+            self.state = state
+        }
+    }
+
+    /// Applies a receipt: the package is resolved, its rejected records become dead letters, older dead letters
+    /// of the keys delivered now are superseded, and `resolution` is recorded. One transaction.
+    public func applyReceipt(receiver: String, package: StoredPackage, receipt: Receipt, now: Date,
+                             resolution: Resolution? = nil) throws(UplinkError) {
         try wrap("apply receipt \(package.packageId)") {
-            let members = try members(receiver: receiver, packageId: package.packageId)
+            // Membership is only needed when something refers to a record: a rejection, or open dead letters
+            // that this delivery may supersede.
+            let openDeadLetters = try openDeadLetterCount(receiver: receiver)
+            let needsMembers = !receipt.rejected.isEmpty || openDeadLetters > 0
+            let members = needsMembers ? try members(receiver: receiver, packageId: package.packageId) : []
             try database.transaction {
                 try database.prepare("""
                     UPDATE uplink_packages SET state = 'receipted', accepted = ?3, duplicates = ?4, rejected = ?5,
@@ -300,12 +373,14 @@ public final class UplinkStore {
                     supersede.reset()
                     try supersede.run([.text(receiver), .text(member.type), .text(member.key), .integer(member.rev), .integer(Self.ms(now))])
                 }
+                try record(resolution, lastSeq: package.lastSeq, receiver: receiver, now: now)
             }
         }
     }
 
     /// Applies a non-retryable fault: every record of the package becomes a dead letter with the fault code.
-    public func applyRefusal(receiver: String, package: StoredPackage, fault: PUIFault, now: Date) throws(UplinkError) {
+    public func applyRefusal(receiver: String, package: StoredPackage, fault: PUIFault, now: Date,
+                             resolution: Resolution? = nil) throws(UplinkError) {
         try wrap("apply refusal \(package.packageId)") {
             let members = try members(receiver: receiver, packageId: package.packageId)
             let code = fault.code ?? "SOAP-\(fault.faultCode)"
@@ -319,8 +394,15 @@ public final class UplinkStore {
                     try insertDeadLetter(receiver: receiver, packageId: package.packageId, member: member, code: code,
                                          field: nil, message: "package refused: \(fault.message)", now: now)
                 }
+                try record(resolution, lastSeq: package.lastSeq, receiver: receiver, now: now)
             }
         }
+    }
+
+    private func record(_ resolution: Resolution?, lastSeq: Int64, receiver: String, now: Date) throws {
+        guard let resolution else { return }
+        try database.prepare(Journal.advanceCursorSQL).run([.text(resolution.consumer), .integer(lastSeq), .integer(Self.ms(now))])
+        try writeReceiverState(receiver, resolution.state, now: now)
     }
 
     /// Records a failed attempt and when the next one is due.
@@ -446,7 +528,10 @@ public final class UplinkStore {
     }
 
     public func saveReceiverState(_ receiver: String, _ state: ReceiverState, now: Date) throws(UplinkError) {
-        try wrap("save receiver state") {
+        try wrap("save receiver state") { try writeReceiverState(receiver, state, now: now) }
+    }
+
+    private func writeReceiverState(_ receiver: String, _ state: ReceiverState, now: Date) throws {
             try database.prepare("""
                 INSERT INTO uplink_receivers(receiver, state, failing_since, consecutive_failures, last_error, last_success_at,
                                              next_retry_at, updated_at)
@@ -459,7 +544,6 @@ public final class UplinkStore {
                           .integer(Int64(state.consecutiveFailures)), state.lastError.map(SQLiteValue.text) ?? .null,
                           state.lastSuccessAt.map { .integer(Self.ms($0)) } ?? .null,
                           state.nextRetryAt.map { .integer(Self.ms($0)) } ?? .null, .integer(Self.ms(now))])
-        }
     }
 
     // MARK: - Journal figures (read-only use of the journal's `records` table in the same file)

@@ -177,19 +177,22 @@ public final class XMLSchemaValidator {
         installErrorCollector(collector)
         defer { removeErrorCollector() }
         let bytes = Array(schemaText.utf8)
-        let context = bytes.withUnsafeBufferPointer { buffer in
-            buffer.baseAddress.flatMap { base in
-                base.withMemoryRebound(to: CChar.self, capacity: buffer.count) {
-                    xmlSchemaNewMemParserCtxt($0, Int32(buffer.count))
-                }
+        // The parser context only points at the bytes; they must stay alive (and in place) until
+        // xmlSchemaParse has read them, so both calls happen inside the buffer's scope.
+        let parsed = bytes.withUnsafeBufferPointer { buffer -> (context: Bool, schema: xmlSchemaPtr?) in
+            guard let base = buffer.baseAddress else { return (false, nil) }
+            let context = base.withMemoryRebound(to: CChar.self, capacity: buffer.count) {
+                xmlSchemaNewMemParserCtxt($0, Int32(buffer.count))
             }
+            guard let context else { return (false, nil) }
+            defer { xmlSchemaFreeParserCtxt(context) }
+            return (true, xmlSchemaParse(context))
         }
-        guard let context else { throw XMLError(line: 0, message: "cannot read the schema") }
-        defer { xmlSchemaFreeParserCtxt(context) }
-        guard let parsed = xmlSchemaParse(context) else {
+        guard parsed.context else { throw XMLError(line: 0, message: "cannot read the schema") }
+        guard let schema = parsed.schema else {
             throw collector.errors.first ?? XMLError(line: 0, message: "the schema does not compile")
         }
-        schema = parsed
+        self.schema = schema
     }
 
     deinit { xmlSchemaFree(schema) }

@@ -1,5 +1,7 @@
 import Foundation
+import CryptoSupport
 import GatewayModel
+import SQLiteSupport
 import Testing
 @testable import Journal
 
@@ -91,4 +93,118 @@ private func step(_ caseNo: String, opinion: String) -> NormalizedRecord {
         #expect(try reopened.batch { try reopened.append(step("C1", opinion: "a"), source: "s", origin: nil, line: 1) } == .unchanged)
         #expect(try reopened.batch { try reopened.append(step("C1", opinion: "b"), source: "s", origin: nil, line: 1) } == .stored(rev: 2, seq: 2))
     }
+}
+
+@Suite struct DeletionTests {
+    @Test func aDeletionIsANewRevisionCarryingTheLastContent() throws {
+        let (journal, folder) = try temporaryJournal()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let record = step("C1", opinion: "a")
+        _ = try journal.batch { try journal.append(record, source: "cams", origin: nil, line: 1) }
+        let deleted = try journal.batch { try journal.appendDeletion(type: "Step", key: record.key, source: "cams", origin: "snapshot") }
+        #expect(deleted == .stored(rev: 2, seq: 2))
+        #expect(try journal.batch { try journal.appendDeletion(type: "Step", key: record.key, source: "cams", origin: "snapshot") } == .unchanged,
+                "a withdrawn key is not withdrawn twice")
+        #expect(try journal.appendDeletion(type: "Step", key: "unknown", source: "cams", origin: nil) == .unchanged)
+        let back = try journal.batch { try journal.append(record, source: "cams", origin: nil, line: 1) }
+        #expect(back == .stored(rev: 3, seq: 3), "the same content re-appearing after a delete is a new revision")
+        let entries = try journal.entries(after: 0)
+        #expect(entries.map(\.deleted) == [false, true, false])
+        #expect(entries[1].body == record.body)
+    }
+}
+
+@Suite struct MigrationTests {
+    /// A journal as schema version 1 wrote it: digest per record, heads without a record pointer.
+    @Test func aVersion1JournalIsMigratedAndKeepsCountingRevisions() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("esgate-journal-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let path = folder.appendingPathComponent("journal.sqlite").path
+        do {
+            let old = try SQLiteDatabase(path: path)
+            try old.execute("""
+                CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+                INSERT INTO meta VALUES ('schema_version', '1');
+                CREATE TABLE heads(type TEXT NOT NULL, key TEXT NOT NULL, rev INTEGER NOT NULL, digest BLOB NOT NULL,
+                    PRIMARY KEY(type, key)) WITHOUT ROWID;
+                CREATE TABLE records(seq INTEGER PRIMARY KEY, type TEXT NOT NULL, key TEXT NOT NULL, rev INTEGER NOT NULL,
+                    digest BLOB NOT NULL, body TEXT NOT NULL, source TEXT NOT NULL, origin TEXT, line INTEGER,
+                    ingested_at INTEGER NOT NULL);
+                CREATE TABLE files(sha256 TEXT PRIMARY KEY, source TEXT NOT NULL, name TEXT NOT NULL, size INTEGER NOT NULL,
+                    state TEXT NOT NULL, offset INTEGER NOT NULL DEFAULT 0, line INTEGER NOT NULL DEFAULT 1,
+                    rows INTEGER NOT NULL DEFAULT 0, records INTEGER NOT NULL DEFAULT 0, quarantined INTEGER NOT NULL DEFAULT 0,
+                    encoding TEXT, reason TEXT, started_at INTEGER NOT NULL, finished_at INTEGER);
+                CREATE TABLE source_offsets(source TEXT PRIMARY KEY, position TEXT NOT NULL, updated_at INTEGER NOT NULL);
+                CREATE TABLE quarantine(id INTEGER PRIMARY KEY, source TEXT NOT NULL, mapping TEXT NOT NULL, origin TEXT NOT NULL,
+                    line INTEGER NOT NULL, stage TEXT NOT NULL, record_type TEXT NOT NULL, field TEXT NOT NULL,
+                    reason TEXT NOT NULL, raw BLOB NOT NULL, encoding TEXT NOT NULL, header TEXT NOT NULL,
+                    state TEXT NOT NULL DEFAULT 'open', attempts INTEGER NOT NULL DEFAULT 0, created_at INTEGER NOT NULL,
+                    resolved_at INTEGER);
+                CREATE TABLE cursors(consumer TEXT PRIMARY KEY, seq INTEGER NOT NULL, updated_at INTEGER NOT NULL);
+                """)
+            let a1 = step("C1", opinion: "a"), a2 = step("C1", opinion: "b"), b1 = step("C2", opinion: "a")
+            for (seq, record, rev) in [(1, a1, 1), (2, b1, 1), (3, a2, 2)] {
+                try old.prepare("INSERT INTO records VALUES (?1, 'Step', ?2, ?3, ?4, ?5, 's', NULL, 0, 0)")
+                    .run([.integer(Int64(seq)), .text(record.key), .integer(Int64(rev)), .blob(Digest.sha256(record.body)), .text(record.body)])
+            }
+            for (record, rev) in [(a2, 2), (b1, 1)] {
+                try old.prepare("INSERT INTO heads VALUES ('Step', ?1, ?2, ?3)")
+                    .run([.text(record.key), .integer(Int64(rev)), .blob(Digest.sha256(record.body))])
+            }
+            try old.execute("INSERT INTO cursors VALUES ('uplink:province', 2, 0)")
+        }
+        let journal = try Journal(path: path)
+        #expect(try journal.cursor("uplink:province") == 2)
+        #expect(try journal.entries(after: 0).map(\.rev) == [1, 1, 2])
+        #expect(try journal.batch { try journal.append(step("C1", opinion: "b"), source: "s", origin: nil, line: 0) } == .unchanged)
+        #expect(try journal.batch { try journal.append(step("C1", opinion: "c"), source: "s", origin: nil, line: 0) } == .stored(rev: 3, seq: 4))
+        // The head of C2 points at its record (seq 2): a deletion carries that record's content.
+        #expect(try journal.batch { try journal.appendDeletion(type: "Step", key: step("C2", opinion: "").key, source: "s", origin: nil) }
+            == .stored(rev: 2, seq: 5))
+        #expect(try journal.entries(after: 4).first?.body == step("C2", opinion: "a").body)
+        let reopened = try Journal(path: path)
+        #expect(try reopened.entries(after: 0).count == 5)
+    }
+}
+
+@Suite struct WriteTurnTests {
+    /// A writer that commits and begins again at once must not keep the lock from a writer already waiting:
+    /// SQLite's own busy retry gives no such guarantee (the uplink starved behind a long ingest).
+    @Test func aWaitingWriterGetsTheNextTurn() async throws {
+        let (journal, folder) = try temporaryJournal()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let path = journal.path
+        let events = EventLog()
+        let first = Thread {
+            guard let db = try? SQLiteDatabase(path: path) else { return }
+            try? db.beginWrite()
+            events.append("A1")
+            Thread.sleep(forTimeInterval: 0.3)   // the second writer queues meanwhile
+            try? db.commitWrite()
+            try? db.beginWrite()
+            events.append("A2")
+            try? db.commitWrite()
+        }
+        first.start()
+        while !events.contains("A1") { try await Task.sleep(for: .milliseconds(5)) }
+        let second = Thread {
+            guard let db = try? SQLiteDatabase(path: path) else { return }
+            try? db.beginWrite()
+            events.append("B")
+            try? db.commitWrite()
+        }
+        second.start()
+        while events.count < 3 { try await Task.sleep(for: .milliseconds(5)) }
+        #expect(events.all == ["A1", "B", "A2"])
+    }
+}
+
+private final class EventLog: @unchecked Sendable {
+    private let lock = NSLock()
+    private var items: [String] = []
+    func append(_ item: String) { lock.withLock { items.append(item) } }
+    func contains(_ item: String) -> Bool { lock.withLock { items.contains(item) } }
+    var count: Int { lock.withLock { items.count } }
+    var all: [String] { lock.withLock { items } }
 }
