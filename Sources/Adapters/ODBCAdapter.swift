@@ -145,6 +145,14 @@ public final class ODBCAdapter: @unchecked Sendable {
 
     private func connect() throws -> ODBCConnection {
         if let connection, connection.isOpen { return connection }
+        let opened = try ODBCAdapter.open(name: name, settings: settings)
+        connection = opened
+        logger.info("connected (\(opened.redactedConnectionString))")
+        return opened
+    }
+
+    /// A new connection with the adapter's connection string, `password_file` and timeouts.
+    static func open(name: String, settings: ODBCSettings) throws(ODBCAdapterError) -> ODBCConnection {
         var text = settings.connection
         if let file = settings.passwordFile {
             guard let data = FileManager.default.contents(atPath: file),
@@ -156,10 +164,11 @@ public final class ODBCAdapter: @unchecked Sendable {
         }
         let options = ODBCConnectionOptions(loginTimeout: Int(settings.loginTimeout.components.seconds),
                                             queryTimeout: Int(settings.queryTimeout.components.seconds))
-        let opened = try ODBCConnection(connectionString: text, options: options)
-        connection = opened
-        logger.info("connected (\(opened.redactedConnectionString))")
-        return opened
+        do {
+            return try ODBCConnection(connectionString: text, options: options)
+        } catch {
+            throw ODBCAdapterError(adapter: name, cause: .database(error))
+        }
     }
 
     func quoted(_ identifier: String) -> String {
@@ -312,6 +321,49 @@ public final class ODBCAdapter: @unchecked Sendable {
         report.counts += counts
         report.batches += 1
         try afterCommit?(report.batches)
+    }
+}
+
+// MARK: - Sample (mapping test)
+
+/// The first rows of an adapter's query as the mapping sees them: column names, values as text, NULL as "".
+public struct ODBCSample: Sendable {
+    public let header: [String]
+    public let rows: [[String]]
+}
+
+extension ODBCAdapter {
+    /// Reads the first `limit` rows of the adapter's `query` for `esgate mapping test`, on a connection of its
+    /// own. Read-only on both sides: no journal is opened, so watermark, quarantine and health stay as they are,
+    /// and no mark statement runs. The query itself runs inside a transaction that is rolled back, so even a
+    /// SELECT with side effects (a function that writes) leaves the source unchanged. The query runs as written,
+    /// without the incremental watermark bound or ordering: these are the rows the query yields, not the next
+    /// rows a poll would take.
+    ///
+    /// Blocking: call it off Swift's cooperative pool.
+    public static func sample(name: String, settings: ODBCSettings, rows limit: Int) throws(ODBCAdapterError) -> ODBCSample {
+        let connection = try open(name: name, settings: settings)
+        defer { connection.close() }
+        do {
+            try connection.setAutocommit(false)
+            defer { connection.rollback() }
+            let statement = try connection.prepare(settings.query)
+            // SQL_ATTR_MAX_ROWS 0 means "no limit": ask for one row when none is wanted, to learn the columns.
+            let cursor = try statement.query([], rowArraySize: max(1, min(limit, settings.fetchRows)),
+                                             maxColumnCharacters: settings.maxColumnChars, maxRows: max(1, limit))
+            defer { cursor.close() }
+            let header = cursor.columns.map(\.name)
+            var rows: [[String]] = []
+            reading: while rows.count < limit, let block = try cursor.next() {
+                for row in 0..<block.count {
+                    guard rows.count < limit else { break reading }
+                    rows.append(try (0..<header.count).map { column throws(ODBCError) in try block.text(row: row, column: column) ?? "" })
+                }
+            }
+            return ODBCSample(header: header, rows: rows)
+        } catch {
+            throw ODBCAdapterError(adapter: name, cause: .database(error))
+        }
     }
 }
 

@@ -27,11 +27,11 @@ public let commandTable: [CommandSpec] = [
     CommandSpec(path: ["version"], abstract: "Print esgate's version.", options: [jsonOption]),
     CommandSpec(path: ["config", "check"], abstract: "Validate gateway.yaml, every adapter and every mapping; list all errors.",
                 options: [configOption, jsonOption]),
-    CommandSpec(path: ["mapping", "test"], abstract: "Map the first rows of a file and print the records or their errors.",
-                discussion: "Nothing is written to the journal. Identity numbers are masked. With --adapter naming a SOAP adapter, --file is a saved response of its service, read with the adapter's rules.",
+    CommandSpec(path: ["mapping", "test"], abstract: "Map the first rows of a file or a database query and print the records or their errors.",
+                discussion: "Nothing is written to the journal. Identity numbers are masked. Exit 1 if a row has errors. With --adapter naming a SOAP adapter, --file is a saved response of its service, read with the adapter's rules. With --adapter naming an ODBC adapter there is no --file: esgate connects with the adapter's settings and maps the first --rows rows of its query. That is read-only: the query runs in a transaction that is rolled back, and the journal, the watermark and front-table flags are left alone.",
                 options: [configOption, .value("mapping", "name", "Mapping name (default: the adapter's mapping)."),
-                          .value("adapter", "name", "Read --file the way this adapter reads its source (CSV drop or SOAP)."),
-                          .value("file", "path", "CSV file, or a saved SOAP response with --adapter."),
+                          .value("adapter", "name", "Read the way this adapter reads its source: --file for CSV drop and SOAP, the adapter's query for ODBC."),
+                          .value("file", "path", "CSV file, or a saved SOAP response with --adapter (not with an ODBC adapter)."),
                           .value("rows", "n", "Number of data rows to map (default 10)."),
                           .value("encoding", "encoding", "utf-8, gb18030 or auto (default: auto)."), jsonOption]),
     CommandSpec(path: ["adapter", "status"], abstract: "Show each adapter's health: last poll, last success, last error, position, waiting files, quarantine.",
@@ -274,21 +274,34 @@ private func execute(_ path: [String], _ options: ParsedOptions) async throws ->
             adapter = found
         }
         guard let name = options.value("mapping") ?? adapter?.mapping else { throw UsageError("--mapping <name> (or --adapter <name>) is required") }
-        guard let file = options.value("file") else { throw UsageError("--file <path> is required") }
-        guard let plan = loaded.mappings[name] else {
-            writeError("no mapping named '\(name)' (known: \(loaded.mappings.keys.sorted().joined(separator: ", ")))")
-            return 1
+        let odbc = adapter?.odbc
+        if let adapter, odbc != nil {
+            for option in ["file", "encoding"] where options.value(option) != nil {
+                throw UsageError("--\(option) does not apply to ODBC adapter '\(adapter.name)': its rows come from the adapter's query")
+            }
         }
+        let file = options.value("file")
+        guard odbc != nil || file != nil else { throw UsageError("--file <path> is required") }
         let encoding = try options.value("encoding").map { text throws(UsageError) -> EncodingSetting in
             guard let value = EncodingSetting(rawValue: text) else { throw UsageError("--encoding must be utf-8, gb18030 or auto") }
             return value
         } ?? adapter?.csv?.encoding ?? .auto
         let rows = try options.integer("rows", default: 10)
-        let outcome = if let soap = adapter?.soap {
-            Gateway.testMapping(plan: plan, schema: loaded.schema, soap: soap, responseFile: file, rows: rows)
+        guard let plan = loaded.mappings[name] else {
+            writeError("no mapping named '\(name)' (known: \(loaded.mappings.keys.sorted().joined(separator: ", ")))")
+            return 1
+        }
+        let outcome: Result<[Gateway.MappingTestRow], MappingTestFailure>
+        if let adapter, let odbc {
+            outcome = await Gateway.testMapping(plan: plan, schema: loaded.schema, adapter: adapter.name, odbc: odbc, rows: rows)
+                .mapError { MappingTestFailure(description: $0.description) }
+        } else if let soap = adapter?.soap, let file {
+            outcome = Gateway.testMapping(plan: plan, schema: loaded.schema, soap: soap, responseFile: file, rows: rows).mapError { MappingTestFailure(description: $0.description) }
+        } else if let file {
+            outcome = Gateway.testMapping(plan: plan, schema: loaded.schema, file: file, rows: rows, encoding: encoding,
+                                          delimiter: adapter?.csv?.delimiter ?? 44).mapError { MappingTestFailure(description: $0.description) }
         } else {
-            Gateway.testMapping(plan: plan, schema: loaded.schema, file: file, rows: rows, encoding: encoding,
-                                delimiter: adapter?.csv?.delimiter ?? 44)
+            throw UsageError("--file <path> is required")
         }
         switch outcome {
         case .failure(let error):
@@ -296,8 +309,10 @@ private func execute(_ path: [String], _ options: ParsedOptions) async throws ->
             return 1
         case .success(let results):
             if options.flag("json") { writeJSON(results) } else {
+                // A database row has no line in a file: number it within the query's result instead.
+                let label = odbc == nil ? "line" : "row"
                 for row in results {
-                    write("line \(row.line):")
+                    write("\(label) \(row.line):")
                     for record in row.records { write("  ok    \(record)") }
                     for error in row.errors { write("  ERROR \(error)") }
                 }
@@ -330,6 +345,11 @@ struct ConfigCheckReport: Encodable {
     let errors: [String]
     let adapters: [String]
     let mappings: [String]
+}
+
+/// Why `mapping test` could not read its rows (a file, a saved response, or a database), for the message.
+struct MappingTestFailure: Error, CustomStringConvertible {
+    let description: String
 }
 
 struct QuarantineListRow: Encodable {

@@ -20,6 +20,8 @@ public final class ODBCStatement {
     private var parameterBuffers: [UnsafeMutableRawPointer] = []
     /// Counts the cursors opened on this statement: only the newest may unbind the columns when it goes away.
     var cursorGeneration = 0
+    /// SQL_ATTR_MAX_ROWS last given to the driver; it stays on the statement until changed.
+    private var maxRowsApplied = 0
 
     init(connection: ODBCConnection, sql: String) throws(ODBCError) {
         self.connection = connection
@@ -128,19 +130,29 @@ public final class ODBCStatement {
 
     /// Executes a query and returns a cursor fetching `rowArraySize` rows per driver call (block fetch into
     /// UTF-16 column arrays). Text columns longer than `maxColumnCharacters` fail with SQLSTATE 01004.
+    /// `maxRows` > 0 asks the driver to produce at most that many rows (SQL_ATTR_MAX_ROWS), so a sample of a
+    /// large table does not make the server or the driver produce the whole result; it is a hint, the caller
+    /// still stops reading after its rows.
     public func query(_ parameters: [ODBCParameter] = [], rowArraySize: Int = 1000, maxColumnCharacters: Int = 4000,
-                      memoryBudgetBytes: Int = 48 << 20) throws(ODBCError) -> ODBCCursor {
+                      memoryBudgetBytes: Int = 48 << 20, maxRows: Int = 0) throws(ODBCError) -> ODBCCursor {
         try withUTF8Locale { () throws(ODBCError) in
             try queryInLocale(parameters, rowArraySize: rowArraySize, maxColumnCharacters: maxColumnCharacters,
-                              memoryBudgetBytes: memoryBudgetBytes)
+                              memoryBudgetBytes: memoryBudgetBytes, maxRows: maxRows)
         }
     }
 
     private func queryInLocale(_ parameters: [ODBCParameter], rowArraySize: Int, maxColumnCharacters: Int,
-                               memoryBudgetBytes: Int) throws(ODBCError) -> ODBCCursor {
+                               memoryBudgetBytes: Int, maxRows: Int) throws(ODBCError) -> ODBCCursor {
         let stmt = try handle()
         SQLFreeStmt(stmt, CODBC_CLOSE)
         SQLFreeStmt(stmt, CODBC_UNBIND)
+        let limit = max(0, maxRows)
+        // Only when it changes: the attribute outlives the execution, and most statements never set it. A driver
+        // that refuses it still returns correct rows; the caller then simply stops reading early.
+        if limit != maxRowsApplied,
+           codbc_succeeded(SQLSetStmtAttrW(stmt, CODBC_ATTR_MAX_ROWS, SQLPOINTER(bitPattern: UInt(limit)), 0)) != 0 {
+            maxRowsApplied = limit
+        }
         try bind(parameters)
         let rc = SQLExecute(stmt)
         guard codbc_succeeded(rc) != 0 || rc == CODBC_NO_DATA else { throw error("execute query") }

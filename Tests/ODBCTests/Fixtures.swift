@@ -255,6 +255,19 @@ final class ODBCWorkspace {
         return try db.query(sql).first?.first?.intValue ?? -1
     }
 
+    /// What a read-only command must leave as it was: records, watermarks, quarantine, adapter health.
+    func stateSnapshot() throws -> [String] {
+        let db = try SQLiteDatabase(path: journalPath, readOnly: true)
+        var lines: [String] = []
+        for sql in ["SELECT count(*), coalesce(max(seq), 0) FROM records",
+                    "SELECT source, position, updated_at FROM source_offsets ORDER BY source",
+                    "SELECT id, state, attempts FROM quarantine ORDER BY id",
+                    "SELECT * FROM adapter_health ORDER BY adapter"] {
+            for row in try db.query(sql) { lines.append(sql + " → " + row.map { $0.textValue ?? "NULL" }.joined(separator: "|")) }
+        }
+        return lines
+    }
+
     func bodies(type: String) throws -> [String] {
         let db = try SQLiteDatabase(path: journalPath, readOnly: true)
         return try db.query("SELECT body FROM records WHERE type = ?1 ORDER BY key", [.text(type)]).compactMap { $0.first?.textValue }
@@ -294,14 +307,19 @@ func caseSelect(_ table: String, quote: String = "\"", extra: String = "updated_
 
 // MARK: - MariaDB, started once for the whole test process
 
-/// Starts a command without waiting (a server in the foreground); returns its pid.
-func spawnDaemon(_ command: [String], log: String) throws -> pid_t {
+/// Starts a command without waiting (a server in the foreground); returns its pid. Standard error goes to
+/// `errorLog`, or with standard output to `log`.
+func spawnDaemon(_ command: [String], log: String, errorLog: String? = nil) throws -> pid_t {
     var actions = posix_spawn_file_actions_t()
     posix_spawn_file_actions_init(&actions)
     defer { posix_spawn_file_actions_destroy(&actions) }
     posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
     posix_spawn_file_actions_addopen(&actions, 1, log, O_WRONLY | O_APPEND | O_CREAT, 0o644)
-    posix_spawn_file_actions_adddup2(&actions, 1, 2)
+    if let errorLog {
+        posix_spawn_file_actions_addopen(&actions, 2, errorLog, O_WRONLY | O_APPEND | O_CREAT, 0o644)
+    } else {
+        posix_spawn_file_actions_adddup2(&actions, 1, 2)
+    }
     var attributes = posix_spawnattr_t()
     posix_spawnattr_init(&attributes)
     defer { posix_spawnattr_destroy(&attributes) }
@@ -382,4 +400,75 @@ final class MariaDBServer: Sendable {
         root.close()
         return name
     }
+}
+
+// MARK: - The esgate executable
+
+/// The esgate executable built by `swift build` (the Makefile builds it before the tests); ESGATE_BIN overrides.
+func esgateBinary() throws -> String {
+    if let path = ProcessInfo.processInfo.environment["ESGATE_BIN"] { return path }
+    let candidate = repositoryRoot.appendingPathComponent(".build/debug/esgate").path
+    guard FileManager.default.isExecutableFile(atPath: candidate) else {
+        throw FixtureError(message: "\(candidate) not found: run `swift build` first (make test does)")
+    }
+    return candidate
+}
+
+/// A running `esgate` with its standard output and error in files. Spawned with posix_spawn so that the child
+/// gets default signal handling (Swift Testing workers block SIGTERM/SIGINT), and waited for by polling with
+/// Task.sleep, so no cooperative thread blocks while it runs.
+final class EsgateProcess {
+    let pid: pid_t
+    let outPath: String
+    let errPath: String
+    private(set) var exitCode: Int32?
+
+    init(_ arguments: [String]) throws {
+        let base = NSTemporaryDirectory() + "esgate-run-\(UUID().uuidString)"
+        outPath = base + ".out"
+        errPath = base + ".err"
+        pid = try spawnDaemon([try esgateBinary()] + arguments, log: outPath, errorLog: errPath)
+    }
+
+    deinit {
+        if exitCode == nil {
+            kill(pid, SIGKILL)
+            var status: Int32 = 0
+            while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        }
+        try? FileManager.default.removeItem(atPath: outPath)
+        try? FileManager.default.removeItem(atPath: errPath)
+    }
+
+    /// Reaps the process if it has ended (exit code, or 128 + signal).
+    var isRunning: Bool {
+        if exitCode != nil { return false }
+        var status: Int32 = 0
+        guard waitpid(pid, &status, WNOHANG) == pid else { return true }
+        exitCode = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+        return false
+    }
+
+    func kill9() { if exitCode == nil { kill(pid, SIGKILL) } }
+
+    /// Waits for the exit; SIGKILL after `timeout`.
+    @discardableResult
+    func wait(timeout: Duration = .seconds(120)) async throws -> Int32 {
+        let deadline = ContinuousClock.now + timeout
+        while isRunning {
+            if ContinuousClock.now > deadline { kill9() }
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        return exitCode ?? -1
+    }
+
+    var output: String { (try? String(contentsOfFile: outPath, encoding: .utf8)) ?? "" }
+    var errorOutput: String { (try? String(contentsOfFile: errPath, encoding: .utf8)) ?? "" }
+}
+
+/// Runs esgate to its end: exit code, standard output, standard error.
+func esgate(_ arguments: [String]) async throws -> (code: Int32, out: String, err: String) {
+    let process = try EsgateProcess(arguments)
+    let code = try await process.wait()
+    return (code, process.output, process.errorOutput)
 }

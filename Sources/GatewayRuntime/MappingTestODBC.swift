@@ -1,0 +1,46 @@
+import Adapters
+import Foundation
+import GatewayConfig
+import GatewayModel
+import Mapping
+import ODBCSupport
+import TextSupport
+
+extension Gateway {
+    /// `esgate mapping test --adapter ODBC_ADAPTER`: runs the adapter's query on its database, takes the first
+    /// `rows` rows and maps them as the adapter would (column names as the header, NULL as ""). Nothing is
+    /// written: no journal, no watermark, no front-table flags (see `ODBCAdapter.sample`).
+    ///
+    /// The ODBC calls block, so they run on a dispatch queue of their own rather than a cooperative thread.
+    public static func testMapping(plan: MappingPlan, schema: PUISchema, adapter name: String, odbc settings: ODBCSettings,
+                                   rows limit: Int) async -> Result<[MappingTestRow], ODBCAdapterError> {
+        let sample: ODBCSample
+        do {
+            sample = try await ODBCWorker(label: "mapping-test-\(name)").run { try ODBCAdapter.sample(name: name, settings: settings, rows: limit) }
+        } catch let error as ODBCAdapterError {
+            return .failure(error)
+        } catch {
+            return .failure(ODBCAdapterError(adapter: name, cause: .configuration("\(error)")))
+        }
+        let bound: BoundMapping
+        switch plan.bind(header: sample.header) {
+        case .success(let mapping): bound = mapping
+        case .failure(let error):
+            return .failure(ODBCAdapterError(adapter: name, cause: .configuration("the query's columns do not fit mapping \(plan.name): \(error.message)")))
+        }
+        var results: [MappingTestRow] = []
+        for (index, fields) in sample.rows.enumerated() {
+            var output = MappingTestRow(line: index + 1, records: [], errors: [])
+            let outcome = bound.map(fields)
+            output.errors = outcome.errors.map { Redaction.maskIdentityNumbers(in: $0.description) }
+            for draft in outcome.records {
+                switch schema.normalize(draft) {
+                case .success(let record): output.records.append(Redaction.maskIdentityNumbers(in: record.body))
+                case .failure(let error): output.errors.append(Redaction.maskIdentityNumbers(in: error.description))
+                }
+            }
+            results.append(output)
+        }
+        return .success(results)
+    }
+}
