@@ -92,6 +92,59 @@ struct PostgresODBCTests {
         #expect(digest == (try reference.journalDigest()))
     }
 
+    @Test("kill -9 of a real `esgate run` after its first batch of rows sharing one timestamp: the restart journals every row once",
+          .timeLimit(.minutes(2)))
+    func killDashNineEqualTimestamps() async throws {
+        // The in-process test above uses 500 rows; a real process pulls those in ~20 ms (debug build), too short
+        // a window to land a kill between the first and the last commit every time. 20,000 rows sharing the
+        // timestamp keep the pull going for about a second and a half, in the same batches of 200.
+        let rows = 20_000
+        let source = try Source()
+        let db = try source.connect()
+        let names = caseColumns.map { "\"\($0)\"" }.joined(separator: ", ")
+        let template = stepRow(0, at: "2026-01-05 08:52:00").dropFirst().map { "'\($0)'" }.joined(separator: ", ")
+        try db.execute("INSERT INTO steps (id, updated_at, \(names)) SELECT n, TIMESTAMP '2026-01-05 10:00:00', '41010300620260105' || lpad(n::text, 7, '0'), \(template) FROM generate_series(1, \(rows)) n")
+        let workspace = try ODBCWorkspace(adapter: adapterYAML(
+            connection: source.server.connectionString(database: source.database, fetch: 50), mode: "incremental",
+            query: caseSelect("steps"), extra: "watermark_column: updated_at\norder_by: [id]\nbatch_rows: 200\nfetch_rows: 50"))
+        // The journal does not exist until the gateway has opened it: that counts as nothing committed.
+        func committed() -> Int { Int((try? workspace.scalar("SELECT count(*) FROM records WHERE source = 'db'")) ?? 0) }
+
+        // mapping test on the same adapter first: three rows of the 20,000, and no journal yet.
+        let sample = try await esgate(["mapping", "test", "--config", workspace.configPath, "--adapter", "db", "--rows", "3"])
+        #expect(sample.code == 0, "\(sample.err)")
+        #expect(sample.out.hasSuffix("3 row(s) mapped, 3 record(s), 0 row(s) with errors\n"), "\(sample.out)")
+        #expect(!FileManager.default.fileExists(atPath: workspace.journalPath))
+
+        let first = try EsgateProcess(["run", "--config", workspace.configPath])
+        var seen: [Int] = []
+        let deadline = ContinuousClock.now + .seconds(60)
+        while first.isRunning, ContinuousClock.now < deadline {
+            let count = committed()
+            if seen.last != count { seen.append(count) }
+            if count > 0 && count < rows {
+                first.kill9()
+                break
+            }
+            try await Task.sleep(for: .milliseconds(2))
+        }
+        try await first.wait()
+        let afterKill = committed()
+        #expect(afterKill > 0 && afterKill < rows, "killed mid-pull: \(afterKill) of \(rows) rows committed (seen \(seen)) \(first.errorOutput)")
+        #expect(afterKill % 200 == 0, "only whole batches are committed")
+        #expect(try Journal(path: workspace.journalPath).sourceOffset("db") == "2026-01-05 10:00:00")
+
+        let restart = try EsgateProcess(["run", "--once", "--config", workspace.configPath])
+        #expect(try await restart.wait() == 0, "\(restart.errorOutput)")
+        #expect(restart.output.contains("db (odbc incremental): \(rows) rows, \(rows - afterKill) records stored, \(afterKill) unchanged, 0 quarantined"),
+                "the restart reads the shared timestamp again and stores only what was missing: \(restart.output)")
+        #expect(committed() == rows)
+        #expect(try workspace.scalar("SELECT count(DISTINCT key) FROM records WHERE source = 'db'") == Int64(rows))
+        #expect(try workspace.scalar("SELECT count(*) FROM (SELECT type, key, rev FROM records GROUP BY type, key, rev HAVING count(*) > 1)") == 0)
+        #expect(try workspace.scalar("SELECT max(rev) FROM records") == 1, "no row came back as a second revision")
+        #expect(try workspace.scalar("SELECT count(*) FROM quarantine") == 0)
+    }
+
     @Test("server restarted mid-pull: the poll fails with a connection error, the next one reconnects; no loss, no duplicates")
     func serverRestart() throws {
         let source = try Source()
