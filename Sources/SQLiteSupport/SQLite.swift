@@ -300,6 +300,9 @@ final class WriteTurns: @unchecked Sendable {
         return true
     }
 
+    /// Holder and waiters (tests).
+    var queued: Int { condition.withLock { queue.count } }
+
     func release() {
         condition.lock()
         if !queue.isEmpty { queue.removeFirst() }

@@ -1,7 +1,7 @@
 import Foundation
 import CryptoSupport
 import GatewayModel
-import SQLiteSupport
+@testable import SQLiteSupport
 import Testing
 @testable import Journal
 
@@ -180,7 +180,8 @@ private func step(_ caseNo: String, opinion: String) -> NormalizedRecord {
             guard let db = try? SQLiteDatabase(path: path) else { return }
             try? db.beginWrite()
             events.append("A1")
-            Thread.sleep(forTimeInterval: 0.3)   // the second writer queues meanwhile
+            // Hold the turn until the second writer is queued behind it, then commit and ask again at once.
+            while WriteTurns.shared(for: path).queued < 2 { Thread.sleep(forTimeInterval: 0.001) }
             try? db.commitWrite()
             try? db.beginWrite()
             events.append("A2")
