@@ -66,39 +66,60 @@ public struct PackageBuilder {
     }
 
     /// A journal entry as a record element of the Body, in canonical form: `<Type xmlns="…" [op="delete"]
-    /// rev="n">` + the stored content. Bodies journaled before records used canonical escaping may hold
-    /// `&quot;` or `&#13;`; those can only come from escaping (a literal `&` is `&amp;`), so they are rewritten.
-    public static func canonicalRecordXML(_ entry: JournalEntry) -> String {
-        let open = "<\(entry.type)"
-        guard entry.body.hasPrefix(open) else { return entry.body }
-        var content = entry.body.dropFirst(open.count)
-        var rewritten: String?
-        if Self.mayHoldLegacyEscapes(content.utf8) {
-            rewritten = String(content).replacingOccurrences(of: "&quot;", with: "\"").replacingOccurrences(of: "&#13;", with: "&#xD;")
+    /// rev="n">` + the stored content, as UTF-8. Bodies journaled before records used canonical escaping may
+    /// hold `&quot;` or `&#13;`; those can only come from escaping (a literal `&` is `&amp;`), so they are
+    /// rewritten to `"` and `&#xD;`.
+    public static func canonicalRecordXML(_ entry: JournalEntry) -> [UInt8] {
+        var body = entry.body
+        let typeLength = entry.type.utf8.count
+        return body.withUTF8 { utf8 -> [UInt8] in
+            guard utf8.count > typeLength, utf8[0] == 0x3C, utf8.starts(with: [0x3C] + Array(entry.type.utf8)) else {
+                return Array(utf8)
+            }
+            let attributes = " xmlns=\"\(puiNamespace)\"" + (entry.deleted ? " op=\"delete\"" : "") + " rev=\"\(entry.rev)\""
+            var out: [UInt8] = []
+            out.reserveCapacity(utf8.count + attributes.utf8.count)
+            out.append(contentsOf: utf8[0..<(typeLength + 1)])
+            out.append(contentsOf: attributes.utf8)
+            let content = UnsafeBufferPointer(rebasing: utf8[(typeLength + 1)...])
+            guard content.contains(0x26) else {   // no `&`: the common case, one copy
+                out.append(contentsOf: content)
+                return out
+            }
+            var index = content.startIndex
+            while index < content.endIndex {
+                if content[index] == 0x26 {
+                    let rest = content[index...]
+                    if rest.starts(with: quotEntity) {
+                        out.append(0x22)
+                        index += quotEntity.count
+                        continue
+                    }
+                    if rest.starts(with: decimalCR) {
+                        out.append(contentsOf: hexCR)
+                        index += decimalCR.count
+                        continue
+                    }
+                }
+                out.append(content[index])
+                index += 1
+            }
+            return out
         }
-        if let rewritten { content = Substring(rewritten) }
-        let op = entry.deleted ? " op=\"delete\"" : ""
-        return open + " xmlns=\"\(puiNamespace)\"\(op) rev=\"\(entry.rev)\"" + content
     }
 
-    /// True when the text has an `&` followed by `q` or `#` (a byte scan: most bodies have no `&` at all).
-    static func mayHoldLegacyEscapes(_ utf8: Substring.UTF8View) -> Bool {
-        var afterAmpersand = false
-        for byte in utf8 {
-            if afterAmpersand && (byte == 0x71 || byte == 0x23) { return true }
-            afterAmpersand = byte == 0x26
-        }
-        return false
-    }
+    private static let quotEntity = Array("&quot;".utf8)
+    private static let decimalCR = Array("&#13;".utf8)
+    private static let hexCR = Array("&#xD;".utf8)
 
     /// Selects the leading entries that fit the record and byte limits.
-    public func select(_ entries: [JournalEntry], packageId: String) -> [(entry: JournalEntry, xml: String)] {
+    public func select(_ entries: [JournalEntry], packageId: String) -> [(entry: JournalEntry, xml: [UInt8])] {
         let frame = frame(packageId: packageId, createdAt: beijingTimestamp(Date()), count: maxRecords)
         var budget = maxBytes - frame.head.utf8.count - frame.tail.utf8.count
-        var selected: [(JournalEntry, String)] = []
+        var selected: [(JournalEntry, [UInt8])] = []
         for entry in entries.prefix(maxRecords) {
             let xml = Self.canonicalRecordXML(entry)
-            let size = xml.utf8.count + 1
+            let size = xml.count + 1
             if size > budget { break }
             budget -= size
             selected.append((entry, xml))
@@ -108,17 +129,17 @@ public struct PackageBuilder {
 
     /// Builds and digests a package from `candidates` (in journal order); nil when there are none (or, with
     /// `verify`, when the schema refused every one of them).
-    public func build(n: Int64, candidates: [(entry: JournalEntry, xml: String)], now: Date) throws(PackageBuildError) -> BuiltPackage? {
+    public func build(n: Int64, candidates: [(entry: JournalEntry, xml: [UInt8])], now: Date) throws(PackageBuildError) -> BuiltPackage? {
         if verify { return try buildVerified(n: n, candidates: candidates, now: now) }
         guard !candidates.isEmpty else { return nil }
         let packageId = "\(sender)-\(n)"
         let frame = frame(packageId: packageId, createdAt: beijingTimestamp(now), count: candidates.count)
         var bytes: [UInt8] = []
-        bytes.reserveCapacity(frame.head.utf8.count + frame.tail.utf8.count + candidates.reduce(0) { $0 + $1.xml.utf8.count + 1 })
+        bytes.reserveCapacity(frame.head.utf8.count + frame.tail.utf8.count + candidates.reduce(0) { $0 + $1.xml.count + 1 })
         bytes.append(contentsOf: frame.head.utf8)
         let contentStart = bytes.count - 1   // the LF after <pui:Body>
         for (_, xml) in candidates {
-            bytes.append(contentsOf: xml.utf8)
+            bytes.append(contentsOf: xml)
             bytes.append(10)
         }
         let contentEnd = bytes.count
@@ -154,7 +175,7 @@ public struct PackageBuilder {
 
     /// The libxml2 path: the Body carries one record per line, so that a schema error's line number names the
     /// record at fault; the digest is checked against libxml2's exclusive C14N of the very bytes sent.
-    func buildVerified(n: Int64, candidates: [(entry: JournalEntry, xml: String)], now: Date) throws(PackageBuildError) -> BuiltPackage? {
+    func buildVerified(n: Int64, candidates: [(entry: JournalEntry, xml: [UInt8])], now: Date) throws(PackageBuildError) -> BuiltPackage? {
         let packageId = "\(sender)-\(n)"
         var remaining = candidates
         var heldBack: [(member: PackageMember, code: String, field: String?, message: String)] = []
@@ -168,7 +189,7 @@ public struct PackageBuilder {
             var line = frame.head.utf8.reduce(1) { $1 == 10 ? $0 + 1 : $0 }
             for (_, xml) in remaining {
                 startLines.append(line)
-                line += xml.utf8.reduce(1) { $1 == 10 ? $0 + 1 : $0 }
+                line += xml.reduce(1) { $1 == 10 ? $0 + 1 : $0 }
             }
             let document: XMLDocument
             do { document = try XMLDocument(bytes: built.request, url: packageId, preserveWhitespace: true) } catch {

@@ -150,8 +150,15 @@ public final class ReceiverUplink {
         }
     }
 
+    /// A package fixed in the same transaction as the previous one's receipt, handed to the next step as is.
+    private var fixedAhead: StoredPackage?
+
     /// The pending package, or a newly fixed one from the journal; nil when there is nothing to send.
     public func nextPackage() throws(UplinkError) -> StoredPackage? {
+        if let fixedAhead {
+            self.fixedAhead = nil
+            return fixedAhead
+        }
         if let pending = try store.pendingPackage(receiver: settings.name) { return pending }
         if let resend = try resendPackage() { return resend }
         let cursor = try journalCall("read cursor") { () throws(JournalError) in try journal.cursor(settings.consumer) }
@@ -196,7 +203,7 @@ public final class ReceiverUplink {
     }
 
     /// Candidates the schema refused as a whole: dead letters with code X100.
-    private static func invalid(_ candidates: [(entry: JournalEntry, xml: String)]) -> [(member: PackageMember, code: String, field: String?, message: String)] {
+    private static func invalid(_ candidates: [(entry: JournalEntry, xml: [UInt8])]) -> [(member: PackageMember, code: String, field: String?, message: String)] {
         candidates.map { candidate in
             (member: PackageMember(index: 0, seq: candidate.entry.seq, type: candidate.entry.type,
                                    key: candidate.entry.key, rev: candidate.entry.rev),
@@ -253,12 +260,17 @@ public final class ReceiverUplink {
             return .waiting(packageId: package.packageId, until: due)
         }
         let request = HTTPRequest.post(settings.url, headers: PUIWire.headers(action: PUIWire.submitAction), body: package.request)
+        // While the package is on the wire, build the next one, so that the receipt and the next package's
+        // fixing share one commit and no time is spent building between sends.
+        let client = self.client
+        async let answer = Self.send(request, with: client)
+        let ahead = buildAhead(after: package)
         let outcome: SubmitOutcome
-        do {
-            let response = try await client.send(request)
+        switch await answer {
+        case .success(let response):
             outcome = PUIWire.classify(status: response.status, body: response.body, retryAfter: response.retryAfter,
                                        packageId: package.packageId, recordCount: package.recordCount)
-        } catch {
+        case .failure(let error):
             if case .cancelled = error { throw UplinkError(operation: "send \(package.packageId)", underlying: "cancelled") }
             // Under TLS 1.3 a receiver refusing our certificate shows up as a lost connection: name the cause.
             let cause = clientCertificateProblem().map { "\($0); " } ?? ""
@@ -270,8 +282,9 @@ public final class ReceiverUplink {
         case .receipt(let receipt):
             state = ReceiverState(kind: .connected, failingSince: nil, consecutiveFailures: 0, lastError: nil,
                                   lastSuccessAt: time, nextRetryAt: nil)
-            try store.applyReceipt(receiver: settings.name, package: package, receipt: receipt, now: time,
-                                   resolution: .init(consumer: settings.consumer, state: state))
+            let fixed = try store.applyReceipt(receiver: settings.name, package: package, receipt: receipt, now: time,
+                                               resolution: .init(consumer: settings.consumer, state: state), fixing: ahead)
+            if fixed, let ahead { fixedAhead = stored(ahead.package) }
             let rejected = receipt.rejected.isEmpty ? "" : "; rejected: " + Dictionary(grouping: receipt.rejected, by: \.code)
                 .map { "\($0.key)×\($0.value.count)" }.sorted().joined(separator: ", ")
             logger.info("\(package.packageId): receipt \(receipt.accepted) accepted, \(receipt.duplicates) duplicates, \(receipt.rejected.count) rejected\(rejected)")
@@ -295,6 +308,23 @@ public final class ReceiverUplink {
             logger.warning("\(package.packageId) attempt \(package.attempts + 1) failed: \(reason); next attempt in \(String(format: "%.1f", next.timeIntervalSince(time))) s")
             return .waiting(packageId: package.packageId, until: next)
         }
+    }
+
+    private static func send(_ request: HTTPRequest, with client: HTTPClient) async -> Result<HTTPResponse, HTTPClientError> {
+        do { return .success(try await client.send(request)) } catch { return .failure(error) }
+    }
+
+    /// The package after `package` from the journal, built but not fixed; nil when there is none yet, when
+    /// `package` is a resend, when resends are queued, or with `verify_packages` (its X100 path fixes alone).
+    private func buildAhead(after package: StoredPackage) -> UplinkStore.FixAhead? {
+        guard !builder.verify, (try? store.queuedResendCount(receiver: settings.name)) == 0 else { return nil }
+        guard let entries = try? journal.entries(after: package.lastSeq, limit: builder.maxRecords,
+                                                 types: settings.recordTypes.isEmpty ? nil : settings.recordTypes),
+              !entries.isEmpty else { return nil }
+        let n = package.n + 1
+        let candidates = builder.select(entries, packageId: "\(settings.sender)-\(n)")
+        guard let built = try? builder.build(n: n, candidates: candidates, now: now()), built.heldBack.isEmpty else { return nil }
+        return UplinkStore.FixAhead(package: built, after: package.lastSeq)
     }
 
     /// Why the configured client certificate cannot work (expired, not yet valid, unreadable); nil when it is fine.

@@ -285,24 +285,58 @@ public final class UplinkStore {
         try wrap("fix package \(packageId)") {
             try database.transaction {
                 try deleteQueued(dequeue)
-                try database.prepare("""
-                    INSERT INTO uplink_sequences(receiver, last_n) VALUES (?1, ?2)
-                    ON CONFLICT(receiver) DO UPDATE SET last_n = max(last_n, excluded.last_n)
-                    """).run([.text(receiver), .integer(n)])
-                try database.prepare("""
-                    INSERT INTO uplink_packages(receiver, package_id, n, first_seq, last_seq, record_count, digest, request,
-                                                state, created_at, member_seqs)
-                    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'pending', ?9, ?10)
-                    """).run([.text(receiver), .text(packageId), .integer(n), .integer(members.first?.seq ?? 0),
-                              .integer(max(members.last?.seq ?? 0, heldBack.map(\.member.seq).max() ?? 0)),
-                              .integer(Int64(members.count)), .text(digest), .blob(request), .integer(Self.ms(now)),
-                              .blob(Self.encodeSeqs(members.sorted { $0.index < $1.index }.map(\.seq)))])
-                for held in heldBack {
-                    try insertDeadLetter(receiver: receiver, packageId: nil, member: held.member, code: held.code,
-                                         field: held.field, message: held.message, now: now)
-                }
+                try insertFixed(receiver: receiver, packageId: packageId, n: n, digest: digest, request: request,
+                                members: members, heldBack: heldBack, now: now)
             }
         }
+    }
+
+    /// A package built ahead (while the previous one was on the wire), to be fixed in the transaction that
+    /// resolves the previous one: one commit per package instead of two.
+    public struct FixAhead: Sendable {
+        public var package: BuiltPackage
+        /// The journal seq the package continues from: it is only fixed if no other package took that place.
+        public var after: Int64
+        public init(package: BuiltPackage, after: Int64) {
+            self.package = package
+            self.after = after
+        }
+    }
+
+    private func insertFixed(receiver: String, packageId: String, n: Int64, digest: String, request: [UInt8],
+                             members: [PackageMember], heldBack: [(member: PackageMember, code: String, field: String?, message: String)],
+                             now: Date) throws {
+        try database.prepare("""
+            INSERT INTO uplink_sequences(receiver, last_n) VALUES (?1, ?2)
+            ON CONFLICT(receiver) DO UPDATE SET last_n = max(last_n, excluded.last_n)
+            """).run([.text(receiver), .integer(n)])
+        try database.prepare("""
+            INSERT INTO uplink_packages(receiver, package_id, n, first_seq, last_seq, record_count, digest, request,
+                                        state, created_at, member_seqs)
+            VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'pending', ?9, ?10)
+            """).run([.text(receiver), .text(packageId), .integer(n), .integer(members.first?.seq ?? 0),
+                      .integer(max(members.last?.seq ?? 0, heldBack.map(\.member.seq).max() ?? 0)),
+                      .integer(Int64(members.count)), .text(digest), .blob(request), .integer(Self.ms(now)),
+                      .blob(Self.encodeSeqs(members.sorted { $0.index < $1.index }.map(\.seq)))])
+        for held in heldBack {
+            try insertDeadLetter(receiver: receiver, packageId: nil, member: held.member, code: held.code,
+                                 field: held.field, message: held.message, now: now)
+        }
+    }
+
+    /// Fixes `ahead` inside the current transaction when it still is the receiver's next package (its number is
+    /// the next one, nothing is pending and no package covers seqs after `after`); returns whether it was fixed.
+    private func fixAheadIfStillNext(_ ahead: FixAhead?, receiver: String, now: Date) throws -> Bool {
+        guard let ahead else { return false }
+        let lastN = try database.query("SELECT last_n FROM uplink_sequences WHERE receiver = ?1", [.text(receiver)]).first?.first?.intValue ?? 0
+        let lastSeq = try database.query("SELECT max(last_seq) FROM uplink_packages WHERE receiver = ?1", [.text(receiver)]).first?.first?.intValue ?? 0
+        let pending = try database.query("SELECT 1 FROM uplink_packages WHERE receiver = ?1 AND state = 'pending' LIMIT 1", [.text(receiver)])
+        let queued = try database.query("SELECT 1 FROM uplink_resend WHERE receiver = ?1 LIMIT 1", [.text(receiver)])
+        guard ahead.package.n == lastN + 1, lastSeq == ahead.after, pending.isEmpty, queued.isEmpty else { return false }
+        let built = ahead.package
+        try insertFixed(receiver: receiver, packageId: built.packageId, n: built.n, digest: built.digest, request: built.request,
+                        members: built.members, heldBack: built.heldBack, now: now)
+        return true
     }
 
     /// Dead-letters records that never made it into a package (every candidate was held back).
@@ -343,15 +377,17 @@ public final class UplinkStore {
 
     /// Applies a receipt: the package is resolved, its rejected records become dead letters, older dead letters
     /// of the keys delivered now are superseded, and `resolution` is recorded. One transaction.
+    /// `ahead` is fixed in the same transaction when it still is the next package; returns whether it was.
+    @discardableResult
     public func applyReceipt(receiver: String, package: StoredPackage, receipt: Receipt, now: Date,
-                             resolution: Resolution? = nil) throws(UplinkError) {
+                             resolution: Resolution? = nil, fixing ahead: FixAhead? = nil) throws(UplinkError) -> Bool {
         try wrap("apply receipt \(package.packageId)") {
             // Membership is only needed when something refers to a record: a rejection, or open dead letters
             // that this delivery may supersede.
             let openDeadLetters = try openDeadLetterCount(receiver: receiver)
             let needsMembers = !receipt.rejected.isEmpty || openDeadLetters > 0
             let members = needsMembers ? try members(receiver: receiver, packageId: package.packageId) : []
-            try database.transaction {
+            return try database.transaction { () throws -> Bool in
                 try database.prepare("""
                     UPDATE uplink_packages SET state = 'receipted', accepted = ?3, duplicates = ?4, rejected = ?5,
                         resolved_at = ?6, request = x'', last_error = NULL, next_attempt_at = NULL
@@ -374,6 +410,7 @@ public final class UplinkStore {
                     try supersede.run([.text(receiver), .text(member.type), .text(member.key), .integer(member.rev), .integer(Self.ms(now))])
                 }
                 try record(resolution, lastSeq: package.lastSeq, receiver: receiver, now: now)
+                return try fixAheadIfStillNext(ahead, receiver: receiver, now: now)
             }
         }
     }
