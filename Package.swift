@@ -118,7 +118,7 @@ let package = Package(
                     exclude: ["Fixtures"]),
         .testTarget(name: "ODBCTests",
                     dependencies: ["ODBCSupport", "Adapters", "GatewayRuntime", "Journal", "GatewayConfig",
-                                   "GatewayModel", "CryptoSupport", "SQLiteSupport"]),
+                                   "GatewayModel", "CryptoSupport", "SQLiteSupport", "Uplink", "XMLSupport"]),
         .testTarget(name: "SupervisionTests", dependencies: ["Supervision"], exclude: ["Fixtures"]),
         .testTarget(name: "MonitoringTests",
                     dependencies: ["Monitoring", "Supervision", "Journal", "GatewayModel", "GatewayRuntime", "GatewayConfig"]),

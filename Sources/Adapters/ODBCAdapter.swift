@@ -49,6 +49,16 @@ public struct ODBCPollReport: Sendable, Codable, Equatable {
     public var marked = 0
     /// Journal transactions committed.
     public var batches = 0
+    /// A snapshot with `deletes` that reached its end: the deletion counts below apply.
+    public var deletes = false
+    /// Snapshot with `deletes`: keys withdrawn (`op="delete"`) because their rows left the source.
+    public var deleted = 0
+    /// Snapshot with `deletes`: missing keys kept because a quarantined row of this poll may stand for them.
+    public var deletionsHeld = 0
+    /// Snapshot with `deletes`: missing keys not withdrawn because of `max_delete_percent`.
+    public var deletionsRefused = 0
+    /// Why the mass-deletion guard refused (also the adapter's last error until a poll passes).
+    public var deletionRefusal: String?
     public var seconds: Double = 0
 }
 
@@ -74,6 +84,10 @@ public final class ODBCAdapter: @unchecked Sendable {
     public let name: String
     public let settings: ODBCSettings
     let plan: MappingPlan
+    /// Snapshot with `deletes`: the mapping cut down to each record's key fields, so that the keys of a row
+    /// failing the full mapping (a bad date, say) are still known and not taken for removed. nil without the
+    /// mapping file: then any quarantined row holds back every deletion of its poll.
+    let keyPlan: MappingPlan?
     let schema: PUISchema
     let journal: Journal
     let logger: Logger
@@ -84,10 +98,11 @@ public final class ODBCAdapter: @unchecked Sendable {
     public var afterCommit: ((Int) throws -> Void)?
 
     public init(name: String, settings: ODBCSettings, plan: MappingPlan, schema: PUISchema, journal: Journal,
-                logger: Logger) {
+                logger: Logger, mappingSpec: MappingSpec? = nil) {
         self.name = name
         self.settings = settings
         self.plan = plan
+        keyPlan = settings.closesSnapshots ? mappingSpec.flatMap { ODBCAdapter.keyOnlyPlan($0, schema: schema) } : nil
         self.schema = schema
         self.journal = journal
         self.logger = logger.with(component: "odbc:\(name)")
@@ -117,10 +132,18 @@ public final class ODBCAdapter: @unchecked Sendable {
             status.lastPoll = Date()
             status.rowsRead += report.counts.rows
             if let watermark = report.watermark { status.watermark = watermark }
-            status.lastError = nil
-            status.failingSince = nil
-            status.consecutiveFailures = 0
-            try? journal.recordPoll(adapter: name, kind: "odbc", error: nil)
+            // A refused mass deletion is not a failed poll (the records are stored), but it needs an operator,
+            // so it shows as the adapter's error until a poll passes the guard.
+            let problem = report.deletionRefusal.map { "adapter \(name): \($0)" }
+            status.lastError = problem
+            if problem == nil {
+                status.failingSince = nil
+                status.consecutiveFailures = 0
+            } else {
+                if status.failingSince == nil { status.failingSince = Date() }
+                status.consecutiveFailures += 1
+            }
+            try? journal.recordPoll(adapter: name, kind: "odbc", error: problem)
             return report
         } catch {
             let wrapped = wrap(error)
@@ -213,11 +236,26 @@ public final class ODBCAdapter: @unchecked Sendable {
         try stream(cursor, watermarkColumn: column, saved: best, report: &report)
     }
 
-    /// Snapshot: the whole result every poll, in batches; unchanged rows add nothing to the journal.
+    /// Snapshot: the whole result every poll, in batches; unchanged rows add nothing to the journal. With
+    /// `deletes`, the poll is one journal transaction that ends by withdrawing the keys gone since the last one.
     private func pullSnapshot(_ connection: ODBCConnection, report: inout ODBCPollReport) throws {
         let statement = try connection.prepare(settings.query)
         let cursor = try statement.query([], rowArraySize: settings.fetchRows, maxColumnCharacters: settings.maxColumnChars)
         try stream(cursor, watermarkColumn: nil, saved: nil, report: &report)
+    }
+
+    /// The mapping with only the key fields of each record (routes unchanged): a row fails it only when a key
+    /// field itself cannot be mapped.
+    static func keyOnlyPlan(_ spec: MappingSpec, schema: PUISchema) -> MappingPlan? {
+        var keysOnly = spec
+        keysOnly.records = spec.records.map { record in
+            var trimmed = record
+            let keyFields = schema.recordTypes[record.type]?.keyFields ?? []
+            trimmed.fields = record.fields.filter { keyFields.contains($0.path) }
+            return trimmed
+        }
+        guard case .success(let plan) = MappingPlan.compile(keysOnly, schema: schema) else { return nil }
+        return plan
     }
 
     /// Two stages on two threads, like the CSV drop: a reader thread fetches blocks, maps and validates rows into
@@ -230,6 +268,9 @@ public final class ODBCAdapter: @unchecked Sendable {
                               kind: settings.watermarkKind, saved: saved, logger: logger)
         let stopReader = startProducer(named: "esgate-odbc-\(name)", channel: channel) { job.run() }
         defer { stopReader() }
+        if settings.closesSnapshots && watermarkColumn == nil {
+            return try commitSnapshot(from: channel, report: &report)
+        }
         while let batch = try channel.take() {
             if !batch.rows.isEmpty {
                 try commit(batch.rows, report: &report) {
@@ -301,17 +342,73 @@ public final class ODBCAdapter: @unchecked Sendable {
         }
     }
 
+    /// Snapshot with `deletes`: every batch of the poll, the deletions and the poll's key set in ONE journal
+    /// transaction, so that a crash leaves all of them or none (the next poll then finds the same missing keys).
+    /// Deletions are worked out only once the reader reached the end of the result: a read that fails half-way
+    /// throws before, and the rollback leaves the journal as it was. The write turn is taken only when the first
+    /// batch is ready, so the query's own execution does not hold up the other writers; the later batches of a
+    /// multi-batch table are fetched while it is held (snapshots are meant for small tables).
+    private func commitSnapshot(from channel: BatchChannel<ODBCBatch>, report: inout ODBCPollReport) throws {
+        var next = try channel.take()
+        var counts = IngestCounts()
+        var produced = Set<SnapshotKey>()
+        var hold = SnapshotHold()
+        var complete = false
+        let closing: SnapshotClosing
+        try journal.begin()
+        do {
+            while let batch = next {
+                try store(batch.rows, counts: &counts)
+                for row in batch.rows {
+                    for record in row.records { produced.insert(SnapshotKey(type: record.type, key: record.key)) }
+                }
+                hold.merge(batch.hold)
+                if batch.isLast {
+                    complete = true
+                    break
+                }
+                next = try channel.take()
+            }
+            guard complete else {
+                throw ODBCAdapterError(adapter: name, cause: .configuration("the snapshot read stopped before the end of the result; nothing was stored or withdrawn"))
+            }
+            closing = try journal.closeSnapshot(source: name, produced: produced, hold: hold,
+                                                maxDeletePercent: settings.maxDeletePercent, origin: "odbc")
+            try journal.commit()
+        } catch {
+            journal.rollback()
+            throw error
+        }
+        report.counts += counts
+        report.batches += 1
+        report.deletes = true
+        report.deleted = closing.deleted
+        report.deletionsHeld = closing.held
+        report.deletionsRefused = closing.refused
+        report.deletionRefusal = closing.refusal
+        if let refusal = closing.refusal { logger.error(refusal) }
+        if closing.held > 0 {
+            logger.warning("\(closing.held) key(s) missing from the snapshot are not withdrawn: quarantined rows of this poll may stand for them (see esgate quarantine list --source \(name))")
+        }
+        try afterCommit?(report.batches)
+    }
+
+    /// Stores prepared rows inside the caller's journal transaction.
+    private func store(_ rows: [PreparedRow], counts: inout IngestCounts) throws {
+        for var row in rows {
+            if let item = row.quarantine, try journal.isQuarantined(source: name, raw: item.raw) {
+                row.quarantine = nil  // the same row is already held: once is enough
+            }
+            try journal.store(row, source: name, file: "odbc", counts: &counts)
+        }
+    }
+
     /// Stores prepared rows (and `extra`, e.g. the watermark) in one journal transaction.
     private func commit(_ rows: [PreparedRow], report: inout ODBCPollReport, extra: () throws -> Void) throws {
         var counts = IngestCounts()
         try journal.begin()
         do {
-            for var row in rows {
-                if let item = row.quarantine, try journal.isQuarantined(source: name, raw: item.raw) {
-                    row.quarantine = nil  // the same row is already held: once is enough
-                }
-                try journal.store(row, source: name, file: "odbc", counts: &counts)
-            }
+            try store(rows, counts: &counts)
             try extra()
             try journal.commit()
         } catch {
@@ -374,6 +471,8 @@ struct ODBCBatch: Sendable {
     var rows: [PreparedRow]
     var watermark: String?
     var isLast: Bool
+    /// Snapshot with `deletes`: the keys this batch's quarantined rows may stand for.
+    var hold = SnapshotHold()
 }
 
 /// The reading stage: fetch blocks, map and validate, hand over batches. Owns the cursor while it runs.
@@ -401,12 +500,14 @@ final class ODBCReadJob: @unchecked Sendable {
         do {
             var rows: [PreparedRow] = []
             rows.reserveCapacity(batchRows)
+            var hold = SnapshotHold()
             var ordinal = 0
             var warned = false
             while let block = try cursor.next() {
                 for row in 0..<block.count {
                     ordinal += 1
-                    let (prepared, mark) = try source.prepare(block, row: row, ordinal: ordinal)
+                    let (prepared, mark, rowHold) = try source.prepare(block, row: row, ordinal: ordinal)
+                    if let rowHold { hold.merge(rowHold) }
                     if source.watermarkIndex != nil {
                         if let mark, let value = Watermark(parsing: mark, kind: kind) {
                             if best.map({ value > $0 }) ?? true { best = value }
@@ -417,12 +518,13 @@ final class ODBCReadJob: @unchecked Sendable {
                     }
                     rows.append(prepared)
                     if rows.count >= batchRows {
-                        guard channel.put(ODBCBatch(rows: rows, watermark: best?.text, isLast: false)) else { return }
+                        guard channel.put(ODBCBatch(rows: rows, watermark: best?.text, isLast: false, hold: hold)) else { return }
                         rows.removeAll(keepingCapacity: true)
+                        hold = SnapshotHold()
                     }
                 }
             }
-            _ = channel.put(ODBCBatch(rows: rows, watermark: best?.text, isLast: true))
+            _ = channel.put(ODBCBatch(rows: rows, watermark: best?.text, isLast: true, hold: hold))
         } catch {
             channel.fail(error)
         }
@@ -435,6 +537,9 @@ struct RowSource {
     let header: [String]
     let preparer: RowPreparer
     let watermarkIndex: Int?
+    /// Snapshot with `deletes`: whether quarantined rows are looked at for their keys, and the key-only mapping.
+    let collectsHolds: Bool
+    let keyMapping: BoundMapping?
 
     init(adapter: ODBCAdapter, cursor: ODBCCursor, watermarkColumn: String?) throws {
         self.adapter = adapter
@@ -443,6 +548,14 @@ struct RowSource {
         case .success(let bound): preparer = RowPreparer(schema: adapter.schema, mapping: bound)
         case .failure(let error):
             throw ODBCAdapterError(adapter: adapter.name, cause: .configuration("the query's columns do not fit mapping \(adapter.plan.name): \(error.message)"))
+        }
+        collectsHolds = adapter.settings.closesSnapshots && watermarkColumn == nil
+        // The key-only plan reads a subset of the full plan's columns, so binding it cannot fail where the full
+        // plan bound; should it anyway, quarantined rows fall back to holding back every deletion.
+        if collectsHolds, let keyPlan = adapter.keyPlan, case .success(let bound) = keyPlan.bind(header: header) {
+            keyMapping = bound
+        } else {
+            keyMapping = nil
         }
         if let watermarkColumn {
             guard let index = header.firstIndex(of: watermarkColumn) else {
@@ -454,8 +567,9 @@ struct RowSource {
         }
     }
 
-    /// The prepared row and its watermark value. NULL reads as an empty string for the mapping.
-    func prepare(_ block: ODBCRowBlock, row: Int, ordinal: Int) throws -> (row: PreparedRow, watermark: String?) {
+    /// The prepared row, its watermark value and, for a quarantined row of a snapshot with `deletes`, the keys it
+    /// may stand for. NULL reads as an empty string for the mapping.
+    func prepare(_ block: ODBCRowBlock, row: Int, ordinal: Int) throws -> (row: PreparedRow, watermark: String?, hold: SnapshotHold?) {
         var fields: [String] = []
         fields.reserveCapacity(header.count)
         var watermark: String?
@@ -469,7 +583,37 @@ struct RowSource {
         let prepared = preparer.prepare(fields, line: ordinal) {
             RowOrigin(source: source, origin: "odbc", line: ordinal, raw: Array(csvLine(fields).utf8), encoding: "utf-8", header: header)
         }
-        return (prepared, watermark)
+        return (prepared, watermark, hold(for: prepared, fields: fields))
+    }
+
+    /// The keys a quarantined row may stand for. Records of the row that did validate are in the poll's keys
+    /// anyway; for the others the key-only mapping tells the key unless a key field itself is what failed.
+    private func hold(for prepared: PreparedRow, fields: [String]) -> SnapshotHold? {
+        guard collectsHolds, let item = prepared.quarantine else { return nil }
+        var hold = SnapshotHold()
+        guard let keyMapping else {
+            hold.allTypes = true
+            return hold
+        }
+        let outcome = keyMapping.map(fields)
+        for error in outcome.errors {
+            // No route at all: not even the record type is known.
+            if error.recordType.isEmpty { hold.allTypes = true } else { hold.types.insert(error.recordType) }
+        }
+        for draft in outcome.records {
+            guard let recordType = adapter.schema.recordTypes[draft.type] else {
+                hold.types.insert(draft.type)
+                continue
+            }
+            // The journal key as `PUISchema.normalize` builds it.
+            let key = recordType.keyFields.map { draft[$0] ?? "" }.joined(separator: "\u{1F}")
+            hold.keys.insert(SnapshotKey(type: draft.type, key: key))
+        }
+        // A key value that maps but fails the schema: whatever key the row had before is unknown.
+        if item.stage == .validate, adapter.schema.recordTypes[item.recordType]?.keyFields.contains(item.field) == true {
+            hold.types.insert(item.recordType)
+        }
+        return hold
     }
 }
 
@@ -594,4 +738,9 @@ struct Watermark: Comparable {
         let m = mp < 10 ? mp + 3 : mp - 9
         return (yoe + era * 400 + (m <= 2 ? 1 : 0), m, d)
     }
+}
+
+extension ODBCSettings {
+    /// Whether polls of this adapter withdraw the keys that left the source (snapshot with `deletes: true`).
+    var closesSnapshots: Bool { mode == .snapshot && snapshotDeletes }
 }

@@ -223,6 +223,12 @@ public struct ODBCSettings: Sendable {
     public var queryTimeout: Duration
     /// Upper bound of the back-off between failed polls.
     public var retryCap: Duration
+    /// Snapshot: withdraw (`op="delete"`) the record keys the previous complete snapshot produced and this one
+    /// did not (`deletes`).
+    public var snapshotDeletes: Bool
+    /// Snapshot deletes: the largest share of the previous snapshot's keys one poll may withdraw, in percent
+    /// (`max_delete_percent`); above it the poll withdraws nothing and reports an error.
+    public var maxDeletePercent: Int
 
     public init(connection: String, query: String, mode: ODBCPullMode) {
         self.connection = connection
@@ -245,6 +251,8 @@ public struct ODBCSettings: Sendable {
         loginTimeout = .seconds(15)
         queryTimeout = .seconds(0)
         retryCap = .seconds(300)
+        snapshotDeletes = false
+        maxDeletePercent = 50
     }
 }
 
@@ -343,6 +351,8 @@ extension AdapterConfiguration {
         settings.loginTimeout = section.duration("login_timeout") ?? .seconds(15)
         settings.queryTimeout = section.duration("query_timeout") ?? .seconds(0)
         settings.retryCap = section.duration("retry_cap") ?? .seconds(300)
+        settings.snapshotDeletes = section.boolean("deletes") ?? false
+        settings.maxDeletePercent = section.integer("max_delete_percent", range: 0...100) ?? 50
         if !["\"", "`", "["].contains(settings.identifierQuote) { report("identifier_quote", "must be \", ` or [") }
         switch mode {
         case .incremental:
@@ -355,7 +365,16 @@ extension AdapterConfiguration {
                 report("mark_keys", "\(settings.markKeys.count) key column(s) for \(placeholders) ? in mark_statement")
             }
         case .snapshot:
-            break
+            if section.has("max_delete_percent") && !settings.snapshotDeletes {
+                report("max_delete_percent", "applies only with deletes: true")
+            }
+        }
+        if mode != .snapshot && settings.snapshotDeletes {
+            // Only a snapshot sees the whole table, so only a snapshot can tell a removed row from an unread one.
+            report("deletes", "applies only to mode snapshot: a \(mode.rawValue) poll does not read the whole table, so it cannot tell a removed row from one it did not read")
+        }
+        if mode != .snapshot && section.has("max_delete_percent") {
+            report("max_delete_percent", "applies only to mode snapshot with deletes: true")
         }
         section.rejectUnknownKeys()
         return settings

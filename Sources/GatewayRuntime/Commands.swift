@@ -163,7 +163,8 @@ private func execute(_ path: [String], _ options: ParsedOptions) async throws ->
                     write(line)
                 }
                 for poll in summary.polls {
-                    write("\(poll.adapter) (odbc \(poll.mode)): \(poll.counts.rows) rows, \(poll.counts.stored) records stored, \(poll.counts.unchanged) unchanged, \(poll.counts.quarantined) quarantined\(poll.marked > 0 ? ", \(poll.marked) marked" : "")\(poll.watermark.map { ", watermark \($0)" } ?? ""), \(String(format: "%.1f", poll.seconds)) s")
+                    write("\(poll.adapter) (odbc \(poll.mode)): \(poll.counts.rows) rows, \(poll.counts.stored) records stored, \(poll.counts.unchanged) unchanged, \(poll.counts.quarantined) quarantined\(poll.marked > 0 ? ", \(poll.marked) marked" : "")\(deletions(poll))\(poll.watermark.map { ", watermark \($0)" } ?? ""), \(String(format: "%.1f", poll.seconds)) s")
+                    if let refusal = poll.deletionRefusal { write("\(poll.adapter): error: \(Redaction.maskIdentityNumbers(in: refusal))") }
                 }
                 for failure in summary.pollErrors { write(Redaction.maskIdentityNumbers(in: failure)) }
                 let counts = summary.counts
@@ -375,4 +376,14 @@ func installTerminationHandlers(_ stop: @escaping @Sendable () -> Void) -> [Disp
         source.resume()
         return source
     }
+}
+
+/// The snapshot-deletion part of an ODBC poll's line in `run --once`: shown for every poll of an adapter with
+/// `deletes`, so "0 deleted" is visible too; nothing for other adapters.
+func deletions(_ poll: ODBCPollReport) -> String {
+    guard poll.deletes else { return "" }
+    var text = ", \(poll.deleted) deleted"
+    if poll.deletionsHeld > 0 { text += " (\(poll.deletionsHeld) kept for quarantined rows)" }
+    if poll.deletionsRefused > 0 { text += ", \(poll.deletionsRefused) deletion(s) refused" }
+    return text
 }

@@ -61,7 +61,7 @@ public final class Gateway: Sendable {
         guard adapter.enabled, adapter.kind == "odbc", let odbc = adapter.odbc,
               let plan = configuration.mappings[adapter.mapping] else { return nil }
         return ODBCAdapter(name: adapter.name, settings: odbc, plan: plan, schema: configuration.schema,
-                           journal: journal, logger: logger)
+                           journal: journal, logger: logger, mappingSpec: configuration.mappingSpecs[adapter.mapping])
     }
 
     /// `esgate run --once`: ingests everything that is complete now, waiting for files that are still settling
@@ -186,8 +186,8 @@ public final class Gateway: Sendable {
             do {
                 let report = try await worker.run { try odbc.poll() }
                 failures = 0
-                if report.counts.rows > 0 || report.marked > 0 {
-                    logger.info("adapter \(odbc.name): \(report.counts.rows) rows, \(report.counts.stored) stored, \(report.counts.unchanged) unchanged, \(report.counts.quarantined) quarantined\(report.watermark.map { ", watermark \($0)" } ?? "")")
+                if report.counts.rows > 0 || report.marked > 0 || report.deleted > 0 {
+                    logger.info("adapter \(odbc.name): \(report.counts.rows) rows, \(report.counts.stored) stored, \(report.counts.unchanged) unchanged, \(report.counts.quarantined) quarantined\(report.deleted > 0 ? ", \(report.deleted) deleted" : "")\(report.watermark.map { ", watermark \($0)" } ?? "")")
                 }
             } catch {
                 failures += 1

@@ -8,6 +8,9 @@ public struct LoadedConfiguration: Sendable {
     public let gateway: GatewayConfiguration
     public let adapters: [AdapterConfiguration]
     public let mappings: [String: MappingPlan]
+    /// The mapping files as read, by name: an ODBC snapshot with `deletes` derives from them how to find the keys
+    /// of a row that fails its mapping.
+    public let mappingSpecs: [String: MappingSpec]
     public let schema: PUISchema
 }
 
@@ -29,6 +32,7 @@ public func loadConfiguration(path: String, environment: [String: String] = Proc
     }
     var mappings: [String: MappingPlan] = [:]
     var mappingFiles: [String: String] = [:]
+    var mappingSpecs: [String: MappingSpec] = [:]
     if !FileManager.default.fileExists(atPath: gateway.mappingsDirectory) {
         errors.append(ConfigError(file: path, line: 0, key: "mappings_dir", message: "folder \(gateway.mappingsDirectory) does not exist"))
     }
@@ -40,7 +44,9 @@ public func loadConfiguration(path: String, environment: [String: String] = Proc
         }
         mappingFiles[spec.name] = file
         switch MappingPlan.compile(spec, schema: schema) {
-        case .success(let plan): mappings[spec.name] = plan
+        case .success(let plan):
+            mappings[spec.name] = plan
+            mappingSpecs[spec.name] = spec
         case .failure(let failure): errors += failure.errors
         }
     }
@@ -60,7 +66,8 @@ public func loadConfiguration(path: String, environment: [String: String] = Proc
         adapters.append(adapter)
     }
     if !errors.isEmpty { return .failure(ConfigErrors(errors)) }
-    return .success(LoadedConfiguration(gateway: gateway, adapters: adapters, mappings: mappings, schema: schema))
+    return .success(LoadedConfiguration(gateway: gateway, adapters: adapters, mappings: mappings, mappingSpecs: mappingSpecs,
+                                        schema: schema))
 }
 
 /// The line of a top-level key in a YAML file (for errors found after parsing).

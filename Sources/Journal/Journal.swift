@@ -117,7 +117,8 @@ public final class Journal {
     /// connections (supervision, replays) append too.
     private var nextSeq: Int64 = 0
     private var insertQuarantine: SQLiteStatement?
-    private var inTransaction = false
+    /// Internal, not private: extensions that must run inside the caller's transaction (snapshot closing) check it.
+    var inTransaction = false
     private let now: () -> Date
 
     public static let schemaVersion = 2

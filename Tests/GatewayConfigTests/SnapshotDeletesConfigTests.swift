@@ -1,0 +1,36 @@
+import Foundation
+import Testing
+@testable import GatewayConfig
+
+@Suite struct SnapshotDeletesConfigTests {
+    private func load(_ odbc: String) throws -> (AdapterConfiguration?, [String], String) {
+        let folder = try TempFolder()
+        let file = try folder.write("adapters/db.yaml", "name: db\nkind: odbc\nmapping: cases\nodbc:\n  connection: DSN=x\n  query: SELECT 1\n" + odbc)
+        var errors: [ConfigError] = []
+        let adapter = AdapterConfiguration.load(file: file, environment: [:], errors: &errors)
+        return (adapter, errors.map(\.description), file)
+    }
+
+    @Test func deletesIsOffByDefaultAndReadsWithItsLimit() throws {
+        let (plain, plainErrors, _) = try load("  mode: snapshot\n")
+        #expect(plainErrors.isEmpty)
+        #expect(plain?.odbc?.snapshotDeletes == false)
+        #expect(plain?.odbc?.maxDeletePercent == 50)
+        let (adapter, errors, _) = try load("  mode: snapshot\n  deletes: true\n  max_delete_percent: 20\n")
+        #expect(errors.isEmpty)
+        #expect(adapter?.odbc?.snapshotDeletes == true)
+        #expect(adapter?.odbc?.maxDeletePercent == 20)
+    }
+
+    @Test func deletesOutsideSnapshotsAndBadLimitsAreErrorsWithTheirLine() throws {
+        let (_, incremental, file) = try load("  mode: incremental\n  watermark_column: t\n  deletes: true\n  max_delete_percent: 10\n")
+        #expect(incremental.contains { $0.hasPrefix("\(file):9: odbc.deletes: applies only to mode snapshot") }, "\(incremental)")
+        #expect(incremental.contains { $0.hasPrefix("\(file):10: odbc.max_delete_percent: applies only to mode snapshot") }, "\(incremental)")
+        let (_, withoutDeletes, file2) = try load("  mode: snapshot\n  max_delete_percent: 10\n")
+        #expect(withoutDeletes == ["\(file2):8: odbc.max_delete_percent: applies only with deletes: true"])
+        let (_, outOfRange, file3) = try load("  mode: snapshot\n  deletes: yes\n  max_delete_percent: 150\n")
+        #expect(outOfRange.count == 1 && outOfRange.first?.hasPrefix("\(file3):9: odbc.max_delete_percent") == true, "\(outOfRange)")
+        let (_, notABoolean, file4) = try load("  mode: snapshot\n  deletes: sometimes\n")
+        #expect(notABoolean.first?.hasPrefix("\(file4):8: odbc.deletes: expected true or false") == true, "\(notABoolean)")
+    }
+}
