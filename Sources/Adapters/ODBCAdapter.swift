@@ -308,7 +308,10 @@ public final class ODBCAdapter: @unchecked Sendable {
             reading: while let block = try cursor.next() {
                 for row in 0..<block.count {
                     ordinal += 1
-                    pending.append(try reader.prepare(block, row: row, ordinal: ordinal).row)
+                    var values: [String?] = []
+                    values.reserveCapacity(block.columnCount)
+                    for column in 0..<block.columnCount { values.append(try block.text(row: row, column: column)) }
+                    pending.append(reader.prepare(values, ordinal: ordinal).row)
                     var parameters: [ODBCParameter] = []
                     for key in keyColumns {
                         let text = try block.text(row: row, column: key.index)
@@ -496,17 +499,49 @@ final class ODBCReadJob: @unchecked Sendable {
         self.logger = logger
     }
 
+    /// One fetched block's rows as text (nil: SQL NULL), copied out of the cursor's bound buffers so that the next
+    /// fetch can run while these rows are mapped.
+    struct FetchedRows: Sendable {
+        var rows: [[String?]]
+        var isLast: Bool
+    }
+
     func run() {
+        // The fetch runs on a thread of its own: the driver's work (socket reads, result parsing) and the UTF-16
+        // conversion overlap the mapping and validation of the rows fetched before; blocks are handed over a
+        // small bounded channel (at most 2 blocks waiting).
+        let fetched = BatchChannel<FetchedRows>(capacity: 2)
+        let stopFetching = startProducer(named: "esgate-odbc-fetch", channel: fetched) { [self] in
+            do {
+                while let block = try cursor.next() {
+                    var rows: [[String?]] = []
+                    rows.reserveCapacity(block.count)
+                    for row in 0..<block.count {
+                        var values: [String?] = []
+                        values.reserveCapacity(block.columnCount)
+                        for column in 0..<block.columnCount { values.append(try block.text(row: row, column: column)) }
+                        rows.append(values)
+                    }
+                    fetched.releaseSpent()
+                    guard fetched.put(FetchedRows(rows: rows, isLast: false)) else { return }
+                }
+                _ = fetched.put(FetchedRows(rows: [], isLast: true))
+            } catch {
+                fetched.fail(error)
+            }
+        }
+        defer { stopFetching() }
         do {
             var rows: [PreparedRow] = []
             rows.reserveCapacity(batchRows)
             var hold = SnapshotHold()
             var ordinal = 0
             var warned = false
-            while let block = try cursor.next() {
-                for row in 0..<block.count {
+            while let block = try fetched.take(), !block.isLast {
+                defer { fetched.recycle(block) }
+                for values in block.rows {
                     ordinal += 1
-                    let (prepared, mark, rowHold) = try source.prepare(block, row: row, ordinal: ordinal)
+                    let (prepared, mark, rowHold) = source.prepare(values, ordinal: ordinal)
                     if let rowHold { hold.merge(rowHold) }
                     if source.watermarkIndex != nil {
                         if let mark, let value = Watermark(parsing: mark, kind: kind) {
@@ -569,12 +604,12 @@ struct RowSource {
 
     /// The prepared row, its watermark value and, for a quarantined row of a snapshot with `deletes`, the keys it
     /// may stand for. NULL reads as an empty string for the mapping.
-    func prepare(_ block: ODBCRowBlock, row: Int, ordinal: Int) throws -> (row: PreparedRow, watermark: String?, hold: SnapshotHold?) {
+    func prepare(_ values: [String?], ordinal: Int) -> (row: PreparedRow, watermark: String?, hold: SnapshotHold?) {
         var fields: [String] = []
         fields.reserveCapacity(header.count)
         var watermark: String?
         for column in 0..<header.count {
-            let value = try block.text(row: row, column: column)
+            let value = column < values.count ? values[column] : nil
             if column == watermarkIndex { watermark = value }
             fields.append(value ?? "")
         }
