@@ -248,7 +248,9 @@ public final class CSVDropAdapter {
             return try channel.take()
         }
         // One transaction covers `batchRows` rows (one fsync), made of smaller chunks handed over by the reader,
-        // so that few rows are in memory at a time.
+        // so that few rows are in memory at a time. When another writer waits (the uplink fixing a package, the
+        // supervision engine), the batch ends at the chunk boundary: a file of a million rows must not keep the
+        // province waiting until it is through.
         var finished = false
         while !finished {
             var counts = IngestCounts()
@@ -260,7 +262,7 @@ public final class CSVDropAdapter {
                     position = (chunk.endOffset, chunk.endLine)
                     finished = chunk.isLast
                     channel.recycle(chunk)
-                    if finished { break }
+                    if finished || journal.othersWaitingToWrite { break }
                 }
                 if position == nil { finished = true }  // the reader stopped (cancelled)
                 if let position {

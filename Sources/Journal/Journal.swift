@@ -269,6 +269,10 @@ public final class Journal {
         inTransaction = false
     }
 
+    /// True when another writer of this process waits for the journal (the uplink, supervision): a large batch
+    /// commits at its next chunk boundary instead of holding the lock to its full size.
+    public var othersWaitingToWrite: Bool { database.othersWaitingToWrite }
+
     /// Runs one append in its own transaction when the caller has none, so that a head and its record are
     /// always written together.
     private func inOwnTransactionIfNeeded<T>(_ body: () throws(JournalError) -> T) throws(JournalError) -> T {

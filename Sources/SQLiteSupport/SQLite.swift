@@ -105,6 +105,10 @@ public final class SQLiteDatabase {
         }
     }
 
+    /// True when another connection of this process is waiting for this file's write turn: a long batch can
+    /// commit early and let it in.
+    public var othersWaitingToWrite: Bool { writeTurns.queued > (holdsWriteTurn ? 1 : 0) }
+
     public func commitWrite() throws(SQLiteError) {
         try execute("COMMIT")
         endWriteTurn()
