@@ -297,6 +297,21 @@ public final class Gateway: Sendable {
         public var line: Int
         public var records: [String]
         public var errors: [String]
+
+        /// One source row through the mapping and the schema, as `mapping test` shows it: records as PUI XML or
+        /// the errors, identity numbers masked.
+        static func mapped(_ fields: [String], line: Int, mapping: BoundMapping, schema: PUISchema) -> MappingTestRow {
+            var output = MappingTestRow(line: line, records: [], errors: [])
+            let outcome = mapping.map(fields)
+            output.errors = outcome.errors.map { Redaction.maskIdentityNumbers(in: $0.description) }
+            for draft in outcome.records {
+                switch schema.normalize(draft) {
+                case .success(let record): output.records.append(Redaction.maskIdentityNumbers(in: record.body))
+                case .failure(let error): output.errors.append(Redaction.maskIdentityNumbers(in: error.description))
+                }
+            }
+            return output
+        }
     }
 
     /// Maps the first `rows` rows of a file and returns each row's records (as PUI XML) or errors.
@@ -355,22 +370,13 @@ struct MappingTestRunner {
         }
         var result: [Gateway.MappingTestRow] = []
         for row in rows.dropFirst().prefix(limit) where !row.raw.isEmpty {
-            var output = Gateway.MappingTestRow(line: row.line, records: [], errors: [])
             switch CSVRowDecoding.fields(raw: row.raw, encoding: encoding.rawValue, delimiter: delimiter) {
             case .failure(let error):
-                output.errors.append(error.description)
+                result.append(Gateway.MappingTestRow(line: row.line, records: [],
+                                                     errors: [Redaction.maskIdentityNumbers(in: error.description)]))
             case .success(let fields):
-                let outcome = bound.map(fields)
-                output.errors += outcome.errors.map(\.description)
-                for draft in outcome.records {
-                    switch schema.normalize(draft) {
-                    case .success(let record): output.records.append(Redaction.maskIdentityNumbers(in: record.body))
-                    case .failure(let error): output.errors.append(error.description)
-                    }
-                }
+                result.append(.mapped(fields, line: row.line, mapping: bound, schema: schema))
             }
-            output.errors = output.errors.map { Redaction.maskIdentityNumbers(in: $0) }
-            result.append(output)
         }
         return .success(result)
     }

@@ -28,19 +28,8 @@ extension Gateway {
         case .failure(let error):
             return .failure(ODBCAdapterError(adapter: name, cause: .configuration("the query's columns do not fit mapping \(plan.name): \(error.message)")))
         }
-        var results: [MappingTestRow] = []
-        for (index, fields) in sample.rows.enumerated() {
-            var output = MappingTestRow(line: index + 1, records: [], errors: [])
-            let outcome = bound.map(fields)
-            output.errors = outcome.errors.map { Redaction.maskIdentityNumbers(in: $0.description) }
-            for draft in outcome.records {
-                switch schema.normalize(draft) {
-                case .success(let record): output.records.append(Redaction.maskIdentityNumbers(in: record.body))
-                case .failure(let error): output.errors.append(Redaction.maskIdentityNumbers(in: error.description))
-                }
-            }
-            results.append(output)
-        }
-        return .success(results)
+        return .success(sample.rows.enumerated().map { index, fields in
+            .mapped(fields, line: index + 1, mapping: bound, schema: schema)
+        })
     }
 }

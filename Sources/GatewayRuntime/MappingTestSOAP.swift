@@ -30,19 +30,8 @@ extension Gateway {
         case .success(let mapping): bound = mapping
         case .failure(let error): return .failure(FileReadError(path: responseFile, message: error.message))
         }
-        var results: [MappingTestRow] = []
-        for (index, fields) in rows.prefix(limit).enumerated() {
-            var output = MappingTestRow(line: index + 1, records: [], errors: [])
-            let outcome = bound.map(fields)
-            output.errors = outcome.errors.map { Redaction.maskIdentityNumbers(in: $0.description) }
-            for draft in outcome.records {
-                switch schema.normalize(draft) {
-                case .success(let record): output.records.append(Redaction.maskIdentityNumbers(in: record.body))
-                case .failure(let error): output.errors.append(Redaction.maskIdentityNumbers(in: error.description))
-                }
-            }
-            results.append(output)
-        }
-        return .success(results)
+        return .success(rows.prefix(limit).enumerated().map { index, fields in
+            .mapped(fields, line: index + 1, mapping: bound, schema: schema)
+        })
     }
 }

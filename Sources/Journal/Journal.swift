@@ -277,15 +277,7 @@ public final class Journal {
     /// always written together.
     private func inOwnTransactionIfNeeded<T>(_ body: () throws(JournalError) -> T) throws(JournalError) -> T {
         if inTransaction { return try body() }
-        try begin()
-        do {
-            let result = try body()
-            try commit()
-            return result
-        } catch {
-            rollback()
-            throw error
-        }
+        return try batch { try body() }
     }
 
     public func rollback() {

@@ -257,35 +257,19 @@ public final class XSDRegularExpression: @unchecked Sendable {
 }
 
 /// Escapes text for element content and attribute values.
-public func xmlEscape(_ text: String) -> String {
-    var needs = false
-    for byte in text.utf8 where byte == 38 || byte == 60 || byte == 62 || byte == 34 || byte == 13 {
-        needs = true
-        break
-    }
-    guard needs else { return text }
-    var out = ""
-    out.reserveCapacity(text.utf8.count + 16)
-    for scalar in text.unicodeScalars {
-        switch scalar {
-        case "&": out += "&amp;"
-        case "<": out += "&lt;"
-        case ">": out += "&gt;"
-        case "\"": out += "&quot;"
-        case "\r": out += "&#13;"
-        default: out.unicodeScalars.append(scalar)
-        }
-    }
-    return out
-}
+public func xmlEscape(_ text: String) -> String { escape(text, canonicalText: false) }
 
 /// Escapes character data the way exclusive XML canonicalization (C14N 1.0 §1.1) writes text nodes: `&`, `<`,
 /// `>` and CR become `&amp;`, `&lt;`, `&gt;`, `&#xD;`; everything else (quotes included) stays literal. Text
 /// written this way is already in canonical form, so a document assembled from such pieces can be digested as it
 /// stands, without a parse and a C14N pass.
-public func xmlCanonicalTextEscape(_ text: String) -> String {
+public func xmlCanonicalTextEscape(_ text: String) -> String { escape(text, canonicalText: true) }
+
+/// `canonicalText`: C14N's text-node escaping (quotes literal, CR as `&#xD;`); otherwise escaping that is also
+/// safe inside double-quoted attributes.
+private func escape(_ text: String, canonicalText: Bool) -> String {
     var needs = false
-    for byte in text.utf8 where byte == 38 || byte == 60 || byte == 62 || byte == 13 {
+    for byte in text.utf8 where byte == 38 || byte == 60 || byte == 62 || byte == 13 || (byte == 34 && !canonicalText) {
         needs = true
         break
     }
@@ -297,7 +281,8 @@ public func xmlCanonicalTextEscape(_ text: String) -> String {
         case "&": out += "&amp;"
         case "<": out += "&lt;"
         case ">": out += "&gt;"
-        case "\r": out += "&#xD;"
+        case "\"" where !canonicalText: out += "&quot;"
+        case "\r": out += canonicalText ? "&#xD;" : "&#13;"
         default: out.unicodeScalars.append(scalar)
         }
     }
