@@ -71,17 +71,22 @@ public struct PackageBuilder {
     /// rewritten to `"` and `&#xD;`.
     public static func canonicalRecordXML(_ entry: JournalEntry) -> [UInt8] {
         var body = entry.body
-        let typeLength = entry.type.utf8.count
         return body.withUTF8 { utf8 -> [UInt8] in
-            guard utf8.count > typeLength, utf8[0] == 0x3C, utf8.starts(with: [0x3C] + Array(entry.type.utf8)) else {
+            // `<Type` followed by `>`: the element name ends where the attributes go.
+            let typeEnd = entry.type.utf8.count + 1
+            guard utf8.count > typeEnd, utf8[0] == 0x3C, utf8[typeEnd] == 0x3E,
+                  entry.type.utf8.elementsEqual(UnsafeBufferPointer(rebasing: utf8[1..<typeEnd])) else {
                 return Array(utf8)
             }
-            let attributes = " xmlns=\"\(puiNamespace)\"" + (entry.deleted ? " op=\"delete\"" : "") + " rev=\"\(entry.rev)\""
             var out: [UInt8] = []
-            out.reserveCapacity(utf8.count + attributes.utf8.count)
-            out.append(contentsOf: utf8[0..<(typeLength + 1)])
-            out.append(contentsOf: attributes.utf8)
-            let content = UnsafeBufferPointer(rebasing: utf8[(typeLength + 1)...])
+            out.reserveCapacity(utf8.count + namespaceAttribute.count + deleteAttribute.count + revisionAttribute.count + 24)
+            out.append(contentsOf: UnsafeBufferPointer(rebasing: utf8[0..<typeEnd]))
+            out.append(contentsOf: namespaceAttribute)
+            if entry.deleted { out.append(contentsOf: deleteAttribute) }
+            out.append(contentsOf: revisionAttribute)
+            out.append(contentsOf: String(entry.rev).utf8)
+            out.append(0x22)
+            let content = UnsafeBufferPointer(rebasing: utf8[typeEnd...])
             guard content.contains(0x26) else {   // no `&`: the common case, one copy
                 out.append(contentsOf: content)
                 return out
@@ -108,6 +113,9 @@ public struct PackageBuilder {
         }
     }
 
+    private static let namespaceAttribute = Array(" xmlns=\"\(puiNamespace)\"".utf8)
+    private static let deleteAttribute = Array(" op=\"delete\"".utf8)
+    private static let revisionAttribute = Array(" rev=\"".utf8)
     private static let quotEntity = Array("&quot;".utf8)
     private static let decimalCR = Array("&#13;".utf8)
     private static let hexCR = Array("&#xD;".utf8)
