@@ -126,9 +126,24 @@ struct DecimalText: Comparable {
 }
 
 /// Lexical checks of XSD date/time types, including calendar validity (no 2026-02-30).
+/// They work on UTF-8 bytes: the fast validation path calls them for every time field without a String.
 enum LexicalTime {
     static func isDateTime(_ value: String) -> Bool {
-        let bytes = Array(value.utf8)
+        var value = value
+        return value.withUTF8 { isDateTime($0) }
+    }
+
+    static func isDate(_ value: String) -> Bool {
+        var value = value
+        return value.withUTF8 { isDate($0) }
+    }
+
+    static func isGYear(_ value: String) -> Bool {
+        var value = value
+        return value.withUTF8 { isGYear($0) }
+    }
+
+    static func isDateTime(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
         guard let afterDate = parseDate(bytes, from: 0), afterDate < bytes.count, bytes[afterDate] == 84 /* T */ else { return false }
         var i = afterDate + 1
         guard let hour = digits(bytes, i, 2), byte(bytes, i + 2) == 58, let minute = digits(bytes, i + 3, 2),
@@ -146,21 +161,20 @@ enum LexicalTime {
         return isTimezone(bytes, from: i)
     }
 
-    static func isDate(_ value: String) -> Bool {
-        let bytes = Array(value.utf8)
+    static func isDate(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
         guard let end = parseDate(bytes, from: 0) else { return false }
         return isTimezone(bytes, from: end)
     }
 
-    static func isGYear(_ value: String) -> Bool {
-        let bytes = Array(value.utf8)
+    static func isGYear(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
         guard let (_, end) = parseYear(bytes, from: 0) else { return false }
         return isTimezone(bytes, from: end)
     }
 
-    private static func byte(_ bytes: [UInt8], _ i: Int) -> UInt8? { i < bytes.count ? bytes[i] : nil }
+    @inline(__always)
+    private static func byte(_ bytes: UnsafeBufferPointer<UInt8>, _ i: Int) -> UInt8? { i < bytes.count ? bytes[i] : nil }
 
-    private static func digits(_ bytes: [UInt8], _ start: Int, _ count: Int) -> Int? {
+    private static func digits(_ bytes: UnsafeBufferPointer<UInt8>, _ start: Int, _ count: Int) -> Int? {
         guard start + count <= bytes.count else { return nil }
         var value = 0
         for k in start..<(start + count) {
@@ -171,7 +185,7 @@ enum LexicalTime {
         return value
     }
 
-    private static func parseYear(_ bytes: [UInt8], from start: Int) -> (Int, Int)? {
+    private static func parseYear(_ bytes: UnsafeBufferPointer<UInt8>, from start: Int) -> (Int, Int)? {
         var i = start
         var negative = false
         if byte(bytes, i) == 45 { negative = true; i += 1 }
@@ -189,14 +203,14 @@ enum LexicalTime {
     }
 
     /// Parses YYYY-MM-DD, returns the index after it.
-    private static func parseDate(_ bytes: [UInt8], from start: Int) -> Int? {
+    private static func parseDate(_ bytes: UnsafeBufferPointer<UInt8>, from start: Int) -> Int? {
         guard let (year, i) = parseYear(bytes, from: start), byte(bytes, i) == 45,
               let month = digits(bytes, i + 1, 2), byte(bytes, i + 3) == 45, let day = digits(bytes, i + 4, 2) else { return nil }
         guard month >= 1, month <= 12, day >= 1, day <= daysInMonth(year: year, month: month) else { return nil }
         return i + 6
     }
 
-    private static func isTimezone(_ bytes: [UInt8], from i: Int) -> Bool {
+    private static func isTimezone(_ bytes: UnsafeBufferPointer<UInt8>, from i: Int) -> Bool {
         if i == bytes.count { return true }
         if bytes[i] == 90 { return i + 1 == bytes.count }
         guard bytes[i] == 43 || bytes[i] == 45, i + 6 == bytes.count, let hh = digits(bytes, i + 1, 2),

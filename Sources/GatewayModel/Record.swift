@@ -75,25 +75,26 @@ extension PUISchema {
         guard let recordType = recordTypes[draft.type] else {
             return .failure(RecordValidationError(recordType: draft.type, field: "", message: "not a PUI record type"))
         }
-        var used = 0
-        var body = "<" + draft.type + ">"
-        body.reserveCapacity(512)
-        if let error = serialize(recordType.steps, draft: draft, into: &body, used: &used) {
-            return .failure(RecordValidationError(recordType: draft.type, field: error.0, message: error.1))
+        let steps = recordType.steps
+        // Two passes: the first validates and measures, the second writes the body straight into its String.
+        // Appending to a String (or to a byte array copied into one) per tag and value dominated the cost of
+        // ingesting a row.
+        return withUnsafeTemporaryAllocation(of: Int.self, capacity: steps.count) { plan in
+            var used = 0
+            var length = 0
+            if let error = measure(steps, draft: draft, plan: plan, length: &length, used: &used) {
+                return .failure(RecordValidationError(recordType: draft.type, field: error.0, message: error.1))
+            }
+            if used != draft.fields.count {
+                let known = Set(allPaths(recordType.elements, prefix: ""))
+                let unknown = draft.fields.first { !known.contains($0.path) }?.path ?? "?"
+                return .failure(RecordValidationError(recordType: draft.type, field: unknown,
+                                                      message: "no such element in \(draft.type) (schema pui-v1.xsd)"))
+            }
+            let body = write(steps, draft: draft, plan: UnsafeBufferPointer(plan), length: length)
+            return .success(NormalizedRecord(type: draft.type, key: key(of: draft, recordType, plan: UnsafeBufferPointer(plan)),
+                                             body: body))
         }
-        if used != draft.fields.count {
-            let known = Set(allPaths(recordType.elements, prefix: ""))
-            let unknown = draft.fields.first { !known.contains($0.path) }?.path ?? "?"
-            return .failure(RecordValidationError(recordType: draft.type, field: unknown,
-                                                  message: "no such element in \(draft.type) (schema pui-v1.xsd)"))
-        }
-        body += "</" + draft.type + ">"
-        var key = ""
-        for (index, field) in recordType.keyFields.enumerated() {
-            if index > 0 { key += "\u{1F}" }
-            key += draft[field] ?? ""
-        }
-        return .success(NormalizedRecord(type: draft.type, key: key, body: body))
     }
 
     private func allPaths(_ elements: [ElementDeclaration], prefix: String) -> [String] {
@@ -105,49 +106,171 @@ extension PUISchema {
         }
     }
 
-    /// Writes the record in schema order; returns (field, message) of the first problem, or nil.
-    /// Mappings emit fields in schema order, so the lookup usually hits at the cursor.
-    private func serialize(_ steps: [SerializationStep], draft: DraftRecord, into body: inout String,
-                           used: inout Int) -> (String, String)? {
+    /// The key fields' values joined by U+001F. After a successful `measure` every draft path occurs once, so the
+    /// field a leaf step took is the one `draft[keyField]` would find.
+    private func key(of draft: DraftRecord, _ recordType: RecordType, plan: UnsafeBufferPointer<Int>) -> String {
+        func value(_ index: Int) -> String {
+            guard let step = recordType.keyStepIndices[index] else { return draft[recordType.keyFields[index]] ?? "" }
+            return plan[step] >= 0 ? draft.fields[plan[step]].value : ""
+        }
+        if recordType.keyFields.count == 1 { return value(0) }
+        var key = ""
+        for index in recordType.keyFields.indices {
+            if index > 0 { key += "\u{1F}" }
+            key += value(index)
+        }
+        return key
+    }
+
+    /// Validates the record in schema order and measures its body; returns (field, message) of the first problem.
+    /// For each step, `plan` receives the draft field a leaf takes (-1: absent) or whether a group is written
+    /// (-1: skipped). Mappings emit fields in schema order, so the lookup usually hits at the cursor.
+    private func measure(_ steps: [SerializationStep], draft: DraftRecord, plan: UnsafeMutableBufferPointer<Int>,
+                         length: inout Int, used: inout Int) -> (String, String)? {
         var cursor = 0
         let fields = draft.fields
-        func lookup(_ path: String) -> String? {
+        func lookup(_ path: String) -> Int? {
             if cursor < fields.count, fields[cursor].path == path {
                 cursor += 1
-                return fields[cursor - 1].value
+                return cursor - 1
             }
             if let index = fields.firstIndex(where: { $0.path == path }) {
                 cursor = index + 1
-                return fields[index].value
+                return index
             }
             return nil
         }
+        length = 2 * draft.type.utf8.count + 5  // <Type></Type>
         var index = 0
         while index < steps.count {
             let step = steps[index]
+            plan[index] = -1
             index += 1
             switch step.kind {
             case .leaf(let type):
-                guard let value = lookup(step.path) else {
+                guard let fieldIndex = lookup(step.path) else {
                     if step.minOccurs > 0 { return (step.path, "missing: the element is required") }
                     continue
                 }
                 used += 1
-                if let problem = type.check(value) { return (step.path, problem) }
-                body += step.openTag
-                body += xmlCanonicalTextEscape(value)
-                body += step.closeTag
+                plan[index - 1] = fieldIndex
+                var value = fields[fieldIndex].value
+                let fastLength = value.withUTF8 { bytes in step.fastCheck?.escapedLengthIfCertainlyValid(bytes) }
+                if let fastLength {
+                    length += step.openTagBytes.count + fastLength + step.closeTagBytes.count
+                } else {
+                    // The authority: it gives the message, and accepts what the fast path could not vouch for.
+                    if let problem = type.check(value) { return (step.path, problem) }
+                    length += step.openTagBytes.count + value.withUTF8 { canonicalEscapedLength($0) } + step.closeTagBytes.count
+                }
             case .groupStart(let end):
-                guard fields.contains(where: { $0.path.hasPrefix(step.path) }) else {
+                guard fields.contains(where: { hasPathPrefix($0.path, step) }) else {
                     if step.minOccurs > 0 { return (String(step.path.dropLast()), "missing: the element is required") }
+                    for skipped in index..<(end + 1) { plan[skipped] = -1 }
                     index = end + 1
                     continue
                 }
-                body += step.openTag
+                plan[index - 1] = 1
+                length += step.openTagBytes.count
             case .groupEnd:
-                body += step.closeTag
+                length += step.closeTagBytes.count
             }
         }
         return nil
     }
+
+    /// Writes the body `measure` planned: exactly `length` bytes.
+    private func write(_ steps: [SerializationStep], draft: DraftRecord, plan: UnsafeBufferPointer<Int>, length: Int) -> String {
+        let fields = draft.fields
+        return String(unsafeUninitializedCapacity: length) { out in
+            var at = 0
+            @inline(__always) func put(_ bytes: UnsafeBufferPointer<UInt8>) {
+                guard let source = bytes.baseAddress, let target = out.baseAddress, !bytes.isEmpty else { return }
+                (target + at).update(from: source, count: bytes.count)
+                at += bytes.count
+            }
+            @inline(__always) func put(_ bytes: [UInt8]) { bytes.withUnsafeBufferPointer { put($0) } }
+            @inline(__always) func put(byte: UInt8) {
+                out[at] = byte
+                at += 1
+            }
+            var type = draft.type
+            put(byte: 0x3C)
+            type.withUTF8 { put($0) }
+            put(byte: 0x3E)
+            var index = 0
+            while index < steps.count {
+                let step = steps[index]
+                let choice = plan[index]
+                index += 1
+                switch step.kind {
+                case .leaf:
+                    guard choice >= 0 else { continue }
+                    put(step.openTagBytes)
+                    var value = fields[choice].value
+                    value.withUTF8 { bytes in
+                        // &, <, > and CR are the only characters exc-C14N escapes in text; all are ASCII, so they never
+                        // occur inside a multi-byte UTF-8 sequence.
+                        var plainStart = 0
+                        for (offset, byte) in bytes.enumerated() {
+                            let replacement: StaticString
+                            switch byte {
+                            case 0x26: replacement = "&amp;"
+                            case 0x3C: replacement = "&lt;"
+                            case 0x3E: replacement = "&gt;"
+                            case 0x0D: replacement = "&#xD;"
+                            default: continue
+                            }
+                            put(UnsafeBufferPointer(rebasing: bytes[plainStart..<offset]))
+                            put(UnsafeBufferPointer(start: replacement.utf8Start, count: replacement.utf8CodeUnitCount))
+                            plainStart = offset + 1
+                        }
+                        put(UnsafeBufferPointer(rebasing: bytes[plainStart...]))
+                    }
+                    put(step.closeTagBytes)
+                case .groupStart(let end):
+                    guard choice >= 0 else {
+                        index = end + 1
+                        continue
+                    }
+                    put(step.openTagBytes)
+                case .groupEnd:
+                    put(step.closeTagBytes)
+                }
+            }
+            put(byte: 0x3C)
+            put(byte: 0x2F)
+            type.withUTF8 { put($0) }
+            put(byte: 0x3E)
+            return at
+        }
+    }
+}
+
+/// `path.hasPrefix(step.path)`, comparing bytes when both are plain ASCII (then each character is one byte and
+/// String's canonical-equivalence rules cannot make a difference).
+@inline(__always)
+private func hasPathPrefix(_ path: String, _ step: SerializationStep) -> Bool {
+    guard step.pathIsPlainASCII else { return path.hasPrefix(step.path) }
+    var path = path
+    return path.withUTF8 { bytes in
+        var plain = true
+        for byte in bytes where byte >= 0x80 || byte == 0x0D { plain = false; break }
+        guard plain else { return String(decoding: bytes, as: UTF8.self).hasPrefix(step.path) }
+        return step.path.utf8.count <= bytes.count && step.path.utf8.elementsEqual(bytes.prefix(step.path.utf8.count))
+    }
+}
+
+/// The length of `xmlCanonicalTextEscape(value)` in UTF-8 bytes.
+@inline(__always)
+func canonicalEscapedLength(_ value: UnsafeBufferPointer<UInt8>) -> Int {
+    var length = value.count
+    for byte in value {
+        switch byte {
+        case 0x26, 0x0D: length += 4  // &amp; &#xD;
+        case 0x3C, 0x3E: length += 3  // &lt; &gt;
+        default: break
+        }
+    }
+    return length
 }

@@ -72,6 +72,8 @@ public struct RecordType: Sendable {
     public var keyFields: [String]
     /// The element tree flattened in document order, with tags prebuilt (serialization runs per record).
     var steps: [SerializationStep] = []
+    /// For each key field, the index of its leaf in `steps` (nil when it is not a top-level leaf).
+    var keyStepIndices: [Int?] = []
 }
 
 /// One step of writing a record: a leaf element, or the start/end of a nested group (Person, Staff).
@@ -83,6 +85,11 @@ final class SerializationStep: @unchecked Sendable {
         self.openTag = openTag
         self.closeTag = closeTag
         self.minOccurs = minOccurs
+        openTagBytes = Array(openTag.utf8)
+        closeTagBytes = Array(closeTag.utf8)
+        // Element names are ASCII in practice; then a byte comparison decides prefix questions exactly.
+        pathIsPlainASCII = path.utf8.allSatisfy { $0 < 0x80 && $0 != 0x0D }
+        if case .leaf(let type) = kind { fastCheck = FastValueCheck(type) } else { fastCheck = nil }
     }
     enum Kind: Sendable {
         case leaf(SimpleType)
@@ -96,6 +103,13 @@ final class SerializationStep: @unchecked Sendable {
     let openTag: String
     let closeTag: String
     let minOccurs: Int
+    /// The tags as bytes: records are assembled as UTF-8 bytes.
+    let openTagBytes: [UInt8]
+    let closeTagBytes: [UInt8]
+    /// The path has only ASCII characters and no CR: prefix tests against other ASCII paths can compare bytes.
+    let pathIsPlainASCII: Bool
+    /// The allocation-free acceptance test of a leaf's type (nil for groups, or when the type has no fast form).
+    let fastCheck: FastValueCheck?
 }
 
 extension PUISchema {
@@ -174,7 +188,13 @@ public final class PUISchema: Sendable {
             }
             var steps: [SerializationStep] = []
             Self.flatten(sequence, prefix: "", complexTypes: complex, into: &steps)
-            records[name] = RecordType(name: name, elements: sequence, keyFields: keyFields, steps: steps)
+            let keySteps = keyFields.map { field in
+                steps.firstIndex { step in
+                    if case .leaf = step.kind { return step.path == field }
+                    return false
+                }
+            }
+            records[name] = RecordType(name: name, elements: sequence, keyFields: keyFields, steps: steps, keyStepIndices: keySteps)
         }
         recordTypes = records
         complexTypes = complex

@@ -63,15 +63,15 @@ struct SimplePattern: Sendable {
     }
 
     func matches(_ value: String) -> Bool {
-        var count = 0
-        var ascii = true
-        for byte in value.utf8 {
-            if byte >= 0x80 { ascii = false; break }
-            count += 1
-        }
-        guard ascii else { return false }  // classes are ASCII-only: any other character cannot match
+        var value = value
+        return value.withUTF8 { matches($0) }
+    }
+
+    func matches(_ value: UnsafeBufferPointer<UInt8>) -> Bool {
+        for byte in value where byte >= 0x80 { return false }  // classes are ASCII-only: any other character cannot match
+        let count = value.count
         for alternative in alternatives where count >= alternative.minimum && count <= alternative.maximum {
-            if value.utf8.allSatisfy({ alternative.allowed[Int($0)] }) { return true }
+            if alternative.allowed.withUnsafeBufferPointer({ allowed in value.allSatisfy { allowed[Int($0)] } }) { return true }
         }
         return false
     }

@@ -32,9 +32,8 @@ public struct MappingPlan: Sendable {
     public let file: String
     let records: [RecordSpec]
     let tables: [String: CodeTableSpec]
-    let fieldRules: [[FieldRule]]
-    /// For each record, the column slot of each of its conditions.
-    let conditionSlots: [[Int]]
+    /// Each record of the mapping compiled for the per-row path, in mapping order.
+    let routes: [RecordRoute]
 
     /// Every source column the mapping reads (conditions and fields).
     public let columns: [String]
@@ -79,7 +78,8 @@ public struct MappingPlan: Sendable {
                     }
                 }
                 let slot = field.column.map(use)
-                recordRules.append(FieldRule(spec: field, formats: formats, slot: slot))
+                let table = field.codeTable.flatMap { name in spec.codeTables[name].map { CodeTable($0) } }
+                recordRules.append(FieldRule(spec: field, formats: formats, slot: slot, codeTable: table))
             }
             for field in recordType.keyFields where !record.fields.contains(where: { $0.path == field }) {
                 report(record.line, "fields", "\(record.type) needs its key field \(field)")
@@ -90,8 +90,13 @@ public struct MappingPlan: Sendable {
             rules.append(recordRules)
         }
         if !errors.isEmpty { return .failure(ConfigErrors(errors)) }
+        let routes = spec.records.indices.map { index in
+            RecordRoute(type: spec.records[index].type,
+                        conditions: zip(spec.records[index].conditions, conditionSlots[index]).map { ($0.test, $1) },
+                        rules: rules[index])
+        }
         return .success(MappingPlan(name: spec.name, file: spec.file, records: spec.records, tables: spec.codeTables,
-                                    fieldRules: rules, conditionSlots: conditionSlots, columns: columns))
+                                    routes: routes, columns: columns))
     }
 
     /// Binds the plan to a file's header. Columns the mapping needs but the header lacks are an error;
@@ -127,16 +132,64 @@ extension PUISchema {
 }
 
 /// A class: rules are read per row and field, and a struct full of strings would be copied each time.
+/// The spec's settings are copied out into plain properties so that evaluating a field does not copy the spec.
 final class FieldRule: Sendable {
-    init(spec: FieldSpec, formats: [DateTimeFormat], slot: Int?) {
+    init(spec: FieldSpec, formats: [DateTimeFormat], slot: Int?, codeTable: CodeTable?) {
         self.spec = spec
         self.formats = formats
         self.slot = slot
+        self.codeTable = codeTable
+        path = spec.path
+        constant = spec.constant
+        defaultValue = spec.defaultValue
+        trim = spec.trim
+        identity18 = spec.identity18
+        utcOffsetMinutes = spec.utcOffsetMinutes
+        decimalPlaces = spec.decimalPlaces
+        integer = spec.integer
     }
     let spec: FieldSpec
     let formats: [DateTimeFormat]
     /// Position of the field's column in `MappingPlan.columns`.
     let slot: Int?
+    /// The spec's code table, resolved when the plan is compiled.
+    let codeTable: CodeTable?
+    let path: String
+    let constant: String?
+    let defaultValue: String?
+    let trim: Bool
+    let identity18: Bool
+    let utcOffsetMinutes: Int
+    let decimalPlaces: Int?
+    let integer: Bool
+}
+
+/// A code table as the per-row path reads it (a class, so that a lookup does not copy the table's struct).
+final class CodeTable: Sendable {
+    let name: String
+    let entries: [String: String]
+    let fallback: String?
+    let passThrough: Bool
+
+    init(_ spec: CodeTableSpec) {
+        name = spec.name
+        entries = spec.entries
+        fallback = spec.fallback
+        passThrough = spec.passThrough
+    }
+}
+
+/// One record of a mapping, ready for the per-row path: its routing conditions by column slot and its field rules.
+final class RecordRoute: Sendable {
+    let type: String
+    let conditions: [(test: ConditionSpec.Test, slot: Int)]
+    let rules: [FieldRule]
+
+    init(type: String, conditions: [(test: ConditionSpec.Test, slot: Int)], rules: [FieldRule]) {
+        self.type = type
+        self.conditions = conditions
+        self.rules = rules
+    }
 }
 
 /// The result of mapping one row: the records it yields and the errors of those that could not be built.
@@ -160,19 +213,29 @@ public struct BoundMapping: Sendable {
     public func map(_ row: [String]) -> RowOutcome {
         var outcome = RowOutcome()
         var matched = false
-        for (index, record) in plan.records.enumerated() {
-            let slots = plan.conditionSlots[index]
-            guard record.conditions.indices.allSatisfy({ holds(record.conditions[$0], slot: slots[$0], row) }) else { continue }
+        // Records usually route on the same column: trim its value once per row, not once per record.
+        var trimmedSlot = -1
+        var trimmedText = ""
+        for route in plan.routes {
+            var holdsAll = true
+            for condition in route.conditions {
+                if condition.slot != trimmedSlot {
+                    trimmedText = value(slot: condition.slot, in: row).trimmingSpaces()
+                    trimmedSlot = condition.slot
+                }
+                if !holds(condition.test, trimmedText) { holdsAll = false; break }
+            }
+            guard holdsAll else { continue }
             matched = true
-            var draft = DraftRecord(type: record.type)
-            draft.fields.reserveCapacity(plan.fieldRules[index].count)
+            var draft = DraftRecord(type: route.type)
+            draft.fields.reserveCapacity(route.rules.count)
             var failed = false
-            for rule in plan.fieldRules[index] {
+            for rule in route.rules {
                 switch evaluate(rule, row: row) {
-                case .success(let value?): draft.fields.append((rule.spec.path, value))
+                case .success(let value?): draft.fields.append((rule.path, value))
                 case .success(nil): continue
                 case .failure(let message):
-                    outcome.errors.append(MappingError(recordType: record.type, field: rule.spec.path,
+                    outcome.errors.append(MappingError(recordType: route.type, field: rule.path,
                                                        column: rule.spec.column, message: message.message))
                     failed = true
                 }
@@ -190,9 +253,9 @@ public struct BoundMapping: Sendable {
         return outcome
     }
 
-    private func holds(_ condition: ConditionSpec, slot: Int, _ row: [String]) -> Bool {
-        let text = value(slot: slot, in: row).trimmingSpaces()
-        switch condition.test {
+    /// Whether a condition holds for the column's trimmed text.
+    private func holds(_ test: ConditionSpec.Test, _ text: String) -> Bool {
+        switch test {
         case .oneOf(let values): return values.contains(text)
         case .noneOf(let values): return !values.contains(text)
         case .blank: return text.isEmpty
@@ -205,31 +268,30 @@ public struct BoundMapping: Sendable {
 
     /// nil: the field is absent (blank and no default); the schema decides whether that is allowed.
     private func evaluate(_ rule: FieldRule, row: [String]) -> Result<String?, Failure> {
-        let spec = rule.spec
         var text: String
-        if let constant = spec.constant {
+        if let constant = rule.constant {
             text = constant
         } else if let slot = rule.slot {
             text = value(slot: slot, in: row)
-            if spec.trim { text = text.trimmingSpaces() }
+            if rule.trim { text = text.trimmingSpaces() }
         } else {
             text = ""
         }
         if text.isEmpty {
-            guard let fallback = spec.defaultValue else { return .success(nil) }
+            guard let fallback = rule.defaultValue else { return .success(nil) }
             text = fallback
         }
-        if let tableName = spec.codeTable, let table = plan.tables[tableName] {
+        if let table = rule.codeTable {
             if let mapped = table.entries[text] {
                 text = mapped
             } else if let fallback = table.fallback {
                 text = fallback
             } else if !table.passThrough {
-                return .failure("'\(text)' is not in code table \(tableName)")
+                return .failure("'\(text)' is not in code table \(rule.spec.codeTable ?? table.name)")
             }
         }
-        if spec.identity18 {
-            switch IdentityNumber.normalize(text) {
+        if rule.identity18 {
+            switch IdentityNumber.normalizeQuickly(text) {
             case .success(let normalized): text = normalized
             case .failure(let message): return .failure(message)
             }
@@ -237,23 +299,23 @@ public struct BoundMapping: Sendable {
         if !rule.formats.isEmpty {
             var parsed: String?
             for format in rule.formats {
-                if let value = format.beijingTime(from: text, utcOffsetMinutes: spec.utcOffsetMinutes) {
+                if let value = format.beijingTime(from: text, utcOffsetMinutes: rule.utcOffsetMinutes) {
                     parsed = value
                     break
                 }
             }
             guard let parsed else {
-                return .failure("'\(text)' does not match the time format \(spec.dateTimeFormats.joined(separator: " or "))")
+                return .failure("'\(text)' does not match the time format \(rule.spec.dateTimeFormats.joined(separator: " or "))")
             }
             text = parsed
         }
-        if let places = spec.decimalPlaces {
+        if let places = rule.decimalPlaces {
             switch DecimalFormatting.normalize(text, places: places) {
             case .success(let value): text = value
             case .failure(let message): return .failure(message)
             }
         }
-        if spec.integer {
+        if rule.integer {
             switch DecimalFormatting.normalizeInteger(text) {
             case .success(let value): text = value
             case .failure(let message): return .failure(message)
@@ -263,27 +325,32 @@ public struct BoundMapping: Sendable {
     }
 }
 
+@inline(__always)
+private func isTrimmableByte(_ byte: UInt8) -> Bool { byte == 0x20 || byte == 0x09 || byte == 0x0A || byte == 0x0D }
+
 extension String {
     /// Trims ASCII and ideographic spaces (U+3000), tabs and line breaks (legacy exports pad with both).
     /// Works on UTF-8 bytes: trimming runs for every field of every row.
     func trimmingSpaces() -> String {
         let utf8 = self.utf8
         guard let firstByte = utf8.first, let lastByte = utf8.last else { return self }
-        func isTrimmable(_ b: UInt8) -> Bool { b == 0x20 || b == 0x09 || b == 0x0A || b == 0x0D }
         // Fast path: nothing to trim at either end (U+3000 starts with 0xE3 and ends with 0x80).
-        if !isTrimmable(firstByte) && !isTrimmable(lastByte) && firstByte != 0xE3 && lastByte != 0x80 { return self }
-        var bytes = Array(utf8)[...]
-        while true {
-            if let b = bytes.first, isTrimmable(b) { bytes = bytes.dropFirst(); continue }
-            if bytes.starts(with: [0xE3, 0x80, 0x80]) { bytes = bytes.dropFirst(3); continue }
-            break
+        if !isTrimmableByte(firstByte) && !isTrimmableByte(lastByte) && firstByte != 0xE3 && lastByte != 0x80 { return self }
+        var text = self
+        return text.withUTF8 { bytes in
+            var start = 0, end = bytes.count
+            while start < end {
+                if isTrimmableByte(bytes[start]) { start += 1; continue }
+                if end - start >= 3, bytes[start] == 0xE3, bytes[start + 1] == 0x80, bytes[start + 2] == 0x80 { start += 3; continue }
+                break
+            }
+            while start < end {
+                if isTrimmableByte(bytes[end - 1]) { end -= 1; continue }
+                if end - start >= 3, bytes[end - 3] == 0xE3, bytes[end - 2] == 0x80, bytes[end - 1] == 0x80 { end -= 3; continue }
+                break
+            }
+            return String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<end]), as: UTF8.self)
         }
-        while true {
-            if let b = bytes.last, isTrimmable(b) { bytes = bytes.dropLast(); continue }
-            if bytes.count >= 3, bytes.suffix(3).elementsEqual([0xE3, 0x80, 0x80]) { bytes = bytes.dropLast(3); continue }
-            break
-        }
-        return String(decoding: bytes, as: UTF8.self)
     }
 
     func replacingBOM() -> String {

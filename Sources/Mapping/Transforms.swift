@@ -51,14 +51,21 @@ struct DateTimeFormat: Sendable {
 
     /// Parses `text` and renders it as PUI BeijingTime (`yyyy-MM-ddTHH:mm:ss[.SSS]+08:00`), converting from the
     /// given source offset. nil when the text does not match or names an impossible date or time.
+    /// Works on the UTF-8 bytes and writes the result straight into the new String: this runs for every time
+    /// field of every row.
     func beijingTime(from text: String, utcOffsetMinutes: Int) -> String? {
+        var text = text
+        return text.withUTF8 { beijingTime(from: $0, utcOffsetMinutes: utcOffsetMinutes) }
+    }
+
+    private func beijingTime(from bytes: UnsafeBufferPointer<UInt8>, utcOffsetMinutes: Int) -> String? {
         var year = 0, month = 0, day = 0, hour = 0, minute = 0, second = 0, millis = -1
-        var bytes = Array(text.utf8)[...]
+        var position = 0
         func number(min: Int, max: Int) -> Int? {
             var value = 0, count = 0
-            while count < max, let b = bytes.first, b >= 48, b <= 57 {
-                value = value * 10 + Int(b - 48)
-                bytes = bytes.dropFirst()
+            while count < max, position < bytes.count, bytes[position] >= 48, bytes[position] <= 57 {
+                value = value * 10 + Int(bytes[position] - 48)
+                position += 1
                 count += 1
             }
             return count >= min ? value : nil
@@ -72,16 +79,17 @@ struct DateTimeFormat: Sendable {
             case .minute: guard let v = number(min: 2, max: 2) else { return nil }; minute = v
             case .second: guard let v = number(min: 2, max: 2) else { return nil }; second = v
             case .fraction:
-                let before = bytes.count
+                let before = position
                 guard let v = number(min: 1, max: 3) else { return nil }
-                let digits = before - bytes.count
+                let digits = position - before
                 millis = v * (digits == 1 ? 100 : digits == 2 ? 10 : 1)
             case .literal(let expected):
-                guard bytes.first == expected else { return nil }
-                bytes = bytes.dropFirst()
+                guard position < bytes.count, bytes[position] == expected else { return nil }
+                position += 1
             }
         }
-        guard bytes.isEmpty, year >= 1, month >= 1, month <= 12, day >= 1, day <= CivilCalendar.daysInMonth(year: year, month: month),
+        guard position == bytes.count, year >= 1, month >= 1, month <= 12, day >= 1,
+              day <= CivilCalendar.daysInMonth(year: year, month: month),
               hour <= 23, minute <= 59, second <= 59 else { return nil }
         if utcOffsetMinutes != 480 {
             // Convert through minutes since the epoch: legacy zone → UTC → Beijing.
@@ -93,23 +101,28 @@ struct DateTimeFormat: Sendable {
             hour = total / 60
             minute = total % 60
         }
-        // Built as bytes: this runs for every time field of every row.
-        var out = [UInt8]()
-        out.reserveCapacity(29)
-        func put(_ value: Int, _ width: Int) {
-            var digits = [UInt8](repeating: 48, count: width)
-            var rest = value
-            for position in stride(from: width - 1, through: 0, by: -1) {
-                digits[position] = UInt8(48 + rest % 10)
-                rest /= 10
+        // A year beyond four digits is written with its low four digits, as it always was.
+        let length = millis > 0 ? 29 : 25
+        return String(unsafeUninitializedCapacity: length) { out in
+            var at = 0
+            func put(_ value: Int, _ width: Int) {
+                var rest = value
+                for position in stride(from: at + width - 1, through: at, by: -1) {
+                    out[position] = UInt8(48 + rest % 10)
+                    rest /= 10
+                }
+                at += width
             }
-            out += digits
+            func put(byte: UInt8) {
+                out[at] = byte
+                at += 1
+            }
+            put(year, 4); put(byte: 45); put(month, 2); put(byte: 45); put(day, 2); put(byte: 84)
+            put(hour, 2); put(byte: 58); put(minute, 2); put(byte: 58); put(second, 2)
+            if millis > 0 { put(byte: 46); put(millis, 3) }
+            for byte in "+08:00".utf8 { put(byte: byte) }
+            return at
         }
-        put(year, 4); out.append(45); put(month, 2); out.append(45); put(day, 2); out.append(84)
-        put(hour, 2); out.append(58); put(minute, 2); out.append(58); put(second, 2)
-        if millis > 0 { out.append(46); put(millis, 3) }
-        out += [43, 48, 56, 58, 48, 48]  // "+08:00"
-        return String(decoding: out, as: UTF8.self)
     }
 
 }
@@ -153,6 +166,11 @@ enum DecimalFormatting {
 
     /// "015" → "15"; "15.0" → "15"; "15.5" is an error.
     static func normalizeInteger(_ text: String) -> Result<String, Failure> {
+        // Already normal (digits only, no leading zero): the common case needs no rewriting.
+        if let first = text.utf8.first, first != 48 || text.utf8.count == 1,
+           text.utf8.allSatisfy({ $0 >= 48 && $0 <= 57 }) {
+            return .success(text)
+        }
         switch normalize(text, places: 0) {
         case .success(let value): return .success(value)
         case .failure: return .failure("'\(text)' is not a whole number")
@@ -171,6 +189,15 @@ public enum IdentityNumber {
         guard digits.count == 17, body.allSatisfy({ $0.isASCII && $0.isNumber }) else { return nil }
         let sum = zip(digits, weights).reduce(0) { $0 + $1.0 * $1.1 }
         return checkCharacters[sum % 11]
+    }
+
+    /// `normalize` without its Character-level work for the usual input, 18 printable ASCII characters (each one
+    /// byte and one Character, and `uppercased()` maps only a-z); anything else goes through `normalize`.
+    static func normalizeQuickly(_ text: String) -> Result<String, Failure> {
+        let utf8 = text.utf8
+        guard utf8.count == 18, utf8.allSatisfy({ $0 >= 0x21 && $0 <= 0x7E }) else { return normalize(text) }
+        guard utf8.contains(where: { $0 >= 0x61 && $0 <= 0x7A }) else { return .success(text) }
+        return .success(String(decoding: utf8.map { $0 >= 0x61 && $0 <= 0x7A ? $0 - 0x20 : $0 }, as: UTF8.self))
     }
 
     /// 15 digits → insert "19" after the 6-digit area code and append the check character; 18 characters are
