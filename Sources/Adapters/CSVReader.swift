@@ -142,51 +142,87 @@ struct CSVShapeError: Error {
     let message: String
 }
 
+/// The fields of one decoded row: their unquoted UTF-8 bytes back to back, and where each one lies.
+/// Reused from row to row, so that splitting a row allocates nothing once the buffers have grown.
+struct CSVFieldBuffer {
+    var bytes: [UInt8] = []
+    var ranges: [Range<Int>] = []
+
+    var count: Int { ranges.count }
+
+    mutating func removeAll() {
+        bytes.removeAll(keepingCapacity: true)
+        ranges.removeAll(keepingCapacity: true)
+    }
+
+    mutating func append(_ field: UnsafeBufferPointer<UInt8>) {
+        let start = bytes.count
+        bytes.append(contentsOf: field)
+        ranges.append(start..<bytes.count)
+    }
+
+    /// The fields as Strings (what the general path of row preparation reads).
+    func strings() -> [String] {
+        bytes.withUnsafeBufferPointer { all in
+            ranges.map { String(decoding: UnsafeBufferPointer(rebasing: all[$0]), as: UTF8.self) }
+        }
+    }
+}
+
 /// Splits one decoded row (UTF-8 bytes) into fields per RFC 4180: quoted fields, doubled quotes, delimiters and
 /// line breaks inside quotes. A quote inside an unquoted field is kept literally (legacy exports do this).
-func splitCSVFields(_ bytes: UnsafeBufferPointer<UInt8>, delimiter: UInt8, into fields: inout [String]) throws(CSVShapeError) {
-    fields.removeAll(keepingCapacity: true)
+func splitCSVFields(_ bytes: UnsafeBufferPointer<UInt8>, delimiter: UInt8, into fields: inout CSVFieldBuffer) throws(CSVShapeError) {
+    fields.removeAll()
     let count = bytes.count
     var i = 0
-    var scratch: [UInt8] = []
     while true {
         if i < count, bytes[i] == 0x22 {
-            // Quoted field.
-            scratch.removeAll(keepingCapacity: true)
+            // Quoted field: copied run by run up to each quote; a doubled quote stands for one.
+            let start = fields.bytes.count
             i += 1
             var closed = false
+            var runStart = i
             while i < count {
-                let byte = bytes[i]
-                if byte == 0x22 {
-                    if i + 1 < count, bytes[i + 1] == 0x22 {
-                        scratch.append(0x22)
-                        i += 2
-                        continue
-                    }
-                    closed = true
+                if bytes[i] != 0x22 {
                     i += 1
-                    break
+                    continue
                 }
-                scratch.append(byte)
+                fields.bytes.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[runStart..<i]))
+                if i + 1 < count, bytes[i + 1] == 0x22 {
+                    fields.bytes.append(0x22)
+                    i += 2
+                    runStart = i
+                    continue
+                }
+                closed = true
                 i += 1
+                break
             }
             guard closed else { throw CSVShapeError(message: "unterminated quoted field \(fields.count + 1)") }
-            fields.append(String(decoding: scratch, as: UTF8.self))
+            fields.ranges.append(start..<fields.bytes.count)
             if i == count { return }
             guard bytes[i] == delimiter else {
                 throw CSVShapeError(message: "text after the closing quote of field \(fields.count)")
             }
             i += 1
-            if i == count { fields.append(""); return }
+            if i == count { fields.append(UnsafeBufferPointer(rebasing: bytes[i..<i])); return }
         } else {
             let fieldStart = i
             while i < count, bytes[i] != delimiter { i += 1 }
-            fields.append(String(decoding: UnsafeBufferPointer(rebasing: bytes[fieldStart..<i]), as: UTF8.self))
+            fields.append(UnsafeBufferPointer(rebasing: bytes[fieldStart..<i]))
             if i == count { return }
             i += 1
-            if i == count { fields.append(""); return }
+            if i == count { fields.append(UnsafeBufferPointer(rebasing: bytes[i..<i])); return }
         }
     }
+}
+
+/// `splitCSVFields` into Strings (headers, replayed quarantine rows).
+func splitCSVFields(_ bytes: UnsafeBufferPointer<UInt8>, delimiter: UInt8, into fields: inout [String]) throws(CSVShapeError) {
+    var buffer = CSVFieldBuffer()
+    fields.removeAll(keepingCapacity: true)
+    try splitCSVFields(bytes, delimiter: delimiter, into: &buffer)
+    fields = buffer.strings()
 }
 
 /// Values as one RFC 4180 line: the raw form in quarantine of rows that did not come from a CSV file (ODBC, SOAP),

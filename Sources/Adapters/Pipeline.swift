@@ -67,6 +67,41 @@ public struct RowPreparer: Sendable {
     }
 
     public func prepare(_ fields: [String], line: Int, origin: () -> RowOrigin) -> PreparedRow {
+        prepare(fields, line: line, scratch: RowScratch(), origin: origin)
+    }
+
+    /// `prepare` with buffers reused across the rows of one thread. Ordinary rows are mapped, validated and
+    /// serialized in one pass on bytes; any other row takes the general path (map, then normalize each draft),
+    /// which gives the same records and words the quarantine reasons.
+    public func prepare(_ fields: [String], line: Int, scratch: RowScratch, origin: () -> RowOrigin) -> PreparedRow {
+        if let records = mapping.normalizeOrdinaryRow(fields, schema: schema, scratch: scratch) {
+            return prepared(records, line: line)
+        }
+        return prepareInGeneral(fields, line: line, origin: origin)
+    }
+
+    /// `prepare` for a row split into UTF-8 bytes (`fieldRanges` index `fieldBytes`): ordinary rows never become
+    /// Strings field by field.
+    public func prepare(fieldBytes: UnsafeBufferPointer<UInt8>, fieldRanges: UnsafeBufferPointer<Range<Int>>, line: Int,
+                        scratch: RowScratch, origin: () -> RowOrigin) -> PreparedRow {
+        if let records = mapping.normalizeOrdinaryRow(fieldBytes: fieldBytes, fieldRanges: fieldRanges, schema: schema,
+                                                      scratch: scratch) {
+            return prepared(records, line: line)
+        }
+        let fields = fieldRanges.map { String(decoding: UnsafeBufferPointer(rebasing: fieldBytes[$0]), as: UTF8.self) }
+        return prepareInGeneral(fields, line: line, origin: origin)
+    }
+
+    private func prepared(_ records: [NormalizedRecord], line: Int) -> PreparedRow {
+        var prepared = PreparedRow(line: line)
+        prepared.digests.reserveCapacity(records.count)
+        for record in records { prepared.digests.append(Digest.sha256(record.body)) }
+        prepared.records = records
+        return prepared
+    }
+
+    /// Map, then validate each draft: the authority for every row, and the one that words quarantine reasons.
+    private func prepareInGeneral(_ fields: [String], line: Int, origin: () -> RowOrigin) -> PreparedRow {
         var prepared = PreparedRow(line: line)
         let outcome = mapping.map(fields)
         var failure: (stage: QuarantineItem.Stage, type: String, field: String, reason: String)?

@@ -1,5 +1,6 @@
 import Foundation
 import Journal
+import Mapping
 import TextSupport
 
 /// Prepared rows up to a file position: written to the journal in one transaction.
@@ -117,8 +118,8 @@ struct RowReadingJob: Sendable {
         do {
             let reader = try CSVRowReader(path: path, startOffset: startOffset, startLine: startLine)
             let decoder = try TextDecoder(encoding)
-            var fields: [String] = []
-            fields.reserveCapacity(header.count + 4)
+            var fields = CSVFieldBuffer()
+            let scratch = RowScratch()
             while true {
                 channel.releaseSpent()
                 var batch = PreparedBatch(endOffset: reader.offset, endLine: reader.line, isLast: false)
@@ -126,7 +127,7 @@ struct RowReadingJob: Sendable {
                 while batch.rows.count < batchRows {
                     guard let row = try reader.next() else { batch.isLast = true; break }
                     if row.bytes.isEmpty { continue }  // blank line
-                    batch.rows.append(prepare(row, decoder: decoder, fields: &fields))
+                    batch.rows.append(prepare(row, decoder: decoder, fields: &fields, scratch: scratch))
                 }
                 batch.endOffset = reader.offset
                 batch.endLine = reader.line
@@ -137,7 +138,7 @@ struct RowReadingJob: Sendable {
         }
     }
 
-    private func prepare(_ row: RawRow, decoder: TextDecoder, fields: inout [String]) -> PreparedRow {
+    private func prepare(_ row: RawRow, decoder: TextDecoder, fields: inout CSVFieldBuffer, scratch: RowScratch) -> PreparedRow {
         func origin() -> RowOrigin {
             RowOrigin(source: source, origin: name, line: row.line, raw: Array(row.bytes), encoding: encoding.rawValue, header: header)
         }
@@ -149,30 +150,24 @@ struct RowReadingJob: Sendable {
         if row.unterminatedQuote {
             return quarantined(.parse, "unterminated quoted field: the file ends inside quotes")
         }
-        let delimiter = self.delimiter
-        let split: Result<Void, Error> = Result {
-            try decoder.decodeToUTF8(row.bytes) { utf8 -> Result<Void, CSVShapeError> in
-                do throws(CSVShapeError) {
-                    try splitCSVFields(utf8, delimiter: delimiter, into: &fields)
-                    return .success(())
-                } catch {
-                    return .failure(error)
-                }
-            }.get()
-        }
-        switch split {
-        case .failure(let error as DecodingError):
+        let utf8: UnsafeBufferPointer<UInt8>
+        do {
+            utf8 = try decoder.decodedUTF8(row.bytes)
+        } catch {
             return quarantined(.decode, "row does not decode as \(encoding.rawValue): \(error)")
-        case .failure(let error as CSVShapeError):
-            return quarantined(.parse, error.message)
-        case .failure(let error):
-            return quarantined(.parse, "\(error)")
-        case .success:
-            break
         }
-        if fields.count > header.count, fields[header.count...].contains(where: { !$0.isEmpty }) {
+        do throws(CSVShapeError) {
+            try splitCSVFields(utf8, delimiter: delimiter, into: &fields)
+        } catch {
+            return quarantined(.parse, error.message)
+        }
+        if fields.count > header.count, fields.ranges[header.count...].contains(where: { !$0.isEmpty }) {
             return quarantined(.parse, "row has \(fields.count) fields, the header has \(header.count)")
         }
-        return preparer.prepare(fields, line: row.line, origin: origin)
+        return fields.bytes.withUnsafeBufferPointer { bytes in
+            fields.ranges.withUnsafeBufferPointer { ranges in
+                preparer.prepare(fieldBytes: bytes, fieldRanges: ranges, line: row.line, scratch: scratch, origin: origin)
+            }
+        }
     }
 }

@@ -3,7 +3,8 @@
 /// Whenever it cannot be sure (whitespace to collapse, non-ASCII text for a pattern, an enumeration value that
 /// differs only by Unicode equivalence, …) it says no, and the caller asks `check`. So a fast "yes" must imply
 /// that `check` returns nil; a fast "no" costs only the slow path.
-struct FastValueCheck: Sendable {
+/// A class: it is read for every value, and copying a struct of arrays would retain each of them.
+final class FastValueCheck: Sendable {
     private let builtin: BuiltinType
     /// One entry per derivation step; each holds one matcher per pattern of the step.
     private let patternSteps: [[FastPatternMatcher]]
@@ -45,33 +46,37 @@ struct FastValueCheck: Sendable {
     /// escaping (the serializer needs it, and this scan sees every byte anyway).
     func escapedLengthIfCertainlyValid(_ value: UnsafeBufferPointer<UInt8>) -> Int? {
         // One pass for everything that looks at each byte: XML characters, whitespace, ASCII, scalars, escapes.
-        var previous1: UInt8 = 0, previous2: UInt8 = 0
         var previousSpace = true
         var whitespaceToCollapse = false
         var ascii = true
         var continuationBytes = 0
         var escapedLength = value.count
-        for byte in value {
-            if byte < 0x20 {
-                guard byte == 0x09 || byte == 0x0A || byte == 0x0D else { return nil }
-                whitespaceToCollapse = true
-                if byte == 0x0D { escapedLength += 4 }  // &#xD;
+        let count = value.count
+        var i = 0
+        while i < count {
+            let byte = value[i]
+            i += 1
+            if byte > 0x20 && byte < 0x80 {
+                if byte == 0x26 { escapedLength += 4 }  // &amp;
+                else if byte == 0x3C || byte == 0x3E { escapedLength += 3 }  // &lt; &gt;
+                previousSpace = false
             } else if byte >= 0x80 {
                 ascii = false
-                // U+FFFE and U+FFFF (EF BF BE, EF BF BF) are not XML characters.
-                if (byte == 0xBE || byte == 0xBF) && previous1 == 0xBF && previous2 == 0xEF { return nil }
-                if byte & 0xC0 == 0x80 { continuationBytes += 1 }
-            } else {
-                switch byte {
-                case 0x20: if previousSpace { whitespaceToCollapse = true }
-                case 0x26: escapedLength += 4  // &amp;
-                case 0x3C, 0x3E: escapedLength += 3  // &lt; &gt;
-                default: break
+                if byte & 0xC0 == 0x80 {
+                    continuationBytes += 1
+                } else if byte == 0xEF, i + 1 < count, value[i] == 0xBF, value[i + 1] & 0xFE == 0xBE {
+                    return nil  // U+FFFE or U+FFFF (EF BF BE, EF BF BF): not XML characters
                 }
+                previousSpace = false
+            } else if byte == 0x20 {
+                if previousSpace { whitespaceToCollapse = true }
+                previousSpace = true
+            } else {
+                guard byte == 0x09 || byte == 0x0A || byte == 0x0D else { return nil }  // other C0 controls
+                whitespaceToCollapse = true
+                if byte == 0x0D { escapedLength += 4 }  // &#xD;
+                previousSpace = false
             }
-            previousSpace = byte == 0x20
-            previous2 = previous1
-            previous1 = byte
         }
         // Collapsing types: only values that collapsing leaves unchanged stay on the fast path.
         if builtin.collapsesWhitespace && (whitespaceToCollapse || previousSpace) { return nil }

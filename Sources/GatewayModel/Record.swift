@@ -183,21 +183,11 @@ extension PUISchema {
     private func write(_ steps: [SerializationStep], draft: DraftRecord, plan: UnsafeBufferPointer<Int>, length: Int) -> String {
         let fields = draft.fields
         return String(unsafeUninitializedCapacity: length) { out in
-            var at = 0
-            @inline(__always) func put(_ bytes: UnsafeBufferPointer<UInt8>) {
-                guard let source = bytes.baseAddress, let target = out.baseAddress, !bytes.isEmpty else { return }
-                (target + at).update(from: source, count: bytes.count)
-                at += bytes.count
-            }
-            @inline(__always) func put(_ bytes: [UInt8]) { bytes.withUnsafeBufferPointer { put($0) } }
-            @inline(__always) func put(byte: UInt8) {
-                out[at] = byte
-                at += 1
-            }
+            var writer = ByteWriter(out)
             var type = draft.type
-            put(byte: 0x3C)
-            type.withUTF8 { put($0) }
-            put(byte: 0x3E)
+            writer.put(byte: 0x3C)
+            type.withUTF8 { writer.put($0) }
+            writer.put(byte: 0x3E)
             var index = 0
             while index < steps.count {
                 let step = steps[index]
@@ -206,43 +196,25 @@ extension PUISchema {
                 switch step.kind {
                 case .leaf:
                     guard choice >= 0 else { continue }
-                    put(step.openTagBytes)
+                    writer.put(step.openTagBytes)
                     var value = fields[choice].value
-                    value.withUTF8 { bytes in
-                        // &, <, > and CR are the only characters exc-C14N escapes in text; all are ASCII, so they never
-                        // occur inside a multi-byte UTF-8 sequence.
-                        var plainStart = 0
-                        for (offset, byte) in bytes.enumerated() {
-                            let replacement: StaticString
-                            switch byte {
-                            case 0x26: replacement = "&amp;"
-                            case 0x3C: replacement = "&lt;"
-                            case 0x3E: replacement = "&gt;"
-                            case 0x0D: replacement = "&#xD;"
-                            default: continue
-                            }
-                            put(UnsafeBufferPointer(rebasing: bytes[plainStart..<offset]))
-                            put(UnsafeBufferPointer(start: replacement.utf8Start, count: replacement.utf8CodeUnitCount))
-                            plainStart = offset + 1
-                        }
-                        put(UnsafeBufferPointer(rebasing: bytes[plainStart...]))
-                    }
-                    put(step.closeTagBytes)
+                    value.withUTF8 { writer.putCanonicalTextEscaped($0) }
+                    writer.put(step.closeTagBytes)
                 case .groupStart(let end):
                     guard choice >= 0 else {
                         index = end + 1
                         continue
                     }
-                    put(step.openTagBytes)
+                    writer.put(step.openTagBytes)
                 case .groupEnd:
-                    put(step.closeTagBytes)
+                    writer.put(step.closeTagBytes)
                 }
             }
-            put(byte: 0x3C)
-            put(byte: 0x2F)
-            type.withUTF8 { put($0) }
-            put(byte: 0x3E)
-            return at
+            writer.put(byte: 0x3C)
+            writer.put(byte: 0x2F)
+            type.withUTF8 { writer.put($0) }
+            writer.put(byte: 0x3E)
+            return writer.count
         }
     }
 }

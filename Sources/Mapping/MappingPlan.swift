@@ -34,6 +34,8 @@ public struct MappingPlan: Sendable {
     let tables: [String: CodeTableSpec]
     /// Each record of the mapping compiled for the per-row path, in mapping order.
     let routes: [RecordRoute]
+    /// The schema the routes' record layouts were compiled against.
+    let schema: PUISchema
 
     /// Every source column the mapping reads (conditions and fields).
     public let columns: [String]
@@ -93,10 +95,11 @@ public struct MappingPlan: Sendable {
         let routes = spec.records.indices.map { index in
             RecordRoute(type: spec.records[index].type,
                         conditions: zip(spec.records[index].conditions, conditionSlots[index]).map { ($0.test, $1) },
-                        rules: rules[index])
+                        rules: rules[index],
+                        layout: RecordLayout(schema: schema, type: spec.records[index].type, paths: rules[index].map(\.path)))
         }
         return .success(MappingPlan(name: spec.name, file: spec.file, records: spec.records, tables: spec.codeTables,
-                                    routes: routes, columns: columns))
+                                    routes: routes, schema: schema, columns: columns))
     }
 
     /// Binds the plan to a file's header. Columns the mapping needs but the header lacks are an error;
@@ -147,6 +150,8 @@ final class FieldRule: Sendable {
         utcOffsetMinutes = spec.utcOffsetMinutes
         decimalPlaces = spec.decimalPlaces
         integer = spec.integer
+        constantBytes = spec.constant.map { Array($0.utf8) }
+        defaultBytes = spec.defaultValue.map { Array($0.utf8) }
     }
     let spec: FieldSpec
     let formats: [DateTimeFormat]
@@ -162,6 +167,9 @@ final class FieldRule: Sendable {
     let utcOffsetMinutes: Int
     let decimalPlaces: Int?
     let integer: Bool
+    /// `constant` and `defaultValue` as UTF-8, for the ordinary-row path.
+    let constantBytes: [UInt8]?
+    let defaultBytes: [UInt8]?
 }
 
 /// A code table as the per-row path reads it (a class, so that a lookup does not copy the table's struct).
@@ -184,11 +192,14 @@ final class RecordRoute: Sendable {
     let type: String
     let conditions: [(test: ConditionSpec.Test, slot: Int)]
     let rules: [FieldRule]
+    /// The record type's serialization for exactly these rules (nil when a rule names no element of the type).
+    let layout: RecordLayout?
 
-    init(type: String, conditions: [(test: ConditionSpec.Test, slot: Int)], rules: [FieldRule]) {
+    init(type: String, conditions: [(test: ConditionSpec.Test, slot: Int)], rules: [FieldRule], layout: RecordLayout?) {
         self.type = type
         self.conditions = conditions
         self.rules = rules
+        self.layout = layout
     }
 }
 
@@ -204,7 +215,7 @@ public struct BoundMapping: Sendable {
     /// Position in the row of each of `plan.columns`.
     let columnIndex: [Int]
 
-    private func value(slot: Int, in row: [String]) -> String {
+    func value(slot: Int, in row: [String]) -> String {
         let position = columnIndex[slot]
         return position < row.count ? row[position] : ""
     }
@@ -213,19 +224,9 @@ public struct BoundMapping: Sendable {
     public func map(_ row: [String]) -> RowOutcome {
         var outcome = RowOutcome()
         var matched = false
-        // Records usually route on the same column: trim its value once per row, not once per record.
-        var trimmedSlot = -1
-        var trimmedText = ""
+        var routing = RoutingCache()
         for route in plan.routes {
-            var holdsAll = true
-            for condition in route.conditions {
-                if condition.slot != trimmedSlot {
-                    trimmedText = value(slot: condition.slot, in: row).trimmingSpaces()
-                    trimmedSlot = condition.slot
-                }
-                if !holds(condition.test, trimmedText) { holdsAll = false; break }
-            }
-            guard holdsAll else { continue }
+            guard applies(route, to: row, cache: &routing) else { continue }
             matched = true
             var draft = DraftRecord(type: route.type)
             draft.fields.reserveCapacity(route.rules.count)
@@ -253,8 +254,27 @@ public struct BoundMapping: Sendable {
         return outcome
     }
 
+    /// The trimmed text of the column the previous condition read: records usually route on the same column, so
+    /// its value is trimmed once per row rather than once per record.
+    struct RoutingCache {
+        var slot = -1
+        var text = ""
+    }
+
+    /// Whether all of a record's conditions hold for the row.
+    func applies(_ route: RecordRoute, to row: [String], cache: inout RoutingCache) -> Bool {
+        for condition in route.conditions {
+            if condition.slot != cache.slot {
+                cache.text = value(slot: condition.slot, in: row).trimmingSpaces()
+                cache.slot = condition.slot
+            }
+            if !holds(condition.test, cache.text) { return false }
+        }
+        return true
+    }
+
     /// Whether a condition holds for the column's trimmed text.
-    private func holds(_ test: ConditionSpec.Test, _ text: String) -> Bool {
+    func holds(_ test: ConditionSpec.Test, _ text: String) -> Bool {
         switch test {
         case .oneOf(let values): return values.contains(text)
         case .noneOf(let values): return !values.contains(text)
@@ -328,6 +348,23 @@ public struct BoundMapping: Sendable {
 @inline(__always)
 private func isTrimmableByte(_ byte: UInt8) -> Bool { byte == 0x20 || byte == 0x09 || byte == 0x0A || byte == 0x0D }
 
+/// The part of UTF-8 text that `trimmingSpaces` keeps: without leading and trailing ASCII spaces, tabs, line
+/// breaks and ideographic spaces (U+3000 is E3 80 80).
+func trimmedRange(_ bytes: UnsafeBufferPointer<UInt8>) -> Range<Int> {
+    var start = 0, end = bytes.count
+    while start < end {
+        if isTrimmableByte(bytes[start]) { start += 1; continue }
+        if end - start >= 3, bytes[start] == 0xE3, bytes[start + 1] == 0x80, bytes[start + 2] == 0x80 { start += 3; continue }
+        break
+    }
+    while start < end {
+        if isTrimmableByte(bytes[end - 1]) { end -= 1; continue }
+        if end - start >= 3, bytes[end - 3] == 0xE3, bytes[end - 2] == 0x80, bytes[end - 1] == 0x80 { end -= 3; continue }
+        break
+    }
+    return start..<end
+}
+
 extension String {
     /// Trims ASCII and ideographic spaces (U+3000), tabs and line breaks (legacy exports pad with both).
     /// Works on UTF-8 bytes: trimming runs for every field of every row.
@@ -338,18 +375,7 @@ extension String {
         if !isTrimmableByte(firstByte) && !isTrimmableByte(lastByte) && firstByte != 0xE3 && lastByte != 0x80 { return self }
         var text = self
         return text.withUTF8 { bytes in
-            var start = 0, end = bytes.count
-            while start < end {
-                if isTrimmableByte(bytes[start]) { start += 1; continue }
-                if end - start >= 3, bytes[start] == 0xE3, bytes[start + 1] == 0x80, bytes[start + 2] == 0x80 { start += 3; continue }
-                break
-            }
-            while start < end {
-                if isTrimmableByte(bytes[end - 1]) { end -= 1; continue }
-                if end - start >= 3, bytes[end - 3] == 0xE3, bytes[end - 2] == 0x80, bytes[end - 1] == 0x80 { end -= 3; continue }
-                break
-            }
-            return String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<end]), as: UTF8.self)
+            String(decoding: UnsafeBufferPointer(rebasing: bytes[trimmedRange(bytes)]), as: UTF8.self)
         }
     }
 

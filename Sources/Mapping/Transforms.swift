@@ -51,14 +51,15 @@ struct DateTimeFormat: Sendable {
 
     /// Parses `text` and renders it as PUI BeijingTime (`yyyy-MM-ddTHH:mm:ss[.SSS]+08:00`), converting from the
     /// given source offset. nil when the text does not match or names an impossible date or time.
-    /// Works on the UTF-8 bytes and writes the result straight into the new String: this runs for every time
-    /// field of every row.
     func beijingTime(from text: String, utcOffsetMinutes: Int) -> String? {
         var text = text
-        return text.withUTF8 { beijingTime(from: $0, utcOffsetMinutes: utcOffsetMinutes) }
+        guard let time = text.withUTF8({ beijingTime(parsing: $0, utcOffsetMinutes: utcOffsetMinutes) }) else { return nil }
+        return String(unsafeUninitializedCapacity: time.utf8Count) { time.write(into: $0) }
     }
 
-    private func beijingTime(from bytes: UnsafeBufferPointer<UInt8>, utcOffsetMinutes: Int) -> String? {
+    /// Parses UTF-8 `bytes` and converts the time to Beijing time; nil as for `beijingTime(from:utcOffsetMinutes:)`.
+    /// Works on bytes without allocating: this runs for every time field of every row.
+    func beijingTime(parsing bytes: UnsafeBufferPointer<UInt8>, utcOffsetMinutes: Int) -> BeijingTime? {
         var year = 0, month = 0, day = 0, hour = 0, minute = 0, second = 0, millis = -1
         var position = 0
         func number(min: Int, max: Int) -> Int? {
@@ -101,30 +102,48 @@ struct DateTimeFormat: Sendable {
             hour = total / 60
             minute = total % 60
         }
-        // A year beyond four digits is written with its low four digits, as it always was.
-        let length = millis > 0 ? 29 : 25
-        return String(unsafeUninitializedCapacity: length) { out in
-            var at = 0
-            func put(_ value: Int, _ width: Int) {
-                var rest = value
-                for position in stride(from: at + width - 1, through: at, by: -1) {
-                    out[position] = UInt8(48 + rest % 10)
-                    rest /= 10
-                }
-                at += width
+        return BeijingTime(year: year, month: month, day: day, hour: hour, minute: minute, second: second, millis: millis)
+    }
+}
+
+/// A time in Beijing, written as PUI BeijingTime: `yyyy-MM-ddTHH:mm:ss[.SSS]+08:00`.
+struct BeijingTime {
+    var year: Int, month: Int, day: Int, hour: Int, minute: Int, second: Int
+    /// Milliseconds; written only when above zero.
+    var millis: Int
+
+    var utf8Count: Int { millis > 0 ? 29 : 25 }
+
+    /// Writes `utf8Count` bytes; returns that count. Each number is written with its low digits in a fixed width
+    /// (a year beyond 9999 keeps its last four digits, as it always did).
+    func write(into out: UnsafeMutableBufferPointer<UInt8>) -> Int {
+        var at = 0
+        func put(_ value: Int, _ width: Int) {
+            var rest = value
+            for position in stride(from: at + width - 1, through: at, by: -1) {
+                out[position] = UInt8(48 + rest % 10)
+                rest /= 10
             }
-            func put(byte: UInt8) {
-                out[at] = byte
-                at += 1
-            }
-            put(year, 4); put(byte: 45); put(month, 2); put(byte: 45); put(day, 2); put(byte: 84)
-            put(hour, 2); put(byte: 58); put(minute, 2); put(byte: 58); put(second, 2)
-            if millis > 0 { put(byte: 46); put(millis, 3) }
-            for byte in "+08:00".utf8 { put(byte: byte) }
-            return at
+            at += width
         }
+        func put(byte: UInt8) {
+            out[at] = byte
+            at += 1
+        }
+        put(year, 4); put(byte: 45); put(month, 2); put(byte: 45); put(day, 2); put(byte: 84)
+        put(hour, 2); put(byte: 58); put(minute, 2); put(byte: 58); put(second, 2)
+        if millis > 0 { put(byte: 46); put(millis, 3) }
+        for byte in "+08:00".utf8 { put(byte: byte) }
+        return at
     }
 
+    func append(to bytes: inout [UInt8]) {
+        let start = bytes.count
+        bytes.append(contentsOf: repeatElement(0, count: utf8Count))
+        bytes.withUnsafeMutableBufferPointer { all in
+            _ = write(into: UnsafeMutableBufferPointer(rebasing: all[start...]))
+        }
+    }
 }
 
 /// Decimal normalization without binary floating point: money stays exact.

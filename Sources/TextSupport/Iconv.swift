@@ -31,7 +31,8 @@ public enum TextEncoding: String, Sendable, CaseIterable {
 public final class TextDecoder {
     public let encoding: TextEncoding
     private let descriptor: iconv_t?
-    private var output: [UInt8] = []
+    /// Conversion output, reused from row to row (grown when a row needs more).
+    private var output = UnsafeMutableBufferPointer<UInt8>(start: nil, count: 0)
 
     public init(_ encoding: TextEncoding) throws(DecodingError) {
         self.encoding = encoding
@@ -48,6 +49,7 @@ public final class TextDecoder {
 
     deinit {
         if let descriptor { iconv_close(descriptor) }
+        if output.baseAddress != nil { output.deallocate() }
     }
 
     /// Decodes a complete unit (a row) to a String; invalid or truncated sequences are an error with their offset.
@@ -57,40 +59,45 @@ public final class TextDecoder {
 
     /// Decodes to UTF-8 bytes handed to `body` (valid only inside it), avoiding a String when the caller splits bytes.
     public func decodeToUTF8<T>(_ bytes: UnsafeRawBufferPointer, _ body: (UnsafeBufferPointer<UInt8>) -> T) throws(DecodingError) -> T {
+        body(try decodedUTF8(bytes))
+    }
+
+    /// The UTF-8 form of a complete unit (a row): `bytes` themselves when they are ASCII or valid UTF-8 input,
+    /// otherwise the decoder's own buffer. Valid until the next call on this decoder or until `bytes` change.
+    /// Not generic, unlike `decodeToUTF8(_:_:)`: called from another module for every row, a generic function
+    /// would run unspecialized.
+    public func decodedUTF8(_ bytes: UnsafeRawBufferPointer) throws(DecodingError) -> UnsafeBufferPointer<UInt8> {
         // Pure ASCII is identical in every supported encoding: skip the conversion.
         if let invalid = Self.firstNonASCII(bytes) {
             if encoding == .utf8 {
                 if let bad = Self.firstInvalidUTF8(bytes, from: invalid) {
                     throw DecodingError(offset: bad, encoding: encoding.rawValue, reason: "invalid UTF-8 byte sequence")
                 }
-                return body(bytes.bindMemory(to: UInt8.self))
+                return bytes.bindMemory(to: UInt8.self)
             }
-            return try convert(bytes, body)
+            return try convert(bytes)
         }
-        return body(bytes.bindMemory(to: UInt8.self))
+        return bytes.bindMemory(to: UInt8.self)
     }
 
-    private func convert<T>(_ bytes: UnsafeRawBufferPointer, _ body: (UnsafeBufferPointer<UInt8>) -> T) throws(DecodingError) -> T {
+    private func convert(_ bytes: UnsafeRawBufferPointer) throws(DecodingError) -> UnsafeBufferPointer<UInt8> {
+        guard let descriptor else { return bytes.bindMemory(to: UInt8.self) }
         let needed = bytes.count * 2 + 4  // GB18030 → UTF-8 grows at most 2× (2 bytes → 3, 4 → 4)
-        if output.count < needed { output = [UInt8](repeating: 0, count: needed) }
-        guard let descriptor else { return body(bytes.bindMemory(to: UInt8.self)) }
-        iconv(descriptor, nil, nil, nil, nil)
-        var failure: DecodingError?
-        let produced: Int = output.withUnsafeMutableBytes { out in
-            var inPointer = UnsafeMutablePointer<CChar>(mutating: bytes.baseAddress?.assumingMemoryBound(to: CChar.self))
-            var inLeft = bytes.count
-            var outPointer = out.baseAddress?.assumingMemoryBound(to: CChar.self)
-            var outLeft = out.count
-            let rc = iconv(descriptor, &inPointer, &inLeft, &outPointer, &outLeft)
-            if rc == -1 {
-                let offset = bytes.count - inLeft
-                let reason = errno == EINVAL ? "truncated multi-byte sequence" : "invalid byte sequence"
-                failure = DecodingError(offset: offset, encoding: encoding.rawValue, reason: reason)
-            }
-            return out.count - outLeft
+        if output.count < needed {
+            if output.baseAddress != nil { output.deallocate() }
+            output = UnsafeMutableBufferPointer<UInt8>.allocate(capacity: max(needed, 4096))
         }
-        if let failure { throw failure }
-        return output.withUnsafeBufferPointer { body(UnsafeBufferPointer(rebasing: $0[0..<produced])) }
+        iconv(descriptor, nil, nil, nil, nil)
+        var inPointer = UnsafeMutablePointer<CChar>(mutating: bytes.baseAddress?.assumingMemoryBound(to: CChar.self))
+        var inLeft = bytes.count
+        var outPointer = UnsafeMutableRawPointer(output.baseAddress)?.assumingMemoryBound(to: CChar.self)
+        var outLeft = output.count
+        if iconv(descriptor, &inPointer, &inLeft, &outPointer, &outLeft) == -1 {
+            let offset = bytes.count - inLeft
+            let reason = errno == EINVAL ? "truncated multi-byte sequence" : "invalid byte sequence"
+            throw DecodingError(offset: offset, encoding: encoding.rawValue, reason: reason)
+        }
+        return UnsafeBufferPointer(rebasing: output[0..<(output.count - outLeft)])
     }
 
     static func firstNonASCII(_ bytes: UnsafeRawBufferPointer) -> Int? {

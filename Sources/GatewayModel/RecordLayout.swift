@@ -1,0 +1,231 @@
+/// Where one field's value lies in a caller's byte arena, or that the field is absent.
+public struct FieldValueRange: Sendable, Equatable {
+    public var start: Int
+    /// -1: absent.
+    public var count: Int
+
+    public init(start: Int, count: Int) {
+        self.start = start
+        self.count = count
+    }
+
+    public static let absent = FieldValueRange(start: 0, count: -1)
+    public var isAbsent: Bool { count < 0 }
+}
+
+/// One record type's serialization compiled for a fixed list of field paths (the fields of one mapping record), so
+/// that a mapped row is validated and serialized straight from its value bytes, without building a DraftRecord
+/// and looking each field up by path.
+///
+/// It answers only for records it can vouch for: nil from `normalize` means "take the general path"
+/// (`DraftRecord` + `PUISchema.normalize`), which stays the authority and words every error. For a record it does
+/// serialize, the result is the general path's, byte for byte.
+public final class RecordLayout: Sendable {
+    /// One serialization step as plain values: reading it retains nothing.
+    struct Step {
+        enum Kind { case leaf, groupStart, groupEnd }
+        var kind: Kind
+        var required: Bool
+        /// Leaf: the index of the path that supplies it (-1: none). Group start: index into `membersOfGroup`.
+        var source: Int
+        /// Group start: the index of its group end.
+        var end: Int
+        /// The open and close tags in `tags`.
+        var openTag: Range<Int>
+        var closeTag: Range<Int>
+    }
+
+    let type: String
+    let steps: [Step]
+    /// Every tag of the record, back to back (`Step` ranges point here), then `<Type>` and `</Type>`.
+    let tags: [UInt8]
+    let recordOpenTag: Range<Int>
+    let recordCloseTag: Range<Int>
+    /// The fast check of each step's type (nil: groups, or types without a fast form).
+    let checks: [FastValueCheck?]
+    /// For each group: the paths inside it (the general path's `hasPrefix` test, decided once).
+    let membersOfGroup: [[Int]]
+    /// For each key field: the index of the path that supplies it, or -1 (then the key part is empty).
+    let keySources: [Int]
+    let pathCount: Int
+
+    /// nil when a path is not a leaf of the record type or two paths name the same element: such records always
+    /// take the general path, which reports the problem.
+    public init?(schema: PUISchema, type: String, paths: [String]) {
+        guard let recordType = schema.recordTypes[type] else { return nil }
+        let schemaSteps = recordType.steps
+        var sourceOfStep = [Int](repeating: -1, count: schemaSteps.count)
+        for (pathIndex, path) in paths.enumerated() {
+            guard let stepIndex = schemaSteps.firstIndex(where: { step in
+                if case .leaf = step.kind { return step.path == path }
+                return false
+            }), sourceOfStep[stepIndex] < 0 else { return nil }
+            sourceOfStep[stepIndex] = pathIndex
+        }
+        var tags: [UInt8] = []
+        func store(_ tag: [UInt8]) -> Range<Int> {
+            tags += tag
+            return (tags.count - tag.count)..<tags.count
+        }
+        var steps: [Step] = []
+        var membersOfGroup: [[Int]] = []
+        for (index, step) in schemaSteps.enumerated() {
+            let openTag = store(step.openTagBytes), closeTag = store(step.closeTagBytes)
+            switch step.kind {
+            case .leaf:
+                steps.append(Step(kind: .leaf, required: step.minOccurs > 0, source: sourceOfStep[index], end: index,
+                                  openTag: openTag, closeTag: closeTag))
+            case .groupStart(let end):
+                membersOfGroup.append(paths.indices.filter { paths[$0].hasPrefix(step.path) })
+                steps.append(Step(kind: .groupStart, required: step.minOccurs > 0, source: membersOfGroup.count - 1,
+                                  end: end, openTag: openTag, closeTag: closeTag))
+            case .groupEnd:
+                steps.append(Step(kind: .groupEnd, required: false, source: -1, end: index, openTag: openTag,
+                                  closeTag: closeTag))
+            }
+        }
+        recordOpenTag = store(Array("<\(type)>".utf8))
+        recordCloseTag = store(Array("</\(type)>".utf8))
+        self.type = type
+        self.steps = steps
+        self.tags = tags
+        checks = schemaSteps.map(\.fastCheck)
+        self.membersOfGroup = membersOfGroup
+        keySources = recordType.keyFields.map { field in paths.firstIndex(of: field) ?? -1 }
+        pathCount = paths.count
+    }
+
+    /// The record, when every value is present where required and certainly valid; nil otherwise.
+    /// `values` holds one range per path given to `init`, into `arena`.
+    public func normalize(arena: UnsafeBufferPointer<UInt8>, values: UnsafeBufferPointer<FieldValueRange>) -> NormalizedRecord? {
+        guard values.count >= pathCount else { return nil }
+        return steps.withUnsafeBufferPointer { steps in
+            tags.withUnsafeBufferPointer { tags in
+                normalize(arena: arena, values: values, steps: steps, tags: tags)
+            }
+        }
+    }
+
+    private func normalize(arena: UnsafeBufferPointer<UInt8>, values: UnsafeBufferPointer<FieldValueRange>,
+                           steps: UnsafeBufferPointer<Step>, tags: UnsafeBufferPointer<UInt8>) -> NormalizedRecord? {
+        @inline(__always) func bytes(_ range: FieldValueRange) -> UnsafeBufferPointer<UInt8> {
+            UnsafeBufferPointer(rebasing: arena[range.start..<(range.start + range.count)])
+        }
+        @inline(__always) func groupIsPresent(_ step: Step) -> Bool {
+            membersOfGroup[step.source].contains { !values[$0].isAbsent }
+        }
+        // Pass 1: validate and measure.
+        var length = recordOpenTag.count + recordCloseTag.count
+        var index = 0
+        while index < steps.count {
+            let step = steps[index]
+            index += 1
+            switch step.kind {
+            case .leaf:
+                guard step.source >= 0, !values[step.source].isAbsent else {
+                    if step.required { return nil }
+                    continue
+                }
+                guard let check = checks[index - 1],
+                      let escaped = check.escapedLengthIfCertainlyValid(bytes(values[step.source])) else { return nil }
+                length += step.openTag.count + escaped + step.closeTag.count
+            case .groupStart:
+                guard groupIsPresent(step) else {
+                    if step.required { return nil }
+                    index = step.end + 1
+                    continue
+                }
+                length += step.openTag.count
+            case .groupEnd:
+                length += step.closeTag.count
+            }
+        }
+        // Pass 2: write exactly `length` bytes.
+        let body = String(unsafeUninitializedCapacity: length) { out in
+            var writer = ByteWriter(out)
+            writer.put(UnsafeBufferPointer(rebasing: tags[recordOpenTag]))
+            var index = 0
+            while index < steps.count {
+                let step = steps[index]
+                index += 1
+                switch step.kind {
+                case .leaf:
+                    guard step.source >= 0, !values[step.source].isAbsent else { continue }
+                    writer.put(UnsafeBufferPointer(rebasing: tags[step.openTag]))
+                    writer.putCanonicalTextEscaped(bytes(values[step.source]))
+                    writer.put(UnsafeBufferPointer(rebasing: tags[step.closeTag]))
+                case .groupStart:
+                    guard groupIsPresent(step) else {
+                        index = step.end + 1
+                        continue
+                    }
+                    writer.put(UnsafeBufferPointer(rebasing: tags[step.openTag]))
+                case .groupEnd:
+                    writer.put(UnsafeBufferPointer(rebasing: tags[step.closeTag]))
+                }
+            }
+            writer.put(UnsafeBufferPointer(rebasing: tags[recordCloseTag]))
+            return writer.count
+        }
+        // The key: the key fields' values joined by U+001F (absent ones empty), as `PUISchema.normalize` builds it.
+        var keyLength = max(0, keySources.count - 1)
+        for source in keySources where source >= 0 && !values[source].isAbsent { keyLength += values[source].count }
+        let key = String(unsafeUninitializedCapacity: keyLength) { out in
+            var writer = ByteWriter(out)
+            for (position, source) in keySources.enumerated() {
+                if position > 0 { writer.put(byte: 0x1F) }
+                if source >= 0, !values[source].isAbsent { writer.put(bytes(values[source])) }
+            }
+            return writer.count
+        }
+        return NormalizedRecord(type: type, key: key, body: body)
+    }
+}
+
+/// Appends bytes to a buffer sized in advance.
+struct ByteWriter {
+    private let buffer: UnsafeMutableBufferPointer<UInt8>
+    private(set) var count = 0
+
+    init(_ buffer: UnsafeMutableBufferPointer<UInt8>) { self.buffer = buffer }
+
+    @inline(__always)
+    mutating func put(byte: UInt8) {
+        precondition(count < buffer.count, "record measured too short")
+        buffer[count] = byte
+        count += 1
+    }
+
+    @inline(__always)
+    mutating func put(_ bytes: UnsafeBufferPointer<UInt8>) {
+        guard let source = bytes.baseAddress, let target = buffer.baseAddress, !bytes.isEmpty else { return }
+        precondition(count + bytes.count <= buffer.count, "record measured too short")
+        (target + count).update(from: source, count: bytes.count)
+        count += bytes.count
+    }
+
+    @inline(__always)
+    mutating func put(_ bytes: [UInt8]) {
+        bytes.withUnsafeBufferPointer { put($0) }
+    }
+
+    /// `xmlCanonicalTextEscape` on bytes: &, <, > and CR are the only characters exc-C14N escapes in text; all are
+    /// ASCII, so they never occur inside a multi-byte UTF-8 sequence.
+    mutating func putCanonicalTextEscaped(_ value: UnsafeBufferPointer<UInt8>) {
+        var plainStart = 0
+        for (offset, byte) in value.enumerated() {
+            let replacement: StaticString
+            switch byte {
+            case 0x26: replacement = "&amp;"
+            case 0x3C: replacement = "&lt;"
+            case 0x3E: replacement = "&gt;"
+            case 0x0D: replacement = "&#xD;"
+            default: continue
+            }
+            put(UnsafeBufferPointer(rebasing: value[plainStart..<offset]))
+            put(UnsafeBufferPointer(start: replacement.utf8Start, count: replacement.utf8CodeUnitCount))
+            plainStart = offset + 1
+        }
+        put(UnsafeBufferPointer(rebasing: value[plainStart...]))
+    }
+}
