@@ -142,8 +142,9 @@ struct CSVShapeError: Error {
     let message: String
 }
 
-/// The fields of one decoded row: their unquoted UTF-8 bytes back to back, and where each one lies.
-/// Reused from row to row, so that splitting a row allocates nothing once the buffers have grown.
+/// The fields of one decoded row: a copy of the row, followed by the unescaped text of any quoted field, and where
+/// each field lies in it (an unquoted field in the copy, a quoted one after it). One copy per row instead of one
+/// per field; reused from row to row, so that splitting a row allocates nothing once the buffers have grown.
 struct CSVFieldBuffer {
     var bytes: [UInt8] = []
     var ranges: [Range<Int>] = []
@@ -155,11 +156,6 @@ struct CSVFieldBuffer {
         ranges.removeAll(keepingCapacity: true)
     }
 
-    mutating func append(_ field: UnsafeBufferPointer<UInt8>) {
-        let start = bytes.count
-        bytes.append(contentsOf: field)
-        ranges.append(start..<bytes.count)
-    }
 
     /// The fields as Strings (what the general path of row preparation reads).
     func strings() -> [String] {
@@ -173,6 +169,7 @@ struct CSVFieldBuffer {
 /// line breaks inside quotes. A quote inside an unquoted field is kept literally (legacy exports do this).
 func splitCSVFields(_ bytes: UnsafeBufferPointer<UInt8>, delimiter: UInt8, into fields: inout CSVFieldBuffer) throws(CSVShapeError) {
     fields.removeAll()
+    fields.bytes.append(contentsOf: bytes)
     let count = bytes.count
     var i = 0
     while true {
@@ -205,14 +202,14 @@ func splitCSVFields(_ bytes: UnsafeBufferPointer<UInt8>, delimiter: UInt8, into 
                 throw CSVShapeError(message: "text after the closing quote of field \(fields.count)")
             }
             i += 1
-            if i == count { fields.append(UnsafeBufferPointer(rebasing: bytes[i..<i])); return }
+            if i == count { fields.ranges.append(i..<i); return }
         } else {
             let fieldStart = i
             while i < count, bytes[i] != delimiter { i += 1 }
-            fields.append(UnsafeBufferPointer(rebasing: bytes[fieldStart..<i]))
+            fields.ranges.append(fieldStart..<i)
             if i == count { return }
             i += 1
-            if i == count { fields.append(UnsafeBufferPointer(rebasing: bytes[i..<i])); return }
+            if i == count { fields.ranges.append(i..<i); return }
         }
     }
 }

@@ -120,6 +120,7 @@ struct RowReadingJob: Sendable {
             let decoder = try TextDecoder(encoding)
             var fields = CSVFieldBuffer()
             let scratch = RowScratch()
+            let origins = RowOrigins(source: source, name: name, encoding: encoding.rawValue, header: header)
             while true {
                 channel.releaseSpent()
                 var batch = PreparedBatch(endOffset: reader.offset, endLine: reader.line, isLast: false)
@@ -127,7 +128,7 @@ struct RowReadingJob: Sendable {
                 while batch.rows.count < batchRows {
                     guard let row = try reader.next() else { batch.isLast = true; break }
                     if row.bytes.isEmpty { continue }  // blank line
-                    batch.rows.append(prepare(row, decoder: decoder, fields: &fields, scratch: scratch))
+                    batch.rows.append(prepare(row, decoder: decoder, fields: &fields, scratch: scratch, origins: origins))
                 }
                 batch.endOffset = reader.offset
                 batch.endLine = reader.line
@@ -138,10 +139,10 @@ struct RowReadingJob: Sendable {
         }
     }
 
-    private func prepare(_ row: RawRow, decoder: TextDecoder, fields: inout CSVFieldBuffer, scratch: RowScratch) -> PreparedRow {
-        func origin() -> RowOrigin {
-            RowOrigin(source: source, origin: name, line: row.line, raw: Array(row.bytes), encoding: encoding.rawValue, header: header)
-        }
+    private func prepare(_ row: RawRow, decoder: TextDecoder, fields: inout CSVFieldBuffer, scratch: RowScratch,
+                         origins: RowOrigins) -> PreparedRow {
+        // Captures one reference, not this struct: a closure over `self` copied (and retained) every field per row.
+        let origin = { origins.origin(of: row) }
         func quarantined(_ stage: QuarantineItem.Stage, _ reason: String) -> PreparedRow {
             var prepared = PreparedRow(line: row.line)
             prepared.quarantine = preparer.quarantineItem(origin(), stage: stage, recordType: "", field: "", reason: reason)
@@ -169,5 +170,24 @@ struct RowReadingJob: Sendable {
                 preparer.prepare(fieldBytes: bytes, fieldRanges: ranges, line: row.line, scratch: scratch, origin: origin)
             }
         }
+    }
+}
+
+/// What a row's origin shares with every other row of the file; makes the `RowOrigin` of a row that needs one.
+private final class RowOrigins {
+    let source: String
+    let name: String
+    let encoding: String
+    let header: [String]
+
+    init(source: String, name: String, encoding: String, header: [String]) {
+        self.source = source
+        self.name = name
+        self.encoding = encoding
+        self.header = header
+    }
+
+    func origin(of row: RawRow) -> RowOrigin {
+        RowOrigin(source: source, origin: name, line: row.line, raw: Array(row.bytes), encoding: encoding, header: header)
     }
 }

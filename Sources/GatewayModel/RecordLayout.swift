@@ -198,10 +198,28 @@ struct ByteWriter {
 
     @inline(__always)
     mutating func put(_ bytes: UnsafeBufferPointer<UInt8>) {
-        guard let source = bytes.baseAddress, let target = buffer.baseAddress, !bytes.isEmpty else { return }
-        precondition(count + bytes.count <= buffer.count, "record measured too short")
-        (target + count).update(from: source, count: bytes.count)
-        count += bytes.count
+        let n = bytes.count
+        guard let source = bytes.baseAddress, let target = buffer.baseAddress, n > 0 else { return }
+        precondition(count + n <= buffer.count, "record measured too short")
+        let to = target + count
+        if n > 16 {
+            to.update(from: source, count: n)
+        } else if n >= 8 {
+            // Tags and short values are most pieces of a record: two overlapping word copies cost less than a
+            // call to memmove.
+            let head = UnsafeRawPointer(source).loadUnaligned(as: UInt64.self)
+            let tail = UnsafeRawPointer(source + n - 8).loadUnaligned(as: UInt64.self)
+            UnsafeMutableRawPointer(to).storeBytes(of: head, as: UInt64.self)
+            UnsafeMutableRawPointer(to + n - 8).storeBytes(of: tail, as: UInt64.self)
+        } else if n >= 4 {
+            let head = UnsafeRawPointer(source).loadUnaligned(as: UInt32.self)
+            let tail = UnsafeRawPointer(source + n - 4).loadUnaligned(as: UInt32.self)
+            UnsafeMutableRawPointer(to).storeBytes(of: head, as: UInt32.self)
+            UnsafeMutableRawPointer(to + n - 4).storeBytes(of: tail, as: UInt32.self)
+        } else {
+            for offset in 0..<n { to[offset] = source[offset] }
+        }
+        count += n
     }
 
     @inline(__always)

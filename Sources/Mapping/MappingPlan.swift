@@ -187,10 +187,47 @@ final class CodeTable: Sendable {
     }
 }
 
+/// A routing condition prepared for the ordinary-row path, which reads the column as UTF-8 bytes.
+final class ByteCondition: Sendable {
+    let slot: Int
+    let test: ConditionSpec.Test
+    /// The values of `oneOf`/`noneOf` as UTF-8.
+    let values: [[UInt8]]
+    /// Every value is ASCII: then comparing bytes decides String equality exactly.
+    let valuesAreASCII: Bool
+
+    init(test: ConditionSpec.Test, slot: Int) {
+        self.slot = slot
+        self.test = test
+        switch test {
+        case .oneOf(let list), .noneOf(let list): values = list.map { Array($0.utf8) }
+        case .blank, .notBlank, .nonZero: values = []
+        }
+        valuesAreASCII = values.allSatisfy { $0.allSatisfy { $0 < 0x80 } }
+    }
+
+    /// `BoundMapping.holds(test, text)` for the trimmed column text as bytes. ASCII text is judged on its bytes
+    /// (each byte is one Character; CR LF is one, but not a digit); anything else goes through the String test.
+    func holds(_ text: UnsafeBufferPointer<UInt8>) -> Bool {
+        var ascii = true
+        for byte in text where byte >= 0x80 { ascii = false; break }
+        switch test {
+        case .blank: return text.isEmpty
+        case .notBlank: return !text.isEmpty
+        case .oneOf where ascii && valuesAreASCII: return values.contains { $0.elementsEqual(text) }
+        case .noneOf where ascii && valuesAreASCII: return !values.contains { $0.elementsEqual(text) }
+        case .nonZero where ascii: return text.contains { $0 >= 0x31 && $0 <= 0x39 }
+        default: return BoundMapping.holds(test, String(decoding: text, as: UTF8.self))
+        }
+    }
+}
+
 /// One record of a mapping, ready for the per-row path: its routing conditions by column slot and its field rules.
 final class RecordRoute: Sendable {
     let type: String
     let conditions: [(test: ConditionSpec.Test, slot: Int)]
+    /// `conditions` for the ordinary-row path.
+    let byteConditions: [ByteCondition]
     let rules: [FieldRule]
     /// The record type's serialization for exactly these rules (nil when a rule names no element of the type).
     let layout: RecordLayout?
@@ -198,6 +235,7 @@ final class RecordRoute: Sendable {
     init(type: String, conditions: [(test: ConditionSpec.Test, slot: Int)], rules: [FieldRule], layout: RecordLayout?) {
         self.type = type
         self.conditions = conditions
+        byteConditions = conditions.map { ByteCondition(test: $0.test, slot: $0.slot) }
         self.rules = rules
         self.layout = layout
     }
@@ -268,13 +306,13 @@ public struct BoundMapping: Sendable {
                 cache.text = value(slot: condition.slot, in: row).trimmingSpaces()
                 cache.slot = condition.slot
             }
-            if !holds(condition.test, cache.text) { return false }
+            if !Self.holds(condition.test, cache.text) { return false }
         }
         return true
     }
 
     /// Whether a condition holds for the column's trimmed text.
-    func holds(_ test: ConditionSpec.Test, _ text: String) -> Bool {
+    static func holds(_ test: ConditionSpec.Test, _ text: String) -> Bool {
         switch test {
         case .oneOf(let values): return values.contains(text)
         case .noneOf(let values): return !values.contains(text)

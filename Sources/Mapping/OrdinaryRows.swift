@@ -57,21 +57,19 @@ extension BoundMapping {
             swap(&arena, &scratch.arena)
             swap(&ranges, &scratch.ranges)
         }
+        // The arena starts with the row itself, so that a column value used as it is needs no copy: its range
+        // in the row is its range in the arena. Transformed values are appended after it.
         arena.removeAll(keepingCapacity: true)
+        arena.append(contentsOf: fieldBytes)
         var records: [NormalizedRecord] = []
+        records.reserveCapacity(2)
         var matched = false
-        var routingSlot = -1
-        var routingText = ""
         for route in plan.routes {
-            // The general path's routing (`applies`), reading the column's trimmed text from bytes.
+            // The general path's routing (`applies`), on the column's trimmed bytes.
             var holds = true
-            for condition in route.conditions {
-                if condition.slot != routingSlot {
-                    let field = row.field(columnIndex[condition.slot])
-                    routingText = String(decoding: UnsafeBufferPointer(rebasing: field[trimmedRange(field)]), as: UTF8.self)
-                    routingSlot = condition.slot
-                }
-                if !self.holds(condition.test, routingText) { holds = false; break }
+            for condition in route.byteConditions {
+                let field = row.field(columnIndex[condition.slot])
+                if !condition.holds(UnsafeBufferPointer(rebasing: field[trimmedRange(field)])) { holds = false; break }
             }
             guard holds else { continue }
             matched = true
@@ -90,29 +88,37 @@ extension BoundMapping {
         return matched ? records : nil
     }
 
-    /// The rule's value for this row, appended to `arena`: its range, `.absent`, or nil when the value is not
-    /// ordinary. Each step is the general path's (`evaluate`) on bytes; rare transformations call the very
-    /// functions the general path calls.
+    /// The rule's value for this row as a range of `arena` (which starts with the row's bytes), `.absent`, or nil
+    /// when the value is not ordinary. Each step is the general path's (`evaluate`) on bytes; new bytes are
+    /// appended to the arena; rare transformations call the very functions the general path calls.
     private func ordinaryValue(_ rule: FieldRule, row: RowBytes, arena: inout [UInt8]) -> FieldValueRange? {
-        let start = arena.count
+        var value: Range<Int>
         if let constant = rule.constantBytes {
+            value = arena.count..<(arena.count + constant.count)
             arena.append(contentsOf: constant)
         } else if let slot = rule.slot {
-            let bytes = row.field(columnIndex[slot])
-            let range = rule.trim ? trimmedRange(bytes) : 0..<bytes.count
-            arena.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[range]))
+            let field = row.fieldRange(columnIndex[slot])
+            if rule.trim {
+                let trimmed = arena.withUnsafeBufferPointer { trimmedRange(UnsafeBufferPointer(rebasing: $0[field])) }
+                value = (field.lowerBound + trimmed.lowerBound)..<(field.lowerBound + trimmed.upperBound)
+            } else {
+                value = field
+            }
+        } else {
+            value = 0..<0
         }
-        if arena.count == start {
+        if value.isEmpty {
             guard let fallback = rule.defaultBytes else { return .absent }
+            value = arena.count..<(arena.count + fallback.count)
             arena.append(contentsOf: fallback)
         }
-        /// Replaces the value written so far with `text`.
         func replace(with text: String) {
-            arena.removeSubrange(start...)
+            let start = arena.count
             arena.append(contentsOf: text.utf8)
+            value = start..<arena.count
         }
         func currentText() -> String {
-            arena.withUnsafeBufferPointer { String(decoding: UnsafeBufferPointer(rebasing: $0[start...]), as: UTF8.self) }
+            arena.withUnsafeBufferPointer { String(decoding: UnsafeBufferPointer(rebasing: $0[value]), as: UTF8.self) }
         }
         if let table = rule.codeTable {
             let text = currentText()
@@ -125,32 +131,41 @@ extension BoundMapping {
             }
         }
         if rule.identity18 {
-            if !uppercaseOrdinaryIdentityNumber(&arena, from: start) {
+            switch ordinaryIdentityNumber(arena, value) {
+            case .asIs:
+                break
+            case .upperCased:
+                let start = arena.count
+                arena.append(contentsOf: Array(arena[value]))
+                for index in start..<arena.count where arena[index] >= 0x61 && arena[index] <= 0x7A { arena[index] -= 0x20 }
+                value = start..<arena.count
+            case .other:
                 guard case .success(let normalized) = IdentityNumber.normalize(currentText()) else { return nil }
                 replace(with: normalized)
             }
         }
         if !rule.formats.isEmpty {
             let time: BeijingTime? = arena.withUnsafeBufferPointer { all in
-                let text = UnsafeBufferPointer(rebasing: all[start...])
+                let text = UnsafeBufferPointer(rebasing: all[value])
                 for format in rule.formats {
                     if let time = format.beijingTime(parsing: text, utcOffsetMinutes: rule.utcOffsetMinutes) { return time }
                 }
                 return nil
             }
             guard let time else { return nil }
-            arena.removeSubrange(start...)
+            let start = arena.count
             time.append(to: &arena)
+            value = start..<arena.count
         }
         if let places = rule.decimalPlaces {
-            guard case .success(let value) = DecimalFormatting.normalize(currentText(), places: places) else { return nil }
-            replace(with: value)
+            guard case .success(let normalized) = DecimalFormatting.normalize(currentText(), places: places) else { return nil }
+            replace(with: normalized)
         }
-        if rule.integer && !isNormalInteger(arena, from: start) {
-            guard case .success(let value) = DecimalFormatting.normalizeInteger(currentText()) else { return nil }
-            replace(with: value)
+        if rule.integer && !isNormalInteger(arena[value]) {
+            guard case .success(let normalized) = DecimalFormatting.normalizeInteger(currentText()) else { return nil }
+            replace(with: normalized)
         }
-        return FieldValueRange(start: start, count: arena.count - start)
+        return FieldValueRange(start: value.lowerBound, count: value.count)
     }
 }
 
@@ -159,25 +174,37 @@ struct RowBytes {
     let bytes: UnsafeBufferPointer<UInt8>
     let ranges: UnsafeBufferPointer<Range<Int>>
 
-    /// Field `position`, empty when the row is shorter (as `BoundMapping.value(slot:in:)` reads it).
+    /// Where field `position` lies in `bytes`: empty when the row is shorter (as `BoundMapping.value(slot:in:)`
+    /// reads it).
+    @inline(__always)
+    func fieldRange(_ position: Int) -> Range<Int> {
+        position < ranges.count ? ranges[position] : 0..<0
+    }
+
     @inline(__always)
     func field(_ position: Int) -> UnsafeBufferPointer<UInt8> {
-        guard position < ranges.count else { return UnsafeBufferPointer(rebasing: bytes[0..<0]) }
-        return UnsafeBufferPointer(rebasing: bytes[ranges[position]])
+        UnsafeBufferPointer(rebasing: bytes[fieldRange(position)])
     }
 }
 
-/// The usual identity number is 18 printable ASCII characters: then each is one byte and one Character, and
-/// `IdentityNumber.normalize` only upper-cases a-z, which is done here in place. False: not that case.
-private func uppercaseOrdinaryIdentityNumber(_ arena: inout [UInt8], from start: Int) -> Bool {
-    guard arena.count - start == 18, arena[start...].allSatisfy({ $0 >= 0x21 && $0 <= 0x7E }) else { return false }
-    for index in start..<arena.count where arena[index] >= 0x61 && arena[index] <= 0x7A { arena[index] -= 0x20 }
-    return true
+/// What `IdentityNumber.normalize` does to a value, when that is cheap to tell.
+private enum IdentityNumberCase {
+    /// 18 printable ASCII characters without a-z: returned as they are.
+    case asIs
+    /// 18 printable ASCII characters with some a-z: returned upper-cased (each byte is one Character, and
+    /// `uppercased()` maps only a-z among them).
+    case upperCased
+    /// Anything else: ask `IdentityNumber.normalize`.
+    case other
+}
+
+private func ordinaryIdentityNumber(_ arena: [UInt8], _ value: Range<Int>) -> IdentityNumberCase {
+    guard value.count == 18, arena[value].allSatisfy({ $0 >= 0x21 && $0 <= 0x7E }) else { return .other }
+    return arena[value].contains(where: { $0 >= 0x61 && $0 <= 0x7A }) ? .upperCased : .asIs
 }
 
 /// Digits only, without a leading zero (or "0"): `DecimalFormatting.normalizeInteger` returns such text unchanged.
-private func isNormalInteger(_ arena: [UInt8], from start: Int) -> Bool {
-    let count = arena.count - start
-    guard count > 0, arena[start] != 0x30 || count == 1 else { return false }
-    return arena[start...].allSatisfy { $0 >= 0x30 && $0 <= 0x39 }
+private func isNormalInteger(_ text: ArraySlice<UInt8>) -> Bool {
+    guard let first = text.first, first != 0x30 || text.count == 1 else { return false }
+    return text.allSatisfy { $0 >= 0x30 && $0 <= 0x39 }
 }
