@@ -54,6 +54,26 @@ final class FastValueCheck: Sendable {
         let count = value.count
         var i = 0
         while i < count {
+            // Eight bytes at a time when none needs a closer look: plain printable ASCII (no space, &, <, >), or
+            // non-ASCII without the 0xEF that starts U+FFFE/U+FFFF.
+            if i + 8 <= count, let base = value.baseAddress {
+                let word = UnsafeRawPointer(base + i).loadUnaligned(as: UInt64.self)
+                let highBits = word & 0x8080_8080_8080_8080
+                if highBits == 0 {
+                    if !hasByte(below: 0x21, word) && !hasByte(0x26, word) && !hasByte(0x3C, word) && !hasByte(0x3E, word) {
+                        previousSpace = false
+                        i += 8
+                        continue
+                    }
+                } else if highBits == 0x8080_8080_8080_8080 && !hasByte(0xEF, word) {
+                    // Continuation bytes are 10xxxxxx: bit 7 set, bit 6 (shifted into bit 7) clear.
+                    continuationBytes += (word & ~(word << 1) & 0x8080_8080_8080_8080).nonzeroBitCount
+                    ascii = false
+                    previousSpace = false
+                    i += 8
+                    continue
+                }
+            }
             let byte = value[i]
             i += 1
             if byte > 0x20 && byte < 0x80 {
@@ -132,6 +152,19 @@ final class FastValueCheck: Sendable {
     }
 
     private static let booleanLiterals: [[UInt8]] = [Array("true".utf8), Array("false".utf8), [0x31], [0x30]]
+}
+
+/// Whether any byte of `word` is below `limit` (at most 0x80) — exact for words of ASCII bytes
+/// ("hasless" from Bit Twiddling Hacks).
+@inline(__always)
+private func hasByte(below limit: UInt64, _ word: UInt64) -> Bool {
+    (word &- 0x0101_0101_0101_0101 &* limit) & ~word & 0x8080_8080_8080_8080 != 0
+}
+
+/// Whether any byte of `word` equals `byte`.
+@inline(__always)
+private func hasByte(_ byte: UInt64, _ word: UInt64) -> Bool {
+    hasByte(below: 1, word ^ (0x0101_0101_0101_0101 &* byte))
 }
 
 /// A decimal in lexical form as positions in the caller's bytes: `DecimalText` without its arrays.
