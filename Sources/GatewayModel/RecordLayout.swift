@@ -114,8 +114,10 @@ public final class RecordLayout: Sendable {
         @inline(__always) func groupIsPresent(_ step: Step) -> Bool {
             membersOfGroup[step.source].contains { !values[$0].isAbsent }
         }
-        // Pass 1: validate and measure.
+        // Pass 1: validate and measure, noting which values contain characters to escape (bit = step index; steps
+        // beyond 64 are always scanned again).
         var length = recordOpenTag.count + recordCloseTag.count
+        var needsEscaping: UInt64 = 0
         var index = 0
         while index < steps.count {
             let step = steps[index]
@@ -129,6 +131,7 @@ public final class RecordLayout: Sendable {
                 guard let check = checks[index - 1],
                       let escaped = check.escapedLengthIfCertainlyValid(bytes(values[step.source])) else { return nil }
                 length += step.openTag.count + escaped + step.closeTag.count
+                if escaped != values[step.source].count && index - 1 < 64 { needsEscaping |= 1 << UInt64(index - 1) }
             case .groupStart:
                 guard groupIsPresent(step) else {
                     if step.required { return nil }
@@ -152,7 +155,11 @@ public final class RecordLayout: Sendable {
                 case .leaf:
                     guard step.source >= 0, !values[step.source].isAbsent else { continue }
                     writer.put(UnsafeBufferPointer(rebasing: tags[step.openTag]))
-                    writer.putCanonicalTextEscaped(bytes(values[step.source]))
+                    if index - 1 >= 64 || needsEscaping & (1 << UInt64(index - 1)) != 0 {
+                        writer.putCanonicalTextEscaped(bytes(values[step.source]))
+                    } else {
+                        writer.put(bytes(values[step.source]))
+                    }
                     writer.put(UnsafeBufferPointer(rebasing: tags[step.closeTag]))
                 case .groupStart:
                     guard groupIsPresent(step) else {

@@ -64,12 +64,19 @@ extension BoundMapping {
         var records: [NormalizedRecord] = []
         records.reserveCapacity(2)
         var matched = false
+        // Records usually route on the same column: trim it once per row, not once per record.
+        var routingSlot = -1
+        var routingText = UnsafeBufferPointer(rebasing: fieldBytes[0..<0])
         for route in plan.routes {
             // The general path's routing (`applies`), on the column's trimmed bytes.
             var holds = true
             for condition in route.byteConditions {
-                let field = row.field(columnIndex[condition.slot])
-                if !condition.holds(UnsafeBufferPointer(rebasing: field[trimmedRange(field)])) { holds = false; break }
+                if condition.slot != routingSlot {
+                    let field = row.field(columnIndex[condition.slot])
+                    routingText = UnsafeBufferPointer(rebasing: field[trimmedRange(field)])
+                    routingSlot = condition.slot
+                }
+                if !condition.holds(routingText) { holds = false; break }
             }
             guard holds else { continue }
             matched = true
