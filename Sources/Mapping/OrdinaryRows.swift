@@ -2,7 +2,8 @@ import GatewayModel
 
 /// Buffers the ordinary-row path reuses from row to row: one per reading thread (not Sendable).
 public final class RowScratch {
-    /// The values of the record being built, back to back.
+    /// The row's bytes, followed by the values the rules of the record being built produced (constants,
+    /// defaults, converted times, code-table entries).
     var arena: [UInt8] = []
     /// One range into `arena` per field rule of the record being built.
     var ranges: [FieldValueRange] = []
