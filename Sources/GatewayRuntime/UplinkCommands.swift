@@ -87,15 +87,13 @@ func refreshReference(_ source: ReferenceDataSource, _ gateway: GatewayConfigura
     await source.refresh(client: HTTPClient(configuration: settings.client), url: settings.url, division: gateway.district)
 }
 
-/// `esgate run --once`: push until drained (and, while `producing` answers true, keep pushing what an ingest
-/// running alongside appends) or every receiver is failing.
-public func drainUplinkOnce(_ configuration: LoadedConfiguration, logger: Logger, maxWait: Duration = .seconds(30),
-                            producing: (@Sendable () -> Bool)? = nil) async -> [DrainSummary] {
+/// `esgate run --once`: after ingesting, push until drained or every receiver is failing.
+public func drainUplinkOnce(_ configuration: LoadedConfiguration, logger: Logger, maxWait: Duration = .seconds(30)) async -> [DrainSummary] {
     guard !configuration.gateway.receivers.filter(\.enabled).isEmpty else { return [] }
     do {
         let service = try UplinkService.configured(configuration.gateway, schemaText: configuration.schema.schemaText,
                                                    logger: logger.with(component: "uplink"))
-        return await service.drainAll(maxWait: maxWait, producing: producing)
+        return await service.drainAll(maxWait: maxWait)
     } catch {
         logger.error("uplink: \(error)")
         return []

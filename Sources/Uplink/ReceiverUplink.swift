@@ -350,10 +350,8 @@ public final class ReceiverUplink {
     }
 
     /// Sends until the journal is drained for this receiver, or the next attempt is further away than `maxWait`
-    /// (the receiver is failing), or `deadline` passes. While `producing` answers true (an ingest is still
-    /// appending), a drained journal is polled again instead of ending the drain.
-    public func drain(maxWait: Duration = .seconds(30), deadline: Date? = nil,
-                      producing: (@Sendable () -> Bool)? = nil) async throws(UplinkError) -> DrainSummary {
+    /// (the receiver is failing), or `deadline` passes.
+    public func drain(maxWait: Duration = .seconds(30), deadline: Date? = nil) async throws(UplinkError) -> DrainSummary {
         var summary = DrainSummary(receiver: settings.name)
         let maxWaitSeconds = Double(maxWait.components.seconds) + Double(maxWait.components.attoseconds) / 1e18
         while !Task.isCancelled {
@@ -361,10 +359,6 @@ public final class ReceiverUplink {
             let result = try await step()
             switch result {
             case .idle:
-                if let producing, producing() {
-                    try? await Task.sleep(for: .milliseconds(20))
-                    continue
-                }
                 summary.drained = true
                 return summary
             case .delivered:

@@ -116,15 +116,14 @@ public struct UplinkService: Sendable {
     }
 
     /// Drains every receiver concurrently (`esgate uplink run --once`).
-    public func drainAll(maxWait: Duration = .seconds(30), deadline: Date? = nil,
-                         producing: (@Sendable () -> Bool)? = nil) async -> [DrainSummary] {
+    public func drainAll(maxWait: Duration = .seconds(30), deadline: Date? = nil) async -> [DrainSummary] {
         await withTaskGroup(of: DrainSummary.self) { group in
             for settings in receivers {
                 group.addTask {
                     do {
                         let uplink = try ReceiverUplink(settings: settings, journalPath: journalPath,
                                                         validator: try makeValidator(), logger: logger)
-                        return try await uplink.drain(maxWait: maxWait, deadline: deadline, producing: producing)
+                        return try await uplink.drain(maxWait: maxWait, deadline: deadline)
                     } catch {
                         logger.error("\(settings.name): \(error)")
                         var summary = DrainSummary(receiver: settings.name)
