@@ -260,25 +260,47 @@ public final class ODBCAdapter: @unchecked Sendable {
 
     /// Two stages on two threads, like the CSV drop: a reader thread fetches blocks, maps and validates rows into
     /// batches; this thread commits each batch (rows + the highest watermark read so far) in one journal
-    /// transaction. At most two batches wait between them, so memory stays bounded whatever the result size.
+    /// transaction. At most one batch waits between them (and two fetched blocks before the mapping), so memory
+    /// stays bounded whatever the result size.
     private func stream(_ cursor: ODBCCursor, watermarkColumn: String?, saved: Watermark?, report: inout ODBCPollReport) throws {
         let source = try RowSource(adapter: self, cursor: cursor, watermarkColumn: watermarkColumn)
-        let channel = BatchChannel<ODBCBatch>(capacity: 2)
-        let job = ODBCReadJob(cursor: cursor, source: source, channel: channel, batchRows: settings.batchRows,
+        let channel = BatchChannel<ODBCBatch>(capacity: 1)
+        // The reader hands over chunks of at most 1,000 rows; a transaction still covers `batch_rows` rows, so a
+        // large batch does not mean large chunks in memory.
+        let job = ODBCReadJob(cursor: cursor, source: source, channel: channel, batchRows: min(settings.batchRows, 1000),
                               kind: settings.watermarkKind, saved: saved, logger: logger)
         let stopReader = startProducer(named: "esgate-odbc-\(name)", channel: channel) { job.run() }
         defer { stopReader() }
         if settings.closesSnapshots && watermarkColumn == nil {
             return try commitSnapshot(from: channel, report: &report)
         }
-        while let batch = try channel.take() {
-            if !batch.rows.isEmpty {
-                try commit(batch.rows, report: &report) {
-                    if let watermark = batch.watermark { try self.journal.setSourceOffset(self.name, position: watermark) }
+        var finished = false
+        while !finished, let first = try channel.take() {
+            var counts = IngestCounts()
+            var rows = 0
+            var watermark: String?
+            try journal.begin()
+            do {
+                var next: ODBCBatch? = first
+                while let chunk = next {
+                    try store(chunk.rows, counts: &counts)
+                    rows += chunk.rows.count
+                    watermark = chunk.watermark ?? watermark
+                    finished = chunk.isLast
+                    next = finished || rows >= settings.batchRows ? nil : try channel.take()
                 }
+                if let watermark { try journal.setSourceOffset(name, position: watermark) }
+                try journal.commit()
+            } catch {
+                journal.rollback()
+                throw error
             }
-            if let watermark = batch.watermark { report.watermark = watermark }
-            if batch.isLast { break }
+            if let watermark { report.watermark = watermark }
+            guard rows > 0 else { continue }
+            report.counts += counts
+            report.batches += 1
+            releaseFreedHeapMemory()
+            try afterCommit?(report.batches)
         }
     }
 

@@ -48,3 +48,7 @@ static const SQLULEN CODBC_AUTOCOMMIT_ON = SQL_AUTOCOMMIT_ON;
 static const SQLULEN CODBC_AUTOCOMMIT_OFF = SQL_AUTOCOMMIT_OFF;
 static const SQLULEN CODBC_BIND_BY_COLUMN = SQL_BIND_BY_COLUMN;
 static const SQLUSMALLINT CODBC_ROW_ERROR = SQL_ROW_ERROR;
+
+#include <malloc.h>
+/* Returns the free memory of every glibc arena to the system (see releaseFreedHeapMemory). */
+static inline void codbc_trim_heap(void) { malloc_trim(0); }
