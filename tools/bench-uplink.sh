@@ -96,7 +96,7 @@ Measured by `tools/bench-uplink.sh` on {datetime.date.today().isoformat()} ({bui
 | what | seconds | rows/s |
 |---|---|---|
 | reference: `iconv -f GB18030 -t UTF-8` + `sqlite3 .import` into a WAL table, synchronous=FULL | {ref_s:.2f} | {ref_rate:,.0f} |
-| esgate: drop → mapping → validation → journal → packages (exc-c14n + SM3, fixed in SQLite before sending) → mTLS → receipts | {es_s:.2f} | {es_rate:,.0f} |
+| esgate: drop → mapping → validation → journal → packages (Body in canonical form + SM3, fixed in SQLite before sending) → mTLS → receipts | {es_s:.2f} | {es_rate:,.0f} |
 
 - Ratio esgate / reference: **{es_rate/ref_rate:.2f}** (target ≥ 0.6).
 - Gateway peak RSS: **{rss_kb/1024:.1f} MB** (`esgate run --once`).
@@ -105,7 +105,7 @@ Measured by `tools/bench-uplink.sh` on {datetime.date.today().isoformat()} ({bui
 path = "docs/benchmarks.md"
 text = open(path).read() if os.path.exists(path) else "# Benchmarks\n"
 # Replace an existing "## End to end" section (up to the next "## " heading), else append.
-pattern = re.compile(r"^## End to end\n.*?(?=^## |\Z)", re.S | re.M)
+pattern = re.compile(r"^## End to end\n.*?(?=^## |^<!-- |\Z)", re.S | re.M)
 text = pattern.sub(lambda _: section + "\n", text, count=1) if pattern.search(text) else text.rstrip("\n") + "\n\n" + section
 open(path, "w").write(text.rstrip("\n") + "\n")
 print(section)

@@ -260,14 +260,14 @@ public final class ODBCAdapter: @unchecked Sendable {
 
     /// Two stages on two threads, like the CSV drop: a reader thread fetches blocks, maps and validates rows into
     /// batches; this thread commits each batch (rows + the highest watermark read so far) in one journal
-    /// transaction. At most one batch waits between them (and two fetched blocks before the mapping), so memory
+    /// transaction. At most two chunks wait between them (and two fetched blocks before the mapping), so memory
     /// stays bounded whatever the result size.
     private func stream(_ cursor: ODBCCursor, watermarkColumn: String?, saved: Watermark?, report: inout ODBCPollReport) throws {
         let source = try RowSource(adapter: self, cursor: cursor, watermarkColumn: watermarkColumn)
-        let channel = BatchChannel<ODBCBatch>(capacity: 1)
-        // The reader hands over chunks of at most 1,000 rows; a transaction still covers `batch_rows` rows, so a
+        let channel = BatchChannel<ODBCBatch>(capacity: 2)
+        // The reader hands over chunks of at most 2,500 rows; a transaction still covers `batch_rows` rows, so a
         // large batch does not mean large chunks in memory.
-        let job = ODBCReadJob(cursor: cursor, source: source, channel: channel, batchRows: min(settings.batchRows, 1000),
+        let job = ODBCReadJob(cursor: cursor, source: source, channel: channel, batchRows: min(settings.batchRows, 2500),
                               kind: settings.watermarkKind, saved: saved, logger: logger)
         let stopReader = startProducer(named: "esgate-odbc-\(name)", channel: channel) { job.run() }
         defer { stopReader() }
