@@ -31,10 +31,15 @@ final class TempFolder {
                 url: https://127.0.0.1:8443/pui
                 division: "410000"
                 cert_file: certs/client.pem
+              - name: city
+                url: https://127.0.0.1:8444/pui
+                division: "410100"
+                verify_packages: true
             """)
         var errors: [ConfigError] = []
         let config = try #require(GatewayConfiguration.load(file: file, environment: [:], errors: &errors))
         #expect(errors.isEmpty)
+        #expect(config.receivers.map(\.verifyPackages) == [false, true], "libxml2 re-check of packages only when asked")
         #expect(config.district == "410103")
         #expect(config.stateDirectory == folder.url.appendingPathComponent("var/state").path)
         #expect(config.logLevel == .debug)

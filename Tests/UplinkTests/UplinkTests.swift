@@ -77,6 +77,31 @@ import XMLSupport
         #expect(strict == nil || strict?.heldBack.isEmpty == false, "records without the required fields are held back, not sent")
     }
 
+    /// `verify_packages`: a record the schema refuses (e.g. journaled by an older version) is held back with X100
+    /// and the package goes out without it; without the option the package is assembled as journaled.
+    @Test func verifyingBuilderHoldsBackWhatTheSchemaRefuses() throws {
+        let environment = try TestEnvironment.make(certificates: false)
+        defer { environment.remove() }
+        try fillJournal(environment.journalPath, count: 2)
+        let journal = try Journal(path: environment.journalPath, durable: false)
+        _ = try journal.batch {
+            try journal.append(NormalizedRecord(type: "Application", key: "BAD",
+                                                body: "<Application><CaseNo>BAD</CaseNo></Application>"), source: "t", origin: nil, line: 0)
+        }
+        var builder = PackageBuilder(sender: "410103", receiver: "410000", validator: try makeValidator())
+        let entries = try journal.entries(after: 0)
+        let fast = try #require(try builder.build(n: 1, candidates: builder.select(entries, packageId: "410103-1"), now: Date()))
+        #expect(fast.members.count == 3 && fast.heldBack.isEmpty)
+        builder.verify = true
+        let verified = try #require(try builder.build(n: 1, candidates: builder.select(entries, packageId: "410103-1"), now: Date()))
+        #expect(verified.members.map(\.key) == entries.prefix(2).map(\.key))
+        #expect(verified.heldBack.map(\.member.key) == ["BAD"])
+        #expect(verified.heldBack.first?.code == "X100")
+        let document = try XMLDocument(bytes: verified.request, preserveWhitespace: true)
+        #expect(try makeValidator().validate(document, element: "Package", namespace: puiNamespace).isEmpty)
+        #expect(Digest.sm3(try document.exclusiveCanonicalForm(ofElement: "Body", namespace: puiNamespace)).hexString == verified.digest)
+    }
+
     @Test func packagesRespectRecordAndByteLimits() throws {
         let environment = try TestEnvironment.make(certificates: false)
         defer { environment.remove() }
