@@ -287,7 +287,9 @@ public final class ODBCAdapter: @unchecked Sendable {
                     rows += chunk.rows.count
                     watermark = chunk.watermark ?? watermark
                     finished = chunk.isLast
-                    next = finished || rows >= settings.batchRows ? nil : try channel.take()
+                    // Another writer waiting (the uplink, supervision) ends the transaction early: the next
+                    // chunk may need the source database, and the journal must not wait on it.
+                    next = finished || rows >= settings.batchRows || journal.othersWaitingToWrite ? nil : try channel.take()
                 }
                 if let watermark { try journal.setSourceOffset(name, position: watermark) }
                 try journal.commit()

@@ -259,8 +259,14 @@ public final class Journal {
     public func begin() throws(JournalError) {
         try wrap("begin") {
             try database.beginWrite()
+            do {
+                nextSeq = (try database.query("SELECT coalesce(max(seq), 0) FROM records").first?.first?.intValue ?? 0) + 1
+            } catch {
+                // Never leave a transaction (and the write turn) open behind a failed begin.
+                database.rollbackWrite()
+                throw error
+            }
             inTransaction = true
-            nextSeq = (try database.query("SELECT coalesce(max(seq), 0) FROM records").first?.first?.intValue ?? 0) + 1
         }
     }
 

@@ -317,14 +317,18 @@ public final class ReceiverUplink {
     /// The package after `package` from the journal, built but not fixed; nil when there is none yet, when
     /// `package` is a resend, when resends are queued, or with `verify_packages` (its X100 path fixes alone).
     private func buildAhead(after package: StoredPackage) -> UplinkStore.FixAhead? {
-        guard !builder.verify, (try? store.queuedResendCount(receiver: settings.name)) == 0 else { return nil }
-        guard let entries = try? journal.entries(after: package.lastSeq, limit: builder.maxRecords,
+        guard !builder.verify, (try? store.queuedResendCount(receiver: settings.name)) == 0,
+              let cursor = try? journal.cursor(settings.consumer) else { return nil }
+        // Where `nextPackage` would start once this package is resolved (records held back behind the cursor
+        // stay behind it).
+        let after = max(package.lastSeq, cursor)
+        guard let entries = try? journal.entries(after: after, limit: builder.maxRecords,
                                                  types: settings.recordTypes.isEmpty ? nil : settings.recordTypes),
               !entries.isEmpty else { return nil }
         let n = package.n + 1
         let candidates = builder.select(entries, packageId: "\(settings.sender)-\(n)")
         guard let built = try? builder.build(n: n, candidates: candidates, now: now()), built.heldBack.isEmpty else { return nil }
-        return UplinkStore.FixAhead(package: built, after: package.lastSeq)
+        return UplinkStore.FixAhead(package: built, after: after)
     }
 
     /// Why the configured client certificate cannot work (expired, not yet valid, unreadable); nil when it is fine.

@@ -93,7 +93,13 @@ public final class UplinkStore {
         }
     }
 
+    /// One transaction, so that receivers opening the store together (one uplink per receiver) see either none
+    /// or all of it, and the version-2 column is added once.
     static func migrate(_ database: SQLiteDatabase) throws {
+        try database.transaction { try createOrUpgrade(database) }
+    }
+
+    private static func createOrUpgrade(_ database: SQLiteDatabase) throws {
         try database.execute("""
             CREATE TABLE IF NOT EXISTS uplink_meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
             INSERT OR IGNORE INTO uplink_meta(key, value) VALUES ('schema_version', '\(schemaVersion)');
@@ -104,7 +110,7 @@ public final class UplinkStore {
                 digest TEXT NOT NULL, request BLOB NOT NULL, state TEXT NOT NULL,
                 created_at INTEGER NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, last_attempt_at INTEGER,
                 next_attempt_at INTEGER, last_error TEXT, accepted INTEGER, duplicates INTEGER, rejected INTEGER,
-                fault_code TEXT, resolved_at INTEGER,
+                fault_code TEXT, resolved_at INTEGER, member_seqs BLOB,
                 PRIMARY KEY(receiver, package_id));
             CREATE INDEX IF NOT EXISTS uplink_packages_by_state ON uplink_packages(receiver, state, n);
             CREATE TABLE IF NOT EXISTS uplink_package_records(
@@ -125,7 +131,8 @@ public final class UplinkStore {
                 receiver TEXT PRIMARY KEY, state TEXT NOT NULL, failing_since INTEGER, consecutive_failures INTEGER NOT NULL,
                 last_error TEXT, last_success_at INTEGER, next_retry_at INTEGER, updated_at INTEGER NOT NULL);
             """)
-        // Version 2: membership as one blob per package instead of a row per record (a package costs one row).
+        // Version 2: membership as one blob per package instead of a row per record (a package costs one row);
+        // a store created by version 1 gets the column here.
         let columns = try database.query("PRAGMA table_info(uplink_packages)").compactMap { $0.count > 1 ? $0[1].textValue : nil }
         if !columns.contains("member_seqs") {
             try database.execute("""
@@ -325,11 +332,16 @@ public final class UplinkStore {
     }
 
     /// Fixes `ahead` inside the current transaction when it still is the receiver's next package (its number is
-    /// the next one, nothing is pending and no package covers seqs after `after`); returns whether it was fixed.
-    private func fixAheadIfStillNext(_ ahead: FixAhead?, receiver: String, now: Date) throws -> Bool {
+    /// the next one, nothing is pending, and the journal position after the last package and the cursor is
+    /// `after`); returns whether it was fixed.
+    private func fixAheadIfStillNext(_ ahead: FixAhead?, receiver: String, consumer: String?, now: Date) throws -> Bool {
         guard let ahead else { return false }
         let lastN = try database.query("SELECT last_n FROM uplink_sequences WHERE receiver = ?1", [.text(receiver)]).first?.first?.intValue ?? 0
-        let lastSeq = try database.query("SELECT max(last_seq) FROM uplink_packages WHERE receiver = ?1", [.text(receiver)]).first?.first?.intValue ?? 0
+        let lastPackaged = try database.query("SELECT max(last_seq) FROM uplink_packages WHERE receiver = ?1", [.text(receiver)]).first?.first?.intValue ?? 0
+        let cursor = try consumer.flatMap {
+            try database.query("SELECT seq FROM cursors WHERE consumer = ?1", [.text($0)]).first?.first?.intValue
+        } ?? 0
+        let lastSeq = max(lastPackaged, cursor)
         let pending = try database.query("SELECT 1 FROM uplink_packages WHERE receiver = ?1 AND state = 'pending' LIMIT 1", [.text(receiver)])
         let queued = try database.query("SELECT 1 FROM uplink_resend WHERE receiver = ?1 LIMIT 1", [.text(receiver)])
         guard ahead.package.n == lastN + 1, lastSeq == ahead.after, pending.isEmpty, queued.isEmpty else { return false }
@@ -410,7 +422,7 @@ public final class UplinkStore {
                     try supersede.run([.text(receiver), .text(member.type), .text(member.key), .integer(member.rev), .integer(Self.ms(now))])
                 }
                 try record(resolution, lastSeq: package.lastSeq, receiver: receiver, now: now)
-                return try fixAheadIfStillNext(ahead, receiver: receiver, now: now)
+                return try fixAheadIfStillNext(ahead, receiver: receiver, consumer: resolution?.consumer, now: now)
             }
         }
     }

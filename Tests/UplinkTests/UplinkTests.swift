@@ -102,6 +102,27 @@ import XMLSupport
         #expect(Digest.sm3(try document.exclusiveCanonicalForm(ofElement: "Body", namespace: puiNamespace)).hexString == verified.digest)
     }
 
+    /// One uplink per receiver opens the store at start, together: the schema (and its version-2 column) must
+    /// come out once, without "duplicate column" or busy errors for any of them.
+    @Test func receiversOpeningTheStoreTogetherAllSucceed() throws {
+        for _ in 0..<10 {
+            let environment = try TestEnvironment.make(certificates: false)
+            defer { environment.remove() }
+            _ = try Journal(path: environment.journalPath)
+            let errors = ErrorList()
+            let group = DispatchGroup()
+            for _ in 0..<4 {
+                group.enter()
+                Thread.detachNewThread {
+                    do { _ = try UplinkStore(path: environment.journalPath) } catch { errors.add("\(error)") }
+                    group.leave()
+                }
+            }
+            group.wait()
+            #expect(errors.all.isEmpty, "\(errors.all)")
+        }
+    }
+
     @Test func packagesRespectRecordAndByteLimits() throws {
         let environment = try TestEnvironment.make(certificates: false)
         defer { environment.remove() }
@@ -495,4 +516,11 @@ import XMLSupport
         #expect(expired.daysLeft() < 0)
         #expect(throws: CertificateError.self) { try CertificateInfo.load(file: environment.path("missing.pem")) }
     }
+}
+
+private final class ErrorList: @unchecked Sendable {
+    private let lock = NSLock()
+    private var items: [String] = []
+    func add(_ item: String) { lock.withLock { items.append(item) } }
+    var all: [String] { lock.withLock { items } }
 }
