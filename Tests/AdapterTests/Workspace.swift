@@ -1,5 +1,6 @@
 import CryptoSupport
 import Foundation
+import TestSupport
 import GatewayConfig
 import GatewayModel
 import GatewayRuntime
@@ -71,20 +72,11 @@ final class Workspace {
     /// Everything the adapter put in the journal that matters for exactly-once: every (type, key, rev, body), in
     /// key order. Supervision's own records (alerts, scores) depend on the clock and are left out.
     func journalDigest() throws -> (records: Int, digest: String) {
-        let db = try SQLiteDatabase(path: journalPath, readOnly: true)
-        let statement = try db.prepare("SELECT type, key, rev, body FROM records WHERE source = 'drop' ORDER BY type, key, rev")
-        let digest = try StreamingDigest(.sha256)
-        var count = 0
-        while try statement.step() {
-            count += 1
-            digest.update("\(statement.text(at: 0))|\(statement.text(at: 1))|\(statement.int(at: 2))|\(statement.text(at: 3))\n")
-        }
-        return (count, digest.finish().hexString)
+        try TestSupport.journalDigest(path: journalPath, source: "drop")
     }
 
     func scalar(_ sql: String) throws -> Int64 {
-        let db = try SQLiteDatabase(path: journalPath, readOnly: true)
-        return try db.query(sql).first?.first?.intValue ?? -1
+        try journalScalar(path: journalPath, sql)
     }
 }
 

@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import HTTPClientSupport
 import HTTPServerSupport
 import Testing
@@ -47,16 +48,7 @@ struct TestCertificates {
 
 /// Runs a short-lived command to completion, capturing stdout + stderr.
 func run(_ executable: String, _ arguments: [String]) throws -> (status: Int32, output: String) {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: executable)
-    process.arguments = arguments
-    let pipe = Pipe()
-    process.standardOutput = pipe
-    process.standardError = pipe
-    try process.run()
-    let data = pipe.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+    try runProcess(executable, arguments)
 }
 
 /// An independent mTLS peer: Python's stdlib http.server + ssl with CERT_REQUIRED, on port 0.
@@ -107,15 +99,10 @@ final class PythonTLSPeer {
         process.standardOutput = stdout
         process.standardError = FileHandle.standardError
         try process.run()
-        var line = Data()
-        while !line.contains(UInt8(ascii: "\n")) {
-            let chunk = stdout.fileHandleForReading.availableData
-            if chunk.isEmpty { break }   // EOF: python died
-            line.append(chunk)
-        }
-        guard let port = Int(String(decoding: line, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)) else {
+        let first = readPortLine(stdout)
+        guard let port = first.port else {
             kill(process.processIdentifier, SIGKILL)
-            throw FixtureError(description: "python peer did not print its port: \(String(decoding: line, as: UTF8.self))")
+            throw FixtureError(description: "python peer did not print its port: \(first.line)")
         }
         self.port = port
     }

@@ -1,6 +1,7 @@
 import Adapters
 import CryptoSupport
 import Foundation
+import TestSupport
 import GatewayConfig
 import GatewayModel
 import GatewayRuntime
@@ -239,20 +240,11 @@ final class ODBCWorkspace {
 
     /// (type, key, rev, body) of every record from the adapter, in key order: count and digest.
     func journalDigest() throws -> (records: Int, digest: String) {
-        let db = try SQLiteDatabase(path: journalPath, readOnly: true)
-        let statement = try db.prepare("SELECT type, key, rev, body FROM records WHERE source = 'db' ORDER BY type, key, rev")
-        let digest = try StreamingDigest(.sha256)
-        var count = 0
-        while try statement.step() {
-            count += 1
-            digest.update("\(statement.text(at: 0))|\(statement.text(at: 1))|\(statement.int(at: 2))|\(statement.text(at: 3))\n")
-        }
-        return (count, digest.finish().hexString)
+        try TestSupport.journalDigest(path: journalPath, source: "db")
     }
 
     func scalar(_ sql: String) throws -> Int64 {
-        let db = try SQLiteDatabase(path: journalPath, readOnly: true)
-        return try db.query(sql).first?.first?.intValue ?? -1
+        try journalScalar(path: journalPath, sql)
     }
 
     /// What a read-only command must leave as it was: records, watermarks, quarantine, adapter health.

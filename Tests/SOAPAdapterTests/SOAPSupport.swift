@@ -1,5 +1,6 @@
 import Adapters
 import Foundation
+import TestSupport
 import GatewayConfig
 import GatewayModel
 import GatewayRuntime
@@ -29,15 +30,10 @@ final class SOAPPeer {
         process.standardOutput = stdout
         process.standardError = FileHandle.nullDevice
         try process.run()
-        var line = Data()
-        while !line.contains(UInt8(ascii: "\n")) {
-            let chunk = stdout.fileHandleForReading.availableData
-            if chunk.isEmpty { break }
-            line.append(chunk)
-        }
-        guard let port = Int(String(decoding: line, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)) else {
+        let first = readPortLine(stdout)
+        guard let port = first.port else {
             kill(process.processIdentifier, SIGKILL)
-            throw TestFailure("the SOAP peer did not start (pip install spyne lxml): '\(String(decoding: line, as: UTF8.self))'")
+            throw TestFailure("the SOAP peer did not start (pip install spyne lxml): '\(first.line)'")
         }
         self.port = port
     }

@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import GatewayModel
 import HTTPClientSupport
 import HTTPServerSupport
@@ -119,19 +120,6 @@ func fillJournal(_ path: String, count: Int, prefix: String = "C", start: Int = 
     return records
 }
 
-func runProcess(_ executable: String, _ arguments: [String]) throws -> (status: Int32, output: String) {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: executable)
-    process.arguments = arguments
-    let pipe = Pipe()
-    process.standardOutput = pipe
-    process.standardError = pipe
-    try process.run()
-    let data = pipe.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    return (process.terminationStatus, String(decoding: data, as: UTF8.self))
-}
-
 /// The independent Python receiver (Fixtures/pui_peer.py). Killed with SIGKILL (PLATFORM.md gotcha 8).
 final class PythonReceiver {
     let process = Process()
@@ -149,15 +137,10 @@ final class PythonReceiver {
         process.standardOutput = stdout
         process.standardError = FileHandle.standardError
         try process.run()
-        var line = Data()
-        while !line.contains(UInt8(ascii: "\n")) {
-            let chunk = stdout.fileHandleForReading.availableData
-            if chunk.isEmpty { break }
-            line.append(chunk)
-        }
-        guard let port = Int(String(decoding: line, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)) else {
+        let first = readPortLine(stdout)
+        guard let port = first.port else {
             kill(process.processIdentifier, SIGKILL)
-            throw TestFailure("python receiver did not start (is lxml installed? pip install lxml): \(String(decoding: line, as: UTF8.self))")
+            throw TestFailure("python receiver did not start (is lxml installed? pip install lxml): \(first.line)")
         }
         self.port = port
     }
