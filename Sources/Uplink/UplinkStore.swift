@@ -123,6 +123,8 @@ public final class UplinkStore {
                 message TEXT NOT NULL, state TEXT NOT NULL DEFAULT 'open', created_at INTEGER NOT NULL,
                 resolved_at INTEGER);
             CREATE INDEX IF NOT EXISTS uplink_dead_letters_by_key ON uplink_dead_letters(receiver, type, key, state);
+            -- Every receipt asks whether the receiver has open dead letters; resolved ones pile up over the years.
+            CREATE INDEX IF NOT EXISTS uplink_dead_letters_open ON uplink_dead_letters(receiver) WHERE state = 'open';
             CREATE TABLE IF NOT EXISTS uplink_resend(
                 id INTEGER PRIMARY KEY, receiver TEXT NOT NULL, seq INTEGER NOT NULL, dead_letter INTEGER NOT NULL,
                 queued_at INTEGER NOT NULL);
@@ -396,8 +398,7 @@ public final class UplinkStore {
         try wrap("apply receipt \(package.packageId)") {
             // Membership is only needed when something refers to a record: a rejection, or open dead letters
             // that this delivery may supersede.
-            let openDeadLetters = try openDeadLetterCount(receiver: receiver)
-            let needsMembers = !receipt.rejected.isEmpty || openDeadLetters > 0
+            let needsMembers = try !receipt.rejected.isEmpty || hasOpenDeadLetters(receiver: receiver)
             let members = needsMembers ? try members(receiver: receiver, packageId: package.packageId) : []
             return try database.transaction { () throws -> Bool in
                 try database.prepare("""
@@ -486,6 +487,12 @@ public final class UplinkStore {
                            createdAt: Self.date(row[12]) ?? Date(timeIntervalSince1970: 0))
             }
         }
+    }
+
+    /// Whether any dead letter of the receiver is open (one probe of the partial index, not a count).
+    func hasOpenDeadLetters(receiver: String) throws -> Bool {
+        !(try database.query("SELECT 1 FROM uplink_dead_letters INDEXED BY uplink_dead_letters_open WHERE receiver = ?1 AND state = 'open' LIMIT 1",
+                             [.text(receiver)])).isEmpty
     }
 
     public func openDeadLetterCount(receiver: String) throws(UplinkError) -> Int {
