@@ -102,7 +102,7 @@ let package = Package(
 
         // MARK: - Tests
 
-        .target(name: "TestSupport", dependencies: ["SQLiteSupport", "CryptoSupport"], path: "Tests/TestSupport"),
+        .target(name: "TestSupport", dependencies: ["SQLiteSupport", "CryptoSupport", "Journal"], path: "Tests/TestSupport"),
 
         .testTarget(name: "SupportTests",
                     dependencies: ["SQLiteSupport", "XMLSupport", "YAMLSupport", "CryptoSupport", "TextSupport"],

@@ -48,8 +48,8 @@ public struct RowOrigin: Sendable {
 public struct PreparedRow: Sendable {
     public var line: Int
     public var records: [NormalizedRecord] = []
-    /// SHA-256 of each record's body, computed while preparing so that the journal writer does not have to.
-    public var digests: [[UInt8]] = []
+    /// Digest and stored form of each record's body, computed while preparing so that the journal writer does not have to.
+    public var bodies: [PreparedBody] = []
     public var quarantine: QuarantineItem?
 
     public init(line: Int) { self.line = line }
@@ -94,8 +94,8 @@ public struct RowPreparer: Sendable {
 
     private func prepared(_ records: [NormalizedRecord], line: Int) -> PreparedRow {
         var prepared = PreparedRow(line: line)
-        prepared.digests.reserveCapacity(records.count)
-        for record in records { prepared.digests.append(Digest.sha256(record.body)) }
+        prepared.bodies.reserveCapacity(records.count)
+        for record in records { prepared.bodies.append(PreparedBody(record.body)) }
         prepared.records = records
         return prepared
     }
@@ -112,7 +112,7 @@ public struct RowPreparer: Sendable {
             switch schema.normalize(draft) {
             case .success(let record):
                 prepared.records.append(record)
-                prepared.digests.append(Digest.sha256(record.body))
+                prepared.bodies.append(PreparedBody(record.body))
             case .failure(let error):
                 if failure == nil { failure = (.validate, error.recordType, error.field, error.description) }
             }
@@ -138,8 +138,8 @@ extension Journal {
     public func store(_ row: PreparedRow, source: String, file: String, counts: inout IngestCounts) throws(JournalError) {
         counts.rows += 1
         for (index, record) in row.records.enumerated() {
-            let digest = index < row.digests.count ? row.digests[index] : nil
-            switch try append(record, source: source, origin: file, line: row.line, digest: digest) {
+            let body = index < row.bodies.count ? row.bodies[index] : nil
+            switch try append(record, source: source, origin: file, line: row.line, prepared: body) {
             case .stored: counts.stored += 1
             case .unchanged: counts.unchanged += 1
             }

@@ -16,3 +16,9 @@ static inline int esgate_sqlite_busy_handler(void *limit, int attempts) {
 static inline int esgate_sqlite_set_busy_limit(sqlite3 *db, int milliseconds) {
     return sqlite3_busy_handler(db, esgate_sqlite_busy_handler, (void *)(intptr_t)milliseconds);
 }
+
+/* Process-wide memory statistics cost a global mutex on every SQLite allocation (several per inserted row);
+   esgate never reads them. Must run before the first connection opens (sqlite3_config refuses later, harmlessly). */
+static inline int esgate_sqlite_disable_memory_statistics(void) {
+    return sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+}

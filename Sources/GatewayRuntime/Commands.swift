@@ -38,6 +38,11 @@ public let commandTable: [CommandSpec] = [
                 options: [configOption, jsonOption]),
     CommandSpec(path: ["journal", "stats"], abstract: "Show what the journal holds: records by type, files, quarantine, cursors.",
                 options: [configOption, jsonOption]),
+    CommandSpec(path: ["journal", "list"], abstract: "List journaled records in journal order, with their XML.",
+                discussion: "Bodies are stored in a compact form (see docs/journal.md); this prints them as PUI XML. Identity numbers are masked.",
+                options: [configOption, .value("after", "seq", "Only records after this seq (default 0)."),
+                          .value("type", "record-type", "Only records of this type (e.g. Step)."),
+                          .value("limit", "n", "At most this many records (default 20)."), jsonOption]),
     CommandSpec(path: ["quarantine", "list"], abstract: "List quarantined rows with their source, line, field and reason.",
                 options: [configOption, .value("source", "adapter", "Only this adapter's rows."),
                           .flag("all", "Include rows already replayed."),
@@ -218,6 +223,23 @@ private func execute(_ path: [String], _ options: ParsedOptions) async throws ->
         write(text)
         return 0
 
+    case ["journal", "list"]:
+        guard let loaded = loadOrReport(options) else { return 1 }
+        let after = try options.integer("after", default: 0)
+        let limit = try options.integer("limit", default: 20)
+        let types = options.value("type").map { [$0] }
+        let rows = try Journal(path: loaded.gateway.journalPath).entries(after: Int64(after), limit: limit, types: types).map {
+            JournalListRow(seq: $0.seq, type: $0.type, key: $0.key, rev: $0.rev, op: $0.deleted ? "delete" : "upsert",
+                           source: $0.source, origin: $0.origin, line: $0.line, ingestedAt: $0.ingestedAt, xml: $0.body)
+        }
+        if options.flag("json") { writeJSON(rows); return 0 }
+        if rows.isEmpty { write("no records after seq \(after)"); return 0 }
+        for row in rows {
+            let place = row.origin.map { " \($0):\(row.line)" } ?? ""
+            write(Redaction.maskIdentityNumbers(in: "#\(row.seq) \(row.type) \(row.key) rev \(row.rev)\(row.op == "delete" ? " (delete)" : "") from \(row.source)\(place)\n    \(row.xml)"))
+        }
+        return 0
+
     case ["quarantine", "list"]:
         guard let loaded = loadOrReport(options) else { return 1 }
         let limit = try options.integer("limit", default: 100)
@@ -342,6 +364,19 @@ struct ConfigCheckReport: Encodable {
 /// Why `mapping test` could not read its rows (a file, a saved response, or a database), for the message.
 struct MappingTestFailure: Error, CustomStringConvertible {
     let description: String
+}
+
+struct JournalListRow: Encodable {
+    let seq: Int64
+    let type: String
+    let key: String
+    let rev: Int64
+    let op: String
+    let source: String
+    let origin: String?
+    let line: Int
+    let ingestedAt: Date
+    let xml: String
 }
 
 struct QuarantineListRow: Encodable {

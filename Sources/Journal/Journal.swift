@@ -23,6 +23,19 @@ public enum AppendOutcome: Sendable, Equatable {
     case unchanged
 }
 
+/// What the journal needs of a record's body beyond the body: its content digest and its stored form. Computed
+/// where the record is made (an adapter's reader thread), so the journal's single writer does not.
+public struct PreparedBody: Sendable {
+    public let digest: [UInt8]
+    /// `StoredBody.encode(body)`; nil stores the XML.
+    public let compact: [UInt8]?
+
+    public init(_ body: String) {
+        digest = Digest.sha256(body)
+        compact = StoredBody.encode(body)
+    }
+}
+
 /// A journal entry as consumers read it.
 public struct JournalEntry: Sendable, Equatable {
     public let seq: Int64
@@ -309,14 +322,16 @@ public final class Journal {
 
     /// Appends a validated record: rev 1 for a new key, rev + 1 when the content changed, nothing when the
     /// content is identical to the key's latest revision.
-    /// `digest` is the SHA-256 of `record.body` when the caller computed it already (off the writer's thread).
+    /// `prepared` is what the caller already computed off the writer's thread: the SHA-256 of `record.body` and its
+    /// stored form (`StoredBody.encode`, nil when it stays XML).
     public func append(_ record: NormalizedRecord, source: String, origin: String?, line: Int,
-                       digest precomputed: [UInt8]? = nil) throws(JournalError) -> AppendOutcome {
+                       prepared: PreparedBody? = nil) throws(JournalError) -> AppendOutcome {
         try inOwnTransactionIfNeeded { () throws(JournalError) -> AppendOutcome in
             try wrap("append \(record.type)") {
-                let digest = precomputed ?? Digest.sha256(record.body)
-                guard let rev = try nextRevision(type: record.type, key: record.key, digest: digest) else { return .unchanged }
-                return .stored(rev: rev, seq: try insert(record, rev: rev, deleted: false, source: source, origin: origin, line: line))
+                let prepared = prepared ?? PreparedBody(record.body)
+                guard let rev = try nextRevision(type: record.type, key: record.key, digest: prepared.digest) else { return .unchanged }
+                return .stored(rev: rev, seq: try insert(record, compact: prepared.compact, rev: rev, deleted: false,
+                                                         source: source, origin: origin, line: line))
             }
         }
     }
@@ -330,7 +345,8 @@ public final class Journal {
                 let digest = Self.deletionDigest(latest.body)
                 guard let rev = try nextRevision(type: type, key: key, digest: digest) else { return .unchanged }
                 let record = NormalizedRecord(type: type, key: key, body: latest.body)
-                return .stored(rev: rev, seq: try insert(record, rev: rev, deleted: true, source: source, origin: origin, line: line))
+                return .stored(rev: rev, seq: try insert(record, compact: StoredBody.encode(latest.body), rev: rev, deleted: true,
+                                                         source: source, origin: origin, line: line))
             }
         }
     }
@@ -375,7 +391,8 @@ public final class Journal {
         return rev
     }
 
-    private func insert(_ record: NormalizedRecord, rev: Int64, deleted: Bool, source: String, origin: String?, line: Int) throws -> Int64 {
+    private func insert(_ record: NormalizedRecord, compact: [UInt8]?, rev: Int64, deleted: Bool, source: String, origin: String?,
+                        line: Int) throws -> Int64 {
         if insertRecord == nil {
             insertRecord = try database.prepare("""
                 INSERT INTO records(seq, type, key, rev, op, body, source, origin, line, ingested_at)
@@ -390,7 +407,11 @@ public final class Journal {
         try insertRecord.bind(text: record.key, at: 3)
         try insertRecord.bind(int: rev, at: 4)
         try insertRecord.bind(int: deleted ? 1 : 0, at: 5)
-        try insertRecord.bind(text: record.body, at: 6)
+        if let compact {
+            try compact.withUnsafeBytes { try insertRecord.bind(bytes: $0, at: 6) }
+        } else {
+            try insertRecord.bind(text: record.body, at: 6)
+        }
         try insertRecord.bind(text: source, at: 7)
         if let origin { try insertRecord.bind(text: origin, at: 8) }
         try insertRecord.bind(int: Int64(line), at: 9)
@@ -434,7 +455,8 @@ public final class Journal {
         while try statement.step() {
             result.append(JournalEntry(
                 seq: statement.int(at: 0), type: statement.text(at: 1), key: statement.text(at: 2),
-                rev: statement.int(at: 3), deleted: statement.int(at: 4) == 1, body: statement.text(at: 5),
+                rev: statement.int(at: 3), deleted: statement.int(at: 4) == 1,
+                body: statement.withBytes(at: 5) { StoredBody.xml($0) },
                 source: statement.text(at: 6), origin: statement.isNull(at: 7) ? nil : statement.text(at: 7),
                 line: Int(statement.int(at: 8)),
                 ingestedAt: Date(timeIntervalSince1970: Double(statement.int(at: 9)) / 1000)))

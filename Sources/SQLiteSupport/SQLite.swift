@@ -31,8 +31,15 @@ public final class SQLiteDatabase {
     public let path: String
     private let busyLimitSeconds: Double
 
+    /// Process-wide settings, applied once before the first connection opens.
+    private static let configured: Bool = {
+        _ = esgate_sqlite_disable_memory_statistics()
+        return true
+    }()
+
     /// Opens (creating if needed) the database at `path`. `busyTimeoutMilliseconds` makes writers wait for each other.
     public init(path: String, readOnly: Bool = false, busyTimeoutMilliseconds: Int32 = 10_000) throws(SQLiteError) {
+        _ = Self.configured
         self.path = path
         let flags = readOnly ? SQLITE_OPEN_READONLY : (SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE)
         var db: OpaquePointer?
@@ -236,6 +243,13 @@ public final class SQLiteStatement {
         guard let pointer = sqlite3_column_text(handle, Int32(column)) else { return "" }
         let count = Int(sqlite3_column_bytes(handle, Int32(column)))
         return String(decoding: UnsafeBufferPointer(start: pointer, count: count), as: UTF8.self)
+    }
+
+    /// The column's bytes (text or blob) without a copy; valid only inside `body`.
+    public func withBytes<T>(at column: Int, _ body: (UnsafeRawBufferPointer) -> T) -> T {
+        let pointer = sqlite3_column_blob(handle, Int32(column))
+        let count = Int(sqlite3_column_bytes(handle, Int32(column)))
+        return body(UnsafeRawBufferPointer(start: count > 0 ? pointer : nil, count: count))
     }
 
     public func blob(at column: Int) -> [UInt8] {

@@ -40,8 +40,8 @@ func waitForExit(_ process: Process, timeout: TimeInterval) async throws {
         let top = try await esgate(["--help"])
         #expect(top.code == 0)
         #expect(top.out.contains("quarantine replay"))
-        for command in [["run"], ["config", "check"], ["mapping", "test"], ["journal", "stats"], ["quarantine", "list"],
-                        ["quarantine", "replay"], ["version"]] {
+        for command in [["run"], ["config", "check"], ["mapping", "test"], ["journal", "stats"], ["journal", "list"],
+                        ["quarantine", "list"], ["quarantine", "replay"], ["version"]] {
             let help = try await esgate(command + ["--help"])
             #expect(help.code == 0, "\(command)")
             #expect(help.out.contains("USAGE: esgate \(command.joined(separator: " "))"))
@@ -95,6 +95,18 @@ func waitForExit(_ process: Process, timeout: TimeInterval) async throws {
         let stats = try await esgate(["journal", "stats", "--json", "--config", workspace.configPath])
         let parsed = try JSONSerialization.jsonObject(with: Data(stats.out.utf8)) as? [String: Any]
         #expect((parsed?["records"] as? Int ?? 0) > 300)
+        // Bodies are stored compact; the list prints them as XML, identity numbers masked, by type and after a seq.
+        let records = try await esgate(["journal", "list", "--json", "--type", "Application", "--after", "1", "--limit", "3",
+                                        "--config", workspace.configPath])
+        #expect(records.code == 0, "\(records.err)")
+        let listed = try JSONSerialization.jsonObject(with: Data(records.out.utf8)) as? [[String: Any]] ?? []
+        #expect(listed.count == 3)
+        #expect(listed.allSatisfy { $0["type"] as? String == "Application" && ($0["seq"] as? Int ?? 0) > 1 })
+        #expect(listed.allSatisfy { ($0["xml"] as? String ?? "").hasPrefix("<Application><CaseNo>") })
+        #expect(records.out.contains("<IdNumber>410103********"))
+        #expect(records.out.range(of: #"<IdNumber>\d{17}[\dX]</IdNumber>"#, options: .regularExpression) == nil)
+        let text = try await esgate(["journal", "list", "--limit", "1", "--config", workspace.configPath])
+        #expect(text.out.hasPrefix("#1 Application "), "\(text.out)")
         let list = try await esgate(["quarantine", "list", "--json", "--config", workspace.configPath])
         #expect(list.out.contains("\"stage\" : \"map\""))
         #expect(list.out.contains("410103********1237"))

@@ -75,6 +75,10 @@ final class Workspace {
         try TestSupport.journalDigest(path: journalPath, source: "drop")
     }
 
+    func bodies(where condition: String = "1") throws -> [String] {
+        try journalBodies(path: journalPath, where: condition)
+    }
+
     func scalar(_ sql: String) throws -> Int64 {
         try journalScalar(path: journalPath, sql)
     }

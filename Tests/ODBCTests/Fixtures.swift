@@ -262,7 +262,7 @@ final class ODBCWorkspace {
 
     func bodies(type: String) throws -> [String] {
         let db = try SQLiteDatabase(path: journalPath, readOnly: true)
-        return try db.query("SELECT body FROM records WHERE type = ?1 ORDER BY key", [.text(type)]).compactMap { $0.first?.textValue }
+        return try db.query("SELECT body FROM records WHERE type = ?1 ORDER BY key", [.text(type)]).compactMap { $0.first.map(storedBodyXML) }
     }
 }
 

@@ -15,8 +15,13 @@ import XMLSupport
 func stepRevisions(_ workspace: ODBCWorkspace, _ n: Int) throws -> [(rev: Int64, op: Int64, body: String)] {
     let db = try SQLiteDatabase(path: workspace.journalPath, readOnly: true)
     let caseNo = "41010300620260105" + String(format: "%07d", n)
-    return try db.query("SELECT rev, op, body FROM records WHERE type = 'Step' AND key LIKE ?1 ORDER BY seq", [.text(caseNo + "%")])
-        .map { ($0[0].intValue ?? -1, $0[1].intValue ?? -1, $0[2].textValue ?? "") }
+    let statement = try db.prepare("SELECT rev, op, body FROM records WHERE type = 'Step' AND key LIKE ?1 ORDER BY seq")
+    try statement.bind([.text(caseNo + "%")])
+    var revisions: [(rev: Int64, op: Int64, body: String)] = []
+    while try statement.step() {
+        revisions.append((statement.int(at: 0), statement.int(at: 1), statement.withBytes(at: 2) { StoredBody.xml($0) }))
+    }
+    return revisions
 }
 
 func snapshotYAML(_ connection: String, _ extra: String = "", query: String = caseSelect("steps")) -> String {

@@ -134,7 +134,7 @@ final class SOAPWorkspace {
     func records() throws -> [(key: String, rev: Int64, body: String)] {
         let db = try SQLiteDatabase(path: journalPath, readOnly: true)
         return try db.query("SELECT key, rev, body FROM records ORDER BY key, rev").map {
-            ($0[0].textValue ?? "", $0[1].intValue ?? -1, $0[2].textValue ?? "")
+            ($0[0].textValue ?? "", $0[1].intValue ?? -1, storedBodyXML($0[2]))
         }
     }
 

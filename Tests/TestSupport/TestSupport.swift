@@ -1,5 +1,6 @@
 import CryptoSupport
 import Foundation
+import Journal
 import SQLiteSupport
 
 // Helpers shared by the test targets (a library target, not a test target: test targets cannot import each other).
@@ -41,9 +42,29 @@ public func journalDigest(path: String, source: String) throws -> (records: Int,
     var count = 0
     while try statement.step() {
         count += 1
-        digest.update("\(statement.text(at: 0))|\(statement.text(at: 1))|\(statement.int(at: 2))|\(statement.text(at: 3))\n")
+        let body = statement.withBytes(at: 3) { StoredBody.xml($0) }
+        digest.update("\(statement.text(at: 0))|\(statement.text(at: 1))|\(statement.int(at: 2))|\(body)\n")
     }
     return (count, digest.finish().hexString)
+}
+
+/// The XML bodies of a journal's records matching an SQL condition on `records`, in seq order (the journal stores
+/// bodies in a compact form, so SQL cannot search their text).
+public func journalBodies(path: String, where condition: String = "1") throws -> [String] {
+    let db = try SQLiteDatabase(path: path, readOnly: true)
+    let statement = try db.prepare("SELECT body FROM records WHERE \(condition) ORDER BY seq")
+    var bodies: [String] = []
+    while try statement.step() { bodies.append(statement.withBytes(at: 0) { StoredBody.xml($0) }) }
+    return bodies
+}
+
+/// A `records.body` value read with `SQLiteDatabase.query` as XML (compact bodies are blobs).
+public func storedBodyXML(_ value: SQLiteValue) -> String {
+    switch value {
+    case .text(let text): return text
+    case .blob(let bytes): return StoredBody.xml(bytes)
+    default: return ""
+    }
 }
 
 /// The first column of the first row of a query on a journal (or -1).

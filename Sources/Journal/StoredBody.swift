@@ -1,0 +1,206 @@
+import Foundation
+
+/// How a record's XML body is kept in the journal's `records.body` column.
+///
+/// Element tags are most of a record's bytes (`<ItemCode>XK0009</ItemCode>`: 21 bytes of tags for 6 of content),
+/// and every stored byte is paid for twice by SQLite under WAL (log, then checkpoint) and again by every
+/// consumer. The compact form replaces each tag by one or two control bytes and keeps the content bytes as
+/// they are (still in the journal's canonical escaping), which halves a typical record.
+///
+/// Layout: `0x01` (format marker), then
+/// - `0x02 n`: start tag of the element named `elementNames[n]`;
+/// - `0x03 name 0x04`: start tag of an element whose name is not in the table;
+/// - `0x05`: end tag of the innermost open element;
+/// - any other byte: content, verbatim.
+/// The markers are control characters XML 1.0 cannot carry, even escaped, so content never contains them, and an
+/// XML body always starts with `<`: bodies stored before this form (and anything the encoder declines:
+/// attributes, comments, empty-element tags, unbalanced tags) stay XML and are told apart by their first byte.
+public enum StoredBody {
+    static let formatMarker: UInt8 = 0x01
+    static let namedStart: UInt8 = 0x02
+    static let literalStart: UInt8 = 0x03
+    static let literalEnd: UInt8 = 0x04
+    static let end: UInt8 = 0x05
+
+    /// Element names by code. Journals on disk depend on these positions: never reorder or remove a name,
+    /// only append (at most 256). `elementNamesAreFrozen` in the tests holds the list to its released form.
+    public static let elementNames: [String] = [
+        "Name", "IdType", "IdNumber", "StaffId", "CaseNo", "ItemCode", "ItemName", "DeptCode", "Applicant", "Channel",
+        "AppliedAt", "Decision", "Reason", "Handler", "WindowNo", "AcceptedAt", "PromisedLimit", "PromisedUnit",
+        "LegalLimit", "LegalUnit", "StepCode", "StepName", "HandledAt", "Opinion", "NotifiedAt", "Missing",
+        "ReceivedAt", "Kind", "StartedAt", "ExtensionDays", "ApprovedBy", "EndedAt", "Result", "CertificateNo",
+        "CompletedAt", "FeeCode", "FeeName", "Amount", "Reduction", "ReductionApproval", "ReceiptNo", "ChargedAt",
+        "LevyNo", "Payer", "Base", "Rate", "AmountDue", "AmountCollected", "AssessedAt", "CollectedAt", "RemittedAt",
+        "Party", "ViolationCode", "ViolationName", "Source", "FiledAt", "HearingRequested", "FineAmount",
+        "Confiscation", "DecisionNo", "DecidedAt", "Stage", "EvaluationId", "Staff", "Rating", "Comment", "RatedAt",
+        "ComplaintNo", "Complainant", "Category", "Content", "State", "StateAt", "Reply", "Substantiated",
+        "CameraCode", "HallCode", "Online", "StatusAt", "PlaybackUrl", "AlertId", "RuleCode", "Level", "SubjectType",
+        "SubjectKey", "RaisedAt", "Detail", "ResponseDue", "Explanation", "Period", "CasesCompleted",
+        "CompletedOnTime", "CompletedEarly", "OnTimeRate", "Prompts", "YellowCards", "RedCards",
+        "ComplaintsSubstantiated", "Evaluations", "SatisfactionRate", "LateReports", "Total", "Grade",
+        "Application", "Acceptance", "Step", "SupplementNotice", "SupplementReceipt", "SpecialStart", "SpecialEnd",
+        "Completion", "Fee", "Levy", "PenaltyCase", "PenaltyStep", "Evaluation", "Complaint", "Camera", "Alert",
+        "Score", "Division", "Calendar", "Day", "Item", "Code", "Standard", "RemitLimit", "DecisionLimit",
+        "Violation", "FineMin", "FineMax",
+    ]
+
+    private static let nameBytes: [[UInt8]] = elementNames.map { Array($0.utf8) }
+
+    /// Codes by (name length, first byte): a tag's candidates are the few names sharing both, compared bytewise.
+    /// Cheaper than hashing each tag, which the reader does a dozen times per record.
+    private static let maxTableNameLength = 32
+    private static let buckets: [[UInt8]] = {
+        var buckets = [[UInt8]](repeating: [], count: (maxTableNameLength + 1) * 128)
+        for (index, name) in nameBytes.enumerated() where index < 256 && name.count <= maxTableNameLength && name[0] < 128 {
+            buckets[name.count * 128 + Int(name[0])].append(UInt8(index))
+        }
+        return buckets
+    }()
+
+    private static func code(of name: UnsafeBufferPointer<UInt8>) -> UInt8? {
+        guard name.count <= maxTableNameLength, name[0] < 128 else { return nil }
+        for code in buckets[name.count * 128 + Int(name[0])] where nameBytes[Int(code)].withUnsafeBufferPointer({ sameBytes($0, name) }) {
+            return code
+        }
+        return nil
+    }
+
+    private static func sameBytes(_ a: UnsafeBufferPointer<UInt8>, _ b: UnsafeBufferPointer<UInt8>) -> Bool {
+        guard a.count == b.count else { return false }
+        guard let left = a.baseAddress, let right = b.baseAddress else { return a.count == 0 }
+        return memcmp(left, right, a.count) == 0
+    }
+
+    /// The compact form of an XML body, or nil when the body has anything but start tags, end tags and text
+    /// (it is then stored as XML).
+    public static func encode(_ xml: String) -> [UInt8]? {
+        var xml = xml
+        return xml.withUTF8 { encode(utf8: $0) }
+    }
+
+    public static func encode(utf8 xml: UnsafeBufferPointer<UInt8>) -> [UInt8]? {
+        guard xml.first == 0x3C else { return nil }
+        var out: [UInt8] = []
+        out.reserveCapacity(xml.count / 2 + 16)
+        out.append(formatMarker)
+        // Open elements, as ranges into `xml`, to check every end tag names the element it closes.
+        var open: [Range<Int>] = []
+        open.reserveCapacity(8)
+        var index = 0
+        let count = xml.count
+        while index < count {
+            let byte = xml[index]
+            if byte != 0x3C {
+                // Content: up to the next tag. A marker byte cannot be XML content; refuse rather than misread.
+                let start = index
+                while index < count, xml[index] != 0x3C {
+                    if xml[index] <= end { return nil }
+                    index += 1
+                }
+                out.append(contentsOf: UnsafeBufferPointer(rebasing: xml[start..<index]))
+                continue
+            }
+            let closing = index + 1 < count && xml[index + 1] == 0x2F
+            let nameStart = closing ? index + 2 : index + 1
+            var nameEnd = nameStart
+            while nameEnd < count, isNameByte(xml[nameEnd]) { nameEnd += 1 }
+            guard nameEnd < count, xml[nameEnd] == 0x3E, nameEnd > nameStart else { return nil }
+            let name = UnsafeBufferPointer(rebasing: xml[nameStart..<nameEnd])
+            if closing {
+                guard let innermost = open.popLast(), sameBytes(UnsafeBufferPointer(rebasing: xml[innermost]), name) else { return nil }
+                out.append(end)
+            } else {
+                if let code = code(of: name) {
+                    out.append(namedStart)
+                    out.append(code)
+                } else {
+                    out.append(literalStart)
+                    out.append(contentsOf: name)
+                    out.append(literalEnd)
+                }
+                open.append(nameStart..<nameEnd)
+            }
+            index = nameEnd + 1
+        }
+        return open.isEmpty ? out : nil
+    }
+
+    /// Bytes an element name may have here: anything XML allows in a name except what ends one. Names with
+    /// other bytes (a space before attributes, `/` of an empty-element tag, `!`, `?`) are declined by the caller.
+    private static func isNameByte(_ byte: UInt8) -> Bool {
+        switch byte {
+        case 0x3E, 0x2F, 0x3C, 0x3D, 0x22, 0x27, 0x21, 0x3F, 0x20, 0x09, 0x0A, 0x0D: return false
+        default: return byte > end
+        }
+    }
+
+    /// The XML text of a stored body (compact or XML).
+    public static func xml(_ stored: UnsafeRawBufferPointer) -> String {
+        let bytes = UnsafeBufferPointer(start: stored.baseAddress?.assumingMemoryBound(to: UInt8.self), count: stored.count)
+        guard bytes.first == formatMarker else { return String(decoding: bytes, as: UTF8.self) }
+        var out: [UInt8] = []
+        out.reserveCapacity(bytes.count * 3)
+        appendXML(of: bytes, to: &out)
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    public static func xml(_ stored: [UInt8]) -> String {
+        stored.withUnsafeBytes { xml($0) }
+    }
+
+    /// Appends the XML of a stored body to `out`. A compact body that is cut short or names an unknown code
+    /// (a journal written by a newer esgate) decodes as far as it can, then closes what is open: the
+    /// consumer's schema check reports it instead of the reader crashing.
+    public static func appendXML(of stored: UnsafeBufferPointer<UInt8>, to out: inout [UInt8]) {
+        guard stored.first == formatMarker else {
+            out.append(contentsOf: stored)
+            return
+        }
+        // Open elements: a table code, or (code -1) a literal name's range in `stored`.
+        var open: [(code: Int, literal: Range<Int>)] = []
+        open.reserveCapacity(8)
+        func appendEndTag(_ element: (code: Int, literal: Range<Int>)) {
+            out.append(0x3C)
+            out.append(0x2F)
+            if element.code >= 0 {
+                out.append(contentsOf: nameBytes[element.code])
+            } else {
+                out.append(contentsOf: UnsafeBufferPointer(rebasing: stored[element.literal]))
+            }
+            out.append(0x3E)
+        }
+        var index = 1
+        let count = stored.count
+        decoding: while index < count {
+            switch stored[index] {
+            case namedStart:
+                guard index + 1 < count, Int(stored[index + 1]) < nameBytes.count else { break decoding }
+                let code = Int(stored[index + 1])
+                out.append(0x3C)
+                out.append(contentsOf: nameBytes[code])
+                out.append(0x3E)
+                open.append((code, 0..<0))
+                index += 2
+            case literalStart:
+                var nameEnd = index + 1
+                while nameEnd < count, stored[nameEnd] != literalEnd { nameEnd += 1 }
+                guard nameEnd < count else { break decoding }
+                out.append(0x3C)
+                out.append(contentsOf: UnsafeBufferPointer(rebasing: stored[(index + 1)..<nameEnd]))
+                out.append(0x3E)
+                open.append((-1, (index + 1)..<nameEnd))
+                index = nameEnd + 1
+            case end:
+                guard let element = open.popLast() else { break decoding }
+                appendEndTag(element)
+                index += 1
+            default:
+                let start = index
+                while index < count, stored[index] > end { index += 1 }
+                if index == start { break decoding }
+                out.append(contentsOf: UnsafeBufferPointer(rebasing: stored[start..<index]))
+            }
+        }
+        while let element = open.popLast() { appendEndTag(element) }
+    }
+}
