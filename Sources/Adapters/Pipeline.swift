@@ -137,9 +137,9 @@ extension Journal {
     /// Stores a prepared row inside the caller's transaction and counts what happened.
     public func store(_ row: PreparedRow, source: String, file: String, counts: inout IngestCounts) throws(JournalError) {
         counts.rows += 1
-        for (index, record) in row.records.enumerated() {
-            let body = index < row.bodies.count ? row.bodies[index] : nil
-            switch try append(record, source: source, origin: file, line: row.line, prepared: body) {
+        for index in row.records.indices {
+            switch try append(row.records[index], source: source, origin: file, line: row.line,
+                              prepared: index < row.bodies.count ? row.bodies[index] : nil) {
             case .stored: counts.stored += 1
             case .unchanged: counts.unchanged += 1
             }

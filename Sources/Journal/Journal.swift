@@ -44,7 +44,11 @@ public struct JournalEntry: Sendable, Equatable {
     public let rev: Int64
     /// This revision withdraws the key (PUI `op="delete"`); the body is the key's last content.
     public let deleted: Bool
-    public let body: String
+    /// The body as stored (see `StoredBody`): compact, or XML for what the encoder declined and older journals.
+    /// Consumers that only copy records onward (the uplink) decode these bytes straight into their output.
+    public let storedBody: [UInt8]
+    /// The record as PUI XML, decoded from `storedBody` on each access.
+    public var body: String { StoredBody.xml(storedBody) }
     public let source: String
     public let origin: String?
     public let line: Int
@@ -456,7 +460,7 @@ public final class Journal {
             result.append(JournalEntry(
                 seq: statement.int(at: 0), type: statement.text(at: 1), key: statement.text(at: 2),
                 rev: statement.int(at: 3), deleted: statement.int(at: 4) == 1,
-                body: statement.withBytes(at: 5) { StoredBody.xml($0) },
+                storedBody: statement.blob(at: 5),
                 source: statement.text(at: 6), origin: statement.isNull(at: 7) ? nil : statement.text(at: 7),
                 line: Int(statement.int(at: 8)),
                 ingestedAt: Date(timeIntervalSince1970: Double(statement.int(at: 9)) / 1000)))

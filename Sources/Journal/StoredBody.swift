@@ -17,6 +17,8 @@ import Foundation
 /// attributes, comments, empty-element tags, unbalanced tags) stay XML and are told apart by their first byte.
 public enum StoredBody {
     static let formatMarker: UInt8 = 0x01
+    /// The first byte of every compact body (an XML body starts with `<`).
+    public static var compactFormMarker: UInt8 { formatMarker }
     static let namedStart: UInt8 = 0x02
     static let literalStart: UInt8 = 0x03
     static let literalEnd: UInt8 = 0x04
@@ -46,23 +48,54 @@ public enum StoredBody {
 
     private static let nameBytes: [[UInt8]] = elementNames.map { Array($0.utf8) }
 
-    /// Codes by (name length, first byte): a tag's candidates are the few names sharing both, compared bytewise.
-    /// Cheaper than hashing each tag, which the reader does a dozen times per record.
+    /// The names' bytes back to back, and where each starts (`nameOffsets[code] ..< nameOffsets[code + 1]`): one
+    /// flat table the encoder reads through a pointer, without retaining an array per tag.
+    private static let namePool: [UInt8] = nameBytes.flatMap { $0 }
+    private static let nameOffsets: [Int] = nameBytes.reduce(into: [0]) { $0.append($0[$0.count - 1] + $1.count) }
+
+    /// Candidate codes by (name length, first byte): a tag's candidates are the few names sharing both, compared
+    /// bytewise. `bucketStarts[b] ..< bucketStarts[b + 1]` indexes `bucketCodes`.
     private static let maxTableNameLength = 32
-    private static let buckets: [[UInt8]] = {
-        var buckets = [[UInt8]](repeating: [], count: (maxTableNameLength + 1) * 128)
+    private static let bucketCount = (maxTableNameLength + 1) * 128
+    private static let buckets: (starts: [Int], codes: [UInt8]) = {
+        var lists = [[UInt8]](repeating: [], count: bucketCount)
         for (index, name) in nameBytes.enumerated() where index < 256 && name.count <= maxTableNameLength && name[0] < 128 {
-            buckets[name.count * 128 + Int(name[0])].append(UInt8(index))
+            lists[name.count * 128 + Int(name[0])].append(UInt8(index))
         }
-        return buckets
+        var starts = [0]
+        for list in lists { starts.append(starts[starts.count - 1] + list.count) }
+        return (starts, lists.flatMap { $0 })
     }()
 
-    private static func code(of name: UnsafeBufferPointer<UInt8>) -> UInt8? {
-        guard name.count <= maxTableNameLength, name[0] < 128 else { return nil }
-        for code in buckets[name.count * 128 + Int(name[0])] where nameBytes[Int(code)].withUnsafeBufferPointer({ sameBytes($0, name) }) {
-            return code
+    /// The tables, borrowed once per body.
+    private struct Tables {
+        let pool: UnsafeBufferPointer<UInt8>
+        let offsets: UnsafeBufferPointer<Int>
+        let bucketStarts: UnsafeBufferPointer<Int>
+        let bucketCodes: UnsafeBufferPointer<UInt8>
+
+        func code(of name: UnsafeBufferPointer<UInt8>) -> UInt8? {
+            guard name.count <= StoredBody.maxTableNameLength, name[0] < 128 else { return nil }
+            let bucket = name.count * 128 + Int(name[0])
+            for slot in bucketStarts[bucket]..<bucketStarts[bucket + 1] {
+                let code = bucketCodes[slot]
+                let start = offsets[Int(code)]
+                if StoredBody.sameBytes(UnsafeBufferPointer(rebasing: pool[start..<offsets[Int(code) + 1]]), name) { return code }
+            }
+            return nil
         }
-        return nil
+    }
+
+    private static func withTables<T>(_ body: (Tables) -> T) -> T {
+        namePool.withUnsafeBufferPointer { pool in
+            nameOffsets.withUnsafeBufferPointer { offsets in
+                buckets.starts.withUnsafeBufferPointer { starts in
+                    buckets.codes.withUnsafeBufferPointer { codes in
+                        body(Tables(pool: pool, offsets: offsets, bucketStarts: starts, bucketCodes: codes))
+                    }
+                }
+            }
+        }
     }
 
     private static func sameBytes(_ a: UnsafeBufferPointer<UInt8>, _ b: UnsafeBufferPointer<UInt8>) -> Bool {
@@ -80,6 +113,10 @@ public enum StoredBody {
 
     public static func encode(utf8 xml: UnsafeBufferPointer<UInt8>) -> [UInt8]? {
         guard xml.first == 0x3C else { return nil }
+        return withTables { encode(xml, $0) }
+    }
+
+    private static func encode(_ xml: UnsafeBufferPointer<UInt8>, _ tables: Tables) -> [UInt8]? {
         var out: [UInt8] = []
         out.reserveCapacity(xml.count / 2 + 16)
         out.append(formatMarker)
@@ -110,7 +147,7 @@ public enum StoredBody {
                 guard let innermost = open.popLast(), sameBytes(UnsafeBufferPointer(rebasing: xml[innermost]), name) else { return nil }
                 out.append(end)
             } else {
-                if let code = code(of: name) {
+                if let code = tables.code(of: name) {
                     out.append(namedStart)
                     out.append(code)
                 } else {

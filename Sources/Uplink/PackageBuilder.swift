@@ -70,47 +70,55 @@ public struct PackageBuilder {
     /// hold `&quot;` or `&#13;`; those can only come from escaping (a literal `&` is `&amp;`), so they are
     /// rewritten to `"` and `&#xD;`.
     public static func canonicalRecordXML(_ entry: JournalEntry) -> [UInt8] {
-        var body = entry.body
-        return body.withUTF8 { utf8 -> [UInt8] in
-            // `<Type` followed by `>`: the element name ends where the attributes go.
-            let typeEnd = entry.type.utf8.count + 1
-            guard utf8.count > typeEnd, utf8[0] == 0x3C, utf8[typeEnd] == 0x3E,
-                  entry.type.utf8.elementsEqual(UnsafeBufferPointer(rebasing: utf8[1..<typeEnd])) else {
-                return Array(utf8)
-            }
-            var out: [UInt8] = []
-            out.reserveCapacity(utf8.count + namespaceAttribute.count + deleteAttribute.count + revisionAttribute.count + 24)
-            out.append(contentsOf: UnsafeBufferPointer(rebasing: utf8[0..<typeEnd]))
-            out.append(contentsOf: namespaceAttribute)
-            if entry.deleted { out.append(contentsOf: deleteAttribute) }
-            out.append(contentsOf: revisionAttribute)
-            out.append(contentsOf: String(entry.rev).utf8)
-            out.append(0x22)
-            let content = UnsafeBufferPointer(rebasing: utf8[typeEnd...])
-            guard content.contains(0x26) else {   // no `&`: the common case, one copy
-                out.append(contentsOf: content)
-                return out
-            }
-            var index = content.startIndex
-            while index < content.endIndex {
-                if content[index] == 0x26 {
-                    let rest = content[index...]
-                    if rest.starts(with: quotEntity) {
-                        out.append(0x22)
-                        index += quotEntity.count
-                        continue
-                    }
-                    if rest.starts(with: decimalCR) {
-                        out.append(contentsOf: hexCR)
-                        index += decimalCR.count
-                        continue
-                    }
-                }
-                out.append(content[index])
-                index += 1
-            }
+        guard entry.storedBody.first == StoredBody.compactFormMarker else {
+            return entry.storedBody.withUnsafeBufferPointer { canonicalRecordXML(entry, xml: $0) }
+        }
+        // Compact bodies decode straight to bytes: no String, no UTF-8 validation (the encoder took valid text).
+        var xml: [UInt8] = []
+        xml.reserveCapacity(entry.storedBody.count * 3)
+        entry.storedBody.withUnsafeBufferPointer { StoredBody.appendXML(of: $0, to: &xml) }
+        return xml.withUnsafeBufferPointer { canonicalRecordXML(entry, xml: $0) }
+    }
+
+    private static func canonicalRecordXML(_ entry: JournalEntry, xml utf8: UnsafeBufferPointer<UInt8>) -> [UInt8] {
+        // `<Type` followed by `>`: the element name ends where the attributes go.
+        let typeEnd = entry.type.utf8.count + 1
+        guard utf8.count > typeEnd, utf8[0] == 0x3C, utf8[typeEnd] == 0x3E,
+              entry.type.utf8.elementsEqual(UnsafeBufferPointer(rebasing: utf8[1..<typeEnd])) else {
+            return Array(utf8)
+        }
+        var out: [UInt8] = []
+        out.reserveCapacity(utf8.count + namespaceAttribute.count + deleteAttribute.count + revisionAttribute.count + 24)
+        out.append(contentsOf: UnsafeBufferPointer(rebasing: utf8[0..<typeEnd]))
+        out.append(contentsOf: namespaceAttribute)
+        if entry.deleted { out.append(contentsOf: deleteAttribute) }
+        out.append(contentsOf: revisionAttribute)
+        out.append(contentsOf: String(entry.rev).utf8)
+        out.append(0x22)
+        let content = UnsafeBufferPointer(rebasing: utf8[typeEnd...])
+        guard content.contains(0x26) else {   // no `&`: the common case, one copy
+            out.append(contentsOf: content)
             return out
         }
+        var index = content.startIndex
+        while index < content.endIndex {
+            if content[index] == 0x26 {
+                let rest = content[index...]
+                if rest.starts(with: quotEntity) {
+                    out.append(0x22)
+                    index += quotEntity.count
+                    continue
+                }
+                if rest.starts(with: decimalCR) {
+                    out.append(contentsOf: hexCR)
+                    index += decimalCR.count
+                    continue
+                }
+            }
+            out.append(content[index])
+            index += 1
+        }
+        return out
     }
 
     private static let namespaceAttribute = Array(" xmlns=\"\(puiNamespace)\"".utf8)
