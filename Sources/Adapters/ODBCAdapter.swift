@@ -329,13 +329,14 @@ public final class ODBCAdapter: @unchecked Sendable {
             }
             var pending: [PreparedRow] = []
             var keys: [[ODBCParameter]] = []
+            let scratch = RowScratch()
             reading: while let block = try cursor.next() {
                 for row in 0..<block.count {
                     ordinal += 1
                     var values: [String?] = []
                     values.reserveCapacity(block.columnCount)
                     for column in 0..<block.columnCount { values.append(try block.text(row: row, column: column)) }
-                    pending.append(reader.prepare(values, ordinal: ordinal).row)
+                    pending.append(reader.prepare(values, ordinal: ordinal, scratch: scratch).row)
                     var parameters: [ODBCParameter] = []
                     for key in keyColumns {
                         let text = try block.text(row: row, column: key.index)
@@ -561,11 +562,12 @@ final class ODBCReadJob: @unchecked Sendable {
             var hold = SnapshotHold()
             var ordinal = 0
             var warned = false
+            let scratch = RowScratch()
             while let block = try fetched.take(), !block.isLast {
                 defer { fetched.recycle(block) }
                 for values in block.rows {
                     ordinal += 1
-                    let (prepared, mark, rowHold) = source.prepare(values, ordinal: ordinal)
+                    let (prepared, mark, rowHold) = source.prepare(values, ordinal: ordinal, scratch: scratch)
                     if let rowHold { hold.merge(rowHold) }
                     if source.watermarkIndex != nil {
                         if let mark, let value = Watermark(parsing: mark, kind: kind) {
@@ -628,7 +630,8 @@ struct RowSource {
 
     /// The prepared row, its watermark value and, for a quarantined row of a snapshot with `deletes`, the keys it
     /// may stand for. NULL reads as an empty string for the mapping.
-    func prepare(_ values: [String?], ordinal: Int) -> (row: PreparedRow, watermark: String?, hold: SnapshotHold?) {
+    /// `scratch`: buffers the mapping reuses from row to row; one per thread.
+    func prepare(_ values: [String?], ordinal: Int, scratch: RowScratch) -> (row: PreparedRow, watermark: String?, hold: SnapshotHold?) {
         var fields: [String] = []
         fields.reserveCapacity(header.count)
         var watermark: String?
@@ -639,7 +642,7 @@ struct RowSource {
         }
         let header = self.header
         let source = adapter.name
-        let prepared = preparer.prepare(fields, line: ordinal) {
+        let prepared = preparer.prepare(fields, line: ordinal, scratch: scratch) {
             RowOrigin(source: source, origin: "odbc", line: ordinal, raw: Array(csvLine(fields).utf8), encoding: "utf-8", header: header)
         }
         return (prepared, watermark, hold(for: prepared, fields: fields))

@@ -140,6 +140,11 @@ public final class Journal {
 
     public static let schemaVersion = 2
 
+    /// Page size of a new journal file. Under WAL every page is written twice (log, then checkpoint) with a
+    /// system call per page and frame; 16 KiB pages cut the writer's CPU of a 1M-row ingest by ≈9% against
+    /// SQLite's default 4 KiB (docs/benchmarks.md), while a small commit (an uplink receipt) still touches few bytes.
+    public static let pageSize = 16384
+
     /// Opens or creates the journal. `synchronous` FULL is the production setting: a committed batch survives
     /// power loss; tests may pass `false` for NORMAL only where durability is not what they test.
     public init(path: String, durable: Bool = true, now: @escaping () -> Date = Date.init) throws(JournalError) {
@@ -154,6 +159,8 @@ public final class Journal {
             database = db
             // Several connections (adapters, supervision, uplink) open the journal at start-up together; switching
             // to WAL and creating tables can return SQLITE_BUSY without consulting the busy timeout, so retry.
+            // Takes effect only when this connection creates the file (WAL fixes the page size afterwards).
+            try db.execute("PRAGMA page_size=\(Self.pageSize)")
             try Self.retryingWhileBusy { try db.execute("PRAGMA journal_mode=WAL") }
             try db.execute("PRAGMA synchronous=\(durable ? "FULL" : "NORMAL")")
             try db.execute("PRAGMA foreign_keys=ON")

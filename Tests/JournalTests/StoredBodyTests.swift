@@ -138,3 +138,24 @@ private func temporaryJournal() throws -> (Journal, URL) {
         #expect(try journal.batch { try journal.append(record, source: "s", origin: "g.csv", line: 5) } == .unchanged)
     }
 }
+
+@Suite struct PageSizeTests {
+    @Test func aNewJournalUses16KiBPagesAnExistingOneKeepsItsOwn() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("esgate-page-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let fresh = folder.appendingPathComponent("new.sqlite").path
+        _ = try Journal(path: fresh)
+        #expect(try SQLiteDatabase(path: fresh).query("PRAGMA page_size").first?.first?.intValue == Int64(Journal.pageSize))
+        // A journal created with SQLite's default pages (as earlier versions did) opens and takes records as before.
+        let older = folder.appendingPathComponent("old.sqlite").path
+        let db = try SQLiteDatabase(path: older)
+        try db.execute("PRAGMA page_size=4096")
+        try db.execute("PRAGMA journal_mode=WAL")
+        try db.execute("CREATE TABLE early(x)")
+        let journal = try Journal(path: older)
+        let record = NormalizedRecord(type: "Step", key: "C1", body: "<Step><CaseNo>C1</CaseNo></Step>")
+        #expect(try journal.batch { try journal.append(record, source: "s", origin: nil, line: 1) } == .stored(rev: 1, seq: 1))
+        #expect(try db.query("PRAGMA page_size").first?.first?.intValue == 4096)
+    }
+}
