@@ -168,12 +168,17 @@ public struct PackageBuilder {
 
     /// SM3 of the canonical form of a Body whose content (between its tags) is already canonical.
     static func bodyDigest(_ content: ArraySlice<UInt8>) -> String {
-        var canonical: [UInt8] = []
-        canonical.reserveCapacity(canonicalBodyOpen.count + content.count + bodyClose.count)
-        canonical.append(contentsOf: canonicalBodyOpen)
-        canonical.append(contentsOf: content)
-        canonical.append(contentsOf: bodyClose)
-        return Digest.sm3(canonical).hexString
+        // Streamed: the Body's canonical tags around the content as it lies in the request, without a copy.
+        guard let digest = try? StreamingDigest(.sm3) else {
+            var canonical = canonicalBodyOpen
+            canonical.append(contentsOf: content)
+            canonical.append(contentsOf: bodyClose)
+            return Digest.sm3(canonical).hexString
+        }
+        digest.update(canonicalBodyOpen)
+        content.withUnsafeBytes { digest.update($0) }
+        digest.update(bodyClose)
+        return digest.finish().hexString
     }
 
     static func member(_ entry: JournalEntry, _ index: Int) -> PackageMember {
