@@ -93,7 +93,7 @@ let package = Package(
         /// Loads configuration and wires adapters → mappings → journal; the commands' logic.
         .target(name: "GatewayRuntime", dependencies: ["GatewayConfig", "GatewayModel", "Mapping", "Journal",
                                                        "Adapters", "TextSupport", "Monitoring", "Uplink",
-                                                       "SandboxReceiver", "CertificateSupport", "ODBCSupport"]),
+                                                       "SandboxReceiver", "CertificateSupport", "ODBCSupport", "SQLiteSupport"]),
         /// The `esgate` command line.
         .executableTarget(name: "esgate", dependencies: ["GatewayRuntime"]),
         /// `swift run -c release monitoring-bench`: tick cost of the supervision engine over N open cases.
@@ -128,7 +128,7 @@ let package = Package(
         .testTarget(name: "UplinkTests",
                     dependencies: ["TestSupport", "Uplink", "SandboxReceiver", "Journal", "GatewayModel", "GatewayConfig",
                                    "GatewayRuntime", "XMLSupport", "CryptoSupport", "CertificateSupport",
-                                   "HTTPClientSupport", "HTTPServerSupport"],
+                                   "HTTPClientSupport", "HTTPServerSupport", "SQLiteSupport"],
                     resources: [.copy("Fixtures")]),
     ]
 )

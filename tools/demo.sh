@@ -55,6 +55,8 @@ say "esgate adapter status"
 "$ESGATE" adapter status || true
 say "esgate journal stats"
 "$ESGATE" journal stats
+say "esgate journal list --type Application --limit 2 (records as journaled, as PUI XML; identity numbers masked)"
+"$ESGATE" journal list --type Application --limit 2
 say "esgate quarantine list (held back with the reason; replayable after a fix)"
 "$ESGATE" quarantine list
 say "esgate alert list --limit 5 (the sample data is from January 2026, so late reports (XK08) dominate)"

@@ -4,6 +4,7 @@ import GatewayConfig
 import GatewayModel
 import Journal
 import Mapping
+import SQLiteSupport
 import TextSupport
 import Uplink
 
@@ -64,6 +65,7 @@ private func topLevelHelp() -> String {
 
 /// Runs the command line; returns the process exit code.
 public func runCommandLine(_ arguments: [String]) async -> Int32 {
+    SQLiteDatabase.configureProcess()
     if arguments.isEmpty || arguments == ["--help"] || arguments == ["help"] {
         write(topLevelHelp())
         return arguments.isEmpty ? ExitCode.usage.rawValue : ExitCode.success.rawValue

@@ -146,6 +146,8 @@ public enum StoredBody {
             if closing {
                 guard let innermost = open.popLast(), sameBytes(UnsafeBufferPointer(rebasing: xml[innermost]), name) else { return nil }
                 out.append(end)
+                // One element per body: anything after the root stays XML.
+                if open.isEmpty && nameEnd + 1 < count { return nil }
             } else {
                 if let code = tables.code(of: name) {
                     out.append(namedStart)
@@ -185,13 +187,15 @@ public enum StoredBody {
         stored.withUnsafeBytes { xml($0) }
     }
 
-    /// Appends the XML of a stored body to `out`. A compact body that is cut short or names an unknown code
-    /// (a journal written by a newer esgate) decodes as far as it can, then closes what is open: the
-    /// consumer's schema check reports it instead of the reader crashing.
-    public static func appendXML(of stored: UnsafeBufferPointer<UInt8>, to out: inout [UInt8]) {
+    /// Appends the XML of a stored body to `out`; false when a compact body is damaged (cut short, an unknown
+    /// code, an end without a start, bytes after its root). A damaged body decodes as far as it can and then
+    /// closes what is open, so that readers never crash; whoever passes records on (the uplink) must check the
+    /// result and hold such a record back rather than send a shortened one.
+    @discardableResult
+    public static func appendXML(of stored: UnsafeBufferPointer<UInt8>, to out: inout [UInt8]) -> Bool {
         guard stored.first == formatMarker else {
             out.append(contentsOf: stored)
-            return
+            return true
         }
         // Open elements: a table code, or (code -1) a literal name's range in `stored`.
         var open: [(code: Int, literal: Range<Int>)] = []
@@ -208,7 +212,9 @@ public enum StoredBody {
         }
         var index = 1
         let count = stored.count
+        var rootClosed = false
         decoding: while index < count {
+            if rootClosed { break decoding }   // one element per body
             switch stored[index] {
             case namedStart:
                 guard index + 1 < count, Int(stored[index + 1]) < nameBytes.count else { break decoding }
@@ -231,6 +237,7 @@ public enum StoredBody {
                 guard let element = open.popLast() else { break decoding }
                 appendEndTag(element)
                 index += 1
+                rootClosed = open.isEmpty
             default:
                 let start = index
                 while index < count, stored[index] > end { index += 1 }
@@ -238,6 +245,8 @@ public enum StoredBody {
                 out.append(contentsOf: UnsafeBufferPointer(rebasing: stored[start..<index]))
             }
         }
+        let complete = index == count && open.isEmpty && rootClosed
         while let element = open.popLast() { appendEndTag(element) }
+        return complete
     }
 }

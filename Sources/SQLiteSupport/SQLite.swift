@@ -37,6 +37,13 @@ public final class SQLiteDatabase {
         return true
     }()
 
+    /// Applies the process-wide settings now. `sqlite3_config` must not race another thread starting SQLite
+    /// (an ODBC driver built on the same libsqlite3, for one), so the executable calls this first thing;
+    /// opening a connection applies them too, for libraries and tests.
+    public static func configureProcess() {
+        _ = configured
+    }
+
     /// Opens (creating if needed) the database at `path`. `busyTimeoutMilliseconds` makes writers wait for each other.
     public init(path: String, readOnly: Bool = false, busyTimeoutMilliseconds: Int32 = 10_000) throws(SQLiteError) {
         _ = Self.configured

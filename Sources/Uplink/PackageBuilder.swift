@@ -76,7 +76,9 @@ public struct PackageBuilder {
         // Compact bodies decode straight to bytes: no String, no UTF-8 validation (the encoder took valid text).
         var xml: [UInt8] = []
         xml.reserveCapacity(entry.storedBody.count * 3)
-        entry.storedBody.withUnsafeBufferPointer { StoredBody.appendXML(of: $0, to: &xml) }
+        let complete = entry.storedBody.withUnsafeBufferPointer { StoredBody.appendXML(of: $0, to: &xml) }
+        // A damaged body is never sent shortened: empty marks it for `build`, which holds it back.
+        guard complete else { return [] }
         return xml.withUnsafeBufferPointer { canonicalRecordXML(entry, xml: $0) }
     }
 
@@ -146,7 +148,18 @@ public struct PackageBuilder {
     /// Builds and digests a package from `candidates` (in journal order); nil when there are none (or, with
     /// `verify`, when the schema refused every one of them).
     public func build(n: Int64, candidates: [(entry: JournalEntry, xml: [UInt8])], now: Date) throws(PackageBuildError) -> BuiltPackage? {
-        if verify { return try buildVerified(n: n, candidates: candidates, now: now) }
+        // A record whose stored body did not decode (empty form, see `canonicalRecordXML`) is held back, never sent.
+        let damaged = candidates.filter { $0.xml.isEmpty }
+        let usable = damaged.isEmpty ? candidates : candidates.filter { !$0.xml.isEmpty }
+        let built = verify ? try buildVerified(n: n, candidates: usable, now: now) : try buildFast(n: n, candidates: usable, now: now)
+        guard var built, !damaged.isEmpty else { return built }
+        built.heldBack += damaged.map {
+            (Self.member($0.entry, 0), "X100", nil, "the journal's stored body of this record cannot be decoded (damaged); not sent")
+        }
+        return built
+    }
+
+    private func buildFast(n: Int64, candidates: [(entry: JournalEntry, xml: [UInt8])], now: Date) throws(PackageBuildError) -> BuiltPackage? {
         guard !candidates.isEmpty else { return nil }
         let packageId = "\(sender)-\(n)"
         let frame = frame(packageId: packageId, createdAt: beijingTimestamp(now), count: candidates.count)
@@ -204,7 +217,7 @@ public struct PackageBuilder {
             guard !remaining.isEmpty else { return nil }
             var fast = self
             fast.verify = false
-            guard var built = try fast.build(n: n, candidates: remaining, now: now) else { return nil }
+            guard var built = try fast.buildFast(n: n, candidates: remaining, now: now) else { return nil }
             let frame = frame(packageId: packageId, createdAt: beijingTimestamp(now), count: remaining.count)
             var startLines: [Int] = []   // 1-based line where record i starts
             var line = frame.head.utf8.reduce(1) { $1 == 10 ? $0 + 1 : $0 }

@@ -202,12 +202,12 @@ public final class ReceiverUplink {
                       attempts: 0, nextAttemptAt: nil, lastError: nil, createdAt: now())
     }
 
-    /// Candidates the schema refused as a whole: dead letters with code X100.
+    /// Candidates refused as a whole before sending (schema, or damaged stored bodies): dead letters with code X100.
     private static func invalid(_ candidates: [(entry: JournalEntry, xml: [UInt8])]) -> [(member: PackageMember, code: String, field: String?, message: String)] {
         candidates.map { candidate in
             (member: PackageMember(index: 0, seq: candidate.entry.seq, type: candidate.entry.type,
                                    key: candidate.entry.key, rev: candidate.entry.rev),
-             code: "X100", field: String?.none, message: "not valid against pui-v1.xsd")
+             code: "X100", field: String?.none, message: "not valid against pui-v1.xsd, or its stored body cannot be decoded; not sent")
         }
     }
 

@@ -37,6 +37,22 @@ private func step(_ caseNo: String, opinion: String) -> NormalizedRecord {
         #expect(try journal.head(type: "Step", key: step("C1", opinion: "").key)?.rev == 3)
     }
 
+    @Test func headsKeep16DigestBytesAndStillReadTheFull32OfEarlierVersions() throws {
+        let (journal, folder) = try temporaryJournal()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let record = step("C1", opinion: "a")
+        #expect(try journal.batch { try journal.append(record, source: "s", origin: nil, line: 1) } == .stored(rev: 1, seq: 1))
+        let db = try SQLiteDatabase(path: journal.path)
+        #expect(try db.query("SELECT length(digest) FROM heads").first?.first?.intValue == 16)
+        // A head as an earlier version wrote it: the whole SHA-256.
+        try db.prepare("UPDATE heads SET digest = ?1").run([.blob(Digest.sha256(record.body))])
+        #expect(try journal.batch { try journal.append(record, source: "s", origin: nil, line: 2) } == .unchanged,
+                "the same content is recognized against a 32-byte digest")
+        #expect(try journal.batch { try journal.append(step("C1", opinion: "b"), source: "s", origin: nil, line: 3) }
+                == .stored(rev: 2, seq: 2))
+        #expect(try db.query("SELECT length(digest) FROM heads").first?.first?.intValue == 16)
+    }
+
     @Test func aRolledBackBatchLeavesNoTrace() throws {
         let (journal, folder) = try temporaryJournal()
         defer { try? FileManager.default.removeItem(at: folder) }

@@ -105,9 +105,29 @@ private func temporaryJournal() throws -> (Journal, URL) {
                 bytes[Int(rng.next() % UInt64(bytes.count))] = UInt8(truncatingIfNeeded: rng.next())
             }
             if bytes.first != 0x01 { bytes.insert(0x01, at: 0) }
+            var decoded: [UInt8] = []
+            let complete = bytes.withUnsafeBufferPointer { StoredBody.appendXML(of: $0, to: &decoded) }
+            if bytes.count < compact.count && Array(compact.prefix(bytes.count)) == bytes {
+                #expect(!complete, "a body cut short is reported damaged")
+            }
             let xml = StoredBody.xml(bytes)
             #expect(xml.components(separatedBy: "</").count <= xml.components(separatedBy: "<").count)
         }
+    }
+
+    @Test func decodingReportsWhetherTheWholeBodyWasThere() throws {
+        let compact = try #require(StoredBody.encode(Self.application))
+        func complete(_ bytes: [UInt8]) -> Bool {
+            var out: [UInt8] = []
+            return bytes.withUnsafeBufferPointer { StoredBody.appendXML(of: $0, to: &out) }
+        }
+        #expect(complete(compact))
+        #expect(complete(Array(Self.application.utf8)), "XML bodies are taken as they are")
+        #expect(!complete(Array(compact.dropLast())), "root never closed")
+        #expect(!complete(compact + [0x05]), "an end tag without a start")
+        #expect(!complete(compact + Array("x".utf8)), "bytes after the root")
+        #expect(!complete([0x01, 0x02, 0xFF, 0x05]), "a code the table does not have")
+        #expect(StoredBody.encode("<Step><CaseNo>1</CaseNo></Step><Step></Step>") == nil, "one element per body")
     }
 
     /// Journals on disk hold these codes: the table may only grow at its end.
@@ -136,6 +156,28 @@ private func temporaryJournal() throws -> (Journal, URL) {
         #expect(try journal.entries(after: 0).map(\.body) == [Self.application, older])
         // The same content again is unchanged: the digest is of the XML, whatever the stored form.
         #expect(try journal.batch { try journal.append(record, source: "s", origin: "g.csv", line: 5) } == .unchanged)
+    }
+}
+
+@Suite struct SchemaVersionTests {
+    @Test func aVersion2JournalIsMarked3AndANewerOneIsRefused() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("esgate-version-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let path = folder.appendingPathComponent("journal.sqlite").path
+        let journal = try Journal(path: path)
+        let record = NormalizedRecord(type: "Step", key: "C1", body: "<Step><CaseNo>C1</CaseNo></Step>")
+        _ = try journal.batch { try journal.append(record, source: "s", origin: nil, line: 1) }
+        let db = try SQLiteDatabase(path: path)
+        func version() throws -> String? { try db.query("SELECT value FROM meta WHERE key = 'schema_version'").first?.first?.textValue }
+        #expect(try version() == "3", "compact bodies: an esgate that knows only schema 2 must refuse this file")
+        // Written by the previous version: same tables, XML bodies only.
+        try db.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
+        let upgraded = try Journal(path: path)
+        #expect(try version() == "3")
+        #expect(try upgraded.entries(after: 0).map(\.body) == [record.body])
+        try db.execute("UPDATE meta SET value = '4' WHERE key = 'schema_version'")
+        #expect(throws: JournalError.self) { try Journal(path: path) }
     }
 }
 

@@ -5,6 +5,7 @@ import GatewayModel
 import HTTPClientSupport
 import Journal
 import SandboxReceiver
+import SQLiteSupport
 import Testing
 import Uplink
 import XMLSupport
@@ -36,6 +37,24 @@ import XMLSupport
         let canonical = try document.exclusiveCanonicalForm(ofElement: "Body", namespace: puiNamespace)
         #expect(Digest.sm3(canonical).hexString == built.digest)
         #expect(String(decoding: built.request, as: UTF8.self).contains("<pui:Digest alg=\"SM3\">\(built.digest)</pui:Digest>"))
+    }
+
+    /// A record whose stored (compact) body no longer decodes whole is held back with X100, never sent shortened.
+    @Test func aDamagedStoredBodyIsHeldBackNotSentShortened() throws {
+        let environment = try TestEnvironment.make(certificates: false)
+        defer { environment.remove() }
+        try fillJournal(environment.journalPath, count: 3)
+        let db = try SQLiteDatabase(path: environment.journalPath)
+        try db.execute("UPDATE records SET body = substr(body, 1, length(body) - 4) WHERE seq = 2")
+        let journal = try Journal(path: environment.journalPath)
+        let builder = PackageBuilder(sender: "410103", receiver: "410000", validator: try makeValidator())
+        let candidates = builder.select(try journal.entries(after: 0), packageId: "410103-1")
+        let built = try #require(try builder.build(n: 1, candidates: candidates, now: Date()))
+        #expect(built.members.map(\.seq) == [1, 3])
+        #expect(built.heldBack.map(\.member.seq) == [2])
+        #expect(built.heldBack.first?.code == "X100")
+        let document = try XMLDocument(bytes: built.request, preserveWhitespace: true)
+        #expect(try makeValidator().validate(document, element: "Package", namespace: puiNamespace).isEmpty)
     }
 
     /// The package Body is assembled as text and digested without libxml2: prove the digest equals SM3 of
