@@ -524,11 +524,22 @@ final class ODBCReadJob: @unchecked Sendable {
         self.logger = logger
     }
 
-    /// One fetched block's rows as text (nil: SQL NULL), copied out of the cursor's bound buffers so that the next
-    /// fetch can run while these rows are mapped.
+    /// One fetched block's rows as UTF-8, copied out of the cursor's bound buffers so that the next fetch can run
+    /// while these rows are mapped: one buffer per block, not a String per value (a million rows of 16 columns
+    /// were 16 million values to allocate on one thread and free on another).
     struct FetchedRows: Sendable {
-        var rows: [[String?]]
-        var isLast: Bool
+        /// Every value of every row, row after row.
+        var bytes: [UInt8] = []
+        /// Where row `r` starts in `bytes` (`rowStarts[r] ..< rowStarts[r + 1]`).
+        var rowStarts: [Int] = [0]
+        /// Row `r`'s values: `ranges[r * columns + c]`, relative to the row's start. SQL NULL is an empty range
+        /// with `nulls` set.
+        var ranges: [Range<Int>] = []
+        var nulls: [Bool] = []
+        var columns = 0
+        var isLast = false
+
+        var count: Int { rowStarts.count - 1 }
     }
 
     func run() {
@@ -539,18 +550,27 @@ final class ODBCReadJob: @unchecked Sendable {
         let stopFetching = startProducer(named: "esgate-odbc-fetch", channel: fetched) { [self] in
             do {
                 while let block = try cursor.next() {
-                    var rows: [[String?]] = []
-                    rows.reserveCapacity(block.count)
+                    var rows = FetchedRows()
+                    rows.columns = block.columnCount
+                    rows.rowStarts.reserveCapacity(block.count + 1)
+                    rows.ranges.reserveCapacity(block.count * block.columnCount)
+                    rows.nulls.reserveCapacity(block.count * block.columnCount)
                     for row in 0..<block.count {
-                        var values: [String?] = []
-                        values.reserveCapacity(block.columnCount)
-                        for column in 0..<block.columnCount { values.append(try block.text(row: row, column: column)) }
-                        rows.append(values)
+                        let rowStart = rows.bytes.count
+                        for column in 0..<block.columnCount {
+                            let start = rows.bytes.count
+                            let present = try block.appendUTF8(row: row, column: column, to: &rows.bytes)
+                            rows.ranges.append((start - rowStart)..<(rows.bytes.count - rowStart))
+                            rows.nulls.append(!present)
+                        }
+                        rows.rowStarts.append(rows.bytes.count)
                     }
                     fetched.releaseSpent()
-                    guard fetched.put(FetchedRows(rows: rows, isLast: false)) else { return }
+                    guard fetched.put(rows) else { return }
                 }
-                _ = fetched.put(FetchedRows(rows: [], isLast: true))
+                var last = FetchedRows()
+                last.isLast = true
+                _ = fetched.put(last)
             } catch {
                 fetched.fail(error)
             }
@@ -565,9 +585,9 @@ final class ODBCReadJob: @unchecked Sendable {
             let scratch = RowScratch()
             while let block = try fetched.take(), !block.isLast {
                 defer { fetched.recycle(block) }
-                for values in block.rows {
+                for row in 0..<block.count {
                     ordinal += 1
-                    let (prepared, mark, rowHold) = source.prepare(values, ordinal: ordinal, scratch: scratch)
+                    let (prepared, mark, rowHold) = source.prepare(block, row: row, ordinal: ordinal, scratch: scratch)
                     if let rowHold { hold.merge(rowHold) }
                     if source.watermarkIndex != nil {
                         if let mark, let value = Watermark(parsing: mark, kind: kind) {
@@ -630,6 +650,32 @@ struct RowSource {
 
     /// The prepared row, its watermark value and, for a quarantined row of a snapshot with `deletes`, the keys it
     /// may stand for. NULL reads as an empty string for the mapping.
+    /// Row `row` of a fetched block, mapped on its UTF-8 bytes (the CSV reader's path: ordinary rows never become
+    /// Strings); values become Strings only for the watermark and for a row that goes to quarantine.
+    func prepare(_ block: ODBCReadJob.FetchedRows, row: Int, ordinal: Int, scratch: RowScratch)
+        -> (row: PreparedRow, watermark: String?, hold: SnapshotHold?) {
+        let first = row * block.columns
+        return block.bytes.withUnsafeBufferPointer { all in
+            block.ranges.withUnsafeBufferPointer { ranges in
+                let fieldBytes = UnsafeBufferPointer(rebasing: all[block.rowStarts[row]..<block.rowStarts[row + 1]])
+                let fieldRanges = UnsafeBufferPointer(rebasing: ranges[first..<(first + block.columns)])
+                func value(_ column: Int) -> String? {
+                    guard column < block.columns, !block.nulls[first + column] else { return nil }
+                    return String(decoding: UnsafeBufferPointer(rebasing: fieldBytes[fieldRanges[column]]), as: UTF8.self)
+                }
+                func fields() -> [String] { (0..<header.count).map { value($0) ?? "" } }
+                let header = self.header
+                let source = adapter.name
+                let prepared = preparer.prepare(fieldBytes: fieldBytes, fieldRanges: fieldRanges, line: ordinal, scratch: scratch) {
+                    RowOrigin(source: source, origin: "odbc", line: ordinal, raw: Array(csvLine(fields()).utf8), encoding: "utf-8", header: header)
+                }
+                let watermark = watermarkIndex.flatMap { value($0) }
+                let rowHold = prepared.quarantine == nil ? nil : hold(for: prepared, fields: fields())
+                return (prepared, watermark, rowHold)
+            }
+        }
+    }
+
     /// `scratch`: buffers the mapping reuses from row to row; one per thread.
     func prepare(_ values: [String?], ordinal: Int, scratch: RowScratch) -> (row: PreparedRow, watermark: String?, hold: SnapshotHold?) {
         var fields: [String] = []

@@ -313,41 +313,66 @@ public struct ODBCRowBlock {
         return ODBCRowBlock.string(utf16: UnsafeBufferPointer(start: start, count: length / 2))
     }
 
+    /// Appends the value as UTF-8 to `out` without making a String; false for SQL NULL (nothing appended).
+    /// The same length check as `text`.
+    public func appendUTF8(row: Int, column: Int, to out: inout [UInt8]) throws(ODBCError) -> Bool {
+        let length = cursor.indicators[column][row]
+        if length == CODBC_NULL_DATA { return false }
+        let width = cursor.widths[column]
+        let capacityBytes = (width - 1) * 2
+        guard length >= 0, length <= capacityBytes else {
+            _ = try text(row: row, column: column)   // throws the 01004 error with its message
+            return false
+        }
+        let units = UnsafeBufferPointer(start: cursor.data[column] + row * width, count: length / 2)
+        guard !units.isEmpty else { return true }
+        let start = out.count
+        out.append(contentsOf: repeatElement(0, count: units.count * 3))
+        let written = out.withUnsafeMutableBufferPointer { buffer in
+            ODBCRowBlock.transcode(units, into: UnsafeMutableBufferPointer(rebasing: buffer[start...]))
+        }
+        out.removeLast(units.count * 3 - written)
+        return true
+    }
+
     /// UTF-16 → String by transcoding straight into the string's UTF-8 storage (the generic
     /// `String(decoding:as: UTF16.self)` takes a slow path per code unit). Lone surrogates become U+FFFD.
     static func string(utf16 units: UnsafeBufferPointer<UInt16>) -> String {
         if units.isEmpty { return "" }
-        return String(unsafeUninitializedCapacity: units.count * 3) { buffer in
-            var out = 0
-            var index = 0
-            let count = units.count
-            while index < count {
-                let unit = UInt32(units[index])
+        return String(unsafeUninitializedCapacity: units.count * 3) { transcode(units, into: $0) }
+    }
+
+    /// Writes the UTF-8 of `units` into `buffer` (at least 3 bytes per unit); returns the bytes written.
+    static func transcode(_ units: UnsafeBufferPointer<UInt16>, into buffer: UnsafeMutableBufferPointer<UInt8>) -> Int {
+        var out = 0
+        var index = 0
+        let count = units.count
+        while index < count {
+            let unit = UInt32(units[index])
+            index += 1
+            if unit < 0x80 {
+                buffer[out] = UInt8(unit)
+                out += 1
+            } else if unit < 0x800 {
+                buffer[out] = UInt8(0xC0 | (unit >> 6))
+                buffer[out + 1] = UInt8(0x80 | (unit & 0x3F))
+                out += 2
+            } else if unit >= 0xD800 && unit < 0xDC00, index < count, units[index] >= 0xDC00, units[index] < 0xE000 {
+                let scalar = 0x10000 + ((unit - 0xD800) << 10) + (UInt32(units[index]) - 0xDC00)
                 index += 1
-                if unit < 0x80 {
-                    buffer[out] = UInt8(unit)
-                    out += 1
-                } else if unit < 0x800 {
-                    buffer[out] = UInt8(0xC0 | (unit >> 6))
-                    buffer[out + 1] = UInt8(0x80 | (unit & 0x3F))
-                    out += 2
-                } else if unit >= 0xD800 && unit < 0xDC00, index < count, units[index] >= 0xDC00, units[index] < 0xE000 {
-                    let scalar = 0x10000 + ((unit - 0xD800) << 10) + (UInt32(units[index]) - 0xDC00)
-                    index += 1
-                    buffer[out] = UInt8(0xF0 | (scalar >> 18))
-                    buffer[out + 1] = UInt8(0x80 | ((scalar >> 12) & 0x3F))
-                    buffer[out + 2] = UInt8(0x80 | ((scalar >> 6) & 0x3F))
-                    buffer[out + 3] = UInt8(0x80 | (scalar & 0x3F))
-                    out += 4
-                } else {
-                    let scalar = (unit >= 0xD800 && unit < 0xE000) ? 0xFFFD : unit
-                    buffer[out] = UInt8(0xE0 | (scalar >> 12))
-                    buffer[out + 1] = UInt8(0x80 | ((scalar >> 6) & 0x3F))
-                    buffer[out + 2] = UInt8(0x80 | (scalar & 0x3F))
-                    out += 3
-                }
+                buffer[out] = UInt8(0xF0 | (scalar >> 18))
+                buffer[out + 1] = UInt8(0x80 | ((scalar >> 12) & 0x3F))
+                buffer[out + 2] = UInt8(0x80 | ((scalar >> 6) & 0x3F))
+                buffer[out + 3] = UInt8(0x80 | (scalar & 0x3F))
+                out += 4
+            } else {
+                let scalar = (unit >= 0xD800 && unit < 0xE000) ? 0xFFFD : unit
+                buffer[out] = UInt8(0xE0 | (scalar >> 12))
+                buffer[out + 1] = UInt8(0x80 | ((scalar >> 6) & 0x3F))
+                buffer[out + 2] = UInt8(0x80 | (scalar & 0x3F))
+                out += 3
             }
-            return out
         }
+        return out
     }
 }
