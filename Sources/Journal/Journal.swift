@@ -180,6 +180,19 @@ public final class Journal {
         }
     }
 
+    /// A read-only connection to an existing journal: no migration, no writes (`SQLITE_OPEN_READONLY`). For a
+    /// reader that must not share another connection, e.g. the uplink's package pre-builder on its own thread.
+    public init(readingOnly path: String) throws(JournalError) {
+        self.path = path
+        self.now = Date.init
+        do {
+            database = try SQLiteDatabase(path: path, readOnly: true)
+            try database.execute("PRAGMA cache_size=-16384")
+        } catch {
+            throw JournalError(operation: "open \(path) read-only", underlying: error.description)
+        }
+    }
+
     /// Runs `body` again while SQLite answers BUSY/LOCKED, for up to about ten seconds.
     private static func retryingWhileBusy(_ body: () throws -> Void) throws {
         var attempt = 0

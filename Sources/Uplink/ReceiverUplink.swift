@@ -111,6 +111,8 @@ public final class ReceiverUplink {
     let journal: Journal
     public let store: UplinkStore
     let builder: PackageBuilder
+    /// Builds the package after next on its own thread and journal connection (see `aheadPackage(after:)`).
+    let prebuilder: PackagePrebuilder
     let client: HTTPClient
     let logger: Logger
     let now: @Sendable () -> Date
@@ -130,6 +132,8 @@ public final class ReceiverUplink {
         builder.maxBytes = min(settings.maxBytes, PUIWire.maxRequestBytes)
         builder.verify = settings.verifyPackages
         self.builder = builder
+        prebuilder = PackagePrebuilder(name: settings.name, journalPath: journalPath, builder: builder,
+                                       types: settings.recordTypes, now: now)
         client = HTTPClient(configuration: settings.client)
         self.logger = logger.with(component: "uplink:\(settings.name)")
         self.now = now
@@ -152,6 +156,8 @@ public final class ReceiverUplink {
 
     /// A package fixed in the same transaction as the previous one's receipt, handed to the next step as is.
     private var fixedAhead: StoredPackage?
+    /// The package after `fixedAhead`, being built by `prebuilder` while `fixedAhead` is fixed and sent.
+    private var prebuilding: PackagePrebuilder.Job?
 
     /// The pending package, or a newly fixed one from the journal; nil when there is nothing to send.
     public func nextPackage() throws(UplinkError) -> StoredPackage? {
@@ -260,11 +266,12 @@ public final class ReceiverUplink {
             return .waiting(packageId: package.packageId, until: due)
         }
         let request = HTTPRequest.post(settings.url, headers: PUIWire.headers(action: PUIWire.submitAction), body: package.request)
-        // While the package is on the wire, build the next one, so that the receipt and the next package's
-        // fixing share one commit and no time is spent building between sends.
+        // While the package is on the wire, take the next one (built ahead during the previous step, or now) and
+        // start building the one after it, so that the receipt and the next package's fixing share one commit
+        // and building overlaps applying and sending.
         let client = self.client
         async let answer = Self.send(request, with: client)
-        let ahead = buildAhead(after: package)
+        let ahead = await aheadPackage(after: package)
         let outcome: SubmitOutcome
         switch await answer {
         case .success(let response):
@@ -284,7 +291,11 @@ public final class ReceiverUplink {
                                   lastSuccessAt: time, nextRetryAt: nil)
             let fixed = try store.applyReceipt(receiver: settings.name, package: package, receipt: receipt, now: time,
                                                resolution: .init(consumer: settings.consumer, state: state), fixing: ahead)
-            if fixed, let ahead { fixedAhead = stored(ahead.package) }
+            if fixed, let ahead {
+                fixedAhead = stored(ahead.package)
+            } else {
+                prebuilding = nil
+            }
             let rejected = receipt.rejected.isEmpty ? "" : "; rejected: " + Dictionary(grouping: receipt.rejected, by: \.code)
                 .map { "\($0.key)×\($0.value.count)" }.sorted().joined(separator: ", ")
             logger.info("\(package.packageId): receipt \(receipt.accepted) accepted, \(receipt.duplicates) duplicates, \(receipt.rejected.count) rejected\(rejected)")
@@ -293,11 +304,13 @@ public final class ReceiverUplink {
             state = ReceiverState(kind: .connected, failingSince: nil, consecutiveFailures: 0,
                                   lastError: "\(package.packageId) refused: \(fault.code ?? fault.faultCode) \(fault.message)",
                                   lastSuccessAt: time, nextRetryAt: nil)
+            prebuilding = nil
             try store.applyRefusal(receiver: settings.name, package: package, fault: fault, now: time,
                                    resolution: .init(consumer: settings.consumer, state: state))
             logger.error("\(package.packageId) refused by the receiver: \(fault.code ?? fault.faultCode) \(fault.message); its \(package.recordCount) records are dead letters")
             return .delivered(packageId: package.packageId, outcome: "refused \(fault.code ?? fault.faultCode)")
         case .retry(let reason, let retryAfter):
+            prebuilding = nil
             let failures = state.consecutiveFailures + 1
             let delay = backoff.delay(failures: failures, retryAfter: retryAfter)
             let next = time.addingTimeInterval(Double(delay.components.seconds) + Double(delay.components.attoseconds) / 1e18)
@@ -315,17 +328,40 @@ public final class ReceiverUplink {
     }
 
     /// The package after `package` from the journal, built but not fixed; nil when there is none yet, when
-    /// `package` is a resend, when resends are queued, or with `verify_packages` (its X100 path fixes alone).
-    private func buildAhead(after package: StoredPackage) -> UplinkStore.FixAhead? {
+    /// resends are queued, or with `verify_packages` (its X100 path fixes alone). It is the one `prebuilder` built
+    /// during the previous step when that was started for this number and journal position and found a package;
+    /// otherwise it is built here. Either way, the package after it is then started on `prebuilder`.
+    ///
+    /// Only the uplink's own connections are used here (`store`, `journal`); the pre-builder reads the journal
+    /// through its own. Whatever it built is still checked by `fixAheadIfStillNext` when it is fixed.
+    private func aheadPackage(after package: StoredPackage) async -> UplinkStore.FixAhead? {
+        let job = prebuilding
+        prebuilding = nil
         guard !builder.verify, (try? store.queuedResendCount(receiver: settings.name)) == 0,
               let cursor = try? journal.cursor(settings.consumer) else { return nil }
         // Where `nextPackage` would start once this package is resolved (records held back behind the cursor
         // stay behind it).
         let after = max(package.lastSeq, cursor)
+        let n = package.n + 1
+        var ahead: UplinkStore.FixAhead?
+        if let job, job.n == n, job.after == after, let prebuilt = await job.result(),
+           prebuilt.package.n == n, prebuilt.after == after {
+            ahead = prebuilt
+        } else {
+            ahead = buildAhead(n: n, after: after)
+        }
+        if let ahead, let last = ahead.package.members.last?.seq {
+            // The cursor only moves forward, to this package's last seq once it is resolved.
+            prebuilding = prebuilder.start(n: n + 1, after: max(last, cursor))
+        }
+        return ahead
+    }
+
+    /// Package number `n` from the journal entries after `after`, built (not fixed) on this thread.
+    private func buildAhead(n: Int64, after: Int64) -> UplinkStore.FixAhead? {
         guard let entries = try? journal.entries(after: after, limit: builder.maxRecords,
                                                  types: settings.recordTypes.isEmpty ? nil : settings.recordTypes),
               !entries.isEmpty else { return nil }
-        let n = package.n + 1
         let candidates = builder.select(entries, packageId: "\(settings.sender)-\(n)")
         guard let built = try? builder.build(n: n, candidates: candidates, now: now()), built.heldBack.isEmpty else { return nil }
         return UplinkStore.FixAhead(package: built, after: after)

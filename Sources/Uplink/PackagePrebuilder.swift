@@ -1,0 +1,100 @@
+import Dispatch
+import Foundation
+import Journal
+import Synchronization
+
+/// Builds the package after next on a thread of its own, while the uplink sends the current package and applies
+/// its receipt (which fixes the next one). The result is only a candidate: the uplink uses it as the next step's
+/// `FixAhead` when it was built for exactly the position and number that step needs (otherwise it builds
+/// synchronously), and `UplinkStore.fixAheadIfStillNext` stays the final guard at commit time. Nothing here is
+/// ever fixed, so a discarded candidate costs nothing but its CPU time.
+///
+/// The unchecked `Sendable` is sound because the mutable state (`journal`) and `builder` (a copy whose
+/// `XMLSchemaValidator` is never touched: `verify` is off, and the uplink never pre-builds with
+/// `verify_packages`) are used only by the jobs on `queue`, a serial queue: one job at a time, each one
+/// happening after the previous one. The journal connection is the pre-builder's own (read-only, opened by its
+/// first job), used by no other object. The other stored properties are immutable and Sendable.
+final class PackagePrebuilder: @unchecked Sendable {
+    private let queue: DispatchQueue
+    private let journalPath: String
+    private let builder: PackageBuilder
+    private let types: [String]?
+    private let now: @Sendable () -> Date
+    /// Touched only on `queue`.
+    private var journal: Journal?
+
+    init(name: String, journalPath: String, builder: PackageBuilder, types: [String], now: @escaping @Sendable () -> Date) {
+        queue = DispatchQueue(label: "esgate.uplink.prebuild.\(name)")
+        self.journalPath = journalPath
+        var builder = builder
+        builder.verify = false
+        self.builder = builder
+        self.types = types.isEmpty ? nil : types
+        self.now = now
+    }
+
+    /// Starts building package number `n` from the journal entries after `after`; returns at once.
+    func start(n: Int64, after: Int64) -> Job {
+        let job = Job(n: n, after: after)
+        queue.async { [self] in
+            job.finish(build(n: n, after: after))
+        }
+        return job
+    }
+
+    /// Runs on `queue`. Nil when there is nothing after `after`, when a record is held back (the synchronous path
+    /// dead-letters those), or on any failure: the uplink then builds synchronously.
+    private func build(n: Int64, after: Int64) -> UplinkStore.FixAhead? {
+        if journal == nil { journal = try? Journal(readingOnly: journalPath) }
+        guard let journal,
+              let entries = try? journal.entries(after: after, limit: builder.maxRecords, types: types),
+              !entries.isEmpty else { return nil }
+        let candidates = builder.select(entries, packageId: "\(builder.sender)-\(n)")
+        guard let built = try? builder.build(n: n, candidates: candidates, now: now()), built.heldBack.isEmpty else { return nil }
+        return UplinkStore.FixAhead(package: built, after: after)
+    }
+
+    /// One pre-build: what it was started for, and its result once the queue has run it.
+    final class Job: Sendable {
+        /// The PackageId number and the journal position the package was built for.
+        let n: Int64
+        let after: Int64
+
+        private enum State {
+            case running(waiter: CheckedContinuation<UplinkStore.FixAhead?, Never>?)
+            case done(UplinkStore.FixAhead?)
+        }
+
+        private let state = Mutex<State>(.running(waiter: nil))
+
+        init(n: Int64, after: Int64) {
+            self.n = n
+            self.after = after
+        }
+
+        fileprivate func finish(_ result: UplinkStore.FixAhead?) {
+            let waiter = state.withLock { state -> CheckedContinuation<UplinkStore.FixAhead?, Never>? in
+                guard case .running(let waiter) = state else { return nil }
+                state = .done(result)
+                return waiter
+            }
+            waiter?.resume(returning: result)
+        }
+
+        /// The built package (nil when there was none), waiting for the job if it still runs. Awaited at most once.
+        func result() async -> UplinkStore.FixAhead? {
+            await withCheckedContinuation { (continuation: CheckedContinuation<UplinkStore.FixAhead?, Never>) in
+                let ready = state.withLock { state -> UplinkStore.FixAhead?? in
+                    switch state {
+                    case .done(let result):
+                        return .some(result)
+                    case .running:
+                        state = .running(waiter: continuation)
+                        return .none
+                    }
+                }
+                if let ready { continuation.resume(returning: ready) }
+            }
+        }
+    }
+}

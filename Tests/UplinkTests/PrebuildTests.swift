@@ -1,0 +1,75 @@
+import Foundation
+import Journal
+import SandboxReceiver
+import Testing
+import Uplink
+
+/// The package after next is built on the pre-builder's thread while the current one is applied and sent; these
+/// reach the paths where that pre-built package must not be used.
+@Suite struct PrebuildTests {
+    /// Step 1 fixes package 2 ahead and starts building package 3 ([OK4, OK5]) in the background; then an operator
+    /// queues a resend. Package 3 must be the resend, and the pre-built [OK4, OK5] is never fixed under any number.
+    @Test func aPackageBuiltAheadIsDiscardedWhenResendsAreQueuedMeanwhile() async throws {
+        let environment = try TestEnvironment.make()
+        defer { environment.remove() }
+        let journal = try Journal(path: environment.journalPath, durable: false)
+        var records = [try application("OK1"), try application("NEW1", itemCode: "ZZ9998")]
+        for i in 2...9 { records.append(try application("OK\(i)")) }
+        try journal.batch { for r in records { _ = try journal.append(r, source: "t", origin: nil, line: 0) } }
+        var options = SandboxOptions()
+        options.referenceDataFile = fixture("reference-data.xml")
+        let server = try environment.sandbox(options)
+        defer { server.stop() }
+        var settings = environment.settings(name: "province", url: url(server.port))
+        settings.maxRecords = 2
+        let uplink = try ReceiverUplink(settings: settings, journalPath: environment.journalPath, validator: try makeValidator(),
+                                        logger: .silent)
+
+        #expect(try await uplink.step() == .delivered(packageId: "410103-1", outcome: "receipt"))
+        #expect(try uplink.store.deadLetters(receiver: "province").map(\.key) == ["NEW1"])
+        #expect(try uplink.store.pendingPackage(receiver: "province")?.packageId == "410103-2", "fixed with the receipt")
+        #expect(try uplink.store.resendDeadLetters(ids: nil, receiver: "province", now: Date()) == 1)
+        #expect(try await uplink.drain().drained)
+
+        let packages = try uplink.store.packages(receiver: "province")
+        #expect(packages.map(\.packageId) == (1...6).map { "410103-\($0)" })
+        #expect(packages.allSatisfy { $0.state == .receipted })
+        #expect(try packages.map { try uplink.store.members(receiver: "province", packageId: $0.packageId).map(\.key) }
+            == [["OK1", "NEW1"], ["OK2", "OK3"], ["NEW1"], ["OK4", "OK5"], ["OK6", "OK7"], ["OK8", "OK9"]])
+        #expect(server.receiver.packages() == Dictionary(uniqueKeysWithValues: packages.map { ($0.packageId, $0.digest) }))
+        // The catalog still lacks ZZ9998: the resent revision is rejected again (a new dead letter); all else once.
+        #expect(try uplink.store.deadLetters(receiver: "province", includeResolved: true).map(\.state) == ["resent", "open"])
+        let accepted = server.receiver.acceptanceCounts()
+        #expect(accepted.count == 9 && accepted.values.allSatisfy { $0 == 1 })
+        let status = try uplink.store.status(of: uplink.settings)
+        #expect(status.lag == 0 && status.cursor == 10 && status.resendQueued == 0 && status.pending == nil)
+    }
+
+    /// The background build may find nothing yet (or fewer records); records journaled meanwhile still go out in
+    /// order, exactly once, in numbers never reused.
+    @Test func recordsJournaledWhileAPackageIsBuiltAheadAreDeliveredInOrder() async throws {
+        let environment = try TestEnvironment.make()
+        defer { environment.remove() }
+        try fillJournal(environment.journalPath, count: 4)
+        let server = try environment.sandbox()
+        defer { server.stop() }
+        var settings = environment.settings(name: "province", url: url(server.port))
+        settings.maxRecords = 2
+        let uplink = try ReceiverUplink(settings: settings, journalPath: environment.journalPath, validator: try makeValidator(),
+                                        logger: .silent)
+        #expect(try await uplink.step() == .delivered(packageId: "410103-1", outcome: "receipt"))
+        for round in 0..<5 {
+            try fillJournal(environment.journalPath, count: 3, prefix: "D", start: 1 + round * 3)
+            _ = try await uplink.step()
+        }
+        #expect(try await uplink.drain().drained)
+        let packages = try uplink.store.packages(receiver: "province")
+        #expect(packages.map(\.packageId) == (1...packages.count).map { "410103-\($0)" })
+        #expect(packages.allSatisfy { $0.state == .receipted })
+        let seqs = try packages.flatMap { try uplink.store.members(receiver: "province", packageId: $0.packageId).map(\.seq) }
+        #expect(seqs == Array(1...19))
+        #expect(server.receiver.packages() == Dictionary(uniqueKeysWithValues: packages.map { ($0.packageId, $0.digest) }))
+        let accepted = server.receiver.acceptanceCounts()
+        #expect(accepted.count == 19 && accepted.values.allSatisfy { $0 == 1 })
+    }
+}
