@@ -375,10 +375,14 @@ public final class Journal {
         try inOwnTransactionIfNeeded { () throws(JournalError) -> AppendOutcome in
             try wrap("append deletion of \(type)") {
                 guard let latest = try latestRecord(type: type, key: key), !latest.deleted else { return .unchanged }
-                let digest = Self.deletionDigest(latest.body)
+                let body = latest.body
+                let digest = Self.deletionDigest(body)
                 guard let rev = try nextRevision(type: type, key: key, digest: digest) else { return .unchanged }
-                let record = NormalizedRecord(type: type, key: key, body: latest.body)
-                return .stored(rev: rev, seq: try insert(record, compact: StoredBody.encode(latest.body), rev: rev, deleted: true,
+                let record = NormalizedRecord(type: type, key: key, body: body)
+                // A compact body is carried over byte for byte (a damaged one stays recognisably damaged rather than
+                // re-encoded from what could be decoded of it); an XML one is encoded like any new body.
+                let compact = latest.storedBody.first == StoredBody.compactFormMarker ? latest.storedBody : StoredBody.encode(body)
+                return .stored(rev: rev, seq: try insert(record, compact: compact, rev: rev, deleted: true,
                                                          source: source, origin: origin, line: line))
             }
         }
