@@ -187,7 +187,8 @@ public final class Journal {
         self.now = Date.init
         do {
             database = try SQLiteDatabase(path: path, readOnly: true)
-            try database.execute("PRAGMA cache_size=-16384")
+            // A sequential reader: a small cache (SQLite drops it whenever another connection commits anyway).
+            try database.execute("PRAGMA cache_size=-2048")
         } catch {
             throw JournalError(operation: "open \(path) read-only", underlying: error.description)
         }

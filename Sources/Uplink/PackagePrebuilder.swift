@@ -1,5 +1,6 @@
 import Dispatch
 import Foundation
+import GatewayModel
 import Journal
 import Synchronization
 
@@ -20,10 +21,15 @@ final class PackagePrebuilder: @unchecked Sendable {
     private let builder: PackageBuilder
     private let types: [String]?
     private let now: @Sendable () -> Date
+    private let logger: Logger
     /// Touched only on `queue`.
     private var journal: Journal?
+    /// Touched only on `queue`.
+    private var reportedOpenFailure = false
 
-    init(name: String, journalPath: String, builder: PackageBuilder, types: [String], now: @escaping @Sendable () -> Date) {
+    init(name: String, journalPath: String, builder: PackageBuilder, types: [String], logger: Logger,
+         now: @escaping @Sendable () -> Date) {
+        self.logger = logger
         queue = DispatchQueue(label: "esgate.uplink.prebuild.\(name)")
         self.journalPath = journalPath
         var builder = builder
@@ -45,7 +51,17 @@ final class PackagePrebuilder: @unchecked Sendable {
     /// Runs on `queue`. Nil when there is nothing after `after`, when a record is held back (the synchronous path
     /// dead-letters those), or on any failure: the uplink then builds synchronously.
     private func build(n: Int64, after: Int64) -> UplinkStore.FixAhead? {
-        if journal == nil { journal = try? Journal(readingOnly: journalPath) }
+        if journal == nil {
+            do {
+                journal = try Journal(readingOnly: journalPath)
+            } catch {
+                // Correct either way (the uplink builds on its own thread), but the overlap is lost: say so once.
+                if !reportedOpenFailure {
+                    reportedOpenFailure = true
+                    logger.warning("packages are built one at a time: the pre-builder cannot open the journal read-only: \(error)")
+                }
+            }
+        }
         guard let journal,
               let entries = try? journal.entries(after: after, limit: builder.maxRecords, types: types),
               !entries.isEmpty else { return nil }
@@ -84,15 +100,18 @@ final class PackagePrebuilder: @unchecked Sendable {
         /// The built package (nil when there was none), waiting for the job if it still runs. Awaited at most once.
         func result() async -> UplinkStore.FixAhead? {
             await withCheckedContinuation { (continuation: CheckedContinuation<UplinkStore.FixAhead?, Never>) in
-                let ready = state.withLock { state -> UplinkStore.FixAhead?? in
+                let (ready, replaced) = state.withLock { state -> (UplinkStore.FixAhead??, CheckedContinuation<UplinkStore.FixAhead?, Never>?) in
                     switch state {
                     case .done(let result):
-                        return .some(result)
-                    case .running:
+                        return (.some(result), nil)
+                    case .running(let earlier):
                         state = .running(waiter: continuation)
-                        return .none
+                        return (.none, earlier)
                     }
                 }
+                // Awaited twice (not done today): the earlier waiter gets no package and builds its own, rather than
+                // waiting for ever.
+                replaced?.resume(returning: nil)
                 if let ready { continuation.resume(returning: ready) }
             }
         }

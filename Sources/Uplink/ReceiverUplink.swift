@@ -132,10 +132,10 @@ public final class ReceiverUplink {
         builder.maxBytes = min(settings.maxBytes, PUIWire.maxRequestBytes)
         builder.verify = settings.verifyPackages
         self.builder = builder
-        prebuilder = PackagePrebuilder(name: settings.name, journalPath: journalPath, builder: builder,
-                                       types: settings.recordTypes, now: now)
         client = HTTPClient(configuration: settings.client)
         self.logger = logger.with(component: "uplink:\(settings.name)")
+        prebuilder = PackagePrebuilder(name: settings.name, journalPath: journalPath, builder: builder,
+                                       types: settings.recordTypes, logger: self.logger, now: now)
         self.now = now
         backoff = Backoff(base: settings.retryBase, cap: settings.retryCap)
         try repairCursor()
