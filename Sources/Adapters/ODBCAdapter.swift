@@ -331,12 +331,10 @@ public final class ODBCAdapter: @unchecked Sendable {
             var keys: [[ODBCParameter]] = []
             let scratch = RowScratch()
             reading: while let block = try cursor.next() {
+                let fetched = try ODBCReadJob.FetchedRows(block)
                 for row in 0..<block.count {
                     ordinal += 1
-                    var values: [String?] = []
-                    values.reserveCapacity(block.columnCount)
-                    for column in 0..<block.columnCount { values.append(try block.text(row: row, column: column)) }
-                    pending.append(reader.prepare(values, ordinal: ordinal, scratch: scratch).row)
+                    pending.append(reader.prepare(fetched, row: row, ordinal: ordinal, scratch: scratch).row)
                     var parameters: [ODBCParameter] = []
                     for key in keyColumns {
                         let text = try block.text(row: row, column: key.index)
@@ -540,6 +538,26 @@ final class ODBCReadJob: @unchecked Sendable {
         var isLast = false
 
         var count: Int { rowStarts.count - 1 }
+
+        init() {}
+
+        /// The block's values, copied out of the cursor's buffers.
+        init(_ block: ODBCRowBlock) throws(ODBCError) {
+            columns = block.columnCount
+            rowStarts.reserveCapacity(block.count + 1)
+            ranges.reserveCapacity(block.count * block.columnCount)
+            nulls.reserveCapacity(block.count * block.columnCount)
+            for row in 0..<block.count {
+                let rowStart = bytes.count
+                for column in 0..<block.columnCount {
+                    let start = bytes.count
+                    let present = try block.appendUTF8(row: row, column: column, to: &bytes)
+                    ranges.append((start - rowStart)..<(bytes.count - rowStart))
+                    nulls.append(!present)
+                }
+                rowStarts.append(bytes.count)
+            }
+        }
     }
 
     func run() {
@@ -550,21 +568,7 @@ final class ODBCReadJob: @unchecked Sendable {
         let stopFetching = startProducer(named: "esgate-odbc-fetch", channel: fetched) { [self] in
             do {
                 while let block = try cursor.next() {
-                    var rows = FetchedRows()
-                    rows.columns = block.columnCount
-                    rows.rowStarts.reserveCapacity(block.count + 1)
-                    rows.ranges.reserveCapacity(block.count * block.columnCount)
-                    rows.nulls.reserveCapacity(block.count * block.columnCount)
-                    for row in 0..<block.count {
-                        let rowStart = rows.bytes.count
-                        for column in 0..<block.columnCount {
-                            let start = rows.bytes.count
-                            let present = try block.appendUTF8(row: row, column: column, to: &rows.bytes)
-                            rows.ranges.append((start - rowStart)..<(rows.bytes.count - rowStart))
-                            rows.nulls.append(!present)
-                        }
-                        rows.rowStarts.append(rows.bytes.count)
-                    }
+                    let rows = try FetchedRows(block)
                     fetched.releaseSpent()
                     guard fetched.put(rows) else { return }
                 }
@@ -674,24 +678,6 @@ struct RowSource {
                 return (prepared, watermark, rowHold)
             }
         }
-    }
-
-    /// `scratch`: buffers the mapping reuses from row to row; one per thread.
-    func prepare(_ values: [String?], ordinal: Int, scratch: RowScratch) -> (row: PreparedRow, watermark: String?, hold: SnapshotHold?) {
-        var fields: [String] = []
-        fields.reserveCapacity(header.count)
-        var watermark: String?
-        for column in 0..<header.count {
-            let value = column < values.count ? values[column] : nil
-            if column == watermarkIndex { watermark = value }
-            fields.append(value ?? "")
-        }
-        let header = self.header
-        let source = adapter.name
-        let prepared = preparer.prepare(fields, line: ordinal, scratch: scratch) {
-            RowOrigin(source: source, origin: "odbc", line: ordinal, raw: Array(csvLine(fields).utf8), encoding: "utf-8", header: header)
-        }
-        return (prepared, watermark, hold(for: prepared, fields: fields))
     }
 
     /// The keys a quarantined row may stand for. Records of the row that did validate are in the poll's keys

@@ -16,9 +16,8 @@ import Foundation
 /// XML body always starts with `<`: bodies stored before this form (and anything the encoder declines:
 /// attributes, comments, empty-element tags, unbalanced tags) stay XML and are told apart by their first byte.
 public enum StoredBody {
-    static let formatMarker: UInt8 = 0x01
     /// The first byte of every compact body (an XML body starts with `<`).
-    public static var compactFormMarker: UInt8 { formatMarker }
+    public static let compactFormMarker: UInt8 = 0x01
     static let namedStart: UInt8 = 0x02
     static let literalStart: UInt8 = 0x03
     static let literalEnd: UInt8 = 0x04
@@ -74,6 +73,10 @@ public enum StoredBody {
         let bucketStarts: UnsafeBufferPointer<Int>
         let bucketCodes: UnsafeBufferPointer<UInt8>
 
+        func name(_ code: Int) -> UnsafeBufferPointer<UInt8> {
+            UnsafeBufferPointer(rebasing: pool[offsets[code]..<offsets[code + 1]])
+        }
+
         func code(of name: UnsafeBufferPointer<UInt8>) -> UInt8? {
             guard name.count <= StoredBody.maxTableNameLength, name[0] < 128 else { return nil }
             let bucket = name.count * 128 + Int(name[0])
@@ -119,7 +122,7 @@ public enum StoredBody {
     private static func encode(_ xml: UnsafeBufferPointer<UInt8>, _ tables: Tables) -> [UInt8]? {
         var out: [UInt8] = []
         out.reserveCapacity(xml.count / 2 + 16)
-        out.append(formatMarker)
+        out.append(compactFormMarker)
         // Open elements, as ranges into `xml`, to check every end tag names the element it closes.
         var open: [Range<Int>] = []
         open.reserveCapacity(8)
@@ -176,7 +179,7 @@ public enum StoredBody {
     /// The XML text of a stored body (compact or XML).
     public static func xml(_ stored: UnsafeRawBufferPointer) -> String {
         let bytes = UnsafeBufferPointer(start: stored.baseAddress?.assumingMemoryBound(to: UInt8.self), count: stored.count)
-        guard bytes.first == formatMarker else { return String(decoding: bytes, as: UTF8.self) }
+        guard bytes.first == compactFormMarker else { return String(decoding: bytes, as: UTF8.self) }
         var out: [UInt8] = []
         out.reserveCapacity(bytes.count * 3)
         appendXML(of: bytes, to: &out)
@@ -193,10 +196,14 @@ public enum StoredBody {
     /// result and hold such a record back rather than send a shortened one.
     @discardableResult
     public static func appendXML(of stored: UnsafeBufferPointer<UInt8>, to out: inout [UInt8]) -> Bool {
-        guard stored.first == formatMarker else {
+        guard stored.first == compactFormMarker else {
             out.append(contentsOf: stored)
             return true
         }
+        return withTables { decode(stored, into: &out, $0) }
+    }
+
+    private static func decode(_ stored: UnsafeBufferPointer<UInt8>, into out: inout [UInt8], _ tables: Tables) -> Bool {
         // Open elements: a table code, or (code -1) a literal name's range in `stored`.
         var open: [(code: Int, literal: Range<Int>)] = []
         open.reserveCapacity(8)
@@ -204,7 +211,7 @@ public enum StoredBody {
             out.append(0x3C)
             out.append(0x2F)
             if element.code >= 0 {
-                out.append(contentsOf: nameBytes[element.code])
+                out.append(contentsOf: tables.name(element.code))
             } else {
                 out.append(contentsOf: UnsafeBufferPointer(rebasing: stored[element.literal]))
             }
@@ -217,10 +224,10 @@ public enum StoredBody {
             if rootClosed { break decoding }   // one element per body
             switch stored[index] {
             case namedStart:
-                guard index + 1 < count, Int(stored[index + 1]) < nameBytes.count else { break decoding }
+                guard index + 1 < count, Int(stored[index + 1]) < tables.offsets.count - 1 else { break decoding }
                 let code = Int(stored[index + 1])
                 out.append(0x3C)
-                out.append(contentsOf: nameBytes[code])
+                out.append(contentsOf: tables.name(code))
                 out.append(0x3E)
                 open.append((code, 0..<0))
                 index += 2
@@ -240,7 +247,9 @@ public enum StoredBody {
                 rootClosed = open.isEmpty
             default:
                 let start = index
-                while index < count, stored[index] > end { index += 1 }
+                // Text in the journal's escaping never holds a raw `<`: one here is damage, and copying it would
+                // make the record's XML ill-formed.
+                while index < count, stored[index] > end, stored[index] != 0x3C { index += 1 }
                 if index == start { break decoding }
                 out.append(contentsOf: UnsafeBufferPointer(rebasing: stored[start..<index]))
             }

@@ -39,6 +39,23 @@ private func randomElement(_ rng: inout SplitMix64, depth: Int) -> String {
     return "<\(name)>\(content)</\(name)>"
 }
 
+/// Whether every start tag of `xml` is closed by an end tag of the same name, innermost first.
+private func tagsBalance(_ xml: String) -> Bool {
+    var open: [Substring] = []
+    var rest = Substring(xml)
+    while let lt = rest.firstIndex(of: "<") {
+        guard let gt = rest[lt...].firstIndex(of: ">") else { return false }
+        let tag = rest[rest.index(after: lt)..<gt]
+        if tag.hasPrefix("/") {
+            guard open.popLast() == tag.dropFirst() else { return false }
+        } else {
+            open.append(tag)
+        }
+        rest = rest[rest.index(after: gt)...]
+    }
+    return open.isEmpty
+}
+
 private func temporaryJournal() throws -> (Journal, URL) {
     let folder = FileManager.default.temporaryDirectory.appendingPathComponent("esgate-body-\(UUID().uuidString)")
     try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
@@ -111,7 +128,7 @@ private func temporaryJournal() throws -> (Journal, URL) {
                 #expect(!complete, "a body cut short is reported damaged")
             }
             let xml = StoredBody.xml(bytes)
-            #expect(xml.components(separatedBy: "</").count <= xml.components(separatedBy: "<").count)
+            #expect(tagsBalance(xml), "every element opened is closed, innermost first: \(xml)")
         }
     }
 
@@ -127,6 +144,7 @@ private func temporaryJournal() throws -> (Journal, URL) {
         #expect(!complete(compact + [0x05]), "an end tag without a start")
         #expect(!complete(compact + Array("x".utf8)), "bytes after the root")
         #expect(!complete([0x01, 0x02, 0xFF, 0x05]), "a code the table does not have")
+        #expect(!complete([0x01, 0x02, 0x04] + Array("a<b".utf8) + [0x05]), "a raw < in text")
         #expect(StoredBody.encode("<Step><CaseNo>1</CaseNo></Step><Step></Step>") == nil, "one element per body")
     }
 
