@@ -72,7 +72,7 @@ while [ "$LAG" != 0 ]; do   # run --once stopped early (a failing receiver): pus
 done
 t3=$(now)
 ES_ROWS=$(python3 -c "import json;print(json.load(open('$WORK/esgate.json'))['files'][0]['counts']['rows'])")
-RECORDS=$(sqlite3 "$WORK/state/journal.sqlite" "SELECT count(*) FROM records")
+RECORDS=$(sqlite3 "$WORK/state/journal.sqlite" "SELECT coalesce(sum(last_seq - first_seq + 1), 0) FROM record_chunks")
 SENT=$(sqlite3 "$WORK/state/journal.sqlite" "SELECT coalesce(sum(accepted),0), count(*) FROM uplink_packages WHERE receiver='province' AND state='receipted'")
 RSS_KB=$(awk -F: '/Maximum resident set size/ {gsub(/ /,"",$2); print $2}' "$WORK/time.txt")
 

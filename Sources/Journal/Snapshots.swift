@@ -111,9 +111,7 @@ extension Journal {
         do {
             try ensureSnapshotTable()
             previous = try readSnapshotKeys(source: source)
-            let latest = try database.prepare("""
-                SELECT r.source, r.op FROM heads h JOIN records r ON r.seq = h.seq WHERE h.type = ?1 AND h.key = ?2
-                """)
+            let latestSeq = try database.prepare("SELECT seq FROM heads WHERE type = ?1 AND key = ?2")
             // Sorted, so that deletions get their seqs in a stable order (the same poll gives the same journal).
             for key in previous.subtracting(kept).sorted(by: { ($0.type, $0.key) < ($1.type, $1.key) }) {
                 if hold.mayStandFor(key) {
@@ -121,10 +119,13 @@ extension Journal {
                     kept.insert(key)
                     continue
                 }
-                try latest.bind([.text(key.type), .text(key.key)])
-                let owned = try latest.step() && latest.text(at: 0) == source && latest.int(at: 1) == 0
-                latest.reset()
-                if owned { deletable.append(key) }
+                try latestSeq.bind([.text(key.type), .text(key.key)])
+                let seq = try latestSeq.step() ? latestSeq.int(at: 0) : nil
+                latestSeq.reset()
+                // The key's latest record: this source's to withdraw only if it came from here and is not a deletion.
+                if let seq, let latest = try entries(seqs: [seq]).first, latest.source == source, !latest.deleted {
+                    deletable.append(key)
+                }
             }
         } catch {
             throw JournalError(operation: "close snapshot of \(source)", underlying: "\(error)")

@@ -42,12 +42,13 @@ extension Journal {
         do {
             func int(_ value: SQLiteValue) -> Int { Int(value.intValue ?? 0) }
             func text(_ value: SQLiteValue) -> String { value.textValue ?? "" }
-            let lastSeq = int(try database.query("SELECT coalesce(max(seq), 0) FROM records").first?.first ?? .null)
-            let total = int(try database.query("SELECT count(*) FROM records").first?.first ?? .null)
+            let lastSeq = Int(try Self.lastSeq(in: database))
             let keys = Dictionary(uniqueKeysWithValues: try database.query("SELECT type, count(*) FROM heads GROUP BY type")
                 .map { (text($0[0]), int($0[1])) })
-            let types = try database.query("SELECT type, count(*) FROM records GROUP BY type ORDER BY type").map {
-                JournalStats.TypeCount(type: text($0[0]), records: int($0[1]), keys: keys[text($0[0])] ?? 0)
+            let recordsByType = try Self.recordCountsByType(in: database)
+            let total = recordsByType.values.reduce(0, +)
+            let types = recordsByType.keys.sorted().map {
+                JournalStats.TypeCount(type: $0, records: recordsByType[$0] ?? 0, keys: keys[$0] ?? 0)
             }
             let files = try database.query("SELECT state, count(*), coalesce(sum(rows), 0) FROM files GROUP BY state ORDER BY state").map {
                 JournalStats.FileCount(state: text($0[0]), files: int($0[1]), rows: int($0[2]))
@@ -58,7 +59,7 @@ extension Journal {
             let cursors = try database.query("SELECT consumer, seq FROM cursors ORDER BY consumer").map {
                 JournalStats.CursorPosition(consumer: text($0[0]), seq: int($0[1]), lag: 0)
             }.map { cursor in
-                let lag = int(try database.query("SELECT count(*) FROM records WHERE seq > ?1", [.integer(Int64(cursor.seq))]).first?.first ?? .null)
+                let lag = try Self.recordCount(in: database, after: Int64(cursor.seq), types: [])
                 return JournalStats.CursorPosition(consumer: cursor.consumer, seq: cursor.seq, lag: lag)
             }
             return JournalStats(path: path, lastSeq: lastSeq, records: total, types: types, files: files,

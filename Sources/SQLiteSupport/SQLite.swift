@@ -253,10 +253,10 @@ public final class SQLiteStatement {
     }
 
     /// The column's bytes (text or blob) without a copy; valid only inside `body`.
-    public func withBytes<T>(at column: Int, _ body: (UnsafeRawBufferPointer) -> T) -> T {
+    public func withBytes<T>(at column: Int, _ body: (UnsafeRawBufferPointer) throws -> T) rethrows -> T {
         let pointer = sqlite3_column_blob(handle, Int32(column))
         let count = Int(sqlite3_column_bytes(handle, Int32(column)))
-        return body(UnsafeRawBufferPointer(start: count > 0 ? pointer : nil, count: count))
+        return try body(UnsafeRawBufferPointer(start: count > 0 ? pointer : nil, count: count))
     }
 
     public func blob(at column: Int) -> [UInt8] {

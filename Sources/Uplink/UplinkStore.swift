@@ -269,10 +269,7 @@ public final class UplinkStore {
             }
             guard !seqs.isEmpty else { return [] }
             var identities: [Int64: (type: String, key: String, rev: Int64)] = [:]
-            for row in try database.query("SELECT seq, type, key, rev FROM records WHERE seq IN (" + seqs.map(String.init).joined(separator: ",") + ")") {
-                guard let seq = row[0].intValue else { continue }
-                identities[seq] = (row[1].textValue ?? "", row[2].textValue ?? "", row[3].intValue ?? 0)
-            }
+            for entry in try Journal.entries(in: database, seqs: seqs) { identities[entry.seq] = (entry.type, entry.key, entry.rev) }
             return seqs.enumerated().compactMap { index, seq in
                 identities[seq].map { PackageMember(index: index + 1, seq: seq, type: $0.type, key: $0.key, rev: $0.rev) }
             }
@@ -603,22 +600,18 @@ public final class UplinkStore {
                           state.nextRetryAt.map { .integer(Self.ms($0)) } ?? .null, .integer(Self.ms(now))])
     }
 
-    // MARK: - Journal figures (read-only use of the journal's `records` table in the same file)
+    // MARK: - Journal figures (read-only use of the journal's `record_chunks` table in the same file)
 
     /// Journal records after `seq`, optionally of some types only.
     public func journalCount(after seq: Int64, types: [String]) throws(UplinkError) -> Int {
         try wrap("count journal records") {
-            var sql = "SELECT count(*) FROM records WHERE seq > ?1"
-            if !types.isEmpty {
-                sql += " AND type IN (" + types.map { "'" + $0.replacingOccurrences(of: "'", with: "''") + "'" }.joined(separator: ",") + ")"
-            }
-            return Int(try database.query(sql, [.integer(seq)]).first?.first?.intValue ?? 0)
+            try Journal.recordCount(in: database, after: seq, types: types)
         }
     }
 
     public func journalLastSeq() throws(UplinkError) -> Int64 {
         try wrap("read journal last seq") {
-            try database.query("SELECT max(seq) FROM records").first?.first?.intValue ?? 0
+            try Journal.lastSeq(in: database)
         }
     }
 

@@ -161,40 +161,79 @@ private func temporaryJournal() throws -> (Journal, URL) {
         defer { try? FileManager.default.removeItem(at: folder) }
         let record = NormalizedRecord(type: "Application", key: "410103006202601050000001", body: Self.application)
         #expect(try journal.batch { try journal.append(record, source: "s", origin: "f.csv", line: 2) } == .stored(rev: 1, seq: 1))
-        // A row as a version-2 journal stored it: the XML itself, as text.
+        // A record as earlier versions stored it: the XML itself.
         let older = "<Step><CaseNo>C9</CaseNo><Opinion>同意 &amp; 转</Opinion></Step>"
+        let chunk = RecordChunkCodec.encode([ChunkedRecord(type: "Step", key: "C9", rev: 1, deleted: false, line: 3,
+                                                           storedBody: Array(older.utf8))])
         let db = try SQLiteDatabase(path: journal.path)
-        try db.execute("""
-            INSERT INTO records(seq, type, key, rev, op, body, source, origin, line, ingested_at)
-            VALUES (2, 'Step', 'C9', 1, 0, '\(older)', 's', 'old.csv', 3, 0)
-            """)
-        let storage = try db.query("SELECT typeof(body), length(CAST(body AS BLOB)) FROM records ORDER BY seq")
-        #expect(storage.map { $0[0].textValue } == ["blob", "text"])
-        #expect((storage[0][1].intValue ?? 0) * 2 < Int64(Self.application.utf8.count))
-        #expect(try journal.entries(after: 0).map(\.body) == [Self.application, older])
+        try db.prepare("INSERT INTO record_chunks VALUES (2, 2, 's', 'old.csv', 0, ?1, ?2)").run([.text(chunk.types), .blob(chunk.data)])
+        let entries = try journal.entries(after: 0)
+        #expect(entries.first?.storedBody.first == StoredBody.compactFormMarker)
+        #expect((entries.first?.storedBody.count ?? 0) * 2 < Self.application.utf8.count)
+        #expect(entries.last?.storedBody == Array(older.utf8))
+        #expect(entries.map(\.body) == [Self.application, older])
         // The same content again is unchanged: the digest is of the XML, whatever the stored form.
         #expect(try journal.batch { try journal.append(record, source: "s", origin: "g.csv", line: 5) } == .unchanged)
     }
 }
 
 @Suite struct SchemaVersionTests {
-    @Test func aVersion2JournalIsMarked3AndANewerOneIsRefused() throws {
+    /// A journal of schema 2 or 3 (a `records` row per record, XML or compact bodies) is converted to chunks when
+    /// opened: every record reads back the same, revisions keep counting, and a newer schema is refused.
+    @Test(arguments: ["2", "3"]) func anOlderJournalIsConvertedToChunksAndANewerOneIsRefused(version from: String) throws {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("esgate-version-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: folder) }
         let path = folder.appendingPathComponent("journal.sqlite").path
-        let journal = try Journal(path: path)
-        let record = NormalizedRecord(type: "Step", key: "C1", body: "<Step><CaseNo>C1</CaseNo></Step>")
-        _ = try journal.batch { try journal.append(record, source: "s", origin: nil, line: 1) }
+        let current = try Journal(path: path)
         let db = try SQLiteDatabase(path: path)
         func version() throws -> String? { try db.query("SELECT value FROM meta WHERE key = 'schema_version'").first?.first?.textValue }
-        #expect(try version() == "3", "compact bodies: an esgate that knows only schema 2 must refuse this file")
-        // Written by the previous version: same tables, XML bodies only.
-        try db.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
+        #expect(try version() == "4")
+        // The tables of schema 3: a records row each. 300 records from two sources and three files, so that the
+        // conversion must split chunks at the size limit and wherever the source or origin changes.
+        try db.execute("""
+            DROP TABLE record_chunks;
+            CREATE TABLE records(seq INTEGER PRIMARY KEY, type TEXT NOT NULL, key TEXT NOT NULL, rev INTEGER NOT NULL,
+                op INTEGER NOT NULL DEFAULT 0, body TEXT NOT NULL, source TEXT NOT NULL, origin TEXT, line INTEGER,
+                ingested_at INTEGER NOT NULL);
+            """)
+        var expected: [(seq: Int64, type: String, key: String, rev: Int64, deleted: Bool, body: String, source: String, origin: String?, line: Int)] = []
+        let insert = try db.prepare("INSERT INTO records VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)")
+        let insertHead = try db.prepare("INSERT OR REPLACE INTO heads VALUES (?1, ?2, ?3, ?4, ?5)")
+        for seq in Int64(1)...300 {
+            let key = "C\(seq % 250)", type = seq % 3 == 0 ? "Step" : "Application"
+            let rev: Int64 = seq > 250 ? 2 : 1
+            let body = "<\(type)><CaseNo>\(key)</CaseNo><N>\(seq)</N></\(type)>"
+            let source = seq <= 200 ? "drop" : "db"
+            let origin: String? = seq <= 150 ? "a.csv" : (seq <= 200 ? "b.csv" : nil)
+            // Schema 3 stored compact bodies as blobs, schema 2 XML as text; both may be in one file.
+            let stored: SQLiteValue = from == "3" && seq % 2 == 0 ? .blob(StoredBody.encode(body) ?? Array(body.utf8)) : .text(body)
+            try insert.run([.integer(seq), .text(type), .text(key), .integer(rev), .integer(seq == 299 ? 1 : 0), stored, .text(source),
+                            origin.map(SQLiteValue.text) ?? .null, .integer(seq + 1), .integer(1_700_000_000_000 + seq)])
+            try insertHead.run([.text(type), .text(key), .integer(rev), .blob(Journal.contentDigest(of: body)), .integer(seq)])
+            expected.append((seq, type, key, rev, seq == 299, body, source, origin, Int(seq + 1)))
+        }
+        try db.execute("UPDATE meta SET value = '\(from)' WHERE key = 'schema_version'")
+        _ = current
         let upgraded = try Journal(path: path)
-        #expect(try version() == "3")
-        #expect(try upgraded.entries(after: 0).map(\.body) == [record.body])
-        try db.execute("UPDATE meta SET value = '4' WHERE key = 'schema_version'")
+        #expect(try version() == "4")
+        #expect(try db.query("SELECT count(*) FROM sqlite_master WHERE name = 'records'").first?.first?.intValue == 0)
+        #expect(try db.query("SELECT first_seq, last_seq FROM record_chunks ORDER BY first_seq").map { $0.compactMap(\.intValue) }
+                == [[1, 128], [129, 150], [151, 200], [201, 300]], "≤ 128 records a chunk, split where the source or origin changes")
+        let entries = try upgraded.entries(after: 0, limit: 1000)
+        #expect(entries.count == 300)
+        for (entry, want) in zip(entries, expected) {
+            #expect(entry.seq == want.seq && entry.type == want.type && entry.key == want.key && entry.rev == want.rev)
+            #expect(entry.deleted == want.deleted && entry.body == want.body && entry.source == want.source)
+            #expect(entry.origin == want.origin && entry.line == want.line)
+        }
+        #expect(try upgraded.entries(seqs: [299, 7, 128, 129]).map(\.seq) == [7, 128, 129, 299])
+        #expect(try upgraded.recordCount(after: 100, types: ["Step"]) == expected.filter { $0.seq > 100 && $0.type == "Step" }.count)
+        // Revisions continue from the converted heads; new records follow the last converted seq.
+        let last = expected[expected.count - 2]
+        #expect(try upgraded.batch { try upgraded.append(NormalizedRecord(type: last.type, key: last.key, body: "<\(last.type)><CaseNo>\(last.key)</CaseNo><N>new</N></\(last.type)>"), source: "db", origin: nil, line: 1) }
+                == .stored(rev: last.rev + 1, seq: 301))
+        try db.execute("UPDATE meta SET value = '5' WHERE key = 'schema_version'")
         #expect(throws: JournalError.self) { try Journal(path: path) }
     }
 }

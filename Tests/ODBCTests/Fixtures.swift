@@ -249,7 +249,7 @@ final class ODBCWorkspace {
 
     /// What a read-only command must leave as it was: records, watermarks, quarantine, adapter health.
     func stateSnapshot() throws -> [String] {
-        let db = try SQLiteDatabase(path: journalPath, readOnly: true)
+        let db = try openJournalForInspection(path: journalPath)
         var lines: [String] = []
         for sql in ["SELECT count(*), coalesce(max(seq), 0) FROM records",
                     "SELECT source, position, updated_at FROM source_offsets ORDER BY source",
@@ -261,7 +261,7 @@ final class ODBCWorkspace {
     }
 
     func bodies(type: String) throws -> [String] {
-        let db = try SQLiteDatabase(path: journalPath, readOnly: true)
+        let db = try openJournalForInspection(path: journalPath)
         return try db.query("SELECT body FROM records WHERE type = ?1 ORDER BY key", [.text(type)]).compactMap { $0.first.map(storedBodyXML) }
     }
 }

@@ -5,6 +5,7 @@ import GatewayRuntime
 import Journal
 import ODBCSupport
 import SQLiteSupport
+import TestSupport
 import Testing
 import Uplink
 import XMLSupport
@@ -13,7 +14,7 @@ import XMLSupport
 
 /// The revisions of step row `n`'s record (the gen-cases Step key starts with the case number): rev, op, body.
 func stepRevisions(_ workspace: ODBCWorkspace, _ n: Int) throws -> [(rev: Int64, op: Int64, body: String)] {
-    let db = try SQLiteDatabase(path: workspace.journalPath, readOnly: true)
+    let db = try openJournalForInspection(path: workspace.journalPath)
     let caseNo = "41010300620260105" + String(format: "%07d", n)
     let statement = try db.prepare("SELECT rev, op, body FROM records WHERE type = 'Step' AND key LIKE ?1 ORDER BY seq")
     try statement.bind([.text(caseNo + "%")])

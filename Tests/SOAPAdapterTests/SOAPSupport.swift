@@ -132,7 +132,7 @@ final class SOAPWorkspace {
 
     /// (key, rev, body) of every record the adapter stored.
     func records() throws -> [(key: String, rev: Int64, body: String)] {
-        let db = try SQLiteDatabase(path: journalPath, readOnly: true)
+        let db = try openJournalForInspection(path: journalPath)
         return try db.query("SELECT key, rev, body FROM records ORDER BY key, rev").map {
             ($0[0].textValue ?? "", $0[1].intValue ?? -1, storedBodyXML($0[2]))
         }

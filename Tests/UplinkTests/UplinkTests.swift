@@ -6,6 +6,7 @@ import HTTPClientSupport
 import Journal
 import SandboxReceiver
 import SQLiteSupport
+import TestSupport
 import Testing
 import Uplink
 import XMLSupport
@@ -44,8 +45,7 @@ import XMLSupport
         let environment = try TestEnvironment.make(certificates: false)
         defer { environment.remove() }
         try fillJournal(environment.journalPath, count: 3)
-        let db = try SQLiteDatabase(path: environment.journalPath)
-        try db.execute("UPDATE records SET body = substr(body, 1, length(body) - 4) WHERE seq = 2")
+        try rewriteStoredBody(path: environment.journalPath, seq: 2) { Array($0.dropLast(4)) }
         let journal = try Journal(path: environment.journalPath)
         let builder = PackageBuilder(sender: "410103", receiver: "410000", validator: try makeValidator())
         let candidates = builder.select(try journal.entries(after: 0), packageId: "410103-1")
