@@ -186,6 +186,11 @@ public final class CSVDropAdapter {
 
     struct FileRejection: Error { let reason: String }
 
+    /// Threads preparing rows for the journal writer. The writer needs about as much CPU as preparing does, so a
+    /// second preparer can use what the writer leaves of a second core; more than the cores cannot help (on one
+    /// core: one preparer, as before). Not a setting: there is nothing to tune on the machines esgate runs on.
+    static let preparerThreads = min(2, max(1, ProcessInfo.processInfo.activeProcessorCount))
+
     /// Streams the file into the journal in batches; each batch commits its rows, quarantine entries and the
     /// file's new offset in one transaction, so a crash resumes at the last committed row.
     private func ingest(path: String, name: String, sha: String, size: Int64, encoding: TextEncoding) throws -> IngestCounts {
@@ -224,16 +229,18 @@ public final class CSVDropAdapter {
         if startOffset > resumeAt {
             logger.info("\(name): resuming at line \(startLine) (byte \(startOffset) of \(size)) after an interrupted run")
         }
-        // Two stages on two threads: a reader thread decodes, maps and validates rows into chunks of ≤ 1000 rows;
-        // this thread writes `batch_rows` rows (records, quarantine entries, the file's new offset) per transaction.
-        // The channel holds at most four chunks, so memory stays bounded whatever the file size.
-        let channel = BatchChannel<PreparedBatch>(capacity: 4)
-        let preparer = RowPreparer(schema: schema, mapping: bound)
-        let reading = RowReadingJob(path: path, name: name, source: self.name, startOffset: startOffset, startLine: startLine,
-                                    header: header, encoding: encoding, delimiter: settings.delimiter,
-                                    batchRows: min(settings.batchRows, 1000), preparer: preparer, channel: channel)
-        let stopReader = startProducer(named: "esgate-read-\(name)", channel: channel) { reading.run() }
-        defer { stopReader() }
+        // Rows are prepared (decoded, split, mapped, validated, serialized, digested) on `preparerThreads`
+        // threads, which take turns cutting the file into chunks of ≤ 1000 raw rows and then prepare their chunks
+        // in parallel; this thread writes the chunks in file order, `batch_rows` rows (records, quarantine entries,
+        // the file's new offset) per transaction. At most four chunks wait to be written (plus one being prepared
+        // per thread), so memory stays bounded whatever the file size.
+        let preparerThreads = Self.preparerThreads
+        let channel = OrderedBatchChannel(capacity: 4, preparers: preparerThreads)
+        let preparing = RowReadingJob(name: name, source: self.name, header: header, encoding: encoding,
+                                      delimiter: settings.delimiter, preparer: RowPreparer(schema: schema, mapping: bound),
+                                      chunks: RawChunkSource(path: path, startOffset: startOffset, startLine: startLine,
+                                                             rowsPerChunk: min(settings.batchRows, 1000)),
+                                      channel: channel, cpu: CPUTally())
         var total = IngestCounts()
         var lastReport = Date()
         var waiting: TimeInterval = 0
@@ -241,8 +248,11 @@ public final class CSVDropAdapter {
         let writerCPUStarted = threadCPUSeconds()
         defer {
             // Which stage limits throughput: a writer that mostly waits is fed too slowly, and vice versa.
-            logger.debug("\(name): writer waited \(String(format: "%.2f", waiting)) s of \(String(format: "%.2f", Date().timeIntervalSince(writeStarted))) s for the reader; writer CPU \(String(format: "%.2f", threadCPUSeconds() - writerCPUStarted)) s")
+            // Logged after the preparers stopped (defers run in reverse), so their CPU time is complete.
+            logger.debug("\(name): writer waited \(String(format: "%.2f", waiting)) s of \(String(format: "%.2f", Date().timeIntervalSince(writeStarted))) s for the reader; writer CPU \(String(format: "%.2f", threadCPUSeconds() - writerCPUStarted)) s; \(preparerThreads) preparers CPU \(preparing.cpu.summary)")
         }
+        let stopPreparers = preparing.start(preparers: preparerThreads, threadName: "esgate-read-\(name)")
+        defer { stopPreparers() }
         func nextChunk() throws -> PreparedBatch? {
             let started = Date()
             defer { waiting += Date().timeIntervalSince(started) }

@@ -10,6 +10,10 @@ struct PreparedBatch: Sendable {
     var endOffset: Int64
     var endLine: Int
     var isLast: Bool
+    /// Hand-over bookkeeping, not seen by the writer: the chunk's place in file order (0, 1, 2, …) and the
+    /// preparer thread that made it (its memory goes back there to be freed).
+    var sequence = 0
+    var preparer = 0
 }
 
 /// A bounded hand-over between the reading thread and the journal writer (NSCondition-guarded).
@@ -86,65 +90,293 @@ final class BatchChannel<Batch: Sendable>: @unchecked Sendable {
 /// Starts a producer thread for a batch channel. The returned closure, called when the writer is done (normally
 /// or by an error), cancels the channel and waits until the producer has stopped, so no thread outlives its ingest.
 func startProducer<Batch>(named name: String, channel: BatchChannel<Batch>, _ body: @escaping @Sendable () -> Void) -> () -> Void {
+    startThreads(named: name, count: 1, cancel: { channel.cancel() }) { _ in body() }
+}
+
+/// Starts `count` threads running `body(index)`. The returned closure calls `cancel` (which must make every body
+/// return soon) and waits until all of them have stopped, so no thread outlives the work it was started for.
+func startThreads(named name: String, count: Int, cancel: @escaping () -> Void,
+                  _ body: @escaping @Sendable (Int) -> Void) -> () -> Void {
     let done = DispatchSemaphore(value: 0)
-    let thread = Thread {
-        body()
-        done.signal()
+    for index in 0..<count {
+        let thread = Thread {
+            body(index)
+            done.signal()
+        }
+        thread.name = count == 1 ? name : "\(name)-\(index)"
+        thread.start()
     }
-    thread.name = name
-    thread.start()
     return {
-        channel.cancel()
-        done.wait()
+        cancel()
+        for _ in 0..<count { done.wait() }
     }
 }
 
-/// The reading stage of a CSV drop ingest: raw rows → decoded fields → mapped and validated records, in batches.
-/// Runs on its own thread; owns its reader and decoder.
-struct RowReadingJob: Sendable {
-    let path: String
-    let name: String
-    let source: String
-    let startOffset: Int64
-    let startLine: Int
-    let header: [String]
-    let encoding: TextEncoding
-    let delimiter: UInt8
-    let batchRows: Int
-    let preparer: RowPreparer
-    let channel: BatchChannel<PreparedBatch>
+/// The hand-over from several preparer threads to the journal writer, in file order (NSCondition-guarded).
+/// Preparers finish chunks out of order; each chunk carries its sequence number and waits in the slot of that
+/// number until the writer has taken every earlier one. Only the `capacity` sequence numbers from the writer's
+/// next one on have slots: a preparer whose chunk lies beyond them blocks in `put`, so memory stays bounded
+/// however far one preparer runs ahead of the other. The writer's side is that of `BatchChannel`.
+final class OrderedBatchChannel: @unchecked Sendable {
+    // All state below is guarded by `condition`.
+    private let condition = NSCondition()
+    /// Slot `s % capacity` holds chunk `s` for `next ≤ s < next + capacity`.
+    private var slots: [PreparedBatch?]
+    /// The sequence number the writer takes next.
+    private var next = 0
+    /// Batches the writer is done with, per preparer: each is freed on the thread that allocated it (glibc frees
+    /// across threads under an arena lock, which slowed the writer measurably).
+    private var spent: [[PreparedBatch]]
+    /// A preparer's failure and the sequence number of the chunk it could not make: the writer gets every
+    /// earlier chunk first, as from a single reader.
+    private var failure: (error: Error, sequence: Int)?
+    private var cancelled = false
+    /// Preparers blocked in `put`: the writer wakes them only then.
+    private var waitingPreparers = 0
+    private let capacity: Int
 
-    func run() {
-        do {
-            let reader = try CSVRowReader(path: path, startOffset: startOffset, startLine: startLine)
-            let decoder = try TextDecoder(encoding)
-            var fields = CSVFieldBuffer()
-            let scratch = RowScratch()
-            let origins = RowOrigins(source: source, name: name, encoding: encoding.rawValue, header: header)
-            while true {
-                channel.releaseSpent()
-                var batch = PreparedBatch(endOffset: reader.offset, endLine: reader.line, isLast: false)
-                batch.rows.reserveCapacity(batchRows)
-                while batch.rows.count < batchRows {
-                    guard let row = try reader.next() else { batch.isLast = true; break }
-                    if row.bytes.isEmpty { continue }  // blank line
-                    batch.rows.append(prepare(row, decoder: decoder, fields: &fields, scratch: scratch, origins: origins))
-                }
-                batch.endOffset = reader.offset
-                batch.endLine = reader.line
-                guard channel.put(batch), !batch.isLast else { return }
+    init(capacity: Int, preparers: Int) {
+        self.capacity = max(1, capacity)
+        slots = Array(repeating: nil, count: self.capacity)
+        spent = Array(repeating: [], count: max(1, preparers))
+    }
+
+    /// False when the writer gave up (the preparer should stop).
+    func put(_ batch: PreparedBatch) -> Bool {
+        condition.lock()
+        defer { condition.unlock() }
+        while batch.sequence >= next + capacity && !cancelled {
+            waitingPreparers += 1
+            condition.wait()
+            waitingPreparers -= 1
+        }
+        if cancelled { return false }
+        slots[batch.sequence % capacity] = batch
+        // Only the chunk the writer waits for can wake it.
+        if batch.sequence == next { condition.broadcast() }
+        return true
+    }
+
+    /// A preparer could not make chunk `sequence` (nor any later one).
+    func fail(_ error: Error, at sequence: Int) {
+        condition.lock()
+        // The earliest failure wins: it is the one a single reader would have met.
+        if failure.map({ sequence < $0.sequence }) ?? true { failure = (error, sequence) }
+        condition.broadcast()
+        condition.unlock()
+    }
+
+    /// The next batch in file order; nil after cancellation; rethrows a preparer's failure once every batch
+    /// before the failed chunk has been taken.
+    func take() throws -> PreparedBatch? {
+        condition.lock()
+        defer { condition.unlock() }
+        while true {
+            var batch: PreparedBatch?
+            swap(&batch, &slots[next % capacity])
+            if let batch {
+                next += 1
+                if waitingPreparers > 0 { condition.broadcast() }
+                return batch
             }
-        } catch {
-            channel.fail(error)
+            if let failure, failure.sequence <= next { throw failure.error }
+            if cancelled { return nil }
+            condition.wait()
         }
     }
 
-    private func prepare(_ row: RawRow, decoder: TextDecoder, fields: inout CSVFieldBuffer, scratch: RowScratch,
-                         origins: RowOrigins) -> PreparedRow {
+    /// The writer returns a written batch for its preparer to release.
+    func recycle(_ batch: PreparedBatch) {
+        condition.lock()
+        spent[min(max(batch.preparer, 0), spent.count - 1)].append(batch)
+        condition.unlock()
+    }
+
+    /// Called by preparer `index`: drops the batches it made that the writer is done with, on this thread.
+    func releaseSpent(of index: Int) {
+        condition.lock()
+        var released: [PreparedBatch] = []
+        if spent.indices.contains(index) { swap(&released, &spent[index]) }
+        condition.unlock()
+        withExtendedLifetime(released) {}
+    }
+
+    func cancel() {
+        condition.lock()
+        cancelled = true
+        condition.broadcast()
+        condition.unlock()
+    }
+
+    /// Spent batches waiting for each preparer (for tests).
+    var spentCounts: [Int] {
+        condition.lock()
+        defer { condition.unlock() }
+        return spent.map(\.count)
+    }
+}
+
+/// Raw rows of one chunk, copied out of the reader's buffer: cheap to cut (a scan for row ends and a copy),
+/// so the preparers can take turns cutting while the costly part runs in parallel.
+struct RawChunk {
+    struct Row {
+        /// The row's bytes (without the line terminator) in `bytes`.
+        var range: Range<Int>
+        /// 1-based line where the row starts.
+        var line: Int
+        var unterminatedQuote: Bool
+    }
+
+    var bytes: [UInt8] = []
+    var rows: [Row] = []
+    /// Byte offset and line just after the chunk's last row.
+    var endOffset: Int64 = 0
+    var endLine = 0
+    var isLast = false
+    var sequence = 0
+}
+
+/// A failure to read the file, and the chunk it stopped.
+struct ChunkReadFailure: Error {
+    let error: Error
+    let sequence: Int
+}
+
+/// Cuts a file into raw chunks of ≤ `rowsPerChunk` non-blank rows, in file order, for whichever preparer asks
+/// next. The preparers take turns here (under a lock): cutting is one sequential scan (quotes decide where a row
+/// ends) and a copy, while preparing the rows of different chunks is independent. No reader thread of its own:
+/// that would be a fourth thread on two cores and one more hand-over for the cheapest part of the work (two
+/// preparers that cut for themselves prepare 1M rows in ≈ 2.1 s against ≈ 3.8 s for one). Chunk boundaries,
+/// offsets and lines are those a single reader produces: a chunk ends after `rowsPerChunk` non-blank rows or at
+/// the end of the file (the last chunk has `isLast`, possibly no rows).
+final class RawChunkSource: @unchecked Sendable {
+    // All state below is guarded by `lock`.
+    private let lock = NSLock()
+    private let path: String
+    private let startOffset: Int64
+    private let startLine: Int
+    private let rowsPerChunk: Int
+    /// Opened by the first cut, closed after the last one.
+    private var reader: CSVRowReader?
+    private var nextSequence = 0
+    /// The last chunk has been cut, or reading failed: there is nothing more to cut.
+    private var exhausted = false
+
+    init(path: String, startOffset: Int64, startLine: Int, rowsPerChunk: Int) {
+        self.path = path
+        self.startOffset = startOffset
+        self.startLine = startLine
+        self.rowsPerChunk = max(1, rowsPerChunk)
+    }
+
+    /// Refills `chunk` (reusing its storage) with the next chunk. False when there is none; throws a
+    /// `ChunkReadFailure` when the file cannot be read (and there will be no more chunks).
+    func cut(into chunk: inout RawChunk) throws(ChunkReadFailure) -> Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        if exhausted { return false }
+        chunk.bytes.removeAll(keepingCapacity: true)
+        chunk.rows.removeAll(keepingCapacity: true)
+        chunk.isLast = false
+        chunk.sequence = nextSequence
+        nextSequence += 1
+        do {
+            let reader: CSVRowReader
+            if let open = self.reader {
+                reader = open
+            } else {
+                reader = try CSVRowReader(path: path, startOffset: startOffset, startLine: startLine)
+                self.reader = reader
+            }
+            while chunk.rows.count < rowsPerChunk {
+                guard let row = try reader.next() else { chunk.isLast = true; break }
+                if row.bytes.isEmpty { continue }  // blank line
+                let start = chunk.bytes.count
+                chunk.bytes.append(contentsOf: row.bytes.assumingMemoryBound(to: UInt8.self))
+                chunk.rows.append(RawChunk.Row(range: start..<chunk.bytes.count, line: row.line,
+                                               unterminatedQuote: row.unterminatedQuote))
+            }
+            chunk.endOffset = reader.offset
+            chunk.endLine = reader.line
+        } catch {
+            exhausted = true
+            reader = nil
+            throw ChunkReadFailure(error: error, sequence: chunk.sequence)
+        }
+        if chunk.isLast {
+            exhausted = true
+            reader = nil
+        }
+        return true
+    }
+}
+
+/// The preparing stage of a CSV drop ingest: raw rows → decoded fields → mapped and validated records, in
+/// batches. `run(preparer:)` runs on each of the preparer threads; every thread owns its decoder and buffers
+/// (they are not thread-safe), and all share the chunk source and the ordered channel to the writer.
+struct RowReadingJob: Sendable {
+    let name: String
+    let source: String
+    let header: [String]
+    let encoding: TextEncoding
+    let delimiter: UInt8
+    let preparer: RowPreparer
+    let chunks: RawChunkSource
+    let channel: OrderedBatchChannel
+    /// Each preparer thread's CPU time is added here when it stops (for the writer's debug line).
+    let cpu: CPUTally
+
+    /// Starts `count` preparer threads. The returned closure cancels the channel and waits until every preparer
+    /// has stopped: no thread outlives the ingest, also when the writer fails.
+    func start(preparers count: Int, threadName: String) -> () -> Void {
+        startThreads(named: threadName, count: max(1, count), cancel: { channel.cancel() }) { index in
+            run(preparer: index)
+        }
+    }
+
+    /// One preparer thread: cuts the next chunk, prepares its rows, hands the batch over; until the file ends,
+    /// reading fails or the writer cancels.
+    func run(preparer index: Int) {
+        defer { cpu.add(threadCPUSeconds()) }
+        let decoder: TextDecoder
+        do {
+            decoder = try TextDecoder(encoding)
+        } catch {
+            channel.fail(error, at: 0)
+            return
+        }
+        var fields = CSVFieldBuffer()
+        let scratch = RowScratch()
+        let origins = RowOrigins(source: source, name: name, encoding: encoding.rawValue, header: header)
+        var chunk = RawChunk()
+        while true {
+            channel.releaseSpent(of: index)
+            do throws(ChunkReadFailure) {
+                guard try chunks.cut(into: &chunk) else { return }
+            } catch {
+                channel.fail(error.error, at: error.sequence)
+                return
+            }
+            var batch = PreparedBatch(endOffset: chunk.endOffset, endLine: chunk.endLine, isLast: chunk.isLast,
+                                      sequence: chunk.sequence, preparer: index)
+            batch.rows.reserveCapacity(chunk.rows.count)
+            chunk.bytes.withUnsafeBytes { bytes in
+                for row in chunk.rows {
+                    batch.rows.append(prepare(row, bytes: UnsafeRawBufferPointer(rebasing: bytes[row.range]),
+                                              decoder: decoder, fields: &fields, scratch: scratch, origins: origins))
+                }
+            }
+            guard channel.put(batch), !batch.isLast else { return }
+        }
+    }
+
+    private func prepare(_ row: RawChunk.Row, bytes: UnsafeRawBufferPointer, decoder: TextDecoder,
+                         fields: inout CSVFieldBuffer, scratch: RowScratch, origins: RowOrigins) -> PreparedRow {
         // Captures one reference, not this struct: a closure over `self` copied (and retained) every field per row.
-        let origin = { origins.origin(of: row) }
+        let line = row.line
+        let origin = { origins.origin(line: line, raw: bytes) }
         func quarantined(_ stage: QuarantineItem.Stage, _ reason: String) -> PreparedRow {
-            var prepared = PreparedRow(line: row.line)
+            var prepared = PreparedRow(line: line)
             prepared.quarantine = preparer.quarantineItem(origin(), stage: stage, recordType: "", field: "", reason: reason)
             return prepared
         }
@@ -153,7 +385,7 @@ struct RowReadingJob: Sendable {
         }
         let utf8: UnsafeBufferPointer<UInt8>
         do {
-            utf8 = try decoder.decodedUTF8(row.bytes)
+            utf8 = try decoder.decodedUTF8(bytes)
         } catch {
             return quarantined(.decode, "row does not decode as \(encoding.rawValue): \(error)")
         }
@@ -165,11 +397,33 @@ struct RowReadingJob: Sendable {
         if fields.count > header.count, fields.ranges[header.count...].contains(where: { !$0.isEmpty }) {
             return quarantined(.parse, "row has \(fields.count) fields, the header has \(header.count)")
         }
-        return fields.bytes.withUnsafeBufferPointer { bytes in
+        return fields.bytes.withUnsafeBufferPointer { fieldBytes in
             fields.ranges.withUnsafeBufferPointer { ranges in
-                preparer.prepare(fieldBytes: bytes, fieldRanges: ranges, line: row.line, scratch: scratch, origin: origin)
+                preparer.prepare(fieldBytes: fieldBytes, fieldRanges: ranges, line: line, scratch: scratch, origin: origin)
             }
         }
+    }
+}
+
+/// CPU seconds added up across threads.
+final class CPUTally: @unchecked Sendable {
+    private let lock = NSLock()
+    private var total: Double = 0
+    private var parts: [Double] = []
+
+    func add(_ seconds: Double) {
+        lock.lock()
+        total += seconds
+        parts.append(seconds)
+        lock.unlock()
+    }
+
+    /// E.g. "4.10 s (2.06 + 2.04)".
+    var summary: String {
+        lock.lock()
+        defer { lock.unlock() }
+        let each = parts.map { String(format: "%.2f", $0) }.joined(separator: " + ")
+        return String(format: "%.2f s", total) + (parts.count > 1 ? " (\(each))" : "")
     }
 }
 
@@ -187,7 +441,7 @@ private final class RowOrigins {
         self.header = header
     }
 
-    func origin(of row: RawRow) -> RowOrigin {
-        RowOrigin(source: source, origin: name, line: row.line, raw: Array(row.bytes), encoding: encoding, header: header)
+    func origin(line: Int, raw: UnsafeRawBufferPointer) -> RowOrigin {
+        RowOrigin(source: source, origin: name, line: line, raw: Array(raw), encoding: encoding, header: header)
     }
 }

@@ -51,4 +51,29 @@ import Testing
         #expect(try crashed.scalar("SELECT max(rev) FROM records WHERE source = 'drop'") == 1, "no record was re-stored as a new revision")
         #expect(crashed.names(in: crashed.archive) == ["big.csv"])
     }
+
+    /// The same with bad rows, blank lines and multi-line rows spread over the chunks of both preparers: after
+    /// the resumed run every row is stored or quarantined exactly once, in file order.
+    @Test(.timeLimit(.minutes(10)))
+    func killDashNineDuringAMixedFileResumesWithEveryRowOnce() async throws {
+        let file = try MixedFile(rows: 60_000)
+        let reference = try Workspace(batchRows: 500, encoding: "gb18030")
+        try file.write(to: reference.drop.appendingPathComponent("mixed.csv"))
+        let crashed = try Workspace(batchRows: 500, encoding: "gb18030")
+        try file.write(to: crashed.drop.appendingPathComponent("mixed.csv"))
+        #expect(try await runGateway(reference, killAfterRows: nil) == false)
+
+        #expect(try await runGateway(crashed, killAfterRows: 15_000), "the gateway was killed mid-file")
+        let committed = try crashed.scalar("SELECT rows FROM files")
+        #expect(committed >= 15_000 && committed < Int64(file.rows.count), "killed in the middle: \(committed) rows committed")
+
+        #expect(try await runGateway(crashed, killAfterRows: nil) == false)
+        #expect(try crashed.scalar("SELECT rows FROM files") == Int64(file.rows.count), "every row counted exactly once")
+        #expect(try crashed.scalar("SELECT offset FROM files") == Int64(file.bytes.count))
+        let outcome = try MixedFileOutcome(journalPath: crashed.journalPath)
+        outcome.check(against: file)
+        #expect(outcome == (try MixedFileOutcome(journalPath: reference.journalPath)))
+        #expect(try crashed.journalDigest() == (try reference.journalDigest()))
+        #expect(crashed.names(in: crashed.archive) == ["mixed.csv"])
+    }
 }
