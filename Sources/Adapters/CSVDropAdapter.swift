@@ -187,11 +187,12 @@ public final class CSVDropAdapter {
     struct FileRejection: Error { let reason: String }
 
     /// Threads preparing rows for the journal writer. Preparing a 1M-row file takes ≈3.7 s of CPU, writing it
-    /// ≈2.7 s: with a core to spare, two preparers (1.8× faster on their own) leave the writer as the only limit.
-    /// On two cores both stages already keep both busy, so the second preparer runs at the lowest priority and
-    /// only takes what the writer leaves idle (measured neutral there; at normal priority it was ≈5% slower).
-    /// One core: one preparer. Not a setting: there is nothing to tune.
-    static let preparerThreads = min(2, max(1, ProcessInfo.processInfo.activeProcessorCount))
+    /// ≈2.7 s, and two preparers prepare 1.8× as fast as one: with a core to spare for each thread, the writer is
+    /// the only limit. On two cores the writer and one preparer already keep both busy: a second preparer there
+    /// preempted the writer (the limiting stage) and made the ingest ≈5% slower; lowering its priority made it
+    /// neutral but would let any other busy thread starve the chunk the writer waits for. So: one preparer per
+    /// core left after the writer's, at most two. Not a setting: there is nothing to tune.
+    static let preparerThreads = min(2, max(1, ProcessInfo.processInfo.activeProcessorCount - 1))
 
     /// Streams the file into the journal in batches; each batch commits its rows, quarantine entries and the
     /// file's new offset in one transaction, so a crash resumes at the last committed row.

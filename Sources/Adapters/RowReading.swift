@@ -330,10 +330,6 @@ struct RowReadingJob: Sendable {
     /// has stopped: no thread outlives the ingest, also when the writer fails.
     func start(preparers count: Int, threadName: String) -> () -> Void {
         startThreads(named: threadName, count: max(1, count), cancel: { channel.cancel() }) { index in
-            // Preparers after the first only use CPU the others leave idle: on two busy cores a second preparer
-            // at normal priority preempted the journal writer, the stage that limits the ingest, and made a 1M-row
-            // ingest ≈5% slower; at the lowest priority it costs nothing there and helps where cores are spare.
-            if index > 0 { lowerThisThreadsPriority() }
             run(preparer: index)
         }
     }
@@ -448,10 +444,4 @@ private final class RowOrigins {
     func origin(line: Int, raw: UnsafeRawBufferPointer) -> RowOrigin {
         RowOrigin(source: source, origin: name, line: line, raw: Array(raw), encoding: encoding, header: header)
     }
-}
-
-/// Gives the calling thread the lowest scheduling priority (nice 19). Linux keeps the nice value per thread, so
-/// `setpriority` with `who` 0 affects this thread only; a failure leaves the priority as it was.
-private func lowerThisThreadsPriority() {
-    _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0, 19)
 }

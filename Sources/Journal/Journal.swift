@@ -301,7 +301,8 @@ public final class Journal {
         """
 
     /// Versions 1-3 kept a `records` row per record: they become chunks of consecutive records of one source and
-    /// origin (a chunk takes the ingest time of its first record), in one transaction, and `records` is dropped.
+    /// origin ingested within a second (a chunk takes the time of its first record), in one transaction, and
+    /// `records` is dropped.
     private func migrateRecordsToChunks() throws {
         try database.transaction {
             guard let version = try storedSchemaVersion(), version <= 3 else { return }
@@ -326,11 +327,14 @@ public final class Journal {
                 let seq = read.int(at: 0)
                 let source = read.text(at: 6)
                 let origin = read.isNull(at: 7) ? nil : read.text(at: 7)
-                // A chunk holds consecutive seqs of one source and origin.
-                if let chunk = first, builder.isFull || chunk.source != source || chunk.origin != origin || seq != last + 1 {
+                // A chunk holds consecutive seqs of one source and origin, ingested within a second of each other
+                // (the chunk keeps one time: records of polls hours apart must not take an earlier one).
+                let ingestedAt = read.int(at: 9)
+                if let chunk = first, builder.isFull || chunk.source != source || chunk.origin != origin || seq != last + 1
+                    || abs(ingestedAt - chunk.at) > 1000 {
                     try flush()
                 }
-                if first == nil { first = (seq, source, origin, read.int(at: 9)) }
+                if first == nil { first = (seq, source, origin, ingestedAt) }
                 read.withBytes(at: 5) { body in
                     builder.add(type: read.text(at: 1), key: read.text(at: 2), rev: read.int(at: 3), deleted: read.int(at: 4) == 1,
                                 line: Int(read.int(at: 8)), body: body)
@@ -342,6 +346,9 @@ public final class Journal {
             try database.execute("DROP TABLE records")
             try database.execute("UPDATE meta SET value = '\(Self.schemaVersion)' WHERE key = 'schema_version'")
         }
+        // The conversion's transaction grew the WAL to the size of the chunks; give that space back now rather
+        // than keep a file of that size for as long as a connection is open.
+        _ = try? database.query("PRAGMA wal_checkpoint(TRUNCATE)")
     }
 
     /// The label is an autoclosure: it is only built when something failed (append runs per record).
@@ -521,7 +528,7 @@ public final class Journal {
     }
 
     /// Writes the records appended since the last chunk as one `record_chunks` row (their seqs end at nextSeq - 1).
-    private func writePendingChunk() throws {
+    func writePendingChunk() throws {
         guard pendingChunk.count > 0 else { return }
         if insertChunk == nil {
             insertChunk = try database.prepare("""
@@ -566,7 +573,10 @@ public final class Journal {
     public func entries(seqs: [Int64]) throws(JournalError) -> [JournalEntry] {
         guard !seqs.isEmpty else { return [] }
         return try wrap("read entries") {
-            try writePendingChunk()
+            // Only when a wanted record is still pending: a snapshot's deletions each read one earlier record,
+            // and flushing for every one of them would cut the chunk into single records.
+            let firstPending = nextSeq - Int64(pendingChunk.count)
+            if pendingChunk.count > 0, seqs.contains(where: { $0 >= firstPending }) { try writePendingChunk() }
             return try Self.entries(in: database, seqs: seqs)
         }
     }

@@ -84,6 +84,10 @@ public enum RecordChunkCodec {
         guard data.first == formatVersion else { throw damaged("unknown format \(data.first.map(String.init) ?? "(empty)")") }
         var reader = ChunkReader(buffer: data, position: 1)
         var seq = firstSeq
+        // The types column counts the records: a chunk cut short at a record boundary still decodes, and only
+        // this tells that records are missing.
+        let expected = types.reduce(0) { $0 + $1.count }
+        var decoded = 0
         while reader.position < data.count {
             guard let typeIndex = reader.varint(), typeIndex < UInt64(types.count) else { throw damaged("bad type index at byte \(reader.position)") }
             guard let key = reader.text() else { throw damaged("bad key at byte \(reader.position)") }
@@ -92,9 +96,12 @@ public enum RecordChunkCodec {
             }
             let record = ChunkedRecord(type: types[Int(typeIndex)].name, key: key, rev: Int64(bitPattern: rev), deleted: op == 1,
                                        line: Int(Int64(bitPattern: line)), storedBody: stored)
+            decoded += 1
+            guard decoded <= expected else { throw damaged("more records than its types column counts (\(expected))") }
             guard try body(seq, record) else { return }
             seq += 1
         }
+        guard decoded == expected else { throw damaged("\(decoded) records where its types column counts \(expected)") }
     }
 }
 
@@ -232,6 +239,7 @@ extension Journal {
 
     /// Entries after `seq` in seq order, of `types` only when given.
     static func entries(in database: SQLiteDatabase, after seq: Int64, limit: Int, types: [String]?) throws -> [JournalEntry] {
+        guard seq < .max, limit > 0 else { return [] }
         // The chunk holding seq + 1 starts at or before it: the scan starts there (first_seq is the rowid).
         let start = try chunkStart(in: database, containing: seq + 1) ?? seq + 1
         let scan = try database.prepare("SELECT \(chunkColumns) FROM record_chunks WHERE first_seq >= ?1 ORDER BY first_seq")
@@ -279,8 +287,12 @@ extension Journal {
     public static func recordCount(in database: SQLiteDatabase, after seq: Int64, types: [String]) throws -> Int {
         let wanted = Set(types)
         var count = 0
-        let statement = try database.prepare("SELECT first_seq, last_seq, types FROM record_chunks WHERE last_seq > ?1 ORDER BY first_seq")
-        try statement.bind([.integer(seq)])
+        guard seq < .max else { return 0 }
+        // From the chunk holding seq + 1 on (first_seq is the rowid): `last_seq > seq` alone has no index to use.
+        let start = try chunkStart(in: database, containing: seq + 1) ?? seq + 1
+        let statement = try database.prepare(
+            "SELECT first_seq, last_seq, types FROM record_chunks WHERE first_seq >= ?2 AND last_seq > ?1 ORDER BY first_seq")
+        try statement.bind([.integer(seq), .integer(start)])
         while try statement.step() {
             let first = statement.int(at: 0), last = statement.int(at: 1)
             if first > seq {

@@ -40,6 +40,7 @@ public struct JournalStats: Sendable, Codable, Equatable {
 extension Journal {
     public func stats() throws(JournalError) -> JournalStats {
         do {
+            try writePendingChunk()
             func int(_ value: SQLiteValue) -> Int { Int(value.intValue ?? 0) }
             func text(_ value: SQLiteValue) -> String { value.textValue ?? "" }
             let lastSeq = Int(try Self.lastSeq(in: database))

@@ -2,6 +2,7 @@ import Foundation
 import GatewayConfig
 import GatewayModel
 import HTTPClientSupport
+import Journal
 import XMLSupport
 
 /// What `esgate uplink status` shows for one receiver.
@@ -162,6 +163,9 @@ public struct UplinkService: Sendable {
 
     /// Status of every receiver.
     public func status(reference: ReferenceDataSource?) throws(UplinkError) -> UplinkStatus {
+        // The journal first: opening it converts a journal written by an older esgate, whose tables the store's
+        // figures would not find.
+        do throws(JournalError) { _ = try Journal(path: journalPath) } catch { throw UplinkError(operation: "open journal", underlying: error.description) }
         let store = try UplinkStore(path: journalPath)
         var result: [UplinkReceiverStatus] = []
         for settings in receivers { result.append(try store.status(of: settings)) }

@@ -56,7 +56,7 @@ private func record(_ type: String, _ n: Int, _ text: String = "x") -> Normalize
                 try data.withUnsafeBytes { bytes in
                     try RecordChunkCodec.decode(types: types, data: bytes, firstSeq: 1) { _, _ in count += 1; return true }
                 }
-                #expect(count <= 50 + data.count)
+                #expect(count == 50, "a chunk that decodes without complaint has all its records")
             } catch let error as RecordChunkDamage {
                 damagedSeen += 1
                 #expect(error.description.contains("record chunk at seq 1 is damaged"))
@@ -74,7 +74,11 @@ private func record(_ type: String, _ n: Int, _ text: String = "x") -> Normalize
         for n in 1...300 { _ = try journal.append(record(n % 3 == 0 ? "Step" : "Application", n), source: "a", origin: "f1", line: n) }
         // Read inside the transaction: the records not yet in a chunk are visible too.
         #expect(try journal.entries(after: 250, limit: 100).map(\.seq) == Array(251...300))
-        for n in 301...310 { _ = try journal.append(record("Step", n), source: "a", origin: "f2", line: n) }
+        for n in 301...310 {
+            _ = try journal.append(record("Step", n), source: "a", origin: "f2", line: n)
+            // Reading an earlier record (as a snapshot's deletion does) does not cut the chunk being filled.
+            if n == 305 { #expect(try journal.entries(seqs: [3]).map(\.seq) == [3]) }
+        }
         for n in 311...320 { _ = try journal.append(record("Step", n), source: "b", origin: "f2", line: n) }
         try journal.commit()
         let db = try SQLiteDatabase(path: journal.path)

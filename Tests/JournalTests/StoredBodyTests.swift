@@ -197,6 +197,8 @@ private func temporaryJournal() throws -> (Journal, URL) {
                 op INTEGER NOT NULL DEFAULT 0, body TEXT NOT NULL, source TEXT NOT NULL, origin TEXT, line INTEGER,
                 ingested_at INTEGER NOT NULL);
             """)
+        // Records 140 on were ingested an hour later (another poll): they must not take the earlier time.
+        func ingestedAt(_ seq: Int64) -> Int64 { 1_700_000_000_000 + seq + (seq >= 140 ? 3_600_000 : 0) }
         var expected: [(seq: Int64, type: String, key: String, rev: Int64, deleted: Bool, body: String, source: String, origin: String?, line: Int)] = []
         let insert = try db.prepare("INSERT INTO records VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)")
         let insertHead = try db.prepare("INSERT OR REPLACE INTO heads VALUES (?1, ?2, ?3, ?4, ?5)")
@@ -209,7 +211,7 @@ private func temporaryJournal() throws -> (Journal, URL) {
             // Schema 3 stored compact bodies as blobs, schema 2 XML as text; both may be in one file.
             let stored: SQLiteValue = from == "3" && seq % 2 == 0 ? .blob(StoredBody.encode(body) ?? Array(body.utf8)) : .text(body)
             try insert.run([.integer(seq), .text(type), .text(key), .integer(rev), .integer(seq == 299 ? 1 : 0), stored, .text(source),
-                            origin.map(SQLiteValue.text) ?? .null, .integer(seq + 1), .integer(1_700_000_000_000 + seq)])
+                            origin.map(SQLiteValue.text) ?? .null, .integer(seq + 1), .integer(ingestedAt(seq))])
             try insertHead.run([.text(type), .text(key), .integer(rev), .blob(Journal.contentDigest(of: body)), .integer(seq)])
             expected.append((seq, type, key, rev, seq == 299, body, source, origin, Int(seq + 1)))
         }
@@ -219,13 +221,15 @@ private func temporaryJournal() throws -> (Journal, URL) {
         #expect(try version() == "4")
         #expect(try db.query("SELECT count(*) FROM sqlite_master WHERE name = 'records'").first?.first?.intValue == 0)
         #expect(try db.query("SELECT first_seq, last_seq FROM record_chunks ORDER BY first_seq").map { $0.compactMap(\.intValue) }
-                == [[1, 128], [129, 150], [151, 200], [201, 300]], "≤ 128 records a chunk, split where the source or origin changes")
+                == [[1, 128], [129, 139], [140, 150], [151, 200], [201, 300]],
+                "≤ 128 records a chunk, split where the source, origin or ingest time changes")
         let entries = try upgraded.entries(after: 0, limit: 1000)
         #expect(entries.count == 300)
         for (entry, want) in zip(entries, expected) {
             #expect(entry.seq == want.seq && entry.type == want.type && entry.key == want.key && entry.rev == want.rev)
             #expect(entry.deleted == want.deleted && entry.body == want.body && entry.source == want.source)
             #expect(entry.origin == want.origin && entry.line == want.line)
+            #expect(abs(Int64((entry.ingestedAt.timeIntervalSince1970 * 1000).rounded()) - ingestedAt(entry.seq)) <= 1000)
         }
         #expect(try upgraded.entries(seqs: [299, 7, 128, 129]).map(\.seq) == [7, 128, 129, 299])
         #expect(try upgraded.recordCount(after: 100, types: ["Step"]) == expected.filter { $0.seq > 100 && $0.type == "Step" }.count)

@@ -115,14 +115,19 @@ public func rewriteStoredBody(path: String, seq: Int64, _ transform: ([UInt8]) -
         throw InspectionError(message: "no chunk holds seq \(seq)")
     }
     var records: [ChunkedRecord] = []
+    var found = false
     try data.withUnsafeBytes { bytes in
         try RecordChunkCodec.decode(types: types, data: bytes, firstSeq: first) { current, record in
             var record = record
-            if current == seq { record.storedBody = transform(record.storedBody) }
+            if current == seq {
+                record.storedBody = transform(record.storedBody)
+                found = true
+            }
             records.append(record)
             return true
         }
     }
+    guard found else { throw InspectionError(message: "no record with seq \(seq)") }
     let encoded = RecordChunkCodec.encode(records)
     try db.prepare("UPDATE record_chunks SET types = ?2, data = ?3 WHERE first_seq = ?1")
         .run([.integer(first), .text(encoded.types), .blob(encoded.data)])
