@@ -119,13 +119,23 @@ public enum StoredBody {
         return withTables { encode(xml, $0) }
     }
 
+    /// Deeper bodies are declined (stored as XML): PUI records nest three levels at most.
+    public static let maxEncodedDepth = 16
+
     private static func encode(_ xml: UnsafeBufferPointer<UInt8>, _ tables: Tables) -> [UInt8]? {
+        // Open elements, as ranges into `xml`, to check every end tag names the element it closes: a stack on
+        // the stack, since this runs once per record on the preparing thread.
+        withUnsafeTemporaryAllocation(of: Range<Int>.self, capacity: maxEncodedDepth) { open in
+            encode(xml, tables, open: open)
+        }
+    }
+
+    private static func encode(_ xml: UnsafeBufferPointer<UInt8>, _ tables: Tables,
+                               open: UnsafeMutableBufferPointer<Range<Int>>) -> [UInt8]? {
         var out: [UInt8] = []
         out.reserveCapacity(xml.count / 2 + 16)
         out.append(compactFormMarker)
-        // Open elements, as ranges into `xml`, to check every end tag names the element it closes.
-        var open: [Range<Int>] = []
-        open.reserveCapacity(8)
+        var depth = 0
         var index = 0
         let count = xml.count
         while index < count {
@@ -133,10 +143,8 @@ public enum StoredBody {
             if byte != 0x3C {
                 // Content: up to the next tag. A marker byte cannot be XML content; refuse rather than misread.
                 let start = index
-                while index < count, xml[index] != 0x3C {
-                    if xml[index] <= end { return nil }
-                    index += 1
-                }
+                index = contentEnd(xml, from: index)
+                if index < 0 { return nil }
                 out.append(contentsOf: UnsafeBufferPointer(rebasing: xml[start..<index]))
                 continue
             }
@@ -147,11 +155,13 @@ public enum StoredBody {
             guard nameEnd < count, xml[nameEnd] == 0x3E, nameEnd > nameStart else { return nil }
             let name = UnsafeBufferPointer(rebasing: xml[nameStart..<nameEnd])
             if closing {
-                guard let innermost = open.popLast(), sameBytes(UnsafeBufferPointer(rebasing: xml[innermost]), name) else { return nil }
+                guard depth > 0, sameBytes(UnsafeBufferPointer(rebasing: xml[open[depth - 1]]), name) else { return nil }
+                depth -= 1
                 out.append(end)
                 // One element per body: anything after the root stays XML.
-                if open.isEmpty && nameEnd + 1 < count { return nil }
+                if depth == 0 && nameEnd + 1 < count { return nil }
             } else {
+                guard depth < open.count else { return nil }
                 if let code = tables.code(of: name) {
                     out.append(namedStart)
                     out.append(code)
@@ -160,11 +170,40 @@ public enum StoredBody {
                     out.append(contentsOf: name)
                     out.append(literalEnd)
                 }
-                open.append(nameStart..<nameEnd)
+                open[depth] = nameStart..<nameEnd
+                depth += 1
             }
             index = nameEnd + 1
         }
-        return open.isEmpty ? out : nil
+        return depth == 0 ? out : nil
+    }
+
+    /// Where the content starting at `start` ends (the next `<`, or the end), or -1 when it holds a byte the
+    /// compact form uses as a marker (≤ 0x05). Eight bytes at a time: content is most of a body's bytes.
+    private static func contentEnd(_ xml: UnsafeBufferPointer<UInt8>, from start: Int) -> Int {
+        let count = xml.count
+        var index = start
+        if let base = xml.baseAddress {
+            while index + 8 <= count {
+                let word = UnsafeRawPointer(base + index).loadUnaligned(as: UInt64.self)
+                // A byte is `<` when word ^ 0x3C… has a zero byte there; a byte is ≤ 0x05 when it is below 6.
+                if hasZeroByte(word ^ 0x3C3C_3C3C_3C3C_3C3C) || hasByteBelow6(word) { break }
+                index += 8
+            }
+        }
+        while index < count, xml[index] != 0x3C {
+            if xml[index] <= end { return -1 }
+            index += 1
+        }
+        return index
+    }
+
+    private static func hasZeroByte(_ word: UInt64) -> Bool {
+        (word &- 0x0101_0101_0101_0101) & ~word & 0x8080_8080_8080_8080 != 0
+    }
+
+    private static func hasByteBelow6(_ word: UInt64) -> Bool {
+        (word &- 0x0606_0606_0606_0606) & ~word & 0x8080_8080_8080_8080 != 0
     }
 
     /// Bytes an element name may have here: anything XML allows in a name except what ends one. Names with

@@ -111,6 +111,39 @@ private func temporaryJournal() throws -> (Journal, URL) {
         }
     }
 
+    /// Content is scanned eight bytes at a time: a tag or a marker byte at any offset in a word must be found.
+    @Test func markerBytesAndTagsAreFoundAtEveryOffsetOfTheContent() throws {
+        for length in 0..<40 {
+            for position in 0..<max(1, length) {
+                var text = Array(repeating: UInt8(ascii: "x"), count: length)
+                if length > 0 { text[position] = UInt8(ascii: "y") }
+                let plain = "<Step><Opinion>" + String(decoding: text, as: UTF8.self) + "</Opinion></Step>"
+                let compact = try #require(StoredBody.encode(plain))
+                #expect(StoredBody.xml(compact) == plain)
+                for marker: UInt8 in [0x01, 0x05] where length > 0 {
+                    var marked = text
+                    marked[position] = marker
+                    #expect(StoredBody.encode("<Step><Opinion>" + String(decoding: marked, as: UTF8.self) + "</Opinion></Step>") == nil,
+                            "marker byte \(marker) at \(position) of \(length)")
+                }
+            }
+        }
+        // Multi-byte text next to the tag that ends it, across a word boundary.
+        for prefix in 0..<9 {
+            let xml = "<Step><Opinion>" + String(repeating: "a", count: prefix) + "同意办理" + "</Opinion><CaseNo>1</CaseNo></Step>"
+            #expect(StoredBody.encode(xml).map { StoredBody.xml($0) } == xml)
+        }
+    }
+
+    /// Bodies nest three levels in the PUI; deeper ones (up to a limit) still encode, beyond it they stay XML.
+    @Test func nestingBeyondTheLimitIsStoredAsXML() {
+        func nested(_ depth: Int) -> String {
+            String(repeating: "<Step>", count: depth) + "x" + String(repeating: "</Step>", count: depth)
+        }
+        #expect(StoredBody.encode(nested(StoredBody.maxEncodedDepth)).map { StoredBody.xml($0) } == nested(StoredBody.maxEncodedDepth))
+        #expect(StoredBody.encode(nested(StoredBody.maxEncodedDepth + 1)) == nil)
+    }
+
     @Test func damagedCompactBodiesDecodeWithoutCrashingAndStayBalanced() {
         var rng = SplitMix64(state: 7)
         let compact = StoredBody.encode(Self.application) ?? []
