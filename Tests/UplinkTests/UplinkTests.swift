@@ -391,6 +391,32 @@ import XMLSupport
         #expect(city.state == "backing_off" && city.failingSince != nil && city.lag == 1200 && city.pending?.packageId == "410103-1")
     }
 
+    /// `uplink status` may be the first command run after an upgrade: it converts the journal (a records row
+    /// per record, as esgate's schema 3 kept it) instead of failing on a table it does not find.
+    @Test func statusConvertsAJournalOfAnOlderEsgateFirst() throws {
+        let environment = try TestEnvironment.make(certificates: false)
+        defer { environment.remove() }
+        try fillJournal(environment.journalPath, count: 30)
+        let entries = try Journal(path: environment.journalPath).entries(after: 0, limit: 100)
+        let db = try SQLiteDatabase(path: environment.journalPath)
+        try db.execute("""
+            DROP TABLE record_chunks;
+            CREATE TABLE records(seq INTEGER PRIMARY KEY, type TEXT NOT NULL, key TEXT NOT NULL, rev INTEGER NOT NULL,
+                op INTEGER NOT NULL DEFAULT 0, body TEXT NOT NULL, source TEXT NOT NULL, origin TEXT, line INTEGER,
+                ingested_at INTEGER NOT NULL);
+            UPDATE meta SET value = '3' WHERE key = 'schema_version';
+            """)
+        for entry in entries {
+            try db.prepare("INSERT INTO records VALUES (?1, ?2, ?3, ?4, 0, ?5, ?6, NULL, 0, 0)")
+                .run([.integer(entry.seq), .text(entry.type), .text(entry.key), .integer(entry.rev), .blob(entry.storedBody), .text(entry.source)])
+        }
+        let service = UplinkService(receivers: [environment.settings(name: "province", url: url(9))],
+                                    journalPath: environment.journalPath, schemaText: try PUISchema.shipped().schemaText, logger: .silent)
+        let status = try service.status(reference: nil)
+        #expect(status.receivers.first?.lag == 30 && status.receivers.first?.journalLastSeq == 30)
+        #expect(try db.query("SELECT value FROM meta WHERE key = 'schema_version'").first?.first?.textValue == "4")
+    }
+
     @Test func restartDuringAnOutageLosesNothingAndReusesNoPackageId() async throws {
         let environment = try TestEnvironment.make()
         defer { environment.remove() }
