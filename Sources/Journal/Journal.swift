@@ -251,7 +251,6 @@ public final class Journal {
             CREATE TABLE IF NOT EXISTS heads(
                 type TEXT NOT NULL, key TEXT NOT NULL, rev INTEGER NOT NULL, digest BLOB NOT NULL, seq INTEGER NOT NULL,
                 PRIMARY KEY(type, key)) WITHOUT ROWID;
-            -- Every stored revision, in ingest order; seq is what consumers' cursors point at. op 1 = delete.
             -- Every stored revision, in ingest order, a chunk of consecutive seqs per row (RecordChunks.swift);
             -- seq is what consumers' cursors point at.
             \(Self.recordChunksTableSQL)

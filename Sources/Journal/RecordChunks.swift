@@ -242,8 +242,10 @@ extension Journal {
         guard seq < .max, limit > 0 else { return [] }
         // The chunk holding seq + 1 starts at or before it: the scan starts there (first_seq is the rowid).
         let start = try chunkStart(in: database, containing: seq + 1) ?? seq + 1
-        let scan = try database.prepare("SELECT \(chunkColumns) FROM record_chunks WHERE first_seq >= ?1 ORDER BY first_seq")
-        try scan.bind([.integer(start)])
+        // `last_seq > seq`: a consumer that is caught up (the usual poll) decodes nothing.
+        let scan = try database.prepare(
+            "SELECT \(chunkColumns) FROM record_chunks WHERE first_seq >= ?1 AND last_seq > ?2 ORDER BY first_seq")
+        try scan.bind([.integer(start), .integer(seq)])
         var result: [JournalEntry] = []
         try readChunks(scan, after: seq, types: types.flatMap { $0.isEmpty ? nil : Set($0) }, limit: limit, into: &result)
         return result
@@ -314,7 +316,7 @@ extension Journal {
         return count
     }
 
-    /// Records and keys per type, from the chunks' `types` columns.
+    /// Records per type, from the chunks' `types` columns.
     static func recordCountsByType(in database: SQLiteDatabase) throws -> [String: Int] {
         var counts: [String: Int] = [:]
         let statement = try database.prepare("SELECT types FROM record_chunks")
