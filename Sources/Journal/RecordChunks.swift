@@ -79,8 +79,16 @@ public enum RecordChunkCodec {
     /// Calls `body` with each record of a chunk and its seq, in order, until it returns false.
     public static func decode(types column: String, data: UnsafeRawBufferPointer, firstSeq: Int64,
                               _ body: (Int64, ChunkedRecord) throws -> Bool) throws {
+        guard let types = parseTypes(column) else {
+            throw RecordChunkDamage(firstSeq: firstSeq, detail: "unreadable types column")
+        }
+        try decode(types: types, data: data, firstSeq: firstSeq, body)
+    }
+
+    /// `decode` with the types column already parsed (a reader that filtered the chunk by type has).
+    static func decode(types: [(name: String, count: Int)], data: UnsafeRawBufferPointer, firstSeq: Int64,
+                       _ body: (Int64, ChunkedRecord) throws -> Bool) throws {
         func damaged(_ detail: String) -> RecordChunkDamage { RecordChunkDamage(firstSeq: firstSeq, detail: detail) }
-        guard let types = parseTypes(column) else { throw damaged("unreadable types column") }
         guard data.first == formatVersion else { throw damaged("unknown format \(data.first.map(String.init) ?? "(empty)")") }
         var reader = ChunkReader(buffer: data, position: 1)
         var seq = firstSeq
@@ -218,15 +226,16 @@ extension Journal {
     static func appendEntries(ofRow statement: SQLiteStatement, after: Int64, types: Set<String>?, limit: Int,
                               into result: inout [JournalEntry]) throws {
         let firstSeq = statement.int(at: 0)
-        let typesColumn = statement.text(at: 4)
-        if let types, let listed = RecordChunkCodec.parseTypes(typesColumn), !listed.contains(where: { types.contains($0.name) }) {
-            return
+        // Parsed once: for the type filter and for decoding.
+        guard let listed = RecordChunkCodec.parseTypes(statement.text(at: 4)) else {
+            throw RecordChunkDamage(firstSeq: firstSeq, detail: "unreadable types column")
         }
+        if let types, !listed.contains(where: { types.contains($0.name) }) { return }
         let source = statement.text(at: 1)
         let origin = statement.isNull(at: 2) ? nil : statement.text(at: 2)
         let ingestedAt = Date(timeIntervalSince1970: Double(statement.int(at: 3)) / 1000)
         try statement.withBytes(at: 5) { data in
-            try RecordChunkCodec.decode(types: typesColumn, data: data, firstSeq: firstSeq) { seq, record in
+            try RecordChunkCodec.decode(types: listed, data: data, firstSeq: firstSeq) { seq, record in
                 if seq > after, types?.contains(record.type) ?? true {
                     result.append(JournalEntry(seq: seq, type: record.type, key: record.key, rev: record.rev,
                                                deleted: record.deleted, storedBody: record.storedBody, source: source,
