@@ -70,37 +70,47 @@ public struct PackageBuilder {
     /// hold `&quot;` or `&#13;`; those can only come from escaping (a literal `&` is `&amp;`), so they are
     /// rewritten to `"` and `&#xD;`.
     public static func canonicalRecordXML(_ entry: JournalEntry) -> [UInt8] {
-        guard entry.storedBody.first == StoredBody.compactFormMarker else {
-            return entry.storedBody.withUnsafeBufferPointer { canonicalRecordXML(entry, xml: $0) }
-        }
-        // Compact bodies decode straight to bytes: no String, no UTF-8 validation (the encoder took valid text).
+        var scratch: [UInt8] = []
         var xml: [UInt8] = []
-        xml.reserveCapacity(entry.storedBody.count * 3)
-        let complete = entry.storedBody.withUnsafeBufferPointer { StoredBody.appendXML(of: $0, to: &xml) }
         // A damaged body is never sent shortened: empty marks it for `build`, which holds it back.
-        guard complete else { return [] }
-        return xml.withUnsafeBufferPointer { canonicalRecordXML(entry, xml: $0) }
+        guard appendCanonicalRecord(entry, scratch: &scratch, to: &xml) else { return [] }
+        return xml
     }
 
-    private static func canonicalRecordXML(_ entry: JournalEntry, xml utf8: UnsafeBufferPointer<UInt8>) -> [UInt8] {
+    /// Appends `entry`'s record element in canonical form to `out`; false (and `out` as it was) when its stored
+    /// body is damaged. `scratch` is working space for decoding compact bodies, reused across records so that
+    /// the per-record cost is copying bytes, not allocating.
+    static func appendCanonicalRecord(_ entry: JournalEntry, scratch: inout [UInt8], to out: inout [UInt8]) -> Bool {
+        guard entry.storedBody.first == StoredBody.compactFormMarker else {
+            entry.storedBody.withUnsafeBufferPointer { appendCanonicalRecord(entry, xml: $0, to: &out) }
+            return true
+        }
+        // Compact bodies decode straight to bytes: no String, no UTF-8 validation (the encoder took valid text).
+        scratch.removeAll(keepingCapacity: true)
+        let complete = entry.storedBody.withUnsafeBufferPointer { StoredBody.appendXML(of: $0, to: &scratch) }
+        guard complete else { return false }
+        scratch.withUnsafeBufferPointer { appendCanonicalRecord(entry, xml: $0, to: &out) }
+        return true
+    }
+
+    private static func appendCanonicalRecord(_ entry: JournalEntry, xml utf8: UnsafeBufferPointer<UInt8>, to out: inout [UInt8]) {
         // `<Type` followed by `>`: the element name ends where the attributes go.
         let typeEnd = entry.type.utf8.count + 1
         guard utf8.count > typeEnd, utf8[0] == 0x3C, utf8[typeEnd] == 0x3E,
               entry.type.utf8.elementsEqual(UnsafeBufferPointer(rebasing: utf8[1..<typeEnd])) else {
-            return Array(utf8)
+            out.append(contentsOf: utf8)
+            return
         }
-        var out: [UInt8] = []
-        out.reserveCapacity(utf8.count + namespaceAttribute.count + deleteAttribute.count + revisionAttribute.count + 24)
         out.append(contentsOf: UnsafeBufferPointer(rebasing: utf8[0..<typeEnd]))
         out.append(contentsOf: namespaceAttribute)
         if entry.deleted { out.append(contentsOf: deleteAttribute) }
         out.append(contentsOf: revisionAttribute)
-        out.append(contentsOf: String(entry.rev).utf8)
+        appendDecimal(entry.rev, to: &out)
         out.append(0x22)
         let content = UnsafeBufferPointer(rebasing: utf8[typeEnd...])
         guard content.contains(0x26) else {   // no `&`: the common case, one copy
             out.append(contentsOf: content)
-            return out
+            return
         }
         var index = content.startIndex
         while index < content.endIndex {
@@ -120,7 +130,15 @@ public struct PackageBuilder {
             out.append(content[index])
             index += 1
         }
-        return out
+    }
+
+    /// The decimal digits of `value` (a revision: never negative in a journal, but any Int64 is written right).
+    private static func appendDecimal(_ value: Int64, to out: inout [UInt8]) {
+        guard value >= 0 && value < 10 else {
+            out.append(contentsOf: String(value).utf8)
+            return
+        }
+        out.append(0x30 + UInt8(value))
     }
 
     private static let namespaceAttribute = Array(" xmlns=\"\(puiNamespace)\"".utf8)
@@ -134,13 +152,13 @@ public struct PackageBuilder {
     public func select(_ entries: [JournalEntry], packageId: String) -> [(entry: JournalEntry, xml: [UInt8])] {
         let frame = frame(packageId: packageId, createdAt: beijingTimestamp(Date()), count: maxRecords)
         var budget = maxBytes - frame.head.utf8.count - frame.tail.utf8.count
-        var selected: [(JournalEntry, [UInt8])] = []
+        var selected: [(entry: JournalEntry, xml: [UInt8])] = []
         for entry in entries.prefix(maxRecords) {
             let xml = Self.canonicalRecordXML(entry)
             let size = xml.count + 1
             if size > budget { break }
             budget -= size
-            selected.append((entry, xml))
+            selected.append((entry: entry, xml: xml))
         }
         return selected
     }
@@ -176,6 +194,58 @@ public struct PackageBuilder {
         let digest = Self.bodyDigest(bytes[contentStart..<contentEnd])
         try Self.placeDigest(digest, in: &bytes, packageId: packageId)
         let members = candidates.enumerated().map { Self.member($0.element.entry, $0.offset + 1) }
+        return BuiltPackage(packageId: packageId, n: n, request: bytes, digest: digest, members: members, heldBack: [])
+    }
+
+    /// `select` and `build` in one pass, for the uplink's hot path: each record is written straight into the
+    /// request, with no array of its own. Nil when there are no entries or the first does not fit, and when
+    /// one of the records taken has a damaged stored body: the caller then takes `select` and `build`, which
+    /// hold such records back and say why. Otherwise the same bytes as `build(select(entries))` with the same
+    /// `now` (a test holds the two paths equal). Never checked by libxml2: not for `verify`.
+    public func buildDirect(n: Int64, entries: [JournalEntry], now: Date) throws(PackageBuildError) -> BuiltPackage? {
+        guard !verify, !entries.isEmpty else { return nil }
+        let packageId = "\(sender)-\(n)"
+        let createdAt = beijingTimestamp(now)
+        // The byte budget as `select` reckons it: with the widest RecordCount.
+        let widest = frame(packageId: packageId, createdAt: createdAt, count: maxRecords)
+        var budget = maxBytes - widest.head.utf8.count - widest.tail.utf8.count
+        let limit = min(maxRecords, entries.count)
+        // Written with the head for `limit` records, which is what almost every package holds; when the byte
+        // limit ends it earlier, the head is replaced by that of the real count.
+        let expected = frame(packageId: packageId, createdAt: createdAt, count: limit)
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(min(maxBytes, 64 * 1024 + entries.prefix(limit).reduce(0) { $0 + $1.storedBody.count * 3 }))
+        bytes.append(contentsOf: expected.head.utf8)   // ends with the LF that starts the Body's content
+        var scratch: [UInt8] = []
+        scratch.reserveCapacity(4096)
+        var taken = 0
+        for entry in entries.prefix(limit) {
+            let start = bytes.count
+            guard Self.appendCanonicalRecord(entry, scratch: &scratch, to: &bytes) else { return nil }
+            bytes.append(10)
+            let size = bytes.count - start
+            if size > budget {
+                bytes.removeSubrange(start...)
+                break
+            }
+            budget -= size
+            taken += 1
+        }
+        guard taken > 0 else { return nil }
+        let headCount: Int
+        if taken == limit {
+            headCount = expected.head.utf8.count
+        } else {
+            let head = frame(packageId: packageId, createdAt: createdAt, count: taken).head
+            bytes.replaceSubrange(0..<expected.head.utf8.count, with: head.utf8)
+            headCount = head.utf8.count
+        }
+        let contentStart = headCount - 1   // the LF after <pui:Body>
+        let contentEnd = bytes.count
+        bytes.append(contentsOf: expected.tail.utf8)
+        let digest = Self.bodyDigest(bytes[contentStart..<contentEnd])
+        try Self.placeDigest(digest, in: &bytes, packageId: packageId)
+        let members = entries.prefix(taken).enumerated().map { Self.member($0.element, $0.offset + 1) }
         return BuiltPackage(packageId: packageId, n: n, request: bytes, digest: digest, members: members, heldBack: [])
     }
 

@@ -65,8 +65,8 @@ final class PackagePrebuilder: @unchecked Sendable {
         guard let journal,
               let entries = try? journal.entries(after: after, limit: builder.maxRecords, types: types),
               !entries.isEmpty else { return nil }
-        let candidates = builder.select(entries, packageId: "\(builder.sender)-\(n)")
-        guard let built = try? builder.build(n: n, candidates: candidates, now: now()), built.heldBack.isEmpty else { return nil }
+        // Nil from the one-pass path (a record to hold back): the uplink's synchronous path handles it.
+        guard let built = try? builder.buildDirect(n: n, entries: entries, now: now()) else { return nil }
         return UplinkStore.FixAhead(package: built, after: after)
     }
 

@@ -176,9 +176,17 @@ public final class ReceiverUplink {
             }
             guard !entries.isEmpty else { return nil }
             let n = try store.nextNumber(receiver: settings.name)
-            let candidates = builder.select(entries, packageId: "\(settings.sender)-\(n)")
+            // The one-pass path first; select and build when a record must be held back (or `verify` is on).
+            var candidates: [(entry: JournalEntry, xml: [UInt8])] = []
             let built: BuiltPackage?
-            do { built = try builder.build(n: n, candidates: candidates, now: now()) } catch {
+            do {
+                if let direct = try builder.buildDirect(n: n, entries: entries, now: now()) {
+                    built = direct
+                } else {
+                    candidates = builder.select(entries, packageId: "\(settings.sender)-\(n)")
+                    built = try builder.build(n: n, candidates: candidates, now: now())
+                }
+            } catch {
                 throw UplinkError(operation: "build package", underlying: error.description)
             }
             guard let built else {
@@ -362,8 +370,8 @@ public final class ReceiverUplink {
         guard let entries = try? journal.entries(after: after, limit: builder.maxRecords,
                                                  types: settings.recordTypes.isEmpty ? nil : settings.recordTypes),
               !entries.isEmpty else { return nil }
-        let candidates = builder.select(entries, packageId: "\(settings.sender)-\(n)")
-        guard let built = try? builder.build(n: n, candidates: candidates, now: now()), built.heldBack.isEmpty else { return nil }
+        // Nil from the one-pass path: a record to hold back (or `verify`), which the synchronous path handles.
+        guard let built = try? builder.buildDirect(n: n, entries: entries, now: now()) else { return nil }
         return UplinkStore.FixAhead(package: built, after: after)
     }
 

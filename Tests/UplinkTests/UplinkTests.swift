@@ -11,6 +11,24 @@ import Testing
 import Uplink
 import XMLSupport
 
+/// Records T0… with each of `texts` as ItemName (`rounds` revisions of each), a record escaped the way records
+/// were before canonical escaping (journals of earlier versions), and a deletion of T0.
+private func journalTextRecords(_ journal: Journal, texts: [String], rounds: Int) throws {
+    try journal.batch {
+        for round in 0..<rounds {
+            for (index, text) in texts.enumerated() {
+                let body = "<Application><CaseNo>T\(index)</CaseNo><ItemName>\(xmlCanonicalTextEscape(text))</ItemName>"
+                    + "<Applicant><Name>n\(round)</Name></Applicant></Application>"
+                _ = try journal.append(NormalizedRecord(type: "Application", key: "T\(index)", body: body), source: "t", origin: nil, line: index)
+            }
+        }
+        _ = try journal.append(NormalizedRecord(type: "Application", key: "L1",
+                                                body: "<Application><CaseNo>L1</CaseNo><ItemName>&quot;q&quot; a&#13;b &amp;quot;</ItemName></Application>"),
+                               source: "t", origin: nil, line: 0)
+        _ = try journal.appendDeletion(type: "Application", key: "T0", source: "t", origin: nil)
+    }
+}
+
 @Suite struct DigestAndPackageTests {
     @Test func specExampleDigestVector() throws {
         let bytes = try #require(FileManager.default.contents(atPath: fixture("package.xml")))
@@ -66,18 +84,7 @@ import XMLSupport
         defer { environment.remove() }
         let journal = try Journal(path: environment.journalPath, durable: false)
         let texts = ["A&B <c> d>e", "say \"hi\" & 'bye'", "line\r\nbreak\ttab\rcr", "中文（全角）　空格 ∑ 𠀀", "]]> end", "  lead and trail  ", ""]
-        try journal.batch {
-            for (index, text) in texts.enumerated() {
-                let body = "<Application><CaseNo>T\(index)</CaseNo><ItemName>\(xmlCanonicalTextEscape(text))</ItemName>"
-                    + "<Applicant><Name>n</Name></Applicant></Application>"
-                _ = try journal.append(NormalizedRecord(type: "Application", key: "T\(index)", body: body), source: "t", origin: nil, line: index)
-            }
-            // Escaped the way records were before canonical escaping (journals of earlier versions).
-            _ = try journal.append(NormalizedRecord(type: "Application", key: "L1",
-                                                    body: "<Application><CaseNo>L1</CaseNo><ItemName>&quot;q&quot; a&#13;b &amp;quot;</ItemName></Application>"),
-                                   source: "t", origin: nil, line: 0)
-            _ = try journal.appendDeletion(type: "Application", key: "T0", source: "t", origin: nil)
-        }
+        try journalTextRecords(journal, texts: texts, rounds: 1)
         let builder = PackageBuilder(sender: "410103", receiver: "410000", validator: try makeValidator())
         let candidates = builder.select(try journal.entries(after: 0), packageId: "410103-1")
         #expect(candidates.count == texts.count + 2)
@@ -94,6 +101,60 @@ import XMLSupport
         let records = try journal.entries(after: 0).filter { $0.key.hasPrefix("T") && !$0.deleted }
         let strict = try verifying.build(n: 2, candidates: verifying.select(records, packageId: "410103-2"), now: Date())
         #expect(strict == nil || strict?.heldBack.isEmpty == false, "records without the required fields are held back, not sent")
+    }
+
+    /// The uplink's one-pass builder (`buildDirect`) must give the very bytes, digest and members of `select` +
+    /// `build`: for compact and XML bodies, legacy escapes, deletions, revisions of several digits, a root that
+    /// is not the record type, record limits, and byte limits that end a package early (its RecordCount then has
+    /// fewer digits than the limit's). A damaged body makes it give way (nil) to the path that holds it back.
+    @Test func onePassBuilderGivesTheBytesOfSelectAndBuild() throws {
+        let environment = try TestEnvironment.make(certificates: false)
+        defer { environment.remove() }
+        let journal = try Journal(path: environment.journalPath, durable: false)
+        let texts = ["A&B <c> d>e", "say \"hi\" & 'bye'", "line\r\nbreak\ttab\rcr", "中文（全角）　空格 ∑ 𠀀", "", String(repeating: "长", count: 300)]
+        try journalTextRecords(journal, texts: texts, rounds: 12)
+        _ = try journal.batch {
+            // A root that is not the record type (and has an attribute): stored as XML, copied as it is.
+            try journal.append(NormalizedRecord(type: "Application", key: "X1", body: "<Applicant a=\"1\"><Name>x</Name></Applicant>"),
+                               source: "t", origin: nil, line: 0)
+        }
+        let entries = try journal.entries(after: 0)
+        #expect(entries.contains { $0.rev >= 10 } && entries.contains { $0.deleted })
+        #expect(entries.contains { $0.storedBody.first == StoredBody.compactFormMarker } && entries.contains { $0.storedBody.first == 0x3C })
+        let now = Date(timeIntervalSince1970: 1_790_000_000)
+        var builder = PackageBuilder(sender: "410103", receiver: "410000", validator: try makeValidator())
+        var compared = 0
+        for maxRecords in [1, 7, 1000] {
+            for maxBytes in [1_400, 2_600, 9_000, 30_000, PUIWire.maxRequestBytes] {
+                builder.maxRecords = maxRecords
+                builder.maxBytes = maxBytes
+                for start in [0, 5, entries.count - 3] {
+                    let slice = Array(entries[start...])
+                    let reference = try builder.build(n: 9, candidates: builder.select(slice, packageId: "410103-9"), now: now)
+                    let direct = try builder.buildDirect(n: 9, entries: slice, now: now)
+                    let sameBytes = direct?.request == reference?.request   // a Bool: a failure does not print 8 MiB
+                    #expect(sameBytes, "maxRecords \(maxRecords), maxBytes \(maxBytes), from \(start)")
+                    #expect(direct?.digest == reference?.digest)
+                    #expect(direct?.members == reference?.members)
+                    if let direct, direct.members.count < min(maxRecords, slice.count) { compared += 1 }
+                }
+            }
+        }
+        #expect(compared > 3, "byte limits ended some packages early")
+        // The digest is still libxml2's C14N of the Body sent.
+        builder.maxRecords = 1000
+        builder.maxBytes = PUIWire.maxRequestBytes
+        let whole = try #require(try builder.buildDirect(n: 1, entries: entries, now: now))
+        #expect(whole.members.count == entries.count)
+        let document = try XMLDocument(bytes: whole.request, preserveWhitespace: true)
+        #expect(Digest.sm3(try document.exclusiveCanonicalForm(ofElement: "Body", namespace: puiNamespace)).hexString == whole.digest)
+        // A damaged stored body: nil, so that the uplink takes the path that holds it back.
+        try rewriteStoredBody(path: environment.journalPath, seq: 3) { Array($0.dropLast(4)) }
+        let damaged = try Journal(path: environment.journalPath).entries(after: 0)
+        #expect(try builder.buildDirect(n: 1, entries: damaged, now: now) == nil)
+        var verifying = builder
+        verifying.verify = true
+        #expect(try verifying.buildDirect(n: 1, entries: entries, now: now) == nil, "verify_packages takes libxml2's path")
     }
 
     /// `verify_packages`: a record the schema refuses (e.g. journaled by an older version) is held back with X100
