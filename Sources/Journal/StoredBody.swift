@@ -52,6 +52,18 @@ public enum StoredBody {
     private static let namePool: [UInt8] = nameBytes.flatMap { $0 }
     private static let nameOffsets: [Int] = nameBytes.reduce(into: [0]) { $0.append($0[$0.count - 1] + $1.count) }
 
+    /// Each code's start and end tag, `<name></name>`, back to back (`tagOffsets` as for the names): a decoded
+    /// tag is one copy.
+    private static let tagPool: [UInt8] = nameBytes.flatMap { (name: [UInt8]) -> [UInt8] in
+        var tags: [UInt8] = [0x3C]
+        tags.append(contentsOf: name)
+        tags.append(contentsOf: [0x3E, 0x3C, 0x2F])
+        tags.append(contentsOf: name)
+        tags.append(0x3E)
+        return tags
+    }
+    private static let tagOffsets: [Int] = nameBytes.reduce(into: [0]) { $0.append($0[$0.count - 1] + 2 * $1.count + 5) }
+
     /// Candidate codes by (name length, first byte): a tag's candidates are the few names sharing both, compared
     /// bytewise. `bucketStarts[b] ..< bucketStarts[b + 1]` indexes `bucketCodes`.
     private static let maxTableNameLength = 32
@@ -72,9 +84,23 @@ public enum StoredBody {
         let offsets: UnsafeBufferPointer<Int>
         let bucketStarts: UnsafeBufferPointer<Int>
         let bucketCodes: UnsafeBufferPointer<UInt8>
+        let tags: UnsafeBufferPointer<UInt8>
+        let tagOffsets: UnsafeBufferPointer<Int>
 
         func name(_ code: Int) -> UnsafeBufferPointer<UInt8> {
             UnsafeBufferPointer(rebasing: pool[offsets[code]..<offsets[code + 1]])
+        }
+
+        /// `<name>`
+        func startTag(_ code: Int) -> UnsafeBufferPointer<UInt8> {
+            let start = tagOffsets[code]
+            return UnsafeBufferPointer(rebasing: tags[start..<start + (tagOffsets[code + 1] - start - 1) / 2])
+        }
+
+        /// `</name>`
+        func endTag(_ code: Int) -> UnsafeBufferPointer<UInt8> {
+            let start = tagOffsets[code]
+            return UnsafeBufferPointer(rebasing: tags[start + (tagOffsets[code + 1] - start - 1) / 2..<tagOffsets[code + 1]])
         }
 
         func code(of name: UnsafeBufferPointer<UInt8>) -> UInt8? {
@@ -94,7 +120,12 @@ public enum StoredBody {
             nameOffsets.withUnsafeBufferPointer { offsets in
                 buckets.starts.withUnsafeBufferPointer { starts in
                     buckets.codes.withUnsafeBufferPointer { codes in
-                        body(Tables(pool: pool, offsets: offsets, bucketStarts: starts, bucketCodes: codes))
+                        tagPool.withUnsafeBufferPointer { tags in
+                            tagOffsets.withUnsafeBufferPointer { tagOffsets in
+                                body(Tables(pool: pool, offsets: offsets, bucketStarts: starts, bucketCodes: codes,
+                                            tags: tags, tagOffsets: tagOffsets))
+                            }
+                        }
                     }
                 }
             }
@@ -243,58 +274,67 @@ public enum StoredBody {
     }
 
     private static func decode(_ stored: UnsafeBufferPointer<UInt8>, into out: inout [UInt8], _ tables: Tables) -> Bool {
-        // Open elements: a table code, or (code -1) a literal name's range in `stored`.
-        var open: [(code: Int, literal: Range<Int>)] = []
-        open.reserveCapacity(8)
-        func appendEndTag(_ element: (code: Int, literal: Range<Int>)) {
-            out.append(0x3C)
-            out.append(0x2F)
-            if element.code >= 0 {
-                out.append(contentsOf: tables.name(element.code))
-            } else {
-                out.append(contentsOf: UnsafeBufferPointer(rebasing: stored[element.literal]))
-            }
-            out.append(0x3E)
-        }
-        var index = 1
-        let count = stored.count
-        var rootClosed = false
-        decoding: while index < count {
-            if rootClosed { break decoding }   // one element per body
-            switch stored[index] {
-            case namedStart:
-                guard index + 1 < count, Int(stored[index + 1]) < tables.offsets.count - 1 else { break decoding }
-                let code = Int(stored[index + 1])
+        // Open elements, innermost last: where each one's start marker lies in `stored`. A start takes two bytes
+        // or more, so `stored.count / 2 + 1` entries hold any depth; for a record that is a few hundred bytes on
+        // the stack, not an allocation per body.
+        withUnsafeTemporaryAllocation(of: Int.self, capacity: stored.count / 2 + 1) { open in
+            var depth = 0
+            func appendEndTag(_ marker: Int) {
+                if stored[marker] == namedStart {
+                    out.append(contentsOf: tables.endTag(Int(stored[marker + 1])))
+                    return
+                }
+                var nameEnd = marker + 1
+                while stored[nameEnd] != literalEnd { nameEnd += 1 }
                 out.append(0x3C)
-                out.append(contentsOf: tables.name(code))
+                out.append(0x2F)
+                out.append(contentsOf: UnsafeBufferPointer(rebasing: stored[(marker + 1)..<nameEnd]))
                 out.append(0x3E)
-                open.append((code, 0..<0))
-                index += 2
-            case literalStart:
-                var nameEnd = index + 1
-                while nameEnd < count, stored[nameEnd] != literalEnd { nameEnd += 1 }
-                guard nameEnd < count else { break decoding }
-                out.append(0x3C)
-                out.append(contentsOf: UnsafeBufferPointer(rebasing: stored[(index + 1)..<nameEnd]))
-                out.append(0x3E)
-                open.append((-1, (index + 1)..<nameEnd))
-                index = nameEnd + 1
-            case end:
-                guard let element = open.popLast() else { break decoding }
-                appendEndTag(element)
-                index += 1
-                rootClosed = open.isEmpty
-            default:
-                let start = index
-                // Text in the journal's escaping never holds a raw `<`: one here is damage, and copying it would
-                // make the record's XML ill-formed.
-                while index < count, stored[index] > end, stored[index] != 0x3C { index += 1 }
-                if index == start { break decoding }
-                out.append(contentsOf: UnsafeBufferPointer(rebasing: stored[start..<index]))
             }
+            var index = 1
+            let count = stored.count
+            let codeCount = tables.offsets.count - 1
+            var rootClosed = false
+            decoding: while index < count {
+                if rootClosed { break decoding }   // one element per body
+                switch stored[index] {
+                case namedStart:
+                    guard index + 1 < count, Int(stored[index + 1]) < codeCount else { break decoding }
+                    out.append(contentsOf: tables.startTag(Int(stored[index + 1])))
+                    open[depth] = index
+                    depth += 1
+                    index += 2
+                case literalStart:
+                    var nameEnd = index + 1
+                    while nameEnd < count, stored[nameEnd] != literalEnd { nameEnd += 1 }
+                    guard nameEnd < count else { break decoding }
+                    out.append(0x3C)
+                    out.append(contentsOf: UnsafeBufferPointer(rebasing: stored[(index + 1)..<nameEnd]))
+                    out.append(0x3E)
+                    open[depth] = index
+                    depth += 1
+                    index = nameEnd + 1
+                case end:
+                    guard depth > 0 else { break decoding }
+                    depth -= 1
+                    appendEndTag(open[depth])
+                    index += 1
+                    rootClosed = depth == 0
+                default:
+                    let start = index
+                    // Text in the journal's escaping never holds a raw `<`: one here is damage, and copying it would
+                    // make the record's XML ill-formed.
+                    while index < count, stored[index] > end, stored[index] != 0x3C { index += 1 }
+                    if index == start { break decoding }
+                    out.append(contentsOf: UnsafeBufferPointer(rebasing: stored[start..<index]))
+                }
+            }
+            let complete = index == count && depth == 0 && rootClosed
+            while depth > 0 {
+                depth -= 1
+                appendEndTag(open[depth])
+            }
+            return complete
         }
-        let complete = index == count && open.isEmpty && rootClosed
-        while let element = open.popLast() { appendEndTag(element) }
-        return complete
     }
 }
