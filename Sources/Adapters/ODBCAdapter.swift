@@ -227,13 +227,22 @@ public final class ODBCAdapter: @unchecked Sendable {
             }
             lower = value.parameter
         }
-        var sql = "SELECT * FROM (\(settings.query)) esgate_q"
+        // The query goes inside a subquery: a statement terminator would end it early, and a trailing `--`
+        // comment would swallow the closing parenthesis, so the terminator goes and the parenthesis gets a line.
+        var sql = "SELECT * FROM (\n\(ODBCAdapter.subquery(settings.query))\n) esgate_q"
         if lower != nil { sql += " WHERE esgate_q.\(quoted(column)) >= ?" }
         sql += " ORDER BY " + ([column] + settings.orderBy).map { "esgate_q." + quoted($0) }.joined(separator: ", ")
         let statement = try connection.prepare(sql)
         let cursor = try statement.query(lower.map { [$0] } ?? [], rowArraySize: settings.fetchRows,
                                          maxColumnCharacters: settings.maxColumnChars)
         try stream(cursor, watermarkColumn: column, saved: best, report: &report)
+    }
+
+    /// `query` as a subquery: without trailing whitespace and statement terminators (`;`).
+    static func subquery(_ query: String) -> String {
+        var text = Substring(query)
+        while let last = text.last, last == ";" || last.isWhitespace { text = text.dropLast() }
+        return String(text)
     }
 
     /// Snapshot: the whole result every poll, in batches; unchanged rows add nothing to the journal. With
