@@ -93,6 +93,8 @@ public final class ODBCAdapter: @unchecked Sendable {
     let logger: Logger
     private var connection: ODBCConnection?
     public private(set) var status = ODBCAdapterStatus()
+    /// Incremental: the SQL type of the watermark column in the last result (nil until a query described it).
+    private var watermarkColumnType: Int?
     /// Tests: called after each journal commit with the number of batches committed in this poll; throwing
     /// there stops the poll as a crash would (front-table: before the rows are marked).
     public var afterCommit: ((Int) throws -> Void)?
@@ -213,29 +215,53 @@ public final class ODBCAdapter: @unchecked Sendable {
             throw ODBCAdapterError(adapter: name, cause: .configuration("mode incremental needs watermark_column"))
         }
         let saved = try journal.sourceOffset(name)
-        var lower: ODBCParameter?
+        var bound: Watermark?
         var best: Watermark?
         if let saved {
             guard let value = Watermark(parsing: saved, kind: settings.watermarkKind) else {
                 throw ODBCAdapterError(adapter: name, cause: .configuration("saved watermark '\(saved)' is not a \(settings.watermarkKind.rawValue)"))
             }
             best = value
-            lower = value.lowered(lag: settings.lag, lagIds: Int64(settings.lagIds)).parameter
+            bound = value.lowered(lag: settings.lag, lagIds: Int64(settings.lagIds))
         } else if let initial = settings.initialWatermark {
             guard let value = Watermark(parsing: initial, kind: settings.watermarkKind) else {
                 throw ODBCAdapterError(adapter: name, cause: .configuration("initial_watermark '\(initial)' is not a \(settings.watermarkKind.rawValue)"))
             }
-            lower = value.parameter
+            bound = value
         }
         // The query goes inside a subquery: a statement terminator would end it early, and a trailing `--`
         // comment would swallow the closing parenthesis, so the terminator goes and the parenthesis gets a line.
-        var sql = "SELECT * FROM (\n\(ODBCAdapter.subquery(settings.query))\n) esgate_q"
+        let wrapped = "SELECT * FROM (\n\(ODBCAdapter.subquery(settings.query))\n) esgate_q"
+        var lower: ODBCParameter?
+        if let bound {
+            lower = bound.parameter
+            // A timestamp kept in a text column (VARCHAR '2026-01-05 08:52:00', common in legacy tables) does not
+            // compare with a SQL_TYPE_TIMESTAMP parameter (PostgreSQL: SQLSTATE 42883), so it is bound as text,
+            // cut to the minute: '2026-01-05 08:52' sorts before every value of that minute, whatever the
+            // column's own precision ('…:00', '…:00.5'), so nothing at the bound is skipped.
+            if bound.kind == .timestamp {
+                let type = try watermarkColumnType ?? describeColumnType(connection, sql: wrapped + " WHERE 1 = 0", column: column)
+                if let type, ODBCAdapter.characterTypes.contains(type) { lower = .text(String(bound.text.prefix(16))) }
+            }
+        }
+        var sql = wrapped
         if lower != nil { sql += " WHERE esgate_q.\(quoted(column)) >= ?" }
         sql += " ORDER BY " + ([column] + settings.orderBy).map { "esgate_q." + quoted($0) }.joined(separator: ", ")
         let statement = try connection.prepare(sql)
         let cursor = try statement.query(lower.map { [$0] } ?? [], rowArraySize: settings.fetchRows,
                                          maxColumnCharacters: settings.maxColumnChars)
+        watermarkColumnType = cursor.columns.first { $0.name == column }?.sqlType
         try stream(cursor, watermarkColumn: column, saved: best, report: &report)
+    }
+
+    /// SQL_CHAR, SQL_VARCHAR, SQL_LONGVARCHAR and their wide forms.
+    static let characterTypes: Set<Int> = [1, 12, -1, -8, -9, -10]
+
+    /// The SQL type of `column` in the result of `sql` (a query returning no row), nil when it is not a column.
+    private func describeColumnType(_ connection: ODBCConnection, sql: String, column: String) throws -> Int? {
+        let cursor = try connection.prepare(sql).query([], rowArraySize: 1, maxColumnCharacters: 1)
+        defer { cursor.close() }
+        return cursor.columns.first { $0.name == column }?.sqlType
     }
 
     /// `query` as a subquery: without trailing whitespace and statement terminators (`;`).

@@ -21,4 +21,31 @@ extension PostgresODBCTests {
             #expect(try adapter.poll().counts.unchanged == 1, "the second poll binds the watermark: \(query)")
         }
     }
+
+    @Test("incremental over a timestamp kept in a VARCHAR column (the docs' 办理时间 example): later polls bind it as text")
+    func watermarkInTextColumn() throws {
+        let source = try Source()
+        let db = try source.connect()
+        // 办理时间 is VARCHAR(100) in this table, as in many legacy systems; 50 rows share one minute.
+        for n in 1...50 {
+            try insertCase(db, table: "steps", id: n, updatedAt: "2026-01-05 10:00:00",
+                           row: stepRow(n, at: "2026-01-05 08:52:\(String(format: "%02d", n % 60))"))
+        }
+        let workspace = try ODBCWorkspace(adapter: adapterYAML(connection: source.connectionString, mode: "incremental",
+                                                               query: caseSelect("steps"),
+                                                               extra: "watermark_column: 办理时间\norder_by: [id]\nlag: 10s"))
+        let adapter = try workspace.adapter()
+        let first = try adapter.poll()
+        #expect(first.counts.stored == 50)
+        #expect(first.watermark == "2026-01-05 08:52:50")
+        try insertCase(db, table: "steps", id: 51, updatedAt: "2026-01-05 10:00:00", row: stepRow(51, at: "2026-01-05 08:53:10"))
+        let second = try adapter.poll()
+        #expect(second.counts.stored == 1)
+        #expect(second.watermark == "2026-01-05 08:53:10")
+        // A restarted process (no type known yet) binds it as text too.
+        let third = try workspace.adapter().poll()
+        #expect(third.counts.stored == 0)
+        #expect(third.counts.rows >= 1 && third.counts.rows < 51, "only the last minute or so is read again: \(third.counts.rows)")
+        #expect(try workspace.journalDigest().records == 51)
+    }
 }
