@@ -95,6 +95,8 @@ public final class ODBCAdapter: @unchecked Sendable {
     public private(set) var status = ODBCAdapterStatus()
     /// Incremental: the SQL type of the watermark column in the last result (nil until a query described it).
     private var watermarkColumnType: Int?
+    /// Text buffers sized from the driver's declared column sizes, until a value proved a declared size wrong.
+    private var declaredTextSizes = true
     /// Tests: called after each journal commit with the number of batches committed in this poll; throwing
     /// there stops the poll as a crash would (front-table: before the rows are marked).
     public var afterCommit: ((Int) throws -> Void)?
@@ -125,10 +127,22 @@ public final class ODBCAdapter: @unchecked Sendable {
         var report = ODBCPollReport(adapter: name, mode: settings.mode.rawValue)
         do {
             let connection = try connect()
-            switch settings.mode {
-            case .incremental: try pullIncremental(connection, report: &report)
-            case .snapshot: try pullSnapshot(connection, report: &report)
-            case .frontTable: try pullFrontTable(connection, report: &report)
+            func pull() throws {
+                switch settings.mode {
+                case .incremental: try pullIncremental(connection, report: &report)
+                case .snapshot: try pullSnapshot(connection, report: &report)
+                case .frontTable: try pullFrontTable(connection, report: &report)
+                }
+            }
+            do {
+                try pull()
+            } catch let error where declaredTextSizes && ODBCAdapter.exceedsDeclaredSize(error) {
+                // The driver declared a text column shorter than its values (psqlODBC: 255 for an unbounded
+                // varchar): from now on text columns get max_column_chars, and the poll runs again (what the
+                // first run committed reads again as no-ops).
+                declaredTextSizes = false
+                logger.warning("\(error); reading text columns with buffers of max_column_chars (\(settings.maxColumnChars)) from now on")
+                try pull()
             }
             report.seconds = Date().timeIntervalSince(started)
             status.lastPoll = Date()
@@ -156,6 +170,16 @@ public final class ODBCAdapter: @unchecked Sendable {
             if status.failingSince == nil { status.failingSince = Date() }
             status.consecutiveFailures += 1
             throw wrapped
+        }
+    }
+
+    static func exceedsDeclaredSize(_ error: Error) -> Bool {
+        switch error {
+        case let error as ODBCError: return error.exceedsDeclaredSize
+        case let error as ODBCAdapterError:
+            if case .database(let inner) = error.cause { return inner.exceedsDeclaredSize }
+            return false
+        default: return false
         }
     }
 
@@ -249,7 +273,7 @@ public final class ODBCAdapter: @unchecked Sendable {
         sql += " ORDER BY " + ([column] + settings.orderBy).map { "esgate_q." + quoted($0) }.joined(separator: ", ")
         let statement = try connection.prepare(sql)
         let cursor = try statement.query(lower.map { [$0] } ?? [], rowArraySize: settings.fetchRows,
-                                         maxColumnCharacters: settings.maxColumnChars)
+                                         maxColumnCharacters: settings.maxColumnChars, declaredTextSizes: declaredTextSizes)
         watermarkColumnType = cursor.columns.first { $0.name == column }?.sqlType
         try stream(cursor, watermarkColumn: column, saved: best, report: &report)
     }
@@ -275,7 +299,8 @@ public final class ODBCAdapter: @unchecked Sendable {
     /// `deletes`, the poll is one journal transaction that ends by withdrawing the keys gone since the last one.
     private func pullSnapshot(_ connection: ODBCConnection, report: inout ODBCPollReport) throws {
         let statement = try connection.prepare(settings.query)
-        let cursor = try statement.query([], rowArraySize: settings.fetchRows, maxColumnCharacters: settings.maxColumnChars)
+        let cursor = try statement.query([], rowArraySize: settings.fetchRows, maxColumnCharacters: settings.maxColumnChars,
+                                         declaredTextSizes: declaredTextSizes)
         try stream(cursor, watermarkColumn: nil, saved: nil, report: &report)
     }
 
@@ -354,7 +379,7 @@ public final class ODBCAdapter: @unchecked Sendable {
         var ordinal = 0
         while true {
             let cursor = try select.query([], rowArraySize: min(settings.fetchRows, settings.batchRows),
-                                          maxColumnCharacters: settings.maxColumnChars)
+                                          maxColumnCharacters: settings.maxColumnChars, declaredTextSizes: declaredTextSizes)
             let reader = try RowSource(adapter: self, cursor: cursor, watermarkColumn: nil)
             let keyColumns = try settings.markKeys.map { key throws -> (index: Int, integer: Bool) in
                 guard let index = cursor.columns.firstIndex(where: { $0.name == key }) else {
@@ -507,8 +532,10 @@ extension ODBCAdapter {
             defer { connection.rollback() }
             let statement = try connection.prepare(settings.query)
             // SQL_ATTR_MAX_ROWS 0 means "no limit": ask for one row when none is wanted, to learn the columns.
+            // A few rows: text buffers of max_column_chars, whatever size the driver declares.
             let cursor = try statement.query([], rowArraySize: max(1, min(limit, settings.fetchRows)),
-                                             maxColumnCharacters: settings.maxColumnChars, maxRows: max(1, limit))
+                                             maxColumnCharacters: settings.maxColumnChars, maxRows: max(1, limit),
+                                             declaredTextSizes: false)
             defer { cursor.close() }
             let header = cursor.columns.map(\.name)
             var rows: [[String]] = []

@@ -20,11 +20,15 @@ public struct ODBCError: Error, Sendable, CustomStringConvertible {
     public let diagnostics: [ODBCDiagnostic]
     /// The statement text, when the failure belongs to one.
     public let sql: String?
+    /// A text value did not fit a buffer sized from the size the driver declares for its column (SQLSTATE
+    /// 01004): reading with `declaredTextSizes: false` makes the buffer `maxColumnCharacters` long.
+    public let exceedsDeclaredSize: Bool
 
-    public init(operation: String, diagnostics: [ODBCDiagnostic], sql: String? = nil) {
+    public init(operation: String, diagnostics: [ODBCDiagnostic], sql: String? = nil, exceedsDeclaredSize: Bool = false) {
         self.operation = operation
         self.diagnostics = diagnostics
         self.sql = sql
+        self.exceedsDeclaredSize = exceedsDeclaredSize
     }
 
     /// The first record's SQLSTATE, or "HY000" when the driver left none.

@@ -133,16 +133,20 @@ public final class ODBCStatement {
     /// `maxRows` > 0 asks the driver to produce at most that many rows (SQL_ATTR_MAX_ROWS), so a sample of a
     /// large table does not make the server or the driver produce the whole result; it is a hint, the caller
     /// still stops reading after its rows.
+    /// Text columns get buffers of the size the driver declares when that is below `maxColumnCharacters` (small
+    /// buffers, many rows per fetch); some drivers declare a placeholder (psqlODBC: 255 for an unbounded varchar)
+    /// and return longer values, which then fail with `exceedsDeclaredSize`: `declaredTextSizes: false` gives
+    /// every text column `maxColumnCharacters`. Long types (text, CLOB) always get `maxColumnCharacters`.
     public func query(_ parameters: [ODBCParameter] = [], rowArraySize: Int = 1000, maxColumnCharacters: Int = 4000,
-                      memoryBudgetBytes: Int = 48 << 20, maxRows: Int = 0) throws(ODBCError) -> ODBCCursor {
+                      memoryBudgetBytes: Int = 48 << 20, maxRows: Int = 0, declaredTextSizes: Bool = true) throws(ODBCError) -> ODBCCursor {
         try withUTF8Locale { () throws(ODBCError) in
             try queryInLocale(parameters, rowArraySize: rowArraySize, maxColumnCharacters: maxColumnCharacters,
-                              memoryBudgetBytes: memoryBudgetBytes, maxRows: maxRows)
+                              memoryBudgetBytes: memoryBudgetBytes, maxRows: maxRows, declaredTextSizes: declaredTextSizes)
         }
     }
 
     private func queryInLocale(_ parameters: [ODBCParameter], rowArraySize: Int, maxColumnCharacters: Int,
-                               memoryBudgetBytes: Int, maxRows: Int) throws(ODBCError) -> ODBCCursor {
+                               memoryBudgetBytes: Int, maxRows: Int, declaredTextSizes: Bool) throws(ODBCError) -> ODBCCursor {
         let stmt = try handle()
         SQLFreeStmt(stmt, CODBC_CLOSE)
         SQLFreeStmt(stmt, CODBC_UNBIND)
@@ -158,7 +162,8 @@ public final class ODBCStatement {
         guard codbc_succeeded(rc) != 0 || rc == CODBC_NO_DATA else { throw error("execute query") }
         cursorGeneration += 1
         return try ODBCCursor(statement: self, handle: stmt, rowArraySize: rowArraySize,
-                              maxColumnCharacters: maxColumnCharacters, memoryBudgetBytes: memoryBudgetBytes)
+                              maxColumnCharacters: maxColumnCharacters, memoryBudgetBytes: memoryBudgetBytes,
+                              declaredTextSizes: declaredTextSizes)
     }
 }
 
@@ -171,6 +176,9 @@ public final class ODBCCursor {
     public let rowArraySize: Int
     /// Per column: UTF-16 units per row slot (incl. the terminator), data buffer, length/indicator array.
     let widths: [Int]
+    /// Per column: whether its buffer has the size the driver declares (rather than `maxColumnCharacters`).
+    let sizedByDriver: [Bool]
+    let maxColumnCharacters: Int
     let data: [UnsafeMutablePointer<UInt16>]
     let indicators: [UnsafeMutablePointer<Int>]
     private let fetched: UnsafeMutablePointer<UInt>
@@ -179,8 +187,9 @@ public final class ODBCCursor {
     private let generation: Int
 
     init(statement: ODBCStatement, handle stmt: UnsafeMutableRawPointer, rowArraySize requested: Int,
-         maxColumnCharacters: Int, memoryBudgetBytes: Int) throws(ODBCError) {
+         maxColumnCharacters: Int, memoryBudgetBytes: Int, declaredTextSizes: Bool = true) throws(ODBCError) {
         self.statement = statement
+        self.maxColumnCharacters = maxColumnCharacters
         self.stmt = stmt
         generation = statement.cursorGeneration
         var count: Int16 = 0
@@ -200,9 +209,15 @@ public final class ODBCCursor {
             columns.append(ODBCColumn(name: text, sqlType: Int(type), size: Int(size), nullable: nullable != 0))
         }
         self.columns = columns
-        // Characters may take two UTF-16 units (𠀀 is a surrogate pair); numbers and timestamps need ~40.
-        let widths = columns.map { column -> Int in
-            let characters = column.size <= 0 || column.size > maxColumnCharacters ? maxColumnCharacters : max(column.size, 40)
+        // Characters may take two UTF-16 units (𠀀 is a surrogate pair); numbers and timestamps need ~40. The
+        // declared size of a long type (SQL_LONGVARCHAR, SQL_WLONGVARCHAR) is a driver default, not a limit.
+        let sizedByDriver = columns.map { column in
+            column.size > 0 && column.size <= maxColumnCharacters && column.sqlType != -1 && column.sqlType != -10
+                && (declaredTextSizes || ![1, 12, -8, -9].contains(column.sqlType))
+        }
+        self.sizedByDriver = sizedByDriver
+        let widths = columns.indices.map { index -> Int in
+            let characters = sizedByDriver[index] ? max(columns[index].size, 40) : maxColumnCharacters
             return characters * 2 + 1
         }
         self.widths = widths
@@ -304,10 +319,13 @@ public struct ODBCRowBlock {
         let capacityBytes = (width - 1) * 2
         guard length >= 0, length <= capacityBytes else {
             let name = cursor.columns[column].name
+            let declared = cursor.sizedByDriver[column]
+            let limit = declared ? "the \(cursor.columns[column].size) characters the driver declares for the column"
+                                 : "max_column_chars (\(cursor.maxColumnCharacters))"
             throw ODBCError(operation: "read column \(name)", diagnostics: [ODBCDiagnostic(
                 sqlState: "01004", nativeCode: 0,
-                message: "value of column \(name) (row \(row + 1) of the block) is longer than \(width / 2 - 1) characters; raise max_column_chars")],
-                sql: cursor.statement.sql)
+                message: "value of column \(name) (row \(row + 1) of the block) is longer than \(limit)\(declared ? "" : "; raise max_column_chars")")],
+                sql: cursor.statement.sql, exceedsDeclaredSize: declared)
         }
         let start = cursor.data[column] + row * width
         return ODBCRowBlock.string(utf16: UnsafeBufferPointer(start: start, count: length / 2))

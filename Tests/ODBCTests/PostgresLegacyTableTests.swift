@@ -48,4 +48,31 @@ extension PostgresODBCTests {
         #expect(third.counts.rows >= 1 && third.counts.rows < 51, "only the last minute or so is read again: \(third.counts.rows)")
         #expect(try workspace.journalDigest().records == 51)
     }
+
+    @Test("text longer than the size the driver declares (unbounded varchar, long text) is read up to max_column_chars")
+    func textLongerThanDeclaredSize() throws {
+        let source = try Source()
+        let db = try source.connect()
+        // psqlODBC declares an unbounded varchar as 255 characters and text as 8190, whatever the values hold.
+        try db.execute("ALTER TABLE steps ALTER COLUMN \"备注\" TYPE varchar, ADD COLUMN \"材料\" text")
+        try insertCase(db, table: "steps", id: 1, updatedAt: "2026-01-05 10:00:00",
+                       row: stepRow(1, at: "2026-01-05 08:52:00", note: String(repeating: "补", count: 600)))
+        try db.execute("UPDATE steps SET \"材料\" = repeat('材', 17000)")
+        let query = caseSelect("steps", extra: "updated_at, id, \"材料\"")
+        let columns = try db.prepare(query).query([], maxColumnCharacters: 20_000).columns
+        #expect(columns.first { $0.name == "备注" }?.size == 255)
+        #expect(columns.first { $0.name == "材料" }?.size == 8190)
+        let workspace = try ODBCWorkspace(adapter: adapterYAML(connection: source.connectionString, mode: "snapshot",
+                                                               query: query, extra: "max_column_chars: 20000"))
+        let report = try workspace.adapter().poll()
+        #expect(report.counts.rows == 1)
+        #expect(report.counts.stored + report.counts.quarantined >= 1)
+        // A value longer than max_column_chars still fails, and the message says which limit it hit.
+        let strict = try ODBCWorkspace(adapter: adapterYAML(connection: source.connectionString, mode: "snapshot",
+                                                            query: query, extra: "max_column_chars: 5000"))
+        let error = #expect(throws: ODBCAdapterError.self) { try strict.adapter().poll() }
+        #expect(error?.sqlState == "01004")
+        #expect(error?.description.contains("材料") == true)
+        #expect(error?.description.contains("max_column_chars") == true)
+    }
 }
