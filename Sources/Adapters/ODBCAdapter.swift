@@ -571,6 +571,10 @@ final class ODBCReadJob: @unchecked Sendable {
     let batchRows: Int
     let kind: WatermarkKind
     var best: Watermark?
+    /// Timestamps: the latest value that can be "now" in any time zone (UTC + 14 h, + 1 h for clock skew), in
+    /// the watermark's zone-less microseconds. A later value (a mistyped year, a planned date) would carry the
+    /// watermark past every row written after it, so it does not move the watermark.
+    let ceiling: Int64?
     let logger: Logger
 
     init(cursor: ODBCCursor, source: RowSource, channel: BatchChannel<ODBCBatch>, batchRows: Int, kind: WatermarkKind,
@@ -581,6 +585,7 @@ final class ODBCReadJob: @unchecked Sendable {
         self.batchRows = batchRows
         self.kind = kind
         self.best = saved
+        ceiling = kind == .timestamp ? Int64(Date().timeIntervalSince1970 * 1_000_000) + 15 * 3_600_000_000 : nil
         self.logger = logger
     }
 
@@ -648,6 +653,7 @@ final class ODBCReadJob: @unchecked Sendable {
             var hold = SnapshotHold()
             var ordinal = 0
             var warned = false
+            var warnedAhead = false
             let scratch = RowScratch()
             while let block = try fetched.take(), !block.isLast {
                 defer { fetched.recycle(block) }
@@ -657,7 +663,14 @@ final class ODBCReadJob: @unchecked Sendable {
                     if let rowHold { hold.merge(rowHold) }
                     if source.watermarkIndex != nil {
                         if let mark, let value = Watermark(parsing: mark, kind: kind) {
-                            if best.map({ value > $0 }) ?? true { best = value }
+                            if let ceiling, value.value > ceiling {
+                                if !warnedAhead {
+                                    warnedAhead = true
+                                    logger.warning("row \(ordinal): watermark '\(mark)' is later than now in any time zone; the row is ingested but does not move the watermark")
+                                }
+                            } else if best.map({ value > $0 }) ?? true {
+                                best = value
+                            }
                         } else if !warned {
                             warned = true
                             logger.warning("row \(ordinal): the watermark column is empty or not a \(kind.rawValue) ('\(mark ?? "NULL")'); such rows do not move the watermark")

@@ -75,4 +75,24 @@ extension PostgresODBCTests {
         #expect(error?.description.contains("材料") == true)
         #expect(error?.description.contains("max_column_chars") == true)
     }
+
+    @Test("incremental: a row stamped years ahead (a typo in the year) does not carry the watermark past every later row")
+    func futureTimestampDoesNotStallTheFeed() throws {
+        let source = try Source()
+        let db = try source.connect()
+        try insertCase(db, table: "steps", id: 1, updatedAt: "2026-01-05 10:00:00", row: stepRow(1, at: "2026-01-05 08:52:00"))
+        try insertCase(db, table: "steps", id: 2, updatedAt: "2062-01-05 10:00:00", row: stepRow(2, at: "2026-01-05 08:52:00"))
+        let workspace = try ODBCWorkspace(adapter: adapterYAML(connection: source.connectionString, mode: "incremental",
+                                                               query: caseSelect("steps"),
+                                                               extra: "watermark_column: updated_at\norder_by: [id]\nlag: 10m"))
+        let adapter = try workspace.adapter()
+        let first = try adapter.poll()
+        #expect(first.counts.stored == 2, "the row is ingested all the same")
+        #expect(first.watermark == "2026-01-05 10:00:00")
+        try insertCase(db, table: "steps", id: 3, updatedAt: "2026-01-05 10:05:00", row: stepRow(3, at: "2026-01-05 08:52:00"))
+        let second = try adapter.poll()
+        #expect(second.counts.stored == 1, "the row written after it is not skipped")
+        #expect(second.watermark == "2026-01-05 10:05:00")
+        #expect(try workspace.journalDigest().records == 3)
+    }
 }
