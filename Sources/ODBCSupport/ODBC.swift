@@ -193,27 +193,49 @@ public final class ODBCConnection: @unchecked Sendable {
 
     public var isOpen: Bool { connection != nil }
 
-    /// `PWD=secret` → `PWD=***` (also `Password=`, braces included).
+    /// `PWD=secret` → `PWD=***` (also `Password=`, braces included). Inside braces `}}` is an escaped `}` (how
+    /// `password_file` writes one), so a `;` after it is still part of the password. An unbraced password that
+    /// holds a `;` (`PWD=${ENV}`) leaves pieces without `=` after it: they are masked with it.
     public static func redact(_ connectionString: String) -> String {
         var parts: [String] = []
         var current = ""
         var inBraces = false
-        for character in connectionString {
-            if character == "{" { inBraces = true }
-            if character == "}" { inBraces = false }
-            if character == ";" && !inBraces {
+        let characters = Array(connectionString)
+        var index = 0
+        while index < characters.count {
+            let character = characters[index]
+            index += 1
+            if inBraces {
+                current.append(character)
+                if character == "}" {
+                    if index < characters.count && characters[index] == "}" {
+                        current.append("}")
+                        index += 1
+                    } else {
+                        inBraces = false
+                    }
+                }
+            } else if character == ";" {
                 parts.append(current)
                 current = ""
             } else {
+                if character == "{" { inBraces = true }
                 current.append(character)
             }
         }
         if !current.isEmpty { parts.append(current) }
-        return parts.map { part in
-            guard let equals = part.firstIndex(of: "=") else { return part }
+        var masking = false
+        var kept: [String] = []
+        for part in parts {
+            guard let equals = part.firstIndex(of: "=") else {
+                if !masking { kept.append(part) }
+                continue
+            }
             let key = part[..<equals].trimmingCharacters(in: .whitespaces).lowercased()
-            return ["pwd", "password"].contains(key) ? part[..<equals] + "=***" : part
-        }.joined(separator: ";")
+            masking = ["pwd", "password"].contains(key)
+            kept.append(masking ? part[..<equals] + "=***" : part)
+        }
+        return kept.joined(separator: ";")
     }
 
     func error(_ operation: String, sql: String? = nil) -> ODBCError {
