@@ -17,10 +17,21 @@ public struct ODBCAdapterError: Error, CustomStringConvertible, Sendable {
     }
     public let adapter: String
     public let cause: Cause
+    /// The adapter's file and the key in it that the failure points at (`odbc.query`, `odbc.mark_statement`, …).
+    public var file: String?
+    public var field: String?
 
-    public init(adapter: String, cause: Cause) {
+    public init(adapter: String, cause: Cause, field: String? = nil, file: String? = nil) {
         self.adapter = adapter
         self.cause = cause
+        self.field = field
+        self.file = file
+    }
+
+    /// `adapter db (/etc/esgate/adapters/db.yaml: odbc.query)`.
+    var subject: String {
+        let place = [file, field].compactMap { $0 }.joined(separator: ": ")
+        return place.isEmpty ? "adapter \(adapter)" : "adapter \(adapter) (\(place))"
     }
 
     /// The SQLSTATE of a database failure.
@@ -31,9 +42,9 @@ public struct ODBCAdapterError: Error, CustomStringConvertible, Sendable {
 
     public var description: String {
         switch cause {
-        case .database(let error): return "adapter \(adapter): \(error)"
-        case .journal(let error): return "adapter \(adapter): \(error)"
-        case .configuration(let message): return "adapter \(adapter): \(message)"
+        case .database(let error): return "\(subject): \(error)"
+        case .journal(let error): return "\(subject): \(error)"
+        case .configuration(let message): return "\(subject): \(message)"
         }
     }
 }
@@ -83,6 +94,8 @@ public struct ODBCAdapterStatus: Sendable, Codable, Equatable {
 public final class ODBCAdapter: @unchecked Sendable {
     public let name: String
     public let settings: ODBCSettings
+    /// The adapter's configuration file, named in errors.
+    public let file: String?
     let plan: MappingPlan
     /// Snapshot with `deletes`: the mapping cut down to each record's key fields, so that the keys of a row
     /// failing the full mapping (a bad date, say) are still known and not taken for removed. nil without the
@@ -102,9 +115,10 @@ public final class ODBCAdapter: @unchecked Sendable {
     public var afterCommit: ((Int) throws -> Void)?
 
     public init(name: String, settings: ODBCSettings, plan: MappingPlan, schema: PUISchema, journal: Journal,
-                logger: Logger, mappingSpec: MappingSpec? = nil) {
+                logger: Logger, mappingSpec: MappingSpec? = nil, file: String? = nil) {
         self.name = name
         self.settings = settings
+        self.file = file
         self.plan = plan
         keyPlan = settings.closesSnapshots ? mappingSpec.flatMap { ODBCAdapter.keyOnlyPlan($0, schema: schema) } : nil
         self.schema = schema
@@ -184,12 +198,29 @@ public final class ODBCAdapter: @unchecked Sendable {
     }
 
     private func wrap(_ error: Error) -> ODBCAdapterError {
+        var wrapped: ODBCAdapterError
         switch error {
-        case let error as ODBCAdapterError: return error
-        case let error as ODBCError: return ODBCAdapterError(adapter: name, cause: .database(error))
-        case let error as JournalError: return ODBCAdapterError(adapter: name, cause: .journal(error))
-        default: return ODBCAdapterError(adapter: name, cause: .configuration("\(error)"))
+        case let error as ODBCAdapterError: wrapped = error
+        case let error as ODBCError: wrapped = ODBCAdapterError(adapter: name, cause: .database(error))
+        case let error as JournalError: wrapped = ODBCAdapterError(adapter: name, cause: .journal(error))
+        default: wrapped = ODBCAdapterError(adapter: name, cause: .configuration("\(error)"))
         }
+        if wrapped.file == nil { wrapped.file = file }
+        if wrapped.field == nil, case .database(let failure) = wrapped.cause {
+            wrapped.field = ODBCAdapter.field(of: failure, settings: settings)
+        }
+        return wrapped
+    }
+
+    /// The key of the adapter file whose SQL or connection string failed.
+    static func field(of error: ODBCError, settings: ODBCSettings) -> String? {
+        if error.operation.hasPrefix("connect") { return "odbc.connection" }
+        guard let sql = error.sql else { return nil }
+        if let mark = settings.markStatement, sql == mark { return "odbc.mark_statement" }
+        if sql == settings.query { return "odbc.query" }
+        // The incremental wrapper: the query, or a column it names in WHERE / ORDER BY.
+        if sql.contains(subquery(settings.query)) { return settings.mode == .incremental ? "odbc.query, odbc.watermark_column or odbc.order_by" : "odbc.query" }
+        return nil
     }
 
     private func connect() throws -> ODBCConnection {
@@ -206,7 +237,7 @@ public final class ODBCAdapter: @unchecked Sendable {
         if let file = settings.passwordFile {
             guard let data = FileManager.default.contents(atPath: file),
                   let password = String(data: data, encoding: .utf8)?.trimmingCharacters(in: .whitespacesAndNewlines) else {
-                throw ODBCAdapterError(adapter: name, cause: .configuration("cannot read password_file \(file)"))
+                throw ODBCAdapterError(adapter: name, cause: .configuration("cannot read password_file \(file)"), field: "odbc.password_file")
             }
             if !text.hasSuffix(";") && !text.isEmpty { text += ";" }
             text += "PWD={\(password.replacingOccurrences(of: "}", with: "}}"))}"
@@ -216,7 +247,7 @@ public final class ODBCAdapter: @unchecked Sendable {
         do {
             return try ODBCConnection(connectionString: text, options: options)
         } catch {
-            throw ODBCAdapterError(adapter: name, cause: .database(error))
+            throw ODBCAdapterError(adapter: name, cause: .database(error), field: "odbc.connection")
         }
     }
 
@@ -249,7 +280,8 @@ public final class ODBCAdapter: @unchecked Sendable {
             bound = value.lowered(lag: settings.lag, lagIds: Int64(settings.lagIds))
         } else if let initial = settings.initialWatermark {
             guard let value = Watermark(parsing: initial, kind: settings.watermarkKind) else {
-                throw ODBCAdapterError(adapter: name, cause: .configuration("initial_watermark '\(initial)' is not a \(settings.watermarkKind.rawValue)"))
+                throw ODBCAdapterError(adapter: name, cause: .configuration("initial_watermark '\(initial)' is not a \(settings.watermarkKind.rawValue)"),
+                                       field: "odbc.initial_watermark")
             }
             bound = value
         }
@@ -383,7 +415,8 @@ public final class ODBCAdapter: @unchecked Sendable {
             let reader = try RowSource(adapter: self, cursor: cursor, watermarkColumn: nil)
             let keyColumns = try settings.markKeys.map { key throws -> (index: Int, integer: Bool) in
                 guard let index = cursor.columns.firstIndex(where: { $0.name == key }) else {
-                    throw ODBCAdapterError(adapter: name, cause: .configuration("mark key \(key) is not a column of the query (columns: \(cursor.columns.map(\.name).joined(separator: ", ")))"))
+                    throw ODBCAdapterError(adapter: name, cause: .configuration("mark key \(key) is not a column of the query (columns: \(cursor.columns.map(\.name).joined(separator: ", ")))"),
+                                           field: "odbc.mark_keys")
                 }
                 return (index, [4, 5, -5, -6].contains(cursor.columns[index].sqlType))
             }
@@ -422,7 +455,8 @@ public final class ODBCAdapter: @unchecked Sendable {
             }
             report.marked += changed
             if changed == 0 {
-                throw ODBCAdapterError(adapter: name, cause: .configuration("mark_statement changed no row for \(keys.count) journaled row(s); the same rows would be read forever"))
+                throw ODBCAdapterError(adapter: name, cause: .configuration("mark_statement changed no row for \(keys.count) journaled row(s); the same rows would be read forever"),
+                                       field: "odbc.mark_statement")
             }
             if pending.count < settings.batchRows { break }
         }
@@ -524,8 +558,15 @@ extension ODBCAdapter {
     /// rows a poll would take.
     ///
     /// Blocking: call it off Swift's cooperative pool.
-    public static func sample(name: String, settings: ODBCSettings, rows limit: Int) throws(ODBCAdapterError) -> ODBCSample {
-        let connection = try open(name: name, settings: settings)
+    public static func sample(name: String, settings: ODBCSettings, rows limit: Int, file: String? = nil) throws(ODBCAdapterError) -> ODBCSample {
+        let connection: ODBCConnection
+        do {
+            connection = try open(name: name, settings: settings)
+        } catch {
+            var located = error
+            located.file = file
+            throw located
+        }
         defer { connection.close() }
         do {
             try connection.setAutocommit(false)
@@ -547,7 +588,7 @@ extension ODBCAdapter {
             }
             return ODBCSample(header: header, rows: rows)
         } catch {
-            throw ODBCAdapterError(adapter: name, cause: .database(error))
+            throw ODBCAdapterError(adapter: name, cause: .database(error), field: field(of: error, settings: settings), file: file)
         }
     }
 }
@@ -707,7 +748,8 @@ struct RowSource {
         switch adapter.plan.bind(header: header) {
         case .success(let bound): preparer = RowPreparer(schema: adapter.schema, mapping: bound)
         case .failure(let error):
-            throw ODBCAdapterError(adapter: adapter.name, cause: .configuration("the query's columns do not fit mapping \(adapter.plan.name): \(error.message)"))
+            throw ODBCAdapterError(adapter: adapter.name, cause: .configuration("the query's columns do not fit mapping \(adapter.plan.name): \(error.message)"),
+                                   field: "mapping")
         }
         collectsHolds = adapter.settings.closesSnapshots && watermarkColumn == nil
         // The key-only plan reads a subset of the full plan's columns, so binding it cannot fail where the full
@@ -719,7 +761,8 @@ struct RowSource {
         }
         if let watermarkColumn {
             guard let index = header.firstIndex(of: watermarkColumn) else {
-                throw ODBCAdapterError(adapter: adapter.name, cause: .configuration("watermark column \(watermarkColumn) is not a column of the query (columns: \(header.joined(separator: ", ")))"))
+                throw ODBCAdapterError(adapter: adapter.name, cause: .configuration("watermark column \(watermarkColumn) is not a column of the query (columns: \(header.joined(separator: ", ")))"),
+                                       field: "odbc.watermark_column")
             }
             watermarkIndex = index
         } else {

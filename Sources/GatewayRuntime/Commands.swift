@@ -309,7 +309,8 @@ private func execute(_ path: [String], _ options: ParsedOptions) async throws ->
         }
         let outcome: Result<[Gateway.MappingTestRow], MappingTestFailure>
         if let adapter, let odbc {
-            outcome = await Gateway.testMapping(plan: plan, schema: loaded.schema, adapter: adapter.name, odbc: odbc, rows: rows)
+            outcome = await Gateway.testMapping(plan: plan, schema: loaded.schema, adapter: adapter.name, odbc: odbc, rows: rows,
+                                                file: adapter.file)
                 .mapError { MappingTestFailure(description: $0.description) }
         } else if let soap = adapter?.soap, let file {
             outcome = Gateway.testMapping(plan: plan, schema: loaded.schema, soap: soap, responseFile: file, rows: rows).mapError { MappingTestFailure(description: $0.description) }

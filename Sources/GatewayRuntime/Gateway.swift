@@ -61,7 +61,8 @@ public final class Gateway: Sendable {
         guard adapter.enabled, adapter.kind == "odbc", let odbc = adapter.odbc,
               let plan = configuration.mappings[adapter.mapping] else { return nil }
         return ODBCAdapter(name: adapter.name, settings: odbc, plan: plan, schema: configuration.schema,
-                           journal: journal, logger: logger, mappingSpec: configuration.mappingSpecs[adapter.mapping])
+                           journal: journal, logger: logger, mappingSpec: configuration.mappingSpecs[adapter.mapping],
+                           file: adapter.file)
     }
 
     /// `esgate run --once`: ingests everything that is complete now, waiting for files that are still settling

@@ -13,10 +13,10 @@ extension Gateway {
     ///
     /// The ODBC calls block, so they run on a dispatch queue of their own rather than a cooperative thread.
     public static func testMapping(plan: MappingPlan, schema: PUISchema, adapter name: String, odbc settings: ODBCSettings,
-                                   rows limit: Int) async -> Result<[MappingTestRow], ODBCAdapterError> {
+                                   rows limit: Int, file: String? = nil) async -> Result<[MappingTestRow], ODBCAdapterError> {
         let sample: ODBCSample
         do {
-            sample = try await ODBCWorker(label: "mapping-test-\(name)").run { try ODBCAdapter.sample(name: name, settings: settings, rows: limit) }
+            sample = try await ODBCWorker(label: "mapping-test-\(name)").run { try ODBCAdapter.sample(name: name, settings: settings, rows: limit, file: file) }
         } catch let error as ODBCAdapterError {
             return .failure(error)
         } catch {
@@ -26,7 +26,8 @@ extension Gateway {
         switch plan.bind(header: sample.header) {
         case .success(let mapping): bound = mapping
         case .failure(let error):
-            return .failure(ODBCAdapterError(adapter: name, cause: .configuration("the query's columns do not fit mapping \(plan.name): \(error.message)")))
+            return .failure(ODBCAdapterError(adapter: name, cause: .configuration("the query's columns do not fit mapping \(plan.name): \(error.message)"),
+                                             field: "mapping", file: file))
         }
         return .success(sample.rows.enumerated().map { index, fields in
             .mapped(fields, line: index + 1, mapping: bound, schema: schema)

@@ -235,7 +235,8 @@ final class ODBCWorkspace {
               let plan = loaded.mappings[configuration.mapping] else { throw FixtureError(message: "no odbc adapter") }
         let journal = try Journal(path: journalPath, durable: false)
         return ODBCAdapter(name: configuration.name, settings: settings, plan: plan, schema: loaded.schema,
-                           journal: journal, logger: .silent, mappingSpec: loaded.mappingSpecs[configuration.mapping])
+                           journal: journal, logger: .silent, mappingSpec: loaded.mappingSpecs[configuration.mapping],
+                           file: configuration.file)
     }
 
     /// (type, key, rev, body) of every record from the adapter, in key order: count and digest.

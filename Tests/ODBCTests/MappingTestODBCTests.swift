@@ -80,7 +80,7 @@ struct MappingTestODBCTests {
                                                            mode: "snapshot", query: caseSelect("steps")))
         let unreachable = try await esgate(["mapping", "test", "--config", workspace.configPath, "--adapter", "db"])
         #expect(unreachable.code == 1)
-        #expect(unreachable.err.contains("adapter db: connect ("))
+        #expect(unreachable.err.contains("adapter db (\(workspace.root.appendingPathComponent("adapters/db.yaml").path): odbc.connection): connect ("), "\(unreachable.err)")
         #expect(unreachable.err.contains("SQLSTATE "))
     }
 }

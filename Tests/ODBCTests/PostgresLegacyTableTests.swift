@@ -95,4 +95,25 @@ extension PostgresODBCTests {
         #expect(second.watermark == "2026-01-05 10:05:00")
         #expect(try workspace.journalDigest().records == 3)
     }
+
+    @Test("a bad query, mark statement or connection: the error names the adapter file and the field, with the SQLSTATE")
+    func errorsNameFileAndField() throws {
+        let source = try Source()
+        let cases: [(yaml: String, field: String, state: String)] = [
+            (adapterYAML(connection: source.connectionString, mode: "snapshot", query: "SELEC * FROM steps"), "odbc.query", "42601"),
+            (adapterYAML(connection: source.connectionString, mode: "front-table", query: caseSelect("steps") + " WHERE rec_flag = 0",
+                         extra: "mark_statement: UPDATE steps SET rec_flagx = 1 WHERE id = ?\nmark_keys: [id]"), "odbc.mark_statement", "42703"),
+            (adapterYAML(connection: source.server.connectionString(database: "no_such_db"), mode: "snapshot", query: caseSelect("steps")),
+             "odbc.connection", "08001"),
+        ]
+        let db = try source.connect()
+        try insertCase(db, table: "steps", id: 1, updatedAt: "2026-01-05 10:00:00", row: stepRow(1, at: "2026-01-05 08:52:00"))
+        for (yaml, field, state) in cases {
+            let workspace = try ODBCWorkspace(adapter: yaml)
+            let error = #expect(throws: ODBCAdapterError.self) { try workspace.adapter().poll() }
+            let text = error?.description ?? ""
+            #expect(text.hasPrefix("adapter db (\(workspace.root.appendingPathComponent("adapters/db.yaml").path): \(field)): "), "\(text)")
+            #expect(error?.sqlState == state, "\(text)")
+        }
+    }
 }
