@@ -136,7 +136,9 @@ public final class CSVDropAdapter {
     /// Keeps the outcome of a poll as the adapter's health: a rejected file counts as a failed poll.
     public func recordHealth(_ reports: [FileReport]) {
         let rejected = reports.filter { $0.outcome == .rejected }.map { "\($0.name) rejected: \($0.reason ?? "")" }
-        try? journal.recordPoll(adapter: name, kind: "csv-drop", error: rejected.isEmpty ? nil : rejected.joined(separator: "; "))
+        let rows = reports.reduce(0) { $0 + $1.counts.rows }
+        try? journal.recordPoll(adapter: name, kind: "csv-drop",
+                                PollOutcome(error: rejected.isEmpty ? nil : rejected.joined(separator: "; "), rows: rows))
     }
 
     // MARK: - One file

@@ -108,6 +108,8 @@ public final class ODBCAdapter: @unchecked Sendable {
     public private(set) var status = ODBCAdapterStatus()
     /// Incremental: the SQL type of the watermark column in the last result (nil until a query described it).
     private var watermarkColumnType: Int?
+    /// The UTC offset of the watermark column's times, in minutes: that of the mapping field reading the column.
+    let watermarkZoneMinutes: Int
     /// Text buffers sized from the driver's declared column sizes, until a value proved a declared size wrong.
     private var declaredTextSizes = true
     /// Tests: called after each journal commit with the number of batches committed in this poll; throwing
@@ -121,6 +123,8 @@ public final class ODBCAdapter: @unchecked Sendable {
         self.file = file
         self.plan = plan
         keyPlan = settings.closesSnapshots ? mappingSpec.flatMap { ODBCAdapter.keyOnlyPlan($0, schema: schema) } : nil
+        let watermarkField = mappingSpec?.records.lazy.flatMap(\.fields).first { $0.column != nil && $0.column == settings.watermarkColumn }
+        watermarkZoneMinutes = watermarkField?.utcOffsetMinutes ?? 480
         self.schema = schema
         self.journal = journal
         self.logger = logger.with(component: "odbc:\(name)")
@@ -173,11 +177,13 @@ public final class ODBCAdapter: @unchecked Sendable {
                 if status.failingSince == nil { status.failingSince = Date() }
                 status.consecutiveFailures += 1
             }
-            try? journal.recordPoll(adapter: name, kind: "odbc", error: problem)
+            try? journal.recordPoll(adapter: name, kind: "odbc",
+                                    PollOutcome(error: problem, rows: report.counts.rows, lagSeconds: lag(of: status.watermark ?? (try? journal.sourceOffset(name)))))
             return report
         } catch {
             let wrapped = wrap(error)
-            try? journal.recordPoll(adapter: name, kind: "odbc", error: wrapped.description)
+            // Rows a failed poll read are in `report` as far as it got (its committed batches are journaled).
+            try? journal.recordPoll(adapter: name, kind: "odbc", PollOutcome(error: wrapped.description, rows: report.counts.rows))
             if case .database = wrapped.cause { disconnect() }
             status.lastPoll = Date()
             status.lastError = wrapped.description
@@ -185,6 +191,15 @@ public final class ODBCAdapter: @unchecked Sendable {
             status.consecutiveFailures += 1
             throw wrapped
         }
+    }
+
+    /// Incremental over a timestamp: now minus the watermark, read in the zone the mapping gives the watermark
+    /// column's times (Beijing unless it says otherwise). Nil for other modes and integer watermarks.
+    func lag(of watermark: String?, now: Date = Date()) -> Double? {
+        guard settings.mode == .incremental, settings.watermarkKind == .timestamp, let watermark,
+              let value = Watermark(parsing: watermark, kind: .timestamp) else { return nil }
+        let utc = Double(value.value) / 1_000_000 - Double(watermarkZoneMinutes) * 60
+        return now.timeIntervalSince1970 - utc
     }
 
     static func exceedsDeclaredSize(_ error: Error) -> Bool {

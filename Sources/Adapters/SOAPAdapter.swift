@@ -114,7 +114,7 @@ public final class SOAPAdapter {
             logger.error("\(error); retrying at the next poll (in \(nextPollDelay))")
         }
         report.watermark = try? journal.sourceOffset(name)
-        try? journal.recordPoll(adapter: name, kind: "soap", error: report.error)
+        try? journal.recordPoll(adapter: name, kind: "soap", PollOutcome(error: report.error, rows: report.counts.rows))
         if report.pages > 0 {
             logger.info("\(report.pages) calls: \(report.counts.rows) records, \(report.counts.stored) stored, \(report.counts.unchanged) unchanged, \(report.counts.quarantined) quarantined")
         }

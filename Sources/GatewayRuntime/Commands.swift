@@ -35,7 +35,10 @@ public let commandTable: [CommandSpec] = [
                           .value("file", "path", "CSV file, or a saved SOAP response with --adapter (not with an ODBC adapter)."),
                           .value("rows", "n", "Number of data rows to map (default 10)."),
                           .value("encoding", "encoding", "utf-8, gb18030 or auto (default: auto)."), jsonOption]),
-    CommandSpec(path: ["adapter", "status"], abstract: "Show each adapter's health: last poll, last success, last error, position, waiting files, quarantine.",
+    CommandSpec(path: ["status"], abstract: "Overview: every adapter's health and every receiver's state (adapter status + uplink status).",
+                discussion: "Exit 1 when an adapter's last poll failed or a receiver is failing.",
+                options: [configOption, jsonOption]),
+    CommandSpec(path: ["adapter", "status"], abstract: "Show each adapter's health: last poll, rows read, last error and since when, position, lag, waiting files, quarantine.",
                 options: [configOption, jsonOption]),
     CommandSpec(path: ["journal", "stats"], abstract: "Show what the journal holds: records by type, files, quarantine, cursors.",
                 options: [configOption, jsonOption]),
@@ -182,33 +185,25 @@ private func execute(_ path: [String], _ options: ParsedOptions) async throws ->
 
     case ["adapter", "status"]:
         guard let loaded = loadOrReport(options) else { return 1 }
-        let journal = try Journal(path: loaded.gateway.journalPath)
-        let health = Dictionary(uniqueKeysWithValues: try journal.adapterHealth().map { ($0.adapter, $0) })
-        let open = try journal.quarantined(openOnly: true, limit: Int.max)
-        let rows = try loaded.adapters.map { adapter -> AdapterStatusRow in
-            var waiting: Int?
-            if let csv = adapter.csv {
-                let names = (try? FileManager.default.contentsOfDirectory(atPath: csv.folder)) ?? []
-                waiting = names.filter { !$0.hasPrefix(".") && fnmatch(csv.pattern, $0, 0) == 0 }.count
-            }
-            return AdapterStatusRow(name: adapter.name, kind: adapter.kind, enabled: adapter.enabled, mapping: adapter.mapping,
-                                    health: health[adapter.name], position: try journal.sourceOffset(adapter.name),
-                                    filesWaiting: waiting, quarantinedOpen: open.filter { $0.item.source == adapter.name }.count)
-        }
+        let rows = try adapterStatusRows(loaded)
         let failing: Int32 = rows.contains { ($0.health?.consecutiveFailures ?? 0) > 0 } ? 1 : 0
         if options.flag("json") { writeJSON(rows); return failing }
-        let stamp = { (date: Date?) in date.map { beijingTimestamp($0) } ?? "never" }
-        for row in rows {
-            var text = "\(row.name) (\(row.kind)\(row.enabled ? "" : ", disabled")) → mapping \(row.mapping)\n"
-            text += "  last poll \(stamp(row.health?.lastPollAt)), last success \(stamp(row.health?.lastSuccessAt))"
-            if let failures = row.health?.consecutiveFailures, failures > 0 { text += ", \(failures) failure(s) in a row" }
-            if let error = row.health?.lastError { text += "\n  last error (\(stamp(row.health?.lastErrorAt))): \(error)" }
-            if let position = row.position { text += "\n  position \(position)" }
-            if let waiting = row.filesWaiting { text += "\n  files in the drop folder: \(waiting)" }
-            text += "\n  quarantined rows open: \(row.quarantinedOpen)"
-            write(text)
-        }
+        for row in rows { write(describe(row)) }
         return failing
+
+    case ["status"]:
+        guard let loaded = loadOrReport(options) else { return 1 }
+        let overview = GatewayStatus(adapters: try adapterStatusRows(loaded),
+                                     uplink: loaded.gateway.receivers.isEmpty ? nil : try uplinkStatus(loaded))
+        let failing = overview.adapters.contains { ($0.health?.consecutiveFailures ?? 0) > 0 }
+            || (overview.uplink?.status.receivers.contains { $0.failingSince != nil } ?? false)
+        if options.flag("json") { writeJSON(overview); return failing ? 1 : 0 }
+        var text = "adapters:\n"
+        text += overview.adapters.isEmpty ? "  none configured\n" : overview.adapters.map { describe($0) + "\n" }.joined()
+        text += "receivers:\n"
+        text += overview.uplink.map { describe($0) } ?? "  none configured\n"
+        write(Redaction.maskIdentityNumbers(in: text))
+        return failing ? 1 : 0
 
     case ["journal", "stats"]:
         guard let loaded = loadOrReport(options) else { return 1 }
@@ -344,6 +339,59 @@ private func execute(_ path: [String], _ options: ParsedOptions) async throws ->
         if let code = try await executeUplinkCommand(path, options) { return code }
         throw UsageError("command not implemented")
     }
+}
+
+/// Each configured adapter with its health as the journal keeps it (`adapter status`, `status`).
+func adapterStatusRows(_ loaded: LoadedConfiguration) throws -> [AdapterStatusRow] {
+    let journal = try Journal(path: loaded.gateway.journalPath)
+    let health = Dictionary(uniqueKeysWithValues: try journal.adapterHealth().map { ($0.adapter, $0) })
+    let open = try journal.quarantined(openOnly: true, limit: Int.max)
+    return try loaded.adapters.map { adapter -> AdapterStatusRow in
+        var waiting: Int?
+        if let csv = adapter.csv {
+            let names = (try? FileManager.default.contentsOfDirectory(atPath: csv.folder)) ?? []
+            waiting = names.filter { !$0.hasPrefix(".") && fnmatch(csv.pattern, $0, 0) == 0 }.count
+        }
+        return AdapterStatusRow(name: adapter.name, kind: adapter.kind, enabled: adapter.enabled, mapping: adapter.mapping,
+                                health: health[adapter.name], position: try journal.sourceOffset(adapter.name),
+                                filesWaiting: waiting, quarantinedOpen: open.filter { $0.item.source == adapter.name }.count)
+    }
+}
+
+/// One adapter of `adapter status` as text.
+func describe(_ row: AdapterStatusRow) -> String {
+    let stamp = { (date: Date?) in date.map { beijingTimestamp($0) } ?? "never" }
+    var text = "\(row.name) (\(row.kind)\(row.enabled ? "" : ", disabled")) → mapping \(row.mapping)\n"
+    text += "  last poll \(stamp(row.health?.lastPollAt)), last success \(stamp(row.health?.lastSuccessAt))"
+    if let failures = row.health?.consecutiveFailures, failures > 0 {
+        text += ", \(failures) failure(s) in a row since \(stamp(row.health?.failingSince))"
+    }
+    if let error = row.health?.lastError { text += "\n  last error (\(stamp(row.health?.lastErrorAt))): \(error)" }
+    if let health = row.health {
+        text += "\n  rows read: \(health.lastPollRows.map(String.init) ?? "?") by the last poll, \(health.rowsRead) in all"
+    }
+    if let position = row.position { text += "\n  position \(position)" }
+    if let lag = row.health?.lagSeconds { text += "\n  lag \(describeLag(lag)) (the watermark's age at the last poll)" }
+    if let waiting = row.filesWaiting { text += "\n  files in the drop folder: \(waiting)" }
+    text += "\n  quarantined rows open: \(row.quarantinedOpen)"
+    return text
+}
+
+/// `esgate status --json`.
+struct GatewayStatus: Encodable {
+    let adapters: [AdapterStatusRow]
+    /// nil when no receiver is configured.
+    let uplink: StatusOutput?
+}
+
+/// `3 h 12 min`, `45 s`; a negative lag (rows stamped later than now) says so.
+func describeLag(_ seconds: Double) -> String {
+    if seconds < 0 { return "\(describeLag(-seconds)) ahead: the source's times are later than now" }
+    let whole = Int(seconds.rounded())
+    if whole < 60 { return "\(whole) s" }
+    if whole < 3600 { return "\(whole / 60) min \(whole % 60) s" }
+    if whole < 86_400 { return "\(whole / 3600) h \(whole % 3600 / 60) min" }
+    return "\(whole / 86_400) d \(whole % 86_400 / 3600) h"
 }
 
 struct AdapterStatusRow: Encodable {

@@ -222,6 +222,40 @@ struct StatusOutput: Encodable {
     let certificateWarnings: [String]
 }
 
+/// Every receiver's state, the reference data and certificate warnings (`uplink status`, `status`).
+func uplinkStatus(_ configuration: LoadedConfiguration) throws -> StatusOutput {
+    let logger = Logger.silent
+    let service = try UplinkService.configured(configuration.gateway, schemaText: configuration.schema.schemaText, logger: logger)
+    let status = try service.status(reference: referenceSource(configuration, logger: logger))
+    return StatusOutput(status: status, certificateWarnings: certificateWarnings(configuration.gateway))
+}
+
+/// `uplink status` as text (identity numbers not yet masked).
+func describe(_ output: StatusOutput) -> String {
+    let status = output.status
+    var text = ""
+    for r in status.receivers {
+        text += "\(r.receiver) → \(r.url) (Receiver \(r.receiverCode)): \(r.state)\n"
+        text += "  cursor \(r.consumer) at seq \(r.cursor) of \(r.journalLastSeq); lag \(r.lag) record(s)\n"
+        if let p = r.pending {
+            text += "  pending \(p.packageId): \(p.records) records, \(p.attempts) attempt(s), next \(p.nextAttemptAt ?? "now")\(p.lastError.map { ", last error: \($0)" } ?? "")\n"
+        }
+        if let l = r.lastPackage {
+            text += "  last package \(l.packageId): \(l.state)"
+            if l.state == "receipted" { text += " (\(l.accepted ?? 0) accepted, \(l.duplicates ?? 0) duplicates, \(l.rejected ?? 0) rejected)" }
+            if let code = l.faultCode { text += " (\(code))" }
+            text += " at \(l.resolvedAt ?? "-")\n"
+        }
+        if let since = r.failingSince { text += "  failing since \(since) (\(r.consecutiveFailures) failure(s)); next retry \(r.nextRetryAt ?? "-")\n" }
+        if let error = r.lastError { text += "  last error: \(error)\n" }
+        text += "  dead letters: \(r.deadLetters)\(r.resendQueued > 0 ? "; \(r.resendQueued) queued for resend" : "")\n"
+    }
+    let ref = status.referenceData
+    text += "reference data: \(ref.version.map { "version \($0), \(ref.items ?? 0) items, calendar \(ref.calendar ?? "-")" } ?? "none") (\(ref.source))\(ref.error.map { "; \($0)" } ?? "")\n"
+    for warning in output.certificateWarnings { text += "warning: \(warning)\n" }
+    return text
+}
+
 // MARK: - Dispatch
 
 /// Runs an uplink command; nil when `path` is not one of them.
@@ -229,32 +263,9 @@ public func executeUplinkCommand(_ path: [String], _ options: ParsedOptions) asy
     switch path {
     case ["uplink", "status"]:
         guard let configuration = loadOrReport(options) else { return 1 }
-        let logger = Logger.silent
-        let service = try UplinkService.configured(configuration.gateway, schemaText: configuration.schema.schemaText, logger: logger)
-        let status = try service.status(reference: referenceSource(configuration, logger: logger))
-        let warnings = certificateWarnings(configuration.gateway)
-        if options.flag("json") { writeJSON(StatusOutput(status: status, certificateWarnings: warnings)); return 0 }
-        var text = ""
-        for r in status.receivers {
-            text += "\(r.receiver) → \(r.url) (Receiver \(r.receiverCode)): \(r.state)\n"
-            text += "  cursor \(r.consumer) at seq \(r.cursor) of \(r.journalLastSeq); lag \(r.lag) record(s)\n"
-            if let p = r.pending {
-                text += "  pending \(p.packageId): \(p.records) records, \(p.attempts) attempt(s), next \(p.nextAttemptAt ?? "now")\(p.lastError.map { ", last error: \($0)" } ?? "")\n"
-            }
-            if let l = r.lastPackage {
-                text += "  last package \(l.packageId): \(l.state)"
-                if l.state == "receipted" { text += " (\(l.accepted ?? 0) accepted, \(l.duplicates ?? 0) duplicates, \(l.rejected ?? 0) rejected)" }
-                if let code = l.faultCode { text += " (\(code))" }
-                text += " at \(l.resolvedAt ?? "-")\n"
-            }
-            if let since = r.failingSince { text += "  failing since \(since) (\(r.consecutiveFailures) failure(s)); next retry \(r.nextRetryAt ?? "-")\n" }
-            if let error = r.lastError { text += "  last error: \(error)\n" }
-            text += "  dead letters: \(r.deadLetters)\(r.resendQueued > 0 ? "; \(r.resendQueued) queued for resend" : "")\n"
-        }
-        let ref = status.referenceData
-        text += "reference data: \(ref.version.map { "version \($0), \(ref.items ?? 0) items, calendar \(ref.calendar ?? "-")" } ?? "none") (\(ref.source))\(ref.error.map { "; \($0)" } ?? "")\n"
-        for warning in warnings { text += "warning: \(warning)\n" }
-        write(Redaction.maskIdentityNumbers(in: text))
+        let output = try uplinkStatus(configuration)
+        if options.flag("json") { writeJSON(output); return 0 }
+        write(Redaction.maskIdentityNumbers(in: describe(output)))
         return 0
 
     case ["uplink", "run"]:

@@ -278,6 +278,13 @@ public final class SQLiteStatement {
 
 extension SQLiteValue {
     public var intValue: Int64? { if case .integer(let v) = self { return v } else { return nil } }
+    public var realValue: Double? {
+        switch self {
+        case .real(let v): return v
+        case .integer(let v): return Double(v)
+        default: return nil
+        }
+    }
     public var textValue: String? {
         switch self {
         case .text(let v): return v

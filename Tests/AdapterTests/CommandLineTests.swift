@@ -146,6 +146,7 @@ func waitForExit(_ process: Process, timeout: TimeInterval) async throws {
         #expect(healthy.code == 0)
         #expect(healthy.out.contains("drop (csv-drop) → mapping gen-cases"))
         #expect(!healthy.out.contains("last error"))
+        #expect(healthy.out.contains("rows read: 20 by the last poll, 20 in all"), "\(healthy.out)")
         try workspace.write("drop/broken.csv", "a,b\n1,2\n")
         _ = try await esgate(["run", "--once", "--config", workspace.configPath])
         let failing = try await esgate(["adapter", "status", "--json", "--config", workspace.configPath])
@@ -154,5 +155,14 @@ func waitForExit(_ process: Process, timeout: TimeInterval) async throws {
         let health = rows?.first?["health"] as? [String: Any]
         #expect((health?["lastError"] as? String)?.contains("broken.csv rejected") == true)
         #expect(health?["consecutiveFailures"] as? Int == 1)
+        #expect(health?["failingSince"] != nil && health?["rowsRead"] as? Int == 20)
+        // The overview: adapters and receivers in one command (none configured here), failing → exit 1.
+        let overview = try await esgate(["status", "--json", "--config", workspace.configPath])
+        #expect(overview.code == 1)
+        let object = try JSONSerialization.jsonObject(with: Data(overview.out.utf8)) as? [String: Any]
+        #expect((object?["adapters"] as? [[String: Any]])?.first?["name"] as? String == "drop")
+        #expect(object?["uplink"] == nil)
+        let text = try await esgate(["status", "--config", workspace.configPath])
+        #expect(text.out.contains("adapters:") && text.out.contains("failure(s) in a row since") && text.out.contains("receivers:\n  none configured"), "\(text.out)")
     }
 }

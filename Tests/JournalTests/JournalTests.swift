@@ -17,6 +17,33 @@ private func step(_ caseNo: String, opinion: String) -> NormalizedRecord {
 }
 
 @Suite struct RevisionTests {
+
+    /// A journal whose `adapter_health` table predates "failing since", rows read and lag gets those columns in
+    /// place; the old row keeps its values.
+    @Test func adapterHealthOfAnOlderJournalGainsItsNewColumns() throws {
+        let path = NSTemporaryDirectory() + "esgate-health-\(UUID().uuidString).sqlite"
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let journal = try Journal(path: path, durable: false)
+        let raw = try SQLiteDatabase(path: path)
+        try raw.execute("""
+            CREATE TABLE adapter_health(
+                adapter TEXT PRIMARY KEY, kind TEXT NOT NULL, last_poll_at INTEGER, last_success_at INTEGER,
+                last_error TEXT, last_error_at INTEGER, consecutive_failures INTEGER NOT NULL DEFAULT 0);
+            INSERT INTO adapter_health VALUES ('old', 'csv-drop', 1000, NULL, 'x', 1000, 3);
+            """)
+        let before = try #require(try journal.adapterHealth().first)
+        #expect(before.adapter == "old" && before.consecutiveFailures == 3 && before.rowsRead == 0 && before.failingSince == nil)
+        try journal.recordPoll(adapter: "old", kind: "csv-drop", PollOutcome(error: "y", rows: 7))
+        let after = try #require(try journal.adapterHealth().first)
+        #expect(after.consecutiveFailures == 4 && after.lastPollRows == 7 && after.rowsRead == 7)
+        #expect(after.failingSince == Date(timeIntervalSince1970: 1), "a run that began before the column existed: since its last known error")
+        try journal.recordPoll(adapter: "old", kind: "csv-drop", PollOutcome(rows: 5, lagSeconds: 12.5))
+        let healthy = try #require(try journal.adapterHealth().first)
+        #expect(healthy.consecutiveFailures == 0 && healthy.rowsRead == 12 && healthy.lagSeconds == 12.5)
+        try journal.recordPoll(adapter: "old", kind: "csv-drop", PollOutcome(error: "z"))
+        let failing = try #require(try journal.adapterHealth().first)
+        #expect(failing.failingSince == failing.lastErrorAt && failing.lagSeconds == 12.5 && failing.lastPollRows == nil)
+    }
     @Test func sameContentAddsNothingChangedContentAddsARevision() throws {
         let (journal, folder) = try temporaryJournal()
         defer { try? FileManager.default.removeItem(at: folder) }

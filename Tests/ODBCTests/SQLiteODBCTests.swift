@@ -192,6 +192,15 @@ struct SQLiteODBCTests {
         #expect(error?.description.contains("adapter db") == true)
         #expect(error?.sqlState?.count == 5)
         #expect(adapter.status.consecutiveFailures == 1)
+        // The journal keeps when the failures began, across further failures: `adapter status` shows "since".
+        let first = try #require(try Journal(path: workspace.journalPath).adapterHealth().first)
+        #expect(first.consecutiveFailures == 1 && first.failingSince != nil && first.failingSince == first.lastErrorAt)
+        Thread.sleep(forTimeInterval: 0.01)
+        #expect(throws: ODBCAdapterError.self) { try adapter.poll() }
+        let second = try #require(try Journal(path: workspace.journalPath).adapterHealth().first)
+        #expect(second.consecutiveFailures == 2 && second.failingSince == first.failingSince)
+        let secondError = try #require(second.lastErrorAt)
+        #expect(secondError > (try #require(first.failingSince)))
         // The database appears: the next poll connects.
         try FileManager.default.createDirectory(atPath: missing, withIntermediateDirectories: true)
         let connection = try ODBCConnection(connectionString: "Driver=\(sqliteDriver);Database=\(path)")
@@ -199,6 +208,10 @@ struct SQLiteODBCTests {
         try insertCase(connection, table: "steps", id: 1, updatedAt: "2026-01-05 10:00:00", row: stepRow(1, at: "2026-01-05 08:52:00"))
         #expect(try adapter.poll().counts.stored == 1)
         #expect(adapter.status.lastError == nil)
+        let healthy = try #require(try Journal(path: workspace.journalPath).adapterHealth().first)
+        #expect(healthy.consecutiveFailures == 0 && healthy.failingSince == nil)
+        #expect(healthy.lastPollRows == 1 && healthy.rowsRead == 1)
+        #expect(healthy.lagSeconds == nil, "a snapshot has no watermark to trail")
     }
 
     @Test("Gateway.runOnce polls ODBC adapters and reports their counts and failures")
@@ -214,6 +227,12 @@ struct SQLiteODBCTests {
         #expect(summary.counts.stored == 5)
         #expect(summary.polls.first?.watermark == "2026-01-05 10:00:05")
         #expect(summary.pollErrors.isEmpty)
+        // Rows read and lag, kept for `adapter status`: the watermark is Beijing time (the mapping's default zone).
+        let health = try #require(try Journal(path: workspace.journalPath).adapterHealth().first)
+        #expect(health.lastPollRows == 5 && health.rowsRead == 5)
+        let watermarkInstant = Date(timeIntervalSince1970: 1_767_578_405)   // 2026-01-05T02:00:05Z
+        let expectedLag = Date().timeIntervalSince(watermarkInstant)
+        #expect(abs(try #require(health.lagSeconds) - expectedLag) < 120)
         try db.execute("DROP TABLE steps")
         let failed = try gateway.runOnce()
         #expect(failed.polls.isEmpty)
