@@ -150,14 +150,16 @@ extension PUIWire {
     public static func parseFault(_ body: [UInt8]) -> PUIFault? {
         guard let root = try? XMLDocument(bytes: body, url: "fault.xml").root,
               let fault = find(root, "Fault", namespace: soapNamespace) else { return nil }
-        let rawCode = fault.child("faultcode")?.text.trimmingCharacters(in: .whitespaces) ?? ""
+        // faultcode is an xs:QName: its whitespace collapses (a pretty-printed `<faultcode>\n  soap:Client\n</faultcode>`
+        // is `soap:Client`).
+        let rawCode = fault.child("faultcode")?.text.trimmingCharacters(in: .whitespacesAndNewlines) ?? ""
         let faultCode = rawCode.split(separator: ":").last.map(String.init) ?? rawCode
         let faultString = fault.child("faultstring")?.text ?? ""
         guard let error = find(fault, "Error") else {
             return PUIFault(faultCode: faultCode, faultString: faultString, code: nil, retryable: faultCode != "Client",
                             message: faultString)
         }
-        let retryableText = error.attribute("retryable")?.trimmingCharacters(in: .whitespaces)
+        let retryableText = error.attribute("retryable")?.trimmingCharacters(in: .whitespacesAndNewlines)
         let retryable = retryableText == "true" || retryableText == "1"
         return PUIFault(faultCode: faultCode, faultString: faultString, code: error.attribute("code"),
                         retryable: retryable, message: error.text)

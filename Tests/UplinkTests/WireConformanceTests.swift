@@ -1,0 +1,37 @@
+import Foundation
+import HTTPClientSupport
+import HTTPServerSupport
+import SandboxReceiver
+import Testing
+import Uplink
+
+/// Valid answers of a receiver other than esgate's own sandbox (spec pui-v1.md §1, §3; SOAP 1.1; XSD 1.0
+/// whitespace rules), and requests the sandbox must refuse.
+@Suite struct WireConformanceTests {
+    /// A Client fault as a pretty-printing SOAP stack writes it: faultcode is an xs:QName, whose whitespace
+    /// collapses, so `\n  soap:Client\n` is `soap:Client`.
+    @Test func prettyPrintedClientFaultRefusesThePackage() {
+        let body = Array("""
+            <?xml version="1.0" encoding="UTF-8"?>
+            <SOAP-ENV:Envelope xmlns:SOAP-ENV="http://schemas.xmlsoap.org/soap/envelope/">
+              <SOAP-ENV:Body>
+                <SOAP-ENV:Fault>
+                  <faultcode>
+                    SOAP-ENV:Client
+                  </faultcode>
+                  <faultstring>digest mismatch</faultstring>
+                  <detail>
+                    <pui:Error xmlns:pui="urn:cn-esup:pui:1" code="E101" retryable="false">SM3 differs</pui:Error>
+                  </detail>
+                </SOAP-ENV:Fault>
+              </SOAP-ENV:Body>
+            </SOAP-ENV:Envelope>
+            """.utf8)
+        let outcome = PUIWire.classify(status: 500, body: body, retryAfter: nil, packageId: "410103-1", recordCount: 1)
+        guard case .refused(let fault) = outcome else {
+            Issue.record("a Client fault E101 with retryable=\"false\" must refuse the package, got \(outcome)")
+            return
+        }
+        #expect(fault.code == "E101" && fault.faultCode == "Client")
+    }
+}
