@@ -125,19 +125,25 @@ extension PUIWire {
         return nil
     }
 
+    /// An xs:integer-derived value as the schema reads it: whitespace collapses (leading and trailing XML
+    /// whitespace is dropped) and a leading sign is allowed.
+    static func xsdInteger(_ text: String) -> Int? {
+        Int(text.trimmingCharacters(in: .whitespacesAndNewlines))
+    }
+
     /// Parses a receipt out of a `SubmitPackageResponse` envelope.
     public static func parseReceipt(_ body: [UInt8]) throws(WireError) -> Receipt {
         let root: XMLElement?
         do { root = try XMLDocument(bytes: body, url: "response.xml").root } catch { throw WireError("response is not well-formed XML: \(error)") }
         guard let root, let receipt = find(root, "Receipt") else { throw WireError("response has no pui:Receipt") }
         guard let packageId = receipt.attribute("packageId"), let receivedAt = receipt.attribute("receivedAt"),
-              let acceptedText = receipt.attribute("accepted"), let accepted = Int(acceptedText), accepted >= 0,
-              let duplicatesText = receipt.attribute("duplicates"), let duplicates = Int(duplicatesText), duplicates >= 0 else {
+              let accepted = receipt.attribute("accepted").flatMap(xsdInteger), accepted >= 0,
+              let duplicates = receipt.attribute("duplicates").flatMap(xsdInteger), duplicates >= 0 else {
             throw WireError("pui:Receipt lacks packageId, receivedAt, accepted or duplicates")
         }
         var rejected: [Receipt.Rejection] = []
         for element in receipt.children("Rejected") {
-            guard let indexText = element.attribute("index"), let index = Int(indexText), index >= 1,
+            guard let index = element.attribute("index").flatMap(xsdInteger), index >= 1,
                   let code = element.attribute("code") else {
                 throw WireError("pui:Rejected without a valid index or code")
             }

@@ -34,4 +34,24 @@ import Uplink
         }
         #expect(fault.code == "E101" && fault.faultCode == "Client")
     }
+
+    /// Receipt counts are xs:nonNegativeInteger / xs:positiveInteger: surrounding whitespace collapses and a
+    /// leading '+' is allowed, so this receipt is schema-valid and must be applied, not resent for ever.
+    @Test func receiptWithCollapsibleWhitespaceInItsCountsIsApplied() {
+        let body = Array("""
+            <soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/"><soap:Body>
+            <p:SubmitPackageResponse xmlns:p="urn:cn-esup:pui:1">
+              <p:Receipt packageId="410103-7" receivedAt="2026-01-06T12:30:02+08:00" accepted=" 2 " duplicates="+0">
+                <p:Rejected index=" 3" code="R204" field="Applicant/IdNumber">check character does not match</p:Rejected>
+              </p:Receipt>
+            </p:SubmitPackageResponse></soap:Body></soap:Envelope>
+            """.utf8)
+        let outcome = PUIWire.classify(status: 200, body: body, retryAfter: nil, packageId: "410103-7", recordCount: 3)
+        guard case .receipt(let receipt) = outcome else {
+            Issue.record("a schema-valid receipt must be applied, got \(outcome)")
+            return
+        }
+        #expect(receipt.accepted == 2 && receipt.duplicates == 0)
+        #expect(receipt.rejected.map(\.index) == [3])
+    }
 }
