@@ -69,6 +69,9 @@ public struct Backoff: Sendable {
         self.cap = cap
     }
 
+    /// The longest Retry-After honoured (a year); longer values are read as this.
+    public static let longestRetryAfterSeconds: Double = 366 * 86400
+
     public func delay(failures: Int, retryAfter: Duration?) -> Duration {
         let baseSeconds = Double(base.components.seconds) + Double(base.components.attoseconds) / 1e18
         let capSeconds = Double(cap.components.seconds) + Double(cap.components.attoseconds) / 1e18
@@ -76,8 +79,9 @@ public struct Backoff: Sendable {
         let ceiling = min(capSeconds, baseSeconds * pow(2, Double(exponent)))
         var seconds = ceiling / 2 + Double.random(in: 0...(ceiling / 2))
         if let retryAfter {
-            // "wait at least Retry-After" (spec §1), even above the cap.
-            seconds = max(seconds, Double(retryAfter.components.seconds))
+            // "wait at least Retry-After" (spec §1), even above the cap; an absurd value (it is the receiver's
+            // input) is read as the longest wait, so that the delay stays representable.
+            seconds = max(seconds, min(Double(retryAfter.components.seconds), Self.longestRetryAfterSeconds))
         }
         return .milliseconds(Int64((seconds * 1000).rounded(.up)))
     }

@@ -55,3 +55,14 @@ import Uplink
         #expect(receipt.rejected.map(\.index) == [3])
     }
 }
+
+@Suite struct RetryAfterTests {
+    /// A receiver's Retry-After is untrusted input: an absurd value must not crash the gateway (it did: the
+    /// delay in milliseconds overflowed Int64 and trapped), and is still honoured as "a long wait".
+    @Test func hugeRetryAfterDoesNotCrashTheBackoff() throws {
+        let response = HTTPResponse(status: 503, headers: [("Retry-After", "99999999999999999")])
+        let retryAfter = try #require(response.retryAfter)
+        let delay = Backoff(base: .seconds(1), cap: .seconds(300)).delay(failures: 1, retryAfter: retryAfter)
+        #expect(delay >= .seconds(86400 * 365))
+    }
+}
