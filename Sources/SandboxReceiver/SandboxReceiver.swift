@@ -231,10 +231,20 @@ public final class SandboxReceiver: @unchecked Sendable {
         do { document = try XMLDocument(bytes: request.body, url: "request.xml", preserveWhitespace: true) } catch {
             return clientFault("E100", "not well-formed: \(error)")
         }
-        let errors = validator.validate(document, element: "Package", namespace: puiNamespace)
+        // SOAP 1.1, document/literal wrapped (spec §1, pui-v1.wsdl): soap:Envelope / soap:Body / pui:SubmitPackage,
+        // the only pui:SubmitPackage and pui:Package of the request.
+        guard let root = document.root, root.name == "Envelope", root.namespace == PUIWire.soapNamespace else {
+            return clientFault("E100", "not a SOAP 1.1 envelope ({\(PUIWire.soapNamespace)}Envelope)")
+        }
+        guard let soapBody = root.children.first(where: { $0.name == "Body" && $0.namespace == PUIWire.soapNamespace }),
+              soapBody.children.count == 1, let wrapper = soapBody.children.first,
+              wrapper.name == "SubmitPackage", wrapper.namespace == puiNamespace,
+              PUIWireHelpers.count(root, "SubmitPackage") == 1, PUIWireHelpers.count(root, "Package") == 1 else {
+            return clientFault("E100", "the soap:Body must hold exactly one pui:SubmitPackage with its pui:Package")
+        }
+        let errors = validator.validate(document, element: "SubmitPackage", namespace: puiNamespace)
         if let first = errors.first { return clientFault("E100", "not valid against pui-v1.xsd: \(first)") }
-        guard let root = document.root, let package = PUIWireHelpers.find(root, "Package"),
-              let head = package.child("Head"), let body = package.child("Body") else {
+        guard let package = wrapper.child("Package"), let head = package.child("Head"), let body = package.child("Body") else {
             return clientFault("E100", "no pui:Package")
         }
         let packageId = head.child("PackageId")?.text ?? ""
@@ -450,6 +460,11 @@ public final class SandboxReceiver: @unchecked Sendable {
 
 /// Small XML helpers shared with the Uplink module's wire code.
 enum PUIWireHelpers {
+    /// How many elements named `name` in the pui namespace the tree holds.
+    static func count(_ element: XMLElement, _ name: String) -> Int {
+        (element.name == name && element.namespace == puiNamespace ? 1 : 0) + element.children.reduce(0) { $0 + count($1, name) }
+    }
+
     static func find(_ element: XMLElement, _ name: String) -> XMLElement? {
         if element.name == name && element.namespace == puiNamespace { return element }
         for child in element.children {

@@ -66,3 +66,41 @@ import Uplink
         #expect(delay >= .seconds(86400 * 365))
     }
 }
+
+@Suite struct SandboxStrictnessTests {
+    static func submit(_ receiver: SandboxReceiver, _ body: [UInt8]) -> HTTPServerResponse {
+        receiver.handle(HTTPServerRequest(method: "POST", path: "/pui",
+                                          headers: [("Content-Type", PUIWire.contentType), ("SOAPAction", PUIWire.submitAction)],
+                                          body: body, clientCertificateCommonName: nil))
+    }
+
+    /// Spec §1: SOAP 1.1, document/literal wrapped (WSDL: the request is a soap:Envelope whose soap:Body holds
+    /// pui:SubmitPackage). A sandbox that accepts a bare pui:Package, a Package outside SubmitPackage or a SOAP
+    /// 1.2 envelope lets a gateway pass that the province will refuse.
+    @Test func requestsOutsideTheSOAP11SubmitPackageWrapperAreRefusedE100() throws {
+        let environment = try TestEnvironment.make(certificates: false)
+        defer { environment.remove() }
+        let receiver = try SandboxReceiver(databasePath: environment.path("sandbox.sqlite"), options: SandboxOptions())
+        let example = try String(contentsOfFile: "/work/shared/spec/examples/soap-request.xml", encoding: .utf8)
+        let packageStart = try #require(example.range(of: "<pui:Package "))
+        let packageEnd = try #require(example.range(of: "</pui:Package>"))
+        let package = String(example[packageStart.lowerBound..<packageEnd.upperBound])
+            .replacingOccurrences(of: "<pui:Package ", with: "<pui:Package xmlns:pui=\"urn:cn-esup:pui:1\" ")
+        let soap11 = "http://schemas.xmlsoap.org/soap/envelope/"
+        let soap12 = "http://www.w3.org/2003/05/soap-envelope"
+        let wrong = [
+            "bare Package": package,
+            "Package without SubmitPackage": "<s:Envelope xmlns:s=\"\(soap11)\"><s:Body>\(package)</s:Body></s:Envelope>",
+            "SOAP 1.2 envelope": example.replacingOccurrences(of: soap11, with: soap12),
+            "SubmitPackage outside the SOAP Body": "<s:Envelope xmlns:s=\"\(soap11)\"><s:Header><pui:SubmitPackage xmlns:pui=\"urn:cn-esup:pui:1\">\(package)</pui:SubmitPackage></s:Header><s:Body/></s:Envelope>",
+        ]
+        for (what, body) in wrong.sorted(by: { $0.key < $1.key }) {
+            let response = Self.submit(receiver, Array(body.utf8))
+            #expect(response.status == 500, "\(what): answered \(response.status)")
+            #expect(PUIWire.parseFault(response.body)?.code == "E100", "\(what)")
+        }
+        #expect(receiver.packages().isEmpty)
+        // The spec's own example request is accepted.
+        #expect(Self.submit(receiver, Array(example.utf8)).status == 200)
+    }
+}
