@@ -251,7 +251,7 @@ public final class SandboxReceiver: @unchecked Sendable {
         let sender = head.child("Sender")?.text ?? ""
         let receiverCode = head.child("Receiver")?.text ?? ""
         let claimed = head.child("Digest")?.text ?? ""
-        let recordCount = Int(head.child("RecordCount")?.text ?? "") ?? -1
+        let recordCount = (head.child("RecordCount")?.text).flatMap(Self.schemaInteger) ?? -1
         if let cn = request.clientCertificateCommonName, cn != sender {
             return clientFault("E102", "sender \(sender) is not authorised for the certificate CN=\(cn)")
         }
@@ -344,7 +344,7 @@ public final class SandboxReceiver: @unchecked Sendable {
                 """)
             for (offset, record) in body.children.enumerated() {
                 let index = offset + 1
-                let rev = Int64(record.attribute("rev") ?? "") ?? 0
+                let rev = record.attribute("rev").flatMap(Self.schemaInteger).map(Int64.init) ?? 0
                 let op = record.attribute("op") ?? "upsert"
                 let key = recordKey(record)
                 if let problem = check(record) {
@@ -375,6 +375,11 @@ public final class SandboxReceiver: @unchecked Sendable {
         }
         logger.info("\(packageId) from \(sender): \(accepted) accepted, \(duplicates) duplicates, \(rejected.count) rejected")
         return Receipt(packageId: packageId, receivedAt: receivedAt, accepted: accepted, duplicates: duplicates, rejected: rejected)
+    }
+
+    /// An xs:integer-derived value as the schema reads it: surrounding whitespace collapses away.
+    static func schemaInteger(_ text: String) -> Int? {
+        Int(text.trimmingCharacters(in: .whitespacesAndNewlines))
     }
 
     private func serializeRecord(_ element: XMLElement) -> String {

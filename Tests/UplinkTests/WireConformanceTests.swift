@@ -1,9 +1,11 @@
+import CryptoSupport
 import Foundation
 import HTTPClientSupport
 import HTTPServerSupport
 import SandboxReceiver
 import Testing
 import Uplink
+import XMLSupport
 
 /// Valid answers of a receiver other than esgate's own sandbox (spec pui-v1.md §1, §3; SOAP 1.1; XSD 1.0
 /// whitespace rules), and requests the sandbox must refuse.
@@ -102,5 +104,24 @@ import Uplink
         #expect(receiver.packages().isEmpty)
         // The spec's own example request is accepted.
         #expect(Self.submit(receiver, Array(example.utf8)).status == 200)
+    }
+
+    /// RecordCount (xs:positiveInteger) and the records' rev (xs:positiveInteger) collapse their whitespace:
+    /// `<pui:RecordCount> 4 </pui:RecordCount>` and `rev=" 3"` are schema-valid. The sandbox must read them as
+    /// 4 and 3 (it answered E100 "RecordCount -1", and counted a rev it could not read as a duplicate).
+    @Test func integersWithCollapsibleWhitespaceAreReadAsTheSchemaReadsThem() throws {
+        let environment = try TestEnvironment.make(certificates: false)
+        defer { environment.remove() }
+        let receiver = try SandboxReceiver(databasePath: environment.path("sandbox.sqlite"), options: SandboxOptions())
+        var example = try String(contentsOfFile: "/work/shared/spec/examples/soap-request.xml", encoding: .utf8)
+        example = example.replacingOccurrences(of: "<pui:RecordCount>4</pui:RecordCount>", with: "<pui:RecordCount> 4 </pui:RecordCount>")
+            .replacingOccurrences(of: "<pui:Completion rev=\"2\">", with: "<pui:Completion rev=\" 3\">")
+        // The Body changed: put its new digest in place.
+        let document = try XMLDocument(bytes: Array(example.utf8), preserveWhitespace: true)
+        let digest = Digest.sm3(try document.exclusiveCanonicalForm(ofElement: "Body", namespace: "urn:cn-esup:pui:1")).hexString
+        example = example.replacingOccurrences(of: "d361cfd383424b38878dde7571717d44de1f6a07692c7f30917a7c671dd047be", with: digest)
+        let response = Self.submit(receiver, Array(example.utf8))
+        #expect(response.status == 200, "\(String(decoding: response.body, as: UTF8.self))")
+        #expect(receiver.records().first { $0.type == "Completion" }?.rev == 3)
     }
 }
