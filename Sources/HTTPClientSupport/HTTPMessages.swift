@@ -1,3 +1,5 @@
+import Foundation
+
 /// A request for `HTTPClient`: method, absolute URL, header fields and body bytes.
 public struct HTTPRequest: Sendable {
     /// The methods the client sends.
@@ -52,13 +54,38 @@ public struct HTTPResponse: Sendable {
         return headers.first { $0.name.lowercased() == wanted }?.value
     }
 
-    /// `Retry-After` as delta-seconds (PUI v1 §1 sends seconds). `nil` when absent or not a non-negative
-    /// integer (an HTTP-date is not interpreted: the caller falls back to its own backoff).
-    public var retryAfter: Duration? {
-        guard let raw = header("Retry-After")?.trimmingASCIIWhitespace(), !raw.isEmpty,
-              raw.utf8.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }),
-              let seconds = Int64(raw) else { return nil }
-        return .seconds(seconds)
+    /// `Retry-After` from now (see `retryAfter(now:)`).
+    public var retryAfter: Duration? { retryAfter(now: Date()) }
+
+    /// `Retry-After` as a wait from `now`: delay-seconds (what PUI v1 §1 sends) or an HTTP-date (RFC 9110
+    /// §10.2.3; IMF-fixdate and the obsolete RFC 850 and asctime forms, §5.6.7), a date in the past being no
+    /// wait. `nil` when absent or unreadable (the caller falls back to its own backoff).
+    public func retryAfter(now: Date) -> Duration? {
+        guard let raw = header("Retry-After")?.trimmingASCIIWhitespace(), !raw.isEmpty else { return nil }
+        if raw.utf8.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }) {
+            return Int64(raw).map { .seconds($0) }
+        }
+        guard let date = Self.httpDate(raw) else { return nil }
+        let seconds = date.timeIntervalSince(now)
+        return seconds > 0 ? .seconds(Int64(seconds.rounded(.up))) : .zero
+    }
+
+    /// An HTTP-date in any of its three forms (always GMT).
+    static func httpDate(_ text: String) -> Date? {
+        // asctime pads a one-digit day with a space: "Sun Nov  6 08:49:37 1994".
+        let collapsed = text.split(separator: " ", omittingEmptySubsequences: true).joined(separator: " ")
+        for format in ["EEE, dd MMM yyyy HH:mm:ss 'GMT'", "EEEE, dd-MMM-yy HH:mm:ss 'GMT'", "EEE MMM d HH:mm:ss yyyy"] {
+            let formatter = DateFormatter()
+            formatter.locale = Locale(identifier: "en_US_POSIX")
+            formatter.timeZone = TimeZone(identifier: "GMT")
+            formatter.dateFormat = format
+            if format.contains("yy'") || format.contains("-yy ") {
+                // RFC 9110 §5.6.7: a two-digit year more than 50 years in the future is in the past century.
+                formatter.twoDigitStartDate = Date(timeIntervalSinceNow: -49 * 365.25 * 86400)
+            }
+            if let date = formatter.date(from: collapsed) { return date }
+        }
+        return nil
     }
 }
 

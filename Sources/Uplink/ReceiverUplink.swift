@@ -287,7 +287,7 @@ public final class ReceiverUplink {
         let outcome: SubmitOutcome
         switch await answer {
         case .success(let response):
-            outcome = PUIWire.classify(status: response.status, body: response.body, retryAfter: response.retryAfter,
+            outcome = PUIWire.classify(status: response.status, body: response.body, retryAfter: response.retryAfter(now: now()),
                                        packageId: package.packageId, recordCount: package.recordCount)
         case .failure(let error):
             if case .cancelled = error { throw UplinkError(operation: "send \(package.packageId)", underlying: "cancelled") }

@@ -69,6 +69,22 @@ import XMLSupport
     }
 }
 
+extension RetryAfterTests {
+    /// RFC 9110 §10.2.3: Retry-After = HTTP-date / delay-seconds, and a recipient must accept every HTTP-date
+    /// form (§5.6.7). A receiver behind a stock HTTP front end answering 503 with a date must be waited for
+    /// ("wait at least Retry-After", spec §1), not retried on the gateway's short first backoff.
+    @Test func retryAfterAsHTTPDateIsHonoured() throws {
+        let now = try #require(parseTimestamp("2026-12-05T08:00:00+08:00"))   // 00:00:00 GMT
+        for value in ["Sat, 05 Dec 2026 00:10:00 GMT", "Saturday, 05-Dec-26 00:10:00 GMT", "Sat Dec  5 00:10:00 2026"] {
+            let response = HTTPResponse(status: 503, headers: [("retry-after", value)])
+            #expect(response.retryAfter(now: now) == .seconds(600), "\(value)")
+        }
+        #expect(HTTPResponse(status: 503, headers: [("Retry-After", "Fri, 04 Dec 2026 23:00:00 GMT")]).retryAfter(now: now) == .zero)
+        #expect(HTTPResponse(status: 503, headers: [("Retry-After", "7")]).retryAfter(now: now) == .seconds(7))
+        #expect(HTTPResponse(status: 503, headers: [("Retry-After", "soon")]).retryAfter(now: now) == nil)
+    }
+}
+
 @Suite struct SandboxStrictnessTests {
     static func submit(_ receiver: SandboxReceiver, _ body: [UInt8]) -> HTTPServerResponse {
         receiver.handle(HTTPServerRequest(method: "POST", path: "/pui",
