@@ -95,8 +95,13 @@ public func drainUplinkOnce(_ configuration: LoadedConfiguration, logger: Logger
                                                    logger: logger.with(component: "uplink"))
         return await service.drainAll(maxWait: maxWait)
     } catch {
+        // Nothing was drained: every enabled receiver is reported failing with the cause (exit 1 for --once).
         logger.error("uplink: \(error)")
-        return []
+        return configuration.gateway.receivers.filter(\.enabled).map { receiver in
+            var summary = DrainSummary(receiver: receiver.name)
+            summary.lastError = "\(error)"
+            return summary
+        }
     }
 }
 

@@ -105,6 +105,8 @@ public struct DrainSummary: Sendable, Codable, Equatable {
     /// True when the journal is drained for this receiver; false when it stopped because the receiver is failing.
     public var drained: Bool = false
     public var lastError: String?
+
+    public init(receiver: String) { self.receiver = receiver }
 }
 
 /// One receiver's uplink: reads the journal through its own cursor, fixes packages before their first send,
