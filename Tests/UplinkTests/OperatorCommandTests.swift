@@ -27,4 +27,16 @@ extension TestEnvironment {
         #expect(result.code == 1, "\(result.output)")
         #expect(result.output.contains("province") && result.output.contains(passphrase), "\(result.output)")
     }
+
+    /// `certs check` exists to tell an operator before the uplink does that its TLS files will not work. A
+    /// configured key_passphrase_file that cannot be read stops the uplink ("cannot read key_passphrase_file"),
+    /// so certs check must report it as an error (exit 1), not "key matches" and exit 0.
+    @Test func certsCheckReportsAnUnreadableKeyPassphraseFile() async throws {
+        let environment = try TestEnvironment.make()
+        defer { environment.remove() }
+        let (config, passphrase) = try environment.writeConfigWithMissingPassphraseFile()
+        let result = try await runEsgate(["certs", "check", "--config", config], environment: environment)
+        #expect(result.code == 1, "\(result.output)")
+        #expect(result.output.contains("ERROR") && result.output.contains(passphrase), "\(result.output)")
+    }
 }
