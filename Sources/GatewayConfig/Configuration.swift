@@ -33,6 +33,10 @@ public struct ReceiverConfiguration: Sendable, Equatable {
     public var insecurePlaintext: Bool = false
     /// File holding the client key's passphrase (`key_passphrase_file`).
     public var keyPassphraseFile: String? = nil
+    /// Environment variable holding the client key's passphrase (`key_passphrase_env`), and its value as read
+    /// when the configuration was loaded.
+    public var keyPassphraseEnvironment: String? = nil
+    public var keyPassphrase: String? = nil
     /// TCP + TLS connect timeout (`connect_timeout`) and whole-request timeout (`timeout`).
     public var connectTimeout: Duration = .seconds(10)
     public var timeout: Duration = .seconds(60)
@@ -122,6 +126,19 @@ extension GatewayConfiguration {
             receiver.recordTypes = section.stringList("record_types") ?? []
             receiver.insecurePlaintext = section.boolean("insecure_plaintext") ?? false
             receiver.keyPassphraseFile = section.string("key_passphrase_file").map { resolvePath($0, relativeTo: base) }
+            if let variable = section.string("key_passphrase_env") {
+                let line = section.raw("key_passphrase_env")?.mark.line ?? section.line
+                receiver.keyPassphraseEnvironment = variable
+                if receiver.keyPassphraseFile != nil {
+                    section.diagnostics.report(line: line, key: section.qualified("key_passphrase_env"),
+                                               "give key_passphrase_file or key_passphrase_env, not both")
+                } else if let value = diagnostics.environment[variable], !value.isEmpty {
+                    receiver.keyPassphrase = value
+                } else {
+                    section.diagnostics.report(line: line, key: section.qualified("key_passphrase_env"),
+                                               "environment variable \(variable) (passphrase of \(receiver.keyFile ?? "the client key")) is not set")
+                }
+            }
             receiver.connectTimeout = section.duration("connect_timeout") ?? .seconds(10)
             receiver.timeout = section.duration("timeout") ?? .seconds(60)
             receiver.referenceSource = section.boolean("reference_source") ?? false

@@ -198,6 +198,7 @@ func certificateReports(_ gateway: GatewayConfiguration, warnDays: Int = 30, now
                             report.errors.append("cannot read key_passphrase_file \(file): the uplink cannot start")
                         }
                         let password = passphrase.map { String(decoding: $0, as: UTF8.self).trimmingCharacters(in: .newlines) }
+                            ?? receiver.keyPassphrase
                         let matches = try CertificateInfo.keyMatches(certificateFile: file, keyFile: keyFile, password: password)
                         report.keyMatches = matches
                         if !matches { report.errors.append("key \(keyFile) does not belong to this certificate") }

@@ -37,7 +37,7 @@ public struct UplinkSettings: Sendable {
 
     /// Settings of a configured receiver. Reads the key passphrase file when one is configured.
     public static func from(_ receiver: ReceiverConfiguration, gateway: GatewayConfiguration) throws(UplinkError) -> UplinkSettings {
-        var password: String?
+        var password = receiver.keyPassphrase
         if let file = receiver.keyPassphraseFile {
             guard let data = FileManager.default.contents(atPath: file) else {
                 throw UplinkError(operation: "receiver \(receiver.name)", underlying: "cannot read key_passphrase_file \(file)")

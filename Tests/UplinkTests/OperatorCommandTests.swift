@@ -1,5 +1,7 @@
 import Foundation
+import GatewayConfig
 import Testing
+import Uplink
 
 // Operator-facing behaviour of the uplink commands through the binary: exit codes (0 ok, 1 failure, 2 usage)
 // and errors that name the receiver and the file at fault.
@@ -38,5 +40,56 @@ extension TestEnvironment {
         let result = try await runEsgate(["certs", "check", "--config", config], environment: environment)
         #expect(result.code == 1, "\(result.output)")
         #expect(result.output.contains("ERROR") && result.output.contains(passphrase), "\(result.output)")
+    }
+}
+
+@Suite struct KeyPassphraseTests {
+    /// The client key's passphrase may come from a file or from the environment (`key_passphrase_env: NAME`):
+    /// an encrypted key with its passphrase in the environment delivers over mutual TLS; a variable that is not
+    /// set is a configuration error naming the receiver's key and the variable.
+    @Test func encryptedClientKeyWithPassphraseFromTheEnvironmentDelivers() async throws {
+        let environment = try TestEnvironment.make()
+        defer { environment.remove() }
+        let encryptedKey = environment.path("client-encrypted.key")
+        let openssl = Process()
+        openssl.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
+        openssl.arguments = ["pkey", "-in", environment.cert("client.key"), "-aes256", "-passout", "pass:s3cret", "-out", encryptedKey]
+        try openssl.run()
+        openssl.waitUntilExit()
+        #expect(openssl.terminationStatus == 0)
+        try fillJournal(environment.journalPath, count: 3)
+        let server = try environment.sandbox()
+        defer { server.stop() }
+        let yaml = """
+            district: "410103"
+            state_dir: \(environment.path("state"))
+            receivers:
+              - name: province
+                url: \(url(server.port))
+                division: "410000"
+                ca_file: \(environment.cert("ca.pem"))
+                cert_file: \(environment.cert("client.pem"))
+                key_file: \(encryptedKey)
+                key_passphrase_env: ESGATE_TEST_KEY_PASSPHRASE
+
+            """
+        let file = environment.path("gateway.yaml")
+        try yaml.write(toFile: file, atomically: true, encoding: .utf8)
+
+        var missing: [ConfigError] = []
+        _ = GatewayConfiguration.load(file: file, environment: [:], errors: &missing)
+        #expect(missing.contains { $0.key.contains("key_passphrase_env") && $0.message.contains("ESGATE_TEST_KEY_PASSPHRASE") },
+                "\(missing)")
+
+        var errors: [ConfigError] = []
+        let gateway = try #require(GatewayConfiguration.load(file: file, environment: ["ESGATE_TEST_KEY_PASSPHRASE": "s3cret"],
+                                                             errors: &errors))
+        #expect(errors.isEmpty, "\(errors)")
+        let receiver = try #require(gateway.receivers.first)
+        let uplink = try ReceiverUplink(settings: UplinkSettings.from(receiver, gateway: gateway), journalPath: environment.journalPath,
+                                        validator: try makeValidator(), logger: .silent)
+        let summary = try await uplink.drain(maxWait: .seconds(2))
+        #expect(summary.drained, "\(summary.lastError ?? "")")
+        #expect(server.receiver.records().count == 3)
     }
 }
