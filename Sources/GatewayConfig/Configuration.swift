@@ -125,6 +125,10 @@ extension GatewayConfiguration {
                 enabled: section.boolean("enabled") ?? true)
             receiver.recordTypes = section.stringList("record_types") ?? []
             receiver.insecurePlaintext = section.boolean("insecure_plaintext") ?? false
+            if url.lowercased().hasPrefix("http://") && !receiver.insecurePlaintext {
+                section.diagnostics.report(line: section.raw("url")?.mark.line ?? section.line, key: section.qualified("url"),
+                                           "plain http:// is refused: use https://, or set insecure_plaintext: true (tests only)")
+            }
             receiver.keyPassphraseFile = section.string("key_passphrase_file").map { resolvePath($0, relativeTo: base) }
             if let variable = section.string("key_passphrase_env") {
                 let line = section.raw("key_passphrase_env")?.mark.line ?? section.line

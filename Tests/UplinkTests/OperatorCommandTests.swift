@@ -93,3 +93,22 @@ extension TestEnvironment {
         #expect(server.receiver.records().count == 3)
     }
 }
+
+extension OperatorCommandTests {
+    /// HTTPS only; plain http:// only for a receiver marked insecure_plaintext (the uplink refuses it on every
+    /// attempt). `config check` must say so, naming the receiver's url, instead of "ok".
+    @Test func plainHTTPReceiverWithoutInsecurePlaintextIsAConfigurationError() async throws {
+        let environment = try TestEnvironment.make(certificates: false)
+        defer { environment.remove() }
+        let config = try environment.writeGatewayConfig(port: 9)
+        let yaml = try String(contentsOfFile: config, encoding: .utf8).replacingOccurrences(of: "url: https://", with: "url: http://")
+        try yaml.write(toFile: config, atomically: true, encoding: .utf8)
+        let result = try await runEsgate(["config", "check", "--config", config], environment: environment)
+        #expect(result.code == 1, "\(result.output)")
+        #expect(result.output.contains("receivers[0].url") && result.output.contains("insecure_plaintext"), "\(result.output)")
+        let allowed = yaml.replacingOccurrences(of: "    timeout: 10s\n", with: "    timeout: 10s\n    insecure_plaintext: true\n")
+        try allowed.write(toFile: config, atomically: true, encoding: .utf8)
+        let ok = try await runEsgate(["config", "check", "--config", config], environment: environment)
+        #expect(ok.code == 0, "\(ok.output)")
+    }
+}
