@@ -165,9 +165,11 @@ func certificateReports(_ gateway: GatewayConfiguration, warnDays: Int = 30, now
         let files: [(String, String?)] = [("ca", receiver.caFile), ("client certificate", receiver.certificateFile)]
         for (role, file) in files {
             guard let file else {
-                if role == "client certificate" && !receiver.insecurePlaintext {
+                if !receiver.insecurePlaintext {
                     var report = CertificateReport(receiver: receiver.name, role: role, file: "-")
-                    report.errors.append("no cert_file configured: the receiver will refuse the connection")
+                    report.errors.append(role == "ca"
+                        ? "no ca_file configured: the receiver's certificate is checked against the system's public CAs, not the CA the province issued (PUI §1)"
+                        : "no cert_file configured: the receiver will refuse the connection")
                     reports.append(report)
                 }
                 continue

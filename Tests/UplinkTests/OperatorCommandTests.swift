@@ -112,3 +112,20 @@ extension OperatorCommandTests {
         #expect(ok.code == 0, "\(ok.output)")
     }
 }
+
+extension OperatorCommandTests {
+    /// Spec §1: "The receiver's certificate MUST be verified against the CA the province issued". Without
+    /// ca_file the client trusts the system's public CAs instead. `certs check` reported nothing and exited 0;
+    /// like a missing cert_file, it is an error naming the receiver (exit 1).
+    @Test func certsCheckReportsAReceiverWithoutCAFile() async throws {
+        let environment = try TestEnvironment.make()
+        defer { environment.remove() }
+        let config = try environment.writeGatewayConfig(port: 9)
+        let yaml = try String(contentsOfFile: config, encoding: .utf8)
+            .split(separator: "\n", omittingEmptySubsequences: false).filter { !$0.contains("ca_file:") }.joined(separator: "\n")
+        try yaml.write(toFile: config, atomically: true, encoding: .utf8)
+        let result = try await runEsgate(["certs", "check", "--config", config], environment: environment)
+        #expect(result.code == 1, "\(result.output)")
+        #expect(result.output.contains("province ca") && result.output.contains("no ca_file"), "\(result.output)")
+    }
+}
