@@ -224,6 +224,7 @@ public final class SandboxReceiver: @unchecked Sendable {
         }
         if let injected { return injected }
         if options.acknowledgeOnly { return acknowledge(request.body) }
+        if let problem = Self.contentTypeProblem(request.header("Content-Type")) { return clientFault("E100", problem) }
         guard request.body.count <= PUIWire.maxRequestBytes else {
             return clientFault("E104", "request body of \(request.body.count) bytes exceeds 8 MiB")
         }
@@ -299,6 +300,23 @@ public final class SandboxReceiver: @unchecked Sendable {
             Thread.sleep(forTimeInterval: seconds(options.dropDelay))
         }
         return soap(200, stored.response)
+    }
+
+    /// Why a request's Content-Type is not spec §1's `text/xml; charset=utf-8` (media type and charset compared
+    /// case-insensitively, parameters in any spacing, the charset possibly quoted); nil when it is.
+    static func contentTypeProblem(_ value: String?) -> String? {
+        guard let value else { return "no Content-Type: expected text/xml; charset=utf-8" }
+        let parts = value.split(separator: ";").map { $0.trimmingCharacters(in: .whitespaces) }
+        let charset = parts.dropFirst().compactMap { parameter -> String? in
+            guard let equals = parameter.firstIndex(of: "="),
+                  parameter[..<equals].trimmingCharacters(in: .whitespaces).lowercased() == "charset" else { return nil }
+            return parameter[parameter.index(after: equals)...].trimmingCharacters(in: .whitespaces)
+                .trimmingCharacters(in: CharacterSet(charactersIn: "\"")).lowercased()
+        }.first
+        guard parts.first?.lowercased() == "text/xml", charset == "utf-8" else {
+            return "Content-Type \(value): expected text/xml; charset=utf-8 (SOAP 1.1)"
+        }
+        return nil
     }
 
     /// `acknowledgeOnly`: a receipt from PackageId and RecordCount found by a byte search.

@@ -140,4 +140,26 @@ extension RetryAfterTests {
         #expect(response.status == 200, "\(String(decoding: response.body, as: UTF8.self))")
         #expect(receiver.records().first { $0.type == "Completion" }?.rev == 3)
     }
+
+    /// Spec §1: `Content-Type: text/xml; charset=utf-8` (SOAP 1.1's media type). A request in another media type
+    /// (SOAP 1.2's application/soap+xml, none at all) or another charset must be refused; the same media type
+    /// spelled differently (case, spaces, quoted charset) is the same and accepted.
+    @Test func contentTypeOtherThanTextXMLUTF8IsRefused() throws {
+        let environment = try TestEnvironment.make(certificates: false)
+        defer { environment.remove() }
+        let receiver = try SandboxReceiver(databasePath: environment.path("sandbox.sqlite"), options: SandboxOptions())
+        let example = Array(try String(contentsOfFile: "/work/shared/spec/examples/soap-request.xml", encoding: .utf8).utf8)
+        func post(_ contentType: String?) -> HTTPServerResponse {
+            var headers = [("SOAPAction", PUIWire.submitAction)]
+            if let contentType { headers.append(("Content-Type", contentType)) }
+            return receiver.handle(HTTPServerRequest(method: "POST", path: "/pui", headers: headers, body: example,
+                                                     clientCertificateCommonName: nil))
+        }
+        for wrong in ["application/soap+xml; charset=utf-8", "text/plain", "text/xml; charset=iso-8859-1", nil] {
+            let response = post(wrong)
+            #expect(response.status == 500 && PUIWire.parseFault(response.body)?.code == "E100", "\(wrong ?? "(none)"): \(response.status)")
+        }
+        #expect(receiver.packages().isEmpty)
+        #expect(post("Text/XML;Charset=\"UTF-8\"").status == 200)
+    }
 }
