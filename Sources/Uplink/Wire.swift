@@ -152,6 +152,11 @@ extension PUIWire {
         return Receipt(packageId: packageId, receivedAt: receivedAt, accepted: accepted, duplicates: duplicates, rejected: rejected)
     }
 
+    /// `Client`, or a more specific Client fault in SOAP 1.1's dot notation (§4.4.1: `Client.Authentication`).
+    static func isClientFaultCode(_ localName: String) -> Bool {
+        localName == "Client" || localName.hasPrefix("Client.")
+    }
+
     /// Parses a SOAP fault; nil when the body is not one.
     public static func parseFault(_ body: [UInt8]) -> PUIFault? {
         guard let root = try? XMLDocument(bytes: body, url: "fault.xml").root,
@@ -162,7 +167,7 @@ extension PUIWire {
         let faultCode = rawCode.split(separator: ":").last.map(String.init) ?? rawCode
         let faultString = fault.child("faultstring")?.text ?? ""
         guard let error = find(fault, "Error") else {
-            return PUIFault(faultCode: faultCode, faultString: faultString, code: nil, retryable: faultCode != "Client",
+            return PUIFault(faultCode: faultCode, faultString: faultString, code: nil, retryable: !isClientFaultCode(faultCode),
                             message: faultString)
         }
         let retryableText = error.attribute("retryable")?.trimmingCharacters(in: .whitespacesAndNewlines)
@@ -195,7 +200,7 @@ extension PUIWire {
         case 500:
             guard let fault = parseFault(body) else { return .retry(reason: "HTTP 500 without a SOAP fault", retryAfter: nil) }
             // Strict reading: only a Client fault whose pui:Error says retryable="false" refuses the package.
-            if fault.faultCode == "Client" && !fault.retryable && fault.code != nil {
+            if isClientFaultCode(fault.faultCode) && !fault.retryable && fault.code != nil {
                 return .refused(fault)
             }
             return .retry(reason: "receiver fault \(fault.code ?? fault.faultCode): \(fault.message)", retryAfter: nil)

@@ -37,6 +37,30 @@ import XMLSupport
         #expect(fault.code == "E101" && fault.faultCode == "Client")
     }
 
+    /// SOAP 1.1 §4.4.1: fault codes extend with dots, "what is to the left of the dot is a more generic fault
+    /// code" (e.g. Client.Authentication). A receiver answering `soap:Client.Schema` with a non-retryable
+    /// pui:Error E100 refused the package; resending it unchanged for ever is what the spec forbids.
+    @Test func dottedClientFaultCodeRefusesThePackage() {
+        let body = Array("""
+            <soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/"><soap:Body><soap:Fault>
+            <faultcode>soap:Client.Schema</faultcode><faultstring>invalid</faultstring>
+            <detail><pui:Error xmlns:pui="urn:cn-esup:pui:1" code="E100" retryable="false">not valid</pui:Error></detail>
+            </soap:Fault></soap:Body></soap:Envelope>
+            """.utf8)
+        let outcome = PUIWire.classify(status: 500, body: body, retryAfter: nil, packageId: "410103-1", recordCount: 1)
+        guard case .refused(let fault) = outcome else {
+            Issue.record("a Client.* fault E100 with retryable=\"false\" must refuse the package, got \(outcome)")
+            return
+        }
+        #expect(fault.code == "E100")
+        // A dotted Server fault stays retryable.
+        let server = Array(String(decoding: body, as: UTF8.self).replacingOccurrences(of: "Client.Schema", with: "Server.Busy")
+            .replacingOccurrences(of: "retryable=\"false\"", with: "retryable=\"true\"").utf8)
+        if case .refused = PUIWire.classify(status: 500, body: server, retryAfter: nil, packageId: "410103-1", recordCount: 1) {
+            Issue.record("a Server.* fault must be retried")
+        }
+    }
+
     /// Receipt counts are xs:nonNegativeInteger / xs:positiveInteger: surrounding whitespace collapses and a
     /// leading '+' is allowed, so this receipt is schema-valid and must be applied, not resent for ever.
     @Test func receiptWithCollapsibleWhitespaceInItsCountsIsApplied() {
