@@ -45,6 +45,32 @@ import Uplink
         #expect(status.lag == 0 && status.cursor == 10 && status.resendQueued == 0 && status.pending == nil)
     }
 
+    /// A record that alone exceeds the byte limit (possible only with a small `maxBytes`; 8 MiB holds any
+    /// schema-valid record) is a dead letter with X100, not skipped without a trace; the others are delivered.
+    @Test func aRecordLargerThanAPackageBecomesADeadLetter() async throws {
+        let environment = try TestEnvironment.make()
+        defer { environment.remove() }
+        let journal = try Journal(path: environment.journalPath, durable: false)
+        let big = try application("BIG", itemName: String(repeating: "长", count: 60))
+        let records = [try application("OK1"), big, try application("OK2")]
+        try journal.batch { for r in records { _ = try journal.append(r, source: "t", origin: nil, line: 0) } }
+        let server = try environment.sandbox()
+        defer { server.stop() }
+        var settings = environment.settings(name: "province", url: url(server.port))
+        settings.maxRecords = 1
+        // Room for the envelope and one ordinary record, not for BIG's 170 bytes more.
+        let builder = PackageBuilder(sender: "410103", receiver: "410000", validator: try makeValidator())
+        let ordinary = try #require(try builder.buildDirect(n: 1, entries: [try journal.entries(after: 0)[0]], now: Date()))
+        settings.maxBytes = ordinary.request.count + 50
+        let uplink = try ReceiverUplink(settings: settings, journalPath: environment.journalPath, validator: try makeValidator(),
+                                        logger: .silent)
+        #expect(try await uplink.drain().drained)
+        let letters = try uplink.store.deadLetters(receiver: "province")
+        #expect(letters.map(\.key) == ["BIG"] && letters.first?.code == "X100")
+        #expect(server.receiver.acceptanceCounts().count == 2)
+        #expect(try uplink.store.status(of: uplink.settings).lag == 0)
+    }
+
     /// The background build may find nothing yet (or fewer records); records journaled meanwhile still go out in
     /// order, exactly once, in numbers never reused.
     @Test func recordsJournaledWhileAPackageIsBuiltAheadAreDeliveredInOrder() async throws {
