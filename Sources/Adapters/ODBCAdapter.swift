@@ -110,6 +110,9 @@ public final class ODBCAdapter: @unchecked Sendable {
     private var watermarkColumnType: Int?
     /// The UTC offset of the watermark column's times, in minutes: that of the mapping field reading the column.
     let watermarkZoneMinutes: Int
+    /// How column names are quoted in the SQL the adapter writes: `identifier_quote`, or the driver's own when
+    /// that is `auto` (learnt at each connect).
+    private var identifierQuote: String
     /// Text buffers sized from the driver's declared column sizes, until a value proved a declared size wrong.
     private var declaredTextSizes = true
     /// Tests: called after each journal commit with the number of batches committed in this poll; throwing
@@ -120,6 +123,7 @@ public final class ODBCAdapter: @unchecked Sendable {
                 logger: Logger, mappingSpec: MappingSpec? = nil, file: String? = nil) {
         self.name = name
         self.settings = settings
+        identifierQuote = settings.identifierQuote == "auto" ? "\"" : settings.identifierQuote
         self.file = file
         self.plan = plan
         keyPlan = settings.closesSnapshots ? mappingSpec.flatMap { ODBCAdapter.keyOnlyPlan($0, schema: schema) } : nil
@@ -242,6 +246,11 @@ public final class ODBCAdapter: @unchecked Sendable {
         if let connection, connection.isOpen { return connection }
         let opened = try ODBCAdapter.open(name: name, settings: settings)
         connection = opened
+        if settings.identifierQuote == "auto" {
+            // The driver knows its server's quoting: `"` would be a string literal on MariaDB without ANSI_QUOTES.
+            let character = opened.identifierQuoteCharacter()
+            identifierQuote = ["\"", "`", "["].contains(character ?? "") ? (character ?? "\"") : "\""
+        }
         logger.info("connected (\(opened.redactedConnectionString))")
         return opened
     }
@@ -267,7 +276,7 @@ public final class ODBCAdapter: @unchecked Sendable {
     }
 
     func quoted(_ identifier: String) -> String {
-        switch settings.identifierQuote {
+        switch identifierQuote {
         case "`": return "`" + identifier.replacingOccurrences(of: "`", with: "``") + "`"
         case "[": return "[" + identifier.replacingOccurrences(of: "]", with: "]]") + "]"
         default: return "\"" + identifier.replacingOccurrences(of: "\"", with: "\"\"") + "\""

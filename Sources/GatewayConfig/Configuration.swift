@@ -231,7 +231,8 @@ public struct ODBCSettings: Sendable {
     /// Front-table: the statement run for each journaled row, with `?` bound to `mark_keys` in order.
     public var markStatement: String?
     public var markKeys: [String]
-    /// Quote character for identifiers the adapter writes into SQL (`"`; MariaDB without ANSI_QUOTES: `` ` ``).
+    /// Quote character for identifiers the adapter writes into SQL: `auto` (the driver's SQL_IDENTIFIER_QUOTE_CHAR),
+    /// `"`, `` ` `` (MariaDB without ANSI_QUOTES) or `[`.
     public var identifierQuote: String
     public var pollInterval: Duration
     /// Rows per journal transaction (and per front-table round).
@@ -264,7 +265,7 @@ public struct ODBCSettings: Sendable {
         initialWatermark = nil
         markStatement = nil
         markKeys = []
-        identifierQuote = "\""
+        identifierQuote = "auto"
         pollInterval = .seconds(30)
         batchRows = 1000
         fetchRows = 1000
@@ -364,7 +365,7 @@ extension AdapterConfiguration {
         settings.initialWatermark = section.string("initial_watermark")
         settings.markStatement = section.string("mark_statement")
         settings.markKeys = section.stringList("mark_keys") ?? []
-        settings.identifierQuote = section.string("identifier_quote", default: "\"")
+        settings.identifierQuote = section.string("identifier_quote", default: "auto")
         settings.pollInterval = section.duration("poll_interval") ?? .seconds(30)
         settings.batchRows = section.integer("batch_rows", range: 1...1_000_000) ?? 1000
         settings.fetchRows = section.integer("fetch_rows", range: 1...100_000) ?? 1000
@@ -374,7 +375,7 @@ extension AdapterConfiguration {
         settings.retryCap = section.duration("retry_cap") ?? .seconds(300)
         settings.snapshotDeletes = section.boolean("deletes") ?? false
         settings.maxDeletePercent = section.integer("max_delete_percent", range: 0...100) ?? 50
-        if !["\"", "`", "["].contains(settings.identifierQuote) { report("identifier_quote", "must be \", ` or [") }
+        if !["auto", "\"", "`", "["].contains(settings.identifierQuote) { report("identifier_quote", "must be auto, \", ` or [") }
         switch mode {
         case .incremental:
             if settings.watermarkColumn == nil { report("watermark_column", "required for mode incremental") }

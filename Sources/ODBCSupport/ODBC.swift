@@ -249,6 +249,19 @@ public final class ODBCConnection: @unchecked Sendable {
         return connection
     }
 
+    /// The character the driver quotes identifiers with (`SQL_IDENTIFIER_QUOTE_CHAR`: `"` for PostgreSQL, Oracle
+    /// and SQL Server, `` ` `` for MySQL/MariaDB); nil when the driver does not say or does not quote (" ").
+    public func identifierQuoteCharacter() -> String? {
+        guard let dbc = connection else { return nil }
+        var buffer = [UInt16](repeating: 0, count: 8)
+        var length: Int16 = 0
+        let rc = SQLGetInfoW(dbc, CODBC_IDENTIFIER_QUOTE_CHAR, &buffer, Int16(buffer.count * 2), &length)
+        guard codbc_succeeded(rc) != 0, length > 0 else { return nil }
+        let units = buffer.prefix(min(Int(length) / 2, buffer.count - 1))
+        let text = String(decoding: units, as: UTF16.self).trimmingCharacters(in: .whitespaces)
+        return text.isEmpty ? nil : text
+    }
+
     /// Autocommit on (the default) or off (then `commit()` / `rollback()`).
     public func setAutocommit(_ on: Bool) throws(ODBCError) {
         let dbc = try handle()

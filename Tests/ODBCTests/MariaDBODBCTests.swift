@@ -37,6 +37,17 @@ struct MariaDBODBCTests {
         let bodies = try workspace.bodies(type: "Step")
         #expect(bodies.count == 30)
         #expect(bodies.allSatisfy { $0.contains("二七区张怡") && $0.contains("窗口受理·补正") })
+
+        // Without identifier_quote the adapter asks the driver (`auto`): MariaDB quotes with backticks, and a
+        // `"updated_at"` would have been a string literal here (no ANSI_QUOTES): SQLSTATE 42000 on every poll.
+        #expect(db.identifierQuoteCharacter() == "`")
+        let auto = try ODBCWorkspace(adapter: adapterYAML(
+            connection: server.connectionString(database: database), mode: "incremental",
+            query: caseSelect("steps", quote: "`"), extra: "watermark_column: updated_at\norder_by: [id]\nlag: 5s"))
+        let first = try auto.adapter().poll()
+        #expect(first.counts.stored == 30 && first.watermark == "2026-01-05 10:00:30")
+        let again = try auto.adapter().poll()
+        #expect(again.counts.rows == 6 && again.counts.stored == 0, "the bound applies: a quoted literal would compare as text")
     }
 
     @Test("a bad password gives a clear error naming the adapter and the SQLSTATE")
