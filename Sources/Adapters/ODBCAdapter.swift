@@ -70,6 +70,8 @@ public struct ODBCPollReport: Sendable, Codable, Equatable {
     public var deletionsRefused = 0
     /// Why the mass-deletion guard refused (also the adapter's last error until a poll passes).
     public var deletionRefusal: String?
+    /// Incremental: no row of the poll had a readable watermark (also the adapter's last error until one has).
+    public var watermarkProblem: String?
     public var seconds: Double = 0
 }
 
@@ -172,7 +174,8 @@ public final class ODBCAdapter: @unchecked Sendable {
             if let watermark = report.watermark { status.watermark = watermark }
             // A refused mass deletion is not a failed poll (the records are stored), but it needs an operator,
             // so it shows as the adapter's error until a poll passes the guard.
-            let problem = report.deletionRefusal.map { "adapter \(name): \($0)" }
+            let problems = [report.deletionRefusal, report.watermarkProblem].compactMap { $0 }
+            let problem = problems.isEmpty ? nil : "adapter \(name): " + problems.joined(separator: "; ")
             status.lastError = problem
             if problem == nil {
                 status.failingSince = nil
@@ -204,6 +207,13 @@ public final class ODBCAdapter: @unchecked Sendable {
               let value = Watermark(parsing: watermark, kind: .timestamp) else { return nil }
         let utc = Double(value.value) / 1_000_000 - Double(watermarkZoneMinutes) * 60
         return now.timeIntervalSince1970 - utc
+    }
+
+    /// A timeout for ODBC, which counts whole seconds and takes 0 for "no limit": a configured 500ms is one
+    /// second, not none.
+    static func wholeSeconds(_ duration: Duration) -> Int {
+        let (seconds, attoseconds) = duration.components
+        return Int(seconds) + (attoseconds > 0 ? 1 : 0)
     }
 
     static func exceedsDeclaredSize(_ error: Error) -> Bool {
@@ -266,8 +276,8 @@ public final class ODBCAdapter: @unchecked Sendable {
             if !text.hasSuffix(";") && !text.isEmpty { text += ";" }
             text += "PWD={\(password.replacingOccurrences(of: "}", with: "}}"))}"
         }
-        let options = ODBCConnectionOptions(loginTimeout: Int(settings.loginTimeout.components.seconds),
-                                            queryTimeout: Int(settings.queryTimeout.components.seconds))
+        let options = ODBCConnectionOptions(loginTimeout: wholeSeconds(settings.loginTimeout),
+                                            queryTimeout: wholeSeconds(settings.queryTimeout))
         do {
             return try ODBCConnection(connectionString: text, options: options)
         } catch {
@@ -391,6 +401,15 @@ public final class ODBCAdapter: @unchecked Sendable {
             return try commitSnapshot(from: channel, report: &report)
         }
         var finished = false
+        var unreadable: (count: Int, example: String?) = (0, nil)
+        var rowsRead = 0
+        defer {
+            // Not one row of the poll moved the watermark: every poll reads them all again, and new rows are
+            // found only by re-reading everything. Stored all the same, but the adapter shows it as its error.
+            if let watermarkColumn, rowsRead > 0, unreadable.count == rowsRead {
+                report.watermarkProblem = "watermark column \(watermarkColumn): none of the \(rowsRead) rows read holds a \(settings.watermarkKind.rawValue) (e.g. '\(unreadable.example ?? "NULL")'), so the watermark cannot move and every poll reads them all again; check watermark_column and watermark_type (odbc.watermark_column)"
+            }
+        }
         while !finished, let first = try channel.take() {
             var counts = IngestCounts()
             var rows = 0
@@ -403,6 +422,7 @@ public final class ODBCAdapter: @unchecked Sendable {
                     rows += chunk.rows.count
                     watermark = chunk.watermark ?? watermark
                     finished = chunk.isLast
+                    unreadable = (chunk.unreadableWatermarks, chunk.unreadableExample)
                     // Another writer waiting (the uplink, supervision) ends the transaction early: the next
                     // chunk may need the source database, and the journal must not wait on it.
                     next = finished || rows >= settings.batchRows || journal.othersWaitingToWrite ? nil : try channel.take()
@@ -414,6 +434,7 @@ public final class ODBCAdapter: @unchecked Sendable {
                 throw error
             }
             if let watermark { report.watermark = watermark }
+            rowsRead += rows
             guard rows > 0 else { continue }
             report.counts += counts
             report.batches += 1
@@ -626,6 +647,10 @@ struct ODBCBatch: Sendable {
     var isLast: Bool
     /// Snapshot with `deletes`: the keys this batch's quarantined rows may stand for.
     var hold = SnapshotHold()
+    /// Incremental: rows so far (this batch and the earlier ones) whose watermark column was NULL or unreadable,
+    /// and the first such value.
+    var unreadableWatermarks = 0
+    var unreadableExample: String?
 }
 
 /// The reading stage: fetch blocks, map and validate, hand over batches. Owns the cursor while it runs.
@@ -717,7 +742,8 @@ final class ODBCReadJob: @unchecked Sendable {
             rows.reserveCapacity(batchRows)
             var hold = SnapshotHold()
             var ordinal = 0
-            var warned = false
+            var unreadable = 0
+            var unreadableExample: String?
             var warnedAhead = false
             let scratch = RowScratch()
             while let block = try fetched.take(), !block.isLast {
@@ -736,20 +762,25 @@ final class ODBCReadJob: @unchecked Sendable {
                             } else if best.map({ value > $0 }) ?? true {
                                 best = value
                             }
-                        } else if !warned {
-                            warned = true
-                            logger.warning("row \(ordinal): the watermark column is empty or not a \(kind.rawValue) ('\(mark ?? "NULL")'); such rows do not move the watermark")
+                        } else {
+                            unreadable += 1
+                            if unreadable == 1 {
+                                unreadableExample = mark ?? "NULL"
+                                logger.warning("row \(ordinal): the watermark column is empty or not a \(kind.rawValue) ('\(mark ?? "NULL")'); such rows do not move the watermark")
+                            }
                         }
                     }
                     rows.append(prepared)
                     if rows.count >= batchRows {
-                        guard channel.put(ODBCBatch(rows: rows, watermark: best?.text, isLast: false, hold: hold)) else { return }
+                        guard channel.put(ODBCBatch(rows: rows, watermark: best?.text, isLast: false, hold: hold,
+                                                    unreadableWatermarks: unreadable, unreadableExample: unreadableExample)) else { return }
                         rows.removeAll(keepingCapacity: true)
                         hold = SnapshotHold()
                     }
                 }
             }
-            _ = channel.put(ODBCBatch(rows: rows, watermark: best?.text, isLast: true, hold: hold))
+            _ = channel.put(ODBCBatch(rows: rows, watermark: best?.text, isLast: true, hold: hold,
+                                      unreadableWatermarks: unreadable, unreadableExample: unreadableExample))
         } catch {
             channel.fail(error)
         }

@@ -36,6 +36,17 @@ func adapterYAML(connection: String, mode: String, query: String, extra: String 
     """
 }
 
+/// A source with `count` case steps stamped `updatedAt`, and a workspace whose one adapter reads them. The source
+/// must outlive the test (its file goes with it).
+func stepsSource(_ count: Int, updatedAt: String, mode: String, extra: String) throws -> (SQLiteSource, ODBCConnection, ODBCWorkspace) {
+    let source = try SQLiteSource()
+    let db = try source.connect()
+    for n in 1...count { try insertCase(db, table: "steps", id: n, updatedAt: updatedAt, row: stepRow(n, at: "2026-01-05 08:52:00")) }
+    let workspace = try ODBCWorkspace(adapter: adapterYAML(connection: source.connectionString, mode: mode,
+                                                           query: caseSelect("steps"), extra: extra))
+    return (source, db, workspace)
+}
+
 @Suite("ODBC over the SQLite driver", .enabled(if: sqliteDriverInstalled, "libsqliteodbc is not installed"))
 struct SQLiteODBCTests {
     @Test("wrapper: UTF-16 parameters and block fetch round-trip Chinese text incl. 𠀀; NULL; SQLSTATE errors")
@@ -113,11 +124,8 @@ struct SQLiteODBCTests {
 
     @Test("snapshot: the second poll is a no-op; a changed row is one new revision")
     func snapshotNoOp() throws {
-        let source = try SQLiteSource()
-        let db = try source.connect()
-        for n in 1...30 { try insertCase(db, table: "steps", id: n, updatedAt: "2026-01-05 10:00:00", row: stepRow(n, at: "2026-01-05 08:52:00")) }
-        let workspace = try ODBCWorkspace(adapter: adapterYAML(connection: source.connectionString, mode: "snapshot",
-                                                               query: caseSelect("steps"), extra: "batch_rows: 7"))
+        let (source, db, workspace) = try stepsSource(30, updatedAt: "2026-01-05 10:00:00", mode: "snapshot", extra: "batch_rows: 7")
+        defer { withExtendedLifetime(source) {} }
         let adapter = try workspace.adapter()
         let first = try adapter.poll()
         #expect(first.counts.stored == 30)
@@ -179,6 +187,26 @@ struct SQLiteODBCTests {
         #expect(replay.replayed == 1, "\(replay)")
         #expect(replay.stored == 1)
         #expect(try workspace.bodies(type: "Step").contains { $0.contains("含逗号,和\"引号\"") || $0.contains("含逗号,和&quot;引号&quot;") })
+    }
+
+    @Test("a watermark column no row can be read from is the adapter's error, not a silent full re-read each poll")
+    func unreadableWatermarkColumn() throws {
+        let (source, db, workspace) = try stepsSource(4, updatedAt: "N/A", mode: "incremental", extra: "watermark_column: updated_at")
+        defer { withExtendedLifetime(source) {} }
+        let adapter = try workspace.adapter()
+        let report = try adapter.poll()
+        #expect(report.counts.stored == 4, "the rows are stored all the same")
+        #expect(report.watermarkProblem?.contains("none of the 4 rows read holds a timestamp (e.g. 'N/A')") == true)
+        let health = try #require(try Journal(path: workspace.journalPath).adapterHealth().first)
+        #expect(health.consecutiveFailures == 1 && health.lastError?.contains("odbc.watermark_column") == true)
+        // One row with a readable time: the watermark moves, and the adapter is healthy again.
+        try insertCase(db, table: "steps", id: 5, updatedAt: "2026-01-05 10:00:00", row: stepRow(5, at: "2026-01-05 08:52:00"))
+        let next = try adapter.poll()
+        #expect(next.watermarkProblem == nil && next.watermark == "2026-01-05 10:00:00")
+        #expect(try Journal(path: workspace.journalPath).adapterHealth().first?.consecutiveFailures == 0)
+        // Timeouts: ODBC's whole seconds, 0 meaning none; a fraction is rounded up, never down to "no limit".
+        #expect(ODBCAdapter.wholeSeconds(.milliseconds(500)) == 1 && ODBCAdapter.wholeSeconds(.seconds(2)) == 2
+                && ODBCAdapter.wholeSeconds(.zero) == 0)
     }
 
     @Test("a driver that cannot connect gives an error naming the adapter and the SQLSTATE; the next poll retries")
