@@ -317,16 +317,24 @@ public func executeUplinkCommand(_ path: [String], _ options: ParsedOptions) asy
             ids = parsed.compactMap { $0 }
         }
         guard ids != nil || options.flag("all") else { throw UsageError("give --id <n[,n...]> or --all") }
-        let store = try UplinkStore(path: configuration.gateway.journalPath)
-        if path[1] == "resend" {
-            let count = try store.resendDeadLetters(ids: ids, receiver: options.value("receiver"), now: Date())
-            if options.flag("json") { writeJSON(["resent": count]) } else {
-                write("queued \(count) dead letter(s) for resend; they go out with the next package (esgate run or uplink run)")
-            }
-            return 0
+        if let receiver = options.value("receiver"), !configuration.gateway.receivers.contains(where: { $0.name == receiver }) {
+            throw UsageError("no receiver named \(receiver) in \(configuration.gateway.file)")
         }
-        let count = try store.dropDeadLetters(ids: ids, receiver: options.value("receiver"), now: Date())
-        if options.flag("json") { writeJSON(["dropped": count]) } else { write("dropped \(count) dead letter(s)") }
+        let store = try UplinkStore(path: configuration.gateway.journalPath)
+        let resend = path[1] == "resend"
+        let count = resend ? try store.resendDeadLetters(ids: ids, receiver: options.value("receiver"), now: Date())
+                           : try store.dropDeadLetters(ids: ids, receiver: options.value("receiver"), now: Date())
+        if options.flag("json") { writeJSON([resend ? "resent" : "dropped": count]) } else if resend {
+            write("queued \(count) dead letter(s) for resend; they go out with the next package (esgate run or uplink run)")
+        } else {
+            write("dropped \(count) dead letter(s)")
+        }
+        // Named ids that were not open dead letters (unknown, or already resent, superseded or dropped) are a
+        // mistake the operator must see, not a quiet "0".
+        if let ids, count < Set(ids).count {
+            writeError("\(Set(ids).count - count) of the given id(s) are not open dead letters\(options.value("receiver").map { " of \($0)" } ?? ""): unknown, or already resent, superseded or dropped (esgate deadletter list --all)")
+            return 1
+        }
         return 0
 
     case ["certs", "check"]:

@@ -181,6 +181,11 @@ func uplinkStatus(_ config: String, environment: TestEnvironment) async throws -
         let list = try await runEsgate(["deadletter", "list", "--json", "--config", config], environment: environment)
         #expect(list.code == 0 && list.output.components(separatedBy: "\"R201\"").count - 1 == rejected, "\(list.output)")
         #expect(try await runEsgate(["deadletter", "resend", "--config", config], environment: environment).code == 2)
+        // An id that is no open dead letter, and a receiver that is not configured: said, not a quiet "queued 0".
+        let unknown = try await runEsgate(["deadletter", "resend", "--id", "999999", "--config", config], environment: environment)
+        #expect(unknown.code == 1 && unknown.output.contains("1 of the given id(s) are not open dead letters"), "\(unknown.output)")
+        let nobody = try await runEsgate(["deadletter", "drop", "--all", "--receiver", "nobody", "--config", config], environment: environment)
+        #expect(nobody.code == 2 && nobody.output.contains("no receiver named nobody"), "\(nobody.output)")
         let lenient = try PythonReceiver(environment: environment, stats: "lenient.json")
         defer { lenient.stop() }
         _ = try environment.writeGatewayConfig(port: lenient.port)
