@@ -213,7 +213,11 @@ public final class ReferenceDataSource: @unchecked Sendable {
         do {
             let response = try await client.send(request)
             guard response.status == 200 else {
-                throw ReferenceDataError(source: url, message: "HTTP \(response.status)")
+                // A SOAP fault says why (E102 for a certificate the province does not know, …): keep its words.
+                let fault = PUIWire.parseFault(response.body).map { fault in
+                    ": \(fault.code ?? "soap:\(fault.faultCode)") \(fault.message.isEmpty ? fault.faultString : fault.message)"
+                } ?? ""
+                throw ReferenceDataError(source: url, message: "HTTP \(response.status)\(fault)")
             }
             let root: XMLElement?
             do { root = try XMLDocument(bytes: response.body, url: "reference-response.xml").root } catch {

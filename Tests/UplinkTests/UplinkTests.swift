@@ -570,6 +570,12 @@ private func journalTextRecords(_ journal: Journal, texts: [String], rounds: Int
         let offline = await restarted.refresh(client: HTTPClient(configuration: settings.client), url: settings.url, division: "410103")
         #expect(offline == fetched)
         #expect(restarted.lastError != nil)
+        // A province that answers with a SOAP fault: its code and words are kept, not only "HTTP 500".
+        let bare = try environment.sandbox()
+        defer { bare.stop() }
+        let faulted = ReferenceDataSource(configuredFile: nil, stateDirectory: environment.path("state"), validator: try makeValidator(), logger: .silent)
+        #expect(await faulted.refresh(client: HTTPClient(configuration: settings.client), url: url(bare.port), division: "410103") == fetched)
+        #expect(faulted.lastError?.contains("HTTP 500: E500 no reference data configured") == true, "\(faulted.lastError ?? "-")")
     }
 }
 
