@@ -52,8 +52,7 @@ public struct Logger: Sendable {
 public struct StandardErrorLogHandler: LogHandler {
     public init() {}
     public func write(_ severity: LogSeverity, _ message: String) {
-        let stamp = ISO8601DateFormatter.string(from: Date(), timeZone: TimeZone(secondsFromGMT: 8 * 3600) ?? .current,
-                                                formatOptions: [.withInternetDateTime])
+        let stamp = beijingTimestamp(Date())
         FileHandle.standardError.write(Data("\(stamp) \(severity.label) \(message)\n".utf8))
     }
 }
@@ -77,4 +76,32 @@ public final class RecordingLogHandler: LogHandler, @unchecked Sendable {
         lock.lock(); defer { lock.unlock() }
         return storage
     }
+}
+
+/// Beijing time (UTC+8) in the schema's BeijingTime form: 2026-01-05T08:37:00+08:00. Plain arithmetic: no
+/// formatter, so that the first log line does not load ICU's data (≈5 MB of resident memory).
+public func beijingTimestamp(_ date: Date) -> String {
+    let seconds = Int64(date.timeIntervalSince1970.rounded(.down)) + 8 * 3600
+    let days = seconds >= 0 ? seconds / 86400 : (seconds - 86399) / 86400
+    let secondOfDay = Int(seconds - days * 86400)
+    let (year, month, day) = CivilCalendar.civilFromDays(Int(days))
+    var text = ""
+    text.reserveCapacity(25)
+    func append(_ value: Int, digits: Int) {
+        let decimal = String(value)
+        if decimal.count < digits { text += String(repeating: "0", count: digits - decimal.count) }
+        text += decimal
+    }
+    append(year, digits: 4)
+    text += "-"
+    append(month, digits: 2)
+    text += "-"
+    append(day, digits: 2)
+    text += "T"
+    append(secondOfDay / 3600, digits: 2)
+    text += ":"
+    append(secondOfDay / 60 % 60, digits: 2)
+    text += ":"
+    append(secondOfDay % 60, digits: 2)
+    return text + "+08:00"
 }

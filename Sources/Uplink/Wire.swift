@@ -212,15 +212,6 @@ extension PUIWire {
     }
 }
 
-/// Beijing time (UTC+8) in the schema's BeijingTime form: 2026-01-05T08:37:00+08:00.
-public func beijingTimestamp(_ date: Date) -> String {
-    let seconds = Int64(date.timeIntervalSince1970.rounded(.down)) + 8 * 3600
-    let days = seconds >= 0 ? seconds / 86400 : (seconds - 86399) / 86400
-    let secondOfDay = seconds - days * 86400
-    let (year, month, day) = CivilCalendar.civilFromDays(Int(days))
-    return String(format: "%04d-%02d-%02dT%02d:%02d:%02d+08:00", year, month, day,
-                  Int(secondOfDay / 3600), Int(secondOfDay / 60 % 60), Int(secondOfDay % 60))
-}
 
 /// Parses a BeijingTime (or any `YYYY-MM-DDTHH:MM:SS[.fff]±HH:MM`) into a Date.
 public func parseTimestamp(_ text: String) -> Date? {

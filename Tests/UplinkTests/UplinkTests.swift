@@ -271,6 +271,12 @@ private func journalTextRecords(_ journal: Journal, texts: [String], rounds: Int
         let date = try #require(parseTimestamp("2026-01-05T08:37:00+08:00"))
         #expect(beijingTimestamp(date) == "2026-01-05T08:37:00+08:00")
         #expect(parseTimestamp("2026-01-05T00:37:00.500+00:00").map { $0.timeIntervalSince(date) } == 0.5)
+        // Written by arithmetic (no formatter): padding, day and year boundaries in Beijing time, early years.
+        #expect(beijingTimestamp(Date(timeIntervalSince1970: 0)) == "1970-01-01T08:00:00+08:00")
+        #expect(beijingTimestamp(Date(timeIntervalSince1970: 1_767_196_799.9)) == "2025-12-31T23:59:59+08:00")
+        #expect(beijingTimestamp(Date(timeIntervalSince1970: 1_767_196_800)) == "2026-01-01T00:00:00+08:00")
+        #expect(beijingTimestamp(Date(timeIntervalSince1970: 1_709_222_399)) == "2024-02-29T23:59:59+08:00")
+        #expect(beijingTimestamp(Date(timeIntervalSince1970: -62_135_596_800)) == "0001-01-01T08:00:00+08:00")
     }
 
     @Test func referenceDataParsesIntoPlainValues() throws {
