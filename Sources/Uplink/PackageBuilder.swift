@@ -78,28 +78,27 @@ public struct PackageBuilder {
     }
 
     /// Appends `entry`'s record element in canonical form to `out`; false (and `out` as it was) when its stored
-    /// body is damaged. `scratch` is working space for decoding compact bodies, reused across records so that
-    /// the per-record cost is copying bytes, not allocating.
+    /// body is damaged: it does not decode whole, or it is not a `<Type>` element (a body the journal cannot
+    /// have written; sent as it is, without `rev`, it would make the receiver refuse the whole package).
+    /// `scratch` is working space for decoding compact bodies, reused across records so that the per-record cost
+    /// is copying bytes, not allocating.
     static func appendCanonicalRecord(_ entry: JournalEntry, scratch: inout [UInt8], to out: inout [UInt8]) -> Bool {
         guard entry.storedBody.first == StoredBody.compactFormMarker else {
-            entry.storedBody.withUnsafeBufferPointer { appendCanonicalRecord(entry, xml: $0, to: &out) }
-            return true
+            return entry.storedBody.withUnsafeBufferPointer { appendCanonicalRecord(entry, xml: $0, to: &out) }
         }
         // Compact bodies decode straight to bytes: no String, no UTF-8 validation (the encoder took valid text).
         scratch.removeAll(keepingCapacity: true)
         let complete = entry.storedBody.withUnsafeBufferPointer { StoredBody.appendXML(of: $0, to: &scratch) }
         guard complete else { return false }
-        scratch.withUnsafeBufferPointer { appendCanonicalRecord(entry, xml: $0, to: &out) }
-        return true
+        return scratch.withUnsafeBufferPointer { appendCanonicalRecord(entry, xml: $0, to: &out) }
     }
 
-    private static func appendCanonicalRecord(_ entry: JournalEntry, xml utf8: UnsafeBufferPointer<UInt8>, to out: inout [UInt8]) {
+    private static func appendCanonicalRecord(_ entry: JournalEntry, xml utf8: UnsafeBufferPointer<UInt8>, to out: inout [UInt8]) -> Bool {
         // `<Type` followed by `>`: the element name ends where the attributes go.
         let typeEnd = entry.type.utf8.count + 1
         guard utf8.count > typeEnd, utf8[0] == 0x3C, utf8[typeEnd] == 0x3E,
               entry.type.utf8.elementsEqual(UnsafeBufferPointer(rebasing: utf8[1..<typeEnd])) else {
-            out.append(contentsOf: utf8)
-            return
+            return false
         }
         out.append(contentsOf: UnsafeBufferPointer(rebasing: utf8[0..<typeEnd]))
         out.append(contentsOf: namespaceAttribute)
@@ -110,7 +109,7 @@ public struct PackageBuilder {
         let content = UnsafeBufferPointer(rebasing: utf8[typeEnd...])
         guard content.contains(0x26) else {   // no `&`: the common case, one copy
             out.append(contentsOf: content)
-            return
+            return true
         }
         var index = content.startIndex
         while index < content.endIndex {
@@ -130,6 +129,7 @@ public struct PackageBuilder {
             out.append(content[index])
             index += 1
         }
+        return true
     }
 
     /// The decimal digits of `value` (a revision: never negative in a journal, but any Int64 is written right).
@@ -172,7 +172,7 @@ public struct PackageBuilder {
         let built = verify ? try buildVerified(n: n, candidates: usable, now: now) : try buildFast(n: n, candidates: usable, now: now)
         guard var built, !damaged.isEmpty else { return built }
         built.heldBack += damaged.map {
-            (Self.member($0.entry, 0), "X100", nil, "the journal's stored body of this record cannot be decoded (damaged); not sent")
+            (Self.member($0.entry, 0), "X100", nil, "the journal's stored body of this record is damaged (it does not decode whole, or is not a <\($0.entry.type)> element); not sent")
         }
         return built
     }

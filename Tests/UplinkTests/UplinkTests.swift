@@ -114,11 +114,14 @@ private func journalTextRecords(_ journal: Journal, texts: [String], rounds: Int
         let texts = ["A&B <c> d>e", "say \"hi\" & 'bye'", "line\r\nbreak\ttab\rcr", "中文（全角）　空格 ∑ 𠀀", "", String(repeating: "长", count: 300)]
         try journalTextRecords(journal, texts: texts, rounds: 12)
         _ = try journal.batch {
-            // A root that is not the record type (and has an attribute): stored as XML, copied as it is.
-            try journal.append(NormalizedRecord(type: "Application", key: "X1", body: "<Applicant a=\"1\"><Name>x</Name></Applicant>"),
+            // A body with attributes on its root: the compact form declines it, so it is stored as XML.
+            _ = try journal.append(NormalizedRecord(type: "Application", key: "X1", body: "<Application a=\"1\"><CaseNo>X1</CaseNo></Application>"),
+                                   source: "t", origin: nil, line: 0)
+            // An attribute inside: declined by the compact form too, stored as XML, sent like any other record.
+            try journal.append(NormalizedRecord(type: "Application", key: "X2", body: "<Application><CaseNo kind=\"x\">X2</CaseNo></Application>"),
                                source: "t", origin: nil, line: 0)
         }
-        let entries = try journal.entries(after: 0)
+        let entries = try journal.entries(after: 0).filter { $0.key != "X1" }
         #expect(entries.contains { $0.rev >= 10 } && entries.contains { $0.deleted })
         #expect(entries.contains { $0.storedBody.first == StoredBody.compactFormMarker } && entries.contains { $0.storedBody.first == 0x3C })
         let now = Date(timeIntervalSince1970: 1_790_000_000)
@@ -148,6 +151,14 @@ private func journalTextRecords(_ journal: Journal, texts: [String], rounds: Int
         #expect(whole.members.count == entries.count)
         let document = try XMLDocument(bytes: whole.request, preserveWhitespace: true)
         #expect(Digest.sm3(try document.exclusiveCanonicalForm(ofElement: "Body", namespace: puiNamespace)).hexString == whole.digest)
+        // A stored body that is not a `<Type>` element (`<Application a="1">`: no place for xmlns and rev):
+        // nil, and the two-step path holds it back with X100 instead of sending it without its rev.
+        let odd = try journal.entries(after: 0).filter { $0.key == "X1" || $0.key == "L1" }
+        #expect(odd.first { $0.key == "X1" }?.storedBody.first == 0x3C)
+        #expect(try builder.buildDirect(n: 1, entries: odd, now: now) == nil)
+        let heldBack = try #require(try builder.build(n: 1, candidates: builder.select(odd, packageId: "410103-1"), now: now))
+        #expect(heldBack.members.map(\.key) == ["L1"] && heldBack.heldBack.map(\.member.key) == ["X1"])
+        #expect(heldBack.heldBack.first?.code == "X100" && heldBack.heldBack.first?.message.contains("not a <Application> element") == true)
         // A damaged stored body: nil, so that the uplink takes the path that holds it back.
         try rewriteStoredBody(path: environment.journalPath, seq: 3) { Array($0.dropLast(4)) }
         let damaged = try Journal(path: environment.journalPath).entries(after: 0)
