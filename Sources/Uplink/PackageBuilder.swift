@@ -149,6 +149,8 @@ public struct PackageBuilder {
     private static let hexCR = Array("&#xD;".utf8)
 
     /// Selects the leading entries that fit the record and byte limits.
+    /// A first entry too large for any package comes back alone with an empty `xml`, like a damaged one: `build`
+    /// holds it back (X100) rather than the queue waiting on it for ever.
     public func select(_ entries: [JournalEntry], packageId: String) -> [(entry: JournalEntry, xml: [UInt8])] {
         let frame = frame(packageId: packageId, createdAt: beijingTimestamp(Date()), count: maxRecords)
         var budget = maxBytes - frame.head.utf8.count - frame.tail.utf8.count
@@ -156,24 +158,32 @@ public struct PackageBuilder {
         for entry in entries.prefix(maxRecords) {
             let xml = Self.canonicalRecordXML(entry)
             let size = xml.count + 1
-            if size > budget { break }
+            if size > budget {
+                if selected.isEmpty { selected.append((entry: entry, xml: [])) }
+                break
+            }
             budget -= size
             selected.append((entry: entry, xml: xml))
         }
         return selected
     }
 
-    /// Builds and digests a package from `candidates` (in journal order); nil when there are none (or, with
-    /// `verify`, when the schema refused every one of them).
+    /// Why a candidate `select` gave with an empty `xml` is held back.
+    public func heldBackReason(_ entry: JournalEntry) -> String {
+        let xml = Self.canonicalRecordXML(entry)
+        guard xml.isEmpty else { return "the record alone exceeds the package limit of \(maxBytes) bytes (\(xml.count) bytes); not sent" }
+        return "the journal's stored body of this record is damaged (it does not decode whole, or is not a <\(entry.type)> element); not sent"
+    }
+
+    /// Builds and digests a package from `candidates` (in journal order); nil when none is usable (all damaged or
+    /// too large, or, with `verify`, refused by the schema).
     public func build(n: Int64, candidates: [(entry: JournalEntry, xml: [UInt8])], now: Date) throws(PackageBuildError) -> BuiltPackage? {
         // A record whose stored body did not decode (empty form, see `canonicalRecordXML`) is held back, never sent.
         let damaged = candidates.filter { $0.xml.isEmpty }
         let usable = damaged.isEmpty ? candidates : candidates.filter { !$0.xml.isEmpty }
         let built = verify ? try buildVerified(n: n, candidates: usable, now: now) : try buildFast(n: n, candidates: usable, now: now)
         guard var built, !damaged.isEmpty else { return built }
-        built.heldBack += damaged.map {
-            (Self.member($0.entry, 0), "X100", nil, "the journal's stored body of this record is damaged (it does not decode whole, or is not a <\($0.entry.type)> element); not sent")
-        }
+        built.heldBack += damaged.map { (Self.member($0.entry, 0), "X100", nil, heldBackReason($0.entry)) }
         return built
     }
 

@@ -196,9 +196,8 @@ public final class ReceiverUplink {
                 throw UplinkError(operation: "build package", underlying: error.description)
             }
             guard let built else {
-                // Every candidate was held back: dead-letter them and move on. No candidate at all: the first
-                // record alone exceeds the byte limit; it becomes a dead letter too, never skipped in silence.
-                let held = candidates.isEmpty ? [Self.tooLarge(entries[0], limit: builder.maxBytes)] : Self.invalid(candidates)
+                // Every candidate was held back: dead-letter them and move on.
+                let held = invalid(candidates)
                 for letter in held {
                     logger.warning("record \(letter.member.type) \(letter.member.key.replacingOccurrences(of: "\u{1F}", with: " / ")) rev \(letter.member.rev) held back: \(letter.message)")
                 }
@@ -227,18 +226,13 @@ public final class ReceiverUplink {
     }
 
     /// Candidates refused as a whole before sending (schema, or damaged stored bodies): dead letters with code X100.
-    private static func invalid(_ candidates: [(entry: JournalEntry, xml: [UInt8])]) -> [(member: PackageMember, code: String, field: String?, message: String)] {
+    private func invalid(_ candidates: [(entry: JournalEntry, xml: [UInt8])]) -> [(member: PackageMember, code: String, field: String?, message: String)] {
         candidates.map { candidate in
             (member: PackageMember(index: 0, seq: candidate.entry.seq, type: candidate.entry.type,
                                    key: candidate.entry.key, rev: candidate.entry.rev),
-             code: "X100", field: String?.none, message: "not valid against pui-v1.xsd, or its stored body cannot be decoded; not sent")
+             code: "X100", field: String?.none,
+             message: candidate.xml.isEmpty ? builder.heldBackReason(candidate.entry) : "not valid against pui-v1.xsd; not sent")
         }
-    }
-
-    /// A record that does not fit in a package by itself (its request would exceed `limit` bytes): code X100.
-    private static func tooLarge(_ entry: JournalEntry, limit: Int) -> (member: PackageMember, code: String, field: String?, message: String) {
-        (member: PackageMember(index: 0, seq: entry.seq, type: entry.type, key: entry.key, rev: entry.rev),
-         code: "X100", field: String?.none, message: "the record alone exceeds the package limit of \(limit) bytes; not sent")
     }
 
     /// A package of records an operator put back in the queue (`deadletter resend`), fixed like any other; nil
@@ -264,7 +258,7 @@ public final class ReceiverUplink {
                 throw UplinkError(operation: "build package", underlying: error.description)
             }
             guard let built else {
-                let held = Self.invalid(candidates)
+                let held = invalid(candidates)
                 try store.holdBack(receiver: settings.name, records: held, dequeue: dequeue, now: now())
                 continue
             }

@@ -117,7 +117,8 @@ public final class UplinkStore {
             -- The last packaged (and resolved) seq, asked at every package: without it each ask read every package
             -- row of the receiver (pending ones through their request's overflow pages), a cost growing with
             -- every package ever sent.
-            CREATE INDEX IF NOT EXISTS uplink_packages_by_last_seq ON uplink_packages(receiver, last_seq, state);
+            -- (Without `state`: building the index then reads no row past its request blob.)
+            CREATE INDEX IF NOT EXISTS uplink_packages_by_last_seq ON uplink_packages(receiver, last_seq);
             CREATE TABLE IF NOT EXISTS uplink_package_records(
                 receiver TEXT NOT NULL, package_id TEXT NOT NULL, idx INTEGER NOT NULL, seq INTEGER NOT NULL,
                 type TEXT NOT NULL, key TEXT NOT NULL, rev INTEGER NOT NULL,

@@ -67,8 +67,14 @@ import Uplink
         #expect(try await uplink.drain().drained)
         let letters = try uplink.store.deadLetters(receiver: "province")
         #expect(letters.map(\.key) == ["BIG"] && letters.first?.code == "X100")
+        #expect(letters.first?.message.contains("alone exceeds the package limit") == true, "\(letters.first?.message ?? "-")")
         #expect(server.receiver.acceptanceCounts().count == 2)
         #expect(try uplink.store.status(of: uplink.settings).lag == 0)
+        // Put back by an operator: it still does not fit; it is held back again, and the queue does not stall.
+        #expect(try uplink.store.resendDeadLetters(ids: nil, receiver: "province", now: Date()) == 1)
+        #expect(try await uplink.drain(maxWait: .seconds(5)).drained)
+        #expect(try uplink.store.deadLetters(receiver: "province").map(\.key) == ["BIG"])
+        #expect(try uplink.store.status(of: uplink.settings).resendQueued == 0)
     }
 
     /// The background build may find nothing yet (or fewer records); records journaled meanwhile still go out in
