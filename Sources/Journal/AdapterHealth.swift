@@ -43,16 +43,28 @@ extension Journal {
     ]
 
     private func ensureHealthTable() throws {
-        try database.execute("""
-            CREATE TABLE IF NOT EXISTS adapter_health(
-                adapter TEXT PRIMARY KEY, kind TEXT NOT NULL, last_poll_at INTEGER, last_success_at INTEGER,
-                last_error TEXT, last_error_at INTEGER, consecutive_failures INTEGER NOT NULL DEFAULT 0)
-            """)
-        // Columns added after the table's first release: added in place to journals that have the table already.
-        let present = Set(try database.query("PRAGMA table_info(adapter_health)").compactMap { $0[1].textValue })
-        for column in Self.healthColumns where !present.contains(column.name) {
-            try database.execute("ALTER TABLE adapter_health ADD COLUMN \(column.name) \(column.type)")
+        if healthTableReady { return }
+        func missingColumns() throws -> [(name: String, type: String)] {
+            let present = Set(try database.query("PRAGMA table_info(adapter_health)").compactMap { $0[1].textValue })
+            return present.isEmpty ? [("", "")] : Self.healthColumns.filter { !present.contains($0.name) }
         }
+        if try !missingColumns().isEmpty {
+            // Several connections (one per adapter, a status command) may find the table missing or old at once:
+            // the check is made again inside one write transaction, so only the first of them changes it.
+            func upgrade() throws {
+                try database.execute("""
+                    CREATE TABLE IF NOT EXISTS adapter_health(
+                        adapter TEXT PRIMARY KEY, kind TEXT NOT NULL, last_poll_at INTEGER, last_success_at INTEGER,
+                        last_error TEXT, last_error_at INTEGER, consecutive_failures INTEGER NOT NULL DEFAULT 0)
+                    """)
+                // Columns added after the table's first release: added in place to journals that have it already.
+                for column in try missingColumns() where !column.name.isEmpty {
+                    try database.execute("ALTER TABLE adapter_health ADD COLUMN \(column.name) \(column.type)")
+                }
+            }
+            if database.inTransaction { try upgrade() } else { try database.transaction { try upgrade() } }
+        }
+        healthTableReady = true
     }
 
     /// Records the outcome of one poll: `error` nil for success.

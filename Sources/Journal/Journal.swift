@@ -134,6 +134,8 @@ public final class Journal {
     /// (`RecordChunks.swift`), when the chunk is full, its source or origin changes, something reads records on
     /// this connection, or the transaction commits.
     private var pendingChunk = RecordChunkBuilder()
+    /// `adapter_health` is known to exist with all its columns (checked once per connection).
+    var healthTableReady = false
     private var pendingSource = ""
     private var pendingOrigin: String?
     /// The seq the next record gets. Assigned by the journal (not SQLite's rowid choice) so that a new key's head

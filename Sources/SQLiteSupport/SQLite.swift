@@ -86,6 +86,9 @@ public final class SQLiteDatabase {
         try SQLiteStatement(database: self, sql: sql)
     }
 
+    /// Whether a transaction is open on this connection (SQLite is not in autocommit mode).
+    public var inTransaction: Bool { sqlite3_get_autocommit(handle) == 0 }
+
     /// Runs `body` inside BEGIN IMMEDIATE … COMMIT, rolling back when it throws.
     public func transaction<T>(_ body: () throws -> T) throws -> T {
         try beginWrite()

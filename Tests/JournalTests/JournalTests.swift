@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import CryptoSupport
 import GatewayModel
 @testable import SQLiteSupport
@@ -43,6 +44,32 @@ private func step(_ caseNo: String, opinion: String) -> NormalizedRecord {
         try journal.recordPoll(adapter: "old", kind: "csv-drop", PollOutcome(error: "z"))
         let failing = try #require(try journal.adapterHealth().first)
         #expect(failing.failingSince == failing.lastErrorAt && failing.lagSeconds == 12.5 && failing.lastPollRows == nil)
+    }
+
+    /// One connection per adapter: after an upgrade they all find the old table at once, and each must record
+    /// its poll (no "duplicate column name" for the ones that lose the race).
+    @Test func adaptersUpgradingTheHealthTableTogetherAllRecordTheirPolls() throws {
+        for round in 0..<5 {
+            let path = NSTemporaryDirectory() + "esgate-health-race-\(UUID().uuidString).sqlite"
+            defer { try? FileManager.default.removeItem(atPath: path) }
+            _ = try Journal(path: path, durable: false)
+            try SQLiteDatabase(path: path).execute("""
+                CREATE TABLE adapter_health(
+                    adapter TEXT PRIMARY KEY, kind TEXT NOT NULL, last_poll_at INTEGER, last_success_at INTEGER,
+                    last_error TEXT, last_error_at INTEGER, consecutive_failures INTEGER NOT NULL DEFAULT 0)
+                """)
+            let failures = Mutex<[String]>([])
+            DispatchQueue.concurrentPerform(iterations: 6) { index in
+                do {
+                    let journal = try Journal(path: path, durable: false)
+                    try journal.recordPoll(adapter: "a\(index)", kind: "odbc", PollOutcome(rows: index))
+                } catch {
+                    failures.withLock { $0.append("round \(round), adapter \(index): \(error)") }
+                }
+            }
+            #expect(failures.withLock { $0 }.isEmpty, "\(failures.withLock { $0 })")
+            #expect(try Journal(path: path).adapterHealth().map(\.rowsRead).sorted() == [0, 1, 2, 3, 4, 5])
+        }
     }
     @Test func sameContentAddsNothingChangedContentAddsARevision() throws {
         let (journal, folder) = try temporaryJournal()
