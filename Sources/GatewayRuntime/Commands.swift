@@ -35,9 +35,10 @@ public let commandTable: [CommandSpec] = [
                           .value("file", "path", "CSV file, or a saved SOAP response with --adapter (not with an ODBC adapter)."),
                           .value("rows", "n", "Number of data rows to map (default 10)."),
                           .value("encoding", "encoding", "utf-8, gb18030 or auto (default: auto)."), jsonOption]),
-    CommandSpec(path: ["status"], abstract: "Overview: every adapter's health and every receiver's state (adapter status + uplink status).",
-                discussion: "Exit 1 when an adapter's last poll failed or a receiver is failing.",
+    CommandSpec(path: ["gateway", "status"], abstract: "Overview: every adapter's health and every receiver's state (adapter status + uplink status).",
+                discussion: "Exit 1 when an adapter's last poll failed, a receiver is failing, or the uplink's state cannot be read.",
                 options: [configOption, jsonOption]),
+    CommandSpec(path: ["status"], abstract: "Same as 'esgate gateway status'.", options: [configOption, jsonOption]),
     CommandSpec(path: ["adapter", "status"], abstract: "Show each adapter's health: last poll, rows read, last error and since when, position, lag, waiting files, quarantine.",
                 options: [configOption, jsonOption]),
     CommandSpec(path: ["journal", "stats"], abstract: "Show what the journal holds: records by type, files, quarantine, cursors.",
@@ -191,17 +192,23 @@ private func execute(_ path: [String], _ options: ParsedOptions) async throws ->
         for row in rows { write(describe(row)) }
         return failing
 
-    case ["status"]:
+    case ["gateway", "status"], ["status"]:
         guard let loaded = loadOrReport(options) else { return 1 }
-        let overview = GatewayStatus(adapters: try adapterStatusRows(loaded),
-                                     uplink: loaded.gateway.receivers.isEmpty ? nil : try uplinkStatus(loaded))
-        let failing = overview.adapters.contains { ($0.health?.consecutiveFailures ?? 0) > 0 }
+        // The uplink's state failing to load (an unreadable key passphrase file, say) still shows the adapters.
+        var uplink: StatusOutput?
+        var uplinkError: String?
+        if !loaded.gateway.receivers.isEmpty {
+            do { uplink = try uplinkStatus(loaded) } catch { uplinkError = "\(error)" }
+        }
+        let overview = GatewayStatus(adapters: try adapterStatusRows(loaded), uplink: uplink, uplinkError: uplinkError)
+        let failing = overview.adapters.contains { ($0.health?.consecutiveFailures ?? 0) > 0 } || uplinkError != nil
             || (overview.uplink?.status.receivers.contains { $0.failingSince != nil } ?? false)
         if options.flag("json") { writeJSON(overview); return failing ? 1 : 0 }
         var text = "adapters:\n"
         text += overview.adapters.isEmpty ? "  none configured\n" : overview.adapters.map { describe($0) + "\n" }.joined()
         text += "receivers:\n"
-        text += overview.uplink.map { describe($0) } ?? "  none configured\n"
+        if let uplinkError { text += "  cannot read the uplink's state: \(uplinkError)\n" }
+        text += overview.uplink.map { describe($0) } ?? (uplinkError == nil ? "  none configured\n" : "")
         write(Redaction.maskIdentityNumbers(in: text))
         return failing ? 1 : 0
 
@@ -377,11 +384,12 @@ func describe(_ row: AdapterStatusRow) -> String {
     return text
 }
 
-/// `esgate status --json`.
+/// `esgate gateway status --json`.
 struct GatewayStatus: Encodable {
     let adapters: [AdapterStatusRow]
-    /// nil when no receiver is configured.
+    /// nil when no receiver is configured, or when their state could not be read (`uplinkError` says why).
     let uplink: StatusOutput?
+    let uplinkError: String?
 }
 
 /// `3 h 12 min`, `45 s`; a negative lag (rows stamped later than now) says so.

@@ -157,7 +157,7 @@ func waitForExit(_ process: Process, timeout: TimeInterval) async throws {
         #expect(health?["consecutiveFailures"] as? Int == 1)
         #expect(health?["failingSince"] != nil && health?["rowsRead"] as? Int == 20)
         // The overview: adapters and receivers in one command (none configured here), failing → exit 1.
-        let overview = try await esgate(["status", "--json", "--config", workspace.configPath])
+        let overview = try await esgate(["gateway", "status", "--json", "--config", workspace.configPath])
         #expect(overview.code == 1)
         let object = try JSONSerialization.jsonObject(with: Data(overview.out.utf8)) as? [String: Any]
         #expect((object?["adapters"] as? [[String: Any]])?.first?["name"] as? String == "drop")

@@ -40,6 +40,10 @@ extension TestEnvironment {
         let result = try await runEsgate(["certs", "check", "--config", config], environment: environment)
         #expect(result.code == 1, "\(result.output)")
         #expect(result.output.contains("ERROR") && result.output.contains(passphrase), "\(result.output)")
+        // The overview still shows what it can, and says why the uplink's part is missing.
+        let overview = try await runEsgate(["gateway", "status", "--config", config], environment: environment)
+        #expect(overview.code == 1 && overview.output.contains("adapters:")
+                && overview.output.contains("cannot read the uplink's state") && overview.output.contains(passphrase), "\(overview.output)")
     }
 }
 
