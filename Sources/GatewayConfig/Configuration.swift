@@ -17,6 +17,12 @@ public enum LogLevel: String, Sendable, CaseIterable, Comparable {
     public static func < (a: LogLevel, b: LogLevel) -> Bool { a.rank < b.rank }
 }
 
+/// `key_passphrase_file` names a file that cannot be read.
+public struct UnreadablePassphraseFile: Error, CustomStringConvertible, Sendable {
+    public let file: String
+    public var description: String { "cannot read key_passphrase_file \(file)" }
+}
+
 /// An upstream receiver (province or city). Used by the uplink.
 public struct ReceiverConfiguration: Sendable, Equatable {
     public var name: String
@@ -31,12 +37,18 @@ public struct ReceiverConfiguration: Sendable, Equatable {
     public var recordTypes: [String] = []
     /// Allow `http://` (tests only; `insecure_plaintext`).
     public var insecurePlaintext: Bool = false
-    /// File holding the client key's passphrase (`key_passphrase_file`).
+    /// File holding the client key's passphrase (`key_passphrase_file`), read when it is needed.
     public var keyPassphraseFile: String? = nil
-    /// Environment variable holding the client key's passphrase (`key_passphrase_env`), and its value as read
-    /// when the configuration was loaded.
-    public var keyPassphraseEnvironment: String? = nil
+    /// The passphrase as the environment variable named by `key_passphrase_env` held it at load time.
     public var keyPassphrase: String? = nil
+
+    /// The client key's passphrase: the first line of `key_passphrase_file`, or `key_passphrase_env`'s value;
+    /// nil when neither is configured. Throws (a message naming the file) when the file cannot be read.
+    public func clientKeyPassphrase() throws(UnreadablePassphraseFile) -> String? {
+        guard let file = keyPassphraseFile else { return keyPassphrase }
+        guard let data = FileManager.default.contents(atPath: file) else { throw UnreadablePassphraseFile(file: file) }
+        return String(decoding: data, as: UTF8.self).trimmingCharacters(in: .newlines)
+    }
     /// TCP + TLS connect timeout (`connect_timeout`) and whole-request timeout (`timeout`).
     public var connectTimeout: Duration = .seconds(10)
     public var timeout: Duration = .seconds(60)
@@ -132,7 +144,6 @@ extension GatewayConfiguration {
             receiver.keyPassphraseFile = section.string("key_passphrase_file").map { resolvePath($0, relativeTo: base) }
             if let variable = section.string("key_passphrase_env") {
                 let line = section.raw("key_passphrase_env")?.mark.line ?? section.line
-                receiver.keyPassphraseEnvironment = variable
                 if receiver.keyPassphraseFile != nil {
                     section.diagnostics.report(line: line, key: section.qualified("key_passphrase_env"),
                                                "give key_passphrase_file or key_passphrase_env, not both")

@@ -195,12 +195,10 @@ func certificateReports(_ gateway: GatewayConfiguration, warnDays: Int = 30, now
                         report.errors.append("subject CN=\(info.commonName ?? "-") is not the district \(gateway.district): the receiver answers E102")
                     }
                     if let keyFile = receiver.keyFile {
-                        let passphrase = receiver.keyPassphraseFile.flatMap { FileManager.default.contents(atPath: $0) }
-                        if let file = receiver.keyPassphraseFile, passphrase == nil {
-                            report.errors.append("cannot read key_passphrase_file \(file): the uplink cannot start")
+                        var password: String?
+                        do { password = try receiver.clientKeyPassphrase() } catch {
+                            report.errors.append("\(error): the uplink cannot start")
                         }
-                        let password = passphrase.map { String(decoding: $0, as: UTF8.self).trimmingCharacters(in: .newlines) }
-                            ?? receiver.keyPassphrase
                         let matches = try CertificateInfo.keyMatches(certificateFile: file, keyFile: keyFile, password: password)
                         report.keyMatches = matches
                         if !matches { report.errors.append("key \(keyFile) does not belong to this certificate") }

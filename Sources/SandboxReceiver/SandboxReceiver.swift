@@ -252,7 +252,7 @@ public final class SandboxReceiver: @unchecked Sendable {
         let sender = head.child("Sender")?.text ?? ""
         let receiverCode = head.child("Receiver")?.text ?? ""
         let claimed = head.child("Digest")?.text ?? ""
-        let recordCount = (head.child("RecordCount")?.text).flatMap(Self.schemaInteger) ?? -1
+        let recordCount = (head.child("RecordCount")?.text).flatMap(PUIWire.xsdInteger) ?? -1
         if let cn = request.clientCertificateCommonName, cn != sender {
             return clientFault("E102", "sender \(sender) is not authorised for the certificate CN=\(cn)")
         }
@@ -362,7 +362,7 @@ public final class SandboxReceiver: @unchecked Sendable {
                 """)
             for (offset, record) in body.children.enumerated() {
                 let index = offset + 1
-                let rev = record.attribute("rev").flatMap(Self.schemaInteger).map(Int64.init) ?? 0
+                let rev = record.attribute("rev").flatMap(PUIWire.xsdInteger).map(Int64.init) ?? 0
                 let op = record.attribute("op") ?? "upsert"
                 let key = recordKey(record)
                 if let problem = check(record) {
@@ -393,11 +393,6 @@ public final class SandboxReceiver: @unchecked Sendable {
         }
         logger.info("\(packageId) from \(sender): \(accepted) accepted, \(duplicates) duplicates, \(rejected.count) rejected")
         return Receipt(packageId: packageId, receivedAt: receivedAt, accepted: accepted, duplicates: duplicates, rejected: rejected)
-    }
-
-    /// An xs:integer-derived value as the schema reads it: surrounding whitespace collapses away.
-    static func schemaInteger(_ text: String) -> Int? {
-        Int(text.trimmingCharacters(in: .whitespacesAndNewlines))
     }
 
     private func serializeRecord(_ element: XMLElement) -> String {

@@ -37,12 +37,9 @@ public struct UplinkSettings: Sendable {
 
     /// Settings of a configured receiver. Reads the key passphrase file when one is configured.
     public static func from(_ receiver: ReceiverConfiguration, gateway: GatewayConfiguration) throws(UplinkError) -> UplinkSettings {
-        var password = receiver.keyPassphrase
-        if let file = receiver.keyPassphraseFile {
-            guard let data = FileManager.default.contents(atPath: file) else {
-                throw UplinkError(operation: "receiver \(receiver.name)", underlying: "cannot read key_passphrase_file \(file)")
-            }
-            password = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .newlines)
+        let password: String?
+        do { password = try receiver.clientKeyPassphrase() } catch {
+            throw UplinkError(operation: "receiver \(receiver.name)", underlying: error.description)
         }
         let tls = HTTPClient.TLSConfiguration(caFile: receiver.caFile, clientCertificateFile: receiver.certificateFile,
                                               clientKeyFile: receiver.keyFile, clientKeyPassword: password)

@@ -126,10 +126,13 @@ extension PUIWire {
     }
 
     /// An xs:integer-derived value as the schema reads it: whitespace collapses (leading and trailing XML
-    /// whitespace is dropped) and a leading sign is allowed.
-    static func xsdInteger(_ text: String) -> Int? {
-        Int(text.trimmingCharacters(in: .whitespacesAndNewlines))
+    /// whitespace, i.e. space, tab, CR and LF, is dropped; other Unicode spaces are not whitespace to XSD) and a
+    /// leading sign is allowed.
+    public static func xsdInteger(_ text: String) -> Int? {
+        Int(text.trimmingCharacters(in: xmlWhitespace))
     }
+
+    private static let xmlWhitespace = CharacterSet(charactersIn: " \t\r\n")
 
     /// Parses a receipt out of a `SubmitPackageResponse` envelope.
     public static func parseReceipt(_ body: [UInt8]) throws(WireError) -> Receipt {
