@@ -354,10 +354,46 @@ public final class ODBCAdapter: @unchecked Sendable {
         return cursor.columns.first { $0.name == column }?.sqlType
     }
 
-    /// `query` as a subquery: without trailing whitespace and statement terminators (`;`).
+    /// `query` as a subquery: without the statement terminators (`;`) it ends with, even when comments follow
+    /// them (`SELECT … ; -- nightly view`), and without trailing whitespace. Quoted text and comments are skipped
+    /// while looking, so a `;` inside them is left alone.
     static func subquery(_ query: String) -> String {
-        var text = Substring(query)
-        while let last = text.last, last == ";" || last.isWhitespace { text = text.dropLast() }
+        var text = Array(query)
+        while true {
+            enum State { case code, singleQuoted, doubleQuoted, lineComment, blockComment }
+            var state = State.code
+            var terminator: Int?
+            var codeAfterTerminator = false
+            var index = 0
+            while index < text.count {
+                let character = text[index]
+                let next: Character? = index + 1 < text.count ? text[index + 1] : nil
+                switch state {
+                case .code:
+                    if character == "-" && next == "-" {
+                        state = .lineComment
+                        index += 1
+                    } else if character == "/" && next == "*" {
+                        state = .blockComment
+                        index += 1
+                    } else if character == ";" {
+                        terminator = index
+                        codeAfterTerminator = false
+                    } else if !character.isWhitespace {
+                        if terminator != nil { codeAfterTerminator = true }
+                        if character == "'" { state = .singleQuoted } else if character == "\"" { state = .doubleQuoted }
+                    }
+                case .singleQuoted: if character == "'" { state = .code }
+                case .doubleQuoted: if character == "\"" { state = .code }
+                case .lineComment: if character.isNewline { state = .code }
+                case .blockComment: if character == "*" && next == "/" { state = .code; index += 1 }
+                }
+                index += 1
+            }
+            guard let terminator, !codeAfterTerminator else { break }
+            text.removeSubrange(terminator...)
+        }
+        while let last = text.last, last.isWhitespace { text.removeLast() }
         return String(text)
     }
 

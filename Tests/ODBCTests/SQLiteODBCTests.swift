@@ -291,6 +291,18 @@ struct SQLiteODBCTests {
         }
     }
 
+    @Test("the query as a subquery: trailing terminators go, also before comments; quoted and commented ; stay")
+    func subqueryText() {
+        let cases: [(String, String)] = [
+            ("SELECT 1;", "SELECT 1"), ("SELECT 1 ;  \n", "SELECT 1"), ("SELECT 1;;", "SELECT 1"),
+            ("SELECT 1 ; -- nightly view", "SELECT 1"), ("SELECT 1; /* a; b */ ", "SELECT 1"),
+            ("SELECT 1 -- a;b", "SELECT 1 -- a;b"), ("SELECT ';' AS x", "SELECT ';' AS x"),
+            ("SELECT \"a;b\" FROM t;", "SELECT \"a;b\" FROM t"), ("SELECT 1; SELECT 2", "SELECT 1; SELECT 2"),
+            ("SELECT 'it''s;' AS x ;", "SELECT 'it''s;' AS x"),
+        ]
+        for (query, expected) in cases { #expect(ODBCAdapter.subquery(query) == expected, "\(query)") }
+    }
+
     @Test("watermark text, ordering and lag arithmetic")
     func watermarks() throws {
         #expect(Watermark(parsing: "2026-01-05 10:00:00", kind: .timestamp)?.text == "2026-01-05 10:00:00")
