@@ -72,6 +72,9 @@ public struct ODBCPollReport: Sendable, Codable, Equatable {
     public var deletionRefusal: String?
     /// Incremental: no row of the poll had a readable watermark (also the adapter's last error until one has).
     public var watermarkProblem: String?
+    /// Records stored twice under one key in this poll: two source rows share a record key (also the adapter's
+    /// last error until a poll has none).
+    public var keyProblem: String?
     public var seconds: Double = 0
 }
 
@@ -112,6 +115,8 @@ public final class ODBCAdapter: @unchecked Sendable {
     private var watermarkColumnType: Int?
     /// The UTC offset of the watermark column's times, in minutes: that of the mapping field reading the column.
     let watermarkZoneMinutes: Int
+    /// Record keys stored by the current poll, to find keys that two source rows share.
+    private var repeatedKeys = RepeatedKeys()
     /// How column names are quoted in the SQL the adapter writes: `identifier_quote`, or the driver's own when
     /// that is `auto` (learnt at each connect).
     private var identifierQuote: String
@@ -149,6 +154,7 @@ public final class ODBCAdapter: @unchecked Sendable {
     public func poll() throws(ODBCAdapterError) -> ODBCPollReport {
         let started = Date()
         var report = ODBCPollReport(adapter: name, mode: settings.mode.rawValue)
+        repeatedKeys = RepeatedKeys()
         do {
             let connection = try connect()
             func pull() throws {
@@ -174,7 +180,9 @@ public final class ODBCAdapter: @unchecked Sendable {
             if let watermark = report.watermark { status.watermark = watermark }
             // A refused mass deletion is not a failed poll (the records are stored), but it needs an operator,
             // so it shows as the adapter's error until a poll passes the guard.
-            let problems = [report.deletionRefusal, report.watermarkProblem].compactMap { $0 }
+            report.keyProblem = repeatedKeys.problem
+            if let problem = report.keyProblem { logger.warning(problem) }
+            let problems = [report.deletionRefusal, report.watermarkProblem, report.keyProblem].compactMap { $0 }
             let problem = problems.isEmpty ? nil : "adapter \(name): " + problems.joined(separator: "; ")
             status.lastError = problem
             if problem == nil {
@@ -600,7 +608,7 @@ public final class ODBCAdapter: @unchecked Sendable {
             if let item = row.quarantine, try journal.isQuarantined(source: name, raw: item.raw) {
                 row.quarantine = nil  // the same row is already held: once is enough
             }
-            try journal.store(row, source: name, file: "odbc", counts: &counts)
+            try journal.store(row, source: name, file: "odbc", counts: &counts) { [self] record in repeatedKeys.note(record) }
         }
     }
 
@@ -677,6 +685,32 @@ extension ODBCAdapter {
 // MARK: - Rows
 
 /// Rows prepared on the reading thread, with the highest watermark read up to and including them.
+/// Finds record keys stored twice in one poll. Within a poll every source row is read once, so a key that gets
+/// two new revisions comes from two rows with different content: the next poll stores both again, and so on for
+/// ever, each revision sent upstream. Keys are kept as hashes, for the first `limit` new revisions of a poll
+/// (enough for code tables and ordinary polls; a million-row pull neither grows its memory nor hashes every key).
+struct RepeatedKeys {
+    static let limit = 65_536
+    private var seen = Set<Int>()
+    private(set) var count = 0
+    private var example: String?
+
+    mutating func note(_ record: NormalizedRecord) {
+        guard seen.count < Self.limit else { return }   // past the limit: no hashing at all on a long pull
+        var hasher = Hasher()
+        hasher.combine(record.type)
+        hasher.combine(record.key)
+        guard !seen.insert(hasher.finalize()).inserted else { return }
+        count += 1
+        if example == nil { example = "\(record.type) \(record.key.replacingOccurrences(of: "\u{1F}", with: " / "))" }
+    }
+
+    var problem: String? {
+        guard count > 0, let example else { return nil }
+        return "\(count) record(s) stored twice under one key in this poll (e.g. \(example)): two source rows map to the same record key with different content, so every poll stores and sends both again; make the mapping's key fields tell the rows apart, or the query return one row per key (mapping)"
+    }
+}
+
 struct ODBCBatch: Sendable {
     var rows: [PreparedRow]
     var watermark: String?

@@ -134,13 +134,17 @@ public struct RowPreparer: Sendable {
 }
 
 extension Journal {
-    /// Stores a prepared row inside the caller's transaction and counts what happened.
-    public func store(_ row: PreparedRow, source: String, file: String, counts: inout IngestCounts) throws(JournalError) {
+    /// Stores a prepared row inside the caller's transaction and counts what happened; `stored` sees each record
+    /// that became a new revision.
+    public func store(_ row: PreparedRow, source: String, file: String, counts: inout IngestCounts,
+                      stored: ((NormalizedRecord) -> Void)? = nil) throws(JournalError) {
         counts.rows += 1
         for index in row.records.indices {
             switch try append(row.records[index], source: source, origin: file, line: row.line,
                               prepared: index < row.bodies.count ? row.bodies[index] : nil) {
-            case .stored: counts.stored += 1
+            case .stored:
+                counts.stored += 1
+                stored?(row.records[index])
             case .unchanged: counts.unchanged += 1
             }
         }

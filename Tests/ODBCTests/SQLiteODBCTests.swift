@@ -291,6 +291,29 @@ struct SQLiteODBCTests {
         }
     }
 
+    @Test("two source rows that map to one record key with different content are the adapter's error, not silent churn")
+    func rowsSharingARecordKey() throws {
+        let (source, db, workspace) = try stepsSource(3, updatedAt: "2026-01-05 10:00:00", mode: "snapshot", extra: "batch_rows: 2")
+        defer { withExtendedLifetime(source) {} }
+        // Row 9 repeats row 2's case, step and time (the Step record's key) with another note.
+        try insertCase(db, table: "steps", id: 9, updatedAt: "2026-01-05 10:00:00", row: stepRow(2, at: "2026-01-05 08:52:00", note: "补正"))
+        let adapter = try workspace.adapter()
+        let first = try adapter.poll()
+        #expect(first.keyProblem?.contains("1 record(s) stored twice under one key") == true, "\(first.keyProblem ?? "-")")
+        #expect(first.keyProblem?.contains("Step 410103006202601050000002") == true)
+        // Every poll stores both again: that is what the error is about.
+        let second = try adapter.poll()
+        #expect(second.counts.stored >= 2 && second.keyProblem != nil)
+        let health = try #require(try Journal(path: workspace.journalPath).adapterHealth().first)
+        #expect(health.consecutiveFailures == 2 && health.lastError?.contains("two source rows map to the same record key") == true)
+        // The department removes the duplicate: one more revision, then quiet and healthy.
+        try db.execute("DELETE FROM steps WHERE id = 9")
+        #expect(try adapter.poll().keyProblem == nil)
+        let quiet = try adapter.poll()
+        #expect(quiet.counts.stored == 0 && quiet.keyProblem == nil)
+        #expect(try Journal(path: workspace.journalPath).adapterHealth().first?.consecutiveFailures == 0)
+    }
+
     @Test("the query as a subquery: trailing terminators go, also before comments; quoted and commented ; stay")
     func subqueryText() {
         let cases: [(String, String)] = [
