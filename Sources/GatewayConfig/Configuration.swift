@@ -42,8 +42,8 @@ public struct ReceiverConfiguration: Sendable, Equatable {
     /// The passphrase as the environment variable named by `key_passphrase_env` held it at load time.
     public var keyPassphrase: String? = nil
 
-    /// The client key's passphrase: the first line of `key_passphrase_file`, or `key_passphrase_env`'s value;
-    /// nil when neither is configured. Throws (a message naming the file) when the file cannot be read.
+    /// The client key's passphrase: `key_passphrase_file`'s content without surrounding line breaks, or
+    /// `key_passphrase_env`'s value; nil when neither is configured. Throws when the file cannot be read.
     public func clientKeyPassphrase() throws(UnreadablePassphraseFile) -> String? {
         guard let file = keyPassphraseFile else { return keyPassphrase }
         guard let data = FileManager.default.contents(atPath: file) else { throw UnreadablePassphraseFile(file: file) }
