@@ -133,6 +133,14 @@ func diagnostics(handleType: Int16, handle: UnsafeMutableRawPointer?) -> [ODBCDi
 public final class ODBCConnection: @unchecked Sendable {
     private var environment: UnsafeMutableRawPointer?
     private var connection: UnsafeMutableRawPointer?
+    /// Statement handles allocated on this connection and not yet freed, guarded by `statementsLock`. A statement
+    /// or cursor can be released on another thread after `close()` (its last reference held by a reader thread
+    /// that is just ending), and `SQLDisconnect` has freed its handle by then; the driver manager may already have
+    /// given that address to a statement of another connection. Freeing or resetting such a stale handle would
+    /// hit that other statement mid-fetch, so every free and reset that can run from a deinit goes through
+    /// `withLiveStatement`/`freeStatement`, which act only on handles still listed here.
+    private let statementsLock = NSLock()
+    private var liveStatements = Set<UnsafeMutableRawPointer>()
     public let options: ODBCConnectionOptions
     /// The connection string with `PWD=`/`Password=` values masked, for messages.
     public let redactedConnectionString: String
@@ -181,7 +189,12 @@ public final class ODBCConnection: @unchecked Sendable {
     deinit { close() }
 
     /// Disconnects and frees the handles (idempotent).
+    /// Frees the statements still open on it first, so that none of their handles outlives the connection.
     public func close() {
+        statementsLock.lock()
+        defer { statementsLock.unlock() }
+        for statement in liveStatements { SQLFreeHandle(CODBC_HANDLE_STMT, statement) }
+        liveStatements.removeAll()
         if let connection {
             SQLDisconnect(connection)
             SQLFreeHandle(CODBC_HANDLE_DBC, connection)
@@ -189,6 +202,40 @@ public final class ODBCConnection: @unchecked Sendable {
         if let environment { SQLFreeHandle(CODBC_HANDLE_ENV, environment) }
         connection = nil
         environment = nil
+    }
+
+    /// A new statement handle, listed as live until `freeStatement` or `close`.
+    func allocateStatement() -> UnsafeMutableRawPointer? {
+        statementsLock.lock()
+        defer { statementsLock.unlock() }
+        guard let connection else { return nil }
+        var handle: SQLHANDLE?
+        guard codbc_succeeded(SQLAllocHandle(CODBC_HANDLE_STMT, connection, &handle)) != 0, let handle else { return nil }
+        liveStatements.insert(handle)
+        return handle
+    }
+
+    /// Frees `handle` unless `close()` already did.
+    func freeStatement(_ handle: UnsafeMutableRawPointer) {
+        statementsLock.lock()
+        defer { statementsLock.unlock() }
+        guard liveStatements.remove(handle) != nil else { return }
+        SQLFreeHandle(CODBC_HANDLE_STMT, handle)
+    }
+
+    /// Runs `body` on `handle` only while it is still a live statement of this connection.
+    func withLiveStatement(_ handle: UnsafeMutableRawPointer, _ body: (UnsafeMutableRawPointer) -> Void) {
+        statementsLock.lock()
+        defer { statementsLock.unlock() }
+        guard liveStatements.contains(handle) else { return }
+        body(handle)
+    }
+
+    /// Whether `handle` is still a live statement of this connection (not freed by `close()`).
+    func isLive(_ handle: UnsafeMutableRawPointer) -> Bool {
+        statementsLock.lock()
+        defer { statementsLock.unlock() }
+        return liveStatements.contains(handle)
     }
 
     public var isOpen: Bool { connection != nil }

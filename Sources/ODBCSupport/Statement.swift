@@ -26,9 +26,8 @@ public final class ODBCStatement {
     init(connection: ODBCConnection, sql: String) throws(ODBCError) {
         self.connection = connection
         self.sql = sql
-        let dbc = try connection.handle()
-        var stmt: SQLHANDLE?
-        guard codbc_succeeded(SQLAllocHandle(CODBC_HANDLE_STMT, dbc, &stmt)) != 0, let stmt else {
+        _ = try connection.handle()
+        guard let stmt = connection.allocateStatement() else {
             throw connection.error("allocate a statement", sql: sql)
         }
         statement = stmt
@@ -40,7 +39,7 @@ public final class ODBCStatement {
     }
 
     deinit {
-        if let statement { SQLFreeHandle(CODBC_HANDLE_STMT, statement) }
+        if let statement { connection.freeStatement(statement) }
         freeParameters()
     }
 
@@ -54,13 +53,16 @@ public final class ODBCStatement {
     }
 
     func handle() throws(ODBCError) -> UnsafeMutableRawPointer {
-        guard let statement else { throw ODBCError(operation: "use a freed statement", diagnostics: [], sql: sql) }
+        guard let statement, connection.isLive(statement) else {
+            throw ODBCError(operation: "use a statement of a closed connection",
+                            diagnostics: [ODBCDiagnostic(sqlState: "08003", nativeCode: 0, message: "connection is closed")], sql: sql)
+        }
         return statement
     }
 
     /// Closes an open cursor (keeps the statement prepared).
     public func closeCursor() {
-        if let statement { SQLFreeStmt(statement, CODBC_CLOSE) }
+        if let statement { connection.withLiveStatement(statement) { SQLFreeStmt($0, CODBC_CLOSE) } }
     }
 
     private func heap(bytes: Int) -> UnsafeMutableRawPointer {
@@ -246,11 +248,13 @@ public final class ODBCCursor {
         // A newer cursor on the same statement has re-bound the columns and attributes: leave them alone. (Our
         // buffers are no longer referenced by the driver in that case, because binding replaced them.)
         if generation == statement.cursorGeneration {
-            SQLFreeStmt(stmt, CODBC_CLOSE)
-            SQLFreeStmt(stmt, CODBC_UNBIND)
-            SQLSetStmtAttrW(stmt, CODBC_ATTR_ROWS_FETCHED_PTR, nil, 0)
-            SQLSetStmtAttrW(stmt, CODBC_ATTR_ROW_STATUS_PTR, nil, 0)
-            SQLSetStmtAttrW(stmt, CODBC_ATTR_ROW_ARRAY_SIZE, SQLPOINTER(bitPattern: UInt(1)), 0)
+            statement.connection.withLiveStatement(stmt) { stmt in
+                SQLFreeStmt(stmt, CODBC_CLOSE)
+                SQLFreeStmt(stmt, CODBC_UNBIND)
+                SQLSetStmtAttrW(stmt, CODBC_ATTR_ROWS_FETCHED_PTR, nil, 0)
+                SQLSetStmtAttrW(stmt, CODBC_ATTR_ROW_STATUS_PTR, nil, 0)
+                SQLSetStmtAttrW(stmt, CODBC_ATTR_ROW_ARRAY_SIZE, SQLPOINTER(bitPattern: UInt(1)), 0)
+            }
         }
         for buffer in data { buffer.deallocate() }
         for buffer in indicators { buffer.deallocate() }
@@ -279,6 +283,10 @@ public final class ODBCCursor {
 
     private func fetchInLocale() throws(ODBCError) -> ODBCRowBlock? {
         guard !finished else { return nil }
+        guard statement.connection.isLive(stmt) else {
+            finished = true
+            throw ODBCError(operation: "fetch", diagnostics: [ODBCDiagnostic(sqlState: "08003", nativeCode: 0, message: "connection is closed")], sql: statement.sql)
+        }
         fetched.pointee = 0
         let rc = SQLFetch(stmt)
         if rc == CODBC_NO_DATA {
@@ -300,7 +308,7 @@ public final class ODBCCursor {
     /// Stops reading (the rest of the result set is discarded).
     public func close() {
         finished = true
-        SQLFreeStmt(stmt, CODBC_CLOSE)
+        statement.connection.withLiveStatement(stmt) { SQLFreeStmt($0, CODBC_CLOSE) }
     }
 }
 
