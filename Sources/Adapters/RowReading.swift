@@ -99,8 +99,9 @@ func startThreads(named name: String, count: Int, cancel: @escaping () -> Void,
                   _ body: @escaping @Sendable (Int) -> Void) -> () -> Void {
     let done = DispatchSemaphore(value: 0)
     for index in 0..<count {
+        let work = ThreadWork(body)
         let thread = Thread {
-            body(index)
+            work.run(index)
             done.signal()
         }
         thread.name = count == 1 ? name : "\(name)-\(index)"
@@ -109,6 +110,22 @@ func startThreads(named name: String, count: Int, cancel: @escaping () -> Void,
     return {
         cancel()
         for _ in 0..<count { done.wait() }
+    }
+}
+
+/// One thread's body, dropped as soon as it returns. A `Thread` keeps its closure until the thread object itself
+/// goes, which is after the joiner moved on: what the body captured (an ODBC cursor and its statement, open
+/// files) would then be released on the dying thread, late and out of order (after the adapter closed the
+/// connection, say). Dropping it before `done` is signalled releases all of it before the joiner continues.
+private final class ThreadWork: @unchecked Sendable {
+    // Set before the thread starts, then touched by that thread only.
+    private var body: (@Sendable (Int) -> Void)?
+
+    init(_ body: @escaping @Sendable (Int) -> Void) { self.body = body }
+
+    func run(_ index: Int) {
+        body?(index)
+        body = nil
     }
 }
 
