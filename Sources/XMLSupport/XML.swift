@@ -1,8 +1,13 @@
 internal import CXML2
 
 /// One-time libxml2 initialisation (PLATFORM.md: a global `let` runs it exactly once, thread-safely).
+/// The XSD built-in type library too: libxml2 2.9 builds it lazily, in the first `xmlSchemaParse` (or built-in type
+/// lookup) of the process, without a lock. Two schemas compiled at once as the first ones (`run --once` with two
+/// receivers: each drain task compiles pui-v1.xsd) would both build it, into one global hash table that each of
+/// them replaces, and one could look up `xs:string` in a table the other is still filling.
 private let libxmlInitialised: Bool = {
     xmlInitParser()
+    xmlSchemaInitTypes()
     return true
 }()
 
