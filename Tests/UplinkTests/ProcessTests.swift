@@ -31,6 +31,13 @@ func startEsgate(_ arguments: [String], environment: TestEnvironment, log: Strin
     return process
 }
 
+/// Runs blocking work on a thread of its own, off Swift's cooperative pool, and returns its result.
+func onOwnThread<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        Thread.detachNewThread { continuation.resume(with: Result { try body() }) }
+    }
+}
+
 /// Polls until the process exits; SIGKILLs it after `timeout` seconds.
 func waitUntilExited(_ process: Process, timeout: TimeInterval) async throws {
     let deadline = Date().addingTimeInterval(timeout)
@@ -101,21 +108,36 @@ func uplinkStatus(_ config: String, environment: TestEnvironment) async throws -
         let total = 20_000
         try fillJournal(environment.journalPath, count: total)
         // Every answer takes at least 1 s, so the 20 packages of the push take 20 s or more, while the five rounds
-        // below run at most 5 × 3.5 s: the kills land inside the push however loaded the machine is.
+        // below run at most 5 × 3 s from the first request: the kills land inside the push. The rounds are timed
+        // on a thread of their own: a Task.sleep could wake seconds late while other tests hold Swift's
+        // cooperative threads, and the push would then end before the kills.
         let peer = try PythonReceiver(environment: environment, faults: ["--delay", "1.0", "--seed", "3", "--fault-rate", "0.1"])
         defer { peer.stop() }
         let config = try environment.writeGatewayConfig(port: peer.port)
-        var generator = SystemRandomNumberGenerator()
-        var kills = 0
-        for round in 0..<5 {
-            let process = try startEsgate(["uplink", "run", "--config", config], environment: environment, log: "run-\(round).log")
-            // Killed at a random moment: mid-request, between a receipt and the cursor, or while fixing a package.
-            try await Task.sleep(for: .milliseconds(Int64.random(in: 1500...3500, using: &generator)))
-            if process.isRunning {
-                kill(process.processIdentifier, SIGKILL)
-                kills += 1
+        let statsPath = peer.statsPath
+        let kills = try await onOwnThread { () throws -> Int in
+            var generator = SystemRandomNumberGenerator()
+            var kills = 0
+            for round in 0..<5 {
+                let process = try startEsgate(["uplink", "run", "--config", config], environment: environment, log: "run-\(round).log")
+                if round == 0 {
+                    // A loaded machine may take seconds to start the first push: the rounds count from its first
+                    // request.
+                    var waited = 0
+                    while waited < 600, process.isRunning, ((try? PythonReceiver.stats(at: statsPath).requests) ?? 0) == 0 {
+                        Thread.sleep(forTimeInterval: 0.05)
+                        waited += 1
+                    }
+                }
+                // Killed at a random moment: mid-request, between a receipt and the cursor, or while fixing a package.
+                Thread.sleep(forTimeInterval: Double.random(in: 1.2...3.0, using: &generator))
+                if process.isRunning {
+                    kill(process.processIdentifier, SIGKILL)
+                    kills += 1
+                }
+                process.waitUntilExit()
             }
-            try await waitUntilExited(process, timeout: 10)
+            return kills
         }
         #expect(kills == 5)
         _ = try await peer.requestsEventually()

@@ -165,7 +165,9 @@ final class PythonReceiver {
         let accepted_twice: [String]
     }
 
-    func stats() throws -> Stats {
+    func stats() throws -> Stats { try PythonReceiver.stats(at: statsPath) }
+
+    static func stats(at statsPath: String) throws -> Stats {
         guard let data = FileManager.default.contents(atPath: statsPath) else { throw TestFailure("no peer stats") }
         return try JSONDecoder().decode(Stats.self, from: data)
     }
