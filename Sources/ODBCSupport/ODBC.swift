@@ -129,7 +129,8 @@ func diagnostics(handleType: Int16, handle: UnsafeMutableRawPointer?) -> [ODBCDi
 // MARK: - Connection
 
 /// One ODBC connection (its own environment handle too). Calls block: run them off Swift's cooperative pool
-/// (`ODBCConnection.run` / `ODBCWorker`). Not safe for concurrent use; it may move between threads.
+/// (`ODBCConnection.run` / `ODBCWorker`). Not safe for concurrent use (`close()` included: it must not run while
+/// another thread is inside a call on the connection or one of its statements); it may move between threads.
 public final class ODBCConnection: @unchecked Sendable {
     private var environment: UnsafeMutableRawPointer?
     private var connection: UnsafeMutableRawPointer?

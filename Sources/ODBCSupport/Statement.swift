@@ -152,6 +152,10 @@ public final class ODBCStatement {
         let stmt = try handle()
         SQLFreeStmt(stmt, CODBC_CLOSE)
         SQLFreeStmt(stmt, CODBC_UNBIND)
+        // The previous cursor's fetched-count and status arrays go with it (its deinit leaves a re-used statement
+        // alone): the driver must not keep pointers to them, even when this result has no columns to bind.
+        SQLSetStmtAttrW(stmt, CODBC_ATTR_ROWS_FETCHED_PTR, nil, 0)
+        SQLSetStmtAttrW(stmt, CODBC_ATTR_ROW_STATUS_PTR, nil, 0)
         let limit = max(0, maxRows)
         // Only when it changes: the attribute outlives the execution, and most statements never set it. A driver
         // that refuses it still returns correct rows; the caller then simply stops reading early.
