@@ -65,27 +65,88 @@ public struct HTTPResponse: Sendable {
         if raw.utf8.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }) {
             return Int64(raw).map { .seconds($0) }
         }
-        guard let date = Self.httpDate(raw) else { return nil }
+        guard let date = Self.httpDate(raw, now: now) else { return nil }
         let seconds = date.timeIntervalSince(now)
         return seconds > 0 ? .seconds(Int64(seconds.rounded(.up))) : .zero
     }
 
-    /// An HTTP-date in any of its three forms (always GMT).
-    static func httpDate(_ text: String) -> Date? {
+    /// An HTTP-date in any of its three forms (always GMT), read by arithmetic: Foundation's `DateFormatter` would
+    /// load ICU's data (some megabytes resident) for a header that is rare. The weekday is not checked against
+    /// the date (RFC 9110 lets a recipient ignore it); an impossible date (31 Nov) is refused.
+    static func httpDate(_ text: String, now: Date = Date()) -> Date? {
         // asctime pads a one-digit day with a space: "Sun Nov  6 08:49:37 1994".
-        let collapsed = text.split(separator: " ", omittingEmptySubsequences: true).joined(separator: " ")
-        for format in ["EEE, dd MMM yyyy HH:mm:ss 'GMT'", "EEEE, dd-MMM-yy HH:mm:ss 'GMT'", "EEE MMM d HH:mm:ss yyyy"] {
-            let formatter = DateFormatter()
-            formatter.locale = Locale(identifier: "en_US_POSIX")
-            formatter.timeZone = TimeZone(identifier: "GMT")
-            formatter.dateFormat = format
-            if format.contains("yy'") || format.contains("-yy ") {
-                // RFC 9110 §5.6.7: a two-digit year more than 50 years in the future is in the past century.
-                formatter.twoDigitStartDate = Date(timeIntervalSinceNow: -49 * 365.25 * 86400)
-            }
-            if let date = formatter.date(from: collapsed) { return date }
+        let tokens = text.split(separator: " ", omittingEmptySubsequences: true).map(String.init)
+        guard let weekday = tokens.first, weekday.utf8.allSatisfy({ isLetter($0) || $0 == UInt8(ascii: ",") }) else { return nil }
+        let day: Int, month: Int, year: Int, time: String
+        if weekday.hasSuffix(","), tokens.count == 6, tokens[5] == "GMT",
+           let d = number(tokens[1], digits: 2), let m = monthNumber(tokens[2]), let y = number(tokens[3], digits: 4) {
+            (day, month, year, time) = (d, m, y, tokens[4])                          // Sun, 06 Nov 1994 08:49:37 GMT
+        } else if weekday.hasSuffix(","), tokens.count == 4, tokens[3] == "GMT" {
+            let parts = tokens[1].split(separator: "-", omittingEmptySubsequences: false).map(String.init)
+            guard parts.count == 3, let d = number(parts[0], digits: 2), let m = monthNumber(parts[1]),
+                  let yy = number(parts[2], digits: 2) else { return nil }
+            // RFC 9110 §5.6.7: a two-digit year that would be more than 50 years in the future is in the past.
+            let thisYear = civilYear(of: now)
+            var y = thisYear - thisYear % 100 + yy
+            if y > thisYear + 50 { y -= 100 }
+            (day, month, year, time) = (d, m, y, tokens[2])                          // Sunday, 06-Nov-94 08:49:37 GMT
+        } else if !weekday.hasSuffix(","), tokens.count == 5, let m = monthNumber(tokens[1]),
+                  let d = number(tokens[2], digits: 1...2), let y = number(tokens[4], digits: 4) {
+            (day, month, year, time) = (d, m, y, tokens[3])                          // Sun Nov  6 08:49:37 1994
+        } else {
+            return nil
         }
-        return nil
+        let clock = time.split(separator: ":", omittingEmptySubsequences: false).map(String.init)
+        guard clock.count == 3, let hour = number(clock[0], digits: 2), let minute = number(clock[1], digits: 2),
+              let second = number(clock[2], digits: 2), hour < 24, minute < 60, second < 61,
+              day >= 1, day <= daysIn(month: month, year: year) else { return nil }
+        let days = daysFromCivil(year: year, month: month, day: day)
+        return Date(timeIntervalSince1970: Double(days * 86_400 + hour * 3600 + minute * 60 + min(second, 59)))
+    }
+
+    private static func isLetter(_ byte: UInt8) -> Bool { (byte | 0x20) >= UInt8(ascii: "a") && (byte | 0x20) <= UInt8(ascii: "z") }
+
+    private static func number(_ text: String, digits: Int) -> Int? { number(text, digits: digits...digits) }
+
+    private static func number(_ text: String, digits: ClosedRange<Int>) -> Int? {
+        guard digits.contains(text.utf8.count), text.utf8.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }) else { return nil }
+        return Int(text)
+    }
+
+    /// "Jan" … "Dec" (case-sensitive, as the grammar has them) → 1 … 12.
+    private static func monthNumber(_ text: String) -> Int? {
+        ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"].firstIndex(of: text).map { $0 + 1 }
+    }
+
+    private static func daysIn(month: Int, year: Int) -> Int {
+        switch month {
+        case 2: return (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 ? 29 : 28
+        case 4, 6, 9, 11: return 30
+        default: return 31
+        }
+    }
+
+    /// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's days_from_civil).
+    private static func daysFromCivil(year: Int, month: Int, day: Int) -> Int {
+        let y = month <= 2 ? year - 1 : year
+        let era = (y >= 0 ? y : y - 399) / 400
+        let yearOfEra = y - era * 400
+        let dayOfYear = (153 * (month + (month > 2 ? -3 : 9)) + 2) / 5 + day - 1
+        let dayOfEra = yearOfEra * 365 + yearOfEra / 4 - yearOfEra / 100 + dayOfYear
+        return era * 146_097 + dayOfEra - 719_468
+    }
+
+    /// The Gregorian year (UTC) of `date`.
+    private static func civilYear(of date: Date) -> Int {
+        let days = Int((date.timeIntervalSince1970 / 86_400).rounded(.down))
+        // Inverse of daysFromCivil, year only.
+        let z = days + 719_468
+        let era = (z >= 0 ? z : z - 146_096) / 146_097
+        let dayOfEra = z - era * 146_097
+        let yearOfEra = (dayOfEra - dayOfEra / 1460 + dayOfEra / 36_524 - dayOfEra / 146_096) / 365
+        let dayOfYear = dayOfEra - (365 * yearOfEra + yearOfEra / 4 - yearOfEra / 100)
+        let monthIndex = (5 * dayOfYear + 2) / 153
+        return yearOfEra + era * 400 + (monthIndex >= 10 ? 1 : 0)
     }
 }
 

@@ -107,6 +107,30 @@ extension RetryAfterTests {
         #expect(HTTPResponse(status: 503, headers: [("Retry-After", "7")]).retryAfter(now: now) == .seconds(7))
         #expect(HTTPResponse(status: 503, headers: [("Retry-After", "soon")]).retryAfter(now: now) == nil)
     }
+
+    /// The three forms at RFC 9110's own example instant, two-digit years on both sides of the 50-year rule, and
+    /// dates or forms that are not HTTP-dates (no wait is read from them: the gateway's own backoff applies).
+    @Test func httpDateFormsAreReadExactlyAndImpossibleDatesAreNot() throws {
+        let epoch = Date(timeIntervalSince1970: 0)
+        func wait(_ value: String, now: Date = epoch) -> Duration? {
+            HTTPResponse(status: 503, headers: [("Retry-After", value)]).retryAfter(now: now)
+        }
+        for value in ["Sun, 06 Nov 1994 08:49:37 GMT", "Sunday, 06-Nov-94 08:49:37 GMT", "Sun Nov  6 08:49:37 1994", "Sun Nov 6 08:49:37 1994"] {
+            #expect(wait(value) == .seconds(784_111_777), "\(value)")
+        }
+        #expect(wait("Thu, 29 Feb 2024 00:00:00 GMT") == .seconds(1_709_164_800))
+        #expect(wait("Fri, 31 Dec 1999 23:59:59 GMT") == .seconds(946_684_799))
+        let in2026 = try #require(parseTimestamp("2026-12-05T08:00:00+08:00"))
+        // From 2026, "30" is 2030 (not more than 50 years ahead) and "77" is 1977 (2077 would be).
+        #expect(wait("Tuesday, 01-Jan-30 00:00:00 GMT", now: in2026) == .seconds(1_893_456_000 - 1_796_428_800))
+        #expect(wait("Saturday, 01-Jan-77 00:00:00 GMT", now: in2026) == .zero)
+        #expect(wait("Saturday, 01-Jan-77 00:00:00 GMT", now: epoch) == .seconds(220_924_800))
+        for value in ["Wed, 29 Feb 2023 00:00:00 GMT", "Mon, 31 Nov 2026 00:00:00 GMT", "Sun, 06 Nov 1994 08:49:37 UTC",
+                      "Sun, 6 Nov 1994 08:49:37 GMT", "Sun, 06 nov 1994 08:49:37 GMT", "Sun, 06 Nov 1994 24:00:00 GMT",
+                      "Sun, 06 Nov 94 08:49:37 GMT", "Sunday, 06-Nov-1994 08:49:37 GMT", "Sun Nov 06 08:49 1994", "GMT", "1.5"] {
+            #expect(wait(value) == nil, "\(value)")
+        }
+    }
 }
 
 @Suite struct SandboxStrictnessTests {
