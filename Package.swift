@@ -43,8 +43,10 @@ let package = Package(
         .target(name: "CryptoSupport", dependencies: ["CCrypto"]),
         /// Character set conversion (glibc iconv: GB18030/GBK/GB2312 ↔ UTF-8) and text helpers.
         .target(name: "TextSupport"),
+        /// Proleptic Gregorian day arithmetic (days ↔ year, month, day), without Foundation's calendars or ICU.
+        .target(name: "CivilTime"),
         /// Blocking + async HTTP client with mutual TLS (libcurl).
-        .target(name: "HTTPClientSupport", dependencies: ["CCurl"]),
+        .target(name: "HTTPClientSupport", dependencies: ["CCurl", "CivilTime"]),
         /// Embedded HTTP(S) server with optional required client certificates (libmicrohttpd + GnuTLS).
         .target(name: "HTTPServerSupport", dependencies: ["CMicroHTTPD", "CGnuTLS"]),
         /// X.509 certificate and key inspection (libcrypto): subject, issuer, validity, key match.
@@ -55,21 +57,21 @@ let package = Package(
         // MARK: - Core model
 
         /// PUI record types, keys and validation derived from the shipped schema (schema/pui-v1.xsd).
-        .target(name: "GatewayModel", dependencies: ["XMLSupport", "CryptoSupport", "TextSupport"]),
+        .target(name: "GatewayModel", dependencies: ["XMLSupport", "CryptoSupport", "TextSupport", "CivilTime"]),
 
         // MARK: - Configuration, mapping, journal
 
         /// gateway.yaml, adapter and mapping files: strict parsing with file:line:key errors.
         .target(name: "GatewayConfig", dependencies: ["YAMLSupport"]),
         /// Declarative mappings compiled to a plan that turns source rows into PUI records. Pure.
-        .target(name: "Mapping", dependencies: ["GatewayModel", "GatewayConfig", "TextSupport"]),
+        .target(name: "Mapping", dependencies: ["GatewayModel", "GatewayConfig", "TextSupport", "CivilTime"]),
         /// The durable journal: records with revisions, source offsets, quarantine, consumer cursors.
         .target(name: "Journal", dependencies: ["GatewayModel", "SQLiteSupport", "CryptoSupport"]),
 
         // MARK: - Supervision
 
         /// Calendar, case clocks, the 21 rules, alert life and monthly scores. Pure: Foundation only.
-        .target(name: "Supervision"),
+        .target(name: "Supervision", dependencies: ["CivilTime"]),
         /// The impure engine around it: journal consumer, facts tables, timer index, alerts, scores, statistics.
         .target(name: "Monitoring", dependencies: ["Supervision", "Journal", "GatewayModel", "XMLSupport", "SQLiteSupport"]),
 
@@ -78,12 +80,13 @@ let package = Package(
         /// Source adapters (CSV drop, SOAP); each turns legacy input into rows for a mapping.
         .target(name: "Adapters", dependencies: ["GatewayModel", "GatewayConfig", "Mapping", "Journal",
                                                  "TextSupport", "CryptoSupport", "XMLSupport", "HTTPClientSupport",
-                                                 "ODBCSupport"]),
+                                                 "ODBCSupport", "CivilTime"]),
 
         /// The uplink: journal → fixed PUI packages → receivers over mutual TLS; receipts, retries, dead letters,
         /// reference data. Depends on the model and the journal, never the reverse.
         .target(name: "Uplink", dependencies: ["GatewayModel", "Journal", "XMLSupport", "CryptoSupport",
-                                               "HTTPClientSupport", "GatewayConfig", "SQLiteSupport", "CertificateSupport"]),
+                                               "HTTPClientSupport", "GatewayConfig", "SQLiteSupport", "CertificateSupport",
+                                               "CivilTime"]),
         /// `esgate receive`: a sandbox PUI receiver (mutual TLS, schema and digest checks, idempotent receipts).
         .target(name: "SandboxReceiver", dependencies: ["Uplink", "HTTPServerSupport", "GatewayModel", "XMLSupport",
                                                         "CryptoSupport", "SQLiteSupport"]),
