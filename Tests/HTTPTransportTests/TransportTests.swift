@@ -199,17 +199,25 @@ import Testing
     @Test func cancellingTheTaskAbortsTheTransfer() async throws {
         let certs = try TestCertificates.make()
         defer { certs.remove() }
+        // The server holds its answer until the test has its outcome (at most 20 s): a transfer that was not
+        // aborted would then succeed. Nothing depends on how soon a sleeping task wakes on a busy test pool.
+        let received = DispatchSemaphore(value: 0)
+        let release = DispatchSemaphore(value: 0)
         let server = try HTTPServer(configuration: .init(tls: try certs.serverTLS())) { request in
-            Thread.sleep(forTimeInterval: 1.5)
+            received.signal()
+            _ = release.wait(timeout: .now() + 20)
             return Self.echo(request)
         }
         defer { server.stop() }
+        defer { release.signal() }
         let http = client(certs.clientTLS())
         let task = Task { try await http.send(.get("https://127.0.0.1:\(server.port)/slow")) }
-        try await Task.sleep(for: .milliseconds(300))
+        var waited = 0
+        while received.wait(timeout: .now()) == .timedOut, waited < 2000 {
+            try await Task.sleep(for: .milliseconds(10))
+            waited += 1
+        }
         task.cancel()
-        // The outcome, not the wall time, shows the abort: the server answers only after 1.5 s, so a transfer
-        // that was not aborted would succeed. (Timing assertions flake when the test pool is busy.)
         let result = await task.result
         switch result {
         case .success(let response): Issue.record("expected cancellation, got HTTP \(response.status)")
