@@ -78,7 +78,9 @@ public struct HTTPResponse: Sendable {
         // asctime pads a one-digit day with a space: "Sun Nov  6 08:49:37 1994".
         let tokens = text.split(separator: " ", omittingEmptySubsequences: true).map(String.init)
         guard let weekday = tokens.first, weekday.utf8.allSatisfy({ isLetter($0) || $0 == UInt8(ascii: ",") }) else { return nil }
-        let day: Int, month: Int, year: Int, time: String
+        let day: Int, month: Int, time: String
+        var year: Int
+        var twoDigitYear = false
         if weekday.hasSuffix(","), tokens.count == 6, tokens[5] == "GMT",
            let d = number(tokens[1], digits: 2), let m = monthNumber(tokens[2]), let y = number(tokens[3], digits: 4) {
             (day, month, year, time) = (d, m, y, tokens[4])                          // Sun, 06 Nov 1994 08:49:37 GMT
@@ -86,11 +88,8 @@ public struct HTTPResponse: Sendable {
             let parts = tokens[1].split(separator: "-", omittingEmptySubsequences: false).map(String.init)
             guard parts.count == 3, let d = number(parts[0], digits: 2), let m = monthNumber(parts[1]),
                   let yy = number(parts[2], digits: 2) else { return nil }
-            // RFC 9110 §5.6.7: a two-digit year that would be more than 50 years in the future is in the past.
-            let thisYear = civilYear(of: now)
-            var y = thisYear - thisYear % 100 + yy
-            if y > thisYear + 50 { y -= 100 }
-            (day, month, year, time) = (d, m, y, tokens[2])                          // Sunday, 06-Nov-94 08:49:37 GMT
+            (day, month, year, time) = (d, m, yy, tokens[2])                         // Sunday, 06-Nov-94 08:49:37 GMT
+            twoDigitYear = true
         } else if !weekday.hasSuffix(","), tokens.count == 5, let m = monthNumber(tokens[1]),
                   let d = number(tokens[2], digits: 1...2), let y = number(tokens[4], digits: 4) {
             (day, month, year, time) = (d, m, y, tokens[3])                          // Sun Nov  6 08:49:37 1994
@@ -99,8 +98,11 @@ public struct HTTPResponse: Sendable {
         }
         let clock = time.split(separator: ":", omittingEmptySubsequences: false).map(String.init)
         guard clock.count == 3, let hour = number(clock[0], digits: 2), let minute = number(clock[1], digits: 2),
-              let second = number(clock[2], digits: 2), hour < 24, minute < 60, second < 61,
-              day >= 1, day <= CivilCalendar.daysInMonth(year: year, month: month) else { return nil }
+              let second = number(clock[2], digits: 2), hour < 24, minute < 60, second < 61 else { return nil }
+        if twoDigitYear {
+            year = Self.fullYear(year, month: month, day: day, secondOfDay: hour * 3600 + minute * 60 + second, now: now)
+        }
+        guard day >= 1, day <= CivilCalendar.daysInMonth(year: year, month: month) else { return nil }
         let days = CivilCalendar.daysFromCivil(year, month, day)
         return Date(timeIntervalSince1970: Double(days * 86_400 + hour * 3600 + minute * 60 + min(second, 59)))
     }
@@ -119,9 +121,21 @@ public struct HTTPResponse: Sendable {
         ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"].firstIndex(of: text).map { $0 + 1 }
     }
 
-    /// The Gregorian year (UTC) of `date`.
-    private static func civilYear(of date: Date) -> Int {
-        CivilCalendar.civilFromDays(Int((date.timeIntervalSince1970 / 86_400).rounded(.down))).year
+    /// RFC 9110 §5.6.7: a two-digit year whose timestamp appears to be more than 50 years in the future is the most
+    /// recent past year with those digits. So the year is the latest one with those last two digits whose timestamp
+    /// is at most 50 years after `now`: that compares whole timestamps (31 Dec 2076 is more than 50 years after
+    /// 5 Dec 2026), and near a century's end it lies in the next century ("00" seen in 2099 is 2100).
+    private static func fullYear(_ twoDigits: Int, month: Int, day: Int, secondOfDay: Int, now: Date) -> Int {
+        let nowSeconds = Int((now.timeIntervalSince1970).rounded(.down))
+        let nowDays = Int((Double(nowSeconds) / 86_400).rounded(.down))
+        let today = CivilCalendar.civilFromDays(nowDays)
+        let limitYear = today.year + 50
+        var year = limitYear - ((limitYear % 100) + 100) % 100 + twoDigits
+        if year > limitYear { year -= 100 }
+        // Same year as the limit: later in the year than now (month, day, time of day) is beyond it.
+        if year == limitYear,
+           (month, day, secondOfDay) > (today.month, today.day, nowSeconds - nowDays * 86_400) { year -= 100 }
+        return year
     }
 }
 

@@ -131,6 +131,23 @@ extension RetryAfterTests {
             #expect(wait(value) == nil, "\(value)")
         }
     }
+
+    /// RFC 9110 §5.6.7: an rfc850-date's two-digit year is the most recent year whose timestamp does not appear to
+    /// be more than 50 years in the future. That is decided by the whole timestamp, not the calendar year alone,
+    /// and it can lie in the next century as well as in this one.
+    @Test func twoDigitYearsAreTheLatestNotMoreThanFiftyYearsAhead() throws {
+        func wait(_ value: String, now: String) throws -> Duration? {
+            HTTPResponse(status: 503, headers: [("Retry-After", value)]).retryAfter(now: try #require(parseTimestamp(now)))
+        }
+        // 2076-12-31 is 50 years and 26 days after 2026-12-05: more than 50 years ahead, so 1976 (no wait).
+        #expect(try wait("Thursday, 31-Dec-76 00:00:00 GMT", now: "2026-12-05T00:00:00+00:00") == .zero)
+        // Exactly 50 years ahead is not more than 50: 2076.
+        #expect(try wait("Saturday, 05-Dec-76 00:00:00 GMT", now: "2026-12-05T00:00:00+00:00") == .seconds(1_577_923_200))
+        // Two minutes before 2100: "00" is the next day (2100), not a century ago.
+        #expect(try wait("Friday, 01-Jan-00 00:01:00 GMT", now: "2099-12-31T23:59:00+00:00") == .seconds(120))
+        // From 2080, "20" is 2120 (40 years ahead), not 2020 (60 years ago).
+        #expect(try wait("Monday, 01-Jan-20 00:00:00 GMT", now: "2080-01-01T00:00:00+00:00") == .seconds(1_262_217_600))
+    }
 }
 
 @Suite struct SandboxStrictnessTests {
