@@ -24,7 +24,9 @@ struct HandleLifetimeTests {
             #expect(throws: ODBCError.self) { _ = try #require(cursor).next() }
             #expect(throws: ODBCError.self) { try #require(statement).execute() }
 
-            // The next statement allocated gets the address the close freed (glibc hands it out again at once).
+            // This driver cannot disconnect while a statement exists (sqlite3_close is busy), so before close()
+            // freed its statements itself their handles stayed allocated until released below: this checks 08003
+            // and that nothing else is touched; the PostgreSQL suite below checks a freed address handed on.
             let open = try source.connect()
             let other = try open.prepare("SELECT id FROM t ORDER BY id")
             let reading = try other.query(rowArraySize: 10)
@@ -43,6 +45,47 @@ struct HandleLifetimeTests {
             #expect(try thirdCursor.next()?.text(row: 0, column: 0) == "third")
             let again = try other.query(rowArraySize: 100)
             #expect(try again.next()?.count == 50)
+        }
+    }
+}
+
+/// The same over psqlODBC, where the hazard is real: SQLite's driver refuses to disconnect while a statement is
+/// allocated (sqlite3_close is busy), so there the stale handle was never freed by the close and the test above
+/// cannot tell a late free from a legitimate one. psqlODBC disconnects, the driver manager frees the statements
+/// with it, and the freed address is soon handed to another connection's statement.
+@Suite("ODBC handles outliving their connection (PostgreSQL)", .enabled(if: PostgresServer.available, PostgresServer.skipReason))
+struct PostgresHandleLifetimeTests {
+    @Test("statements released after their connection closed leave the statements of another connection working")
+    func staleHandlesAfterCloseLeaveOtherStatementsAlone() throws {
+        let server = try PostgresServer.server()
+        let connectionString = server.connectionString(database: try server.createDatabase(), fetch: 10)
+        let setup = try ODBCConnection(connectionString: connectionString)
+        try setup.execute("CREATE TABLE t (id INTEGER)")
+        try setup.execute("INSERT INTO t SELECT generate_series(1, 50)")
+        let expected = (1...50).map(String.init)
+        for _ in 0..<5 {
+            var closed: ODBCConnection? = try ODBCConnection(connectionString: connectionString)
+            var stale: [(ODBCStatement, ODBCCursor)] = []
+            for _ in 0..<8 {
+                let statement = try #require(closed).prepare("SELECT id FROM t ORDER BY id")
+                let cursor = try statement.query(rowArraySize: 10)
+                _ = try cursor.next()
+                stale.append((statement, cursor))
+            }
+            try #require(closed).close()
+            // Statements of another connection, allocated after the close: some of them get the freed addresses.
+            let open = try ODBCConnection(connectionString: connectionString)
+            let others = try (0..<16).map { _ in try open.prepare("SELECT id FROM t ORDER BY id") }
+            let readings = try others.map { try $0.query(rowArraySize: 10) }
+            stale.removeAll()
+            closed = nil
+            for reading in readings {
+                var ids: [String] = []
+                while let block = try reading.next() {
+                    for row in 0..<block.count { ids.append(try block.text(row: row, column: 0) ?? "NULL") }
+                }
+                #expect(ids == expected)
+            }
         }
     }
 }
