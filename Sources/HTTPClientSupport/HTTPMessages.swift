@@ -64,7 +64,9 @@ public struct HTTPResponse: Sendable {
     public func retryAfter(now: Date) -> Duration? {
         guard let raw = header("Retry-After")?.trimmingASCIIWhitespace(), !raw.isEmpty else { return nil }
         if raw.utf8.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }) {
-            return Int64(raw).map { .seconds($0) }
+            // More seconds than an Int64 holds is still a wait (the longest), not an unreadable value that would
+            // leave only the short first backoff (as RFC 9111 §1.2.2 reads an unrepresentable delta-seconds).
+            return .seconds(Int64(raw) ?? .max)
         }
         guard let date = Self.httpDate(raw, now: now) else { return nil }
         let seconds = date.timeIntervalSince(now)

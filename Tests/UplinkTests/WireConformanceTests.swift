@@ -91,6 +91,16 @@ import XMLSupport
         let delay = Backoff(base: .seconds(1), cap: .seconds(300)).delay(failures: 1, retryAfter: retryAfter)
         #expect(delay >= .seconds(86400 * 365))
     }
+
+    /// docs/uplink.md: "a wait longer than a year is read as a year". delay-seconds past Int64 are such a wait too
+    /// (RFC 9111 §1.2.2 reads an unrepresentable delta-seconds as the greatest value), not an unreadable one
+    /// that would leave only the short first backoff.
+    @Test func delaySecondsBeyondInt64AreALongWait() throws {
+        let response = HTTPResponse(status: 503, headers: [("Retry-After", "99999999999999999999999")])
+        let retryAfter = try #require(response.retryAfter)
+        let delay = Backoff(base: .seconds(1), cap: .seconds(300)).delay(failures: 1, retryAfter: retryAfter)
+        #expect(delay >= .seconds(86400 * 365))
+    }
 }
 
 extension RetryAfterTests {
