@@ -70,7 +70,7 @@ let package = Package(
 
         // MARK: - Supervision
 
-        /// Calendar, case clocks, the 21 rules, alert life and monthly scores. Pure: Foundation only.
+        /// Calendar, case clocks, the 21 rules, alert life and monthly scores. Pure: Foundation and CivilTime only.
         .target(name: "Supervision", dependencies: ["CivilTime"]),
         /// The impure engine around it: journal consumer, facts tables, timer index, alerts, scores, statistics.
         .target(name: "Monitoring", dependencies: ["Supervision", "Journal", "GatewayModel", "XMLSupport", "SQLiteSupport"]),
