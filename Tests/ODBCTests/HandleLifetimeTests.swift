@@ -52,9 +52,9 @@ struct HandleLifetimeTests {
 /// The same over psqlODBC, where the hazard is real: SQLite's driver refuses to disconnect while a statement is
 /// allocated (sqlite3_close is busy), so there the stale handle was never freed by the close and the test above
 /// cannot tell a late free from a legitimate one. psqlODBC disconnects, the driver manager frees the statements
-/// with it, and the freed address is soon handed to another connection's statement.
-@Suite("ODBC handles outliving their connection (PostgreSQL)", .enabled(if: PostgresServer.available, PostgresServer.skipReason))
-struct PostgresHandleLifetimeTests {
+/// with it, and the freed address is soon handed to another connection's statement. In the serialized PostgreSQL
+/// suite, which restarts the shared server in one test.
+extension PostgresODBCTests {
     @Test("statements released after their connection closed leave the statements of another connection working")
     func staleHandlesAfterCloseLeaveOtherStatementsAlone() throws {
         let server = try PostgresServer.server()
