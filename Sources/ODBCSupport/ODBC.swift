@@ -31,6 +31,11 @@ public struct ODBCError: Error, Sendable, CustomStringConvertible {
         self.exceedsDeclaredSize = exceedsDeclaredSize
     }
 
+    /// `operation` attempted on a closed connection or on a statement or cursor of one (SQLSTATE 08003).
+    static func closedConnection(_ operation: String, sql: String? = nil) -> ODBCError {
+        ODBCError(operation: operation, diagnostics: [ODBCDiagnostic(sqlState: "08003", nativeCode: 0, message: "connection is closed")], sql: sql)
+    }
+
     /// The first record's SQLSTATE, or "HY000" when the driver left none.
     public var sqlState: String { diagnostics.first?.sqlState ?? "HY000" }
     public var nativeCode: Int32 { diagnostics.first?.nativeCode ?? 0 }
@@ -292,7 +297,7 @@ public final class ODBCConnection: @unchecked Sendable {
 
     func handle() throws(ODBCError) -> UnsafeMutableRawPointer {
         guard let connection else {
-            throw ODBCError(operation: "use a closed connection", diagnostics: [ODBCDiagnostic(sqlState: "08003", nativeCode: 0, message: "connection is closed")])
+            throw ODBCError.closedConnection("use a closed connection")
         }
         return connection
     }

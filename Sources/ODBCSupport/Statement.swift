@@ -54,8 +54,7 @@ public final class ODBCStatement {
 
     func handle() throws(ODBCError) -> UnsafeMutableRawPointer {
         guard let statement, connection.isLive(statement) else {
-            throw ODBCError(operation: "use a statement of a closed connection",
-                            diagnostics: [ODBCDiagnostic(sqlState: "08003", nativeCode: 0, message: "connection is closed")], sql: sql)
+            throw ODBCError.closedConnection("use a statement of a closed connection", sql: sql)
         }
         return statement
     }
@@ -289,7 +288,7 @@ public final class ODBCCursor {
         guard !finished else { return nil }
         guard statement.connection.isLive(stmt) else {
             finished = true
-            throw ODBCError(operation: "fetch", diagnostics: [ODBCDiagnostic(sqlState: "08003", nativeCode: 0, message: "connection is closed")], sql: statement.sql)
+            throw ODBCError.closedConnection("fetch", sql: statement.sql)
         }
         fetched.pointee = 0
         let rc = SQLFetch(stmt)
