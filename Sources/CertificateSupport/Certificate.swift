@@ -64,10 +64,20 @@ public struct CertificateInfo: Sendable, Equatable {
         return matches
     }
 
-    /// True when the certificate chains to a CA in `caFile` (validity dates included).
+    /// True when the certificate chains to a CA in `caFile` (validity dates included). The certificates after
+    /// the first in `certificateFile` are used as untrusted intermediates, as a TLS peer receives them: a client
+    /// certificate issued by an intermediate CA is configured as leaf + intermediate, and libcurl sends both.
     public static func verify(certificateFile: String, caFile: String, at date: Date = Date()) throws(CertificateError) -> (ok: Bool, reason: String) {
         let certificate = try readCertificate(certificateFile)
         defer { X509_free(certificate) }
+        guard let intermediates = esg_x509_stack_new() else { throw CertificateError(file: certificateFile, message: "out of memory") }
+        defer { esg_x509_stack_free(intermediates) }
+        for extra in try readCertificates(certificateFile).dropFirst() {
+            guard esg_x509_stack_push(intermediates, extra) > 0 else {
+                X509_free(extra)
+                throw CertificateError(file: certificateFile, message: "out of memory")
+            }
+        }
         guard let store = X509_STORE_new() else { throw CertificateError(file: caFile, message: "out of memory") }
         defer { X509_STORE_free(store) }
         guard X509_STORE_load_file(store, caFile) == 1 else {
@@ -76,7 +86,7 @@ public struct CertificateInfo: Sendable, Equatable {
         }
         guard let context = X509_STORE_CTX_new() else { throw CertificateError(file: caFile, message: "out of memory") }
         defer { X509_STORE_CTX_free(context) }
-        guard X509_STORE_CTX_init(context, store, certificate, nil) == 1 else {
+        guard X509_STORE_CTX_init(context, store, certificate, intermediates) == 1 else {
             throw CertificateError(file: certificateFile, message: "cannot set up verification")
         }
         X509_STORE_CTX_set_time(context, 0, time_t(date.timeIntervalSince1970))
@@ -97,6 +107,19 @@ public struct CertificateInfo: Sendable, Equatable {
             throw CertificateError(file: file, message: "no PEM certificate in the file")
         }
         return certificate
+    }
+
+    /// Every certificate of a PEM file, in file order (the caller frees them).
+    private static func readCertificates(_ file: String) throws(CertificateError) -> [OpaquePointer] {
+        guard FileManager.default.isReadableFile(atPath: file) else {
+            throw CertificateError(file: file, message: "file missing or not readable")
+        }
+        guard let bio = BIO_new_file(file, "r") else { throw CertificateError(file: file, message: "cannot open") }
+        defer { BIO_free(bio) }
+        var certificates: [OpaquePointer] = []
+        while let certificate = PEM_read_bio_X509(bio, nil, nil, nil) { certificates.append(certificate) }
+        ERR_clear_error()   // the end of the file ends the loop with a "no start line" error
+        return certificates
     }
 
     private static func oneLine(_ name: OpaquePointer) -> String {

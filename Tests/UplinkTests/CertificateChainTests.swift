@@ -1,0 +1,110 @@
+import CertificateSupport
+import Foundation
+import HTTPServerSupport
+import SandboxReceiver
+import Testing
+import TestSupport
+import Uplink
+
+// Certificates as a real PKI issues them: a root CA that both sides trust, an issuing (intermediate) CA under
+// it, and leaves from the intermediate. The certificate files hold leaf + intermediate, as issued.
+
+/// A root CA, an intermediate CA under it, and leaves issued by the intermediate (openssl CLI, EC P-256).
+struct IntermediatePKI {
+    let directory: String
+
+    func file(_ name: String) -> String { (directory as NSString).appendingPathComponent(name) }
+
+    private func openssl(_ arguments: [String]) throws {
+        let result = try runProcess("/usr/bin/openssl", arguments)
+        guard result.status == 0 else { throw TestFailure("openssl \(arguments.joined(separator: " ")): \(result.output)") }
+    }
+
+    private func key(_ name: String) throws {
+        try openssl(["genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", file("\(name).key")])
+    }
+
+    /// Issues `name` from `issuer` with the given extension lines.
+    private func issue(_ name: String, subject: String, issuer: String, days: Int, extensions: [String]) throws {
+        try key(name)
+        try openssl(["req", "-new", "-key", file("\(name).key"), "-subj", subject, "-out", file("\(name).csr")])
+        try extensions.joined(separator: "\n").write(toFile: file("\(name).ext"), atomically: true, encoding: .utf8)
+        try openssl(["x509", "-req", "-in", file("\(name).csr"), "-CA", file("\(issuer).pem"), "-CAkey", file("\(issuer).key"),
+                     "-CAcreateserial", "-days", "\(days)", "-sha256", "-extfile", file("\(name).ext"), "-out", file("\(name).pem")])
+    }
+
+    /// `root.pem`; `intermediate.pem`; `server.pem`/`client.pem` (leaf only), `server-chain.pem`/`client-chain.pem`
+    /// (leaf + intermediate), with their `.key`s.
+    static func make(in directory: String) throws -> IntermediatePKI {
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let pki = IntermediatePKI(directory: directory)
+        try pki.key("root")
+        try pki.openssl(["req", "-x509", "-new", "-key", pki.file("root.key"), "-subj", "/O=Province/CN=PUI Root CA", "-days", "3650",
+                         "-sha256", "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign",
+                         "-out", pki.file("root.pem")])
+        try pki.issue("intermediate", subject: "/O=Province/CN=PUI Issuing CA 1", issuer: "root", days: 1825,
+                      extensions: ["basicConstraints=critical,CA:TRUE,pathlen:0", "keyUsage=critical,keyCertSign,cRLSign"])
+        try pki.issue("server", subject: "/CN=pui.province", issuer: "intermediate", days: 400,
+                      extensions: ["basicConstraints=CA:FALSE", "extendedKeyUsage=serverAuth", "subjectAltName=IP:127.0.0.1,DNS:localhost"])
+        try pki.issue("client", subject: "/O=District/CN=410103", issuer: "intermediate", days: 400,
+                      extensions: ["basicConstraints=CA:FALSE", "extendedKeyUsage=clientAuth"])
+        let intermediate = try String(contentsOfFile: pki.file("intermediate.pem"), encoding: .utf8)
+        for leaf in ["server", "client"] {
+            let text = try String(contentsOfFile: pki.file("\(leaf).pem"), encoding: .utf8)
+            try (text + intermediate).write(toFile: pki.file("\(leaf)-chain.pem"), atomically: true, encoding: .utf8)
+        }
+        return pki
+    }
+}
+
+@Suite struct CertificateChainTests {
+    /// The gateway trusts only the root; the receiver's certificate and the gateway's client certificate come
+    /// from an intermediate, each file holding leaf + intermediate. libcurl sends the client chain, so the
+    /// receiver (trusting only the root) verifies it, and the package is delivered. `certs check` must then say
+    /// that the client certificate chains to the CA: it read only the leaf and warned "does not chain to the
+    /// configured CA (unable to get local issuer certificate)", at every uplink start and in every status.
+    @Test func clientCertificateFromAnIntermediateChainsAndDelivers() async throws {
+        let environment = try TestEnvironment.make(certificates: false)
+        defer { environment.remove() }
+        let pki = try IntermediatePKI.make(in: environment.path("pki"))
+
+        let verified = try CertificateInfo.verify(certificateFile: pki.file("client-chain.pem"), caFile: pki.file("root.pem"))
+        #expect(verified.ok, "\(verified.reason)")
+        // The leaf alone does not chain: the intermediate is missing.
+        #expect(try !CertificateInfo.verify(certificateFile: pki.file("client.pem"), caFile: pki.file("root.pem")).ok)
+
+        try fillJournal(environment.journalPath, count: 3)
+        let tls = try HTTPServerConfiguration.TLS(certificateFile: pki.file("server-chain.pem"), privateKeyFile: pki.file("server.key"),
+                                                  clientCAFile: pki.file("root.pem"))
+        let server = try SandboxServer(receiver: try SandboxReceiver(databasePath: environment.path("sandbox.sqlite"),
+                                                                     options: SandboxOptions()), tls: tls)
+        defer { server.stop() }
+        let yaml = """
+            district: "410103"
+            state_dir: state
+            supervision: false
+            receivers:
+              - name: province
+                url: \(url(server.port))
+                division: "410000"
+                ca_file: \(pki.file("root.pem"))
+                cert_file: \(pki.file("client-chain.pem"))
+                key_file: \(pki.file("client.key"))
+
+            """
+        for folder in ["adapters", "mappings"] {
+            try FileManager.default.createDirectory(atPath: environment.path(folder), withIntermediateDirectories: true)
+        }
+        try yaml.write(toFile: environment.path("gateway.yaml"), atomically: true, encoding: .utf8)
+
+        let run = try await runEsgate(["uplink", "run", "--once", "--max-wait", "0", "--config", environment.path("gateway.yaml")],
+                                      environment: environment)
+        #expect(run.code == 0, "\(run.output)")
+        #expect(server.receiver.records().count == 3)
+        #expect(!run.output.contains("does not chain"), "\(run.output)")
+
+        let check = try await runEsgate(["certs", "check", "--config", environment.path("gateway.yaml")], environment: environment)
+        #expect(check.code == 0, "\(check.output)")
+        #expect(check.output.contains("chains to \(pki.file("root.pem"))") && !check.output.contains("WARNING"), "\(check.output)")
+    }
+}
