@@ -35,6 +35,9 @@ public struct ReceiverConfiguration: Sendable, Equatable {
     public var enabled: Bool
     /// Only these record types go to this receiver (`record_types`); empty: all.
     public var recordTypes: [String] = []
+    /// The line of `record_types` in gateway.yaml (0 when absent): record types are checked against the schema
+    /// after loading, by whoever holds it.
+    public var recordTypesLine: Int = 0
     /// Allow `http://` (tests only; `insecure_plaintext`).
     public var insecurePlaintext: Bool = false
     /// File holding the client key's passphrase (`key_passphrase_file`), read when it is needed.
@@ -109,8 +112,9 @@ extension GatewayConfiguration {
         defer { errors += diagnostics.errors }
         guard let root = diagnostics.load() else { return nil }
         let base = ((file as NSString).deletingLastPathComponent as NSString).standardizingPath
+        let isDivisionCode = { (code: String) in code.count == 6 && code.allSatisfy(\.isASCII) && code.allSatisfy(\.isNumber) }
         let district = root.string("district", required: true) ?? ""
-        if !district.isEmpty && (district.count != 6 || !district.allSatisfy(\.isASCII) || !district.allSatisfy(\.isNumber)) {
+        if !district.isEmpty && !isDivisionCode(district) {
             diagnostics.report(line: root.raw("district")?.mark.line ?? root.line, key: "district",
                                "must be a 6-digit division code (GB/T 2260), found '\(district)'")
         }
@@ -121,14 +125,26 @@ extension GatewayConfiguration {
         let level = root.choice("log_level", LogLevel.allCases.map(\.rawValue)).flatMap(LogLevel.init) ?? .info
         let supervision = SupervisionConfiguration.read(root)
         var receivers: [ReceiverConfiguration] = []
+        var receiverNames: [String: String] = [:]   // name → "receivers[i] (line n)"
         for section in root.sectionList("receivers") ?? [] {
             let name = section.string("name", required: true) ?? ""
+            let nameLine = section.raw("name")?.mark.line ?? section.line
+            if !name.isEmpty, let first = receiverNames[name] {
+                section.diagnostics.report(line: nameLine, key: section.qualified("name"),
+                                           "receiver name '\(name)' is also used by \(first): each receiver needs its own name (its cursor is uplink:<name>)")
+            } else if !name.isEmpty {
+                receiverNames[name] = "\(section.path) (line \(nameLine))"
+            }
             let url = section.string("url", required: true) ?? ""
             if !url.isEmpty && !url.hasPrefix("https://") && !url.hasPrefix("http://") {
                 section.diagnostics.report(line: section.raw("url")?.mark.line ?? section.line, key: section.qualified("url"),
                                            "must be an http(s) URL")
             }
             let division = section.string("division", required: true) ?? ""
+            if !division.isEmpty && !isDivisionCode(division) {
+                section.diagnostics.report(line: section.raw("division")?.mark.line ?? section.line, key: section.qualified("division"),
+                                           "must be the receiver's 6-digit division code (GB/T 2260, the PUI Receiver), found '\(division)'")
+            }
             var receiver = ReceiverConfiguration(
                 name: name, url: url, division: division,
                 caFile: section.string("ca_file").map { resolvePath($0, relativeTo: base) },
@@ -136,6 +152,7 @@ extension GatewayConfiguration {
                 keyFile: section.string("key_file").map { resolvePath($0, relativeTo: base) },
                 enabled: section.boolean("enabled") ?? true)
             receiver.recordTypes = section.stringList("record_types") ?? []
+            receiver.recordTypesLine = section.raw("record_types")?.mark.line ?? 0
             receiver.insecurePlaintext = section.boolean("insecure_plaintext") ?? false
             if url.lowercased().hasPrefix("http://") && !receiver.insecurePlaintext {
                 section.diagnostics.report(line: section.raw("url")?.mark.line ?? section.line, key: section.qualified("url"),

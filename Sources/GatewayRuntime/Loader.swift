@@ -30,6 +30,13 @@ public func loadConfiguration(path: String, environment: [String: String] = Proc
     } catch {
         return .failure(ConfigErrors(errors + [ConfigError(file: "schema/pui-v1.xsd", line: 0, key: "", message: error.description)]))
     }
+    for (index, receiver) in gateway.receivers.enumerated() {
+        let unknown = receiver.recordTypes.filter { schema.recordTypes[$0] == nil }
+        if !unknown.isEmpty {
+            errors.append(ConfigError(file: path, line: receiver.recordTypesLine, key: "receivers[\(index)].record_types",
+                                      message: "\(unknown.map { "'\($0)'" }.joined(separator: ", ")) is not a PUI record type (one of: \(schema.recordTypes.keys.sorted().joined(separator: ", ")))"))
+        }
+    }
     var mappings: [String: MappingPlan] = [:]
     var mappingFiles: [String: String] = [:]
     var mappingSpecs: [String: MappingSpec] = [:]

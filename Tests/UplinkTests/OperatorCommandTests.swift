@@ -1,5 +1,6 @@
 import Foundation
 import GatewayConfig
+import GatewayRuntime
 import Testing
 import Uplink
 
@@ -131,5 +132,48 @@ extension OperatorCommandTests {
         let result = try await runEsgate(["certs", "check", "--config", config], environment: environment)
         #expect(result.code == 1, "\(result.output)")
         #expect(result.output.contains("province ca") && result.output.contains("no ca_file"), "\(result.output)")
+    }
+}
+
+extension OperatorCommandTests {
+    /// Receiver mistakes that `config check` passed as "ok" and that cost records, not just a failed start:
+    /// a `division` that is not a 6-digit division code goes into every package's Receiver, which the schema
+    /// refuses (E100: every record became a dead letter); two receivers with the same `name` share one cursor
+    /// `uplink:<name>` and one PackageId sequence (one of them silently gets nothing); a `record_types` entry
+    /// that is not a PUI record type (a typo) matches nothing, so that receiver silently gets nothing, with lag 0.
+    /// Each must be an error naming the file, the line and the key.
+    @Test func receiverDivisionDuplicateNameAndUnknownRecordTypeAreConfigurationErrors() throws {
+        let environment = try TestEnvironment.make(certificates: false)
+        defer { environment.remove() }
+        for folder in ["adapters", "mappings"] {
+            try FileManager.default.createDirectory(atPath: environment.path(folder), withIntermediateDirectories: true)
+        }
+        let yaml = """
+            district: "410103"
+            state_dir: state
+            receivers:
+              - name: province
+                url: https://127.0.0.1:9/pui
+                division: "41000"
+              - name: province
+                url: https://127.0.0.1:10/pui
+                division: "410100"
+                record_types: [Alert, Scores]
+
+            """
+        let file = environment.path("gateway.yaml")
+        try yaml.write(toFile: file, atomically: true, encoding: .utf8)
+        guard case .failure(let failure) = loadConfiguration(path: file, environment: [:]) else {
+            Issue.record("config with a bad division, a duplicate receiver name and an unknown record type loaded")
+            return
+        }
+        let errors = failure.errors
+        #expect(errors.contains { $0.file == file && $0.line == 6 && $0.key == "receivers[0].division" && $0.message.contains("41000") },
+                "\(errors)")
+        #expect(errors.contains { $0.file == file && $0.line == 7 && $0.key == "receivers[1].name" && $0.message.contains("province") },
+                "\(errors)")
+        #expect(errors.contains { $0.file == file && $0.line == 10 && $0.key == "receivers[1].record_types"
+                                  && $0.message.contains("Scores") && !$0.message.contains("'Alert'") }, "\(errors)")
+        #expect(errors.count == 3, "\(errors)")
     }
 }
