@@ -29,6 +29,20 @@ public struct CertificateInfo: Sendable, Equatable {
     public static func load(file: String) throws(CertificateError) -> CertificateInfo {
         let certificate = try readCertificate(file)
         defer { X509_free(certificate) }
+        return try info(certificate, file: file)
+    }
+
+    /// Reads every certificate of a PEM file, in file order (a CA bundle holds several).
+    public static func loadAll(file: String) throws(CertificateError) -> [CertificateInfo] {
+        let certificates = try readCertificates(file)
+        defer { for certificate in certificates { X509_free(certificate) } }
+        guard !certificates.isEmpty else { throw CertificateError(file: file, message: "no PEM certificate in the file") }
+        var infos: [CertificateInfo] = []
+        for certificate in certificates { infos.append(try info(certificate, file: file)) }
+        return infos
+    }
+
+    private static func info(_ certificate: OpaquePointer, file: String) throws(CertificateError) -> CertificateInfo {
         guard let subjectName = X509_get_subject_name(certificate), let issuerName = X509_get_issuer_name(certificate),
               let before = X509_get0_notBefore(certificate), let after = X509_get0_notAfter(certificate) else {
             throw CertificateError(file: file, message: "certificate lacks a subject, issuer or validity")

@@ -174,20 +174,16 @@ func certificateReports(_ gateway: GatewayConfiguration, warnDays: Int = 30, now
                 }
                 continue
             }
+            if role == "ca" {
+                reports += caReports(receiver: receiver.name, file: file, warnDays: warnDays, now: now)
+                continue
+            }
             var report = CertificateReport(receiver: receiver.name, role: role, file: file)
             do {
                 let info = try CertificateInfo.load(file: file)
-                report.subject = info.subject
-                report.issuer = info.issuer
-                report.commonName = info.commonName
-                report.notBefore = beijingTimestamp(info.notBefore)
-                report.notAfter = beijingTimestamp(info.notAfter)
-                let days = info.daysLeft(now: now)
-                report.daysLeft = days
+                report.describe(info, warnDays: warnDays, now: now)
                 if info.notAfter < now {
                     report.errors.append("expired on \(beijingTimestamp(info.notAfter))")
-                } else if days < warnDays {
-                    report.warnings.append("expires in \(days) day(s), on \(beijingTimestamp(info.notAfter))")
                 }
                 if info.notBefore > now { report.errors.append("not valid before \(beijingTimestamp(info.notBefore))") }
                 if role == "client certificate" {
@@ -219,10 +215,55 @@ func certificateReports(_ gateway: GatewayConfiguration, warnDays: Int = 30, now
     return reports
 }
 
+extension CertificateReport {
+    /// Subject, issuer, validity and days left of `info`; a warning when it expires within `warnDays`.
+    mutating func describe(_ info: CertificateInfo, warnDays: Int, now: Date) {
+        subject = info.subject
+        issuer = info.issuer
+        commonName = info.commonName
+        notBefore = beijingTimestamp(info.notBefore)
+        notAfter = beijingTimestamp(info.notAfter)
+        let days = info.daysLeft(now: now)
+        daysLeft = days
+        if info.notAfter >= now && days < warnDays {
+            warnings.append("expires in \(days) day(s), on \(beijingTimestamp(info.notAfter))")
+        }
+    }
+}
+
+/// One report per certificate of a receiver's `ca_file` (a bundle may hold several CAs, e.g. a new root beside
+/// the old one). A CA outside its validity is an error, unless another CA of the same file is valid: then the
+/// receiver can still be verified, and it is a warning to clean the bundle.
+func caReports(receiver: String, file: String, warnDays: Int, now: Date) -> [CertificateReport] {
+    let infos: [CertificateInfo]
+    do { infos = try CertificateInfo.loadAll(file: file) } catch {
+        var report = CertificateReport(receiver: receiver, role: "ca", file: file)
+        report.errors.append(error.description)
+        return [report]
+    }
+    let valid = { (info: CertificateInfo) in info.notBefore <= now && now <= info.notAfter }
+    let anotherIsValid = { (info: CertificateInfo) in infos.contains { $0 != info && valid($0) } }
+    return infos.map { info in
+        var report = CertificateReport(receiver: receiver, role: "ca", file: file)
+        report.describe(info, warnDays: warnDays, now: now)
+        var problems: [String] = []
+        if info.notAfter < now { problems.append("expired on \(beijingTimestamp(info.notAfter))") }
+        if info.notBefore > now { problems.append("not valid before \(beijingTimestamp(info.notBefore))") }
+        if anotherIsValid(info) {
+            report.warnings += problems.map { "\($0); another CA in this file is valid: remove this one from the bundle" }
+        } else {
+            report.errors += problems
+        }
+        return report
+    }
+}
+
 /// Warnings and errors of the configured certificates, one line each (logged at start, shown in status).
 public func certificateWarnings(_ gateway: GatewayConfiguration, warnDays: Int = 30) -> [String] {
     certificateReports(gateway, warnDays: warnDays).flatMap { report in
-        (report.errors + report.warnings).map { "certificate \(report.receiver) \(report.role) \(report.file): \($0)" }
+        // A CA file may be a bundle: its lines name the CA.
+        let which = report.role == "ca" ? report.subject.map { " (\($0))" } ?? "" : ""
+        return (report.errors + report.warnings).map { "certificate \(report.receiver) \(report.role) \(report.file)\(which): \($0)" }
     }
 }
 

@@ -1,5 +1,6 @@
 import CertificateSupport
 import Foundation
+@testable import GatewayRuntime
 import HTTPServerSupport
 import SandboxReceiver
 import Testing
@@ -106,5 +107,46 @@ struct IntermediatePKI {
         let check = try await runEsgate(["certs", "check", "--config", environment.path("gateway.yaml")], environment: environment)
         #expect(check.code == 0, "\(check.output)")
         #expect(check.output.contains("chains to \(pki.file("root.pem"))") && !check.output.contains("WARNING"), "\(check.output)")
+    }
+}
+
+extension CertificateChainTests {
+    /// A `ca_file` that is a bundle of several CAs (a province rolling over to a new root keeps the old one
+    /// beside it; a city and a province CA). `certs check` read only the first certificate of the file: the
+    /// others were neither listed nor checked, so a bundled CA about to expire raised no warning. Every CA of
+    /// the file is reported, with its own subject, validity and warning.
+    @Test func everyCAOfABundleIsReportedWithItsExpiry() async throws {
+        let environment = try TestEnvironment.make()
+        defer { environment.remove() }
+        let config = try environment.writeGatewayConfig(port: 9)
+        let soon = environment.path("city-ca")
+        let made = try runProcess("/usr/bin/openssl", ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                                                       "-keyout", soon + ".key", "-subj", "/CN=City CA expiring", "-days", "10",
+                                                       "-out", soon + ".pem"])
+        #expect(made.status == 0, "\(made.output)")
+        let bundle = environment.path("bundle.pem")
+        let text = try String(contentsOfFile: environment.cert("ca.pem"), encoding: .utf8)
+            + String(contentsOfFile: soon + ".pem", encoding: .utf8)
+        try text.write(toFile: bundle, atomically: true, encoding: .utf8)
+        let yaml = try String(contentsOfFile: config, encoding: .utf8)
+            .replacingOccurrences(of: "ca_file: \(environment.cert("ca.pem"))", with: "ca_file: \(bundle)")
+        try yaml.write(toFile: config, atomically: true, encoding: .utf8)
+
+        let check = try await runEsgate(["certs", "check", "--config", config], environment: environment)
+        #expect(check.code == 0, "\(check.output)")
+        #expect(check.output.contains("esgate development CA") && check.output.contains("CN=City CA expiring"), "\(check.output)")
+        #expect(check.output.contains("WARNING expires in 9 day(s)"), "\(check.output)")
+        #expect(check.output.contains("chains to \(bundle)"), "\(check.output)")
+        // Eleven days on, the city CA has expired: the bundle's other CA still verifies the receiver, so it is a
+        // warning to clean the bundle; a file whose every CA expired is an error.
+        let later = Date().addingTimeInterval(11 * 86400)
+        let reports = caReports(receiver: "province", file: bundle, warnDays: 30, now: later)
+        #expect(reports.count == 2 && reports.allSatisfy(\.errors.isEmpty), "\(reports)")
+        #expect(reports.contains { $0.warnings.contains { $0.contains("expired on") && $0.contains("remove this one") } }, "\(reports)")
+        let alone = caReports(receiver: "province", file: soon + ".pem", warnDays: 30, now: later)
+        #expect(alone.count == 1 && alone[0].errors.contains { $0.hasPrefix("expired on") }, "\(alone)")
+        // The same warning, naming the CA, in the status.
+        let status = try await runEsgate(["uplink", "status", "--config", config], environment: environment)
+        #expect(status.output.contains("(/CN=City CA expiring): expires in 9 day(s)"), "\(status.output)")
     }
 }
