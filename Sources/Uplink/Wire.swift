@@ -197,6 +197,11 @@ extension PUIWire {
                 guard receipt.rejected.allSatisfy({ $0.index >= 1 && $0.index <= recordCount }) else {
                     return .retry(reason: "receipt rejects an index outside 1...\(recordCount)", retryAfter: nil)
                 }
+                // Counts that add up with an index named twice leave one record neither accepted nor rejected.
+                var seen = Set<Int>()
+                if let twice = receipt.rejected.first(where: { !seen.insert($0.index).inserted }) {
+                    return .retry(reason: "receipt rejects index \(twice.index) more than once", retryAfter: nil)
+                }
                 return .receipt(receipt)
             } catch {
                 return .retry(reason: "HTTP 200 without a usable receipt: \(error)", retryAfter: nil)

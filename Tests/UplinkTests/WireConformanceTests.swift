@@ -160,6 +160,29 @@ extension RetryAfterTests {
     }
 }
 
+extension WireConformanceTests {
+    /// A receipt whose counts add up but which rejects the same index twice (3 records: 1 accepted, index 2
+    /// rejected twice) says nothing about one record: it is neither accepted nor rejected, and the same record
+    /// became two dead letters. Like counts that do not add up, it is "unknown whether stored": resend (the
+    /// receiver answers the original receipt, or a corrected one), never resolve the package on it.
+    @Test func receiptRejectingTheSameIndexTwiceIsNotApplied() {
+        let body = Array("""
+            <soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/"><soap:Body>
+            <pui:SubmitPackageResponse xmlns:pui="urn:cn-esup:pui:1">
+            <pui:Receipt packageId="410103-7" receivedAt="2026-01-06T12:30:02+08:00" accepted="1" duplicates="0">
+            <pui:Rejected index="2" code="R202" field="DeptCode">not registered</pui:Rejected>
+            <pui:Rejected index="2" code="R201" field="ItemCode">not in the catalog</pui:Rejected>
+            </pui:Receipt></pui:SubmitPackageResponse></soap:Body></soap:Envelope>
+            """.utf8)
+        let outcome = PUIWire.classify(status: 200, body: body, retryAfter: nil, packageId: "410103-7", recordCount: 3)
+        guard case .retry(let reason, _) = outcome else {
+            Issue.record("a receipt rejecting index 2 twice was applied: \(outcome)")
+            return
+        }
+        #expect(reason.contains("index 2"), "\(reason)")
+    }
+}
+
 @Suite struct SandboxStrictnessTests {
     static func submit(_ receiver: SandboxReceiver, _ body: [UInt8]) -> HTTPServerResponse {
         receiver.handle(HTTPServerRequest(method: "POST", path: "/pui",
