@@ -382,9 +382,13 @@ public final class ReceiverUplink {
         return UplinkStore.FixAhead(package: built, after: after)
     }
 
-    /// Why the configured client certificate cannot work (expired, not yet valid, unreadable); nil when it is fine.
+    /// Why the configured client certificate cannot work (none over HTTPS, expired, not yet valid, unreadable);
+    /// nil when it is fine.
     func clientCertificateProblem() -> String? {
-        guard let file = settings.client.tls.clientCertificateFile else { return nil }
+        guard let file = settings.client.tls.clientCertificateFile else {
+            guard settings.url.lowercased().hasPrefix("https://") else { return nil }
+            return "no client certificate configured (cert_file and key_file of receiver \(settings.name)): the receiver refuses a TLS handshake without one (PUI mutual TLS)"
+        }
         do {
             let info = try CertificateInfo.load(file: file)
             let time = now()

@@ -177,3 +177,26 @@ extension OperatorCommandTests {
         #expect(errors.count == 3, "\(errors)")
     }
 }
+
+extension OperatorCommandTests {
+    /// A receiver configured without cert_file (and key_file): under TLS 1.3 the receiver's refusal of a
+    /// handshake without a client certificate only shows as a lost connection ("Failed sending data to the
+    /// peer", CURLcode 55/56), which reads like a network fault. The failure names the cause first, as it does
+    /// for an expired client certificate.
+    @Test func missingClientCertificateIsNamedAsTheCauseOfTheLostConnection() async throws {
+        let environment = try TestEnvironment.make()
+        defer { environment.remove() }
+        try fillJournal(environment.journalPath, count: 2)
+        let server = try environment.sandbox()
+        defer { server.stop() }
+        var settings = environment.settings(name: "province", url: url(server.port))
+        settings.client.tls.clientCertificateFile = nil
+        settings.client.tls.clientKeyFile = nil
+        let uplink = try ReceiverUplink(settings: settings, journalPath: environment.journalPath, validator: try makeValidator(),
+                                        logger: .silent)
+        let summary = try await uplink.drain(maxWait: .zero)
+        #expect(!summary.drained)
+        #expect(summary.lastError?.hasPrefix("no client certificate configured") == true, "\(summary.lastError ?? "")")
+        #expect(server.receiver.records().isEmpty)
+    }
+}
