@@ -70,7 +70,14 @@ public struct CertificateInfo: Sendable, Equatable {
         }()
         guard let key else {
             ERR_clear_error()
-            throw CertificateError(file: keyFile, message: "not a readable PEM private key (wrong passphrase?)")
+            let text = FileManager.default.contents(atPath: keyFile).map { String(decoding: $0, as: UTF8.self) } ?? ""
+            let encrypted = text.contains("BEGIN ENCRYPTED PRIVATE KEY") || text.contains("Proc-Type: 4,ENCRYPTED")
+            let message = switch (encrypted, password) {
+            case (true, nil): "the key is encrypted and no passphrase is configured (key_passphrase_file or key_passphrase_env)"
+            case (true, _?): "the key is encrypted and the configured passphrase does not open it"
+            case (false, _): "not a readable PEM private key"
+            }
+            throw CertificateError(file: keyFile, message: message)
         }
         defer { EVP_PKEY_free(key) }
         let matches = X509_check_private_key(certificate, key) == 1
@@ -86,9 +93,13 @@ public struct CertificateInfo: Sendable, Equatable {
         defer { X509_free(certificate) }
         guard let intermediates = esg_x509_stack_new() else { throw CertificateError(file: certificateFile, message: "out of memory") }
         defer { esg_x509_stack_free(intermediates) }
-        for extra in try readCertificates(certificateFile).dropFirst() {
-            guard esg_x509_stack_push(intermediates, extra) > 0 else {
-                X509_free(extra)
+        // readCertificates hands over every certificate: the leaf read again here is freed, the others move into
+        // the stack (which frees them), and those left after a failed push are freed before throwing.
+        var others = try readCertificates(certificateFile)
+        if !others.isEmpty { X509_free(others.removeFirst()) }
+        for (index, extra) in others.enumerated() {
+            if esg_x509_stack_push(intermediates, extra) <= 0 {
+                for unpushed in others[index...] { X509_free(unpushed) }
                 throw CertificateError(file: certificateFile, message: "out of memory")
             }
         }

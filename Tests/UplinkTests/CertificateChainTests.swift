@@ -150,3 +150,39 @@ extension CertificateChainTests {
         #expect(status.output.contains("(/CN=City CA expiring): expires in 9 day(s)"), "\(status.output)")
     }
 }
+
+@Suite struct EncryptedKeyMessageTests {
+    /// An encrypted client key without a configured passphrase is a configuration gap, not a bad key: the message
+    /// says which, so that the operator adds key_passphrase_file instead of hunting for a broken key file.
+    @Test func encryptedKeyWithoutOrWithAWrongPassphraseIsNamedAsSuch() throws {
+        let environment = try TestEnvironment.make()
+        defer { environment.remove() }
+        let encrypted = environment.path("client-encrypted.key")
+        let result = try runProcess("/usr/bin/openssl", ["pkey", "-in", environment.cert("client.key"), "-aes256",
+                                                        "-passout", "pass:s3cret", "-out", encrypted])
+        #expect(result.status == 0, "\(result.output)")
+        let certificate = environment.cert("client.pem")
+        #expect(try CertificateInfo.keyMatches(certificateFile: certificate, keyFile: encrypted, password: "s3cret"))
+        do {
+            _ = try CertificateInfo.keyMatches(certificateFile: certificate, keyFile: encrypted, password: nil)
+            Issue.record("an encrypted key opened without a passphrase")
+        } catch {
+            #expect(error.description.contains("encrypted and no passphrase is configured") && error.description.contains(encrypted),
+                    "\(error.description)")
+        }
+        do {
+            _ = try CertificateInfo.keyMatches(certificateFile: certificate, keyFile: encrypted, password: "wrong")
+            Issue.record("a wrong passphrase opened the key")
+        } catch {
+            #expect(error.description.contains("configured passphrase does not open it"), "\(error.description)")
+        }
+        let garbage = environment.path("garbage.key")
+        try "not a key\n".write(toFile: garbage, atomically: true, encoding: .utf8)
+        do {
+            _ = try CertificateInfo.keyMatches(certificateFile: certificate, keyFile: garbage, password: nil)
+            Issue.record("garbage read as a key")
+        } catch {
+            #expect(error.description.contains("not a readable PEM private key"), "\(error.description)")
+        }
+    }
+}
