@@ -18,7 +18,11 @@ func writeError(_ text: String) {
 func writeJSON<T: Encodable>(_ value: T) {
     let encoder = JSONEncoder()
     encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-    encoder.dateEncodingStrategy = .iso8601
+    // Times as everywhere else in esgate's output (text, logs, PUI): Beijing time with its offset.
+    encoder.dateEncodingStrategy = .custom { date, encoder in
+        var container = encoder.singleValueContainer()
+        try container.encode(beijingTimestamp(date))
+    }
     if let data = try? encoder.encode(value) { write(Redaction.maskIdentityNumbers(in: String(decoding: data, as: UTF8.self))) }
 }
 

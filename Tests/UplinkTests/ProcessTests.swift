@@ -202,6 +202,9 @@ func uplinkStatus(_ config: String, environment: TestEnvironment) async throws -
         #expect(rejected > 0)
         let list = try await runEsgate(["deadletter", "list", "--json", "--config", config], environment: environment)
         #expect(list.code == 0 && list.output.components(separatedBy: "\"R201\"").count - 1 == rejected, "\(list.output)")
+        // Times in JSON as in the rest of esgate's output: Beijing time with its offset, not UTC "Z".
+        #expect(list.output.range(of: #""createdAt" : "\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+08:00""#, options: .regularExpression) != nil
+                && !list.output.contains("Z\""), "\(list.output)")
         #expect(try await runEsgate(["deadletter", "resend", "--config", config], environment: environment).code == 2)
         // An id that is no open dead letter, and a receiver that is not configured: said, not a quiet "queued 0".
         let unknown = try await runEsgate(["deadletter", "resend", "--id", "999999", "--config", config], environment: environment)
