@@ -38,6 +38,9 @@ public struct ReceiverConfiguration: Sendable, Equatable {
     /// The line of `record_types` in gateway.yaml (0 when absent): record types are checked against the schema
     /// after loading, by whoever holds it.
     public var recordTypesLine: Int = 0
+    /// The lines in gateway.yaml of the keys that name files (`ca_file`, `cert_file`, `key_file`,
+    /// `key_passphrase_file`), for `config check`'s file checks.
+    public var fileKeyLines: [String: Int] = [:]
     /// Allow `http://` (tests only; `insecure_plaintext`).
     public var insecurePlaintext: Bool = false
     /// File holding the client key's passphrase (`key_passphrase_file`), read when it is needed.
@@ -84,6 +87,8 @@ public struct GatewayConfiguration: Sendable {
     public var adaptersDirectory: String
     public var mappingsDirectory: String
     public var referenceDataFile: String?
+    /// The line of `reference_data` in gateway.yaml (0 when absent).
+    public var referenceDataLine: Int = 0
     public var logLevel: LogLevel
     public var receivers: [ReceiverConfiguration]
     /// The supervision engine's switch and thresholds (`supervision:` in gateway.yaml).
@@ -159,6 +164,9 @@ extension GatewayConfiguration {
                                            "plain http:// is refused: use https://, or set insecure_plaintext: true (tests only)")
             }
             receiver.keyPassphraseFile = section.string("key_passphrase_file").map { resolvePath($0, relativeTo: base) }
+            for key in ["ca_file", "cert_file", "key_file", "key_passphrase_file"] {
+                if let line = section.raw(key)?.mark.line { receiver.fileKeyLines[key] = line }
+            }
             if let variable = section.string("key_passphrase_env") {
                 let line = section.raw("key_passphrase_env")?.mark.line ?? section.line
                 if receiver.keyPassphraseFile != nil {
@@ -182,11 +190,13 @@ extension GatewayConfiguration {
         let retryCap = root.duration("retry_cap") ?? .seconds(300)
         let referenceRefresh = root.duration("reference_refresh") ?? .seconds(6 * 3600)
         root.rejectUnknownKeys()
-        return GatewayConfiguration(baseDirectory: base, file: file, district: district, stateDirectory: state,
-                                    adaptersDirectory: adapters, mappingsDirectory: mappings,
-                                    referenceDataFile: reference, logLevel: level, receivers: receivers,
-                                    supervision: supervision,
-                                    retryBase: retryBase, retryCap: retryCap, referenceRefresh: referenceRefresh)
+        var gateway = GatewayConfiguration(baseDirectory: base, file: file, district: district, stateDirectory: state,
+                                           adaptersDirectory: adapters, mappingsDirectory: mappings,
+                                           referenceDataFile: reference, logLevel: level, receivers: receivers,
+                                           supervision: supervision,
+                                           retryBase: retryBase, retryCap: retryCap, referenceRefresh: referenceRefresh)
+        gateway.referenceDataLine = root.raw("reference_data")?.mark.line ?? 0
+        return gateway
     }
 }
 

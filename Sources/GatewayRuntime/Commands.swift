@@ -36,7 +36,7 @@ public let commandTable: [CommandSpec] = [
                           .value("rows", "n", "Number of data rows to map (default 10)."),
                           .value("encoding", "encoding", "utf-8, gb18030 or auto (default: auto)."), jsonOption]),
     CommandSpec(path: ["gateway", "status"], abstract: "Overview: every adapter's health and every receiver's state (adapter status + uplink status).",
-                discussion: "Exit 1 when an adapter's last poll failed, a receiver is failing, or the uplink's state cannot be read.",
+                discussion: "Exit 1 when an adapter's last poll failed, a receiver is failing, a receiver's certificate, key or key passphrase cannot work (see 'esgate certs check'), or the uplink's state cannot be read.",
                 options: [configOption, jsonOption]),
     CommandSpec(path: ["status"], abstract: "Same as 'esgate gateway status'.", options: [configOption, jsonOption]),
     CommandSpec(path: ["adapter", "status"], abstract: "Show each adapter's health: last poll, rows read, last error and since when, position, lag, waiting files, quarantine.",
@@ -118,7 +118,13 @@ private func execute(_ path: [String], _ options: ParsedOptions) async throws ->
 
     case ["config", "check"]:
         let configPath = configurationPath(option: options.value("config"))
-        switch loadConfiguration(path: configPath) {
+        // Files the gateway reads only when it needs them (certificates, keys, reference data) are checked here too:
+        // `run` starts without them and names them when they are needed; `config check` is asked before that.
+        let outcome = loadConfiguration(path: configPath).flatMap { loaded in
+            let missing = referencedFileErrors(loaded.gateway)
+            return missing.isEmpty ? .success(loaded) : .failure(ConfigErrors(missing))
+        }
+        switch outcome {
         case .success(let loaded):
             if options.flag("json") {
                 writeJSON(ConfigCheckReport(ok: true, errors: [], adapters: loaded.adapters.map(\.name), mappings: loaded.mappings.keys.sorted()))
@@ -203,6 +209,7 @@ private func execute(_ path: [String], _ options: ParsedOptions) async throws ->
         let overview = GatewayStatus(adapters: try adapterStatusRows(loaded), uplink: uplink, uplinkError: uplinkError)
         let failing = overview.adapters.contains { ($0.health?.consecutiveFailures ?? 0) > 0 } || uplinkError != nil
             || (overview.uplink?.status.receivers.contains { $0.failingSince != nil } ?? false)
+            || (overview.uplink?.certificateErrors ?? false)
         if options.flag("json") { writeJSON(overview); return failing ? 1 : 0 }
         var text = "adapters:\n"
         text += overview.adapters.isEmpty ? "  none configured\n" : overview.adapters.map { describe($0) + "\n" }.joined()

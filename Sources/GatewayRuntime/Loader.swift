@@ -90,3 +90,25 @@ func lineOf(key: String, in file: String) -> Int {
 public func configurationPath(option: String?, environment: [String: String] = ProcessInfo.processInfo.environment) -> String {
     option ?? environment["ESGATE_CONFIG"] ?? "gateway.yaml"
 }
+
+/// The files gateway.yaml names that are missing or unreadable: each receiver's `ca_file`, `cert_file`, `key_file`
+/// and `key_passphrase_file`, and `reference_data`. Errors for `config check`, with the key's line.
+func referencedFileErrors(_ gateway: GatewayConfiguration) -> [ConfigError] {
+    var errors: [ConfigError] = []
+    func check(_ path: String?, key: String, line: Int) {
+        guard let path, !FileManager.default.isReadableFile(atPath: path) else { return }
+        let why = FileManager.default.fileExists(atPath: path) ? "not readable by this user" : "no such file"
+        errors.append(ConfigError(file: gateway.file, line: line, key: key, message: "\(path): \(why)"))
+    }
+    check(gateway.referenceDataFile, key: "reference_data", line: gateway.referenceDataLine)
+    for (index, receiver) in gateway.receivers.enumerated() where receiver.enabled {
+        // A plain-HTTP test receiver (insecure_plaintext) uses none of its TLS files.
+        if receiver.insecurePlaintext && receiver.url.lowercased().hasPrefix("http://") { continue }
+        let files = [("ca_file", receiver.caFile), ("cert_file", receiver.certificateFile),
+                     ("key_file", receiver.keyFile), ("key_passphrase_file", receiver.keyPassphraseFile)]
+        for (key, path) in files {
+            check(path, key: "receivers[\(index)].\(key)", line: receiver.fileKeyLines[key] ?? 0)
+        }
+    }
+    return errors
+}

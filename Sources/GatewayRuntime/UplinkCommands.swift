@@ -260,7 +260,11 @@ func caReports(receiver: String, file: String, warnDays: Int, now: Date) -> [Cer
 
 /// Warnings and errors of the configured certificates, one line each (logged at start, shown in status).
 public func certificateWarnings(_ gateway: GatewayConfiguration, warnDays: Int = 30) -> [String] {
-    certificateReports(gateway, warnDays: warnDays).flatMap { report in
+    certificateWarnings(certificateReports(gateway, warnDays: warnDays))
+}
+
+func certificateWarnings(_ reports: [CertificateReport]) -> [String] {
+    reports.flatMap { report in
         // A CA file may be a bundle: its lines name the CA.
         let which = report.role == "ca" ? report.subject.map { " (\($0))" } ?? "" : ""
         return (report.errors + report.warnings).map { "certificate \(report.receiver) \(report.role) \(report.file)\(which): \($0)" }
@@ -270,14 +274,20 @@ public func certificateWarnings(_ gateway: GatewayConfiguration, warnDays: Int =
 struct StatusOutput: Encodable {
     let status: UplinkStatus
     let certificateWarnings: [String]
+    /// Some certificate, key or passphrase cannot work (expired, unreadable, …): the uplink cannot deliver.
+    let certificateErrors: Bool
 }
 
 /// Every receiver's state, the reference data and certificate warnings (`uplink status`, `status`).
 func uplinkStatus(_ configuration: LoadedConfiguration) throws -> StatusOutput {
     let logger = Logger.silent
-    let service = try UplinkService.configured(configuration.gateway, schemaText: configuration.schema.schemaText, logger: logger)
+    // Status reads the journal only: it never connects, so it does not need (or fail on) the key's passphrase.
+    let service = try UplinkService.configured(configuration.gateway, schemaText: configuration.schema.schemaText,
+                                               logger: logger, readingSecrets: false)
     let status = try service.status(reference: referenceSource(configuration, logger: logger))
-    return StatusOutput(status: status, certificateWarnings: certificateWarnings(configuration.gateway))
+    let reports = certificateReports(configuration.gateway)
+    return StatusOutput(status: status, certificateWarnings: certificateWarnings(reports),
+                        certificateErrors: reports.contains { !$0.errors.isEmpty })
 }
 
 /// `uplink status` as text (identity numbers not yet masked).

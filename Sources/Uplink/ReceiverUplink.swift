@@ -36,10 +36,15 @@ public struct UplinkSettings: Sendable {
     public var consumer: String { "uplink:\(name)" }
 
     /// Settings of a configured receiver. Reads the key passphrase file when one is configured.
-    public static func from(_ receiver: ReceiverConfiguration, gateway: GatewayConfiguration) throws(UplinkError) -> UplinkSettings {
-        let password: String?
-        do { password = try receiver.clientKeyPassphrase() } catch {
-            throw UplinkError(operation: "receiver \(receiver.name)", underlying: error.description)
+    /// `readingSecrets: false` leaves the client key's passphrase unread: settings for showing state, which never
+    /// connect, so an unreadable passphrase file does not hide the receiver's cursor, packages and dead letters.
+    public static func from(_ receiver: ReceiverConfiguration, gateway: GatewayConfiguration,
+                            readingSecrets: Bool = true) throws(UplinkError) -> UplinkSettings {
+        var password: String? = nil
+        if readingSecrets {
+            do { password = try receiver.clientKeyPassphrase() } catch {
+                throw UplinkError(operation: "receiver \(receiver.name)", underlying: error.description)
+            }
         }
         let tls = HTTPClient.TLSConfiguration(caFile: receiver.caFile, clientCertificateFile: receiver.certificateFile,
                                               clientKeyFile: receiver.keyFile, clientKeyPassword: password)

@@ -102,10 +102,11 @@ public struct UplinkService: Sendable {
     }
 
     /// The uplink of gateway.yaml's enabled receivers.
-    public static func configured(_ gateway: GatewayConfiguration, schemaText: String, logger: Logger) throws(UplinkError) -> UplinkService {
+    public static func configured(_ gateway: GatewayConfiguration, schemaText: String, logger: Logger,
+                                  readingSecrets: Bool = true) throws(UplinkError) -> UplinkService {
         var settings: [UplinkSettings] = []
         for receiver in gateway.receivers where receiver.enabled {
-            settings.append(try UplinkSettings.from(receiver, gateway: gateway))
+            settings.append(try UplinkSettings.from(receiver, gateway: gateway, readingSecrets: readingSecrets))
         }
         return UplinkService(receivers: settings, journalPath: gateway.journalPath, schemaText: schemaText, logger: logger)
     }

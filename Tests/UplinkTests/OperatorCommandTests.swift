@@ -41,10 +41,41 @@ extension TestEnvironment {
         let result = try await runEsgate(["certs", "check", "--config", config], environment: environment)
         #expect(result.code == 1, "\(result.output)")
         #expect(result.output.contains("ERROR") && result.output.contains(passphrase), "\(result.output)")
-        // The overview still shows what it can, and says why the uplink's part is missing.
+        // Status never connects, so it does not need the passphrase: it still shows the receiver's cursor and
+        // dead letters, names the unreadable file, and exits 1 because the uplink cannot deliver.
         let overview = try await runEsgate(["gateway", "status", "--config", config], environment: environment)
-        #expect(overview.code == 1 && overview.output.contains("adapters:")
-                && overview.output.contains("cannot read the uplink's state") && overview.output.contains(passphrase), "\(overview.output)")
+        #expect(overview.code == 1 && overview.output.contains("adapters:"), "\(overview.output)")
+        #expect(overview.output.contains("province →") && overview.output.contains("cursor uplink:province")
+                && overview.output.contains("dead letters: 0"), "\(overview.output)")
+        #expect(overview.output.contains("warning: ") && overview.output.contains(passphrase), "\(overview.output)")
+        #expect(!overview.output.contains("cannot read the uplink's state"), "\(overview.output)")
+    }
+
+    /// `config check` is what an operator runs before going live: a certificate, key or passphrase file that
+    /// is not there would only show at the first send, so it is an error naming gateway.yaml's line and key.
+    @Test func configCheckNamesMissingCertificateKeyAndPassphraseFiles() async throws {
+        let environment = try TestEnvironment.make()
+        defer { environment.remove() }
+        let (config, passphrase) = try environment.writeConfigWithMissingPassphraseFile()
+        let good = try await runEsgate(["config", "check", "--config", config], environment: environment)
+        #expect(good.code == 1, "\(good.output)")
+        let lines = try String(contentsOfFile: config, encoding: .utf8).components(separatedBy: "\n")
+        guard let passphraseLine = lines.firstIndex(where: { $0.contains("key_passphrase_file:") }) else {
+            Issue.record("no key_passphrase_file in \(config)"); return
+        }
+        #expect(good.output.contains("\(config):\(passphraseLine + 1): receivers[0].key_passphrase_file: \(passphrase): no such file"),
+                "\(good.output)")
+        // A missing client certificate is named the same way, and a fixed configuration is ok again.
+        let certificate = environment.cert("client.pem")
+        let yaml = lines.joined(separator: "\n")
+        try yaml.replacingOccurrences(of: certificate, with: certificate + ".gone").write(toFile: config, atomically: true, encoding: .utf8)
+        let missingCertificate = try await runEsgate(["config", "check", "--config", config], environment: environment)
+        #expect(missingCertificate.code == 1 && missingCertificate.output.contains("receivers[0].cert_file: \(certificate).gone: no such file"),
+                "\(missingCertificate.output)")
+        try "s3cret\n".write(toFile: passphrase, atomically: true, encoding: .utf8)
+        try yaml.write(toFile: config, atomically: true, encoding: .utf8)
+        let fixed = try await runEsgate(["config", "check", "--config", config], environment: environment)
+        #expect(fixed.code == 0 && fixed.output.contains(": ok"), "\(fixed.output)")
     }
 }
 
