@@ -312,6 +312,9 @@ func describe(_ output: StatusOutput) -> String {
     }
     let ref = status.referenceData
     text += "reference data: \(ref.version.map { "version \($0), \(ref.items ?? 0) items, calendar \(ref.calendar ?? "-")" } ?? "none") (\(ref.source))\(ref.error.map { "; \($0)" } ?? "")\n"
+    if let attempt = ref.lastFetch {
+        text += "  last fetch \(attempt)\(ref.error == nil ? " ok" : " failed")\(ref.lastGoodFetch.map { $0 == attempt ? "" : "; last good fetch \($0)" } ?? "; never fetched successfully")\n"
+    }
     for warning in output.certificateWarnings { text += "warning: \(warning)\n" }
     return text
 }

@@ -174,9 +174,21 @@ public final class ReferenceDataSource: @unchecked Sendable {
     let validator: XMLSchemaValidator?
     let logger: Logger
 
+    /// The outcome of the last GetReferenceData (`reference-data-fetch.json` beside the copy): the fetch runs in
+    /// `esgate run`, and `esgate uplink status` is another process.
+    public let fetchOutcomeFile: String
+
+    /// What `fetchOutcomeFile` holds. Times are Beijing timestamps.
+    public struct FetchOutcome: Sendable, Codable, Equatable {
+        public var lastAttempt: String
+        public var lastSuccess: String?
+        public var error: String?
+    }
+
     public init(configuredFile: String?, stateDirectory: String, validator: XMLSchemaValidator?, logger: Logger) {
         self.configuredFile = configuredFile
         self.cacheFile = (stateDirectory as NSString).appendingPathComponent("reference-data.xml")
+        self.fetchOutcomeFile = (stateDirectory as NSString).appendingPathComponent("reference-data-fetch.json")
         self.validator = validator
         self.logger = logger
     }
@@ -201,12 +213,38 @@ public final class ReferenceDataSource: @unchecked Sendable {
         }
     }
 
+    /// The last fetch's outcome as written by whichever process fetched (nil: never fetched, or a configured file).
+    public func lastFetchOutcome() -> FetchOutcome? {
+        guard configuredFile == nil, let data = FileManager.default.contents(atPath: fetchOutcomeFile) else { return nil }
+        return try? JSONDecoder().decode(FetchOutcome.self, from: data)
+    }
+
+    private func recordFetchOutcome(error: String?) {
+        let now = beijingTimestamp(Date())
+        let previous = lastFetchOutcome()
+        let outcome = FetchOutcome(lastAttempt: now, lastSuccess: error == nil ? now : previous?.lastSuccess, error: error)
+        do {
+            try FileManager.default.createDirectory(atPath: (fetchOutcomeFile as NSString).deletingLastPathComponent,
+                                                    withIntermediateDirectories: true)
+            try JSONEncoder().encode(outcome).write(to: URL(fileURLWithPath: fetchOutcomeFile), options: .atomic)
+        } catch {
+            logger.warning("cannot store the reference data fetch outcome in \(fetchOutcomeFile): \(error)")
+        }
+    }
+
     /// GetReferenceData(Division, KnownVersion) from a receiver. A configured file wins: nothing is fetched.
     /// On success the new copy replaces the cache file atomically; on failure the last good copy stays in use.
+    /// Either way the outcome is kept in `fetchOutcomeFile` for status.
     @discardableResult
     public func refresh(client: HTTPClient, url: String, division: String) async -> ReferenceData? {
         if configuredFile != nil { return current ?? loadLocal() }
         if current == nil { loadLocal() }
+        let data = await fetch(client: client, url: url, division: division)
+        recordFetchOutcome(error: lastError)
+        return data
+    }
+
+    private func fetch(client: HTTPClient, url: String, division: String) async -> ReferenceData? {
         let known = current?.version
         let request = HTTPRequest.post(url, headers: PUIWire.headers(action: PUIWire.referenceDataAction),
                                        body: PUIWire.referenceDataRequest(division: division, knownVersion: known))

@@ -59,6 +59,9 @@ public struct ReferenceDataStatus: Sendable, Codable {
     public var items: Int?
     public var calendar: String?
     public var error: String?
+    /// The last GetReferenceData attempt and the last one that succeeded (Beijing time; none with a configured file).
+    public var lastFetch: String?
+    public var lastGoodFetch: String?
 }
 
 extension UplinkStore {
@@ -170,12 +173,16 @@ public struct UplinkService: Sendable {
         let store = try UplinkStore(path: journalPath)
         var result: [UplinkReceiverStatus] = []
         for settings in receivers { result.append(try store.status(of: settings)) }
-        var referenceStatus = ReferenceDataStatus(version: nil, source: "none", items: nil, calendar: nil, error: nil)
+        var referenceStatus = ReferenceDataStatus(version: nil, source: "none", items: nil, calendar: nil, error: nil,
+                                                  lastFetch: nil, lastGoodFetch: nil)
         if let reference {
             let data = reference.current ?? reference.loadLocal()
+            // The fetch runs in `esgate run`; a status command is another process and learns it from the state file.
+            let fetch = reference.lastFetchOutcome()
             referenceStatus = ReferenceDataStatus(
                 version: data?.version, source: reference.configuredFile ?? reference.cacheFile, items: data?.items.count,
-                calendar: data.map { "\($0.calendar.firstYear)-\($0.calendar.lastYear)" }, error: reference.lastError)
+                calendar: data.map { "\($0.calendar.firstYear)-\($0.calendar.lastYear)" },
+                error: reference.lastError ?? fetch?.error, lastFetch: fetch?.lastAttempt, lastGoodFetch: fetch?.lastSuccess)
         }
         return UplinkStatus(receivers: result, referenceData: referenceStatus)
     }

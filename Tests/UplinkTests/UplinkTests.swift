@@ -583,6 +583,8 @@ private func journalTextRecords(_ journal: Journal, texts: [String], rounds: Int
         let fetched = await source.refresh(client: HTTPClient(configuration: settings.client), url: settings.url, division: "410103")
         #expect(fetched?.version == "2026.12-1" && fetched?.items.count == 16)
         #expect(FileManager.default.fileExists(atPath: source.cacheFile))
+        let succeeded = try #require(source.lastFetchOutcome())
+        #expect(succeeded.error == nil && succeeded.lastSuccess == succeeded.lastAttempt)
         // KnownVersion is current: nothing new, same data.
         #expect(await source.refresh(client: HTTPClient(configuration: settings.client), url: settings.url, division: "410103") == fetched)
         server.stop()
@@ -597,6 +599,14 @@ private func journalTextRecords(_ journal: Journal, texts: [String], rounds: Int
         let faulted = ReferenceDataSource(configuredFile: nil, stateDirectory: environment.path("state"), validator: try makeValidator(), logger: .silent)
         #expect(await faulted.refresh(client: HTTPClient(configuration: settings.client), url: url(bare.port), division: "410103") == fetched)
         #expect(faulted.lastError?.contains("HTTP 500: E500 no reference data configured") == true, "\(faulted.lastError ?? "-")")
+        // `uplink status` runs in another process than the fetch: it learns the failure from the state directory,
+        // with the last good fetch.
+        let service = UplinkService(receivers: [settings], journalPath: environment.journalPath,
+                                    schemaText: try PUISchema.shipped().schemaText, logger: .silent)
+        let statusReader = ReferenceDataSource(configuredFile: nil, stateDirectory: environment.path("state"), validator: try makeValidator(), logger: .silent)
+        let reference = try service.status(reference: statusReader).referenceData
+        #expect(reference.version == "2026.12-1" && reference.error?.contains("E500 no reference data configured") == true, "\(reference)")
+        #expect(reference.lastFetch != nil && reference.lastGoodFetch == succeeded.lastSuccess, "\(reference)")
     }
 }
 
