@@ -95,8 +95,9 @@ public enum UplinkStep: Sendable, Equatable {
     case idle
     /// A package was resolved by a receipt or a refusal.
     case delivered(packageId: String, outcome: String)
-    /// The pending package is waiting for its next attempt.
-    case waiting(packageId: String, until: Date)
+    /// The pending package is waiting for its next attempt; `attempted`: this step sent it, and it failed (false:
+    /// it was not due yet).
+    case waiting(packageId: String, until: Date, attempted: Bool)
 }
 
 /// What `drain` achieved.
@@ -283,7 +284,7 @@ public final class ReceiverUplink {
             return .idle
         }
         if let due = package.nextAttemptAt, due > now() {
-            return .waiting(packageId: package.packageId, until: due)
+            return .waiting(packageId: package.packageId, until: due, attempted: false)
         }
         let request = HTTPRequest.post(settings.url, headers: PUIWire.headers(action: PUIWire.submitAction), body: package.request)
         // While the package is on the wire, take the next one (built ahead during the previous step, or now) and
@@ -339,7 +340,7 @@ public final class ReceiverUplink {
                                   lastError: reason, lastSuccessAt: state.lastSuccessAt, nextRetryAt: next)
             try store.saveReceiverState(settings.name, state, now: time)
             logger.warning("\(package.packageId) attempt \(package.attempts + 1) failed: \(reason); next attempt in \(String(format: "%.1f", next.timeIntervalSince(time))) s")
-            return .waiting(packageId: package.packageId, until: next)
+            return .waiting(packageId: package.packageId, until: next, attempted: true)
         }
     }
 
@@ -428,13 +429,13 @@ public final class ReceiverUplink {
             case .delivered:
                 summary.packagesResolved += 1
                 summary.attempts += 1
-            case .waiting(_, let until):
+            case .waiting(_, let until, let attempted):
+                if attempted { summary.attempts += 1 }
                 let wait = until.timeIntervalSince(now())
                 if wait > maxWaitSeconds || (deadline.map { until > $0 } ?? false) {
                     summary.lastError = try store.receiverState(settings.name).lastError
                     return summary
                 }
-                summary.attempts += 1
                 if wait > 0 { try? await Task.sleep(for: .milliseconds(Int64(wait * 1000) + 1)) }
             }
         }
@@ -451,7 +452,7 @@ public final class ReceiverUplink {
                     try? await Task.sleep(for: poll)
                 case .delivered:
                     continue
-                case .waiting(_, let until):
+                case .waiting(_, let until, _):
                     let wait = max(until.timeIntervalSince(now()), 0.001)
                     try? await Task.sleep(for: .milliseconds(Int64(min(wait, 3600) * 1000)))
                 }

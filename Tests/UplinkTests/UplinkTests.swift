@@ -343,7 +343,7 @@ private func journalTextRecords(_ journal: Journal, texts: [String], rounds: Int
                                         journalPath: environment.journalPath, validator: try makeValidator(), logger: .silent)
         let asked = Date()
         let first = try await uplink.step()
-        guard case .waiting(let id, let until) = first else { Issue.record("expected a wait, got \(first)"); return }
+        guard case .waiting(let id, let until, let attempted) = first, attempted else { Issue.record("expected a wait, got \(first)"); return }
         #expect(id == "410103-1")
         // Retry-After: 1 honoured although the backoff base is 50 ms (measured from before the request, so a
         // late wake-up of this test on a busy pool cannot shorten it).
@@ -356,6 +356,8 @@ private func journalTextRecords(_ journal: Journal, texts: [String], rounds: Int
         #expect(summary.drained)
         #expect(Date().timeIntervalSince(started) >= 1.5)
         #expect(server.receiver.requestCount == 3)
+        // The drain sent twice (one more 503, then the receipt); the wait for the first step's retry is no attempt.
+        #expect(summary.attempts == 2, "\(summary)")
         #expect(server.receiver.packages() == ["410103-1": pending.digest])
         #expect(try uplink.store.receiverState("province").kind == .connected)
     }
@@ -556,6 +558,7 @@ private func journalTextRecords(_ journal: Journal, texts: [String], rounds: Int
                                        journalPath: environment.journalPath, validator: try makeValidator(), logger: .silent)
         let failed = try await rogue.drain(maxWait: .zero)
         #expect(!failed.drained)
+        #expect(failed.attempts == 1, "\(failed)")   // the one failed attempt before giving up counts
         #expect(failed.lastError.map { $0.contains("certificate") || $0.contains("connection lost") || $0.contains("TLS") } == true)
         #expect(server.receiver.records().isEmpty)
         var settings = environment.settings(name: "province", url: url(server.port))
