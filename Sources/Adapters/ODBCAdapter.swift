@@ -73,6 +73,9 @@ public struct ODBCPollReport: Sendable, Codable, Equatable {
     public var deletionRefusal: String?
     /// Incremental: no row of the poll had a readable watermark (also the adapter's last error until one has).
     public var watermarkProblem: String?
+    /// Incremental: rows read whose watermark column was NULL, a zero date or not a value of `watermark_type`.
+    /// They are ingested but do not move the watermark, and every poll reads them again.
+    public var withoutWatermark = 0
     /// Records stored twice under one key in this poll: two source rows share a record key (also the adapter's
     /// last error until a poll has none).
     public var keyProblem: String?
@@ -331,27 +334,46 @@ public final class ODBCAdapter: @unchecked Sendable {
         // The query goes inside a subquery: a statement terminator would end it early, and a trailing `--`
         // comment would swallow the closing parenthesis, so the terminator goes and the parenthesis gets a line.
         let wrapped = "SELECT * FROM (\n\(ODBCAdapter.subquery(settings.query))\n) esgate_q"
-        var lower: ODBCParameter?
+        var parameters: [ODBCParameter] = []
+        var sql = wrapped
         if let bound {
-            lower = bound.parameter
+            var lower = bound.parameter
+            var floor = ODBCAdapter.watermarkFloor.parameter
             // A timestamp kept in a text column (VARCHAR '2026-01-05 08:52:00', common in legacy tables) does not
             // compare with a SQL_TYPE_TIMESTAMP parameter (PostgreSQL: SQLSTATE 42883), so it is bound as text,
             // cut to the minute: '2026-01-05 08:52' sorts before every value of that minute, whatever the
             // column's own precision ('…:00', '…:00.5'), so nothing at the bound is skipped.
             if bound.kind == .timestamp {
                 let type = try watermarkColumnType ?? describeColumnType(connection, sql: wrapped + " WHERE 1 = 0", column: column)
-                if let type, ODBCAdapter.characterTypes.contains(type) { lower = .text(String(bound.text.prefix(16))) }
+                if let type, ODBCAdapter.characterTypes.contains(type) {
+                    lower = .text(String(bound.text.prefix(16)))
+                    floor = .text(String(ODBCAdapter.watermarkFloor.text.prefix(10)))
+                }
+            }
+            // A row without a watermark (NULL; for timestamps also a MariaDB zero date '0000-00-00' or an empty
+            // text, which sort below any real time) never satisfies `>= ?`: without the other two conditions it
+            // would be read by the first poll only, and a row written so after that would be lost without a
+            // trace. Such rows are read by every poll instead (no-ops in the journal) and counted.
+            let name = "esgate_q." + quoted(column)
+            if bound.kind == .timestamp {
+                sql += " WHERE (\(name) >= ? OR \(name) IS NULL OR \(name) < ?)"
+                parameters = [lower, floor]
+            } else {
+                sql += " WHERE (\(name) >= ? OR \(name) IS NULL)"
+                parameters = [lower]
             }
         }
-        var sql = wrapped
-        if lower != nil { sql += " WHERE esgate_q.\(quoted(column)) >= ?" }
         sql += " ORDER BY " + ([column] + settings.orderBy).map { "esgate_q." + quoted($0) }.joined(separator: ", ")
         let statement = try connection.prepare(sql)
-        let cursor = try statement.query(lower.map { [$0] } ?? [], rowArraySize: settings.fetchRows,
+        let cursor = try statement.query(parameters, rowArraySize: settings.fetchRows,
                                          maxColumnCharacters: settings.maxColumnChars, declaredTextSizes: declaredTextSizes)
         watermarkColumnType = cursor.columns.first { $0.name == column }?.sqlType
         try stream(cursor, watermarkColumn: column, saved: best, report: &report)
     }
+
+    /// Below every real watermark time: a stamp under it (a zero date, an empty text) counts as no stamp. 1753 is
+    /// the first year SQL Server's DATETIME holds, so the parameter converts on every server.
+    static let watermarkFloor = Watermark(kind: .timestamp, value: Watermark.parseTimestamp("1753-01-01 00:00:00") ?? 0)
 
     /// SQL_CHAR, SQL_VARCHAR, SQL_LONGVARCHAR and their wide forms.
     static let characterTypes: Set<Int> = [1, 12, -1, -8, -9, -10]
@@ -479,6 +501,7 @@ public final class ODBCAdapter: @unchecked Sendable {
                 throw error
             }
             if let watermark { report.watermark = watermark }
+            report.withoutWatermark = unreadable.count
             rowsRead += rows
             guard rows > 0 else { continue }
             report.counts += counts

@@ -50,6 +50,30 @@ struct MariaDBODBCTests {
         #expect(again.counts.rows == 6 && again.counts.stored == 0, "the bound applies: a quoted literal would compare as text")
     }
 
+    @Test("incremental: rows stamped with the zero date '0000-00-00 00:00:00' after the first poll are ingested, not skipped for good")
+    func zeroDateRows() throws {
+        let server = try MariaDBServer.server()
+        let database = try server.createDatabase()
+        let db = try ODBCConnection(connectionString: server.connectionString(database: database))
+        // A legacy application in non-strict mode writes zero dates into a NOT NULL DATETIME(6) column.
+        try db.execute("SET SESSION sql_mode = ''")
+        try createCaseTable(db, name: "steps", timestampType: "DATETIME(6)", quote: "`")
+        try insertCase(db, table: "steps", id: 1, updatedAt: "2026-01-05 10:00:00.250000", row: stepRow(1, at: "2026-01-05 08:52:00"), quote: "`")
+        let workspace = try ODBCWorkspace(adapter: adapterYAML(
+            connection: server.connectionString(database: database), mode: "incremental",
+            query: caseSelect("steps", quote: "`"), extra: "watermark_column: updated_at\norder_by: [id]"))
+        let adapter = try workspace.adapter()
+        #expect(try adapter.poll().watermark == "2026-01-05 10:00:00.250000")
+        try insertCase(db, table: "steps", id: 2, updatedAt: "2026-01-05 10:00:00", row: stepRow(2, at: "2026-01-05 08:53:00"), quote: "`")
+        try db.execute("UPDATE steps SET updated_at = '0000-00-00 00:00:00' WHERE id = 2")
+        try insertCase(db, table: "steps", id: 3, updatedAt: "2026-01-05 10:00:00.250001", row: stepRow(3, at: "2026-01-05 08:54:00"), quote: "`")
+        let second = try adapter.poll()
+        #expect(second.counts.stored == 2, "the zero-dated row and the next one")
+        #expect(second.withoutWatermark == 1)
+        #expect(second.watermark == "2026-01-05 10:00:00.250001", "fractional seconds are kept")
+        #expect(try workspace.journalDigest().records == 3)
+    }
+
     @Test("a bad password gives a clear error naming the adapter and the SQLSTATE")
     func badPassword() throws {
         let server = try MariaDBServer.server()

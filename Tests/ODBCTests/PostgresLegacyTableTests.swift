@@ -96,6 +96,34 @@ extension PostgresODBCTests {
         #expect(try workspace.journalDigest().records == 3)
     }
 
+    @Test("incremental: a row without a timestamp (NULL) written after the first poll is ingested and counted, not skipped for good")
+    func rowsWithoutWatermarkAfterTheFirstPoll() throws {
+        let source = try Source()
+        let db = try source.connect()
+        try db.execute("ALTER TABLE steps ALTER COLUMN updated_at DROP NOT NULL")
+        try insertCase(db, table: "steps", id: 1, updatedAt: "2026-01-05 10:00:00", row: stepRow(1, at: "2026-01-05 08:52:00"))
+        let workspace = try ODBCWorkspace(adapter: adapterYAML(connection: source.connectionString, mode: "incremental",
+                                                               query: caseSelect("steps"),
+                                                               extra: "watermark_column: updated_at\norder_by: [id]"))
+        let adapter = try workspace.adapter()
+        #expect(try adapter.poll().counts.stored == 1)
+        // The department's application inserts a row and stamps it later (or never).
+        try insertCase(db, table: "steps", id: 2, updatedAt: "2026-01-05 11:00:00", row: stepRow(2, at: "2026-01-05 08:53:00"))
+        try db.execute("UPDATE steps SET updated_at = NULL WHERE id = 2")
+        let second = try adapter.poll()
+        #expect(second.counts.stored == 1, "the NULL-stamped row is read, not lost")
+        #expect(second.withoutWatermark == 1)
+        #expect(second.watermark == "2026-01-05 10:00:00", "it does not move the watermark")
+        #expect(try workspace.journalDigest().records == 2)
+        // Read again by every poll (a no-op), and stamped at last: its new time moves the watermark.
+        let third = try adapter.poll()
+        #expect(third.counts.stored == 0 && third.counts.unchanged == 2 && third.withoutWatermark == 1)
+        try db.execute("UPDATE steps SET updated_at = TIMESTAMP '2026-01-05 11:00:00' WHERE id = 2")
+        let fourth = try adapter.poll()
+        #expect(fourth.withoutWatermark == 0 && fourth.watermark == "2026-01-05 11:00:00")
+        #expect(try workspace.journalDigest().records == 2)
+    }
+
     @Test("a bad query, mark statement or connection: the error names the adapter file and the field, with the SQLSTATE")
     func errorsNameFileAndField() throws {
         let source = try Source()
