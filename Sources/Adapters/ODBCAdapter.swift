@@ -256,6 +256,7 @@ public final class ODBCAdapter: @unchecked Sendable {
     /// The key of the adapter file whose SQL or connection string failed.
     static func field(of error: ODBCError, settings: ODBCSettings) -> String? {
         if error.operation.hasPrefix("connect") { return "odbc.connection" }
+        if error.sqlState == "HYT00" && settings.queryTimeout > .zero { return "odbc.query_timeout" }
         guard let sql = error.sql else { return nil }
         if let mark = settings.markStatement, sql == mark { return "odbc.mark_statement" }
         if sql == settings.query { return "odbc.query" }

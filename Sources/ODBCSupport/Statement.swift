@@ -22,6 +22,9 @@ public final class ODBCStatement {
     var cursorGeneration = 0
     /// SQL_ATTR_MAX_ROWS last given to the driver; it stays on the statement until changed.
     private var maxRowsApplied = 0
+    /// Seconds after which SQLExecute is cancelled from another thread, when the driver did not take
+    /// SQL_ATTR_QUERY_TIMEOUT (0: the driver enforces it, or there is none).
+    private var cancelAfter = 0
 
     init(connection: ODBCConnection, sql: String) throws(ODBCError) {
         self.connection = connection
@@ -32,7 +35,10 @@ public final class ODBCStatement {
         }
         statement = stmt
         if connection.options.queryTimeout > 0 {
-            SQLSetStmtAttrW(stmt, CODBC_ATTR_QUERY_TIMEOUT, SQLPOINTER(bitPattern: UInt(connection.options.queryTimeout)), 0)
+            // A driver that does not enforce the timeout says so: MariaDB Connector/ODBC 3.1 answers 01S02 ("changed
+            // to default (no timeout)"). Then the statement cancels itself when the time is up (`Watchdog`).
+            let rc = SQLSetStmtAttrW(stmt, CODBC_ATTR_QUERY_TIMEOUT, SQLPOINTER(bitPattern: UInt(connection.options.queryTimeout)), 0)
+            if rc != CODBC_SUCCESS { cancelAfter = connection.options.queryTimeout }
         }
         var text = utf16Units(sql)
         guard codbc_succeeded(SQLPrepareW(stmt, &text, CODBC_NTS)) != 0 else { throw error("prepare") }
@@ -120,7 +126,7 @@ public final class ODBCStatement {
         let stmt = try handle()
         SQLFreeStmt(stmt, CODBC_CLOSE)
         try bind(parameters)
-        let rc = SQLExecute(stmt)
+        let rc = try executeWithinTimeout(stmt)
         if rc == CODBC_NO_DATA { return 0 }  // a searched UPDATE/DELETE that touched no row
         guard codbc_succeeded(rc) != 0 else { throw error("execute") }
         var count: Int = -1
@@ -163,12 +169,61 @@ public final class ODBCStatement {
             maxRowsApplied = limit
         }
         try bind(parameters)
-        let rc = SQLExecute(stmt)
+        let rc = try executeWithinTimeout(stmt)
         guard codbc_succeeded(rc) != 0 || rc == CODBC_NO_DATA else { throw error("execute query") }
         cursorGeneration += 1
         return try ODBCCursor(statement: self, handle: stmt, rowArraySize: rowArraySize,
                               maxColumnCharacters: maxColumnCharacters, memoryBudgetBytes: memoryBudgetBytes,
                               declaredTextSizes: declaredTextSizes)
+    }
+}
+
+extension ODBCStatement {
+    /// SQLExecute, cancelled after `cancelAfter` seconds when the driver does not enforce the query timeout
+    /// itself. A cancelled execution throws HYT00 (timeout expired), whatever the driver made of the cancel.
+    fileprivate func executeWithinTimeout(_ stmt: UnsafeMutableRawPointer) throws(ODBCError) -> Int16 {
+        guard cancelAfter > 0 else { return SQLExecute(stmt) }
+        let watchdog = Watchdog(statement: stmt)
+        watchdog.arm(after: cancelAfter)
+        let rc = SQLExecute(stmt)
+        guard !watchdog.disarm() else {
+            let cause = codbc_succeeded(rc) != 0 ? "" : diagnostics(handleType: CODBC_HANDLE_STMT, handle: stmt).first.map { " (the driver: \($0.message))" } ?? ""
+            SQLFreeStmt(stmt, CODBC_CLOSE)
+            throw ODBCError(operation: "execute", diagnostics: [ODBCDiagnostic(
+                sqlState: "HYT00", nativeCode: 0,
+                message: "query timeout of \(cancelAfter) s expired; the driver does not enforce SQL_ATTR_QUERY_TIMEOUT, so the statement was cancelled (SQLCancel)\(cause)")],
+                sql: sql)
+        }
+        return rc
+    }
+}
+
+/// Cancels a running SQLExecute from a dispatch thread once its time is up (ODBC allows SQLCancel from another
+/// thread; MariaDB Connector/ODBC turns it into KILL QUERY on a connection of its own). The lock keeps the cancel
+/// from reaching a statement whose execution already returned.
+private final class Watchdog: @unchecked Sendable {
+    private let lock = NSLock()
+    private var statement: UnsafeMutableRawPointer?
+    private var fired = false
+
+    init(statement: UnsafeMutableRawPointer) { self.statement = statement }
+
+    func arm(after seconds: Int) {
+        DispatchQueue.global().asyncAfter(deadline: .now() + .seconds(seconds)) { [self] in
+            lock.lock()
+            defer { lock.unlock() }
+            guard let statement else { return }
+            fired = true
+            SQLCancel(statement)
+        }
+    }
+
+    /// Stops the watchdog; whether it cancelled the execution.
+    func disarm() -> Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        statement = nil
+        return fired
     }
 }
 

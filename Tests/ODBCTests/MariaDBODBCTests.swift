@@ -74,6 +74,34 @@ struct MariaDBODBCTests {
         #expect(try workspace.journalDigest().records == 3)
     }
 
+    @Test("query_timeout stops a query waiting on a lock although Connector/ODBC ignores SQL_ATTR_QUERY_TIMEOUT", .timeLimit(.minutes(1)))
+    func queryTimeout() throws {
+        let server = try MariaDBServer.server()
+        let database = try server.createDatabase()
+        let db = try ODBCConnection(connectionString: server.connectionString(database: database))
+        try createCaseTable(db, name: "steps", timestampType: "DATETIME", quote: "`")
+        try insertCase(db, table: "steps", id: 1, updatedAt: "2026-01-05 10:00:00", row: stepRow(1, at: "2026-01-05 08:52:00"), quote: "`")
+        // The department's nightly job holds the rows (innodb_lock_wait_timeout is 50 s).
+        let job = try ODBCConnection(connectionString: server.connectionString(database: database))
+        try job.setAutocommit(false)
+        try job.execute("UPDATE steps SET rec_flag = 2")
+        defer { job.rollback() }
+        let workspace = try ODBCWorkspace(adapter: adapterYAML(
+            connection: server.connectionString(database: database), mode: "snapshot",
+            query: caseSelect("steps", quote: "`") + " FOR UPDATE", extra: "query_timeout: 1s"))
+        let adapter = try workspace.adapter()
+        let started = ContinuousClock.now
+        let error = #expect(throws: ODBCAdapterError.self) { try adapter.poll() }
+        let waited = ContinuousClock.now - started
+        #expect(waited < .seconds(10), "the poll gave up after about query_timeout, not after the server's lock wait: \(waited)")
+        #expect(error?.sqlState == "HYT00")
+        #expect(error?.description.contains("odbc.query_timeout") == true, "\(error.map { "\($0)" } ?? "")")
+        #expect(adapter.status.failingSince != nil)
+        // The lock is gone: the next poll reads the row.
+        job.rollback()
+        #expect(try adapter.poll().counts.stored == 1)
+    }
+
     @Test("a bad password gives a clear error naming the adapter and the SQLSTATE")
     func badPassword() throws {
         let server = try MariaDBServer.server()
