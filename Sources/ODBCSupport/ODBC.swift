@@ -133,6 +133,61 @@ func diagnostics(handleType: Int16, handle: UnsafeMutableRawPointer?) -> [ODBCDi
 
 // MARK: - Connection
 
+/// One SQLDriverConnectW on a thread of its own, so that the caller can stop waiting when the driver ignores its
+/// login timeout. An attempt given up on frees its handles (disconnecting first if it did connect) whenever the
+/// driver returns.
+private final class LoginAttempt: @unchecked Sendable {
+    /// Seconds past the login timeout before giving up: a driver that enforces the timeout reports it itself.
+    static let grace = 2
+    private let environment: UnsafeMutableRawPointer
+    private let connection: UnsafeMutableRawPointer
+    private let input: [UInt16]
+    private let lock = NSLock()
+    private let done = DispatchSemaphore(value: 0)
+    private var result: Int16?
+    private var abandoned = false
+
+    init(environment: UnsafeMutableRawPointer, connection: UnsafeMutableRawPointer, connectionString: String) {
+        self.environment = environment
+        self.connection = connection
+        input = utf16Units(connectionString)
+    }
+
+    /// The driver's return code, or nil when it did not return within `seconds` (nil: wait as long as it takes,
+    /// on the calling thread).
+    func run(waiting seconds: Int?) -> Int16? {
+        guard let seconds else { return connect() }
+        let thread = Thread { [self] in
+            let rc = withUTF8Locale { connect() }
+            lock.lock()
+            defer { lock.unlock() }
+            if abandoned {
+                if codbc_succeeded(rc) != 0 { SQLDisconnect(connection) }
+                SQLFreeHandle(CODBC_HANDLE_DBC, connection)
+                SQLFreeHandle(CODBC_HANDLE_ENV, environment)
+            } else {
+                result = rc
+                done.signal()
+            }
+        }
+        thread.name = "esgate-odbc-login"
+        thread.start()
+        _ = done.wait(timeout: .now() + .seconds(seconds))
+        lock.lock()
+        defer { lock.unlock() }
+        if result == nil { abandoned = true }
+        return result
+    }
+
+    private func connect() -> Int16 {
+        var input = self.input
+        var output = [UInt16](repeating: 0, count: 2048)
+        var outLength: Int16 = 0
+        return SQLDriverConnectW(connection, nil, &input, Int16(clamping: input.count - 1), &output, Int16(output.count),
+                                 &outLength, CODBC_DRIVER_NOPROMPT)
+    }
+}
+
 /// One ODBC connection (its own environment handle too). Calls block: run them off Swift's cooperative pool
 /// (`ODBCConnection.run` / `ODBCWorker`). Not safe for concurrent use (`close()` included: it must not run while
 /// another thread is inside a call on the connection or one of its statements); it may move between threads.
@@ -177,11 +232,17 @@ public final class ODBCConnection: @unchecked Sendable {
             SQLSetConnectAttrW(dbc, CODBC_ATTR_LOGIN_TIMEOUT, SQLPOINTER(bitPattern: UInt(options.loginTimeout)), 0)
             SQLSetConnectAttrW(dbc, CODBC_ATTR_CONNECTION_TIMEOUT, SQLPOINTER(bitPattern: UInt(options.loginTimeout)), 0)
         }
-        var input = utf16Units(connectionString)
-        var output = [UInt16](repeating: 0, count: 2048)
-        var outLength: Int16 = 0
-        let rc = SQLDriverConnectW(dbc, nil, &input, Int16(clamping: input.count - 1), &output, Int16(output.count),
-                                   &outLength, CODBC_DRIVER_NOPROMPT)
+        let attempt = LoginAttempt(environment: env, connection: dbc, connectionString: connectionString)
+        guard let rc = attempt.run(waiting: options.loginTimeout > 0 ? options.loginTimeout + LoginAttempt.grace : nil) else {
+            // The driver did not return within its login timeout (MariaDB Connector/ODBC applies it to the TCP
+            // connect only, and waits for ever on a server that accepts but never answers): give up; the attempt
+            // frees its handles when the driver returns.
+            connection = nil
+            environment = nil
+            throw ODBCError(operation: "connect (\(redactedConnectionString))", diagnostics: [ODBCDiagnostic(
+                sqlState: "HYT00", nativeCode: 0,
+                message: "login timeout of \(options.loginTimeout) s expired: the server accepted the connection but did not answer (the driver kept waiting; given up after \(options.loginTimeout + LoginAttempt.grace) s)")])
+        }
         guard codbc_succeeded(rc) != 0 else {
             let found = ODBCSupport.diagnostics(handleType: CODBC_HANDLE_DBC, handle: dbc)
             SQLFreeHandle(CODBC_HANDLE_DBC, dbc)

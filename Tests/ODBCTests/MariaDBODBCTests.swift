@@ -102,6 +102,35 @@ struct MariaDBODBCTests {
         #expect(try adapter.poll().counts.stored == 1)
     }
 
+    @Test("login_timeout: a server that accepts the connection but never answers fails the poll instead of hanging it",
+          .timeLimit(.minutes(1)))
+    func loginTimeoutOnSilentServer() throws {
+        // A listening socket nobody accepts from: the kernel completes the TCP handshake, no greeting ever comes
+        // (a hung server, a port forward to a dead host). Connector/ODBC waits for the greeting without a limit.
+        let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(listener) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, length) } }
+        #expect(listen(listener, 8) == 0)
+        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(listener, $0, &length) } }
+        let port = Int(UInt16(bigEndian: address.sin_port))
+        let workspace = try ODBCWorkspace(adapter: adapterYAML(
+            connection: "Driver={MariaDB Unicode};Server=127.0.0.1;Port=\(port);Database=sp;Uid=esgate;Pwd=secret",
+            mode: "snapshot", query: caseSelect("steps", quote: "`"), extra: "login_timeout: 1s"))
+        let adapter = try workspace.adapter()
+        let started = ContinuousClock.now
+        let error = #expect(throws: ODBCAdapterError.self) { try adapter.poll() }
+        #expect(ContinuousClock.now - started < .seconds(10))
+        #expect(error?.sqlState == "HYT00")
+        #expect(error?.field == "odbc.connection")
+        #expect(error?.description.contains("login timeout") == true, "\(error.map { "\($0)" } ?? "")")
+        #expect(error?.description.contains("secret") == false)
+        #expect(adapter.status.failingSince != nil)
+    }
+
     @Test("a bad password gives a clear error naming the adapter and the SQLSTATE")
     func badPassword() throws {
         let server = try MariaDBServer.server()
