@@ -523,6 +523,10 @@ public final class ODBCAdapter: @unchecked Sendable {
         let select = try connection.prepare(settings.query)
         let mark = try connection.prepare(markSQL)
         var ordinal = 0
+        // The keys of a round whose mark statement changed no row. The department may have rewritten those rows
+        // since they were read (a version column in mark_keys then no longer matches): the next round reads their
+        // new content. Only when it reads the very same keys again would the poll loop for ever.
+        var unmarkedKeys: [[ODBCParameter]]?
         while true {
             let cursor = try select.query([], rowArraySize: min(settings.fetchRows, settings.batchRows),
                                           maxColumnCharacters: settings.maxColumnChars, declaredTextSizes: declaredTextSizes)
@@ -568,10 +572,18 @@ public final class ODBCAdapter: @unchecked Sendable {
                 throw error
             }
             report.marked += changed
+            // Rows left unmarked are read again by the next round, a new revision if they changed: not two source
+            // rows sharing a key.
+            if changed < keys.count { repeatedKeys.forgetSeen() }
             if changed == 0 {
-                throw ODBCAdapterError(adapter: name, cause: .configuration("mark_statement changed no row for \(keys.count) journaled row(s); the same rows would be read forever"),
-                                       field: "odbc.mark_statement")
+                if unmarkedKeys == keys {
+                    throw ODBCAdapterError(adapter: name, cause: .configuration("mark_statement changed no row for \(keys.count) journaled row(s); the same rows would be read forever"),
+                                           field: "odbc.mark_statement")
+                }
+                unmarkedKeys = keys
+                continue
             }
+            unmarkedKeys = nil
             if pending.count < settings.batchRows { break }
         }
     }
@@ -729,6 +741,9 @@ struct RepeatedKeys {
         count += 1
         if example == nil { example = "\(record.type) \(record.key.replacingOccurrences(of: "\u{1F}", with: " / "))" }
     }
+
+    /// Forgets the keys seen so far (keeps what was found): the rows read next may legitimately be read again.
+    mutating func forgetSeen() { seen.removeAll(keepingCapacity: true) }
 
     var problem: String? {
         guard count > 0, let example else { return nil }

@@ -195,6 +195,29 @@ struct PostgresODBCTests {
         #expect(try db.query("SELECT count(*) FROM steps WHERE rec_flag = 1").rows.first?.first == "12")
     }
 
+    @Test("front table with a version column in mark_keys: a row the department updates between read and mark stays unflagged, and its new content is journaled")
+    func frontTableRowChangedBeforeMark() throws {
+        let source = try Source()
+        let db = try source.connect()
+        try insertCase(db, table: "steps", id: 1, updatedAt: "2026-01-05 10:00:00", row: stepRow(1, at: "2026-01-05 08:52:00"))
+        let workspace = try ODBCWorkspace(adapter: adapterYAML(
+            connection: source.connectionString, mode: "front-table", query: caseSelect("steps") + " WHERE rec_flag = 0 ORDER BY id",
+            extra: "mark_statement: UPDATE steps SET rec_flag = 1 WHERE id = ? AND updated_at = ?\nmark_keys: [id, updated_at]"))
+        let adapter = try workspace.adapter()
+        // The department rewrites the row after the gateway read it and before it marks it.
+        adapter.afterCommit = { _ in
+            adapter.afterCommit = nil
+            try db.execute("UPDATE steps SET \"办理人\" = '张怡', updated_at = TIMESTAMP '2026-01-05 10:05:00' WHERE id = 1")
+        }
+        let report = try adapter.poll()
+        #expect(report.marked == 1, "the changed row is read again in the same poll and marked then")
+        #expect(report.counts.stored == 2)
+        #expect(try db.query("SELECT rec_flag FROM steps WHERE id = 1").rows.first?.first == "1")
+        let bodies = try workspace.bodies(type: "Step")
+        #expect(bodies.count == 2 && bodies.contains { $0.contains("张怡") }, "both versions are journaled: \(bodies)")
+        #expect(adapter.status.lastError == nil)
+    }
+
     @Test("a database that cannot be reached gives an error naming the adapter and SQLSTATE; retried at the next poll")
     func connectionFailure() throws {
         let server = try PostgresServer.server()
