@@ -180,7 +180,10 @@ private func execute(_ path: [String], _ options: ParsedOptions) async throws ->
                 if let pass = summary.supervision { write(supervisionLine(pass)) }
                 for line in describe(pushed) { write(line) }
             }
-            return 0
+            // A source that could not be read (a database poll or a SOAP call that failed) is a failed run: what
+            // else was ingested stays ingested, but cron and monitoring must notice.
+            let sourceFailed = !summary.pollErrors.isEmpty || summary.sources.contains { $0.error != nil }
+            return sourceFailed ? ExitCode.failure.rawValue : ExitCode.success.rawValue
         }
         let uplink = startUplink(loaded, logger: logger(for: loaded))
         let task = Task { try await gateway.run() }

@@ -267,6 +267,25 @@ struct SQLiteODBCTests {
         #expect(failed.pollErrors.first?.contains("adapter db") == true)
     }
 
+    @Test("esgate run --once exits 1 when an ODBC poll failed (the database is gone), so cron and monitoring notice")
+    func runOnceExitCodeOnPollFailure() async throws {
+        let source = try SQLiteSource()
+        let db = try source.connect()
+        for n in 1...3 { try insertCase(db, table: "steps", id: n, updatedAt: "2026-01-05 10:00:0\(n)", row: stepRow(n, at: "2026-01-05 08:52:00")) }
+        let workspace = try ODBCWorkspace(adapter: adapterYAML(connection: source.connectionString, mode: "incremental",
+                                                               query: caseSelect("steps"), extra: "watermark_column: updated_at"))
+        let healthy = try await esgate(["run", "--once", "--config", workspace.configPath])
+        #expect(healthy.code == 0, "\(healthy.out)\(healthy.err)")
+        try db.execute("DROP TABLE steps")
+        let failed = try await esgate(["run", "--once", "--config", workspace.configPath])
+        #expect(failed.code == 1, "\(failed.out)\(failed.err)")
+        #expect(failed.out.contains("adapter db ("), "the error is printed as before: \(failed.out)")
+        #expect(failed.out.contains("total: "), "and the summary: \(failed.out)")
+        let json = try await esgate(["run", "--once", "--json", "--config", workspace.configPath])
+        #expect(json.code == 1)
+        #expect(json.out.contains("\"pollErrors\""))
+    }
+
     @Test("configuration: strict odbc section")
     func configurationErrors() throws {
         let workspace = try ODBCWorkspace(adapter: """
