@@ -114,7 +114,7 @@ public struct RowPreparer: Sendable {
                 prepared.records.append(record)
                 prepared.bodies.append(PreparedBody(record.body))
             case .failure(let error):
-                if failure == nil { failure = (.validate, error.recordType, error.field, error.description) }
+                if failure == nil { failure = (.validate, error.recordType, error.field, mapping.plan.describe(error)) }
             }
         }
         if let failure {

@@ -279,7 +279,7 @@ public final class Gateway: Sendable {
             switch configuration.schema.normalize(draft) {
             case .success(let record): normalized.append(record)
             case .failure(let error):
-                return .failure(ReplayFailure(stage: .validate, recordType: error.recordType, field: error.field, reason: error.description))
+                return .failure(ReplayFailure(stage: .validate, recordType: error.recordType, field: error.field, reason: plan.describe(error)))
             }
         }
         var counts = IngestCounts()
@@ -308,7 +308,7 @@ public final class Gateway: Sendable {
             for draft in outcome.records {
                 switch schema.normalize(draft) {
                 case .success(let record): output.records.append(Redaction.maskIdentityNumbers(in: record.body))
-                case .failure(let error): output.errors.append(Redaction.maskIdentityNumbers(in: error.description))
+                case .failure(let error): output.errors.append(Redaction.maskIdentityNumbers(in: mapping.plan.describe(error)))
                 }
             }
             return output

@@ -102,6 +102,15 @@ public struct MappingPlan: Sendable {
                                     routes: routes, schema: schema, columns: columns))
     }
 
+    /// A schema error of a record this plan produced, worded like a mapping error: with the source column that
+    /// feeds the field, when one does (`Step.CaseNo (column 办件编号): missing: the element is required`), so that
+    /// the operator knows which column of the source to look at.
+    public func describe(_ error: RecordValidationError) -> String {
+        let column = records.first { $0.type == error.recordType }?.fields.first { $0.path == error.field }?.column
+        guard let column else { return error.description }
+        return "\(error.recordType).\(error.field) (column \(column)): \(error.message)"
+    }
+
     /// Binds the plan to a file's header. Columns the mapping needs but the header lacks are an error;
     /// extra columns are ignored. Header names are compared after trimming spaces and a BOM.
     public func bind(header: [String]) -> Result<BoundMapping, MappingError> {

@@ -124,6 +124,24 @@ extension PostgresODBCTests {
         #expect(try workspace.journalDigest().records == 2)
     }
 
+    @Test("a required field whose column is NULL is quarantined with the adapter, the row's values, the field and the column")
+    func requiredFieldNullNamesTheColumn() async throws {
+        let source = try Source()
+        let db = try source.connect()
+        try insertCase(db, table: "steps", id: 1, updatedAt: "2026-01-05 10:00:00", row: stepRow(1, at: "2026-01-05 08:52:00"))
+        try db.execute("UPDATE steps SET \"办件编号\" = NULL WHERE id = 1")
+        let workspace = try ODBCWorkspace(adapter: adapterYAML(connection: source.connectionString, mode: "snapshot", query: caseSelect("steps")))
+        #expect(try workspace.adapter().poll().counts.quarantined == 1)
+        let entry = try #require(try Journal(path: workspace.journalPath).quarantined(source: "db", openOnly: true, limit: 10).first)
+        #expect(entry.item.source == "db" && entry.item.recordType == "Step" && entry.item.field == "CaseNo")
+        #expect(entry.item.reason.contains("Step.CaseNo (column 办件编号)"), "\(entry.item.reason)")
+        // What the operator reads, and what mapping test says about the same row.
+        let list = try await esgate(["quarantine", "list", "--config", workspace.configPath])
+        #expect(list.out.contains("db odbc:1 validate: Step.CaseNo (column 办件编号): missing"), "\(list.out)")
+        let sample = try await esgate(["mapping", "test", "--adapter", "db", "--config", workspace.configPath])
+        #expect(sample.out.contains("ERROR Step.CaseNo (column 办件编号): missing"), "\(sample.out)")
+    }
+
     @Test("a bad query, mark statement or connection: the error names the adapter file and the field, with the SQLSTATE")
     func errorsNameFileAndField() throws {
         let source = try Source()
