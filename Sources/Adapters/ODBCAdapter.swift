@@ -79,6 +79,10 @@ public struct ODBCPollReport: Sendable, Codable, Equatable {
     /// Records stored twice under one key in this poll: two source rows share a record key (also the adapter's
     /// last error until a poll has none).
     public var keyProblem: String?
+    /// Front table: rows journaled but not markable, because a mark key is NULL (`= ?` never matches NULL); every
+    /// poll reads them again. Also the adapter's last error until a poll has none.
+    public var unmarkable = 0
+    public var markProblem: String?
     public var seconds: Double = 0
 }
 
@@ -186,7 +190,8 @@ public final class ODBCAdapter: @unchecked Sendable {
             // so it shows as the adapter's error until a poll passes the guard.
             report.keyProblem = repeatedKeys.problem
             if let problem = report.keyProblem { logger.warning(problem) }
-            let problems = [report.deletionRefusal, report.watermarkProblem, report.keyProblem].compactMap { $0 }
+            if let problem = report.markProblem { logger.warning(problem) }
+            let problems = [report.deletionRefusal, report.watermarkProblem, report.keyProblem, report.markProblem].compactMap { $0 }
             let problem = problems.isEmpty ? nil : "adapter \(name): " + problems.joined(separator: "; ")
             status.lastError = problem
             if problem == nil {
@@ -540,6 +545,7 @@ public final class ODBCAdapter: @unchecked Sendable {
             }
             var pending: [PreparedRow] = []
             var keys: [[ODBCParameter]] = []
+            var unmarkable = 0
             let scratch = RowScratch()
             reading: while let block = try cursor.next() {
                 let fetched = try ODBCReadJob.FetchedRows(block)
@@ -552,7 +558,16 @@ public final class ODBCAdapter: @unchecked Sendable {
                         if let text, key.integer, let number = Int64(text) { parameters.append(.integer(number)) }
                         else { parameters.append(text.map { .text($0) } ?? .null) }
                     }
-                    keys.append(parameters)
+                    // A NULL key part can never be flagged by the mark statement's `= ?`: the row is journaled (or
+                    // quarantined) like the others, and reported instead of being sent to a mark that cannot match.
+                    if let null = parameters.firstIndex(of: .null) {
+                        unmarkable += 1
+                        if report.markProblem == nil {
+                            report.markProblem = "front table row \(ordinal) of the poll has no value in mark key \(settings.markKeys[null]), so mark_statement cannot flag it and every poll reads it again (it is journaled); give the row its key in the department's table (odbc.mark_keys)"
+                        }
+                    } else {
+                        keys.append(parameters)
+                    }
                     if pending.count >= settings.batchRows { break reading }
                 }
             }
@@ -572,9 +587,12 @@ public final class ODBCAdapter: @unchecked Sendable {
                 throw error
             }
             report.marked += changed
+            report.unmarkable += unmarkable
             // Rows left unmarked are read again by the next round, a new revision if they changed: not two source
             // rows sharing a key.
-            if changed < keys.count { repeatedKeys.forgetSeen() }
+            if changed < keys.count + unmarkable { repeatedKeys.forgetSeen() }
+            // Only unmarkable rows are left: they are reported, and another round would read just them again.
+            if keys.isEmpty { break }
             if changed == 0 {
                 if unmarkedKeys == keys {
                     throw ODBCAdapterError(adapter: name, cause: .configuration("mark_statement changed no row for \(keys.count) journaled row(s); the same rows would be read forever"),

@@ -171,8 +171,11 @@ private func execute(_ path: [String], _ options: ParsedOptions) async throws ->
                     write(line)
                 }
                 for poll in summary.polls {
-                    write("\(poll.adapter) (odbc \(poll.mode)): \(poll.counts.rows) rows, \(poll.counts.stored) records stored, \(poll.counts.unchanged) unchanged, \(poll.counts.quarantined) quarantined\(poll.marked > 0 ? ", \(poll.marked) marked" : "")\(deletions(poll))\(poll.watermark.map { ", watermark \($0)" } ?? ""), \(String(format: "%.1f", poll.seconds)) s")
+                    write("\(poll.adapter) (odbc \(poll.mode)): \(poll.counts.rows) rows, \(poll.counts.stored) records stored, \(poll.counts.unchanged) unchanged, \(poll.counts.quarantined) quarantined\(poll.marked > 0 ? ", \(poll.marked) marked" : "")\(poll.unmarkable > 0 ? ", \(poll.unmarkable) not markable" : "")\(poll.withoutWatermark > 0 ? ", \(poll.withoutWatermark) without watermark" : "")\(deletions(poll))\(poll.watermark.map { ", watermark \($0)" } ?? ""), \(String(format: "%.1f", poll.seconds)) s")
                     if let refusal = poll.deletionRefusal { write("\(poll.adapter): error: \(Redaction.maskIdentityNumbers(in: refusal))") }
+                    for problem in [poll.watermarkProblem, poll.keyProblem, poll.markProblem].compactMap({ $0 }) {
+                        write("\(poll.adapter): warning: \(Redaction.maskIdentityNumbers(in: problem))")
+                    }
                 }
                 for failure in summary.pollErrors { write(Redaction.maskIdentityNumbers(in: failure)) }
                 let counts = summary.counts

@@ -163,6 +163,30 @@ struct SQLiteODBCTests {
         #expect(try restarted.poll().counts.rows == 0)
     }
 
+    @Test("front table: a row with a NULL mark key is journaled and reported, not left to fail a later poll")
+    func frontTableNullMarkKey() throws {
+        let source = try SQLiteSource()
+        let db = try source.connect()
+        for n in 1...6 { try insertCase(db, table: "steps", id: n, updatedAt: "2026-01-05 10:00:00", row: stepRow(n, at: "2026-01-05 08:52:00", note: "v1")) }
+        try db.execute("UPDATE steps SET \"备注\" = NULL WHERE id = 3")
+        let workspace = try ODBCWorkspace(adapter: adapterYAML(
+            connection: source.connectionString, mode: "front-table", query: caseSelect("steps") + " WHERE rec_flag = 0 ORDER BY id",
+            extra: "mark_statement: UPDATE steps SET rec_flag = 1 WHERE id = ? AND \"备注\" = ?\nmark_keys: [id, 备注]\nbatch_rows: 10"))
+        let adapter = try workspace.adapter()
+        let first = try adapter.poll()
+        #expect(first.counts.stored == 6 && first.marked == 5 && first.unmarkable == 1, "\(first)")
+        #expect(first.markProblem?.contains("mark key 备注") == true, "\(first.markProblem ?? "-")")
+        #expect(adapter.status.lastError?.contains("mark key 备注") == true)
+        // The next poll reads the row again (unchanged in the journal) and says so again; it does not fail.
+        let second = try adapter.poll()
+        #expect(second.counts.rows == 1 && second.counts.unchanged == 1 && second.unmarkable == 1, "\(second)")
+        // Once the department gives the row its key, it is marked and the problem is gone.
+        try db.execute("UPDATE steps SET \"备注\" = 'v1' WHERE id = 3")
+        let fixed = try adapter.poll()
+        #expect(fixed.marked == 1 && fixed.markProblem == nil && adapter.status.lastError == nil, "\(fixed)")
+        #expect(try db.query("SELECT count(*) FROM steps WHERE rec_flag = 0").rows.first?.first == "0")
+    }
+
     @Test("bad rows are quarantined once (not once per re-read) and replay works on them")
     func quarantineAndReplay() throws {
         let source = try SQLiteSource()
