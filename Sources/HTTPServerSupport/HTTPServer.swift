@@ -36,6 +36,7 @@ public final class HTTPServer: Sendable {
         try Self.validate(configuration)
         let requireClientCertificate = configuration.tls?.clientCAPEM != nil
         let context = ServerContext(handler: handler, maxBodyBytes: configuration.maxRequestBodyBytes,
+                                    tooLargeResponse: configuration.tooLargeResponse,
                                     requireClientCertificate: requireClientCertificate, errorLog: errorLog)
         let strings = CStringStore()
         let tls = configuration.tls
@@ -155,14 +156,16 @@ private final class CStringStore: @unchecked Sendable {
 final class ServerContext: Sendable {
     let handler: HTTPServer.Handler
     let maxBodyBytes: Int
+    let tooLargeResponse: HTTPServerResponse?
     let requireClientCertificate: Bool
     private let errorLog: (@Sendable (String) -> Void)?
     private let startup = Mutex<(starting: Bool, messages: [String])>((true, []))
 
-    init(handler: @escaping HTTPServer.Handler, maxBodyBytes: Int, requireClientCertificate: Bool,
-         errorLog: (@Sendable (String) -> Void)?) {
+    init(handler: @escaping HTTPServer.Handler, maxBodyBytes: Int, tooLargeResponse: HTTPServerResponse?,
+         requireClientCertificate: Bool, errorLog: (@Sendable (String) -> Void)?) {
         self.handler = handler
         self.maxBodyBytes = maxBodyBytes
+        self.tooLargeResponse = tooLargeResponse
         self.requireClientCertificate = requireClientCertificate
         self.errorLog = errorLog
     }
@@ -188,7 +191,7 @@ final class ServerContext: Sendable {
             // the connection without reading it. Otherwise the body is drained first (see bodyChunk).
             if connection.headerValue("Expect")?.lowercased() == "100-continue" {
                 state.responded = true
-                return connection.queue(Self.tooLarge(maxBodyBytes))
+                return connection.queue(tooLarge)
             }
         } else {
             state.body.reserveCapacity(length)
@@ -212,7 +215,7 @@ final class ServerContext: Sendable {
 
     func requestComplete(_ connection: OpaquePointer, method: String, path: String, _ state: RequestState) -> MHD_Result {
         state.responded = true
-        if state.tooLarge { return connection.queue(Self.tooLarge(maxBodyBytes)) }
+        if state.tooLarge { return connection.queue(tooLarge) }
         var commonName: String? = nil
         if requireClientCertificate {
             switch connection.verifiedPeerCommonName() {
@@ -230,9 +233,10 @@ final class ServerContext: Sendable {
         return connection.queue(handler(request))
     }
 
-    static func tooLarge(_ max: Int) -> HTTPServerResponse {
-        HTTPServerResponse(status: 413, headers: [("Content-Type", "text/plain")],
-                           body: Array("request body exceeds \(max) bytes\n".utf8))
+    /// The configured answer to an oversize body, or a plain 413.
+    var tooLarge: HTTPServerResponse {
+        tooLargeResponse ?? HTTPServerResponse(status: 413, headers: [("Content-Type", "text/plain")],
+                                               body: Array("request body exceeds \(maxBodyBytes) bytes\n".utf8))
     }
 }
 

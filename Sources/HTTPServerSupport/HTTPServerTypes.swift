@@ -85,18 +85,23 @@ public struct HTTPServerConfiguration: Sendable {
     public var port: UInt16
     /// HTTPS when set, plain HTTP otherwise.
     public var tls: TLS?
-    /// Larger request bodies are answered 413 without calling the handler.
+    /// Larger request bodies are answered 413 (or `tooLargeResponse`) without calling the handler.
     public var maxRequestBodyBytes: Int
     /// Idle connections are closed after this many seconds (0: never).
     public var connectionTimeoutSeconds: UInt32
+    /// The answer to a body over `maxRequestBodyBytes` when a protocol prescribes its own (a SOAP fault);
+    /// nil: a plain-text 413.
+    public var tooLargeResponse: HTTPServerResponse?
 
     public init(host: String = "127.0.0.1", port: UInt16 = 0, tls: TLS? = nil,
-                maxRequestBodyBytes: Int = 8 << 20, connectionTimeoutSeconds: UInt32 = 30) {
+                maxRequestBodyBytes: Int = 8 << 20, connectionTimeoutSeconds: UInt32 = 30,
+                tooLargeResponse: HTTPServerResponse? = nil) {
         self.host = host
         self.port = port
         self.tls = tls
         self.maxRequestBodyBytes = maxRequestBodyBytes
         self.connectionTimeoutSeconds = connectionTimeoutSeconds
+        self.tooLargeResponse = tooLargeResponse
     }
 }
 

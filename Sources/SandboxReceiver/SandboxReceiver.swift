@@ -502,9 +502,14 @@ public final class SandboxServer: Sendable {
                 tls: HTTPServerConfiguration.TLS?, errorLog: (@Sendable (String) -> Void)? = nil) throws(SandboxError) {
         self.receiver = receiver
         do {
-            // Above 8 MiB so that an oversize package is answered E104 by the handler, not 413 by the server.
+            // Above 8 MiB so that an oversize package is answered E104 by the handler; a body beyond even this
+            // limit gets the same E104 fault from the server (a plain 413 would read as "resend", spec §1 table).
+            let tooLarge = HTTPServerResponse(status: 500, headers: [("Content-Type", PUIWire.contentType)],
+                                              body: PUIWire.fault(code: "E104", retryable: false,
+                                                                  message: "request body exceeds 8 MiB"))
             server = try HTTPServer(configuration: HTTPServerConfiguration(host: host, port: port, tls: tls,
-                                                                           maxRequestBodyBytes: 16 << 20),
+                                                                           maxRequestBodyBytes: 16 << 20,
+                                                                           tooLargeResponse: tooLarge),
                                     errorLog: errorLog) { request in receiver.handle(request) }
         } catch {
             throw SandboxError(error.description)
