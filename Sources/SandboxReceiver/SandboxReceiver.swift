@@ -233,15 +233,17 @@ public final class SandboxReceiver: @unchecked Sendable {
             return clientFault("E100", "not well-formed: \(error)")
         }
         // SOAP 1.1, document/literal wrapped (spec §1, pui-v1.wsdl): soap:Envelope / soap:Body / pui:SubmitPackage,
-        // the only pui:SubmitPackage and pui:Package of the request.
+        // the only pui:SubmitPackage, pui:Package and pui:Body of the request. Strict reading: another pui:Body (in a
+        // soap:Header, say) is refused, so that the digest (spec §2) can only be the package's own Body's.
         guard let root = document.root, root.name == "Envelope", root.namespace == PUIWire.soapNamespace else {
             return clientFault("E100", "not a SOAP 1.1 envelope ({\(PUIWire.soapNamespace)}Envelope)")
         }
         guard let soapBody = root.children.first(where: { $0.name == "Body" && $0.namespace == PUIWire.soapNamespace }),
               soapBody.children.count == 1, let wrapper = soapBody.children.first,
               wrapper.name == "SubmitPackage", wrapper.namespace == puiNamespace,
-              PUIWireHelpers.count(root, "SubmitPackage") == 1, PUIWireHelpers.count(root, "Package") == 1 else {
-            return clientFault("E100", "the soap:Body must hold exactly one pui:SubmitPackage with its pui:Package")
+              PUIWireHelpers.count(root, "SubmitPackage") == 1, PUIWireHelpers.count(root, "Package") == 1,
+              PUIWireHelpers.count(root, "Body") == 1 else {
+            return clientFault("E100", "the soap:Body must hold exactly one pui:SubmitPackage with its pui:Package and pui:Body, and nothing else may")
         }
         let errors = validator.validate(document, element: "SubmitPackage", namespace: puiNamespace)
         if let first = errors.first { return clientFault("E100", "not valid against pui-v1.xsd: \(first)") }

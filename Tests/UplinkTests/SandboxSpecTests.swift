@@ -58,4 +58,28 @@ import XMLSupport
         }
         #expect(server.receiver.packages().isEmpty)
     }
+
+    /// Spec §2: the digest is the SM3 of the exc-C14N of the package's `pui:Body`. The sandbox canonicalized the
+    /// first `pui:Body` of the whole document, so a `pui:Body` in a soap:Header with its own digest in Head/Digest
+    /// got the real Body stored unchecked. Strict reading (as for pui:SubmitPackage and pui:Package): the request
+    /// holds exactly one `pui:Body`, the package's.
+    @Test func digestIsOfThePackagesBodyNotOfAnotherPuiBodyInTheEnvelope() throws {
+        let environment = try TestEnvironment.make(certificates: false)
+        defer { environment.remove() }
+        let receiver = try SandboxReceiver(databasePath: environment.path("sandbox.sqlite"), options: SandboxOptions())
+        let example = try String(contentsOfFile: Self.example, encoding: .utf8)
+        let decoy = "<pui:Body xmlns:pui=\"urn:cn-esup:pui:1\"><pui:Nothing></pui:Nothing></pui:Body>"
+        let decoyDigest = Digest.sm3(Array(decoy.utf8)).hexString   // already canonical
+        let tampered = example
+            .replacingOccurrences(of: "<soap:Body>", with: "<soap:Header>\(decoy)</soap:Header><soap:Body>")
+            .replacingOccurrences(of: Self.exampleDigest, with: decoyDigest)
+            .replacingOccurrences(of: "SB2026-000123", with: "FORGED-000123")
+        let response = Self.submit(receiver, Array(tampered.utf8))
+        #expect(response.status == 500, "\(String(decoding: response.body, as: UTF8.self))")
+        #expect(PUIWire.parseFault(response.body)?.code == "E100")
+        #expect(receiver.packages().isEmpty)
+        // The same header with the true digest of the package's Body is no reason to store another Body either way:
+        // the example itself is still accepted.
+        #expect(Self.submit(receiver, Array(example.utf8)).status == 200)
+    }
 }
