@@ -229,8 +229,9 @@ public final class SandboxReceiver: @unchecked Sendable {
             return clientFault("E104", "request body of \(request.body.count) bytes exceeds 8 MiB")
         }
         let document: XMLDocument
-        do { document = try XMLDocument(bytes: request.body, url: "request.xml", preserveWhitespace: true) } catch {
-            return clientFault("E100", "not well-formed: \(error)")
+        switch Self.parse(request.body) {
+        case .success(let parsed): document = parsed
+        case .failure(let problem): return clientFault("E100", problem.message)
         }
         // SOAP 1.1, document/literal wrapped (spec §1, pui-v1.wsdl): soap:Envelope / soap:Body / pui:SubmitPackage,
         // the only pui:SubmitPackage, pui:Package and pui:Body of the request. Strict reading: another pui:Body (in a
@@ -302,6 +303,43 @@ public final class SandboxReceiver: @unchecked Sendable {
             Thread.sleep(forTimeInterval: seconds(options.dropDelay))
         }
         return soap(200, stored.response)
+    }
+
+    /// Parses a request body as spec §1 and SOAP 1.1 allow it: UTF-8 ("Bodies are UTF-8; the XML declaration, when
+    /// present, says UTF-8"; a UTF-8 byte order mark is fine) and without a document type declaration (SOAP 1.1
+    /// §3: "A SOAP message MUST NOT contain a Document Type Declaration"). Another encoding is refused even when
+    /// the declaration names it correctly: the province need not decode it.
+    static func parse(_ body: [UInt8]) -> Result<XMLDocument, SandboxError> {
+        guard String(validating: body, as: UTF8.self) != nil else {
+            return .failure(SandboxError("the body is not UTF-8 (spec §1: bodies are UTF-8)"))
+        }
+        if let encoding = declaredEncoding(body), encoding.lowercased() != "utf-8" {
+            return .failure(SandboxError("the XML declaration says encoding \(encoding) (spec §1: it says UTF-8)"))
+        }
+        do {
+            return .success(try XMLDocument.untrusted(utf8: body, limit: Int.max))
+        } catch {
+            switch error {
+            case .documentTypeDeclaration:
+                return .failure(SandboxError("a document type declaration (SOAP 1.1 §3: a SOAP message must not contain one)"))
+            case .malformed(let detail):
+                return .failure(SandboxError("not well-formed: \(detail)"))
+            case .tooLarge:
+                return .failure(SandboxError("not well-formed: \(error)"))
+            }
+        }
+    }
+
+    /// The `encoding` of the XML declaration at the start of `body` (after a UTF-8 byte order mark), if any.
+    static func declaredEncoding(_ body: [UInt8]) -> String? {
+        var bytes = body[...]
+        if bytes.starts(with: [0xEF, 0xBB, 0xBF]) { bytes = bytes.dropFirst(3) }
+        guard bytes.starts(with: Array("<?xml".utf8)), let end = bytes.firstRange(of: Array("?>".utf8)) else { return nil }
+        let declaration = String(decoding: bytes[bytes.startIndex..<end.lowerBound], as: UTF8.self)
+        guard let name = declaration.range(of: "encoding") else { return nil }
+        let rest = declaration[name.upperBound...].drop { $0 == " " || $0 == "\t" || $0 == "\r" || $0 == "\n" || $0 == "=" }
+        guard let quote = rest.first, quote == "\"" || quote == "'" else { return nil }
+        return String(rest.dropFirst().prefix { $0 != quote })
     }
 
     /// Why a request's Content-Type is not spec §1's `text/xml; charset=utf-8` (media type and charset compared

@@ -82,4 +82,41 @@ import XMLSupport
         // the example itself is still accepted.
         #expect(Self.submit(receiver, Array(example.utf8)).status == 200)
     }
+
+    /// Spec §1: "Bodies are UTF-8; the XML declaration, when present, says UTF-8"; SOAP 1.1 §3: "A SOAP message
+    /// MUST NOT contain a Document Type Declaration". The sandbox decoded GB18030 and UTF-16 bodies, accepted a
+    /// declaration naming another encoding and a DOCTYPE: a gateway passing here would be refused by the province.
+    @Test func bodiesNotInUTF8OrWithADoctypeAreRefusedE100() throws {
+        let environment = try TestEnvironment.make(certificates: false)
+        defer { environment.remove() }
+        let receiver = try SandboxReceiver(databasePath: environment.path("sandbox.sqlite"), options: SandboxOptions())
+        let example = try String(contentsOfFile: Self.example, encoding: .utf8)
+        let declaration = "<?xml version='1.0' encoding='UTF-8'?>"
+        #expect(example.hasPrefix(declaration))
+        func declared(_ encoding: String) -> String {
+            example.replacingOccurrences(of: declaration, with: "<?xml version='1.0' encoding='\(encoding)'?>")
+        }
+        // The same characters in GB18030 (iconv; Foundation has no reliable GB encodings) and UTF-16LE with a BOM:
+        // decoded, they are the example, digest included.
+        try declared("GB18030").write(toFile: environment.path("utf8.xml"), atomically: true, encoding: .utf8)
+        let converted = try runProcess("/bin/sh", ["-c", "iconv -f UTF-8 -t GB18030 '\(environment.path("utf8.xml"))' > '\(environment.path("gb.xml"))'"])
+        #expect(converted.status == 0)
+        let gb18030 = Array(try #require(FileManager.default.contents(atPath: environment.path("gb.xml"))))
+        let utf16: [UInt8] = [0xFF, 0xFE] + declared("UTF-16").utf16.flatMap { [UInt8($0 & 0xFF), UInt8($0 >> 8)] }
+        let wrong: [(String, [UInt8])] = [
+            ("GB18030 body", gb18030),
+            ("UTF-16 body", utf16),
+            ("ISO-8859-1 declared", Array(declared("ISO-8859-1").utf8)),
+            ("DOCTYPE", Array(example.replacingOccurrences(of: "<soap:Envelope", with: "<!DOCTYPE soap:Envelope>\n<soap:Envelope").utf8)),
+        ]
+        for (what, body) in wrong {
+            let response = Self.submit(receiver, body)
+            #expect(response.status == 500 && PUIWire.parseFault(response.body)?.code == "E100",
+                    "\(what): \(response.status) \(String(decoding: response.body, as: UTF8.self))")
+        }
+        #expect(receiver.packages().isEmpty)
+        // UTF-8 spelled in lower case, with a byte order mark, or without a declaration: accepted (one package id).
+        #expect(Self.submit(receiver, [0xEF, 0xBB, 0xBF] + Array(declared("utf-8").utf8)).status == 200)
+        #expect(Self.submit(receiver, Array(example.replacingOccurrences(of: declaration + "\n", with: "").utf8)).status == 200)
+    }
 }
