@@ -36,13 +36,36 @@ public enum PUIWire {
         return Array(envelope(payload).utf8)
     }
 
-    /// A SOAP fault (spec §1): `soap:Client` for non-retryable codes, `soap:Server` otherwise.
+    /// A SOAP fault (spec §1): `soap:Client` for non-retryable codes, `soap:Server` otherwise. The message is
+    /// made a valid `pui:Error` text (see `text2000`), also for faultstring.
     public static func fault(code: String, retryable: Bool, message: String) -> [UInt8] {
+        let message = text2000(message)
         let payload = "<soap:Fault><faultcode>soap:\(retryable ? "Server" : "Client")</faultcode>"
             + "<faultstring>\(xmlEscape(message))</faultstring>"
             + "<detail><pui:Error xmlns:pui=\"\(puiNamespace)\" code=\"\(xmlEscape(code))\" retryable=\"\(retryable)\">"
             + "\(xmlEscape(message))</pui:Error></detail></soap:Fault>"
         return Array(envelope(payload).utf8)
+    }
+
+    /// Text for a `pui:Error` or `pui:Rejected` (pui:Text2000): at most 2000 characters (Unicode code points, as
+    /// XSD counts them; longer text is cut and ends in "…"), and characters XML 1.0 cannot carry (C0 controls but
+    /// tab, LF and CR; U+FFFE, U+FFFF) replaced by U+FFFD. Messages quote what a request held (a value the schema
+    /// refused, a SOAPAction header): without this, the fault itself was invalid or not even well-formed.
+    public static func text2000(_ text: String) -> String {
+        var out = String.UnicodeScalarView()
+        var count = 0
+        for scalar in text.unicodeScalars {
+            if count == 2000 {
+                out.removeLast()
+                out.append("…")
+                break
+            }
+            let value = scalar.value
+            let allowed = value >= 0x20 ? value != 0xFFFE && value != 0xFFFF : value == 0x09 || value == 0x0A || value == 0x0D
+            out.append(allowed ? scalar : "\u{FFFD}")
+            count += 1
+        }
+        return String(out)
     }
 
     /// A `SubmitPackageResponse` envelope with a receipt.
@@ -52,7 +75,7 @@ public enum PUIWire {
         for rejection in receipt.rejected {
             payload += "<pui:Rejected index=\"\(rejection.index)\" code=\"\(xmlEscape(rejection.code))\""
             if let field = rejection.field { payload += " field=\"\(xmlEscape(field))\"" }
-            payload += ">\(xmlEscape(rejection.message))</pui:Rejected>"
+            payload += ">\(xmlEscape(text2000(rejection.message)))</pui:Rejected>"
         }
         payload += "</pui:Receipt></pui:SubmitPackageResponse>"
         return Array(envelope(payload).utf8)

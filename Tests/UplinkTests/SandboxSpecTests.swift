@@ -119,4 +119,27 @@ import XMLSupport
         #expect(Self.submit(receiver, [0xEF, 0xBB, 0xBF] + Array(declared("utf-8").utf8)).status == 200)
         #expect(Self.submit(receiver, Array(example.replacingOccurrences(of: declaration + "\n", with: "").utf8)).status == 200)
     }
+
+    /// pui-v1.xsd: `pui:Error` is a Text2000 (at most 2000 characters). An E100 whose message quoted a long
+    /// offending value (or a long SOAPAction) gave a fault detail that is not valid against the schema, and one
+    /// quoting a control character a fault that is not well-formed.
+    @Test func faultDetailsAreValidAgainstTheSchemaWhateverTheRequest() throws {
+        let environment = try TestEnvironment.make(certificates: false)
+        defer { environment.remove() }
+        let receiver = try SandboxReceiver(databasePath: environment.path("sandbox.sqlite"), options: SandboxOptions())
+        let validator = try makeValidator()
+        let example = try String(contentsOfFile: Self.example, encoding: .utf8)
+        let responses = [
+            Self.submit(receiver, Array(try Self.withDigest(example.replacingOccurrences(of: "XK0005", with: String(repeating: "界", count: 5000))).utf8)),
+            Self.submit(receiver, Array(example.utf8), action: "\"" + String(repeating: "a", count: 3000) + "\""),
+            // A control character in a header (libmicrohttpd passes it on): the fault was not even well-formed.
+            Self.submit(receiver, Array(example.utf8), action: "\"a\u{1}b\""),
+        ]
+        for response in responses {
+            #expect(response.status == 500)
+            let document = try XMLDocument(bytes: response.body)
+            #expect(validator.validate(document, element: "Error", namespace: "urn:cn-esup:pui:1").isEmpty,
+                    "\(String(decoding: response.body.prefix(300), as: UTF8.self))")
+        }
+    }
 }
