@@ -443,14 +443,22 @@ public final class SandboxReceiver: @unchecked Sendable {
         return out + "</" + element.name + ">"
     }
 
-    /// The record's key: its key fields' values joined by U+001F (as the gateway's journal keys them).
+    /// The record's key: its key fields' values joined by U+001F (as the gateway's journal keys them). Values are
+    /// read as the schema reads them: a key time (xs:dateTime) collapses its whitespace, so `<HandledAt> …+08:00
+    /// </HandledAt>` is the same key as `<HandledAt>…+08:00</HandledAt>`; the other key types' patterns allow no
+    /// whitespace at all.
     private func recordKey(_ record: XMLElement) -> String {
         let fields = schema.recordTypes[record.name]?.keyFields ?? []
         return fields.map { path -> String in
             var element: XMLElement? = record
             for part in path.split(separator: ".") { element = element?.child(String(part)) }
-            return element?.text ?? ""
+            return element.map { Self.collapsed($0.text) } ?? ""
         }.joined(separator: "\u{1F}")
+    }
+
+    /// XSD's whitespace collapse for values without inner whitespace: leading and trailing space, tab, CR, LF dropped.
+    static func collapsed(_ text: String) -> String {
+        text.trimmingCharacters(in: CharacterSet(charactersIn: " \t\r\n"))
     }
 
     /// The first per-record problem (spec §3), or nil.
@@ -491,7 +499,9 @@ public final class SandboxReceiver: @unchecked Sendable {
         for child in element.children where !deadlineElements.contains(child.name) {
             let childPath = path.isEmpty ? child.name : path + "/" + child.name
             if child.children.isEmpty {
-                if child.text.hasSuffix("+08:00"), let date = parseTimestamp(child.text), date > limit { return childPath }
+                // As the schema reads an xs:dateTime: whitespace collapsed (` 2099-…+08:00\n` is a time too).
+                let text = collapsed(child.text)
+                if text.hasSuffix("+08:00"), let date = parseTimestamp(text), date > limit { return childPath }
             } else if let found = firstTime(in: child, after: limit, path: childPath) {
                 return found
             }

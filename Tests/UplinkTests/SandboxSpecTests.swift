@@ -142,4 +142,27 @@ import XMLSupport
                     "\(String(decoding: response.body.prefix(300), as: UTF8.self))")
         }
     }
+
+    /// xs:dateTime collapses whitespace: `<AppliedAt> 2099-…+08:00 </AppliedAt>` is schema-valid and is the time
+    /// 2099-…. The sandbox read the raw text: a future time escaped R205, and a key time with whitespace made a
+    /// new key, so a lower revision of a key it already held was accepted instead of counted a duplicate (§2).
+    @Test func timesWithCollapsibleWhitespaceAreReadAsTheSchemaReadsThem() throws {
+        let environment = try TestEnvironment.make(certificates: false)
+        defer { environment.remove() }
+        let receiver = try SandboxReceiver(databasePath: environment.path("sandbox.sqlite"), options: SandboxOptions())
+        let example = try String(contentsOfFile: Self.example, encoding: .utf8)
+        let future = example.replacingOccurrences(of: "<pui:AppliedAt>2026-01-05T08:51:00+08:00</pui:AppliedAt>",
+                                                  with: "<pui:AppliedAt>\n  2099-01-05T08:51:00+08:00 </pui:AppliedAt>")
+        let first = try PUIWire.parseReceipt(Self.submit(receiver, Array(try Self.withDigest(future).utf8)).body)
+        #expect(first.rejected.map(\.code) == ["R205"] && first.rejected.first?.index == 1
+                && first.rejected.first?.field == "AppliedAt", "\(first)")
+        // The example again (its Application now in the past: accepted), with whitespace around the Step's HandledAt
+        // (key CaseNo, StepCode, HandledAt): the sandbox holds rev 1 of that key already, so it is a duplicate.
+        let again = example.replacingOccurrences(of: "410103-1<", with: "410103-2<")
+            .replacingOccurrences(of: "<pui:HandledAt>2026-01-05T11:16:00+08:00</pui:HandledAt>",
+                                  with: "<pui:HandledAt> 2026-01-05T11:16:00+08:00\n</pui:HandledAt>")
+        let second = try PUIWire.parseReceipt(Self.submit(receiver, Array(try Self.withDigest(again).utf8)).body)
+        #expect(second.accepted == 1 && second.duplicates == 3 && second.rejected.isEmpty, "\(second)")
+        #expect(receiver.records().filter { $0.type == "Step" }.count == 1)
+    }
 }
