@@ -194,11 +194,39 @@ public final class SandboxReceiver: @unchecked Sendable {
         }
     }
 
+    /// GetReferenceData(Division, KnownVersion?) (spec §4), checked like SubmitPackage: Content-Type, size, UTF-8,
+    /// SOAP 1.1 document/literal wrapped, schema (E100/E104). Strict reading of E102 ("sender not authorised for
+    /// this certificate"): the Division asked for must be the client certificate's CN, as a package's Sender.
     private func referenceData(_ request: HTTPServerRequest) -> HTTPServerResponse {
+        if let problem = Self.contentTypeProblem(request.header("Content-Type")) { return clientFault("E100", problem) }
+        guard request.body.count <= PUIWire.maxRequestBytes else {
+            return clientFault("E104", "request body of \(request.body.count) bytes exceeds 8 MiB")
+        }
+        let document: XMLDocument
+        switch Self.parse(request.body) {
+        case .success(let parsed): document = parsed
+        case .failure(let problem): return clientFault("E100", problem.message)
+        }
+        guard let root = document.root, root.name == "Envelope", root.namespace == PUIWire.soapNamespace else {
+            return clientFault("E100", "not a SOAP 1.1 envelope ({\(PUIWire.soapNamespace)}Envelope)")
+        }
+        guard let soapBody = root.children.first(where: { $0.name == "Body" && $0.namespace == PUIWire.soapNamespace }),
+              soapBody.children.count == 1, let wrapper = soapBody.children.first,
+              wrapper.name == "GetReferenceData", wrapper.namespace == puiNamespace,
+              PUIWireHelpers.count(root, "GetReferenceData") == 1 else {
+            return clientFault("E100", "the soap:Body must hold exactly one pui:GetReferenceData")
+        }
+        if let first = validator.validate(document, element: "GetReferenceData", namespace: puiNamespace).first {
+            return clientFault("E100", "not valid against pui-v1.xsd: \(first)")
+        }
+        let division = wrapper.child("Division")?.text ?? ""
+        if let cn = request.clientCertificateCommonName, cn != division {
+            return clientFault("E102", "division \(division) is not authorised for the certificate CN=\(cn)")
+        }
         guard let reference, let referenceXML else {
             return soap(500, PUIWire.fault(code: "E500", retryable: true, message: "no reference data configured"))
         }
-        let known = (try? XMLDocument(bytes: request.body).root).flatMap { PUIWireHelpers.find($0, "KnownVersion") }?.text
+        let known = wrapper.child("KnownVersion")?.text
         let payload = known == reference.version
             ? "<pui:GetReferenceDataResponse xmlns:pui=\"\(puiNamespace)\"/>"
             : "<pui:GetReferenceDataResponse xmlns:pui=\"\(puiNamespace)\">\(referenceXML)</pui:GetReferenceDataResponse>"

@@ -165,4 +165,40 @@ import XMLSupport
         #expect(second.accepted == 1 && second.duplicates == 3 && second.rejected.isEmpty, "\(second)")
         #expect(receiver.records().filter { $0.type == "Step" }.count == 1)
     }
+
+    /// GetReferenceData is a PUI operation like SubmitPackage (spec §1, WSDL): SOAP 1.1 with the spec's
+    /// Content-Type, a schema-valid pui:GetReferenceData, and the Division the client certificate names (E102,
+    /// strict reading of "sender not authorised for this certificate"). The sandbox served the reference data
+    /// to anything: an empty body, a bare element, another district, "abc".
+    @Test func getReferenceDataRequestsAreCheckedLikeSubmitPackage() async throws {
+        let environment = try TestEnvironment.make()
+        defer { environment.remove() }
+        var options = SandboxOptions()
+        options.referenceDataFile = "/work/shared/spec/reference/reference-data.xml"
+        let server = try environment.sandbox(options)
+        defer { server.stop() }
+        let client = Self.client(environment)
+        func ask(_ body: [UInt8], contentType: String = PUIWire.contentType) async throws -> HTTPResponse {
+            try await client.send(.post(url(server.port), headers: [("Content-Type", contentType), ("SOAPAction", PUIWire.referenceDataAction)], body: body))
+        }
+        let good = PUIWire.referenceDataRequest(division: "410103", knownVersion: nil)
+        let wrong: [(String, [UInt8], String, String)] = [
+            ("empty body", [], PUIWire.contentType, "E100"),
+            ("not well-formed", Array("<soap:Envelope".utf8), PUIWire.contentType, "E100"),
+            ("bare element", Array("<pui:GetReferenceData xmlns:pui=\"urn:cn-esup:pui:1\"><pui:Division>410103</pui:Division></pui:GetReferenceData>".utf8), PUIWire.contentType, "E100"),
+            ("Division not a division code", PUIWire.referenceDataRequest(division: "abc", knownVersion: nil), PUIWire.contentType, "E100"),
+            ("SOAP 1.2 Content-Type", good, "application/soap+xml; charset=utf-8", "E100"),
+            ("another district than the certificate", PUIWire.referenceDataRequest(division: "410104", knownVersion: nil), PUIWire.contentType, "E102"),
+        ]
+        for (what, body, contentType, code) in wrong {
+            let response = try await ask(body, contentType: contentType)
+            let fault = PUIWire.parseFault(response.body)
+            #expect(response.status == 500 && fault?.code == code && fault?.faultCode == "Client" && fault?.retryable == false,
+                    "\(what): \(response.status) \(String(decoding: response.body.prefix(300), as: UTF8.self))")
+        }
+        let served = try await ask(good)
+        #expect(served.status == 200 && String(decoding: served.body, as: UTF8.self).contains("<pui:ReferenceData"))
+        let current = try await ask(PUIWire.referenceDataRequest(division: "410103", knownVersion: "2026.12-1"))
+        #expect(current.status == 200 && !String(decoding: current.body, as: UTF8.self).contains("ReferenceData "))
+    }
 }
