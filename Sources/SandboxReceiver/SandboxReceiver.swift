@@ -87,12 +87,14 @@ public final class SandboxReceiver: @unchecked Sendable {
             } catch {
                 throw SandboxError(error.description)
             }
-            let text = (try? String(contentsOfFile: file, encoding: .utf8)) ?? ""
-            // The element without the XML declaration, embedded in GetReferenceDataResponse.
-            if let start = text.range(of: "<pui:ReferenceData") {
-                referenceXML = String(text[start.lowerBound...])
-            } else {
-                referenceXML = nil
+            // The element in its exclusive canonical form, embedded in GetReferenceDataResponse: it carries its own
+            // namespace declarations whatever prefix (or default namespace) the file uses, and no XML declaration.
+            do {
+                let bytes = Array(try Data(contentsOf: URL(fileURLWithPath: file)))
+                let canonical = try XMLDocument(bytes: bytes, url: file).exclusiveCanonicalForm(ofElement: "ReferenceData", namespace: puiNamespace)
+                referenceXML = String(decoding: canonical, as: UTF8.self)
+            } catch {
+                throw SandboxError("\(file): \(error)")
             }
         } else {
             reference = nil

@@ -201,4 +201,37 @@ import XMLSupport
         let current = try await ask(PUIWire.referenceDataRequest(division: "410103", knownVersion: "2026.12-1"))
         #expect(current.status == 200 && !String(decoding: current.body, as: UTF8.self).contains("ReferenceData "))
     }
+
+    /// A ReferenceData file is any document the schema accepts: with a default namespace instead of the `pui:`
+    /// prefix it loaded (the catalog checks used it), but GetReferenceData answered a retryable E500 "no reference
+    /// data configured", so a gateway under test retried for ever. The element is now served in its canonical form.
+    @Test func referenceDataFileWithoutThePuiPrefixIsServed() throws {
+        let environment = try TestEnvironment.make(certificates: false)
+        defer { environment.remove() }
+        let sample = try String(contentsOfFile: "/work/shared/spec/reference/reference-data.xml", encoding: .utf8)
+        let unprefixed = sample.replacingOccurrences(of: "<pui:", with: "<").replacingOccurrences(of: "</pui:", with: "</")
+            .replacingOccurrences(of: "xmlns:pui=", with: "xmlns=")
+        try unprefixed.write(toFile: environment.path("reference.xml"), atomically: true, encoding: .utf8)
+        var options = SandboxOptions()
+        options.referenceDataFile = environment.path("reference.xml")
+        let receiver = try SandboxReceiver(databasePath: environment.path("sandbox.sqlite"), options: options)
+        let response = Self.submit(receiver, PUIWire.referenceDataRequest(division: "410103", knownVersion: nil),
+                                   action: PUIWire.referenceDataAction)
+        #expect(response.status == 200, "\(String(decoding: response.body.prefix(400), as: UTF8.self))")
+        let document = try XMLDocument(bytes: response.body)
+        #expect(try makeValidator().validate(document, element: "GetReferenceDataResponse", namespace: "urn:cn-esup:pui:1").isEmpty)
+        let served = try #require(document.root.flatMap { PUIWireFind.element($0, "ReferenceData") })
+        #expect(served.attribute("version") == "2026.12-1" && served.children("Item").count == 16)
+    }
+}
+
+/// Depth-first search for an element in the pui namespace (test helper).
+enum PUIWireFind {
+    static func element(_ element: XMLElement, _ name: String) -> XMLElement? {
+        if element.name == name && element.namespace == "urn:cn-esup:pui:1" { return element }
+        for child in element.children {
+            if let found = Self.element(child, name) { return found }
+        }
+        return nil
+    }
 }
