@@ -322,12 +322,14 @@ extension OpaquePointer {
         return collector.fields
     }
 
-    /// Subject CN of the verified client certificate of this TLS connection.
+    /// Subject CN of the verified client certificate of this TLS connection; empty when the verified certificate
+    /// has no CN (the handler decides what that means: a PUI receiver answers E102, not an HTTP 403).
     fileprivate func verifiedPeerCommonName() -> Result<String, PeerCertificateError> {
         guard let session = esg_mhd_tls_session(self) else { return .failure(.init(reason: "not a TLS connection")) }
         var buffer = [CChar](repeating: 0, count: 256)
         var size = buffer.count
         let rc = esg_gnutls_verified_peer_common_name(session, &buffer, &size)
+        if rc == GNUTLS_E_REQUESTED_DATA_NOT_AVAILABLE { return .success("") }
         guard rc == 0 else { return .failure(.init(reason: String(cString: esg_gnutls_strerror(rc)))) }
         return .success(String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))
     }

@@ -10,8 +10,8 @@ public struct HTTPServerRequest: Sendable {
     public let headers: [(name: String, value: String)]
     /// The complete request body (at most `maxRequestBodyBytes`).
     public let body: [UInt8]
-    /// Subject CN of the client certificate, verified against the configured client CA; `nil` when the server
-    /// does not require client certificates (or runs plain HTTP).
+    /// Subject CN of the client certificate, verified against the configured client CA (empty when that
+    /// certificate has no CN); `nil` when the server does not require client certificates (or runs plain HTTP).
     public let clientCertificateCommonName: String?
 
     public init(method: String, path: String, headers: [(name: String, value: String)], body: [UInt8],

@@ -223,7 +223,7 @@ public final class SandboxReceiver: @unchecked Sendable {
         }
         let division = wrapper.child("Division")?.text ?? ""
         if let cn = request.clientCertificateCommonName, cn != division {
-            return clientFault("E102", "division \(division) is not authorised for the certificate CN=\(cn)")
+            return clientFault("E102", "division \(division) is not authorised for the certificate \(cn.isEmpty ? "without a CN" : "CN=\(cn)")")
         }
         guard let reference, let referenceXML else {
             return soap(500, PUIWire.fault(code: "E500", retryable: true, message: "no reference data configured"))
@@ -287,7 +287,7 @@ public final class SandboxReceiver: @unchecked Sendable {
         let claimed = head.child("Digest")?.text ?? ""
         let recordCount = (head.child("RecordCount")?.text).flatMap(PUIWire.xsdInteger) ?? -1
         if let cn = request.clientCertificateCommonName, cn != sender {
-            return clientFault("E102", "sender \(sender) is not authorised for the certificate CN=\(cn)")
+            return clientFault("E102", "sender \(sender) is not authorised for the certificate \(cn.isEmpty ? "without a CN" : "CN=\(cn)")")
         }
         guard packageId.hasPrefix(sender + "-") else {
             return clientFault("E100", "PackageId \(packageId) does not start with the Sender \(sender)")

@@ -202,6 +202,36 @@ import XMLSupport
         #expect(current.status == 200 && !String(decoding: current.body, as: UTF8.self).contains("ReferenceData "))
     }
 
+    /// Spec §1: the client certificate must carry CN=<Sender>; a package whose Sender differs from it is refused
+    /// E102. A certificate from the trusted CA without any CN got a plain-text 403 from the HTTP server, which the
+    /// spec table reads as "other: resend" — the gateway would resend for ever instead of learning E102.
+    @Test func verifiedClientCertificateWithoutACommonNameIsRefusedE102() async throws {
+        let environment = try TestEnvironment.make()
+        defer { environment.remove() }
+        let key = environment.path("nocn.key"), csr = environment.path("nocn.csr"), cert = environment.path("nocn.pem")
+        let ext = environment.path("nocn.ext")
+        try "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=clientAuth\n"
+            .write(toFile: ext, atomically: true, encoding: .utf8)
+        let made = try runProcess("/bin/sh", ["-c", """
+            openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out '\(key)' 2>&1 && \
+            openssl req -new -key '\(key)' -subj '/O=410103' -out '\(csr)' 2>&1 && \
+            openssl x509 -req -in '\(csr)' -CA '\(environment.cert("ca.pem"))' -CAkey '\(environment.cert("ca.key"))' \
+                -set_serial 0x5151 -days 30 -extfile '\(ext)' -out '\(cert)' 2>&1
+            """])
+        #expect(made.status == 0, "\(made.output)")
+        let server = try environment.sandbox()
+        defer { server.stop() }
+        let client = HTTPClient(configuration: HTTPClient.Configuration(
+            connectTimeout: .seconds(5), totalTimeout: .seconds(30),
+            tls: HTTPClient.TLSConfiguration(caFile: environment.cert("ca.pem"), clientCertificateFile: cert, clientKeyFile: key)))
+        let example = Array(try String(contentsOfFile: Self.example, encoding: .utf8).utf8)
+        let response = try await client.send(.post(url(server.port), headers: PUIWire.headers(action: PUIWire.submitAction), body: example))
+        let fault = PUIWire.parseFault(response.body)
+        #expect(response.status == 500 && fault?.code == "E102" && fault?.faultCode == "Client" && fault?.retryable == false,
+                "\(response.status) \(String(decoding: response.body.prefix(300), as: UTF8.self))")
+        #expect(server.receiver.packages().isEmpty)
+    }
+
     /// A ReferenceData file is any document the schema accepts: with a default namespace instead of the `pui:`
     /// prefix it loaded (the catalog checks used it), but GetReferenceData answered a retryable E500 "no reference
     /// data configured", so a gateway under test retried for ever. The element is now served in its canonical form.
