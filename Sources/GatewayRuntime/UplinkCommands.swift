@@ -40,7 +40,7 @@ public let uplinkCommandTable: [CommandSpec] = [
                 discussion: "Warns from 30 days before expiry (--warn-days). Exit 1 when a certificate is expired, unreadable, its CN differs from the district, or the key does not match.",
                 options: [configOption, .value("warn-days", "n", "Warn this many days before expiry (default 30)."), jsonOption]),
     CommandSpec(path: ["receive"], abstract: "Run a sandbox PUI receiver (mutual TLS, schema and digest checks, idempotent receipts).",
-                discussion: "For tests, demos and operators trying a gateway before going live. Packages are stored in <state>/sandbox.sqlite. Fault injection: --fail-first, --fail-rate, --server-fault-first, --drop-after-store, --delay.",
+                discussion: "For tests, demos and operators trying a gateway before going live. Packages are stored in <state>/sandbox.sqlite. Fault injection: --fail-first, --fail-rate, --server-fault-first, --drop-after-store, --delay, --reject-every.",
                 options: [.value("listen", "address", "IPv4 address to bind (default 127.0.0.1)."),
                           .value("port", "n", "Port (default 8443; 0 picks a free one, printed on stdout)."),
                           .value("cert", "file", "Server certificate (PEM)."), .value("key", "file", "Server key (PEM)."),
@@ -57,6 +57,8 @@ public let uplinkCommandTable: [CommandSpec] = [
                           .value("drop-after-store", "n", "Store the first n packages but answer only after --drop-delay (client times out)."),
                           .value("drop-delay", "seconds", "Delay for --drop-after-store (default 65)."),
                           .value("delay", "seconds", "Delay every answer."),
+                          .value("reject-every", "n", "Reject the records whose SM3(type|key|rev) is 0 modulo n (1: all) with --reject-code; the same again when resent."),
+                          .value("reject-code", "code", "Code of those rejections (default R201)."),
                           .flag("acknowledge-only", "Benchmarks: accept every package without checking or storing it.")]),
 ]
 
@@ -419,6 +421,8 @@ public func executeUplinkCommand(_ path: [String], _ options: ParsedOptions) asy
         sandbox.dropDelay = .milliseconds(Int64(try seconds(options, "drop-delay", default: 65) * 1000))
         sandbox.delay = .milliseconds(Int64(try seconds(options, "delay", default: 0) * 1000))
         sandbox.acknowledgeOnly = options.flag("acknowledge-only")
+        sandbox.rejectEvery = try options.integer("reject-every", default: 0)
+        if let code = options.value("reject-code") { sandbox.rejectCode = code }
         let port = try options.integer("port", default: 8443)
         guard port <= 65535 else { throw UsageError("--port must be 0...65535") }
         var tls: HTTPServerConfiguration.TLS?

@@ -30,6 +30,12 @@ public struct SandboxOptions: Sendable {
     public var acknowledgeOnly: Bool = false
     /// Records whose times lie further ahead than this are rejected R205.
     public var clockTolerance: TimeInterval = 300
+    /// Tests: records that pass the real checks are rejected with `rejectCode` when SM3(type|key|rev) is 0 modulo
+    /// this (1: every record; 0: never). Picked by type, key and rev, a record is rejected again when resent
+    /// unchanged, in any package (spec §3); a new revision of it may pass.
+    public var rejectEvery: Int = 0
+    /// The code of those rejections (a pui:Code, e.g. R201).
+    public var rejectCode: String = "R201"
 
     public init() {}
 }
@@ -72,6 +78,12 @@ public final class SandboxReceiver: @unchecked Sendable {
 
     public init(databasePath: String, options: SandboxOptions, logger: Logger = .silent,
                 now: @escaping @Sendable () -> Date = Date.init) throws(SandboxError) {
+        guard options.rejectEvery >= 0 else { throw SandboxError("reject every \(options.rejectEvery): must not be negative") }
+        // pui:Code, or the receipts would not be valid against the schema.
+        guard (1...32).contains(options.rejectCode.utf8.count),
+              options.rejectCode.utf8.allSatisfy({ (48...57).contains($0) || (65...90).contains($0) || (97...122).contains($0) || $0 == 95 || $0 == 45 || $0 == 46 }) else {
+            throw SandboxError("reject code '\(options.rejectCode)' is not a PUI code ([0-9A-Za-z_.-], 1 to 32 characters)")
+        }
         self.options = options
         self.logger = logger.with(component: "receive")
         self.now = now
@@ -435,7 +447,7 @@ public final class SandboxReceiver: @unchecked Sendable {
                 let rev = record.attribute("rev").flatMap(PUIWire.xsdInteger).map(Int64.init) ?? 0
                 let op = record.attribute("op") ?? "upsert"
                 let key = recordKey(record)
-                if let problem = check(record) {
+                if let problem = check(record) ?? injectedRejection(type: record.name, key: key, rev: rev) {
                     rejected.append(Receipt.Rejection(index: index, code: problem.code, field: problem.field, message: problem.message))
                     try deliver.run([.text(packageId), .integer(Int64(index)), .text(record.name), .text(key), .integer(rev), .text(problem.code)])
                     continue
@@ -489,6 +501,14 @@ public final class SandboxReceiver: @unchecked Sendable {
     /// XSD's whitespace collapse for values without inner whitespace: leading and trailing space, tab, CR, LF dropped.
     static func collapsed(_ text: String) -> String {
         text.trimmingCharacters(in: CharacterSet(charactersIn: " \t\r\n"))
+    }
+
+    /// `rejectEvery`/`rejectCode`: the rejection asked for, for the records it picks.
+    private func injectedRejection(type: String, key: String, rev: Int64) -> (code: String, field: String?, message: String)? {
+        guard options.rejectEvery > 0 else { return nil }
+        let hash = Digest.sm3("\(type)\u{1F}\(key)\u{1F}\(rev)").prefix(8).reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+        guard hash % UInt64(options.rejectEvery) == 0 else { return nil }
+        return (options.rejectCode, nil, "rejected on request (--reject-every \(options.rejectEvery) --reject-code \(options.rejectCode))")
     }
 
     /// The first per-record problem (spec §3), or nil.

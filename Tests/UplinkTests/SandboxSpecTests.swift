@@ -232,6 +232,39 @@ import XMLSupport
         #expect(server.receiver.packages().isEmpty)
     }
 
+    /// The sandbox is meant to be told to misbehave for tests, rejecting records by code included (as the Python
+    /// peer's --reject-every/--reject-code), so that a gateway's handling of rejections can be tried without
+    /// crafting bad data. It had no such option. A rejection picks records by type, key and rev: the same record
+    /// is rejected again when resent unchanged (spec §3), in any package.
+    @Test func recordsCanBeRejectedWithAGivenCodeOnRequest() throws {
+        let environment = try TestEnvironment.make(certificates: false)
+        defer { environment.remove() }
+        var options = SandboxOptions()
+        options.rejectEvery = 1
+        options.rejectCode = "R299"
+        let receiver = try SandboxReceiver(databasePath: environment.path("all.sqlite"), options: options)
+        let example = try String(contentsOfFile: Self.example, encoding: .utf8)
+        let all = try PUIWire.parseReceipt(Self.submit(receiver, Array(example.utf8)).body)
+        #expect(all.accepted == 0 && all.duplicates == 0 && all.rejected.map(\.index) == [1, 2, 3, 4]
+                && all.rejected.allSatisfy { $0.code == "R299" && !$0.message.isEmpty }, "\(all)")
+        #expect(receiver.records().isEmpty)
+        // About every 2nd record (by type, key, rev) of 40 Applications: the same ones in another package with the
+        // same records.
+        options.rejectEvery = 2
+        let some = try SandboxReceiver(databasePath: environment.path("some.sqlite"), options: options)
+        let application = try #require(example.range(of: "<pui:Application rev=\"1\">").flatMap { start in
+            example.range(of: "</pui:Application>").map { String(example[start.lowerBound..<$0.upperBound]) } })
+        let records = (1...40).map { application.replacingOccurrences(of: "410103005202601050000002", with: "A\($0)") }
+        let bodyStart = try #require(example.range(of: "<pui:Body>")), bodyEnd = try #require(example.range(of: "</pui:Body>"))
+        let forty = try Self.withDigest(example.replacingCharacters(in: bodyStart.upperBound..<bodyEnd.lowerBound, with: records.joined(separator: "\n"))
+            .replacingOccurrences(of: "<pui:RecordCount>4<", with: "<pui:RecordCount>40<"))
+        let first = try PUIWire.parseReceipt(Self.submit(some, Array(forty.utf8)).body)
+        let again = try PUIWire.parseReceipt(Self.submit(some, Array(forty.replacingOccurrences(of: "410103-1<", with: "410103-2<").utf8)).body)
+        #expect(first.accepted + first.rejected.count == 40 && !first.rejected.isEmpty && first.accepted > 0, "\(first)")
+        #expect(again.rejected.map(\.index) == first.rejected.map(\.index) && again.duplicates == first.accepted, "\(again)")
+        #expect(some.records().count == first.accepted)
+    }
+
     /// A ReferenceData file is any document the schema accepts: with a default namespace instead of the `pui:`
     /// prefix it loaded (the catalog checks used it), but GetReferenceData answered a retryable E500 "no reference
     /// data configured", so a gateway under test retried for ever. The element is now served in its canonical form.
