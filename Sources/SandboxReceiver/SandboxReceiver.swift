@@ -78,6 +78,12 @@ public final class SandboxReceiver: @unchecked Sendable {
 
     public init(databasePath: String, options: SandboxOptions, logger: Logger = .silent,
                 now: @escaping @Sendable () -> Date = Date.init) throws(SandboxError) {
+        // Options that cannot do what they say are refused here rather than misbehaving unasked.
+        guard options.receiverCode.utf8.count == 6, options.receiverCode.utf8.allSatisfy({ (48...57).contains($0) }) else {
+            throw SandboxError("receiver code '\(options.receiverCode)' is not a 6-digit division code (every package would get E105)")
+        }
+        guard (0...1).contains(options.failRate) else { throw SandboxError("fail rate \(options.failRate): must be 0...1") }
+        guard (100...599).contains(options.failStatus) else { throw SandboxError("fail status \(options.failStatus): must be an HTTP status, 100...599") }
         guard options.rejectEvery >= 0 else { throw SandboxError("reject every \(options.rejectEvery): must not be negative") }
         // pui:Code, or the receipts would not be valid against the schema.
         guard (1...32).contains(options.rejectCode.utf8.count),

@@ -265,6 +265,29 @@ import XMLSupport
         #expect(some.records().count == first.accepted)
     }
 
+    /// Options that cannot do what they say are refused at start: a --receiver-code that is no division code
+    /// (every package then got E105), a --fail-rate outside 0...1, a --fail-status outside 100...599 (answered as a
+    /// plain 500 "invalid response" by the HTTP server instead).
+    @Test func optionsThatCannotWorkAreRefusedAtStart() throws {
+        let environment = try TestEnvironment.make(certificates: false)
+        defer { environment.remove() }
+        var cases: [(String, SandboxOptions)] = []
+        var options = SandboxOptions()
+        options.receiverCode = "41000"
+        cases.append(("receiver code of 5 digits", options))
+        options = SandboxOptions()
+        options.failRate = 1.5
+        cases.append(("fail rate 1.5", options))
+        options = SandboxOptions()
+        options.failStatus = 99
+        cases.append(("fail status 99", options))
+        for (what, options) in cases {
+            #expect(throws: SandboxError.self, "\(what)") {
+                _ = try SandboxReceiver(databasePath: environment.path("sandbox.sqlite"), options: options)
+            }
+        }
+    }
+
     /// A ReferenceData file is any document the schema accepts: with a default namespace instead of the `pui:`
     /// prefix it loaded (the catalog checks used it), but GetReferenceData answered a retryable E500 "no reference
     /// data configured", so a gateway under test retried for ever. The element is now served in its canonical form.
