@@ -370,6 +370,7 @@ public final class ODBCAdapter: @unchecked Sendable {
             }
         }
         sql += " ORDER BY " + ([column] + settings.orderBy).map { "esgate_q." + quoted($0) }.joined(separator: ", ")
+        logger.debug("poll statement: \(sql) (parameters: \(parameters))")
         let statement = try connection.prepare(sql)
         let cursor = try statement.query(parameters, rowArraySize: settings.fetchRows,
                                          maxColumnCharacters: settings.maxColumnChars, declaredTextSizes: declaredTextSizes)
