@@ -66,21 +66,71 @@ extension Gateway {
 
     /// `run`: a pass at least every `maximumTick`, and right when the earliest timer falls due.
     func supervisionLoop(maximumTick: Duration = .seconds(30)) async throws {
-        let journal = try openJournal()
-        let engine = try makeSupervisionEngine(journal: journal)
+        let ticker = try makeSupervisionTicker(journal: try openJournal())
         let maximumMilliseconds = Int64(maximumTick.components.seconds * 1000)
         while !Task.isCancelled {
             do {
-                try engine.runPass()
+                try ticker.runPass()
             } catch {
                 logger.error("supervision pass failed: \(error); retrying at the next tick")
             }
             var wait = maximumMilliseconds
-            if let due = try? engine.nextDueAt() {
+            if let due = try? ticker.engine.nextDueAt() {
                 wait = min(wait, max(200, due.millisecondsSinceEpoch - SupervisionEngine.systemNow().millisecondsSinceEpoch))
             }
             try await Task.sleep(for: .milliseconds(wait))
         }
+    }
+
+    /// The engine `run` ticks, remade when its reference data file is replaced (see `SupervisionTicker`).
+    public func makeSupervisionTicker(journal: Journal,
+                                      now: @escaping () -> BeijingTime = SupervisionEngine.systemNow) throws(MonitoringError) -> SupervisionTicker {
+        try SupervisionTicker(gateway: self, journal: journal, now: now)
+    }
+
+    /// The file `loadReferenceData` reads: gateway.yaml's `reference_data`, else the uplink's fetched copy.
+    var referenceDataPath: String {
+        configuration.gateway.referenceDataFile
+            ?? (configuration.gateway.stateDirectory as NSString).appendingPathComponent("reference-data.xml")
+    }
+}
+
+/// The supervision engine of a long-running gateway. The uplink fetches reference data while `run` runs (the first
+/// copy a few seconds after start when none was cached, a new version every `reference_refresh`) and replaces
+/// `<state_dir>/reference-data.xml`; an engine made once at start would keep running without a calendar (or on
+/// the old one) until a restart. Before each pass the file is looked at (inode, size, modification time), and when
+/// it changed the engine is made again from it, which also re-evaluates the subjects that met a calendar gap.
+public final class SupervisionTicker {
+    public private(set) var engine: SupervisionEngine
+    private let gateway: Gateway
+    private let journal: Journal
+    private let now: () -> BeijingTime
+    private var stamp: [String]?
+
+    init(gateway: Gateway, journal: Journal, now: @escaping () -> BeijingTime) throws(MonitoringError) {
+        self.gateway = gateway
+        self.journal = journal
+        self.now = now
+        stamp = Self.stamp(of: gateway.referenceDataPath)
+        engine = try gateway.makeSupervisionEngine(journal: journal, now: now)
+    }
+
+    /// One pass, on reference data remade first if its file changed since the engine was made.
+    @discardableResult
+    public func runPass() throws(MonitoringError) -> PassSummary {
+        let current = Self.stamp(of: gateway.referenceDataPath)
+        if current != stamp {
+            stamp = current
+            let previous = engine.reference.version
+            engine = try gateway.makeSupervisionEngine(journal: journal, now: now)
+            gateway.logger.with(component: "supervision").info("reference data version \(previous) → \(engine.reference.version) (\(gateway.referenceDataPath) changed)")
+        }
+        return try engine.runPass()
+    }
+
+    private static func stamp(of path: String) -> [String]? {
+        guard let attributes = try? FileManager.default.attributesOfItem(atPath: path) else { return nil }
+        return [attributes[.systemFileNumber], attributes[.size], attributes[.modificationDate]].map { "\($0 ?? "")" }
     }
 }
 

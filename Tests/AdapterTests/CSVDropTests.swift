@@ -249,4 +249,28 @@ private func row(_ caseNo: String, step: String, handler: String = "李娜", rem
         #expect(reference.hasCalendar)
         #expect(reference.version == "2026.12-1")
     }
+
+    /// `esgate run` started without reference data: the uplink fetches the first copy a moment later (and a new
+    /// version every `reference_refresh`). The running engine must switch to it, not run without a calendar until
+    /// a restart, and the subjects that met a calendar gap are evaluated again.
+    @Test func theRunningEngineTakesUpReferenceDataFetchedAfterStart() throws {
+        let workspace = try Workspace()
+        try workspace.generate("a.csv", rows: 200)
+        let gateway = try workspace.gateway()
+        _ = try gateway.runOnce()
+        let ticker = try gateway.makeSupervisionTicker(journal: try gateway.openJournal())
+        let first = try ticker.runPass()
+        #expect(first.calendarGaps > 0, "no calendar yet")
+        #expect(ticker.engine.reference.hasCalendar == false)
+
+        // What the uplink does after GetReferenceData: the file appears in the state folder.
+        try FileManager.default.copyItem(at: repositoryRoot.appendingPathComponent("reference/reference-data.xml"),
+                                         to: workspace.root.appendingPathComponent("state/reference-data.xml"))
+        let second = try ticker.runPass()
+        #expect(ticker.engine.reference.hasCalendar)
+        #expect(ticker.engine.reference.version == "2026.12-1")
+        #expect(second.evaluated > 0, "the subjects with calendar gaps are evaluated again")
+        #expect(second.calendarGaps == 0)
+        #expect(try ticker.runPass().evaluated == 0, "an unchanged file is not loaded again")
+    }
 }
