@@ -262,6 +262,10 @@ public final class ODBCAdapter: @unchecked Sendable {
     static func field(of error: ODBCError, settings: ODBCSettings) -> String? {
         if error.operation.hasPrefix("connect") { return "odbc.connection" }
         if error.sqlState == "HYT00" && settings.queryTimeout > .zero { return "odbc.query_timeout" }
+        // A connection lost mid-query (class 08: 08S01 link failure, 08003…) or the server shutting down or
+        // restarting (57P01-57P03 "terminating connection due to administrator command") is no key's fault:
+        // pointing at the query would send the operator to check a query that is fine.
+        if error.sqlState.hasPrefix("08") || error.sqlState.hasPrefix("57P") { return nil }
         guard let sql = error.sql else { return nil }
         if let mark = settings.markStatement, sql == mark { return "odbc.mark_statement" }
         if sql == settings.query { return "odbc.query" }

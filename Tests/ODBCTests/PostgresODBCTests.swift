@@ -163,6 +163,10 @@ struct PostgresODBCTests {
         adapter.afterCommit = { batches in if batches == 2 { try source.server.restart() } }
         let error = #expect(throws: ODBCAdapterError.self) { try adapter.poll() }
         #expect(error?.sqlState != nil)
+        // The query is fine: the error names the adapter file, not odbc.query / watermark_column / order_by.
+        #expect(error?.field == nil, "\(error?.description ?? "")")
+        #expect(error?.description.hasPrefix("adapter db (\(workspace.root.appendingPathComponent("adapters/db.yaml").path)): ") == true,
+                "\(error?.description ?? "")")
         adapter.afterCommit = nil
         // At least two batches (200 rows) were committed with their watermark (the reader may have had more
         // ready); the rest comes now, starting at the watermark itself: the committed rows of that second
