@@ -207,7 +207,10 @@ public final class ODBCAdapter: @unchecked Sendable {
         } catch {
             let wrapped = wrap(error)
             // Rows a failed poll read are in `report` as far as it got (its committed batches are journaled).
-            try? journal.recordPoll(adapter: name, kind: "odbc", PollOutcome(error: wrapped.description, rows: report.counts.rows))
+            // The watermark stays where it was while the source cannot be read, so the lag keeps growing.
+            try? journal.recordPoll(adapter: name, kind: "odbc",
+                                    PollOutcome(error: wrapped.description, rows: report.counts.rows,
+                                                lagSeconds: lag(of: status.watermark ?? (try? journal.sourceOffset(name)))))
             if case .database = wrapped.cause { disconnect() }
             status.lastPoll = Date()
             status.lastError = wrapped.description

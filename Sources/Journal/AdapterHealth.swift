@@ -16,7 +16,8 @@ public struct AdapterHealth: Sendable, Codable, Equatable {
     public let lastPollRows: Int?
     public let rowsRead: Int
     /// How far the adapter trails its source, in seconds, as of the last poll that could tell: for an ODBC
-    /// incremental pull over a timestamp, the poll's time minus the watermark (the newest row's time).
+    /// incremental pull over a timestamp, the poll's time minus the watermark (the newest row's time), also when
+    /// the poll failed (the watermark stays, so the lag grows while the database cannot be read).
     public let lagSeconds: Double?
 }
 

@@ -286,9 +286,15 @@ struct SQLiteODBCTests {
         let expectedLag = Date().timeIntervalSince(watermarkInstant)
         #expect(abs(try #require(health.lagSeconds) - expectedLag) < 120)
         try db.execute("DROP TABLE steps")
+        Thread.sleep(forTimeInterval: 0.1)
         let failed = try gateway.runOnce()
         #expect(failed.polls.isEmpty)
         #expect(failed.pollErrors.first?.contains("adapter db") == true)
+        // A failed poll does not pull the watermark along: the gateway trails the source by more now, and the lag
+        // says so (a database down for an hour must not show the lag of its last good poll).
+        let failing = try #require(try Journal(path: workspace.journalPath).adapterHealth().first)
+        #expect(failing.consecutiveFailures == 1)
+        #expect(try #require(failing.lagSeconds) >= (try #require(health.lagSeconds)) + 0.09)
     }
 
     @Test("esgate run --once exits 1 when an ODBC poll failed (the database is gone), so cron and monitoring notice")
