@@ -186,10 +186,18 @@ public final class Gateway: Sendable {
             var delay = odbc.settings.pollInterval
             do {
                 let report = try await worker.run { try odbc.poll() }
-                failures = 0
-                if report.counts.rows > 0 || report.marked > 0 || report.deleted > 0 {
-                    logger.info("adapter \(odbc.name): \(report.counts.rows) rows, \(report.counts.stored) stored, \(report.counts.unchanged) unchanged, \(report.counts.quarantined) quarantined\(report.deleted > 0 ? ", \(report.deleted) deleted" : "")\(report.watermark.map { ", watermark \($0)" } ?? "")")
+                // An incremental poll reads the rows of the lag window and of the last timestamp again every time:
+                // a poll that changed nothing is logged at info only as the first success after failures, so an
+                // idle source does not write a line per poll interval for ever.
+                let line = "adapter \(odbc.name): \(report.counts.rows) rows, \(report.counts.stored) stored, \(report.counts.unchanged) unchanged, \(report.counts.quarantined) quarantined\(report.deleted > 0 ? ", \(report.deleted) deleted" : "")\(report.watermark.map { ", watermark \($0)" } ?? "")"
+                if report.counts.stored > 0 || report.counts.quarantined > 0 || report.marked > 0 || report.deleted > 0 {
+                    logger.info(line)
+                } else if failures > 0 {
+                    logger.info(line + " (polling again after \(failures) failed poll\(failures == 1 ? "" : "s"))")
+                } else if report.counts.rows > 0 {
+                    logger.debug(line)
                 }
+                failures = 0
             } catch {
                 failures += 1
                 let factor = 1 << min(failures - 1, 16)

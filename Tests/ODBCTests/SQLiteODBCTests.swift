@@ -1,5 +1,6 @@
 @testable import Adapters
 import Foundation
+import GatewayModel
 import GatewayRuntime
 import Journal
 import ODBCSupport
@@ -295,6 +296,24 @@ struct SQLiteODBCTests {
         let failing = try #require(try Journal(path: workspace.journalPath).adapterHealth().first)
         #expect(failing.consecutiveFailures == 1)
         #expect(try #require(failing.lagSeconds) >= (try #require(health.lagSeconds)) + 0.09)
+    }
+
+    @Test("esgate run: a poll that only re-reads the last timestamp (nothing new) logs nothing at info")
+    func idlePollsAreQuiet() async throws {
+        let (source, db, workspace) = try stepsSource(3, updatedAt: "2026-01-05 10:00:00", mode: "incremental",
+                                                     extra: "watermark_column: updated_at\nlag: 1m")
+        defer { withExtendedLifetime((source, db)) {} }
+        let log = RecordingLogHandler()
+        let gateway = Gateway(configuration: try workspace.loaded(), logger: Logger(component: "esgate", minimum: .info, handler: log))
+        let run = Task { try await gateway.run() }
+        // poll_interval 100ms: about ten polls, each reading the three rows of the watermark's second again.
+        try await Task.sleep(for: .milliseconds(1200))
+        run.cancel()
+        _ = await run.result
+        let polls = log.lines.filter { $0.contains("adapter db: ") }
+        #expect(polls.count == 1, "only the poll that stored something: \(polls)")
+        #expect(polls.first?.contains("3 rows, 3 stored") == true)
+        #expect(try Journal(path: workspace.journalPath).adapterHealth().first?.rowsRead ?? 0 >= 9, "it did poll")
     }
 
     @Test("esgate run --once exits 1 when an ODBC poll failed (the database is gone), so cron and monitoring notice")
