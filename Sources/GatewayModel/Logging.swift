@@ -43,7 +43,7 @@ public struct Logger: Sendable {
 
     /// One log entry is one line: line breaks inside a message (a driver's or server's text, a quoted query) and the
     /// indentation after them become one space, so a collector never takes a continuation for an entry of its own.
-    static func oneLine(_ message: String) -> String {
+    public static func oneLine(_ message: String) -> String {
         guard message.utf8.contains(where: { $0 == 0x0A || $0 == 0x0D }) else { return message }
         return message.split(whereSeparator: { $0 == "\n" || $0 == "\r" || $0 == "\r\n" })
             .map { $0.trimmingCharacters(in: .whitespaces) }

@@ -144,6 +144,7 @@ private func execute(_ path: [String], _ options: ParsedOptions) async throws ->
 
     case ["run"]:
         guard let loaded = loadOrReport(options) else { return 1 }
+        guard lockStateDirectory(loaded, command: options.flag("once") ? "esgate run --once" : "esgate run") else { return 1 }
         let gateway = Gateway(configuration: loaded, logger: logger(for: loaded))
         if options.flag("once") {
             // Ingest, supervise, then push: alerts raised by this pass go out in the same run. Pushing while
@@ -386,7 +387,8 @@ func describe(_ row: AdapterStatusRow) -> String {
     if let failures = row.health?.consecutiveFailures, failures > 0 {
         text += ", \(failures) failure(s) in a row since \(stamp(row.health?.failingSince))"
     }
-    if let error = row.health?.lastError { text += "\n  last error (\(stamp(row.health?.lastErrorAt))): \(error)" }
+    // A driver's message may span lines; one line keeps the status readable and greppable, as in the log.
+    if let error = row.health?.lastError { text += "\n  last error (\(stamp(row.health?.lastErrorAt))): \(Logger.oneLine(error))" }
     if let health = row.health {
         text += "\n  rows read: \(health.lastPollRows.map(String.init) ?? "?") by the last poll, \(health.rowsRead) in all"
     }

@@ -335,6 +335,7 @@ public func executeUplinkCommand(_ path: [String], _ options: ParsedOptions) asy
 
     case ["uplink", "run"]:
         guard let configuration = loadOrReport(options) else { return 1 }
+        guard lockStateDirectory(configuration, command: options.flag("once") ? "esgate uplink run --once" : "esgate uplink run") else { return 1 }
         let logger = logger(for: configuration, component: "uplink")
         if options.flag("once") {
             for warning in certificateWarnings(configuration.gateway) { logger.warning(warning) }

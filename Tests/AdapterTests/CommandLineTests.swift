@@ -115,13 +115,19 @@ func waitForExit(_ process: Process, timeout: TimeInterval) async throws {
         #expect(replay.code == 1, "the unknown step code still fails")
     }
 
-    @Test func runWatchesTheFolderUntilStopped() async throws {
-        let workspace = try Workspace()
+    /// `esgate run` on `workspace`, in the background (the caller stops it).
+    func startGateway(_ workspace: Workspace) throws -> Process {
         let process = Process()
         process.executableURL = try esgateBinary()
         process.arguments = ["run", "--config", workspace.configPath]
         process.standardError = FileHandle.nullDevice
         try process.run()
+        return process
+    }
+
+    @Test func runWatchesTheFolderUntilStopped() async throws {
+        let workspace = try Workspace()
+        let process = try startGateway(workspace)
         defer {
             kill(process.processIdentifier, SIGKILL)
             process.waitUntilExit()
@@ -136,6 +142,35 @@ func waitForExit(_ process: Process, timeout: TimeInterval) async throws {
         }
         #expect(workspace.names(in: workspace.archive).contains("late.csv"))
         #expect(process.isRunning, "the gateway keeps watching")
+    }
+
+    /// One gateway per state directory: a second `run` (or an `uplink run`) next to a running one would poll and
+    /// push everything twice. It is refused, naming the holder; read-only commands still work; once the first
+    /// gateway is gone (even by kill -9, the kernel drops its lock) the state directory is free again.
+    @Test func aSecondGatewayOnTheSameStateDirectoryIsRefused() async throws {
+        let workspace = try Workspace()
+        let process = try startGateway(workspace)
+        defer {
+            if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+            process.waitUntilExit()
+        }
+        let lockFile = workspace.root.appendingPathComponent("state/esgate.lock").path
+        let deadline = Date().addingTimeInterval(30)
+        while Date() < deadline, !((try? String(contentsOfFile: lockFile, encoding: .utf8)) ?? "").contains("pid \(process.processIdentifier)") {
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        for command in [["run", "--once"], ["uplink", "run", "--once"]] {
+            let second = try await esgate(command + ["--config", workspace.configPath])
+            #expect(second.code == 1, "\(command): \(second.out) \(second.err)")
+            #expect(second.err.contains("another esgate is already running") && second.err.contains("pid \(process.processIdentifier), esgate run"),
+                    "\(command): \(second.err)")
+        }
+        #expect(try await esgate(["journal", "stats", "--config", workspace.configPath]).code == 0)
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+        try workspace.generate("after.csv", rows: 5)
+        let after = try await esgate(["run", "--once", "--config", workspace.configPath])
+        #expect(after.code == 0, "\(after.out) \(after.err)")
     }
 
     @Test func adapterStatusShowsHealthLastErrorAndQuarantine() async throws {
