@@ -237,7 +237,9 @@ private func execute(_ path: [String], _ options: ParsedOptions) async throws ->
         text += "  quarantine:\n"
         for q in stats.quarantine { text += "    \(q.source) \(q.stage) \(q.state): \(q.rows)\n" }
         text += "  cursors:\n"
-        for c in stats.cursors { text += "    \(c.consumer): seq \(c.seq), \(c.lag) behind\n" }
+        // A receiver with a record_types filter is not behind on records it never takes: its own lag is in
+        // `uplink status`; this counts every record after the cursor.
+        for c in stats.cursors { text += "    \(c.consumer): seq \(c.seq), \(c.lag) record(s) of any type after it\n" }
         write(text)
         return 0
 
