@@ -218,23 +218,10 @@ public final class SandboxReceiver: @unchecked Sendable {
     /// SOAP 1.1 document/literal wrapped, schema (E100/E104). Strict reading of E102 ("sender not authorised for
     /// this certificate"): the Division asked for must be the client certificate's CN, as a package's Sender.
     private func referenceData(_ request: HTTPServerRequest) -> HTTPServerResponse {
-        if let problem = Self.contentTypeProblem(request.header("Content-Type")) { return clientFault("E100", problem) }
-        guard request.body.count <= PUIWire.maxRequestBytes else {
-            return clientFault("E104", "request body of \(request.body.count) bytes exceeds 8 MiB")
-        }
-        let document: XMLDocument
-        switch Self.parse(request.body) {
-        case .success(let parsed): document = parsed
-        case .failure(let problem): return clientFault("E100", problem.message)
-        }
-        guard let root = document.root, root.name == "Envelope", root.namespace == PUIWire.soapNamespace else {
-            return clientFault("E100", "not a SOAP 1.1 envelope ({\(PUIWire.soapNamespace)}Envelope)")
-        }
-        guard let soapBody = root.children.first(where: { $0.name == "Body" && $0.namespace == PUIWire.soapNamespace }),
-              soapBody.children.count == 1, let wrapper = soapBody.children.first,
-              wrapper.name == "GetReferenceData", wrapper.namespace == puiNamespace,
-              PUIWireHelpers.count(root, "GetReferenceData") == 1 else {
-            return clientFault("E100", "the soap:Body must hold exactly one pui:GetReferenceData")
+        let document: XMLDocument, wrapper: XMLElement
+        switch unwrap(request, operation: "GetReferenceData") {
+        case .request(let parsed, let element): (document, wrapper) = (parsed, element)
+        case .fault(let response): return response
         }
         if let first = validator.validate(document, element: "GetReferenceData", namespace: puiNamespace).first {
             return clientFault("E100", "not valid against pui-v1.xsd: \(first)")
@@ -272,26 +259,14 @@ public final class SandboxReceiver: @unchecked Sendable {
         }
         if let injected { return injected }
         if options.acknowledgeOnly { return acknowledge(request.body) }
-        if let problem = Self.contentTypeProblem(request.header("Content-Type")) { return clientFault("E100", problem) }
-        guard request.body.count <= PUIWire.maxRequestBytes else {
-            return clientFault("E104", "request body of \(request.body.count) bytes exceeds 8 MiB")
+        let document: XMLDocument, wrapper: XMLElement
+        switch unwrap(request, operation: "SubmitPackage") {
+        case .request(let parsed, let element): (document, wrapper) = (parsed, element)
+        case .fault(let response): return response
         }
-        let document: XMLDocument
-        switch Self.parse(request.body) {
-        case .success(let parsed): document = parsed
-        case .failure(let problem): return clientFault("E100", problem.message)
-        }
-        // SOAP 1.1, document/literal wrapped (spec §1, pui-v1.wsdl): soap:Envelope / soap:Body / pui:SubmitPackage,
-        // the only pui:SubmitPackage, pui:Package and pui:Body of the request. Strict reading: another pui:Body (in a
-        // soap:Header, say) is refused, so that the digest (spec §2) can only be the package's own Body's.
-        guard let root = document.root, root.name == "Envelope", root.namespace == PUIWire.soapNamespace else {
-            return clientFault("E100", "not a SOAP 1.1 envelope ({\(PUIWire.soapNamespace)}Envelope)")
-        }
-        guard let soapBody = root.children.first(where: { $0.name == "Body" && $0.namespace == PUIWire.soapNamespace }),
-              soapBody.children.count == 1, let wrapper = soapBody.children.first,
-              wrapper.name == "SubmitPackage", wrapper.namespace == puiNamespace,
-              PUIWireHelpers.count(root, "SubmitPackage") == 1, PUIWireHelpers.count(root, "Package") == 1,
-              PUIWireHelpers.count(root, "Body") == 1 else {
+        // The only pui:Package and pui:Body of the request. Strict reading: another pui:Body (in a soap:Header, say)
+        // is refused, so that the digest (spec §2) can only be the package's own Body's.
+        guard let root = document.root, PUIWireHelpers.count(root, "Package") == 1, PUIWireHelpers.count(root, "Body") == 1 else {
             return clientFault("E100", "the soap:Body must hold exactly one pui:SubmitPackage with its pui:Package and pui:Body, and nothing else may")
         }
         let errors = validator.validate(document, element: "SubmitPackage", namespace: puiNamespace)
@@ -351,6 +326,36 @@ public final class SandboxReceiver: @unchecked Sendable {
             Thread.sleep(forTimeInterval: seconds(options.dropDelay))
         }
         return soap(200, stored.response)
+    }
+
+    private enum Unwrapped {
+        case request(XMLDocument, XMLElement)
+        case fault(HTTPServerResponse)
+    }
+
+    /// What every request must be (spec §1, pui-v1.wsdl): Content-Type `text/xml; charset=utf-8`, at most 8 MiB
+    /// (E104), UTF-8 without a DTD, a SOAP 1.1 envelope whose soap:Body holds exactly one element, the document's
+    /// only pui:`operation` (document/literal wrapped); E100 otherwise. The document and that wrapper element.
+    private func unwrap(_ request: HTTPServerRequest, operation: String) -> Unwrapped {
+        if let problem = Self.contentTypeProblem(request.header("Content-Type")) { return .fault(clientFault("E100", problem)) }
+        guard request.body.count <= PUIWire.maxRequestBytes else {
+            return .fault(clientFault("E104", "request body of \(request.body.count) bytes exceeds 8 MiB"))
+        }
+        let document: XMLDocument
+        switch Self.parse(request.body) {
+        case .success(let parsed): document = parsed
+        case .failure(let problem): return .fault(clientFault("E100", problem.message))
+        }
+        guard let root = document.root, root.name == "Envelope", root.namespace == PUIWire.soapNamespace else {
+            return .fault(clientFault("E100", "not a SOAP 1.1 envelope ({\(PUIWire.soapNamespace)}Envelope)"))
+        }
+        guard let soapBody = root.children.first(where: { $0.name == "Body" && $0.namespace == PUIWire.soapNamespace }),
+              soapBody.children.count == 1, let wrapper = soapBody.children.first,
+              wrapper.name == operation, wrapper.namespace == puiNamespace,
+              PUIWireHelpers.count(root, operation) == 1 else {
+            return .fault(clientFault("E100", "the soap:Body must hold exactly one pui:\(operation)"))
+        }
+        return .request(document, wrapper)
     }
 
     /// Parses a request body as spec §1 and SOAP 1.1 allow it: UTF-8 ("Bodies are UTF-8; the XML declaration, when
