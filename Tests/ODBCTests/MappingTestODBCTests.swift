@@ -75,7 +75,9 @@ struct MappingTestODBCTests {
         #expect(help.code == 0)
         #expect(help.out.contains("ODBC adapter"))
 
-        let missing = NSTemporaryDirectory() + "esgate-missing-\(UUID().uuidString)/src.db"
+        let missingFolder = NSTemporaryDirectory() + "esgate-missing-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: missingFolder) }   // the driver creates the folder
+        let missing = missingFolder + "/src.db"
         try workspace.write("adapters/db.yaml", adapterYAML(connection: "Driver=\(sqliteDriver);Database=\(missing);NoCreat=1",
                                                            mode: "snapshot", query: caseSelect("steps")))
         let unreachable = try await esgate(["mapping", "test", "--config", workspace.configPath, "--adapter", "db"])

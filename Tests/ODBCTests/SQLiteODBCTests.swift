@@ -237,6 +237,7 @@ struct SQLiteODBCTests {
     @Test("a driver that cannot connect gives an error naming the adapter and the SQLSTATE; the next poll retries")
     func connectionFailure() throws {
         let missing = NSTemporaryDirectory() + "esgate-missing-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: missing) }   // the driver creates the folder
         let path = missing + "/src.db"
         let yaml = adapterYAML(connection: "Driver=\(sqliteDriver);Database=\(path);NoCreat=1", mode: "snapshot", query: caseSelect("steps"))
         let workspace = try ODBCWorkspace(adapter: yaml)

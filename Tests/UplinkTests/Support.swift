@@ -20,9 +20,14 @@ let packageRoot = testsDirectory.deletingLastPathComponent().deletingLastPathCom
 
 func fixture(_ name: String) -> String { fixturesDirectory.appendingPathComponent(name).path }
 
+/// The shared certificates' folder, removed when the test process exits (Swift Testing has no run-wide teardown).
+nonisolated(unsafe) private var sharedCertificatesDirectory: String?
+
 /// Certificates for the whole test run (certs/make-certs.sh into a fresh temp dir).
 let sharedCertificates: Result<String, TestFailure> = {
     let directory = FileManager.default.temporaryDirectory.appendingPathComponent("esgate-uplink-certs-\(UUID().uuidString)").path
+    sharedCertificatesDirectory = directory
+    atexit { if let directory = sharedCertificatesDirectory { try? FileManager.default.removeItem(atPath: directory) } }
     do {
         let result = try runProcess("/bin/bash", [packageRoot.appendingPathComponent("certs/make-certs.sh").path, directory])
         guard result.status == 0 else { return .failure(TestFailure("make-certs.sh failed: \(result.output)")) }
