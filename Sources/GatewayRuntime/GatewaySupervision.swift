@@ -16,7 +16,7 @@ extension Gateway {
         let fetched = (configuration.gateway.stateDirectory as NSString).appendingPathComponent("reference-data.xml")
         guard let file = configuration.gateway.referenceDataFile
                 ?? (FileManager.default.fileExists(atPath: fetched) ? fetched : nil) else {
-            logger.warning("gateway.yaml has no reference_data and no copy was fetched from a receiver yet: running without a calendar (no deadlines are computed)")
+            // The engine says so once (it warns about any reference data without a calendar).
             return try ReferenceData.none()
         }
         do {

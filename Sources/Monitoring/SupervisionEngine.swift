@@ -68,7 +68,7 @@ public final class SupervisionEngine {
         self.now = now
         store = try MonitoringStore(database: journal.connection)
         if !reference.hasCalendar {
-            logger.warning("supervision: no reference data (gateway.yaml reference_data): no calendar, so no deadline is computed and every deadline rule reports a calendar gap (pui-v1.md section 4)")
+            logger.warning("supervision: no reference data with a calendar (no reference_data file in gateway.yaml and no copy fetched from a receiver yet, or a file without one): no deadline is computed and every deadline rule reports a calendar gap until one is loaded (pui-v1.md section 4)")
         }
         try rearmCalendarGapsIfReferenceChanged()
     }
@@ -382,7 +382,8 @@ public final class SupervisionEngine {
             let detail: String
             switch gap.gap {
             case .dateOutsideCalendar(let date, let first, let last):
-                detail = "\(gap.rule.rawValue) \(gap.subjectKey): date \(date) outside the calendar \(first)-\(last)"
+                detail = "\(gap.rule.rawValue) \(gap.subjectKey): date \(date) "
+                    + (reference.hasCalendar ? "outside the calendar \(first)-\(last)" : "with no calendar loaded")
             }
             try store.run("""
                 INSERT OR REPLACE INTO sv_gap(watch_kind, watch_key, rule, detail, noted_at) VALUES (?1, ?2, ?3, ?4, ?5)
