@@ -35,12 +35,10 @@ public struct ReceiverConfiguration: Sendable, Equatable {
     public var enabled: Bool
     /// Only these record types go to this receiver (`record_types`); empty: all.
     public var recordTypes: [String] = []
-    /// The line of `record_types` in gateway.yaml (0 when absent): record types are checked against the schema
-    /// after loading, by whoever holds it.
-    public var recordTypesLine: Int = 0
-    /// The lines in gateway.yaml of the keys that name files (`ca_file`, `cert_file`, `key_file`,
-    /// `key_passphrase_file`), for `config check`'s file checks.
-    public var fileKeyLines: [String: Int] = [:]
+    /// The lines in gateway.yaml of the keys checked after loading, by whoever holds what they need:
+    /// `record_types` (against the schema) and the keys that name files (`ca_file`, `cert_file`, `key_file`,
+    /// `key_passphrase_file`; `config check`).
+    public var keyLines: [String: Int] = [:]
     /// Allow `http://` (tests only; `insecure_plaintext`).
     public var insecurePlaintext: Bool = false
     /// File holding the client key's passphrase (`key_passphrase_file`), read when it is needed.
@@ -157,15 +155,14 @@ extension GatewayConfiguration {
                 keyFile: section.string("key_file").map { resolvePath($0, relativeTo: base) },
                 enabled: section.boolean("enabled") ?? true)
             receiver.recordTypes = section.stringList("record_types") ?? []
-            receiver.recordTypesLine = section.raw("record_types")?.mark.line ?? 0
             receiver.insecurePlaintext = section.boolean("insecure_plaintext") ?? false
             if url.lowercased().hasPrefix("http://") && !receiver.insecurePlaintext {
                 section.diagnostics.report(line: section.raw("url")?.mark.line ?? section.line, key: section.qualified("url"),
                                            "plain http:// is refused: use https://, or set insecure_plaintext: true (tests only)")
             }
             receiver.keyPassphraseFile = section.string("key_passphrase_file").map { resolvePath($0, relativeTo: base) }
-            for key in ["ca_file", "cert_file", "key_file", "key_passphrase_file"] {
-                if let line = section.raw(key)?.mark.line { receiver.fileKeyLines[key] = line }
+            for key in ["record_types", "ca_file", "cert_file", "key_file", "key_passphrase_file"] {
+                if let line = section.raw(key)?.mark.line { receiver.keyLines[key] = line }
             }
             if let variable = section.string("key_passphrase_env") {
                 let line = section.raw("key_passphrase_env")?.mark.line ?? section.line

@@ -33,7 +33,7 @@ public func loadConfiguration(path: String, environment: [String: String] = Proc
     for (index, receiver) in gateway.receivers.enumerated() {
         let unknown = receiver.recordTypes.filter { schema.recordTypes[$0] == nil }
         if !unknown.isEmpty {
-            errors.append(ConfigError(file: path, line: receiver.recordTypesLine, key: "receivers[\(index)].record_types",
+            errors.append(ConfigError(file: path, line: receiver.keyLines["record_types"] ?? 0, key: "receivers[\(index)].record_types",
                                       message: "\(unknown.map { "'\($0)'" }.joined(separator: ", ")) is not a PUI record type (one of: \(schema.recordTypes.keys.sorted().joined(separator: ", ")))"))
         }
     }
@@ -107,7 +107,7 @@ func referencedFileErrors(_ gateway: GatewayConfiguration) -> [ConfigError] {
         let files = [("ca_file", receiver.caFile), ("cert_file", receiver.certificateFile),
                      ("key_file", receiver.keyFile), ("key_passphrase_file", receiver.keyPassphraseFile)]
         for (key, path) in files {
-            check(path, key: "receivers[\(index)].\(key)", line: receiver.fileKeyLines[key] ?? 0)
+            check(path, key: "receivers[\(index)].\(key)", line: receiver.keyLines[key] ?? 0)
         }
     }
     return errors

@@ -163,11 +163,10 @@ func serializePUI(_ element: XMLElement, declareNamespace: Bool = true) -> Strin
 /// Where the gateway gets its reference data: a configured file, or GetReferenceData with the last good copy
 /// kept in the state directory (`reference-data.xml`).
 public final class ReferenceDataSource: @unchecked Sendable {
-    // `current`, `lastFetch`, `lastError` are guarded by `lock`: status readers and the refresh loop share them.
+    // `current` and `lastError` are guarded by `lock`: status readers and the refresh loop share them.
     private let lock = NSLock()
     private var storedCurrent: ReferenceData?
     private var storedLastError: String?
-    private var storedLastFetch: Date?
 
     public let configuredFile: String?
     public let cacheFile: String
@@ -195,7 +194,6 @@ public final class ReferenceDataSource: @unchecked Sendable {
 
     public var current: ReferenceData? { lock.withLock { storedCurrent } }
     public var lastError: String? { lock.withLock { storedLastError } }
-    public var lastFetch: Date? { lock.withLock { storedLastFetch } }
 
     /// Loads the configured file or the cached copy (start-up; no network).
     @discardableResult
@@ -264,7 +262,7 @@ public final class ReferenceDataSource: @unchecked Sendable {
             guard let root, let wrapper = PUIWire.find(root, "GetReferenceDataResponse") else {
                 throw ReferenceDataError(source: url, message: "no GetReferenceDataResponse in the answer")
             }
-            lock.withLock { storedLastFetch = Date(); storedLastError = nil }
+            lock.withLock { storedLastError = nil }
             guard let element = wrapper.child("ReferenceData") else {
                 logger.info("reference data \(known ?? "-") is current")
                 return current
