@@ -283,7 +283,11 @@ public final class ReceiverUplink {
             }
             return .idle
         }
-        if let due = package.nextAttemptAt, due > now() {
+        let checkedAt = now()
+        // Due times are wall-clock times (they must survive a restart). A last attempt later than now means the clock
+        // was set back since (an NTP step, an operator): waiting for the stored time would add the step to the
+        // backoff, hours possibly, so the package is due now and the next failure schedules from the new clock.
+        if let due = package.nextAttemptAt, due > checkedAt, !(package.lastAttemptAt.map { $0 > checkedAt } ?? false) {
             return .waiting(packageId: package.packageId, until: due, attempted: false)
         }
         let request = HTTPRequest.post(settings.url, headers: PUIWire.headers(action: PUIWire.submitAction), body: package.request)

@@ -30,6 +30,8 @@ public struct StoredPackage: Sendable, Equatable {
     public let nextAttemptAt: Date?
     public let lastError: String?
     public let createdAt: Date
+    /// When it was last sent (nil before its first attempt).
+    public var lastAttemptAt: Date? = nil
 }
 
 /// One record of a package (its 1-based index in the Body and its journal identity).
@@ -221,18 +223,19 @@ public final class UplinkStore {
 
     private static let packageColumns = """
         receiver, package_id, n, first_seq, last_seq, record_count, digest, request, state, attempts, next_attempt_at,
-        last_error, created_at
+        last_error, created_at, last_attempt_at
         """
 
     private static func package(_ row: [SQLiteValue]) -> StoredPackage? {
-        guard row.count >= 13, let n = row[2].intValue, let first = row[3].intValue, let last = row[4].intValue,
+        guard row.count >= 14, let n = row[2].intValue, let first = row[3].intValue, let last = row[4].intValue,
               let count = row[5].intValue, let state = row[8].textValue.flatMap(StoredPackage.State.init) else { return nil }
         var request: [UInt8] = []
         if case .blob(let bytes) = row[7] { request = bytes }
         return StoredPackage(receiver: row[0].textValue ?? "", packageId: row[1].textValue ?? "", n: n, firstSeq: first,
                              lastSeq: last, recordCount: Int(count), digest: row[6].textValue ?? "", request: request,
                              state: state, attempts: Int(row[9].intValue ?? 0), nextAttemptAt: date(row[10]),
-                             lastError: row[11].textValue, createdAt: date(row[12]) ?? Date(timeIntervalSince1970: 0))
+                             lastError: row[11].textValue, createdAt: date(row[12]) ?? Date(timeIntervalSince1970: 0),
+                             lastAttemptAt: date(row[13]))
     }
 
     /// The oldest unresolved package of the receiver (at most one is pending at a time).

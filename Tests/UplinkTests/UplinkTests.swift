@@ -6,6 +6,7 @@ import HTTPClientSupport
 import Journal
 import SandboxReceiver
 import SQLiteSupport
+import Synchronization
 import TestSupport
 import Testing
 import Uplink
@@ -334,10 +335,7 @@ private func journalTextRecords(_ journal: Journal, texts: [String], rounds: Int
         let environment = try TestEnvironment.make()
         defer { environment.remove() }
         try fillJournal(environment.journalPath, count: 10)
-        var options = SandboxOptions()
-        options.failFirst = 2
-        options.retryAfterSeconds = 1
-        let server = try environment.sandbox(options)
+        let server = try environment.sandbox(.busy(first: 2, retryAfterSeconds: 1))
         defer { server.stop() }
         let uplink = try ReceiverUplink(settings: environment.settings(name: "province", url: url(server.port)),
                                         journalPath: environment.journalPath, validator: try makeValidator(), logger: .silent)
@@ -360,6 +358,27 @@ private func journalTextRecords(_ journal: Journal, texts: [String], rounds: Int
         #expect(summary.attempts == 2, "\(summary)")
         #expect(server.receiver.packages() == ["410103-1": pending.digest])
         #expect(try uplink.store.receiverState("province").kind == .connected)
+    }
+
+    @Test func clockSetBackDuringABackoffDoesNotStretchTheWait() async throws {
+        let environment = try TestEnvironment.make()
+        defer { environment.remove() }
+        try fillJournal(environment.journalPath, count: 5)
+        let server = try environment.sandbox(.busy(first: 1, retryAfterSeconds: 600))
+        defer { server.stop() }
+        let clock = Mutex(Date())
+        let uplink = try ReceiverUplink(settings: environment.settings(name: "province", url: url(server.port)),
+                                        journalPath: environment.journalPath, validator: try makeValidator(), logger: .silent,
+                                        now: { clock.withLock { $0 } })
+        guard case .waiting(_, let until, true) = try await uplink.step() else { Issue.record("expected a failed attempt"); return }
+        #expect(until.timeIntervalSince(clock.withLock { $0 }) >= 600)
+        // Not due yet: the receiver's Retry-After holds while the clock runs forward.
+        clock.withLock { $0 = $0.addingTimeInterval(60) }
+        guard case .waiting(_, _, false) = try await uplink.step() else { Issue.record("expected the wait to hold"); return }
+        // An NTP step sets the clock back two hours: the stored due time is now 2 h 9 min away, the wait must not grow.
+        clock.withLock { $0 = $0.addingTimeInterval(-7200) }
+        #expect(try await uplink.step() == .delivered(packageId: "410103-1", outcome: "receipt"))
+        #expect(server.receiver.requestCount == 2)
     }
 
     @Test func timeoutAfterStoreResendsTheSameBytesAndGetsTheOriginalReceipt() async throws {
@@ -686,4 +705,14 @@ private final class ErrorList: @unchecked Sendable {
     private var items: [String] = []
     func add(_ item: String) { lock.withLock { items.append(item) } }
     var all: [String] { lock.withLock { items } }
+}
+
+extension SandboxOptions {
+    /// The first `first` submissions answered 503 with `Retry-After: retryAfterSeconds`.
+    static func busy(first: Int, retryAfterSeconds: Int) -> SandboxOptions {
+        var options = SandboxOptions()
+        options.failFirst = first
+        options.retryAfterSeconds = retryAfterSeconds
+        return options
+    }
 }
