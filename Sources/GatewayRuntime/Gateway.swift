@@ -7,6 +7,7 @@ import Mapping
 import Monitoring
 import ODBCSupport
 import TextSupport
+import Uplink
 
 /// What one pass over the adapters did.
 public struct RunSummary: Sendable, Codable {
@@ -20,11 +21,27 @@ public struct RunSummary: Sendable, Codable {
     /// ODBC adapters' polls, and the polls that failed (adapter, SQLSTATE, message).
     public var polls: [ODBCPollReport] = []
     public var pollErrors: [String] = []
+    /// `run --once`: each enabled receiver's push after ingesting (empty when none is configured).
+    public var uplink: [DrainSummary] = []
     public var counts: IngestCounts {
         var total = files.reduce(into: IngestCounts()) { $0 += $1.counts }
         for source in sources { total += source.counts }
         for poll in polls { total += poll.counts }
         return total
+    }
+
+    /// Why this run counts as failed (exit 1 of `run --once`), empty when it did not: what was ingested stays
+    /// ingested, but cron and monitoring must notice a source that could not be read, a file refused whole, and a
+    /// receiver left failing.
+    public var failures: [String] {
+        var failures: [String] = []
+        let rejected = files.filter { $0.outcome == .rejected }.count
+        if rejected > 0 { failures.append("\(rejected) file(s) rejected") }
+        let failedSources = pollErrors.count + sources.filter { $0.error != nil }.count
+        if failedSources > 0 { failures.append("\(failedSources) source(s) could not be read") }
+        let failing = uplink.filter { !$0.drained }.map(\.receiver)
+        if !failing.isEmpty { failures.append("receiver(s) failing: \(failing.joined(separator: ", "))") }
+        return failures
     }
 }
 

@@ -62,9 +62,12 @@ public let uplinkCommandTable: [CommandSpec] = [
                           .flag("acknowledge-only", "Benchmarks: accept every package without checking or storing it.")]),
 ]
 
-private func seconds(_ options: ParsedOptions, _ name: String, default fallback: Double) throws(UsageError) -> Double {
+func seconds(_ options: ParsedOptions, _ name: String, default fallback: Double) throws(UsageError) -> Double {
     guard let text = options.value(name) else { return fallback }
-    guard let value = Double(text), value >= 0 else { throw UsageError("--\(name) expects a non-negative number, got '\(text)'") }
+    // Finite and at most a year: the value becomes a Duration in milliseconds ("inf" parses as a Double).
+    guard let value = Double(text), value >= 0, value <= 366 * 86400 else {
+        throw UsageError("--\(name) expects a number of seconds from 0 to 31622400, got '\(text)'")
+    }
     return value
 }
 

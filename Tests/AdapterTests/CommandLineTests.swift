@@ -183,7 +183,8 @@ func waitForExit(_ process: Process, timeout: TimeInterval) async throws {
         #expect(!healthy.out.contains("last error"))
         #expect(healthy.out.contains("rows read: 20 by the last poll, 20 in all"), "\(healthy.out)")
         try workspace.write("drop/broken.csv", "a,b\n1,2\n")
-        _ = try await esgate(["run", "--once", "--config", workspace.configPath])
+        let rejected = try await esgate(["run", "--once", "--config", workspace.configPath])
+        #expect(rejected.code == 1 && rejected.out.contains("failed: 1 file(s) rejected"), "a file refused whole fails the run: \(rejected.out)")
         let failing = try await esgate(["adapter", "status", "--json", "--config", workspace.configPath])
         #expect(failing.code == 1, "an adapter whose last poll failed makes status exit 1")
         let rows = try JSONSerialization.jsonObject(with: Data(failing.out.utf8)) as? [[String: Any]]

@@ -31,6 +31,23 @@ extension TestEnvironment {
         #expect(result.output.contains("province") && result.output.contains(passphrase), "\(result.output)")
     }
 
+    /// `run --once` is what cron calls: a receiver left failing is a failed run (exit 1) even though the ingest
+    /// worked, and the JSON summary carries each receiver's push.
+    @Test func runOnceWithAFailingReceiverExitsOneAndReportsTheUplink() async throws {
+        let environment = try TestEnvironment.make()
+        defer { environment.remove() }
+        let (config, _) = try environment.writeConfigWithMissingPassphraseFile()
+        let result = try await runEsgate(["run", "--once", "--max-wait", "0", "--json", "--config", config], environment: environment)
+        #expect(result.code == 1, "\(result.output)")
+        // The log (stderr) shares the output file: the JSON summary is the part from its first to its last brace.
+        let start = try #require(result.output.firstIndex(of: "{")), end = try #require(result.output.lastIndex(of: "}"))
+        let object = try JSONSerialization.jsonObject(with: Data(result.output[start...end].utf8)) as? [String: Any]
+        let uplink = try #require(object?["uplink"] as? [[String: Any]], "\(result.output)")
+        #expect(uplink.count == 1 && uplink.first?["receiver"] as? String == "province" && uplink.first?["drained"] as? Bool == false)
+        let text = try await runEsgate(["run", "--once", "--max-wait", "0", "--config", config], environment: environment)
+        #expect(text.code == 1 && text.output.contains("failed: receiver(s) failing: province"), "\(text.output)")
+    }
+
     /// `certs check` exists to tell an operator before the uplink does that its TLS files will not work. A
     /// configured key_passphrase_file that cannot be read stops the uplink ("cannot read key_passphrase_file"),
     /// so certs check must report it as an error (exit 1), not "key matches" and exit 0.
