@@ -66,7 +66,7 @@ func seconds(_ options: ParsedOptions, _ name: String, default fallback: Double)
     guard let text = options.value(name) else { return fallback }
     // Finite and at most a year: the value becomes a Duration in milliseconds ("inf" parses as a Double).
     guard let value = Double(text), value >= 0, value <= 366 * 86400 else {
-        throw UsageError("--\(name) expects a number of seconds from 0 to 31622400, got '\(text)'")
+        throw UsageError("--\(name) expects a number from 0 to 31622400, got '\(text)'")
     }
     return value
 }
