@@ -45,6 +45,14 @@ public struct ReceiverConfiguration: Sendable, Equatable {
     public var keyPassphraseFile: String? = nil
     /// The passphrase as the environment variable named by `key_passphrase_env` held it at load time.
     public var keyPassphrase: String? = nil
+    /// The name of that variable (`key_passphrase_env`).
+    public var keyPassphraseEnv: String? = nil
+
+    /// Where the passphrase comes from, as gateway.yaml says it ("key_passphrase_env XH_KEY_PASS"), for messages.
+    public var passphraseSource: String? {
+        if let file = keyPassphraseFile { return "key_passphrase_file \(file)" }
+        return keyPassphraseEnv.map { "key_passphrase_env \($0)" }
+    }
 
     /// The client key's passphrase: `key_passphrase_file`'s content without surrounding line breaks, or
     /// `key_passphrase_env`'s value; nil when neither is configured. Throws when the file cannot be read.
@@ -165,6 +173,7 @@ extension GatewayConfiguration {
                 if let line = section.raw(key)?.mark.line { receiver.keyLines[key] = line }
             }
             if let variable = section.string("key_passphrase_env") {
+                receiver.keyPassphraseEnv = variable
                 let line = section.raw("key_passphrase_env")?.mark.line ?? section.line
                 if receiver.keyPassphraseFile != nil {
                     section.diagnostics.report(line: line, key: section.qualified("key_passphrase_env"),

@@ -215,8 +215,7 @@ private func execute(_ path: [String], _ options: ParsedOptions) async throws ->
         }
         let overview = GatewayStatus(adapters: try adapterStatusRows(loaded), uplink: uplink, uplinkError: uplinkError)
         let failing = overview.adapters.contains { ($0.health?.consecutiveFailures ?? 0) > 0 } || uplinkError != nil
-            || (overview.uplink?.status.receivers.contains { $0.failingSince != nil } ?? false)
-            || (overview.uplink?.certificateErrors ?? false)
+            || (overview.uplink?.failing ?? false)
         if options.flag("json") { writeJSON(overview); return failing ? 1 : 0 }
         var text = "adapters:\n"
         text += overview.adapters.isEmpty ? "  none configured\n" : overview.adapters.map { describe($0) + "\n" }.joined()

@@ -200,9 +200,15 @@ func certificateReports(_ gateway: GatewayConfiguration, warnDays: Int = 30, now
                         do { password = try receiver.clientKeyPassphrase() } catch {
                             report.errors.append("\(error): the uplink cannot start")
                         }
-                        let matches = try CertificateInfo.keyMatches(certificateFile: file, keyFile: keyFile, password: password)
-                        report.keyMatches = matches
-                        if !matches { report.errors.append("key \(keyFile) does not belong to this certificate") }
+                        do {
+                            let matches = try CertificateInfo.keyMatches(certificateFile: file, keyFile: keyFile, password: password)
+                            report.keyMatches = matches
+                            if !matches { report.errors.append("key \(keyFile) does not belong to this certificate") }
+                        } catch {
+                            // Name where the passphrase came from: that is what the operator has to correct.
+                            let source = password == nil ? nil : receiver.passphraseSource
+                            report.errors.append(error.description + (source.map { " (passphrase from \($0))" } ?? ""))
+                        }
                     } else {
                         report.errors.append("no key_file configured")
                     }
@@ -269,18 +275,29 @@ public func certificateWarnings(_ gateway: GatewayConfiguration, warnDays: Int =
 }
 
 func certificateWarnings(_ reports: [CertificateReport]) -> [String] {
+    certificateLines(reports, \.errors) + certificateLines(reports, \.warnings)
+}
+
+/// One line per problem of the given kind, naming the receiver, the role and the file.
+func certificateLines(_ reports: [CertificateReport], _ kind: KeyPath<CertificateReport, [String]>) -> [String] {
     reports.flatMap { report in
         // A CA file may be a bundle: its lines name the CA.
         let which = report.role == "ca" ? report.subject.map { " (\($0))" } ?? "" : ""
-        return (report.errors + report.warnings).map { "certificate \(report.receiver) \(report.role) \(report.file)\(which): \($0)" }
+        return report[keyPath: kind].map { "certificate \(report.receiver) \(report.role) \(report.file)\(which): \($0)" }
     }
 }
 
 struct StatusOutput: Encodable {
     let status: UplinkStatus
+    /// Certificates, keys or passphrases that cannot work (expired, unreadable, …): the uplink cannot deliver.
+    let certificateErrors: [String]
+    /// Certificates that still work but need attention (expiring within 30 days, an expired CA beside a valid one).
     let certificateWarnings: [String]
-    /// Some certificate, key or passphrase cannot work (expired, unreadable, …): the uplink cannot deliver.
-    let certificateErrors: Bool
+
+    /// Something an operator must act on: a certificate error, or a receiver failing.
+    var failing: Bool {
+        !certificateErrors.isEmpty || status.receivers.contains { $0.failingSince != nil }
+    }
 }
 
 /// Every receiver's state, the reference data and certificate warnings (`uplink status`, `status`).
@@ -291,8 +308,8 @@ func uplinkStatus(_ configuration: LoadedConfiguration) throws -> StatusOutput {
                                                logger: logger, readingSecrets: false)
     let status = try service.status(reference: referenceSource(configuration, logger: logger))
     let reports = certificateReports(configuration.gateway)
-    return StatusOutput(status: status, certificateWarnings: certificateWarnings(reports),
-                        certificateErrors: reports.contains { !$0.errors.isEmpty })
+    return StatusOutput(status: status, certificateErrors: certificateLines(reports, \.errors),
+                        certificateWarnings: certificateLines(reports, \.warnings))
 }
 
 /// `uplink status` as text (identity numbers not yet masked).
@@ -320,6 +337,7 @@ func describe(_ output: StatusOutput) -> String {
     if let attempt = ref.lastFetch {
         text += "  last fetch \(attempt)\(ref.error == nil ? " ok" : " failed")\(ref.lastGoodFetch.map { $0 == attempt ? "" : "; last good fetch \($0)" } ?? "; never fetched successfully")\n"
     }
+    for error in output.certificateErrors { text += "error: \(error)\n" }
     for warning in output.certificateWarnings { text += "warning: \(warning)\n" }
     return text
 }
@@ -332,9 +350,8 @@ public func executeUplinkCommand(_ path: [String], _ options: ParsedOptions) asy
     case ["uplink", "status"]:
         guard let configuration = loadOrReport(options) else { return 1 }
         let output = try uplinkStatus(configuration)
-        if options.flag("json") { writeJSON(output); return 0 }
-        write(Redaction.maskIdentityNumbers(in: describe(output)))
-        return 0
+        if options.flag("json") { writeJSON(output) } else { write(Redaction.maskIdentityNumbers(in: describe(output))) }
+        return output.failing ? 1 : 0
 
     case ["uplink", "run"]:
         guard let configuration = loadOrReport(options) else { return 1 }

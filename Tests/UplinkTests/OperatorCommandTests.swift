@@ -1,6 +1,7 @@
 import Foundation
 import GatewayConfig
 import GatewayRuntime
+import TestSupport
 import Testing
 import Uplink
 
@@ -64,8 +65,29 @@ extension TestEnvironment {
         #expect(overview.code == 1 && overview.output.contains("adapters:"), "\(overview.output)")
         #expect(overview.output.contains("province →") && overview.output.contains("cursor uplink:province")
                 && overview.output.contains("dead letters: 0"), "\(overview.output)")
-        #expect(overview.output.contains("warning: ") && overview.output.contains(passphrase), "\(overview.output)")
+        #expect(overview.output.contains("error: ") && overview.output.contains(passphrase), "\(overview.output)")
         #expect(!overview.output.contains("cannot read the uplink's state"), "\(overview.output)")
+    }
+
+    /// A passphrase that does not open the encrypted key stops every send: `uplink status` lists it among the
+    /// errors (not the warnings), names where the passphrase came from, and exits 1.
+    @Test func wrongKeyPassphraseIsAStatusErrorNamingItsSource() async throws {
+        let environment = try TestEnvironment.make()
+        defer { environment.remove() }
+        let (config, passphrase) = try environment.writeConfigWithMissingPassphraseFile()
+        let encrypted = environment.path("client-encrypted.key")
+        let result = try runProcess("/usr/bin/openssl", ["pkey", "-in", environment.cert("client.key"), "-aes256",
+                                                        "-passout", "pass:s3cret", "-out", encrypted])
+        #expect(result.status == 0, "\(result.output)")
+        try "wrong\n".write(toFile: passphrase, atomically: true, encoding: .utf8)
+        let yaml = try String(contentsOfFile: config, encoding: .utf8).replacingOccurrences(of: environment.cert("client.key"), with: encrypted)
+        try yaml.write(toFile: config, atomically: true, encoding: .utf8)
+        let status = try await runEsgate(["uplink", "status", "--json", "--config", config], environment: environment)
+        #expect(status.code == 1, "\(status.output)")
+        let object = try JSONSerialization.jsonObject(with: Data(status.output.utf8)) as? [String: Any]
+        let errors = try #require(object?["certificateErrors"] as? [String], "\(status.output)")
+        #expect(errors.contains { $0.contains("passphrase does not open it (passphrase from key_passphrase_file \(passphrase))") }, "\(errors)")
+        #expect((object?["certificateWarnings"] as? [String])?.isEmpty == true, "\(status.output)")
     }
 
     /// `config check` is what an operator runs before going live: a certificate, key or passphrase file that
