@@ -376,6 +376,11 @@ public func executeUplinkCommand(_ path: [String], _ options: ParsedOptions) asy
         let store = try UplinkStore(path: configuration.gateway.journalPath)
         let letters = try store.deadLetters(receiver: options.value("receiver"), includeResolved: options.flag("all"),
                                             limit: try options.integer("limit", default: 100))
+        // A receiver removed from gateway.yaml may still have dead letters; a name that has neither is a typo.
+        if let receiver = options.value("receiver"), letters.isEmpty,
+           !configuration.gateway.receivers.contains(where: { $0.name == receiver }) {
+            throw UsageError("no receiver named \(receiver) in \(configuration.gateway.file) (receivers: \(configuration.gateway.receivers.map(\.name).joined(separator: ", ")))")
+        }
         if options.flag("json") { writeJSON(letters); return 0 }
         if letters.isEmpty { write("no dead letters"); return 0 }
         for l in letters {

@@ -65,7 +65,11 @@ public final class HTTPServer: Sendable {
             let messages = context.startupMessages
             logger.deallocate()
             contextRef.release()
-            let detail = messages.isEmpty ? "" : ": " + messages.joined(separator: "; ")
+            // The daemon binds an address it was given whole, and its message then names "port 0": the port is
+            // already in ours.
+            let detail = messages.isEmpty ? "" : ": " + messages.map {
+                $0.replacingOccurrences(of: "Failed to bind to port 0: ", with: "cannot bind: ")
+            }.joined(separator: "; ")
             throw .startFailed("cannot serve on \(configuration.host):\(configuration.port)\(detail)")
         }
         let bound = esg_mhd_bound_port(daemon)

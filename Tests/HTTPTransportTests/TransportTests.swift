@@ -44,6 +44,22 @@ import Testing
         #expect(String(decoding: get.body, as: UTF8.self).hasPrefix("cn=410103 method=GET path=/status"))
     }
 
+    /// A port already taken is what an operator meets most when starting `esgate receive`: the error names the
+    /// address asked for and the cause, not libmicrohttpd's "port 0".
+    @Test func portInUseNamesTheAddressAndTheCause() throws {
+        let first = try HTTPServer(configuration: .init(), handler: Self.echo)
+        defer { first.stop() }
+        do {
+            let second = try HTTPServer(configuration: .init(port: first.port), handler: Self.echo)
+            second.stop()
+            Issue.record("a second server bound port \(first.port)")
+        } catch {
+            #expect(error.description.contains("cannot serve on 127.0.0.1:\(first.port): cannot bind: Address already in use"),
+                    "\(error.description)")
+            #expect(!error.description.contains("port 0"), "\(error.description)")
+        }
+    }
+
     @Test func clientWithoutCertificateIsRefusedDuringHandshake() async throws {
         let certs = try TestCertificates.make()
         defer { certs.remove() }

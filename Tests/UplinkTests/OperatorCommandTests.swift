@@ -90,6 +90,18 @@ extension TestEnvironment {
         #expect((object?["certificateWarnings"] as? [String])?.isEmpty == true, "\(status.output)")
     }
 
+    /// A mistyped receiver name must not read as "no dead letters".
+    @Test func deadLetterListOfAnUnknownReceiverIsAUsageError() async throws {
+        let environment = try TestEnvironment.make()
+        defer { environment.remove() }
+        let config = try environment.writeGatewayConfig(port: 9)
+        let known = try await runEsgate(["deadletter", "list", "--receiver", "province", "--config", config], environment: environment)
+        #expect(known.code == 0 && known.output.contains("no dead letters"), "\(known.output)")
+        let typo = try await runEsgate(["deadletter", "list", "--receiver", "provinse", "--config", config], environment: environment)
+        #expect(typo.code == 2 && typo.output.contains("no receiver named provinse") && typo.output.contains("receivers: province"),
+                "\(typo.output)")
+    }
+
     /// `config check` is what an operator runs before going live: a certificate, key or passphrase file that
     /// is not there would only show at the first send, so it is an error naming gateway.yaml's line and key.
     @Test func configCheckNamesMissingCertificateKeyAndPassphraseFiles() async throws {
