@@ -4,6 +4,7 @@ import GatewayConfig
 import GatewayModel
 import HTTPClientSupport
 import HTTPServerSupport
+import Journal
 import SandboxReceiver
 import TextSupport
 import Uplink
@@ -381,10 +382,19 @@ public func executeUplinkCommand(_ path: [String], _ options: ParsedOptions) asy
            !configuration.gateway.receivers.contains(where: { $0.name == receiver }) {
             throw UsageError("no receiver named \(receiver) in \(configuration.gateway.file) (receivers: \(configuration.gateway.receivers.map(\.name).joined(separator: ", ")))")
         }
-        if options.flag("json") { writeJSON(letters); return 0 }
-        if letters.isEmpty { write("no dead letters"); return 0 }
-        for l in letters {
-            write(Redaction.maskIdentityNumbers(in: "#\(l.id) [\(l.state)] \(l.receiver) \(l.packageId ?? "(not sent)")\(l.index.map { "#\($0)" } ?? "") \(l.type) \(l.key) rev \(l.rev): \(l.code)\(l.field.map { " \($0)" } ?? ""): \(l.message)"))
+        // Where each record came from: correcting the source is how a rejected record is resolved.
+        let origins = Dictionary(try Journal(path: configuration.gateway.journalPath).entries(seqs: letters.map(\.seq))
+            .map { ($0.seq, $0) }, uniquingKeysWith: { first, _ in first })
+        let rows = letters.map { letter in
+            let entry = origins[letter.seq]
+            return DeadLetterRow(letter: letter, source: entry?.source, file: entry?.origin, line: entry.map(\.line))
+        }
+        if options.flag("json") { writeJSON(rows); return 0 }
+        if rows.isEmpty { write("no dead letters"); return 0 }
+        for row in rows {
+            let l = row.letter
+            let place = row.source.map { " (from \($0)\(row.file.map { " \($0):\(row.line ?? 0)" } ?? ""))" } ?? ""
+            write(Redaction.maskIdentityNumbers(in: "#\(l.id) [\(l.state)] \(l.receiver) \(l.packageId ?? "(not sent)")\(l.index.map { "#\($0)" } ?? "") \(l.type) \(l.key) rev \(l.rev)\(place): \(l.code)\(l.field.map { " \($0)" } ?? ""): \(l.message)"))
         }
         return 0
 
@@ -474,5 +484,24 @@ public func executeUplinkCommand(_ path: [String], _ options: ParsedOptions) asy
 
     default:
         return nil
+    }
+}
+
+/// A dead letter with the source, file and line its record was ingested from (`deadletter list`).
+struct DeadLetterRow: Encodable {
+    let letter: DeadLetter
+    let source: String?
+    let file: String?
+    let line: Int?
+
+    private enum CodingKeys: String, CodingKey { case source, file, line }
+
+    /// The dead letter's own fields, then where its record came from, in one JSON object.
+    func encode(to encoder: any Encoder) throws {
+        try letter.encode(to: encoder)
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encodeIfPresent(source, forKey: .source)
+        try container.encodeIfPresent(file, forKey: .file)
+        try container.encodeIfPresent(line, forKey: .line)
     }
 }

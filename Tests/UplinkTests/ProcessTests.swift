@@ -192,7 +192,7 @@ func uplinkStatus(_ config: String, environment: TestEnvironment) async throws -
     @Test func deadLetterCommandsListAndResendThroughTheBinary() async throws {
         let environment = try TestEnvironment.make()
         defer { environment.remove() }
-        try fillJournal(environment.journalPath, count: 300)
+        try fillJournal(environment.journalPath, count: 300, origin: "cases.csv")
         // First the receiver rejects some records (R201); later it no longer does.
         let strict = try PythonReceiver(environment: environment, faults: ["--reject-every", "7"], stats: "strict.json")
         let config = try environment.writeGatewayConfig(port: strict.port)
@@ -205,6 +205,10 @@ func uplinkStatus(_ config: String, environment: TestEnvironment) async throws -
         // Times in JSON as in the rest of esgate's output: Beijing time with its offset, not UTC "Z".
         #expect(list.output.range(of: #""createdAt" : "\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+08:00""#, options: .regularExpression) != nil
                 && !list.output.contains("Z\""), "\(list.output)")
+        // Each names where its record came from: the source to correct.
+        #expect(list.output.components(separatedBy: "\"file\" : \"cases.csv\"").count - 1 == rejected, "\(list.output)")
+        let text = try await runEsgate(["deadletter", "list", "--config", config], environment: environment)
+        #expect(text.output.range(of: #"rev 1 \(from test cases\.csv:\d+\): R201"#, options: .regularExpression) != nil, "\(text.output)")
         #expect(try await runEsgate(["deadletter", "resend", "--config", config], environment: environment).code == 2)
         // An id that is no open dead letter, and a receiver that is not configured: said, not a quiet "queued 0".
         let unknown = try await runEsgate(["deadletter", "resend", "--id", "999999", "--config", config], environment: environment)

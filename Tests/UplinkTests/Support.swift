@@ -115,12 +115,15 @@ func application(_ caseNo: String, itemCode: String = "XK0001", idNumber: String
 
 /// Appends `count` Application records C<prefix><i> to the journal.
 @discardableResult
-func fillJournal(_ path: String, count: Int, prefix: String = "C", start: Int = 1) throws -> [NormalizedRecord] {
+/// `count` Application records from source "test"; with `origin`, record i comes from line i + 1 of that file.
+func fillJournal(_ path: String, count: Int, prefix: String = "C", start: Int = 1, origin: String? = nil) throws -> [NormalizedRecord] {
     let journal = try Journal(path: path, durable: false)
     var records: [NormalizedRecord] = []
     for i in start..<(start + count) { records.append(try application("\(prefix)\(i)")) }
     try journal.batch {
-        for record in records { _ = try journal.append(record, source: "test", origin: nil, line: 0) }
+        for (offset, record) in records.enumerated() {
+            _ = try journal.append(record, source: "test", origin: origin, line: origin == nil ? 0 : offset + 2)
+        }
     }
     return records
 }
