@@ -169,6 +169,7 @@ public final class Journal {
             if !directory.isEmpty {
                 try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
             }
+            try JournalIdentity.refuseLost(path)
             let db = try SQLiteDatabase(path: path)
             database = db
             // Several connections (adapters, supervision, uplink) open the journal at start-up together; switching
@@ -183,6 +184,9 @@ public final class Journal {
             try db.execute("PRAGMA cache_size=-16384")
             try db.execute("PRAGMA wal_autocheckpoint=8192")
             try Self.retryingWhileBusy { try migrate() }
+            try Self.retryingWhileBusy { try JournalIdentity.check(db, journalPath: path) }
+        } catch let error as JournalError {
+            throw error
         } catch let error as SQLiteError {
             throw JournalError(operation: "open \(path)", underlying: error.description)
         } catch {
@@ -247,6 +251,7 @@ public final class Journal {
         try database.execute("""
             CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
             INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', '\(Self.schemaVersion)');
+            INSERT OR IGNORE INTO meta(key, value) VALUES ('journal_id', '\(UUID().uuidString)');
             -- The latest revision, content digest and record of every key: the revision check is one INSERT OR
             -- IGNORE for a new key. Keyed by text, not by a hash: legacy keys mostly grow (case numbers, dates),
             -- so text-ordered inserts land near the end of the B-tree, where a hash would scatter them.

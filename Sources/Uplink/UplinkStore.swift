@@ -86,6 +86,7 @@ public final class UplinkStore {
 
     public init(path: String) throws(UplinkError) {
         do {
+            try Journal.refuseLostJournal(at: path)
             database = try SQLiteDatabase(path: path)
             try database.execute("PRAGMA page_size=\(Journal.pageSize)")   // when the uplink creates the journal file
             try database.execute("PRAGMA journal_mode=WAL")

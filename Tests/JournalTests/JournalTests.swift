@@ -23,7 +23,7 @@ private func step(_ caseNo: String, opinion: String) -> NormalizedRecord {
     /// place; the old row keeps its values.
     @Test func adapterHealthOfAnOlderJournalGainsItsNewColumns() throws {
         let path = NSTemporaryDirectory() + "esgate-health-\(UUID().uuidString).sqlite"
-        defer { try? FileManager.default.removeItem(atPath: path) }
+        defer { for file in [path, path + ".id"] { try? FileManager.default.removeItem(atPath: file) } }
         let journal = try Journal(path: path, durable: false)
         let raw = try SQLiteDatabase(path: path)
         try raw.execute("""
@@ -51,7 +51,7 @@ private func step(_ caseNo: String, opinion: String) -> NormalizedRecord {
     @Test func adaptersUpgradingTheHealthTableTogetherAllRecordTheirPolls() throws {
         for round in 0..<5 {
             let path = NSTemporaryDirectory() + "esgate-health-race-\(UUID().uuidString).sqlite"
-            defer { try? FileManager.default.removeItem(atPath: path) }
+            defer { for file in [path, path + ".id"] { try? FileManager.default.removeItem(atPath: file) } }
             _ = try Journal(path: path, durable: false)
             try SQLiteDatabase(path: path).execute("""
                 CREATE TABLE adapter_health(
