@@ -1,19 +1,61 @@
 internal import CSQLite
 import Foundation
 
-/// An SQLite failure, keeping the extended result code and the statement it came from.
+/// An SQLite failure, keeping the extended result code, the statement it came from, the operating system's error
+/// behind it and the database file.
 public struct SQLiteError: Error, CustomStringConvertible, Sendable {
     public let code: Int32
     public let message: String
     public let sql: String?
+    /// errno of the system call that failed (ENOSPC, EROFS, EACCES…), 0 when none did.
+    public let systemError: Int32
+    /// The database file, when the failure is one of a connection.
+    public let path: String?
+
+    init(code: Int32, message: String, sql: String?, systemError: Int32 = 0, path: String? = nil) {
+        self.code = code
+        self.message = message
+        self.sql = sql
+        self.systemError = systemError
+        self.path = path
+    }
 
     public var description: String {
-        if let sql { return "sqlite error \(code): \(message) (in: \(sql.prefix(120)))" }
-        return "sqlite error \(code): \(message)"
+        // "disk I/O error" alone does not tell a full disk from a read-only one: the system's words do.
+        let system = systemError == 0 ? "" : " (\(String(cString: strerror(systemError))))"
+        let statement = sql.map { " (in: \($0.prefix(120)))" } ?? ""
+        return "sqlite error \(code): \(message)\(system)\(statement)" + (storageAdvice.map { ": \($0)" } ?? "")
     }
 
     /// True when another connection holds the lock (SQLITE_BUSY / SQLITE_LOCKED families).
     public var isBusy: Bool { (code & 0xff) == SQLITE_BUSY || (code & 0xff) == SQLITE_LOCKED }
+
+    /// True when the file system holding the database is full.
+    public var isDiskFull: Bool { (code & 0xff) == SQLITE_FULL || systemError == ENOSPC || systemError == EDQUOT }
+
+    /// What the operator can do about a storage failure; nil for the others.
+    var storageAdvice: String? {
+        let folder = path.map { "the folder of \($0)" } ?? "the database's folder"
+        if isDiskFull {
+            return "the file system holding \(folder) is full: free space there; nothing committed is lost and esgate goes on where it stopped"
+        }
+        if (code & 0xff) == SQLITE_READONLY || systemError == EROFS || systemError == EACCES || systemError == EPERM {
+            return "\(folder) cannot be written (a read-only file system, or files owned by another user): esgate must run as the user that owns the state directory and its files"
+        }
+        if (code & 0xff) == SQLITE_CORRUPT || (code & 0xff) == SQLITE_NOTADB {
+            return "the database file is damaged: stop esgate and restore it from a backup (docs/journal.md, Operations: storage)"
+        }
+        return nil
+    }
+}
+
+/// errno behind a failure that comes from the file system. SQLite keeps the last failed system call's errno per
+/// connection, also when a later failure has nothing to do with it, so it is only read for those failures.
+private func systemError(_ rc: Int32, _ handle: OpaquePointer?) -> Int32 {
+    switch rc & 0xff {
+    case SQLITE_IOERR, SQLITE_FULL, SQLITE_CANTOPEN, SQLITE_READONLY: return sqlite3_system_errno(handle)
+    default: return 0
+    }
 }
 
 /// A value bound to or read from a statement.
@@ -53,8 +95,9 @@ public final class SQLiteDatabase {
         let rc = sqlite3_open_v2(path, &db, flags | SQLITE_OPEN_NOMUTEX, nil)
         guard rc == SQLITE_OK, let db else {
             let message = db.map { String(cString: sqlite3_errmsg($0)) } ?? "cannot open"
+            let osError = db.map { systemError(rc, $0) } ?? 0
             sqlite3_close_v2(db)
-            throw SQLiteError(code: rc, message: "\(message): \(path)", sql: nil)
+            throw SQLiteError(code: rc, message: "\(message): \(path)", sql: nil, systemError: osError, path: path)
         }
         sqlite3_extended_result_codes(db, 1)
         esgate_sqlite_set_busy_limit(db, busyTimeoutMilliseconds)
@@ -68,7 +111,7 @@ public final class SQLiteDatabase {
     }
 
     fileprivate func error(_ rc: Int32, sql: String?) -> SQLiteError {
-        SQLiteError(code: rc, message: String(cString: sqlite3_errmsg(handle)), sql: sql)
+        SQLiteError(code: rc, message: String(cString: sqlite3_errmsg(handle)), sql: sql, systemError: systemError(rc, handle), path: path)
     }
 
     /// Runs one or more statements without results.
@@ -78,7 +121,7 @@ public final class SQLiteDatabase {
         if rc != SQLITE_OK {
             let message = errmsg.map { String(cString: $0) } ?? "error"
             sqlite3_free(errmsg)
-            throw SQLiteError(code: rc, message: message, sql: sql)
+            throw SQLiteError(code: rc, message: message, sql: sql, systemError: systemError(rc, handle), path: path)
         }
     }
 

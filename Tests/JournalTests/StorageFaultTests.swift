@@ -73,3 +73,34 @@ private func openingError(_ path: String) -> String? {
         #expect(FileManager.default.fileExists(atPath: state.journal + ".id"))
     }
 }
+
+@Suite struct DiskFullTests {
+
+    /// A full disk, simulated by capping the journal's pages: the batch that does not fit is rolled back whole, the
+    /// error names the journal and what to do, and once there is room again the same batch is stored exactly once.
+    @Test func aBatchThatDoesNotFitIsRolledBackAndStoredOnceWhenThereIsRoomAgain() throws {
+        let state = try StateFolder()
+        let journal = try Journal(path: state.journal, durable: false)
+        let pages = try #require(try journal.database.query("PRAGMA page_count").first?.first?.intValue)
+        _ = try journal.database.query("PRAGMA max_page_count=\(pages + 3)")
+        func storeBatch() throws(JournalError) {
+            try journal.batch { for n in 0..<400 { _ = try journal.append(record(n), source: "s", origin: "a.csv", line: n + 2) } }
+        }
+        var failure: JournalError?
+        do { try storeBatch() } catch { failure = error }
+        let message = try #require(failure?.description)
+        #expect(message.contains("is full: free space there") && message.contains(state.journal))
+        #expect(try journal.stats().records == 0, "nothing of the batch is stored")
+        _ = try journal.database.query("PRAGMA max_page_count=1000000")
+        try storeBatch()
+        try storeBatch()
+        #expect(try journal.stats().records == 400)
+    }
+
+    @Test func aFileSystemFailureNamesTheSystemError() {
+        let error = SQLiteError(code: 4874, message: "disk I/O error", sql: "PRAGMA journal_mode=WAL", systemError: ENOSPC, path: "/s/journal.sqlite")
+        #expect(error.description.contains("(No space left on device)") && error.description.contains("/s/journal.sqlite is full"))
+        let readOnly = SQLiteError(code: 14, message: "unable to open database file", sql: nil, systemError: EROFS, path: "/s/journal.sqlite")
+        #expect(readOnly.description.contains("Read-only file system") && readOnly.description.contains("cannot be written"))
+    }
+}
