@@ -159,6 +159,9 @@ public final class Journal {
     /// SQLite's default 4 KiB (docs/benchmarks.md), while a small commit (an uplink receipt) still touches few bytes.
     public static let pageSize = 16384
 
+    /// Log bytes between automatic checkpoints, whatever the page size.
+    static let walCheckpointBytes: Int64 = 32 << 20
+
     /// Opens or creates the journal. `synchronous` FULL is the production setting: a committed batch survives
     /// power loss; tests may pass `false` for NORMAL only where durability is not what they test.
     public init(path: String, durable: Bool = true, now: @escaping () -> Date = Date.init) throws(JournalError) {
@@ -181,8 +184,12 @@ public final class Journal {
             try db.execute("PRAGMA foreign_keys=ON")
             // A 16 MiB page cache keeps the hot part of the heads index in memory during large ingests within
             // the RSS budget (100 MB); checkpoints every 32 MiB of WAL instead of 4 MiB mean fewer database fsyncs.
+            // The checkpoint interval is counted in pages: fixed at 8192 it meant 128 MiB of log with 16 KiB pages,
+            // room a small state directory does not have. The size limit gives the file back after a checkpoint.
             try db.execute("PRAGMA cache_size=-16384")
-            try db.execute("PRAGMA wal_autocheckpoint=8192")
+            let pageSize = try db.query("PRAGMA page_size").first?.first?.intValue ?? Int64(Self.pageSize)
+            try db.execute("PRAGMA wal_autocheckpoint=\(Self.walCheckpointBytes / max(pageSize, 512))")
+            try db.execute("PRAGMA journal_size_limit=\(Self.walCheckpointBytes)")
             try Self.retryingWhileBusy { try migrate() }
             try Self.retryingWhileBusy { try JournalIdentity.check(db, journalPath: path) }
         } catch let error as JournalError {

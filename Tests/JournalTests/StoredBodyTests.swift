@@ -294,4 +294,15 @@ private func temporaryJournal() throws -> (Journal, URL) {
         #expect(try journal.batch { try journal.append(record, source: "s", origin: nil, line: 1) } == .stored(rev: 1, seq: 1))
         #expect(try db.query("PRAGMA page_size").first?.first?.intValue == 4096)
     }
+
+    /// The log is checkpointed every 32 MiB whatever the page size (8192 pages were 128 MiB with 16 KiB pages).
+    @Test func theLogIsCheckpointedEvery32MiBWhateverThePageSize() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("esgate-wal-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let journal = try Journal(path: folder.appendingPathComponent("journal.sqlite").path)
+        let pages = try journal.database.query("PRAGMA wal_autocheckpoint").first?.first?.intValue ?? 0
+        #expect(pages * Int64(Journal.pageSize) == 32 << 20)
+        #expect(try journal.database.query("PRAGMA journal_size_limit").first?.first?.intValue == 32 << 20)
+    }
 }
