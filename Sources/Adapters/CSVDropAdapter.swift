@@ -143,6 +143,9 @@ public final class CSVDropAdapter {
 
     // MARK: - One file
 
+    /// Tests only: runs after the file was hashed and before its rows are read.
+    var afterHashing: (() -> Void)?
+
     public func ingestFile(named fileName: String) throws(JournalError) -> FileReport {
         let path = (settings.folder as NSString).appendingPathComponent(fileName)
         let started = Date()
@@ -150,10 +153,13 @@ public final class CSVDropAdapter {
             FileReport(name: fileName, outcome: outcome, encoding: encoding, counts: counts, reason: reason,
                        seconds: Date().timeIntervalSince(started))
         }
+        // Hash, encoding check and rows all read the file opened here: a writer that renames a new export over the
+        // name meanwhile must not have its rows stored under the old content's hash, nor its file archived unread.
+        let pinned = PinnedFile(path: path)
         let sha: String
         let size: Int64
         do {
-            (sha, size) = try hashFile(path)
+            (sha, size) = try hashFile(pinned.readingPath)
         } catch {
             reject(path: path, sha: nil, size: 0, reason: error.description)
             return report(.rejected, reason: error.description)
@@ -164,16 +170,24 @@ public final class CSVDropAdapter {
             move(path, to: settings.archiveFolder, reason: reason)
             return report(.duplicate, reason: reason)
         }
+        afterHashing?()
         let encoding: TextEncoding
-        switch detectEncoding(path) {
+        switch detectEncoding(pinned.readingPath) {
         case .success(let detected): encoding = detected
         case .failure(let error):
             reject(path: path, sha: sha, size: size, reason: error.description)
             return report(.rejected, reason: error.description)
         }
         do {
-            let counts = try ingest(path: path, name: fileName, sha: sha, size: size, encoding: encoding)
-            move(path, to: settings.archiveFolder, reason: nil)
+            let counts = try ingest(path: pinned.readingPath, name: fileName, sha: sha, size: size, encoding: encoding)
+            switch pinned.changeSinceOpened() {
+            case nil:
+                move(path, to: settings.archiveFolder, reason: nil)
+            case .removed:
+                logger.warning("\(fileName): removed from the drop folder while it was read; the file as it was opened was read to its end")
+            case .replaced(let change):
+                logger.error("\(fileName): \(change) while it was read; left in the drop folder: it is read again at the next poll (rows that did not change add nothing)")
+            }
             logger.info("\(fileName): ingested \(counts.rows) rows (\(encoding.rawValue)): \(counts.stored) records stored, \(counts.unchanged) unchanged, \(counts.quarantined) rows quarantined")
             return report(.ingested, encoding: encoding.rawValue, counts: counts)
         } catch let error as FileRejection {
