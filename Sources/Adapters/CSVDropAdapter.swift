@@ -53,6 +53,9 @@ public final class CSVDropAdapter {
     /// Files matching the pattern that are not temporary names, markers, or hidden; oldest first (then by name),
     /// so that exports are ingested in the order they were written.
     func candidates() -> [String] {
+        let foreign = ForeignNames.normalize(in: settings.folder)
+        for line in foreign.renamed { logger.warning("renamed a file whose name is not UTF-8: \(line)") }
+        for line in foreign.failed { logger.error("a file whose name is not UTF-8 is not taken: \(line)") }
         let names = (try? FileManager.default.contentsOfDirectory(atPath: settings.folder)) ?? []
         let files = names.filter { name in
             !name.hasPrefix(".") && !name.hasSuffix(".done") && !name.hasSuffix(".tmp") && !name.hasSuffix(".part")

@@ -28,3 +28,23 @@ import Testing
         #expect(workspace.names(in: workspace.archive) == ["cases.csv"])
     }
 }
+
+@Suite struct ForeignNameTests {
+
+    /// A name in GBK bytes (办件.csv, as a Windows sender writes it) is not left out of the listing: it is renamed to
+    /// its text and ingested.
+    @Test func aFileNamedInGBKIsRenamedAndIngested() throws {
+        let workspace = try Workspace()
+        let utf8Name = try workspace.generate("cases.csv.part", rows: 50)
+        let gbkName = Array((workspace.drop.path + "/").utf8) + [0xB0, 0xEC, 0xBC, 0xFE] + Array(".csv".utf8)
+        #expect(rename(utf8Name.path, (gbkName + [0]).map { CChar(bitPattern: $0) }) == 0)
+        let report = try #require(try workspace.gateway().runOnce().files.first)
+        #expect(report.name == "办件.csv" && report.outcome == .ingested && report.counts.rows == 50)
+        #expect(workspace.names(in: workspace.archive) == ["办件.csv"])
+    }
+
+    @Test func aNameThatIsNeitherUTF8NorGB18030IsEscaped() {
+        #expect(ForeignNames.decoded([0x61, 0x81, 0x2E, 0x63]) == "a%81.c")
+        #expect(ForeignNames.decoded([0xB0, 0xEC]) == "办")
+    }
+}
