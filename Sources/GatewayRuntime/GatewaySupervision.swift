@@ -66,7 +66,18 @@ extension Gateway {
 
     /// `run`: a pass at least every `maximumTick`, and right when the earliest timer falls due.
     func supervisionLoop(maximumTick: Duration = .seconds(30)) async throws {
-        let ticker = try makeSupervisionTicker(journal: try openJournal())
+        // A journal that cannot be opened now (disk full, a lost journal being restored) is tried again at every
+        // tick, as the adapters do: given up here, supervision would stay off until esgate is restarted.
+        var made: SupervisionTicker?
+        while made == nil && !Task.isCancelled {
+            do {
+                made = try makeSupervisionTicker(journal: try openJournal())
+            } catch {
+                logger.error("supervision cannot start: \(error); retrying in \(maximumTick)")
+                try await Task.sleep(for: maximumTick)
+            }
+        }
+        guard let ticker = made else { return }
         let maximumMilliseconds = Int64(maximumTick.components.seconds * 1000)
         while !Task.isCancelled {
             do {
