@@ -160,7 +160,7 @@ public final class Journal {
     public static let pageSize = 16384
 
     /// Log bytes between automatic checkpoints, whatever the page size.
-    static let walCheckpointBytes: Int64 = 32 << 20
+    static let walCheckpointBytes: Int64 = 128 << 20
 
     /// Opens or creates the journal. `synchronous` FULL is the production setting: a committed batch survives
     /// power loss; tests may pass `false` for NORMAL only where durability is not what they test.
@@ -183,9 +183,10 @@ public final class Journal {
             try db.execute("PRAGMA synchronous=\(durable ? "FULL" : "NORMAL")")
             try db.execute("PRAGMA foreign_keys=ON")
             // A 16 MiB page cache keeps the hot part of the heads index in memory during large ingests within
-            // the RSS budget (100 MB); checkpoints every 32 MiB of WAL instead of 4 MiB mean fewer database fsyncs.
-            // The checkpoint interval is counted in pages: fixed at 8192 it meant 128 MiB of log with 16 KiB pages,
-            // room a small state directory does not have. The size limit gives the file back after a checkpoint.
+            // the RSS budget (100 MB). Checkpoints every 128 MiB of WAL (not SQLite's 4 MiB) mean fewer database
+            // fsyncs: the ingest figures in docs/benchmarks.md were measured so (8192 pages of 16 KiB). The interval
+            // is set in bytes, whatever the page size of an older journal, and the size limit gives the file back
+            // after a checkpoint, so the log beside the journal stays near 128 MiB.
             try db.execute("PRAGMA cache_size=-16384")
             let pageSize = try db.query("PRAGMA page_size").first?.first?.intValue ?? Int64(Self.pageSize)
             try db.execute("PRAGMA wal_autocheckpoint=\(Self.walCheckpointBytes / max(pageSize, 512))")

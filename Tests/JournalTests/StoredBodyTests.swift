@@ -295,14 +295,14 @@ private func temporaryJournal() throws -> (Journal, URL) {
         #expect(try db.query("PRAGMA page_size").first?.first?.intValue == 4096)
     }
 
-    /// The log is checkpointed every 32 MiB whatever the page size (8192 pages were 128 MiB with 16 KiB pages).
-    @Test func theLogIsCheckpointedEvery32MiBWhateverThePageSize() throws {
+    /// The log is checkpointed every 128 MiB whatever the page size, and cut back to that after a checkpoint.
+    @Test func theLogIsCheckpointedEvery128MiBWhateverThePageSize() throws {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("esgate-wal-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: folder) }
         let journal = try Journal(path: folder.appendingPathComponent("journal.sqlite").path)
         let pages = try journal.database.query("PRAGMA wal_autocheckpoint").first?.first?.intValue ?? 0
-        #expect(pages * Int64(Journal.pageSize) == 32 << 20)
-        #expect(try journal.database.query("PRAGMA journal_size_limit").first?.first?.intValue == 32 << 20)
+        #expect(pages * Int64(Journal.pageSize) == 128 << 20)
+        #expect(try journal.database.query("PRAGMA journal_size_limit").first?.first?.intValue == 128 << 20)
     }
 }
