@@ -153,7 +153,10 @@ private func execute(_ path: [String], _ options: ParsedOptions) async throws ->
             // the ingest's share one SQLite write lock and its fsyncs, and the ingest writer is the bottleneck.
             let maxWait = try seconds(options, "max-wait", default: 30)
             var summary = try gateway.runOnce()
-            if loaded.gateway.supervisionEnabled { summary.supervision = try gateway.superviseOnce() }
+            if loaded.gateway.supervisionEnabled {
+                // A supervision failure must not keep what was ingested from being pushed: noted, and the run fails.
+                do { summary.supervision = try gateway.superviseOnce() } catch { summary.supervisionError = "\(error)" }
+            }
             summary.uplink = await drainUplinkOnce(loaded, logger: logger(for: loaded), maxWait: .milliseconds(Int64(maxWait * 1000)))
             if options.flag("json") {
                 writeJSON(summary)
@@ -184,6 +187,7 @@ private func execute(_ path: [String], _ options: ParsedOptions) async throws ->
                 let counts = summary.counts
                 write("total: \(summary.files.count) file(s), \(counts.rows) rows, \(counts.stored) records stored, \(counts.unchanged) unchanged, \(counts.quarantined) rows quarantined")
                 if let pass = summary.supervision { write(supervisionLine(pass)) }
+                if let error = summary.supervisionError { write("supervision: error: \(Redaction.maskIdentityNumbers(in: error))") }
                 for line in describe(summary.uplink) { write(Redaction.maskIdentityNumbers(in: line)) }
                 if !summary.failures.isEmpty { write("failed: " + summary.failures.joined(separator: "; ")) }
             }

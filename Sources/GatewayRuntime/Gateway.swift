@@ -18,6 +18,8 @@ public struct RunSummary: Sendable, Codable {
     public var sources: [SOAPPollReport] = []
     /// The supervision pass that followed ingestion (`run --once`).
     public var supervision: PassSummary?
+    /// Why that pass failed, if it did (the push still follows).
+    public var supervisionError: String?
     /// ODBC adapters' polls, and the polls that failed (adapter, SQLSTATE, message).
     public var polls: [ODBCPollReport] = []
     public var pollErrors: [String] = []
@@ -39,6 +41,7 @@ public struct RunSummary: Sendable, Codable {
         if rejected > 0 { failures.append("\(rejected) file(s) rejected") }
         let failedSources = pollErrors.count + sources.filter { $0.error != nil }.count
         if failedSources > 0 { failures.append("\(failedSources) source(s) could not be read") }
+        if supervisionError != nil { failures.append("the supervision pass failed") }
         let failing = uplink.filter { !$0.drained }.map(\.receiver)
         if !failing.isEmpty { failures.append("receiver(s) failing: \(failing.joined(separator: ", "))") }
         return failures

@@ -1,4 +1,5 @@
 import Foundation
+import SQLiteSupport
 import Testing
 
 /// Runs the esgate binary; returns exit code, standard output and standard error. Waits with Task.sleep, not by
@@ -171,6 +172,20 @@ func waitForExit(_ process: Process, timeout: TimeInterval) async throws {
         try workspace.generate("after.csv", rows: 5)
         let after = try await esgate(["run", "--once", "--config", workspace.configPath])
         #expect(after.code == 0, "\(after.out) \(after.err)")
+    }
+
+    /// A supervision pass that fails (here: its table damaged) fails the run, but does not hide what was ingested
+    /// nor stop the push that follows.
+    @Test func runOnceWithAFailingSupervisionPassStillReportsTheIngestAndExitsOne() async throws {
+        let workspace = try Workspace()
+        try workspace.generate("first.csv", rows: 5)
+        #expect(try await esgate(["run", "--once", "--config", workspace.configPath]).code == 0)
+        try SQLiteDatabase(path: workspace.journalPath).execute("DROP TABLE sv_record; CREATE TABLE sv_record(x)")
+        try workspace.generate("second.csv", rows: 7)
+        let run = try await esgate(["run", "--once", "--config", workspace.configPath])
+        #expect(run.code == 1, "\(run.out) \(run.err)")
+        #expect(run.out.contains("second.csv: ingested 7 rows") && run.out.contains("supervision: error: "), "\(run.out)")
+        #expect(run.out.contains("failed: the supervision pass failed"), "\(run.out)")
     }
 
     @Test func adapterStatusShowsHealthLastErrorAndQuarantine() async throws {
