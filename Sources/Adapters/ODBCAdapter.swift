@@ -270,8 +270,8 @@ public final class ODBCAdapter: @unchecked Sendable {
         // pointing at the query would send the operator to check a query that is fine.
         if error.sqlState.hasPrefix("08") || error.sqlState.hasPrefix("57P") { return nil }
         guard let sql = error.sql else { return nil }
-        if let mark = settings.markStatement, sql == mark { return "odbc.mark_statement" }
-        if sql == settings.query { return "odbc.query" }
+        if let mark = settings.markStatement, sql == SQLText.statement(mark) { return "odbc.mark_statement" }
+        if sql == SQLText.statement(settings.query) { return "odbc.query" }
         // The incremental wrapper: the query, or a column it names in WHERE / ORDER BY.
         if sql.contains(subquery(settings.query)) { return settings.mode == .incremental ? "odbc.query, odbc.watermark_column or odbc.order_by" : "odbc.query" }
         return nil
@@ -399,53 +399,13 @@ public final class ODBCAdapter: @unchecked Sendable {
         return cursor.columns.first { $0.name == column }?.sqlType
     }
 
-    /// `query` as a subquery: without the statement terminators (`;`) it ends with, even when comments follow
-    /// them (`SELECT … ; -- nightly view`), and without trailing whitespace. Quoted text and comments are skipped
-    /// while looking, so a `;` inside them is left alone.
-    static func subquery(_ query: String) -> String {
-        var text = Array(query)
-        while true {
-            enum State { case code, singleQuoted, doubleQuoted, lineComment, blockComment }
-            var state = State.code
-            var terminator: Int?
-            var codeAfterTerminator = false
-            var index = 0
-            while index < text.count {
-                let character = text[index]
-                let next: Character? = index + 1 < text.count ? text[index + 1] : nil
-                switch state {
-                case .code:
-                    if character == "-" && next == "-" {
-                        state = .lineComment
-                        index += 1
-                    } else if character == "/" && next == "*" {
-                        state = .blockComment
-                        index += 1
-                    } else if character == ";" {
-                        terminator = index
-                        codeAfterTerminator = false
-                    } else if !character.isWhitespace {
-                        if terminator != nil { codeAfterTerminator = true }
-                        if character == "'" { state = .singleQuoted } else if character == "\"" { state = .doubleQuoted }
-                    }
-                case .singleQuoted: if character == "'" { state = .code }
-                case .doubleQuoted: if character == "\"" { state = .code }
-                case .lineComment: if character.isNewline { state = .code }
-                case .blockComment: if character == "*" && next == "/" { state = .code; index += 1 }
-                }
-                index += 1
-            }
-            guard let terminator, !codeAfterTerminator else { break }
-            text.removeSubrange(terminator...)
-        }
-        while let last = text.last, last.isWhitespace { text.removeLast() }
-        return String(text)
-    }
+    /// `query` as a subquery: without the statement terminators it ends with (see `SQLText.withoutTerminator`).
+    static func subquery(_ query: String) -> String { SQLText.withoutTerminator(query) }
 
     /// Snapshot: the whole result every poll, in batches; unchanged rows add nothing to the journal. With
     /// `deletes`, the poll is one journal transaction that ends by withdrawing the keys gone since the last one.
     private func pullSnapshot(_ connection: ODBCConnection, report: inout ODBCPollReport) throws {
-        let statement = try connection.prepare(settings.query)
+        let statement = try connection.prepare(SQLText.statement(settings.query))
         let cursor = try statement.query([], rowArraySize: settings.fetchRows, maxColumnCharacters: settings.maxColumnChars,
                                          declaredTextSizes: declaredTextSizes)
         try stream(cursor, watermarkColumn: nil, saved: nil, report: &report)
@@ -533,8 +493,8 @@ public final class ODBCAdapter: @unchecked Sendable {
         guard let markSQL = settings.markStatement, !settings.markKeys.isEmpty else {
             throw ODBCAdapterError(adapter: name, cause: .configuration("mode front-table needs mark_statement and mark_keys"))
         }
-        let select = try connection.prepare(settings.query)
-        let mark = try connection.prepare(markSQL)
+        let select = try connection.prepare(SQLText.statement(settings.query))
+        let mark = try connection.prepare(SQLText.statement(markSQL))
         var ordinal = 0
         // The keys of a round whose mark statement changed no row. The department may have rewritten those rows
         // since they were read (a version column in mark_keys then no longer matches): the next round reads their
@@ -723,7 +683,7 @@ extension ODBCAdapter {
         do {
             try connection.setAutocommit(false)
             defer { connection.rollback() }
-            let statement = try connection.prepare(settings.query)
+            let statement = try connection.prepare(SQLText.statement(settings.query))
             // SQL_ATTR_MAX_ROWS 0 means "no limit": ask for one row when none is wanted, to learn the columns.
             // A few rows: text buffers of max_column_chars, whatever size the driver declares.
             let cursor = try statement.query([], rowArraySize: max(1, min(limit, settings.fetchRows)),

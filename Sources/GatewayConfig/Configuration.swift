@@ -426,7 +426,7 @@ extension AdapterConfiguration {
         case .frontTable:
             if settings.markStatement == nil { report("mark_statement", "required for mode front-table (e.g. UPDATE T SET REC_FLAG = 1 WHERE ID = ?)") }
             if settings.markKeys.isEmpty { report("mark_keys", "required for mode front-table: the columns bound to the mark statement's ?") }
-            let placeholders = (settings.markStatement ?? "").filter { $0 == "?" }.count
+            let placeholders = SQLText.placeholderCount(settings.markStatement ?? "")
             if settings.markStatement != nil, !settings.markKeys.isEmpty, placeholders != settings.markKeys.count {
                 report("mark_keys", "\(settings.markKeys.count) key column(s) for \(placeholders) ? in mark_statement")
             }

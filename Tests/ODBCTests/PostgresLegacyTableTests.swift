@@ -22,6 +22,27 @@ extension PostgresODBCTests {
         }
     }
 
+    @Test("snapshot, front-table and mapping test: a query ending in a -- comment, and a ? inside a literal of the mark statement")
+    func trailingCommentOutsideIncremental() async throws {
+        let source = try Source()
+        let db = try source.connect()
+        try insertCase(db, table: "steps", id: 1, updatedAt: "2026-01-05 10:00:00", row: stepRow(1, at: "2026-01-05 08:52:00"))
+        // psqlODBC appends to the statement text: a final -- comment would swallow that ("Error while executing the query").
+        let query = caseSelect("steps") + " WHERE rec_flag = 0 -- unsent rows? ask 李工"
+        let snapshot = try ODBCWorkspace(adapter: adapterYAML(connection: source.connectionString, mode: "snapshot", query: query))
+        #expect(try snapshot.adapter().poll().counts.stored == 1)
+        let sample = try await esgate(["mapping", "test", "--adapter", "db", "--config", snapshot.configPath])
+        #expect(sample.code == 0 && sample.out.contains("1 row(s) mapped"), "\(sample.out)\(sample.err)")
+        // The ? in the literal is text, not a second parameter: config check counts one.
+        let front = try ODBCWorkspace(adapter: adapterYAML(connection: source.connectionString, mode: "front-table", query: query,
+                                                           extra: "mark_statement: UPDATE steps SET rec_flag = 1, \"备注\" = '已报送?' WHERE id = ?\nmark_keys: [id]"))
+        let check = try await esgate(["config", "check", "--config", front.configPath])
+        #expect(check.code == 0, "\(check.out)\(check.err)")
+        let report = try front.adapter().poll()
+        #expect(report.counts.stored == 1 && report.marked == 1)
+        #expect(try db.query("SELECT rec_flag, \"备注\" FROM steps").rows == [["1", "已报送?"]])
+    }
+
     @Test("incremental over a timestamp kept in a VARCHAR column (the docs' 办理时间 example): later polls bind it as text")
     func watermarkInTextColumn() throws {
         let source = try Source()

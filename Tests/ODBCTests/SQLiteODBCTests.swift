@@ -1,5 +1,6 @@
 @testable import Adapters
 import Foundation
+import GatewayConfig
 import GatewayModel
 import GatewayRuntime
 import Journal
@@ -397,6 +398,10 @@ struct SQLiteODBCTests {
             ("SELECT 'it''s;' AS x ;", "SELECT 'it''s;' AS x"),
         ]
         for (query, expected) in cases { #expect(ODBCAdapter.subquery(query) == expected, "\(query)") }
+        // A statement on its own gets a line break after a final -- comment; ? in literals and comments are text.
+        #expect(SQLText.statement("SELECT 1 -- why?; ") == "SELECT 1 -- why?;\n")
+        #expect(SQLText.statement("SELECT '--' AS x;") == "SELECT '--' AS x")
+        #expect(SQLText.placeholderCount("UPDATE t SET a = '?', b = `?` /* ? */ WHERE id = ? -- ?") == 1)
     }
 
     @Test("watermark text, ordering and lag arithmetic")

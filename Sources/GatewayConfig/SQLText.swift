@@ -1,0 +1,69 @@
+/// The little esgate needs to know about a department's SQL text without parsing it: which characters are code,
+/// as opposed to quoted text ('…', "…", `…`) and comments (`-- …`, `/* … */`). A `?` or `;` inside a literal
+/// or a comment is not a parameter marker or a terminator.
+public enum SQLText {
+    /// Per character of `text`: whether it is code; and whether the text ends inside a `--` comment.
+    static func scan(_ text: [Character]) -> (code: [Bool], endsInLineComment: Bool) {
+        enum State { case code, quoted(Character), lineComment, blockComment }
+        var state = State.code
+        var code = [Bool](repeating: false, count: text.count)
+        var index = 0
+        while index < text.count {
+            let character = text[index]
+            let next: Character? = index + 1 < text.count ? text[index + 1] : nil
+            switch state {
+            case .code:
+                if character == "-" && next == "-" {
+                    state = .lineComment
+                    index += 1
+                } else if character == "/" && next == "*" {
+                    state = .blockComment
+                    index += 1
+                } else if character == "'" || character == "\"" || character == "`" {
+                    state = .quoted(character)
+                } else {
+                    code[index] = true
+                }
+            // A doubled quote ('it''s') closes and reopens: both halves are quoted text.
+            case .quoted(let quote): if character == quote { state = .code }
+            case .lineComment: if character.isNewline { state = .code }
+            case .blockComment:
+                if character == "*" && next == "/" {
+                    state = .code
+                    index += 1
+                }
+            }
+            index += 1
+        }
+        if case .lineComment = state { return (code, true) }
+        return (code, false)
+    }
+
+    /// The `?` parameter markers of a statement, those in literals and comments left out.
+    public static func placeholderCount(_ sql: String) -> Int {
+        let text = Array(sql)
+        let code = scan(text).code
+        return text.indices.filter { code[$0] && text[$0] == "?" }.count
+    }
+
+    /// `query` without the statement terminators (`;`) it ends with, even when comments follow them
+    /// (`SELECT … ; -- nightly view`), and without trailing whitespace: fit to go inside a subquery.
+    public static func withoutTerminator(_ query: String) -> String {
+        var text = Array(query)
+        while true {
+            let code = scan(text).code
+            guard let last = text.indices.last(where: { code[$0] && !text[$0].isWhitespace }), text[last] == ";" else { break }
+            text.removeSubrange(last...)
+        }
+        while let last = text.last, last.isWhitespace { text.removeLast() }
+        return String(text)
+    }
+
+    /// `query` as a statement of its own: without terminators, and with a line break after a final `--` comment,
+    /// because psqlODBC appends to the text it sends (with UseDeclareFetch it fails with a bare "Error while
+    /// executing the query" when the comment swallows that).
+    public static func statement(_ query: String) -> String {
+        let text = withoutTerminator(query)
+        return scan(Array(text)).endsInLineComment ? text + "\n" : text
+    }
+}
