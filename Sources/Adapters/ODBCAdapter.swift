@@ -119,8 +119,8 @@ public final class ODBCAdapter: @unchecked Sendable {
     let logger: Logger
     private var connection: ODBCConnection?
     public private(set) var status = ODBCAdapterStatus()
-    /// Incremental: the SQL type of the watermark column in the last result (nil until a query described it).
-    private var watermarkColumnType: Int?
+    /// Incremental: the query's columns, described once per connection (nil until then).
+    private var queryColumns: [ODBCColumn]?
     /// The UTC offset of the watermark column's times, in minutes: that of the mapping field reading the column.
     let watermarkZoneMinutes: Int
     /// Record keys stored by the current poll, to find keys that two source rows share.
@@ -272,6 +272,8 @@ public final class ODBCAdapter: @unchecked Sendable {
         guard let sql = error.sql else { return nil }
         if let mark = settings.markStatement, sql == SQLText.statement(mark) { return "odbc.mark_statement" }
         if sql == SQLText.statement(settings.query) { return "odbc.query" }
+        // The query run only to learn its columns: nothing of the adapter's own is in it yet.
+        if sql.hasSuffix(describingOnly) && sql.contains(subquery(settings.query)) { return "odbc.query" }
         // The incremental wrapper: the query, or a column it names in WHERE / ORDER BY.
         if sql.contains(subquery(settings.query)) { return settings.mode == .incremental ? "odbc.query, odbc.watermark_column or odbc.order_by" : "odbc.query" }
         return nil
@@ -281,6 +283,7 @@ public final class ODBCAdapter: @unchecked Sendable {
         if let connection, connection.isOpen { return connection }
         let opened = try ODBCAdapter.open(name: name, settings: settings)
         connection = opened
+        queryColumns = nil
         if settings.identifierQuote == "auto" {
             // The driver knows its server's quoting: `"` would be a string literal on MariaDB without ANSI_QUOTES.
             let character = opened.identifierQuoteCharacter()
@@ -344,9 +347,20 @@ public final class ODBCAdapter: @unchecked Sendable {
             }
             bound = value
         }
-        // The query goes inside a subquery: a statement terminator would end it early, and a trailing `--`
-        // comment would swallow the closing parenthesis, so the terminator goes and the parenthesis gets a line.
+        // The query goes inside a subquery: a statement terminator would end it early, and a trailing `--` comment
+        // would swallow the closing parenthesis, so the terminator goes and the parenthesis gets a line.
         let wrapped = "SELECT * FROM (\n\(ODBCAdapter.subquery(settings.query))\n) esgate_q"
+        // The columns are learnt from the query run with a false condition, and the names the adapter writes into
+        // WHERE and ORDER BY are checked against them: a name in the wrong case (Oracle's upper case, PostgreSQL's
+        // lower case), in quotes or with DESC would otherwise fail with the server's message about a statement
+        // the operator never wrote.
+        let columns = try queryColumns ?? connection.prepare(wrapped + ODBCAdapter.describingOnly)
+            .query([], rowArraySize: 1, maxColumnCharacters: 1).columns
+        queryColumns = columns
+        let names = columns.map(\.name)
+        for (key, name) in [("odbc.watermark_column", column)] + settings.orderBy.map({ ("odbc.order_by", $0) }) {
+            _ = try columnIndex(of: name, key: key, in: names)
+        }
         var parameters: [ODBCParameter] = []
         var sql = wrapped
         if let bound {
@@ -356,12 +370,10 @@ public final class ODBCAdapter: @unchecked Sendable {
             // compare with a SQL_TYPE_TIMESTAMP parameter (PostgreSQL: SQLSTATE 42883), so it is bound as text,
             // cut to the minute: '2026-01-05 08:52' sorts before every value of that minute, whatever the
             // column's own precision ('…:00', '…:00.5'), so nothing at the bound is skipped.
-            if bound.kind == .timestamp {
-                let type = try watermarkColumnType ?? describeColumnType(connection, sql: wrapped + " WHERE 1 = 0", column: column)
-                if let type, ODBCAdapter.characterTypes.contains(type) {
-                    lower = .text(String(bound.text.prefix(16)))
-                    floor = .text(String(ODBCAdapter.watermarkFloor.text.prefix(10)))
-                }
+            if bound.kind == .timestamp, let type = columns.first(where: { $0.name == column })?.sqlType,
+               ODBCAdapter.characterTypes.contains(type) {
+                lower = .text(String(bound.text.prefix(16)))
+                floor = .text(String(ODBCAdapter.watermarkFloor.text.prefix(10)))
             }
             // A row without a watermark (NULL; for timestamps also a MariaDB zero date '0000-00-00' or an empty
             // text, which sort below any real time) never satisfies `>= ?`: without the other two conditions it
@@ -381,7 +393,6 @@ public final class ODBCAdapter: @unchecked Sendable {
         let statement = try connection.prepare(sql)
         let cursor = try statement.query(parameters, rowArraySize: settings.fetchRows,
                                          maxColumnCharacters: settings.maxColumnChars, declaredTextSizes: declaredTextSizes)
-        watermarkColumnType = cursor.columns.first { $0.name == column }?.sqlType
         try stream(cursor, watermarkColumn: column, saved: best, report: &report)
     }
 
@@ -392,11 +403,41 @@ public final class ODBCAdapter: @unchecked Sendable {
     /// SQL_CHAR, SQL_VARCHAR, SQL_LONGVARCHAR and their wide forms.
     static let characterTypes: Set<Int> = [1, 12, -1, -8, -9, -10]
 
-    /// The SQL type of `column` in the result of `sql` (a query returning no row), nil when it is not a column.
-    private func describeColumnType(_ connection: ODBCConnection, sql: String, column: String) throws -> Int? {
-        let cursor = try connection.prepare(sql).query([], rowArraySize: 1, maxColumnCharacters: 1)
-        defer { cursor.close() }
-        return cursor.columns.first { $0.name == column }?.sqlType
+    /// Appended to the wrapped query to learn its columns without reading a row.
+    static let describingOnly = " WHERE 1 = 0"
+
+    /// The position of the result column `name` that the adapter file's `key` names (`what` says how, for the
+    /// message). It must be there once and under its exact name, as the mapping matches names: otherwise the error
+    /// says what to change.
+    static func columnIndex(of name: String, _ what: String? = nil, key: String, in columns: [String], adapter: String) throws(ODBCAdapterError) -> Int {
+        let positions = columns.indices.filter { columns[$0] == name }
+        let subject = what ?? name
+        if positions.count == 1 { return positions[0] }
+        var problem: String
+        if positions.count > 1 {
+            problem = "\(subject) is \(positions.count) columns of the query (positions \(positions.map { String($0 + 1) }.joined(separator: ", "))), so which one is meant is unknown; give them distinct aliases in odbc.query"
+        } else {
+            problem = "\(subject) is not a column of the query (columns: \(columns.joined(separator: ", ")))"
+            if let other = columns.first(where: { $0.lowercased() == name.lowercased() }) {
+                problem += "; names match exactly, and the query returns \(other): write that, or alias the column in odbc.query"
+            } else if name.contains(where: { "\"`[' ".contains($0) }) {
+                problem += "; give the bare column name, without quotes, ASC/DESC or an expression (the adapter quotes it)"
+            }
+        }
+        throw ODBCAdapterError(adapter: adapter, cause: .configuration(problem), field: key)
+    }
+
+    func columnIndex(of name: String, _ what: String? = nil, key: String, in columns: [String]) throws(ODBCAdapterError) -> Int {
+        try ODBCAdapter.columnIndex(of: name, what, key: key, in: columns, adapter: self.name)
+    }
+
+    /// Checks that each column the mapping reads is in the result once and under its exact name: of two columns
+    /// named alike (a join's a.id and b.id) the mapping would silently take the first.
+    public static func checkColumns(of plan: MappingPlan, in header: [String], adapter: String) throws(ODBCAdapterError) {
+        let names = header.map(MappingPlan.headerName)
+        for column in plan.columns {
+            _ = try columnIndex(of: column, "column \(column) of mapping \(plan.name)", key: "mapping", in: names, adapter: adapter)
+        }
     }
 
     /// `query` as a subquery: without the statement terminators it ends with (see `SQLText.withoutTerminator`).
@@ -505,10 +546,7 @@ public final class ODBCAdapter: @unchecked Sendable {
                                           maxColumnCharacters: settings.maxColumnChars, declaredTextSizes: declaredTextSizes)
             let reader = try RowSource(adapter: self, cursor: cursor, watermarkColumn: nil)
             let keyColumns = try settings.markKeys.map { key throws -> (index: Int, integer: Bool) in
-                guard let index = cursor.columns.firstIndex(where: { $0.name == key }) else {
-                    throw ODBCAdapterError(adapter: name, cause: .configuration("mark key \(key) is not a column of the query (columns: \(cursor.columns.map(\.name).joined(separator: ", ")))"),
-                                           field: "odbc.mark_keys")
-                }
+                let index = try columnIndex(of: key, "mark key \(key)", key: "odbc.mark_keys", in: cursor.columns.map(\.name))
                 return (index, [4, 5, -5, -6].contains(cursor.columns[index].sqlType))
             }
             var pending: [PreparedRow] = []
@@ -896,6 +934,7 @@ struct RowSource {
     init(adapter: ODBCAdapter, cursor: ODBCCursor, watermarkColumn: String?) throws {
         self.adapter = adapter
         header = cursor.columns.map(\.name)
+        try ODBCAdapter.checkColumns(of: adapter.plan, in: header, adapter: adapter.name)
         switch adapter.plan.bind(header: header) {
         case .success(let bound): preparer = RowPreparer(schema: adapter.schema, mapping: bound)
         case .failure(let error):
@@ -911,11 +950,7 @@ struct RowSource {
             keyMapping = nil
         }
         if let watermarkColumn {
-            guard let index = header.firstIndex(of: watermarkColumn) else {
-                throw ODBCAdapterError(adapter: adapter.name, cause: .configuration("watermark column \(watermarkColumn) is not a column of the query (columns: \(header.joined(separator: ", ")))"),
-                                       field: "odbc.watermark_column")
-            }
-            watermarkIndex = index
+            watermarkIndex = try adapter.columnIndex(of: watermarkColumn, key: "odbc.watermark_column", in: header)
         } else {
             watermarkIndex = nil
         }

@@ -22,6 +22,13 @@ extension Gateway {
         } catch {
             return .failure(ODBCAdapterError(adapter: name, cause: .configuration("\(error)")))
         }
+        do {
+            try ODBCAdapter.checkColumns(of: plan, in: sample.header, adapter: name)
+        } catch {
+            var located = error
+            located.file = file
+            return .failure(located)
+        }
         let bound: BoundMapping
         switch plan.bind(header: sample.header) {
         case .success(let mapping): bound = mapping

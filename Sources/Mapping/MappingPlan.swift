@@ -113,10 +113,13 @@ public struct MappingPlan: Sendable {
 
     /// Binds the plan to a file's header. Columns the mapping needs but the header lacks are an error;
     /// extra columns are ignored. Header names are compared after trimming spaces and a BOM.
+    /// A header name as the mapping matches it: without surrounding spaces and a BOM.
+    public static func headerName(_ name: String) -> String { name.trimmingSpaces().replacingBOM() }
+
     public func bind(header: [String]) -> Result<BoundMapping, MappingError> {
         var index: [String: Int] = [:]
         for (position, name) in header.enumerated() {
-            let clean = name.trimmingSpaces().replacingBOM()
+            let clean = MappingPlan.headerName(name)
             if index[clean] == nil { index[clean] = position }
         }
         let missing = columns.filter { index[$0] == nil }

@@ -388,6 +388,34 @@ struct SQLiteODBCTests {
         #expect(try Journal(path: workspace.journalPath).adapterHealth().first?.consecutiveFailures == 0)
     }
 
+    @Test("column names in the adapter file: wrong case, quoted, with DESC, or two result columns of one name fail naming the key and what to change")
+    func columnNamesThatDoNotFit() async throws {
+        let source = try SQLiteSource()
+        let db = try source.connect()
+        try insertCase(db, table: "steps", id: 1, updatedAt: "2026-01-05 10:00:00", row: stepRow(1, at: "2026-01-05 08:52:00"))
+        // A join's two note columns: the mapping reads 备注, and would silently have taken the first.
+        let twice = caseSelect("steps", extra: "updated_at, id, \"办理人\" AS \"备注\"")
+        let cases: [(mode: String, query: String, extra: String, field: String, says: String)] = [
+            ("incremental", caseSelect("steps"), "watermark_column: UPDATED_AT", "odbc.watermark_column", "the query returns updated_at"),
+            ("incremental", caseSelect("steps"), "watermark_column: updated_at\norder_by: [id desc]", "odbc.order_by", "without quotes, ASC/DESC"),
+            ("incremental", caseSelect("steps"), "watermark_column: '\"updated_at\"'", "odbc.watermark_column", "bare column name"),
+            ("snapshot", twice, "", "mapping", "备注 of mapping gen-cases is 2 columns of the query (positions 3, 18)"),
+            ("front-table", caseSelect("steps"), "mark_statement: UPDATE steps SET rec_flag = 1 WHERE id = ?\nmark_keys: [ID]", "odbc.mark_keys", "the query returns id"),
+        ]
+        // Spaces around a name are no difference to the mapping (nor to the check).
+        let padded = try ODBCWorkspace(adapter: adapterYAML(connection: source.connectionString, mode: "snapshot",
+                                                            query: caseSelect("steps").replacingOccurrences(of: "\"备注\"", with: "\"备注\" AS \" 备注 \"")))
+        #expect(try padded.adapter().poll().counts.stored == 1)
+        for (mode, query, extra, field, says) in cases {
+            let workspace = try ODBCWorkspace(adapter: adapterYAML(connection: source.connectionString, mode: mode, query: query, extra: extra))
+            let error = #expect(throws: ODBCAdapterError.self) { try workspace.adapter().poll() }
+            #expect(error?.field == field && error?.description.contains(says) == true, "\(error.map { "\($0)" } ?? "no error")")
+        }
+        let workspace = try ODBCWorkspace(adapter: adapterYAML(connection: source.connectionString, mode: "snapshot", query: twice))
+        let sample = try await esgate(["mapping", "test", "--adapter", "db", "--config", workspace.configPath])
+        #expect(sample.code == 1 && sample.err.contains("is 2 columns of the query"), "\(sample.out)\(sample.err)")
+    }
+
     @Test("the query as a subquery: trailing terminators go, also before comments; quoted and commented ; stay")
     func subqueryText() {
         let cases: [(String, String)] = [
