@@ -545,9 +545,8 @@ public final class ODBCAdapter: @unchecked Sendable {
             let cursor = try select.query([], rowArraySize: min(settings.fetchRows, settings.batchRows),
                                           maxColumnCharacters: settings.maxColumnChars, declaredTextSizes: declaredTextSizes)
             let reader = try RowSource(adapter: self, cursor: cursor, watermarkColumn: nil)
-            let keyColumns = try settings.markKeys.map { key throws -> (index: Int, integer: Bool) in
-                let index = try columnIndex(of: key, "mark key \(key)", key: "odbc.mark_keys", in: cursor.columns.map(\.name))
-                return (index, [4, 5, -5, -6].contains(cursor.columns[index].sqlType))
+            let keyColumns = try settings.markKeys.map { key throws(ODBCAdapterError) -> Int in
+                try columnIndex(of: key, "mark key \(key)", key: "odbc.mark_keys", in: cursor.columns.map(\.name))
             }
             var pending: [PreparedRow] = []
             var keys: [[ODBCParameter]] = []
@@ -559,11 +558,7 @@ public final class ODBCAdapter: @unchecked Sendable {
                     ordinal += 1
                     pending.append(reader.prepare(fetched, row: row, ordinal: ordinal, scratch: scratch).row)
                     var parameters: [ODBCParameter] = []
-                    for key in keyColumns {
-                        let text = try block.text(row: row, column: key.index)
-                        if let text, key.integer, let number = Int64(text) { parameters.append(.integer(number)) }
-                        else { parameters.append(text.map { .text($0) } ?? .null) }
-                    }
+                    for key in keyColumns { parameters.append(try block.parameter(row: row, column: key)) }
                     // A NULL key part can never be flagged by the mark statement's `= ?`: the row is journaled (or
                     // quarantined) like the others, and reported instead of being sent to a mark that cannot match.
                     if let null = parameters.firstIndex(of: .null) {

@@ -65,6 +65,8 @@ public enum ODBCParameter: Sendable, Equatable {
     /// A timestamp as text `yyyy-MM-dd HH:mm:ss[.ffffff]`, declared to the driver as SQL_TYPE_TIMESTAMP so that
     /// it compares with timestamp columns without a cast.
     case timestamp(String)
+    /// Bytes, for a binary column (a BINARY(16) key): SQL_C_BINARY as SQL_VARBINARY.
+    case binary([UInt8])
 }
 
 /// Settings of a connection.

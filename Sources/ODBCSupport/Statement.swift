@@ -94,6 +94,12 @@ public final class ODBCStatement {
                 buffer.storeBytes(of: value, as: Int64.self)
                 indicator.pointee = 8
                 rc = SQLBindParameter(stmt, number, CODBC_PARAM_INPUT, CODBC_C_SBIGINT, CODBC_BIGINT, 0, 0, buffer, 8, indicator)
+            case .binary(let bytes):
+                let buffer = heap(bytes: bytes.count)
+                buffer.copyMemory(from: bytes, byteCount: bytes.count)
+                indicator.pointee = bytes.count
+                rc = SQLBindParameter(stmt, number, CODBC_PARAM_INPUT, CODBC_C_BINARY, CODBC_VARBINARY,
+                                      UInt(max(bytes.count, 1)), 0, buffer, bytes.count, indicator)
             case .text(let text), .timestamp(let text):
                 let units = Array(text.utf16)
                 let bytes = (units.count + 1) * 2
@@ -238,6 +244,8 @@ public final class ODBCCursor {
     let widths: [Int]
     /// Per column: whether its buffer has the size the driver declares (rather than `maxColumnCharacters`).
     let sizedByDriver: [Bool]
+    /// Per column: how its value is fetched and made text.
+    let encodings: [ValueEncoding]
     let maxColumnCharacters: Int
     let data: [UnsafeMutablePointer<UInt16>]
     let indicators: [UnsafeMutablePointer<Int>]
@@ -271,10 +279,13 @@ public final class ODBCCursor {
         self.columns = columns
         // Characters may take two UTF-16 units (𠀀 is a surrogate pair); numbers and timestamps need ~40. The
         // declared size of a long type (SQL_LONGVARCHAR, SQL_WLONGVARCHAR) is a driver default, not a limit.
+        // SQLite's driver declares 255 for a column of any length, BLOBs included.
         let sizedByDriver = columns.map { column in
             column.size > 0 && column.size <= maxColumnCharacters && column.sqlType != -1 && column.sqlType != -10
-                && (declaredTextSizes || ![1, 12, -8, -9].contains(column.sqlType))
+                && (declaredTextSizes || ![1, 12, -8, -9, -2, -3].contains(column.sqlType))
         }
+        let encodings = columns.map { ValueEncoding(sqlType: $0.sqlType) }
+        self.encodings = encodings
         self.sizedByDriver = sizedByDriver
         let widths = columns.indices.map { index -> Int in
             let characters = sizedByDriver[index] ? max(columns[index].size, 40) : maxColumnCharacters
@@ -297,7 +308,7 @@ public final class ODBCCursor {
         SQLSetStmtAttrW(stmt, CODBC_ATTR_ROWS_FETCHED_PTR, SQLPOINTER(fetched), 0)
         SQLSetStmtAttrW(stmt, CODBC_ATTR_ROW_STATUS_PTR, SQLPOINTER(status), 0)
         for index in columns.indices {
-            let rc = SQLBindCol(stmt, UInt16(index + 1), CODBC_C_WCHAR, SQLPOINTER(data[index]), widths[index] * 2, indicators[index])
+            let rc = SQLBindCol(stmt, UInt16(index + 1), encodings[index].cType, SQLPOINTER(data[index]), widths[index] * 2, indicators[index])
             guard codbc_succeeded(rc) != 0 else { throw statement.error("bind column \(index + 1) (\(columns[index].name))") }
         }
     }
@@ -394,7 +405,32 @@ public struct ODBCRowBlock {
                 sql: cursor.statement.sql, exceedsDeclaredSize: declared)
         }
         let start = cursor.data[column] + row * width
-        return ODBCRowBlock.string(utf16: UnsafeBufferPointer(start: start, count: length / 2))
+        if let bytes = bytes(start, length: length, column: column) {
+            var out: [UInt8] = []
+            ValueEncoding.appendHex(of: bytes, to: &out)
+            return String(decoding: out, as: UTF8.self)
+        }
+        let units = UnsafeBufferPointer(start: start, count: length / 2)
+        if cursor.encodings[column] == .bit, let bit = ValueEncoding.bit(units) { return bit }
+        return ODBCRowBlock.string(utf16: units)
+    }
+
+    /// The value of a binary column as the bytes the driver wrote; nil for other columns.
+    private func bytes(_ start: UnsafeMutablePointer<UInt16>, length: Int, column: Int) -> UnsafeBufferPointer<UInt8>? {
+        guard cursor.encodings[column] == .hex else { return nil }
+        return UnsafeBufferPointer(start: UnsafeRawPointer(start).assumingMemoryBound(to: UInt8.self), count: length)
+    }
+
+    /// The value as a statement parameter of the column's kind (a front table's mark key): NULL, an integer for
+    /// an integer or bit column, the bytes of a binary column, else the text.
+    public func parameter(row: Int, column: Int) throws(ODBCError) -> ODBCParameter {
+        guard let text = try text(row: row, column: column) else { return .null }
+        if cursor.encodings[column] == .hex,
+           let bytes = bytes(cursor.data[column] + row * cursor.widths[column], length: cursor.indicators[column][row], column: column) {
+            return .binary(Array(bytes))
+        }
+        if [4, 5, -5, -6, -7].contains(cursor.columns[column].sqlType), let number = Int64(text) { return .integer(number) }
+        return .text(text)
     }
 
     /// Appends the value as UTF-8 to `out` without making a String; false for SQL NULL (nothing appended).
@@ -408,7 +444,15 @@ public struct ODBCRowBlock {
             _ = try text(row: row, column: column)   // throws the 01004 error with its message
             return false
         }
+        if let bytes = bytes(cursor.data[column] + row * width, length: length, column: column) {
+            ValueEncoding.appendHex(of: bytes, to: &out)
+            return true
+        }
         let units = UnsafeBufferPointer(start: cursor.data[column] + row * width, count: length / 2)
+        if cursor.encodings[column] == .bit, let bit = ValueEncoding.bit(units) {
+            out.append(contentsOf: bit.utf8)
+            return true
+        }
         guard !units.isEmpty else { return true }
         let start = out.count
         out.append(contentsOf: repeatElement(0, count: units.count * 3))
@@ -458,5 +502,45 @@ public struct ODBCRowBlock {
             }
         }
         return out
+    }
+}
+
+/// How a column's values are fetched, and made text for the mapping, where drivers disagree. Binary columns
+/// come as bytes and become upper-case hex: as text MariaDB writes a BLOB's bytes as if they were characters (a
+/// leading zero byte gives an empty string), psqlODBC bytea as lower-case hex, SQLite's driver X'…'. A bit comes
+/// as text, "0" or "1", but MariaDB writes BIT(1) as the raw byte: 0x01, and 0x00 ends its string, so it reads
+/// as an empty text; those become "0" and "1".
+enum ValueEncoding: Equatable {
+    case text
+    /// SQL_BINARY, SQL_VARBINARY, SQL_LONGVARBINARY: fetched as SQL_C_BINARY.
+    case hex
+    /// SQL_BIT.
+    case bit
+
+    init(sqlType: Int) {
+        switch sqlType {
+        case -2, -3, -4: self = .hex
+        case -7: self = .bit
+        default: self = .text
+        }
+    }
+
+    var cType: Int16 { self == .hex ? CODBC_C_BINARY : CODBC_C_WCHAR }
+
+    static func appendHex(of bytes: UnsafeBufferPointer<UInt8>, to out: inout [UInt8]) {
+        let digits = Array("0123456789ABCDEF".utf8)
+        for byte in bytes {
+            out.append(digits[Int(byte >> 4)])
+            out.append(digits[Int(byte & 0x0F)])
+        }
+    }
+
+    /// A bit the driver wrote as a raw byte (or as nothing, for 0); nil for ordinary text such as "1".
+    static func bit(_ units: UnsafeBufferPointer<UInt16>) -> String? {
+        switch units.count {
+        case 0: return "0"
+        case 1 where units[0] <= 1: return units[0] == 0 ? "0" : "1"
+        default: return nil
+        }
     }
 }

@@ -8,12 +8,18 @@ import Testing
 /// MariaDB through Connector/ODBC (`MariaDB Unicode`), with a legacy table in GBK.
 @Suite("ODBC over MariaDB (GBK)", .enabled(if: MariaDBServer.available, MariaDBServer.skipReason))
 struct MariaDBODBCTests {
-    @Test("a GBK table's Chinese text arrives correct; incremental pull with backtick identifiers")
-    func gbkTable() throws {
+    /// A fresh GBK database holding the case table (backtick names), and a connection to it.
+    private func caseDatabase(timestampType: String = "DATETIME") throws -> (server: MariaDBServer, database: String, db: ODBCConnection) {
         let server = try MariaDBServer.server()
         let database = try server.createDatabase()
         let db = try ODBCConnection(connectionString: server.connectionString(database: database))
-        try createCaseTable(db, name: "steps", timestampType: "DATETIME", quote: "`")
+        try createCaseTable(db, name: "steps", timestampType: timestampType, quote: "`")
+        return (server, database, db)
+    }
+
+    @Test("a GBK table's Chinese text arrives correct; incremental pull with backtick identifiers")
+    func gbkTable() throws {
+        let (server, database, db) = try caseDatabase()
         try db.execute("ALTER TABLE steps CONVERT TO CHARACTER SET gbk")
         for n in 1...30 {
             try insertCase(db, table: "steps", id: n, updatedAt: "2026-01-05 10:00:\(String(format: "%02d", n))",
@@ -50,14 +56,39 @@ struct MariaDBODBCTests {
         #expect(again.counts.rows == 6 && again.counts.stored == 0, "the bound applies: a quoted literal would compare as text")
     }
 
+    @Test("front table keyed by BINARY(16) and BIT(1): keys bind as bytes and bits, so rows are marked; binary values map as hex")
+    func binaryAndBitColumns() async throws {
+        let (server, database, db) = try caseDatabase()
+        try db.execute("ALTER TABLE steps ADD uid BINARY(16), ADD flag BIT(1), ADD sig VARBINARY(8)")
+        for n in 1...3 {
+            try insertCase(db, table: "steps", id: n, updatedAt: "2026-01-05 10:00:00", row: stepRow(n, at: "2026-01-05 08:52:00"), quote: "`")
+        }
+        // A UUID key as MySQL applications store it; a zero byte first is what the driver's text conversion loses.
+        try db.execute("UPDATE steps SET uid = UNHEX(CONCAT('00', LPAD(id, 30, '0'))), flag = id % 2, sig = x'00FF10'")
+        let columns = caseColumns.dropLast().map { "`\($0)`" }.joined(separator: ", ")
+        let workspace = try ODBCWorkspace(adapter: adapterYAML(
+            connection: server.connectionString(database: database), mode: "front-table",
+            query: "SELECT uid, flag, \(columns), sig AS `备注` FROM steps WHERE rec_flag = 0",
+            extra: "mark_statement: UPDATE steps SET rec_flag = 1 WHERE uid = ? AND flag = ?\nmark_keys: [uid, flag]"))
+        let report = try workspace.adapter().poll()
+        #expect(report.counts.stored == 3 && report.marked == 3)
+        #expect(try db.query("SELECT count(*) FROM steps WHERE rec_flag = 1").rows == [["3"]])
+        #expect(try workspace.bodies(type: "Step").allSatisfy { $0.contains("<Opinion>00FF10</Opinion>") })
+        // mapping test shows the same text; BIT(1) reads as 0 and 1 (MariaDB writes the raw byte, 0x00 as nothing).
+        try db.execute("UPDATE steps SET rec_flag = 0")
+        let bits = try ODBCWorkspace(adapter: adapterYAML(
+            connection: server.connectionString(database: database), mode: "snapshot",
+            query: "SELECT \(columns), flag AS `备注` FROM steps ORDER BY id"))
+        let sample = try await esgate(["mapping", "test", "--adapter", "db", "--config", bits.configPath])
+        let opinions = sample.out.split(separator: "\n").compactMap { line in line.range(of: "<Opinion>").map { String(line[$0.upperBound...].prefix(1)) } }
+        #expect(opinions == ["1", "0", "1"], "\(sample.out)\(sample.err)")
+    }
+
     @Test("incremental: rows stamped with the zero date '0000-00-00 00:00:00' after the first poll are ingested, not skipped for good")
     func zeroDateRows() throws {
-        let server = try MariaDBServer.server()
-        let database = try server.createDatabase()
-        let db = try ODBCConnection(connectionString: server.connectionString(database: database))
+        let (server, database, db) = try caseDatabase(timestampType: "DATETIME(6)")
         // A legacy application in non-strict mode writes zero dates into a NOT NULL DATETIME(6) column.
         try db.execute("SET SESSION sql_mode = ''")
-        try createCaseTable(db, name: "steps", timestampType: "DATETIME(6)", quote: "`")
         try insertCase(db, table: "steps", id: 1, updatedAt: "2026-01-05 10:00:00.250000", row: stepRow(1, at: "2026-01-05 08:52:00"), quote: "`")
         let workspace = try ODBCWorkspace(adapter: adapterYAML(
             connection: server.connectionString(database: database), mode: "incremental",
@@ -76,10 +107,7 @@ struct MariaDBODBCTests {
 
     @Test("query_timeout stops a query waiting on a lock although Connector/ODBC ignores SQL_ATTR_QUERY_TIMEOUT", .timeLimit(.minutes(1)))
     func queryTimeout() throws {
-        let server = try MariaDBServer.server()
-        let database = try server.createDatabase()
-        let db = try ODBCConnection(connectionString: server.connectionString(database: database))
-        try createCaseTable(db, name: "steps", timestampType: "DATETIME", quote: "`")
+        let (server, database, db) = try caseDatabase()
         try insertCase(db, table: "steps", id: 1, updatedAt: "2026-01-05 10:00:00", row: stepRow(1, at: "2026-01-05 08:52:00"), quote: "`")
         // The department's nightly job holds the rows (innodb_lock_wait_timeout is 50 s).
         let job = try ODBCConnection(connectionString: server.connectionString(database: database))
