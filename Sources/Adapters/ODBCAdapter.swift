@@ -357,10 +357,7 @@ public final class ODBCAdapter: @unchecked Sendable {
         let columns = try queryColumns ?? connection.prepare(wrapped + ODBCAdapter.describingOnly)
             .query([], rowArraySize: 1, maxColumnCharacters: 1).columns
         queryColumns = columns
-        let names = columns.map(\.name)
-        for (key, name) in [("odbc.watermark_column", column)] + settings.orderBy.map({ ("odbc.order_by", $0) }) {
-            _ = try columnIndex(of: name, key: key, in: names)
-        }
+        try ODBCAdapter.checkNamedColumns(settings, in: columns.map(\.name), adapter: name)
         var parameters: [ODBCParameter] = []
         var sql = wrapped
         if let bound {
@@ -429,6 +426,19 @@ public final class ODBCAdapter: @unchecked Sendable {
 
     func columnIndex(of name: String, _ what: String? = nil, key: String, in columns: [String]) throws(ODBCAdapterError) -> Int {
         try ODBCAdapter.columnIndex(of: name, what, key: key, in: columns, adapter: self.name)
+    }
+
+    /// Checks the columns the adapter file names for its mode (incremental: `watermark_column`, `order_by`;
+    /// front-table: `mark_keys`) against the query's result.
+    public static func checkNamedColumns(_ settings: ODBCSettings, in header: [String], adapter: String) throws(ODBCAdapterError) {
+        let named: [(key: String, column: String)]
+        switch settings.mode {
+        case .incremental:
+            named = (settings.watermarkColumn.map { [("odbc.watermark_column", $0)] } ?? []) + settings.orderBy.map { ("odbc.order_by", $0) }
+        case .frontTable: named = settings.markKeys.map { ("odbc.mark_keys", $0) }
+        case .snapshot: named = []
+        }
+        for (key, column) in named { _ = try columnIndex(of: column, key: key, in: header, adapter: adapter) }
     }
 
     /// Checks that each column the mapping reads is in the result once and under its exact name: of two columns

@@ -23,7 +23,9 @@ extension Gateway {
             return .failure(ODBCAdapterError(adapter: name, cause: .configuration("\(error)")))
         }
         do {
+            // What the poll would refuse about the result's columns, mapping test says before going live.
             try ODBCAdapter.checkColumns(of: plan, in: sample.header, adapter: name)
+            try ODBCAdapter.checkNamedColumns(settings, in: sample.header, adapter: name)
         } catch {
             var located = error
             located.file = file
