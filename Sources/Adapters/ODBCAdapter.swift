@@ -1038,7 +1038,12 @@ struct Watermark: Comparable {
         let trimmed = (text.first == " " || text.last == " ") ? text.trimmingCharacters(in: .whitespaces) : text
         switch kind {
         case .integer:
-            guard let number = Int64(trimmed) else { return nil }
+            // An id kept in a NUMERIC/DECIMAL column with a scale arrives with its zero fraction ('5.0000000000').
+            var digits = Substring(trimmed)
+            if let point = digits.firstIndex(of: "."), digits[digits.index(after: point)...].allSatisfy({ $0 == "0" }) {
+                digits = digits[..<point]
+            }
+            guard let number = Int64(digits) else { return nil }
             value = number
         case .timestamp:
             guard let micros = Watermark.parseTimestamp(trimmed) else { return nil }

@@ -43,6 +43,23 @@ extension PostgresODBCTests {
         #expect(try db.query("SELECT rec_flag, \"备注\" FROM steps").rows == [["1", "已报送?"]])
     }
 
+    @Test("incremental over an id kept in NUMERIC(38,10): its text '3.0000000000' is the integer 3, so the watermark moves")
+    func integerWatermarkInNumericColumn() throws {
+        let source = try Source()
+        let db = try source.connect()
+        try db.execute("ALTER TABLE steps ADD seq NUMERIC(38,10)")
+        for n in 1...3 { try insertCase(db, table: "steps", id: n, updatedAt: "2026-01-05 10:00:00", row: stepRow(n, at: "2026-01-05 08:52:00")) }
+        try db.execute("UPDATE steps SET seq = id")
+        let workspace = try ODBCWorkspace(adapter: adapterYAML(connection: source.connectionString, mode: "incremental",
+                                                               query: caseSelect("steps", extra: "seq"),
+                                                               extra: "watermark_column: seq\nwatermark_type: integer"))
+        let adapter = try workspace.adapter()
+        let first = try adapter.poll()
+        #expect(first.counts.stored == 3 && first.watermark == "3" && first.watermarkProblem == nil && first.withoutWatermark == 0)
+        let second = try adapter.poll()
+        #expect(second.counts.rows == 1 && second.counts.unchanged == 1, "the bound applies: only seq >= 3 is read again")
+    }
+
     @Test("incremental over a timestamp kept in a VARCHAR column (the docs' 办理时间 example): later polls bind it as text")
     func watermarkInTextColumn() throws {
         let source = try Source()

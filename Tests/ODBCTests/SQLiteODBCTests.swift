@@ -440,5 +440,8 @@ struct SQLiteODBCTests {
         #expect(Watermark(parsing: "1969-12-31 23:59:59.25", kind: .timestamp)?.text == "1969-12-31 23:59:59.250000")
         #expect(Watermark(parsing: "120", kind: .integer)?.lowered(lag: .zero, lagIds: 20).text == "100")
         #expect(Watermark(parsing: "yesterday", kind: .timestamp) == nil)
+        #expect(Watermark(parsing: "120.0000000000", kind: .integer)?.text == "120")
+        #expect(Watermark(parsing: "120.5", kind: .integer) == nil)
+        #expect(Watermark(parsing: "120.", kind: .integer)?.text == "120")
     }
 }
