@@ -419,6 +419,11 @@ extension AdapterConfiguration {
         settings.retryCap = section.duration("retry_cap") ?? .seconds(300)
         settings.snapshotDeletes = section.boolean("deletes") ?? false
         settings.maxDeletePercent = section.integer("max_delete_percent", range: 0...100) ?? 50
+        // The adapter binds no value to the query (incremental binds its own bound after it): a marker there
+        // fails every poll with the driver's 07002 'COUNT field incorrect' or a syntax error.
+        if let marker = SQLText.parameterMarkers(settings.query).first {
+            report("query", "has a parameter marker \(marker) outside quotes and comments, but esgate binds no value to the query: write the value into it")
+        }
         if !["auto", "\"", "`", "["].contains(settings.identifierQuote) { report("identifier_quote", "must be auto, \", ` or [") }
         switch mode {
         case .incremental:
@@ -426,7 +431,7 @@ extension AdapterConfiguration {
         case .frontTable:
             if settings.markStatement == nil { report("mark_statement", "required for mode front-table (e.g. UPDATE T SET REC_FLAG = 1 WHERE ID = ?)") }
             if settings.markKeys.isEmpty { report("mark_keys", "required for mode front-table: the columns bound to the mark statement's ?") }
-            let placeholders = SQLText.placeholderCount(settings.markStatement ?? "")
+            let placeholders = SQLText.parameterMarkers(settings.markStatement ?? "").filter { $0 == "?" }.count
             if settings.markStatement != nil, !settings.markKeys.isEmpty, placeholders != settings.markKeys.count {
                 report("mark_keys", "\(settings.markKeys.count) key column(s) for \(placeholders) ? in mark_statement")
             }

@@ -39,11 +39,20 @@ public enum SQLText {
         return (code, false)
     }
 
-    /// The `?` parameter markers of a statement, those in literals and comments left out.
-    public static func placeholderCount(_ sql: String) -> Int {
+    /// The parameter markers of a statement outside literals and comments: `?`, and Oracle-style `:name`
+    /// (a colon after a space, `(`, `,` or a comparison, before a letter: not PostgreSQL's `::type` or a slice
+    /// `a[lo:hi]`).
+    public static func parameterMarkers(_ sql: String) -> [String] {
         let text = Array(sql)
         let code = scan(text).code
-        return text.indices.filter { code[$0] && text[$0] == "?" }.count
+        var markers: [String] = []
+        for index in text.indices where code[index] {
+            if text[index] == "?" { markers.append("?") }
+            guard text[index] == ":", index + 1 < text.count, text[index + 1].isLetter || text[index + 1] == "_",
+                  index == 0 || text[index - 1].isWhitespace || "(,=<>".contains(text[index - 1]) else { continue }
+            markers.append(":" + String(text[(index + 1)...].prefix { $0.isLetter || $0.isNumber || $0 == "_" }))
+        }
+        return markers
     }
 
     /// `query` without the statement terminators (`;`) it ends with, even when comments follow them

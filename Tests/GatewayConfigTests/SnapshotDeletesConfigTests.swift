@@ -3,9 +3,9 @@ import Testing
 @testable import GatewayConfig
 
 @Suite struct SnapshotDeletesConfigTests {
-    private func load(_ odbc: String) throws -> (AdapterConfiguration?, [String], String) {
+    private func load(_ odbc: String, query: String = "SELECT 1") throws -> (AdapterConfiguration?, [String], String) {
         let folder = try TempFolder()
-        let file = try folder.write("adapters/db.yaml", "name: db\nkind: odbc\nmapping: cases\nodbc:\n  connection: DSN=x\n  query: SELECT 1\n" + odbc)
+        let file = try folder.write("adapters/db.yaml", "name: db\nkind: odbc\nmapping: cases\nodbc:\n  connection: DSN=x\n  query: \(query)\n" + odbc)
         var errors: [ConfigError] = []
         let adapter = AdapterConfiguration.load(file: file, environment: [:], errors: &errors)
         return (adapter, errors.map(\.description), file)
@@ -32,5 +32,16 @@ import Testing
         #expect(outOfRange.count == 1 && outOfRange.first?.hasPrefix("\(file3):9: odbc.max_delete_percent") == true, "\(outOfRange)")
         let (_, notABoolean, file4) = try load("  mode: snapshot\n  deletes: sometimes\n")
         #expect(notABoolean.first?.hasPrefix("\(file4):8: odbc.deletes: expected true or false") == true, "\(notABoolean)")
+    }
+
+    /// Not about deletes: the other checks of the odbc section's SQL.
+    @Test func parameterMarkersOutsideLiteralsAndCommentsAreErrors() throws {
+        let (_, marked, file) = try load("  mode: snapshot\n", query: "\"SELECT a FROM t WHERE dept = ? AND b = 'why?' -- or :name?\"")
+        #expect(marked == ["\(file):6: odbc.query: has a parameter marker ? outside quotes and comments, but esgate binds no value to the query: write the value into it"])
+        let (_, oracle, _) = try load("  mode: snapshot\n", query: "SELECT a FROM t WHERE dept = :dept")
+        #expect(oracle.first?.contains("parameter marker :dept") == true, "\(oracle)")
+        let (_, fine, _) = try load("  mode: front-table\n  mark_statement: \"UPDATE t SET f = 1, note = 'sent?' WHERE id = ? -- ok?\"\n  mark_keys: [id]\n",
+                                    query: "\"SELECT a::text, ':x?' FROM t /* ? */\"")
+        #expect(fine.isEmpty, "\(fine)")
     }
 }

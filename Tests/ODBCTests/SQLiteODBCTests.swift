@@ -429,7 +429,8 @@ struct SQLiteODBCTests {
         // A statement on its own gets a line break after a final -- comment; ? in literals and comments are text.
         #expect(SQLText.statement("SELECT 1 -- why?; ") == "SELECT 1 -- why?;\n")
         #expect(SQLText.statement("SELECT '--' AS x;") == "SELECT '--' AS x")
-        #expect(SQLText.placeholderCount("UPDATE t SET a = '?', b = `?` /* ? */ WHERE id = ? -- ?") == 1)
+        #expect(SQLText.parameterMarkers("UPDATE t SET a = '?', b = `?` /* ? */ WHERE id = ? -- ?") == ["?"])
+        #expect(SQLText.parameterMarkers("SELECT a::text, b[lo:hi], ':x' FROM t WHERE c = :dept AND d IN (:x1)") == [":dept", ":x1"])
     }
 
     @Test("watermark text, ordering and lag arithmetic")
