@@ -269,6 +269,8 @@ public final class ODBCAdapter: @unchecked Sendable {
         // restarting (57P01-57P03 "terminating connection due to administrator command") is no key's fault:
         // pointing at the query would send the operator to check a query that is fine.
         if error.sqlState.hasPrefix("08") || error.sqlState.hasPrefix("57P") { return nil }
+        // A value longer than the buffers: the query is fine, the limit is what to raise.
+        if error.sqlState == "01004" && !error.exceedsDeclaredSize { return "odbc.max_column_chars" }
         guard let sql = error.sql else { return nil }
         if let mark = settings.markStatement, sql == SQLText.statement(mark) { return "odbc.mark_statement" }
         if sql == SQLText.statement(settings.query) { return "odbc.query" }

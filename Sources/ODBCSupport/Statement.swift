@@ -253,6 +253,8 @@ public final class ODBCCursor {
     private let status: UnsafeMutablePointer<UInt16>
     private var finished = false
     private let generation: Int
+    /// Rows of the result fetched before the current block, so that an error can say which row of the result.
+    private var rowsFetched = 0
 
     init(statement: ODBCStatement, handle stmt: UnsafeMutableRawPointer, rowArraySize requested: Int,
          maxColumnCharacters: Int, memoryBudgetBytes: Int, declaredTextSizes: Bool = true) throws(ODBCError) {
@@ -371,7 +373,8 @@ public final class ODBCCursor {
         for row in 0..<count where status[row] == CODBC_ROW_ERROR {
             throw ODBCError(operation: "fetch row \(row + 1) of the block", diagnostics: diagnostics(handleType: CODBC_HANDLE_STMT, handle: stmt), sql: statement.sql)
         }
-        return ODBCRowBlock(cursor: self, count: count)
+        defer { rowsFetched += count }
+        return ODBCRowBlock(cursor: self, count: count, rowsBefore: rowsFetched)
     }
 
     /// Stops reading (the rest of the result set is discarded).
@@ -385,6 +388,8 @@ public final class ODBCCursor {
 public struct ODBCRowBlock {
     let cursor: ODBCCursor
     public let count: Int
+    /// Rows of the result before this block.
+    let rowsBefore: Int
 
     public var columnCount: Int { cursor.columns.count }
 
@@ -401,7 +406,7 @@ public struct ODBCRowBlock {
                                  : "max_column_chars (\(cursor.maxColumnCharacters))"
             throw ODBCError(operation: "read column \(name)", diagnostics: [ODBCDiagnostic(
                 sqlState: "01004", nativeCode: 0,
-                message: "value of column \(name) (row \(row + 1) of the block) is longer than \(limit)\(declared ? "" : "; raise max_column_chars")")],
+                message: "value of column \(name) in row \(rowsBefore + row + 1) of the result is longer than \(limit)\(declared ? "" : "; raise max_column_chars")")],
                 sql: cursor.statement.sql, exceedsDeclaredSize: declared)
         }
         let start = cursor.data[column] + row * width

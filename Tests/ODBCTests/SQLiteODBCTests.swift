@@ -416,6 +416,18 @@ struct SQLiteODBCTests {
         }
     }
 
+    @Test("a value longer than max_column_chars: the error points at odbc.max_column_chars and the row of the result, not of the fetched block")
+    func valueLongerThanMaxColumnChars() throws {
+        let (source, db, workspace) = try stepsSource(3, updatedAt: "2026-01-05 10:00:00", mode: "snapshot",
+                                                      extra: "max_column_chars: 100\nfetch_rows: 2")
+        defer { withExtendedLifetime(source) {} }
+        try db.execute("UPDATE steps SET \"备注\" = ? WHERE id = 3", [.text(String(repeating: "补", count: 300))])
+        let error = #expect(throws: ODBCAdapterError.self) { try workspace.adapter().poll() }
+        #expect(error?.field == "odbc.max_column_chars" && error?.sqlState == "01004", "\(error.map { "\($0)" } ?? "no error")")
+        #expect(error?.description.contains("value of column 备注 in row 3 of the result is longer than max_column_chars (100)") == true,
+                "\(error.map { "\($0)" } ?? "no error")")
+    }
+
     @Test("the query as a subquery: trailing terminators go, also before comments; quoted and commented ; stay")
     func subqueryText() {
         let cases: [(String, String)] = [
