@@ -281,10 +281,9 @@ public final class ODBCCursor {
         self.columns = columns
         // Characters may take two UTF-16 units (𠀀 is a surrogate pair); numbers and timestamps need ~40. The
         // declared size of a long type (SQL_LONGVARCHAR, SQL_WLONGVARCHAR) is a driver default, not a limit.
-        // SQLite's driver declares 255 for a column of any length, BLOBs included.
         let sizedByDriver = columns.map { column in
             column.size > 0 && column.size <= maxColumnCharacters && column.sqlType != -1 && column.sqlType != -10
-                && (declaredTextSizes || ![1, 12, -8, -9, -2, -3].contains(column.sqlType))
+                && (declaredTextSizes || !ODBCCursor.sizesThatMayLie.contains(column.sqlType))
         }
         let encodings = columns.map { ValueEncoding(sqlType: $0.sqlType) }
         self.encodings = encodings
@@ -334,6 +333,11 @@ public final class ODBCCursor {
     }
 
     public var columnCount: Int { columns.count }
+
+    /// Types whose declared size drivers get wrong: text and binary (psqlODBC declares an unbounded varchar 255,
+    /// SQLite's driver 255 for any column, BLOBs included) and NUMERIC/DECIMAL (psqlODBC declares an unconstrained
+    /// numeric 28 digits, whatever it holds).
+    static let sizesThatMayLie: Set<Int> = [1, 12, -8, -9, -2, -3, 2, 3]
 
     /// libsqliteodbc widens the UTF-8 bytes of column names to UTF-16 units one by one ("办" arrives as three
     /// units E5 8A 9E). A name whose units are all below 0x100, include some above 0x7F and form valid UTF-8

@@ -8,6 +8,15 @@ import Testing
 /// Legacy tables and queries as a department's DBA writes them, on the shared PostgreSQL server (in the
 /// serialized PostgreSQL suite, which restarts that server in one test).
 extension PostgresODBCTests {
+    /// A source whose steps table, changed by `alter`, holds step 1 stamped 2026-01-05 10:00:00.
+    private func oneStep(after alter: String) throws -> (Source, ODBCConnection) {
+        let source = try Source()
+        let db = try source.connect()
+        try db.execute(alter)
+        try insertCase(db, table: "steps", id: 1, updatedAt: "2026-01-05 10:00:00", row: stepRow(1, at: "2026-01-05 08:52:00"))
+        return (source, db)
+    }
+
     @Test("incremental: a query copied from a SQL console with a trailing semicolon or line comment is wrapped correctly")
     func queryWithTrailingSemicolonOrComment() throws {
         let source = try Source()
@@ -114,6 +123,18 @@ extension PostgresODBCTests {
         #expect(error?.description.contains("max_column_chars") == true)
     }
 
+    @Test("an unconstrained numeric holding more digits than the 28 psqlODBC declares is read, not failed on every poll")
+    func numericLongerThanDeclared() throws {
+        let (source, db) = try oneStep(after: "ALTER TABLE steps ADD amount numeric")
+        try db.execute("UPDATE steps SET amount = 1.5e100")
+        // The amount in the place of the last column, 备注, which the mapping puts into Opinion.
+        let columns = caseColumns.dropLast().map { "\"\($0)\"" }.joined(separator: ", ")
+        let workspace = try ODBCWorkspace(adapter: adapterYAML(connection: source.connectionString, mode: "snapshot",
+                                                               query: "SELECT \(columns), amount AS \"备注\" FROM steps"))
+        #expect(try workspace.adapter().poll().counts.stored == 1)
+        #expect(try workspace.bodies(type: "Step").first?.contains("<Opinion>15" + String(repeating: "0", count: 99) + "</Opinion>") == true)
+    }
+
     @Test("incremental: a row stamped years ahead (a typo in the year) does not carry the watermark past every later row")
     func futureTimestampDoesNotStallTheFeed() throws {
         let source = try Source()
@@ -136,10 +157,7 @@ extension PostgresODBCTests {
 
     @Test("incremental: a row without a timestamp (NULL) written after the first poll is ingested and counted, not skipped for good")
     func rowsWithoutWatermarkAfterTheFirstPoll() throws {
-        let source = try Source()
-        let db = try source.connect()
-        try db.execute("ALTER TABLE steps ALTER COLUMN updated_at DROP NOT NULL")
-        try insertCase(db, table: "steps", id: 1, updatedAt: "2026-01-05 10:00:00", row: stepRow(1, at: "2026-01-05 08:52:00"))
+        let (source, db) = try oneStep(after: "ALTER TABLE steps ALTER COLUMN updated_at DROP NOT NULL")
         let workspace = try ODBCWorkspace(adapter: adapterYAML(connection: source.connectionString, mode: "incremental",
                                                                query: caseSelect("steps"),
                                                                extra: "watermark_column: updated_at\norder_by: [id]"))
