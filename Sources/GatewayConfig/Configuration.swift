@@ -428,6 +428,11 @@ extension AdapterConfiguration {
         switch mode {
         case .incremental:
             if settings.watermarkColumn == nil { report("watermark_column", "required for mode incremental") }
+            // The watermark bound applies outside the query: a limited query returns the same first rows on every
+            // poll, and rows after them are never read while the adapter looks healthy.
+            if let limit = SQLText.rowLimit(settings.query) {
+                report("query", "\(limit) limits the rows of the whole query, but mode incremental applies its watermark bound around the query: every poll would get the same first rows and never the newer ones; remove it (batch_rows and fetch_rows bound the memory)")
+            }
         case .frontTable:
             if settings.markStatement == nil { report("mark_statement", "required for mode front-table (e.g. UPDATE T SET REC_FLAG = 1 WHERE ID = ?)") }
             if settings.markKeys.isEmpty { report("mark_keys", "required for mode front-table: the columns bound to the mark statement's ?") }

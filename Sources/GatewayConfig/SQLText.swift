@@ -55,6 +55,34 @@ public enum SQLText {
         return markers
     }
 
+    /// The clause that limits the rows of the statement as a whole, outside parentheses: `LIMIT n`, `OFFSET n`,
+    /// `TOP n`, `FETCH FIRST|NEXT`, or `ROWNUM <`; nil when there is none.
+    public static func rowLimit(_ sql: String) -> String? {
+        let text = Array(sql)
+        let code = scan(text).code
+        var depth = 0
+        var index = 0
+        while index < text.count {
+            defer { index += 1 }
+            guard code[index] else { continue }
+            if text[index] == "(" { depth += 1 } else if text[index] == ")" { depth = max(0, depth - 1) }
+            guard depth == 0, text[index].isLetter, index == 0 || !(text[index - 1].isLetter || text[index - 1].isNumber || text[index - 1] == "_") else { continue }
+            let raw = text[index...].prefix { $0.isLetter || $0.isNumber || $0 == "_" }
+            let word = String(raw).uppercased()
+            let after = text[(index + raw.count)...].drop { $0.isWhitespace }
+            let nextWord = String(after.prefix { $0.isLetter }).uppercased()
+            switch word {
+            // Followed by a count, not a column that happens to be named so (`SELECT top, offset FROM t`).
+            case "LIMIT", "OFFSET", "TOP":
+                if after.first?.isNumber == true || after.first == "(" { return word }
+            case "FETCH" where nextWord == "FIRST" || nextWord == "NEXT": return word + " " + nextWord
+            case "ROWNUM" where after.first == "<": return word
+            default: index += raw.count - 1
+            }
+        }
+        return nil
+    }
+
     /// `query` without the statement terminators (`;`) it ends with, even when comments follow them
     /// (`SELECT … ; -- nightly view`), and without trailing whitespace: fit to go inside a subquery.
     public static func withoutTerminator(_ query: String) -> String {

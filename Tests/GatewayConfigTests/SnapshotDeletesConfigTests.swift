@@ -44,4 +44,19 @@ import Testing
                                     query: "\"SELECT a::text, ':x?' FROM t /* ? */\"")
         #expect(fine.isEmpty, "\(fine)")
     }
+
+    @Test func aRowLimitAroundAnIncrementalQueryIsAnError() throws {
+        for (query, limit) in [("SELECT a FROM t ORDER BY a LIMIT 1000", "LIMIT"), ("SELECT TOP 100 a FROM t", "TOP"),
+                               ("\"SELECT a FROM t UNION ALL SELECT a FROM u OFFSET 0 ROWS FETCH NEXT 5 ROWS ONLY\"", "OFFSET"),
+                               ("SELECT a FROM t WHERE ROWNUM <= 100", "ROWNUM")] {
+            let (_, errors, file) = try load("  mode: incremental\n  watermark_column: a\n", query: query)
+            #expect(errors.count == 1 && errors.first?.hasPrefix("\(file):6: odbc.query: \(limit) limits the rows of the whole query") == true, "\(errors)")
+        }
+        // Inside parentheses, literals and comments, in a name, or in another mode: no error.
+        for (mode, query) in [("incremental", "\"SELECT a, 'limit 1' FROM t WHERE a IN (SELECT b FROM u LIMIT 1) -- top 5\""),
+                              ("incremental", "SELECT unlimited, top_level, top, offset FROM t"), ("snapshot", "SELECT a FROM t LIMIT 10")] {
+            let (_, errors, _) = try load("  mode: \(mode)\n  watermark_column: a\n", query: query)
+            #expect(!errors.contains { $0.contains("limits the rows") }, "\(query): \(errors)")
+        }
+    }
 }
