@@ -22,7 +22,7 @@ func startEsgate(_ arguments: [String], environment: TestEnvironment, log: Strin
     process.executableURL = try esgateExecutable()
     process.arguments = arguments
     let out = environment.path(log)
-    FileManager.default.createFile(atPath: out, contents: nil)
+    _ = FileManager.default.createFile(atPath: out, contents: nil)
     let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: out))
     handle.seekToEndOfFile()
     process.standardOutput = handle
@@ -87,9 +87,10 @@ extension TestEnvironment {
     }
 }
 
+/// The first receiver's status; `uplink status` exits 1 while a receiver is failing, which these tests look at.
 func uplinkStatus(_ config: String, environment: TestEnvironment) async throws -> [String: Any] {
     let result = try await runEsgate(["uplink", "status", "--json", "--config", config], environment: environment)
-    guard result.code == 0, let start = result.output.firstIndex(of: "{"),
+    guard result.code <= 1, let start = result.output.firstIndex(of: "{"),
           let object = try JSONSerialization.jsonObject(with: Data(result.output[start...].utf8)) as? [String: Any],
           let status = object["status"] as? [String: Any], let receivers = status["receivers"] as? [[String: Any]],
           let first = receivers.first else {
