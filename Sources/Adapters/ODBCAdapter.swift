@@ -466,7 +466,7 @@ public final class ODBCAdapter: @unchecked Sendable {
 
     /// The mapping with only the key fields of each record (routes unchanged): a row fails it only when a key
     /// field itself cannot be mapped.
-    static func keyOnlyPlan(_ spec: MappingSpec, schema: PUISchema) -> MappingPlan? {
+    public static func keyOnlyPlan(_ spec: MappingSpec, schema: PUISchema) -> MappingPlan? {
         var keysOnly = spec
         keysOnly.records = spec.records.map { record in
             var trimmed = record

@@ -293,9 +293,10 @@ private func execute(_ path: [String], _ options: ParsedOptions) async throws ->
             guard let value = Int64(text) else { throw UsageError("--id expects a number") }
             id = value
         }
-        let report = try Gateway(configuration: loaded, logger: logger(for: loaded)).replayQuarantine(source: options.value("source"), id: id)
+        let report = try Gateway(configuration: loaded, logger: logger(for: loaded)).replayQuarantine(source: options.value("source"), ids: id.map { [$0] })
         if options.flag("json") { writeJSON(report) } else {
-            write("replayed \(report.replayed) row(s): \(report.stored) records stored, \(report.unchanged) unchanged; \(report.stillFailing) still failing")
+            write("replayed \(report.replayed) row(s): \(report.stored) records stored, \(report.unchanged) unchanged; \(report.superseded) superseded (a newer revision of their record came first; nothing stored); \(report.stillFailing) still failing")
+            for line in report.supersededRows.prefix(50) { write("  \(line)") }
             for failure in report.failures.prefix(50) { write("  \(failure)") }
         }
         return report.stillFailing == 0 ? 0 : 1

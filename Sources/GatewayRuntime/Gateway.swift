@@ -235,16 +235,21 @@ public final class Gateway: Sendable {
         public var stillFailing = 0
         public var stored = 0
         public var unchanged = 0
+        /// Rows closed without storing anything: a key of theirs got a newer revision after they were quarantined.
+        public var superseded = 0
         public var failures: [String] = []
+        /// `#id file:line: superseded by Type key rev R (seq S)`, one per superseded row.
+        public var supersededRows: [String] = []
     }
 
     /// Re-runs quarantined rows through the current mappings: rows that now map and validate are journaled
-    /// (idempotently) and marked replayed; the others stay with their new reason.
-    public func replayQuarantine(source: String? = nil, id: Int64? = nil) throws(JournalError) -> ReplayReport {
+    /// (idempotently) and marked replayed; rows one of whose keys got a newer revision since they were
+    /// quarantined are closed as superseded without storing anything (their content is older than the journal's);
+    /// the others stay with their new reason.
+    public func replayQuarantine(source: String? = nil, ids: [Int64]? = nil) throws(JournalError) -> ReplayReport {
         let journal = try openJournal()
         var report = ReplayReport()
-        var entries = try journal.quarantined(source: source, openOnly: true, limit: Int.max)
-        if let id { entries = entries.filter { $0.id == id } }
+        let entries = try journal.quarantined(source: source, openOnly: true, ids: ids, limit: Int.max)
         for entry in entries {
             let item = entry.item
             guard let adapter = configuration.adapters.first(where: { $0.name == item.source }),
@@ -253,21 +258,25 @@ public final class Gateway: Sendable {
                 report.failures.append("#\(entry.id): no adapter named \(item.source) in the configuration")
                 continue
             }
-            let delimiter = adapter.csv?.delimiter ?? 44
+            // Rows are replayed oldest first, each in its own transaction: a row's check for newer revisions sees
+            // what the rows before it stored.
             try journal.begin()
             do {
-                let outcome = try replay(entry, plan: plan, delimiter: delimiter, journal: journal)
-                switch outcome {
-                case .success(let counts):
-                    try journal.resolveQuarantine(id: entry.id)
+                switch try replay(entry, adapter: adapter, plan: plan, journal: journal) {
+                case .stored(let counts, let seqs):
+                    try journal.resolveQuarantine(id: entry.id, stored: seqs)
                     report.replayed += 1
                     report.stored += counts.stored
                     report.unchanged += counts.unchanged
-                case .failure(let failure):
+                case .superseded(let revision):
+                    try journal.supersedeQuarantine(id: entry.id, by: revision)
+                    report.superseded += 1
+                    report.supersededRows.append(Redaction.maskIdentityNumbers(in: "#\(entry.id) \(item.origin):\(item.line): superseded by \(revision.description)"))
+                case .failing(let failure):
                     try journal.retainQuarantine(id: entry.id, stage: failure.stage, recordType: failure.recordType,
-                                                 field: failure.field, reason: failure.reason)
+                                                 field: failure.field, errors: failure.errors)
                     report.stillFailing += 1
-                    report.failures.append(Redaction.maskIdentityNumbers(in: "#\(entry.id) \(item.origin):\(item.line): \(failure.reason)"))
+                    report.failures.append(Redaction.maskIdentityNumbers(in: "#\(entry.id) \(item.origin):\(item.line): \(failure.errors.joined(separator: "; "))"))
                 }
                 try journal.commit()
             } catch {
@@ -282,42 +291,74 @@ public final class Gateway: Sendable {
         var stage: QuarantineItem.Stage
         var recordType = ""
         var field = ""
-        var reason: String
+        var errors: [String]
     }
 
-    private func replay(_ entry: QuarantineEntry, plan: MappingPlan, delimiter: UInt8, journal: Journal) throws(JournalError) -> Result<IngestCounts, ReplayFailure> {
+    enum ReplayOutcome {
+        /// `seqs`: the records this replay added (nil when all were unchanged).
+        case stored(IngestCounts, seqs: ClosedRange<Int64>?)
+        case superseded(SupersedingRevision)
+        case failing(ReplayFailure)
+    }
+
+    private func replay(_ entry: QuarantineEntry, adapter: AdapterConfiguration, plan: MappingPlan, journal: Journal) throws(JournalError) -> ReplayOutcome {
         let item = entry.item
         let fields: [String]
-        switch CSVRowDecoding.fields(raw: item.raw, encoding: item.encoding, delimiter: delimiter) {
+        switch CSVRowDecoding.fields(raw: item.raw, encoding: item.encoding, delimiter: adapter.csv?.delimiter ?? 44) {
         case .success(let decoded): fields = decoded
-        case .failure(.decode(let message)): return .failure(ReplayFailure(stage: .decode, reason: message))
-        case .failure(.parse(let message)): return .failure(ReplayFailure(stage: .parse, reason: message))
+        case .failure(.decode(let message)): return .failing(ReplayFailure(stage: .decode, errors: [message]))
+        case .failure(.parse(let message)): return .failing(ReplayFailure(stage: .parse, errors: [message]))
         }
         let bound: BoundMapping
         switch plan.bind(header: item.header) {
         case .success(let mapping): bound = mapping
-        case .failure(let error): return .failure(ReplayFailure(stage: .map, reason: error.message))
+        case .failure(let error): return .failing(ReplayFailure(stage: .map, errors: [error.message]))
         }
-        let outcome = bound.map(fields)
-        if let error = outcome.errors.first {
-            return .failure(ReplayFailure(stage: .map, recordType: error.recordType, field: error.field, reason: error.description))
+        let prepared = RowPreparer(schema: configuration.schema, mapping: bound).prepare(fields, line: item.line) {
+            RowOrigin(source: item.source, origin: item.origin, line: item.line, raw: item.raw, encoding: item.encoding, header: item.header)
         }
-        var normalized: [NormalizedRecord] = []
-        for draft in outcome.records {
-            switch configuration.schema.normalize(draft) {
-            case .success(let record): normalized.append(record)
-            case .failure(let error):
-                return .failure(ReplayFailure(stage: .validate, recordType: error.recordType, field: error.field, reason: plan.describe(error)))
+        // The row is one unit: when any of its records has newer content in the journal, the source has sent the
+        // row again since, and nothing of this older version may be stored over it.
+        var built = Set<String>()
+        for (record, body) in zip(prepared.records, prepared.bodies) {
+            built.insert(record.type + "\u{1F}" + record.key)
+            if let revision = try journal.supersedingRevision(of: entry, type: record.type, key: record.key, digest: body.digest) {
+                return .superseded(revision)
             }
         }
+        if let failed = prepared.quarantine {
+            // Records that still fail have no content to compare, but their keys may be known (only the key
+            // fields mapped): any newer revision of such a key supersedes the row.
+            for (type, key) in keysOfFailingRecords(fields, adapter: adapter, header: item.header) where !built.contains(type + "\u{1F}" + key) {
+                if let revision = try journal.supersedingRevision(of: entry, type: type, key: key, digest: nil) {
+                    return .superseded(revision)
+                }
+            }
+            return .failing(ReplayFailure(stage: failed.stage, recordType: failed.recordType, field: failed.field, errors: failed.errors))
+        }
         var counts = IngestCounts()
-        for record in normalized {
-            switch try journal.append(record, source: item.source, origin: item.origin, line: item.line) {
-            case .stored: counts.stored += 1
+        var seqs: ClosedRange<Int64>?
+        for (record, body) in zip(prepared.records, prepared.bodies) {
+            switch try journal.append(record, source: item.source, origin: item.origin, line: item.line, prepared: body) {
+            case .stored(_, let seq):
+                counts.stored += 1
+                seqs = seqs.map { min($0.lowerBound, seq)...max($0.upperBound, seq) } ?? seq...seq
             case .unchanged: counts.unchanged += 1
             }
         }
-        return .success(counts)
+        return .stored(counts, seqs: seqs)
+    }
+
+    /// The record keys a row yields under the adapter's mapping cut down to its key fields: known even when
+    /// another field of the record fails.
+    private func keysOfFailingRecords(_ fields: [String], adapter: AdapterConfiguration, header: [String]) -> [(type: String, key: String)] {
+        guard let spec = configuration.mappingSpecs[adapter.mapping],
+              let keyPlan = ODBCAdapter.keyOnlyPlan(spec, schema: configuration.schema),
+              case .success(let bound) = keyPlan.bind(header: header) else { return [] }
+        return bound.map(fields).records.compactMap { draft in
+            guard let recordType = configuration.schema.recordTypes[draft.type] else { return nil }
+            return (draft.type, recordType.keyFields.map { draft[$0] ?? "" }.joined(separator: "\u{1F}"))
+        }
     }
 
     // MARK: - Mapping test

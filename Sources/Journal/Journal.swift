@@ -75,7 +75,10 @@ public struct QuarantineItem: Sendable {
     public var stage: Stage
     public var recordType: String
     public var field: String
+    /// The first of `errors`, kept on its own for the one-line views (status, logs).
     public var reason: String
+    /// Every error of the row, in the order the mapping and the schema found them.
+    public var errors: [String]
     /// The row exactly as read (undecoded bytes), so that a replay starts from the source.
     public var raw: [UInt8]
     public var encoding: String
@@ -83,7 +86,7 @@ public struct QuarantineItem: Sendable {
     public var header: [String]
 
     public init(source: String, mapping: String, origin: String, line: Int, stage: Stage, recordType: String,
-                field: String, reason: String, raw: [UInt8], encoding: String, header: [String]) {
+                field: String, reason: String, errors: [String] = [], raw: [UInt8], encoding: String, header: [String]) {
         self.source = source
         self.mapping = mapping
         self.origin = origin
@@ -92,6 +95,7 @@ public struct QuarantineItem: Sendable {
         self.recordType = recordType
         self.field = field
         self.reason = reason
+        self.errors = errors.isEmpty ? [reason] : errors
         self.raw = raw
         self.encoding = encoding
         self.header = header
@@ -102,9 +106,15 @@ public struct QuarantineItem: Sendable {
 public struct QuarantineEntry: Sendable {
     public let id: Int64
     public let item: QuarantineItem
+    /// `open`, `replayed`, `superseded` (a newer revision of its record arrived first) or `dropped` (by an operator).
     public let state: String
     public let attempts: Int
     public let createdAt: Date
+    /// The journal's last seq when the row was quarantined (the row's own good records included): a revision of
+    /// one of its keys after it is newer than the row. Estimated from the time for rows quarantined before it was kept.
+    public let journalSeq: Int64
+    /// Why a superseded or dropped entry was closed.
+    public let closedReason: String?
 }
 
 /// Progress of one dropped file, keyed by its content hash.
@@ -136,6 +146,8 @@ public final class Journal {
     private var pendingChunk = RecordChunkBuilder()
     /// `adapter_health` is known to exist with all its columns (checked once per connection).
     var healthTableReady = false
+    /// `quarantine` is known to have the columns added after its first release (checked once per connection).
+    var quarantineColumnsReady = false
     private var pendingSource = ""
     private var pendingOrigin: String?
     /// The seq the next record gets. Assigned by the journal (not SQLite's rowid choice) so that a new key's head
@@ -283,7 +295,7 @@ public final class Journal {
                 line INTEGER NOT NULL, stage TEXT NOT NULL, record_type TEXT NOT NULL, field TEXT NOT NULL,
                 reason TEXT NOT NULL, raw BLOB NOT NULL, encoding TEXT NOT NULL, header TEXT NOT NULL,
                 state TEXT NOT NULL DEFAULT 'open', attempts INTEGER NOT NULL DEFAULT 0,
-                created_at INTEGER NOT NULL, resolved_at INTEGER);
+                created_at INTEGER NOT NULL, resolved_at INTEGER\(Self.quarantineColumnsSQL));
             CREATE INDEX IF NOT EXISTS quarantine_open ON quarantine(state, source);
             CREATE TABLE IF NOT EXISTS cursors(
                 consumer TEXT PRIMARY KEY, seq INTEGER NOT NULL, updated_at INTEGER NOT NULL);
@@ -366,7 +378,7 @@ public final class Journal {
     }
 
     /// The label is an autoclosure: it is only built when something failed (append runs per record).
-    private func wrap<T>(_ operation: @autoclosure () -> String, _ body: () throws -> T) throws(JournalError) -> T {
+    func wrap<T>(_ operation: @autoclosure () -> String, _ body: () throws -> T) throws(JournalError) -> T {
         do {
             return try body()
         } catch let error as JournalError {
@@ -376,7 +388,7 @@ public final class Journal {
         }
     }
 
-    private var milliseconds: Int64 { Int64((now().timeIntervalSince1970 * 1000).rounded()) }
+    var milliseconds: Int64 { Int64((now().timeIntervalSince1970 * 1000).rounded()) }
 
     // MARK: - Transactions
 
@@ -624,17 +636,23 @@ public final class Journal {
 
     public func quarantine(_ item: QuarantineItem) throws(JournalError) {
         try wrap("quarantine") {
+            try ensureQuarantineColumns()
             if insertQuarantine == nil {
                 insertQuarantine = try database.prepare("""
-                    INSERT INTO quarantine(source, mapping, origin, line, stage, record_type, field, reason, raw, encoding, header, created_at)
-                    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
+                    INSERT INTO quarantine(source, mapping, origin, line, stage, record_type, field, reason, raw, encoding, header,
+                                           created_at, errors, journal_seq)
+                    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
                     """)
             }
             guard let statement = insertQuarantine else { return }
+            // Inside a batch the row's own records were appended just before (Journal.store): they are at or
+            // below this seq, so a replay never takes them for a newer revision.
+            let journalSeq = inTransaction ? nextSeq - 1 : try Self.lastSeq(in: database)
             try statement.bind([
                 .text(item.source), .text(item.mapping), .text(item.origin), .integer(Int64(item.line)),
                 .text(item.stage.rawValue), .text(item.recordType), .text(item.field), .text(item.reason),
                 .blob(item.raw), .text(item.encoding), .text(Self.encodeHeader(item.header)), .integer(milliseconds),
+                .text(Self.encodeHeader(item.errors)), .integer(journalSeq),
             ])
             try statement.step()
             statement.reset()
@@ -651,18 +669,21 @@ public final class Journal {
         }
     }
 
-    /// Quarantine entries, newest last; `openOnly` hides those resolved by a replay.
-    public func quarantined(source: String? = nil, openOnly: Bool = true, limit: Int = 1000) throws(JournalError) -> [QuarantineEntry] {
+    /// Quarantine entries, newest last; `openOnly` hides those closed (replayed, superseded, dropped); `ids`
+    /// limits them to these entries.
+    public func quarantined(source: String? = nil, openOnly: Bool = true, ids: [Int64]? = nil, limit: Int = 1000) throws(JournalError) -> [QuarantineEntry] {
         try wrap("list quarantine") {
+            try ensureQuarantineColumns()
             var conditions: [String] = []
             var bindings: [SQLiteValue] = []
             if openOnly { conditions.append("state = 'open'") }
             if let source { bindings.append(.text(source)); conditions.append("source = ?\(bindings.count)") }
+            if let ids { conditions.append("id IN (" + ids.map(String.init).joined(separator: ",") + ")") }
             bindings.append(.integer(Int64(limit)))
             let whereClause = conditions.isEmpty ? "" : "WHERE " + conditions.joined(separator: " AND ")
             let statement = try database.prepare("""
                 SELECT id, source, mapping, origin, line, stage, record_type, field, reason, raw, encoding, header,
-                       state, attempts, created_at
+                       state, attempts, created_at, errors, journal_seq, closed_reason
                 FROM quarantine \(whereClause) ORDER BY id LIMIT ?\(bindings.count)
                 """)
             try statement.bind(bindings)
@@ -672,33 +693,46 @@ public final class Journal {
                     source: statement.text(at: 1), mapping: statement.text(at: 2), origin: statement.text(at: 3),
                     line: Int(statement.int(at: 4)), stage: QuarantineItem.Stage(rawValue: statement.text(at: 5)) ?? .map,
                     recordType: statement.text(at: 6), field: statement.text(at: 7), reason: statement.text(at: 8),
+                    errors: statement.isNull(at: 15) ? [] : Self.decodeHeader(statement.text(at: 15)),
                     raw: statement.blob(at: 9), encoding: statement.text(at: 10),
                     header: Self.decodeHeader(statement.text(at: 11)))
                 result.append(QuarantineEntry(id: statement.int(at: 0), item: item, state: statement.text(at: 12),
                                               attempts: Int(statement.int(at: 13)),
-                                              createdAt: Date(timeIntervalSince1970: Double(statement.int(at: 14)) / 1000)))
+                                              createdAt: Date(timeIntervalSince1970: Double(statement.int(at: 14)) / 1000),
+                                              journalSeq: statement.int(at: 16),
+                                              closedReason: statement.isNull(at: 17) ? nil : statement.text(at: 17)))
             }
             return result
         }
     }
 
-    /// Marks a quarantine entry replayed successfully.
-    public func resolveQuarantine(id: Int64) throws(JournalError) {
+    /// Marks a quarantine entry replayed successfully; `stored` are the seqs its replay added (none when every
+    /// record was unchanged), so that a later replay can tell how old their content is.
+    public func resolveQuarantine(id: Int64, stored: ClosedRange<Int64>? = nil) throws(JournalError) {
         try wrap("resolve quarantine") {
-            try database.prepare("UPDATE quarantine SET state = 'replayed', resolved_at = ?2, attempts = attempts + 1 WHERE id = ?1")
-                .run([.integer(id), .integer(milliseconds)])
+            try ensureQuarantineColumns()
+            try database.prepare("""
+                UPDATE quarantine SET state = 'replayed', resolved_at = ?2, attempts = attempts + 1,
+                    replay_first_seq = ?3, replay_last_seq = ?4 WHERE id = ?1
+                """).run([.integer(id), .integer(milliseconds), stored.map { .integer($0.lowerBound) } ?? .null,
+                          stored.map { .integer($0.upperBound) } ?? .null])
         }
     }
 
-    /// Records a failed replay: the entry stays open with the new reason.
-    public func retainQuarantine(id: Int64, stage: QuarantineItem.Stage, recordType: String, field: String, reason: String) throws(JournalError) {
+    /// Records a failed replay: the entry stays open with the new reason (the first of `errors`).
+    public func retainQuarantine(id: Int64, stage: QuarantineItem.Stage, recordType: String, field: String, errors: [String]) throws(JournalError) {
         try wrap("update quarantine") {
-            try database.prepare("UPDATE quarantine SET stage = ?2, record_type = ?3, field = ?4, reason = ?5, attempts = attempts + 1 WHERE id = ?1")
-                .run([.integer(id), .text(stage.rawValue), .text(recordType), .text(field), .text(reason)])
+            try ensureQuarantineColumns()
+            try database.prepare("""
+                UPDATE quarantine SET stage = ?2, record_type = ?3, field = ?4, reason = ?5, errors = ?6, attempts = attempts + 1
+                WHERE id = ?1
+                """).run([.integer(id), .text(stage.rawValue), .text(recordType), .text(field), .text(errors.first ?? ""),
+                          .text(Self.encodeHeader(errors))])
         }
     }
 
-    // Header lists are stored as U+001F-separated text: it cannot occur in a decoded CSV header.
+    // Header and error lists are stored as U+001F-separated text: it cannot occur in a decoded CSV header, and
+    // error messages are built from such text.
     static func encodeHeader(_ header: [String]) -> String { header.joined(separator: "\u{1F}") }
     static func decodeHeader(_ text: String) -> [String] {
         text.isEmpty ? [] : text.split(separator: "\u{1F}", omittingEmptySubsequences: false).map(String.init)

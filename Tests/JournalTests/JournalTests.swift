@@ -155,6 +155,77 @@ private func step(_ caseNo: String, opinion: String) -> NormalizedRecord {
         #expect(try journal.quarantined(openOnly: false).first?.state == "replayed")
     }
 
+    /// Two rows held for one key: the later one's content wins whichever is replayed first, and a newer
+    /// ingested revision supersedes both; identical content never does.
+    @Test func theLaterOfTwoQuarantinedRowsWinsWhicheverIsReplayedFirst() throws {
+        for laterFirst in [false, true] {
+            let (journal, folder) = try temporaryJournal()
+            defer { try? FileManager.default.removeItem(at: folder) }
+            func hold(_ line: Int) throws {
+                try journal.batch {
+                    try journal.quarantine(QuarantineItem(source: "drop", mapping: "m", origin: "a.csv", line: line, stage: .map,
+                                                          recordType: "Step", field: "StepName", reason: "not in code table",
+                                                          raw: Array("row \(line)".utf8), encoding: "utf-8", header: []))
+                }
+            }
+            _ = try journal.append(step("C0", opinion: "before both"), source: "drop", origin: "a.csv", line: 1)
+            try hold(2)
+            try hold(3)
+            let entries = try journal.quarantined()
+            let (earlier, later) = (entries[0], entries[1])
+            let contents = [earlier.id: step("C0", opinion: "earlier"), later.id: step("C0", opinion: "later")]
+            func replay(_ entry: QuarantineEntry) throws -> SupersedingRevision? {
+                let record = try #require(contents[entry.id])
+                if let revision = try journal.supersedingRevision(of: entry, type: record.type, key: record.key,
+                                                                  digest: Journal.contentDigest(of: record.body)) {
+                    try journal.supersedeQuarantine(id: entry.id, by: revision)
+                    return revision
+                }
+                guard case .stored(_, let seq) = try journal.append(record, source: "drop", origin: "a.csv", line: 0) else { return nil }
+                try journal.resolveQuarantine(id: entry.id, stored: seq...seq)
+                return nil
+            }
+            if laterFirst {
+                #expect(try replay(later) == nil)
+                #expect(try replay(earlier)?.rev == 2, "the later row's replay is newer than the earlier row")
+            } else {
+                #expect(try replay(earlier) == nil)
+                #expect(try replay(later) == nil, "the earlier row's replay is older than the later row")
+            }
+            #expect(try journal.entries(after: 0).last?.body.contains("later") == true)
+            // A revision ingested after both supersedes an entry, unless it has the entry's own content.
+            let fresh = try #require(try journal.quarantined(openOnly: false).first)
+            _ = try journal.append(step("C0", opinion: "newest"), source: "drop", origin: "b.csv", line: 2)
+            #expect(try journal.supersedingRevision(of: fresh, type: "Step", key: step("C0", opinion: "").key, digest: nil) != nil)
+            #expect(try journal.supersedingRevision(of: fresh, type: "Step", key: step("C0", opinion: "").key,
+                                                    digest: Journal.contentDigest(of: step("C0", opinion: "newest").body)) == nil)
+        }
+    }
+
+    /// A quarantine table from before `journal_seq` and the other new columns gains them; its rows get the seq
+    /// of the last chunk written before them, and read back with their one reason as their errors.
+    @Test func quarantineOfAnOlderJournalGainsItsNewColumns() throws {
+        let path = NSTemporaryDirectory() + "esgate-quarantine-\(UUID().uuidString).sqlite"
+        defer { for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: path + suffix) } }
+        do {
+            let journal = try Journal(path: path, durable: false, now: { Date(timeIntervalSince1970: 100) })
+            _ = try journal.append(step("C1", opinion: "a"), source: "drop", origin: "a.csv", line: 2)
+            _ = try journal.append(step("C2", opinion: "a"), source: "drop", origin: "a.csv", line: 3)
+        }
+        let raw = try SQLiteDatabase(path: path)
+        try raw.execute("""
+            ALTER TABLE quarantine DROP COLUMN errors; ALTER TABLE quarantine DROP COLUMN journal_seq;
+            ALTER TABLE quarantine DROP COLUMN closed_reason; ALTER TABLE quarantine DROP COLUMN replay_first_seq;
+            ALTER TABLE quarantine DROP COLUMN replay_last_seq;
+            INSERT INTO quarantine(source, mapping, origin, line, stage, record_type, field, reason, raw, encoding, header, created_at)
+            VALUES ('drop', 'm', 'a.csv', 4, 'map', 'Step', 'StepName', 'old reason', x'41', 'utf-8', '', 100000),
+                   ('drop', 'm', 'a.csv', 5, 'map', 'Step', 'StepName', 'older reason', x'42', 'utf-8', '', 99999);
+            """)
+        let entries = try Journal(path: path, durable: false).quarantined()
+        #expect(entries.map(\.journalSeq) == [2, 0], "written at 100 s: after both records; at 99.999 s: before them")
+        #expect(entries.first?.item.errors == ["old reason"])
+    }
+
     @Test func reopeningTheJournalKeepsEverything() throws {
         let (journal, folder) = try temporaryJournal()
         defer { try? FileManager.default.removeItem(at: folder) }

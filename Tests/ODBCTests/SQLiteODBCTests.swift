@@ -215,6 +215,47 @@ struct SQLiteODBCTests {
         #expect(try workspace.bodies(type: "Step").contains { $0.contains("含逗号,和\"引号\"") || $0.contains("含逗号,和&quot;引号&quot;") })
     }
 
+    @Test("replay closes a row as superseded when its key got a newer revision since, and still stores the others")
+    func replayDoesNotStoreOverANewerRevision() throws {
+        let source = try SQLiteSource()
+        let db = try source.connect()
+        // Step names go through a code table that lacks 'ZZ': such rows are quarantined (map stage).
+        var stale = stepRow(1, at: "2026-01-05 08:52:00", handler: "旧名字")
+        stale[8] = "ZZ"
+        var untouched = stepRow(2, at: "2026-01-05 08:52:00")
+        untouched[8] = "ZZ"
+        try insertCase(db, table: "steps", id: 1, updatedAt: "2026-01-05 10:00:00", row: stale)
+        try insertCase(db, table: "steps", id: 2, updatedAt: "2026-01-05 10:00:00", row: untouched)
+        let workspace = try ODBCWorkspace(adapter: adapterYAML(connection: source.connectionString, mode: "incremental",
+                                                               query: caseSelect("steps"), extra: "watermark_column: updated_at"))
+        let mappingPath = workspace.root.appendingPathComponent("mappings/gen-cases.yaml").path
+        let mapping = try String(contentsOfFile: mappingPath, encoding: .utf8)
+        func withStepNames(_ names: String) -> String {
+            mapping.replacingOccurrences(of: "      StepName: 环节名称", with: "      StepName: { column: 环节名称, code_table: step_name }")
+                .replacingOccurrences(of: "code_tables:\n", with: "code_tables:\n  step_name: { map: { \(names) } }\n")
+        }
+        try workspace.write("mappings/gen-cases.yaml", withStepNames("承办: 承办"))
+        let adapter = try workspace.adapter()
+        #expect(try adapter.poll().counts.quarantined == 2)
+
+        // The department corrects row 1 at the source; the next poll stores it as rev 1.
+        try db.execute("UPDATE steps SET \"环节名称\" = '承办', \"办理人\" = '新名字', updated_at = '2026-01-05 11:00:00' WHERE id = 1")
+        #expect(try adapter.poll().counts.stored == 1)
+
+        // Then the code table learns ZZ, and the operator replays both rows.
+        try workspace.write("mappings/gen-cases.yaml", withStepNames("承办: 承办, ZZ: 承办"))
+        let replay = try Gateway(configuration: try workspace.loaded(), logger: .silent).replayQuarantine(source: "db")
+        #expect(replay.superseded == 1 && replay.replayed == 1 && replay.stored == 1 && replay.stillFailing == 0, "\(replay)")
+        #expect(replay.supersededRows.first?.contains("superseded by Step 410103006202601050000001 / 02 / 2026-01-05T08:52:00+08:00 rev 1") == true,
+                "\(replay.supersededRows)")
+        let steps = try workspace.bodies(type: "Step")
+        #expect(steps.count == 2, "no second revision of the corrected row")
+        #expect(steps.contains { $0.contains("新名字") } && !steps.contains { $0.contains("旧名字") })
+        let entries = try Journal(path: workspace.journalPath).quarantined(openOnly: false)
+        #expect(entries.map(\.state) == ["superseded", "replayed"])
+        #expect(entries.first?.closedReason?.hasPrefix("superseded by Step ") == true)
+    }
+
     @Test("a watermark column no row can be read from is the adapter's error, not a silent full re-read each poll")
     func unreadableWatermarkColumn() throws {
         let (source, db, workspace) = try stepsSource(4, updatedAt: "N/A", mode: "incremental", extra: "watermark_column: updated_at")
