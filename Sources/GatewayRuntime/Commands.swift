@@ -269,15 +269,10 @@ private func execute(_ path: [String], _ options: ParsedOptions) async throws ->
         let entries = try Journal(path: loaded.gateway.journalPath)
             .quarantined(source: options.value("source"), openOnly: !options.flag("all"), limit: limit)
         let rows = entries.map { entry -> QuarantineListRow in
-            let raw: String
-            switch CSVRowDecoding.fields(raw: entry.item.raw, encoding: entry.item.encoding) {
-            case .success(let fields): raw = fields.joined(separator: ",")
-            case .failure: raw = entry.item.raw.prefix(200).map { String(format: "%02x", $0) }.joined()
-            }
-            return QuarantineListRow(id: entry.id, source: entry.item.source, file: entry.item.origin, line: entry.item.line,
-                                     stage: entry.item.stage.rawValue, recordType: entry.item.recordType, field: entry.item.field,
-                                     reason: Redaction.maskIdentityNumbers(in: entry.item.reason),
-                                     row: Redaction.maskIdentityNumbers(in: raw), state: entry.state, attempts: entry.attempts)
+            QuarantineListRow(id: entry.id, source: entry.item.source, file: entry.item.origin, line: entry.item.line,
+                              stage: entry.item.stage.rawValue, recordType: entry.item.recordType, field: entry.item.field,
+                              reason: Redaction.maskIdentityNumbers(in: entry.item.reason),
+                              row: quarantinedRowText(entry.item), state: entry.state, attempts: entry.attempts)
         }
         if options.flag("json") { writeJSON(rows); return 0 }
         if rows.isEmpty { write("no quarantined rows"); return 0 }
@@ -366,6 +361,18 @@ private func execute(_ path: [String], _ options: ParsedOptions) async throws ->
         if let code = try await executeUplinkCommand(path, options) { return code }
         throw UsageError("command not implemented")
     }
+}
+
+/// A quarantined row as `quarantine list` shows it, identity numbers masked: its fields, or for bytes that do not
+/// decode (or do not split) the text as far as it decodes, undecodable bytes as `\xNN`. Long rows are cut after
+/// masking, so that a cut never leaves part of a number unmasked.
+func quarantinedRowText(_ item: QuarantineItem) -> String {
+    let text: String
+    switch CSVRowDecoding.fields(raw: item.raw, encoding: item.encoding) {
+    case .success(let fields): text = Redaction.maskIdentityNumbers(in: fields.joined(separator: ","))
+    case .failure: text = Redaction.maskedLossyText(item.raw, encoding: TextEncoding(label: item.encoding) ?? .utf8)
+    }
+    return text.count > 400 ? String(text.prefix(400)) + "…" : text
 }
 
 /// Each configured adapter with its health as the journal keeps it (`adapter status`, `status`).

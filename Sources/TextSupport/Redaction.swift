@@ -65,3 +65,53 @@ public enum Redaction {
         return String(output)
     }
 }
+
+extension Redaction {
+    /// Bytes that failed to decode, shown to a person: what decodes is decoded, every byte that does not becomes
+    /// `\xNN`, and identity numbers are masked, also one with an undecodable byte inside it (the masking runs on
+    /// the text without those bytes; the escapes are put back afterwards). For display only: the bytes themselves
+    /// stay as they are for a replay.
+    public static func maskedLossyText(_ bytes: [UInt8], encoding: TextEncoding) -> String {
+        var scalars = String.UnicodeScalarView()
+        var escapes: [(position: Int, byte: UInt8)] = []
+        guard let decoder = try? TextDecoder(encoding) else {
+            return maskIdentityNumbers(in: String(decoding: bytes, as: UTF8.self))
+        }
+        func decode(_ range: Range<Int>) -> Result<String, DecodingError> {
+            bytes[range].withUnsafeBytes { raw in Result { () throws(DecodingError) in try decoder.decode(raw) } }
+        }
+        var start = 0
+        while start < bytes.count {
+            switch decode(start..<bytes.count) {
+            case .success(let text):
+                scalars.append(contentsOf: text.unicodeScalars)
+                start = bytes.count
+            case .failure(let error):
+                let bad = min(start + error.offset, bytes.count - 1)
+                if bad > start, case .success(let text) = decode(start..<bad) { scalars.append(contentsOf: text.unicodeScalars) }
+                escapes.append((scalars.count, bytes[bad]))
+                start = bad + 1
+            }
+        }
+        let masked = maskIdentityNumbers(in: String(scalars)).unicodeScalars
+        // Masking keeps the number of scalars, so the escapes' positions still hold; should it not, the escapes
+        // are left out rather than put in the wrong place.
+        guard masked.count == scalars.count else { return String(masked) + " (\(escapes.count) undecodable byte(s) left out)" }
+        var output = String.UnicodeScalarView()
+        var next = 0
+        for (index, scalar) in masked.enumerated() {
+            while next < escapes.count, escapes[next].position == index {
+                output.append(contentsOf: hexEscape(escapes[next].byte).unicodeScalars)
+                next += 1
+            }
+            output.append(scalar)
+        }
+        for escape in escapes[next...] { output.append(contentsOf: hexEscape(escape.byte).unicodeScalars) }
+        return String(output)
+    }
+
+    private static func hexEscape(_ byte: UInt8) -> String {
+        let digits = Array("0123456789ABCDEF")
+        return "\\x" + String(digits[Int(byte >> 4)]) + String(digits[Int(byte & 0x0F)])
+    }
+}
