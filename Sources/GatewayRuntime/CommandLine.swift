@@ -25,11 +25,29 @@ public struct OptionSpec: Sendable {
 /// Parsed options of one invocation.
 public struct ParsedOptions: Sendable {
     public var flags: Set<String> = []
+    /// The last value of each option.
     public var values: [String: String] = [:]
+    /// Every value of each option, in order, for options that may be repeated (`--id 3 --id 5`).
+    public var repeatedValues: [String: [String]] = [:]
     public var positional: [String] = []
 
     public func flag(_ name: String) -> Bool { flags.contains(name) }
     public func value(_ name: String) -> String? { values[name] }
+
+    /// Numbers given as `--name 3 --name 5` and/or `--name 3,5`, without repeats; nil when the option is absent.
+    public func ids(_ name: String) throws(UsageError) -> [Int64]? {
+        guard let texts = repeatedValues[name] else { return nil }
+        var ids: [Int64] = []
+        for text in texts {
+            for part in text.split(separator: ",", omittingEmptySubsequences: false) {
+                guard let id = Int64(part.trimmingCharacters(in: .whitespaces)), id > 0 else {
+                    throw UsageError("--\(name) expects numbers (repeat it or separate them by commas), got '\(text)'")
+                }
+                if !ids.contains(id) { ids.append(id) }
+            }
+        }
+        return ids
+    }
 
     public func integer(_ name: String, default fallback: Int) throws(UsageError) -> Int {
         guard let text = values[name] else { return fallback }
@@ -97,13 +115,16 @@ public struct CommandSpec: Sendable {
                 throw UsageError("unknown option '--\(name)' for 'esgate \(path.joined(separator: " "))'")
             }
             if option.takesValue {
+                let value: String
                 if let inlineValue {
-                    parsed.values[name] = inlineValue
+                    value = inlineValue
                 } else {
                     guard index < arguments.count else { throw UsageError("option '--\(name)' needs a value <\(option.valueName)>") }
-                    parsed.values[name] = arguments[index]
+                    value = arguments[index]
                     index += 1
                 }
+                parsed.values[name] = value
+                parsed.repeatedValues[name, default: []].append(value)
             } else {
                 guard inlineValue == nil else { throw UsageError("option '--\(name)' takes no value") }
                 parsed.flags.insert(name)

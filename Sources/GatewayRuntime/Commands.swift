@@ -50,13 +50,18 @@ public let commandTable: [CommandSpec] = [
                           .value("type", "record-type", "Only records of this type (e.g. Step)."),
                           .value("limit", "n", "At most this many records (default 20)."), jsonOption]),
     CommandSpec(path: ["quarantine", "list"], abstract: "List quarantined rows with their source, line, field and reason.",
+                discussion: "Open rows, oldest first. Identity numbers are masked. A database row's line is its position in the poll that read it (odbc:N), not an identifier: its key columns are shown instead. An unknown --source is an error (exit 1).",
                 options: [configOption, .value("source", "adapter", "Only this adapter's rows."),
-                          .flag("all", "Include rows already replayed."),
+                          .flag("all", "Include closed rows (replayed, superseded, dropped)."),
                           .value("limit", "n", "At most this many rows (default 100)."), jsonOption]),
     CommandSpec(path: ["quarantine", "replay"], abstract: "Re-run quarantined rows through the current mappings.",
-                discussion: "Rows that now map and validate are journaled and marked replayed; the others keep their new reason.",
+                discussion: "Rows that now map and validate are journaled and marked replayed; rows one of whose keys got a newer revision since they were quarantined are closed as superseded, storing nothing; the others keep their new reason. Exit 1 if a row still fails, or --source or --id names nothing open.",
                 options: [configOption, .value("source", "adapter", "Only this adapter's rows."),
-                          .value("id", "n", "Only this quarantine entry."), jsonOption]),
+                          .value("id", "n[,n...]", "Only these quarantine entries (may be repeated)."), jsonOption]),
+    CommandSpec(path: ["quarantine", "drop"], abstract: "Close quarantined rows that will never be replayed (kept for audit as 'dropped').",
+                discussion: "For a row fixed at its source whose new version does not supersede it (e.g. its key changed), or a row that can never map. The entry stays, with its reason, in 'quarantine list --all'. Exit 1 if an id is not an open entry.",
+                options: [configOption, .value("id", "n[,n...]", "These quarantine entries (may be repeated; required)."),
+                          .value("reason", "text", "Why they are dropped (required; kept with the entry)."), jsonOption]),
 ] + monitoringCommandTable + uplinkCommandTable
 
 private func topLevelHelp() -> String {
@@ -266,35 +271,64 @@ private func execute(_ path: [String], _ options: ParsedOptions) async throws ->
     case ["quarantine", "list"]:
         guard let loaded = loadOrReport(options) else { return 1 }
         let limit = try options.integer("limit", default: 100)
-        let entries = try Journal(path: loaded.gateway.journalPath)
-            .quarantined(source: options.value("source"), openOnly: !options.flag("all"), limit: limit)
+        let journal = try Journal(path: loaded.gateway.journalPath)
+        if let source = options.value("source"), let problem = try unknownQuarantineSource(source, loaded, journal) {
+            writeError(problem)
+            return 1
+        }
+        let entries = try journal.quarantined(source: options.value("source"), openOnly: !options.flag("all"), limit: limit)
         let rows = entries.map { entry -> QuarantineListRow in
             QuarantineListRow(id: entry.id, source: entry.item.source, file: entry.item.origin, line: entry.item.line,
                               stage: entry.item.stage.rawValue, recordType: entry.item.recordType, field: entry.item.field,
                               reason: Redaction.maskIdentityNumbers(in: entry.item.reason),
-                              row: quarantinedRowText(entry.item), state: entry.state, attempts: entry.attempts)
+                              row: quarantinedRowText(entry.item), state: entry.state, attempts: entry.attempts,
+                              closedReason: entry.closedReason.map { Redaction.maskIdentityNumbers(in: $0) })
         }
         if options.flag("json") { writeJSON(rows); return 0 }
         if rows.isEmpty { write("no quarantined rows"); return 0 }
         for row in rows {
-            write("#\(row.id) [\(row.state)] \(row.source) \(row.file):\(row.line) \(row.stage): \(row.reason)\n    row: \(row.row)")
+            var text = "#\(row.id) [\(row.state)] \(row.source) \(row.file):\(row.line) \(row.stage): \(row.reason)\n    row: \(row.row)"
+            if let closed = row.closedReason { text += "\n    \(closed)" }
+            write(text)
         }
+        if rows.count == limit { write("(the first \(limit) rows; --limit N for more)") }
         return 0
 
     case ["quarantine", "replay"]:
         guard let loaded = loadOrReport(options) else { return 1 }
-        var id: Int64?
-        if let text = options.value("id") {
-            guard let value = Int64(text) else { throw UsageError("--id expects a number") }
-            id = value
+        let ids = try options.ids("id")
+        let journal = try Journal(path: loaded.gateway.journalPath)
+        if let source = options.value("source"), let problem = try unknownQuarantineSource(source, loaded, journal) {
+            writeError(problem)
+            return 1
         }
-        let report = try Gateway(configuration: loaded, logger: logger(for: loaded)).replayQuarantine(source: options.value("source"), ids: id.map { [$0] })
+        if let ids, let problem = try notOpenQuarantineEntries(ids, journal) {
+            writeError(problem)
+            return 1
+        }
+        let report = try Gateway(configuration: loaded, logger: logger(for: loaded)).replayQuarantine(source: options.value("source"), ids: ids)
         if options.flag("json") { writeJSON(report) } else {
             write("replayed \(report.replayed) row(s): \(report.stored) records stored, \(report.unchanged) unchanged; \(report.superseded) superseded (a newer revision of their record came first; nothing stored); \(report.stillFailing) still failing")
             for line in report.supersededRows.prefix(50) { write("  \(line)") }
             for failure in report.failures.prefix(50) { write("  \(failure)") }
         }
         return report.stillFailing == 0 ? 0 : 1
+
+    case ["quarantine", "drop"]:
+        guard let loaded = loadOrReport(options) else { return 1 }
+        guard let ids = try options.ids("id") else { throw UsageError("give --id <n[,n...]>") }
+        guard let reason = options.value("reason")?.trimmingCharacters(in: .whitespacesAndNewlines), !reason.isEmpty else {
+            throw UsageError("give --reason <text>: why the rows are dropped is kept with them")
+        }
+        let dropped = try Journal(path: loaded.gateway.journalPath).dropQuarantine(ids: ids, reason: reason)
+        if options.flag("json") { writeJSON(["dropped": dropped.count]) } else { write("dropped \(dropped.count) quarantined row(s)") }
+        // Named ids that were not open entries are a mistake the operator must see, not a quiet "0".
+        let missed = ids.filter { !dropped.contains($0) }
+        if !missed.isEmpty {
+            writeError("\(missed.count) of the given id(s) are not open quarantine entries (\(missed.map { "#\($0)" }.joined(separator: ", "))): unknown, or already replayed, superseded or dropped (esgate quarantine list --all)")
+            return 1
+        }
+        return 0
 
     case ["mapping", "test"]:
         guard let loaded = loadOrReport(options) else { return 1 }
@@ -466,6 +500,25 @@ struct JournalListRow: Encodable {
     let xml: String
 }
 
+/// Why `--source` names nothing: neither a configured adapter nor the source of any quarantined row (rows of an
+/// adapter since removed from the configuration can still be listed).
+func unknownQuarantineSource(_ source: String, _ loaded: LoadedConfiguration, _ journal: Journal) throws -> String? {
+    if loaded.adapters.contains(where: { $0.name == source }) { return nil }
+    if try !journal.quarantined(source: source, openOnly: false, limit: 1).isEmpty { return nil }
+    return "no adapter named '\(source)' (configured: \(loaded.adapters.map(\.name).joined(separator: ", ")))"
+}
+
+/// Why some of `ids` cannot be replayed: unknown, or closed already.
+func notOpenQuarantineEntries(_ ids: [Int64], _ journal: Journal) throws -> String? {
+    let known = try journal.quarantined(openOnly: false, ids: ids, limit: ids.count)
+    var problems: [String] = []
+    for id in ids {
+        guard let entry = known.first(where: { $0.id == id }) else { problems.append("#\(id) is unknown"); continue }
+        if entry.state != "open" { problems.append("#\(id) is \(entry.state) already") }
+    }
+    return problems.isEmpty ? nil : "nothing replayed: " + problems.joined(separator: ", ") + " (esgate quarantine list --all)"
+}
+
 struct QuarantineListRow: Encodable {
     let id: Int64
     let source: String
@@ -478,6 +531,8 @@ struct QuarantineListRow: Encodable {
     let row: String
     let state: String
     let attempts: Int
+    /// Why a superseded or dropped row was closed.
+    let closedReason: String?
 }
 
 /// SIGINT/SIGTERM → graceful stop (the current batch commits or rolls back as a unit either way).

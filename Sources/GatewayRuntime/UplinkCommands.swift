@@ -400,12 +400,7 @@ public func executeUplinkCommand(_ path: [String], _ options: ParsedOptions) asy
 
     case ["deadletter", "drop"], ["deadletter", "resend"]:
         guard let configuration = loadOrReport(options) else { return 1 }
-        var ids: [Int64]?
-        if let text = options.value("id") {
-            let parsed = text.split(separator: ",").map { Int64($0.trimmingCharacters(in: .whitespaces)) }
-            guard !parsed.isEmpty, parsed.allSatisfy({ $0 != nil }) else { throw UsageError("--id expects numbers separated by commas") }
-            ids = parsed.compactMap { $0 }
-        }
+        let ids = try options.ids("id")
         guard ids != nil || options.flag("all") else { throw UsageError("give --id <n[,n...]> or --all") }
         if let receiver = options.value("receiver"), !configuration.gateway.receivers.contains(where: { $0.name == receiver }) {
             throw UsageError("no receiver named \(receiver) in \(configuration.gateway.file)")

@@ -34,4 +34,32 @@ private func row(_ caseNo: String, step: String = "02", remark: String = "") -> 
         let entries = try Journal(path: workspace.journalPath).quarantined()
         #expect(entries.count == 2 && entries.allSatisfy { $0.item.stage == .decode && $0.item.raw.contains(0xFF) })
     }
+
+    @Test func dropClosesEntriesForGoodAndUnknownFiltersAreErrors() async throws {
+        let workspace = try Workspace()
+        try workspace.write("drop/a.csv", [header, row("C1"), row("C2", step: "77")].joined(separator: "\n") + "\n")
+        #expect(try await esgate(["run", "--once", "--config", workspace.configPath]).code == 0)
+        let config = ["--config", workspace.configPath]
+
+        let unknownSource = try await esgate(["quarantine", "list", "--source", "nosuch"] + config)
+        #expect(unknownSource.code == 1 && unknownSource.err.contains("no adapter named 'nosuch' (configured: drop)"), "\(unknownSource)")
+        let unknownReplaySource = try await esgate(["quarantine", "replay", "--source", "nosuch"] + config)
+        #expect(unknownReplaySource.code == 1 && unknownReplaySource.err.contains("no adapter named 'nosuch'"))
+        let unknownId = try await esgate(["quarantine", "replay", "--id", "999"] + config)
+        #expect(unknownId.code == 1 && unknownId.err.contains("#999 is unknown"), "\(unknownId)")
+
+        #expect(try await esgate(["quarantine", "drop", "--id", "1"] + config).code == 2, "a drop needs a reason")
+        #expect(try await esgate(["quarantine", "drop", "--help"]).code == 0)
+        let drop = try await esgate(["quarantine", "drop", "--id", "1", "--id", "999", "--reason", "fixed at the source"] + config)
+        #expect(drop.code == 1 && drop.out.contains("dropped 1 quarantined row(s)") && drop.err.contains("#999"), "\(drop)")
+        #expect(try await esgate(["quarantine", "list"] + config).out.contains("no quarantined rows"))
+        let status = try await esgate(["adapter", "status"] + config)
+        #expect(status.out.contains("quarantined rows open: 0"), "\(status.out)")
+        let all = try await esgate(["quarantine", "list", "--all", "--json"] + config)
+        let listed = try JSONSerialization.jsonObject(with: Data(all.out.utf8)) as? [[String: Any]] ?? []
+        #expect(listed.count == 1 && listed.first?["state"] as? String == "dropped")
+        #expect(listed.first?["closedReason"] as? String == "dropped: fixed at the source")
+        let again = try await esgate(["quarantine", "replay", "--id", "1"] + config)
+        #expect(again.code == 1 && again.err.contains("#1 is dropped already"), "\(again)")
+    }
 }
