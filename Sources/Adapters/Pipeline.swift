@@ -100,35 +100,26 @@ public struct RowPreparer: Sendable {
         return prepared
     }
 
-    /// Map, then validate each draft: the authority for every row, and the one that words quarantine reasons.
+    /// Map, then validate each draft: the authority for every row, and the one that words quarantine reasons
+    /// (every error of the row, the first of them as its reason).
     private func prepareInGeneral(_ fields: [String], line: Int, origin: () -> RowOrigin) -> PreparedRow {
         var prepared = PreparedRow(line: line)
-        let outcome = mapping.map(fields)
-        var failure: (stage: QuarantineItem.Stage, type: String, field: String, reason: String)?
-        if let error = outcome.errors.first {
-            failure = (.map, error.recordType, error.field, error.description)
+        let validated = mapping.mapAndValidate(fields, schema: schema)
+        for record in validated.records {
+            prepared.records.append(record)
+            prepared.bodies.append(PreparedBody(record.body))
         }
-        for draft in outcome.records {
-            switch schema.normalize(draft) {
-            case .success(let record):
-                prepared.records.append(record)
-                prepared.bodies.append(PreparedBody(record.body))
-            case .failure(let error):
-                if failure == nil { failure = (.validate, error.recordType, error.field, mapping.plan.describe(error)) }
-            }
-        }
-        if let failure {
-            let extra = outcome.errors.count > 1 ? " (+\(outcome.errors.count - 1) more)" : ""
-            prepared.quarantine = quarantineItem(origin(), stage: failure.stage, recordType: failure.type,
-                                                 field: failure.field, reason: failure.reason + extra)
+        if let first = validated.errors.first {
+            prepared.quarantine = quarantineItem(origin(), stage: first.stage == .map ? .map : .validate, recordType: first.recordType,
+                                                 field: first.field, reason: first.message, errors: validated.errors.map(\.message))
         }
         return prepared
     }
 
     public func quarantineItem(_ origin: RowOrigin, stage: QuarantineItem.Stage, recordType: String, field: String,
-                               reason: String) -> QuarantineItem {
+                               reason: String, errors: [String] = []) -> QuarantineItem {
         QuarantineItem(source: origin.source, mapping: mapping.plan.name, origin: origin.origin, line: origin.line,
-                       stage: stage, recordType: recordType, field: field, reason: reason, raw: origin.raw,
+                       stage: stage, recordType: recordType, field: field, reason: reason, errors: errors, raw: origin.raw,
                        encoding: origin.encoding, header: origin.header)
     }
 }

@@ -122,11 +122,47 @@ extension PUISchema {
         return key
     }
 
+    /// Every schema error of a draft, not only the first: for showing an operator all that is wrong with a record
+    /// `normalize` refused (quarantine, `mapping test`). Empty when the draft is valid.
+    public func validationErrors(_ draft: DraftRecord) -> [RecordValidationError] {
+        guard let recordType = recordTypes[draft.type] else {
+            return [RecordValidationError(recordType: draft.type, field: "", message: "not a PUI record type")]
+        }
+        let steps = recordType.steps
+        return withUnsafeTemporaryAllocation(of: Int.self, capacity: steps.count) { plan in
+            var used = 0
+            var length = 0
+            var problems: [(String, String)]? = []
+            _ = measure(steps, draft: draft, plan: plan, length: &length, used: &used, all: &problems)
+            var errors = (problems ?? []).map { RecordValidationError(recordType: draft.type, field: $0.0, message: $0.1) }
+            let known = Set(allPaths(recordType.elements, prefix: ""))
+            for field in draft.fields where !known.contains(field.path) {
+                errors.append(RecordValidationError(recordType: draft.type, field: field.path,
+                                                    message: "no such element in \(draft.type) (schema pui-v1.xsd)"))
+            }
+            return errors
+        }
+    }
+
     /// Validates the record in schema order and measures its body; returns (field, message) of the first problem.
     /// For each step, `plan` receives the draft field a leaf takes (-1: absent) or whether a group is written
     /// (-1: skipped). Mappings emit fields in schema order, so the lookup usually hits at the cursor.
     private func measure(_ steps: [SerializationStep], draft: DraftRecord, plan: UnsafeMutableBufferPointer<Int>,
                          length: inout Int, used: inout Int) -> (String, String)? {
+        var firstOnly: [(String, String)]?
+        return measure(steps, draft: draft, plan: plan, length: &length, used: &used, all: &firstOnly)
+    }
+
+    /// `measure`, going on past problems and collecting every one in `all` when it is not nil (the plan and
+    /// length are then of no use).
+    private func measure(_ steps: [SerializationStep], draft: DraftRecord, plan: UnsafeMutableBufferPointer<Int>,
+                         length: inout Int, used: inout Int, all: inout [(String, String)]?) -> (String, String)? {
+        /// True when measuring stops at this problem.
+        func stops(_ problem: (String, String)) -> Bool {
+            guard all != nil else { return true }
+            all?.append(problem)
+            return false
+        }
         var cursor = 0
         let fields = draft.fields
         func lookup(_ path: String) -> Int? {
@@ -149,7 +185,7 @@ extension PUISchema {
             switch step.kind {
             case .leaf(let type):
                 guard let fieldIndex = lookup(step.path) else {
-                    if step.minOccurs > 0 { return (step.path, "missing: the element is required") }
+                    if step.minOccurs > 0, stops((step.path, "missing: the element is required")) { return (step.path, "missing: the element is required") }
                     continue
                 }
                 used += 1
@@ -160,12 +196,13 @@ extension PUISchema {
                     length += step.openTagBytes.count + fastLength + step.closeTagBytes.count
                 } else {
                     // The authority: it gives the message, and accepts what the fast path could not vouch for.
-                    if let problem = type.check(value) { return (step.path, problem) }
+                    if let problem = type.check(value), stops((step.path, problem)) { return (step.path, problem) }
                     length += step.openTagBytes.count + value.withUTF8 { canonicalEscapedLength($0) } + step.closeTagBytes.count
                 }
             case .groupStart(let end):
                 guard fields.contains(where: { hasPathPrefix($0.path, step) }) else {
-                    if step.minOccurs > 0 { return (String(step.path.dropLast()), "missing: the element is required") }
+                    let problem = (String(step.path.dropLast()), "missing: the element is required")
+                    if step.minOccurs > 0, stops(problem) { return problem }
                     for skipped in index..<(end + 1) { plan[skipped] = -1 }
                     index = end + 1
                     continue

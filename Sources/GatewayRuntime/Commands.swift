@@ -281,13 +281,16 @@ private func execute(_ path: [String], _ options: ParsedOptions) async throws ->
             QuarantineListRow(id: entry.id, source: entry.item.source, file: entry.item.origin, line: entry.item.line,
                               stage: entry.item.stage.rawValue, recordType: entry.item.recordType, field: entry.item.field,
                               reason: Redaction.maskIdentityNumbers(in: entry.item.reason),
+                              errors: entry.item.errors.map { Redaction.maskIdentityNumbers(in: $0) },
                               row: quarantinedRowText(entry.item), state: entry.state, attempts: entry.attempts,
                               closedReason: entry.closedReason.map { Redaction.maskIdentityNumbers(in: $0) })
         }
         if options.flag("json") { writeJSON(rows); return 0 }
         if rows.isEmpty { write("no quarantined rows"); return 0 }
         for row in rows {
-            var text = "#\(row.id) [\(row.state)] \(row.source) \(row.file):\(row.line) \(row.stage): \(row.reason)\n    row: \(row.row)"
+            var text = "#\(row.id) [\(row.state)] \(row.source) \(row.file):\(row.line) \(row.stage): \(row.reason)\n"
+            for error in row.errors.dropFirst() { text += "    also: \(error)\n" }
+            text += "    row: \(row.row)"
             if let closed = row.closedReason { text += "\n    \(closed)" }
             write(text)
         }
@@ -527,7 +530,10 @@ struct QuarantineListRow: Encodable {
     let stage: String
     let recordType: String
     let field: String
+    /// The first of `errors`.
     let reason: String
+    /// Every error of the row.
+    let errors: [String]
     let row: String
     let state: String
     let attempts: Int

@@ -371,16 +371,9 @@ public final class Gateway: Sendable {
         /// One source row through the mapping and the schema, as `mapping test` shows it: records as PUI XML or
         /// the errors, identity numbers masked.
         static func mapped(_ fields: [String], line: Int, mapping: BoundMapping, schema: PUISchema) -> MappingTestRow {
-            var output = MappingTestRow(line: line, records: [], errors: [])
-            let outcome = mapping.map(fields)
-            output.errors = outcome.errors.map { Redaction.maskIdentityNumbers(in: $0.description) }
-            for draft in outcome.records {
-                switch schema.normalize(draft) {
-                case .success(let record): output.records.append(Redaction.maskIdentityNumbers(in: record.body))
-                case .failure(let error): output.errors.append(Redaction.maskIdentityNumbers(in: mapping.plan.describe(error)))
-                }
-            }
-            return output
+            let validated = mapping.mapAndValidate(fields, schema: schema)
+            return MappingTestRow(line: line, records: validated.records.map { Redaction.maskIdentityNumbers(in: $0.body) },
+                                  errors: validated.errors.map { Redaction.maskIdentityNumbers(in: $0.message) })
         }
     }
 

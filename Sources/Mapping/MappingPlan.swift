@@ -259,6 +259,20 @@ public struct RowOutcome: Sendable {
     public var errors: [MappingError] = []
 }
 
+/// A row mapped and validated: its valid records and every error.
+public struct ValidatedRow: Sendable {
+    public struct Problem: Sendable {
+        public enum Stage: Sendable { case map, validate }
+        public let stage: Stage
+        public let recordType: String
+        public let field: String
+        /// Worded for people, with the record, field and source column (`Step.HandledAt (column 办理时间): …`).
+        public let message: String
+    }
+    public var records: [NormalizedRecord] = []
+    public var errors: [Problem] = []
+}
+
 /// A plan bound to one header: maps rows by column position.
 public struct BoundMapping: Sendable {
     public let plan: MappingPlan
@@ -286,11 +300,11 @@ public struct BoundMapping: Sendable {
                 case .success(let value?): draft.fields.append((rule.path, value))
                 case .success(nil): continue
                 case .failure(let message):
+                    // Every field is evaluated, so that all that is wrong with the row is reported at once.
                     outcome.errors.append(MappingError(recordType: route.type, field: rule.path,
                                                        column: rule.spec.column, message: message.message))
                     failed = true
                 }
-                if failed { break }
             }
             if !failed { outcome.records.append(draft) }
         }
@@ -302,6 +316,25 @@ public struct BoundMapping: Sendable {
                                                message: "no record of mapping \(plan.name) applies to this row (\(described))"))
         }
         return outcome
+    }
+
+    /// Maps a row and validates each record against the schema: the valid records and every error of the others
+    /// (the mapping's, then the schema's), in the order found.
+    public func mapAndValidate(_ row: [String], schema: PUISchema) -> ValidatedRow {
+        let outcome = map(row)
+        var result = ValidatedRow()
+        result.errors = outcome.errors.map { .init(stage: .map, recordType: $0.recordType, field: $0.field, message: $0.description) }
+        for draft in outcome.records {
+            switch schema.normalize(draft) {
+            case .success(let record): result.records.append(record)
+            case .failure(let first):
+                let all = schema.validationErrors(draft)
+                result.errors += (all.isEmpty ? [first] : all).map {
+                    .init(stage: .validate, recordType: $0.recordType, field: $0.field, message: plan.describe($0))
+                }
+            }
+        }
+        return result
     }
 
     /// The trimmed text of the column the previous condition read: records usually route on the same column, so

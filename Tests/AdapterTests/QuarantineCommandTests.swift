@@ -62,4 +62,23 @@ private func row(_ caseNo: String, step: String = "02", remark: String = "") -> 
         let again = try await esgate(["quarantine", "replay", "--id", "1"] + config)
         #expect(again.code == 1 && again.err.contains("#1 is dropped already"), "\(again)")
     }
+
+    @Test func everyErrorOfARowIsListedAndMappingTestPrintsThemAll() async throws {
+        let workspace = try Workspace()
+        // No fee code nor fee name for XK0001, and three decimals for a fee.
+        let bad = "C1,XK0001,x,410103001,x,王伟,410103199001011237,05,办结,李娜,2026-01-05 08:37:00,7,20,1.234,"
+        try workspace.write("drop/a.csv", [header, bad].joined(separator: "\n") + "\n")
+        #expect(try await esgate(["run", "--once", "--config", workspace.configPath]).code == 0)
+        let json = try await esgate(["quarantine", "list", "--json", "--config", workspace.configPath])
+        let listed = try JSONSerialization.jsonObject(with: Data(json.out.utf8)) as? [[String: Any]] ?? []
+        let errors = listed.first?["errors"] as? [String] ?? []
+        #expect(errors.count == 3 && errors.contains { $0.contains("Fee.Amount") } && errors.contains { $0.contains("Fee.FeeName") }, "\(json.out)")
+        #expect(!json.out.contains("more)"))
+        let text = try await esgate(["quarantine", "list", "--config", workspace.configPath])
+        #expect(text.out.components(separatedBy: "\n    also: Fee.").count == 3, "\(text.out)")
+        try workspace.write("b.csv", [header, bad].joined(separator: "\n") + "\n")
+        let test = try await esgate(["mapping", "test", "--mapping", "gen-cases", "--file", workspace.root.appendingPathComponent("b.csv").path,
+                                     "--config", workspace.configPath])
+        #expect(test.code == 1 && test.out.components(separatedBy: "  ERROR Fee.").count == 4, "\(test.out)")
+    }
 }

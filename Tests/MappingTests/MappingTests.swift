@@ -303,6 +303,16 @@ private let stepMapping = """
         #expect(outcome.errors.first?.message.contains("环节代码='99'") == true)
     }
 
+    @Test func everyErrorOfARecordIsReportedNotOnlyTheFirst() throws {
+        let outcome = try shipped().map(row(step: "05", fee: "1.234", item: "XK0001"))
+        #expect(Set(outcome.errors.map(\.field)) == ["FeeCode", "FeeName", "Amount"], "\(outcome.errors)")
+        let schema = try #require(schema)
+        let draft = DraftRecord(type: "Step", fields: [("StepCode", "02"), ("StepName", "审核"), ("Bogus", "x")])
+        let errors = schema.validationErrors(draft)
+        #expect(errors.map(\.field) == ["CaseNo", "Handler", "HandledAt", "Bogus"], "\(errors)")
+        #expect(errors.first.map { Result<NormalizedRecord, RecordValidationError>.failure($0) } == schema.normalize(draft))
+    }
+
     @Test func aFeeForAnItemWithoutAFeeCodeIsAnError() throws {
         let outcome = try shipped().map(row(step: "05", fee: "5.00", item: "XK0001"))
         #expect(outcome.records.map(\.type) == ["Completion"])
