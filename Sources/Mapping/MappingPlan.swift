@@ -408,7 +408,13 @@ public struct BoundMapping: Sendable {
                 }
             }
             guard let parsed else {
-                return .failure("'\(text)' does not match the time format \(rule.spec.dateTimeFormats.joined(separator: " or "))")
+                let formats = rule.spec.dateTimeFormats.joined(separator: " or ")
+                // A value of the right shape naming no real day (20260230) is a source error of another kind
+                // than a value of another shape: the message says which.
+                if let impossibility = rule.formats.lazy.compactMap({ $0.impossibility(in: text) }).first {
+                    return .failure("'\(text)' is \(impossibility) (time format \(formats))")
+                }
+                return .failure("'\(text)' does not match the time format \(formats)")
             }
             text = parsed
         }

@@ -3,13 +3,17 @@ import GatewayConfig
 import GatewayModel
 
 /// A legacy date/time format such as `yyyy-MM-dd HH:mm:ss`, `yyyy/M/d H:mm`, `yyyyMMddHHmmss` or `yyyy-MM-dd`.
-/// Tokens: yyyy, MM/M, dd/d, HH/H, mm, ss, SSS (milliseconds, 1-3 digits); anything else is literal.
+/// Tokens: yyyy, MM/M, dd/d, HH/H, mm, ss, SSS (milliseconds, 1-3 digits). Every other ASCII letter is a pattern
+/// letter esgate does not support, and an error when the mapping is compiled (a literal letter is quoted:
+/// `'T'`); anything else (`-`, `:`, spaces, 年月日) is literal. Without time tokens the time is 00:00:00.
 struct DateTimeFormat: Sendable {
     enum Token: Sendable {
         case year, month(fixed: Bool), day(fixed: Bool), hour(fixed: Bool), minute, second, fraction
         case literal(UInt8)
     }
     let tokens: [Token]
+
+    static let supported = "yyyy, M or MM, d or dd, H or HH, mm, ss, SSS"
 
     static func compile(_ format: String) -> Result<DateTimeFormat, Failure> {
         var tokens: [Token] = []
@@ -23,7 +27,22 @@ struct DateTimeFormat: Sendable {
         var seen = Set<String>()
         while i < bytes.count {
             let byte = bytes[i]
+            if byte == UInt8(ascii: "'") {
+                // 'text' is literal text; '' is a quote.
+                if i + 1 < bytes.count, bytes[i + 1] == byte {
+                    tokens.append(.literal(byte))
+                    i += 2
+                    continue
+                }
+                guard let close = bytes[(i + 1)...].firstIndex(of: byte) else {
+                    return .failure("date format '\(format)': a quote (') opens literal text that is never closed")
+                }
+                tokens += bytes[(i + 1)..<close].map { Token.literal($0) }
+                i = close + 1
+                continue
+            }
             let n = run(of: byte)
+            let letters = String(repeating: Character(Unicode.Scalar(byte)), count: n)
             let token: Token
             switch (byte, n) {
             case (UInt8(ascii: "y"), 4): token = .year; seen.insert("y")
@@ -35,7 +54,19 @@ struct DateTimeFormat: Sendable {
             case (UInt8(ascii: "S"), 3): token = .fraction
             case (UInt8(ascii: "y"), _), (UInt8(ascii: "M"), _), (UInt8(ascii: "d"), _), (UInt8(ascii: "H"), _),
                  (UInt8(ascii: "m"), _), (UInt8(ascii: "s"), _), (UInt8(ascii: "S"), _):
-                return .failure("date format '\(format)': '\(String(repeating: Character(Unicode.Scalar(byte)), count: n))' is not a token (use yyyy MM dd HH mm ss SSS)")
+                return .failure("date format '\(format)': '\(letters)' is not a token (use \(supported))")
+            case (UInt8(ascii: "a")...UInt8(ascii: "z"), _), (UInt8(ascii: "A")...UInt8(ascii: "Z"), _):
+                // Taken literally, a letter such as h or Y made every row fail; reading it as some other field
+                // would store wrong times. Either way the mapping is wrong, so it is refused before any row is read.
+                let hint: String
+                switch byte {
+                case UInt8(ascii: "h"), UInt8(ascii: "K"), UInt8(ascii: "k"): hint = " (12-hour and 1-24 hours are not supported: use HH or H)"
+                case UInt8(ascii: "Y"): hint = " (the week-based year: use yyyy)"
+                case UInt8(ascii: "D"): hint = " (the day of the year: use d or dd with M or MM)"
+                case UInt8(ascii: "a"): hint = " (AM/PM is not supported: use HH or H)"
+                default: hint = ""
+                }
+                return .failure("date format '\(format)': unsupported pattern letter '\(Character(Unicode.Scalar(byte)))'\(hint); supported: \(supported); quote literal letters ('T')")
             default:
                 for _ in 0..<n { tokens.append(.literal(byte)) }
                 i += n
@@ -44,8 +75,9 @@ struct DateTimeFormat: Sendable {
             tokens.append(token)
             i += n
         }
-        guard seen.isSuperset(of: ["y", "M", "d"]) else {
-            return .failure("date format '\(format)' needs at least yyyy, MM and dd")
+        let missing = [("y", "yyyy"), ("M", "M or MM"), ("d", "d or dd")].filter { !seen.contains($0.0) }.map(\.1)
+        guard missing.isEmpty else {
+            return .failure("date format '\(format)' lacks \(missing.joined(separator: ", ")) (a date needs yyyy, M or MM, and d or dd)")
         }
         return .success(DateTimeFormat(tokens: tokens))
     }
@@ -58,10 +90,39 @@ struct DateTimeFormat: Sendable {
         return String(unsafeUninitializedCapacity: time.utf8Count) { time.write(into: $0) }
     }
 
+    /// Why `text` fits the format's shape but is no real date or time (`2026-02-30`), for the error message;
+    /// nil when it does not fit the shape at all, or is a real time.
+    func impossibility(in text: String) -> String? {
+        var text = text
+        guard let time = text.withUTF8({ fields(parsing: $0) }) else { return nil }
+        func two(_ value: Int) -> String { value < 10 ? "0\(value)" : "\(value)" }
+        let date = "\(time.year)-\(two(time.month))-\(two(time.day))"
+        if !time.isRealDate { return "an impossible date (\(date))" }
+        if !time.isRealTime { return "an impossible time (\(two(time.hour)):\(two(time.minute)):\(two(time.second)))" }
+        return nil
+    }
+
     /// Parses UTF-8 `bytes` and converts the time to Beijing time; nil as for `beijingTime(from:utcOffsetMinutes:)`.
     /// Works on bytes without allocating: this runs for every time field of every row.
     func beijingTime(parsing bytes: UnsafeBufferPointer<UInt8>, utcOffsetMinutes: Int) -> BeijingTime? {
-        var year = 0, month = 0, day = 0, hour = 0, minute = 0, second = 0, millis = -1
+        guard var time = fields(parsing: bytes), time.isRealDate, time.isRealTime else { return nil }
+        if utcOffsetMinutes != 480 {
+            // Convert through minutes since the epoch: legacy zone → UTC → Beijing.
+            let days = CivilCalendar.daysFromCivil(time.year, time.month, time.day)
+            var total = days * 1440 + time.hour * 60 + time.minute - utcOffsetMinutes + 480
+            let newDays = Int((Double(total) / 1440).rounded(.down))
+            total -= newDays * 1440
+            (time.year, time.month, time.day) = CivilCalendar.civilFromDays(newDays)
+            time.hour = total / 60
+            time.minute = total % 60
+        }
+        return time
+    }
+
+    /// The numbers of `bytes` read by the tokens, whether or not they name a real date and time; nil when the
+    /// bytes do not have the format's shape.
+    private func fields(parsing bytes: UnsafeBufferPointer<UInt8>) -> BeijingTime? {
+        var time = BeijingTime(year: 0, month: 0, day: 0, hour: 0, minute: 0, second: 0, millis: -1)
         var position = 0
         func number(min: Int, max: Int) -> Int? {
             var value = 0, count = 0
@@ -74,36 +135,23 @@ struct DateTimeFormat: Sendable {
         }
         for token in tokens {
             switch token {
-            case .year: guard let v = number(min: 4, max: 4) else { return nil }; year = v
-            case .month(let fixed): guard let v = number(min: fixed ? 2 : 1, max: 2) else { return nil }; month = v
-            case .day(let fixed): guard let v = number(min: fixed ? 2 : 1, max: 2) else { return nil }; day = v
-            case .hour(let fixed): guard let v = number(min: fixed ? 2 : 1, max: 2) else { return nil }; hour = v
-            case .minute: guard let v = number(min: 2, max: 2) else { return nil }; minute = v
-            case .second: guard let v = number(min: 2, max: 2) else { return nil }; second = v
+            case .year: guard let v = number(min: 4, max: 4) else { return nil }; time.year = v
+            case .month(let fixed): guard let v = number(min: fixed ? 2 : 1, max: 2) else { return nil }; time.month = v
+            case .day(let fixed): guard let v = number(min: fixed ? 2 : 1, max: 2) else { return nil }; time.day = v
+            case .hour(let fixed): guard let v = number(min: fixed ? 2 : 1, max: 2) else { return nil }; time.hour = v
+            case .minute: guard let v = number(min: 2, max: 2) else { return nil }; time.minute = v
+            case .second: guard let v = number(min: 2, max: 2) else { return nil }; time.second = v
             case .fraction:
                 let before = position
                 guard let v = number(min: 1, max: 3) else { return nil }
                 let digits = position - before
-                millis = v * (digits == 1 ? 100 : digits == 2 ? 10 : 1)
+                time.millis = v * (digits == 1 ? 100 : digits == 2 ? 10 : 1)
             case .literal(let expected):
                 guard position < bytes.count, bytes[position] == expected else { return nil }
                 position += 1
             }
         }
-        guard position == bytes.count, year >= 1, month >= 1, month <= 12, day >= 1,
-              day <= CivilCalendar.daysInMonth(year: year, month: month),
-              hour <= 23, minute <= 59, second <= 59 else { return nil }
-        if utcOffsetMinutes != 480 {
-            // Convert through minutes since the epoch: legacy zone → UTC → Beijing.
-            let days = CivilCalendar.daysFromCivil(year, month, day)
-            var total = days * 1440 + hour * 60 + minute - utcOffsetMinutes + 480
-            let newDays = Int((Double(total) / 1440).rounded(.down))
-            total -= newDays * 1440
-            (year, month, day) = CivilCalendar.civilFromDays(newDays)
-            hour = total / 60
-            minute = total % 60
-        }
-        return BeijingTime(year: year, month: month, day: day, hour: hour, minute: minute, second: second, millis: millis)
+        return position == bytes.count ? time : nil
     }
 }
 
@@ -112,6 +160,9 @@ struct BeijingTime {
     var year: Int, month: Int, day: Int, hour: Int, minute: Int, second: Int
     /// Milliseconds; written only when above zero.
     var millis: Int
+
+    var isRealDate: Bool { year >= 1 && month >= 1 && month <= 12 && day >= 1 && day <= CivilCalendar.daysInMonth(year: year, month: month) }
+    var isRealTime: Bool { hour <= 23 && minute <= 59 && second <= 59 }
 
     var utf8Count: Int { millis > 0 ? 29 : 25 }
 

@@ -44,6 +44,20 @@ private let stepMapping = """
           HandledAt: { column: WHEN, datetime: ["yyyy-MM-dd HH:mm:ss", "yyyy/M/d H:mm", "yyyyMMddHHmmss"] }
     """
 
+/// A Step mapping whose HandledAt (line 8) reads column WHEN with `datetime` (YAML: a format or a list).
+private func stepMapping(datetime: String) -> String {
+    """
+    records:
+      - type: Step
+        fields:
+          CaseNo: CASE
+          StepCode: CODE
+          StepName: { constant: 审核 }
+          Handler.Name: WHO
+          HandledAt: { column: WHEN, datetime: \(datetime) }
+    """
+}
+
 @Suite struct MappingFeatureTests {
     @Test func renamesConstantsDefaultsAndTrimming() throws {
         let mapping = try bind(try plan(stepMapping), stepHeader)
@@ -89,6 +103,17 @@ private let stepMapping = """
             #expect(outcome.errors.first?.field == "HandledAt")
             #expect(outcome.errors.first?.column == "WHEN")
         }
+    }
+
+    @Test func anImpossibleDateIsCalledSoAndADateWithoutTimeIsMidnight() throws {
+        let mapping = try bind(try plan(stepMapping(datetime: #"["yyyyMMdd", "yyyy年M月d日 H:mm", "yyyy-MM-dd'T'HH:mm"]"#)), stepHeader)
+        let impossible = mapping.map(["C", "20260230", "王", "", "02"]).errors.first?.message
+        #expect(impossible == "'20260230' is an impossible date (2026-02-30) (time format yyyyMMdd or yyyy年M月d日 H:mm or yyyy-MM-dd'T'HH:mm)")
+        #expect(mapping.map(["C", "2026-01-05T24:00", "王", "", "02"]).errors.first?.message.hasPrefix("'2026-01-05T24:00' is an impossible time (24:00:00)") == true)
+        #expect(mapping.map(["C", "2026-1-5", "王", "", "02"]).errors.first?.message.hasPrefix("'2026-1-5' does not match the time format") == true)
+        #expect(mapping.map(["C", "20260105", "王", "", "02"]).records.first?["HandledAt"] == "2026-01-05T00:00:00+08:00")
+        #expect(mapping.map(["C", "2026年1月5日 8:37", "王", "", "02"]).records.first?["HandledAt"] == "2026-01-05T08:37:00+08:00")
+        #expect(mapping.map(["C", "2026-01-05T08:37", "王", "", "02"]).records.first?["HandledAt"] == "2026-01-05T08:37:00+08:00")
     }
 
     @Test func legacyTimesInAnotherZoneAreConvertedToBeijing() throws {
@@ -225,6 +250,19 @@ private let stepMapping = """
         #expect(errors.contains { $0.hasPrefix("m.yaml:8: StepCod: Step has no element StepCod") })
         #expect(errors.contains("m.yaml:9: StepCode: unknown code table 'nope'"))
         #expect(errors.contains { $0.hasPrefix("m.yaml:12: HandledAt: date format 'dd.MM.yy'") })
+    }
+
+    @Test func unsupportedDateFormatLettersAreConfigErrorsNamingLineAndLetter() throws {
+        func errors(_ format: String) throws -> [String] { try compileErrors(stepMapping(datetime: "\"\(format)\"")) }
+        let twelveHour = try errors("yyyy年M月d日 hh:mm")
+        #expect(twelveHour.contains { $0.hasPrefix("m.yaml:8: HandledAt: date format 'yyyy年M月d日 hh:mm': unsupported pattern letter 'h'") }, "\(twelveHour)")
+        let weekYear = try errors("YYYY-MM-dd")
+        #expect(weekYear.contains { $0.hasPrefix("m.yaml:8: HandledAt: date format 'YYYY-MM-dd': unsupported pattern letter 'Y'") }, "\(weekYear)")
+        #expect(!weekYear.contains { $0.contains("needs at least") })
+        #expect(try errors("yyyy-MM").contains { $0.contains("date format 'yyyy-MM' lacks d or dd") })
+        #expect(try errors("yyyy-MM-ddTHH:mm").contains { $0.contains("unsupported pattern letter 'T'") && $0.contains("quote literal letters") })
+        #expect(try errors("yyyy-MM-dd'T'HH:mm").isEmpty)
+        #expect(try errors("yyyy年M月d日 H:mm").isEmpty)
     }
 
     @Test func keyFieldsAreRequired() throws {
