@@ -282,7 +282,8 @@ private func execute(_ path: [String], _ options: ParsedOptions) async throws ->
                               stage: entry.item.stage.rawValue, recordType: entry.item.recordType, field: entry.item.field,
                               reason: Redaction.maskIdentityNumbers(in: entry.item.reason),
                               errors: entry.item.errors.map { Redaction.maskIdentityNumbers(in: $0) },
-                              row: quarantinedRowText(entry.item), state: entry.state, attempts: entry.attempts,
+                              row: quarantinedRowText(entry.item), key: quarantinedRowKey(entry.item, loaded),
+                              state: entry.state, attempts: entry.attempts,
                               closedReason: entry.closedReason.map { Redaction.maskIdentityNumbers(in: $0) })
         }
         if options.flag("json") { writeJSON(rows); return 0 }
@@ -290,6 +291,7 @@ private func execute(_ path: [String], _ options: ParsedOptions) async throws ->
         for row in rows {
             var text = "#\(row.id) [\(row.state)] \(row.source) \(row.file):\(row.line) \(row.stage): \(row.reason)\n"
             for error in row.errors.dropFirst() { text += "    also: \(error)\n" }
+            if let key = row.key { text += "    key: \(key)\n" }
             text += "    row: \(row.row)"
             if let closed = row.closedReason { text += "\n    \(closed)" }
             write(text)
@@ -410,6 +412,30 @@ func quarantinedRowText(_ item: QuarantineItem) -> String {
     case .failure: text = Redaction.maskedLossyText(item.raw, encoding: TextEncoding(label: item.encoding) ?? .utf8)
     }
     return text.count > 400 ? String(text.prefix(400)) + "…" : text
+}
+
+/// The row's key columns and values (`办件编号=…, 环节代码=02`), masked: the columns that feed the key fields of
+/// the failing record's type (of every record of the mapping when no route applied). A database row's line is
+/// only its position in the poll (`odbc:2`); these tell which row it is. nil when the row does not decode or
+/// its mapping is gone.
+func quarantinedRowKey(_ item: QuarantineItem, _ loaded: LoadedConfiguration) -> String? {
+    guard let spec = loaded.mappingSpecs[item.mapping],
+          case .success(let fields) = CSVRowDecoding.fields(raw: item.raw, encoding: item.encoding) else { return nil }
+    let records = spec.records.contains { $0.type == item.recordType } ? spec.records.filter { $0.type == item.recordType } : spec.records
+    var columns: [String] = []
+    for record in records {
+        let keyFields = loaded.schema.recordTypes[record.type]?.keyFields ?? []
+        for field in record.fields where keyFields.contains(field.path) {
+            if let column = field.column, !columns.contains(column) { columns.append(column) }
+        }
+    }
+    let pairs = columns.compactMap { column -> String? in
+        // Header names as the mapping binds them: spaces and a BOM do not count.
+        guard let index = item.header.firstIndex(where: { $0.replacingOccurrences(of: "\u{FEFF}", with: "").trimmingCharacters(in: .whitespaces) == column }),
+              index < fields.count else { return nil }
+        return "\(column)=\(fields[index])"
+    }
+    return pairs.isEmpty ? nil : Redaction.maskIdentityNumbers(in: pairs.joined(separator: ", "))
 }
 
 /// Each configured adapter with its health as the journal keeps it (`adapter status`, `status`).
@@ -535,6 +561,8 @@ struct QuarantineListRow: Encodable {
     /// Every error of the row.
     let errors: [String]
     let row: String
+    /// The key columns and values, masked (`quarantinedRowKey`).
+    let key: String?
     let state: String
     let attempts: Int
     /// Why a superseded or dropped row was closed.

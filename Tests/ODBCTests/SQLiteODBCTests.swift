@@ -256,6 +256,20 @@ struct SQLiteODBCTests {
         #expect(entries.first?.closedReason?.hasPrefix("superseded by Step ") == true)
     }
 
+    @Test("quarantine list shows a database row's key columns: its odbc:N line is only its place in the poll")
+    func quarantinedDatabaseRowsShowTheirKeyColumns() async throws {
+        let (source, db, workspace) = try stepsSource(1, updatedAt: "2026-01-05 10:00:00", mode: "incremental", extra: "watermark_column: updated_at")
+        defer { withExtendedLifetime(source) {} }
+        try insertCase(db, table: "steps", id: 2, updatedAt: "2026-01-05 10:00:00", row: stepRow(2, at: "2026-01-05 25:00:00"))
+        #expect(try workspace.adapter().poll().counts.quarantined == 1)
+        let text = try await esgate(["quarantine", "list", "--config", workspace.configPath])
+        #expect(text.code == 0, "\(text.err)")
+        #expect(text.out.contains(" db odbc:2 map: "), "\(text.out)")
+        #expect(text.out.contains("\n    key: 办件编号=410103006202601050000002, 环节代码=02, 办理时间=2026-01-05 25:00:00\n"), "\(text.out)")
+        let json = try await esgate(["quarantine", "list", "--json", "--config", workspace.configPath])
+        #expect(json.out.contains("\"key\" : \"办件编号=410103006202601050000002, 环节代码=02, 办理时间=2026-01-05 25:00:00\""), "\(json.out)")
+    }
+
     @Test("a watermark column no row can be read from is the adapter's error, not a silent full re-read each poll")
     func unreadableWatermarkColumn() throws {
         let (source, db, workspace) = try stepsSource(4, updatedAt: "N/A", mode: "incremental", extra: "watermark_column: updated_at")
