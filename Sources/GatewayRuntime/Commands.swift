@@ -273,8 +273,7 @@ private func execute(_ path: [String], _ options: ParsedOptions) async throws ->
         let limit = try options.integer("limit", default: 100)
         let journal = try Journal(path: loaded.gateway.journalPath)
         if let source = options.value("source"), let problem = try unknownQuarantineSource(source, loaded, journal) {
-            writeError(problem)
-            return 1
+            throw UsageError(problem)
         }
         let entries = try journal.quarantined(source: options.value("source"), openOnly: !options.flag("all"), limit: limit)
         let rows = entries.map { entry -> QuarantineListRow in
@@ -304,8 +303,7 @@ private func execute(_ path: [String], _ options: ParsedOptions) async throws ->
         let ids = try options.ids("id")
         let journal = try Journal(path: loaded.gateway.journalPath)
         if let source = options.value("source"), let problem = try unknownQuarantineSource(source, loaded, journal) {
-            writeError(problem)
-            return 1
+            throw UsageError(problem)
         }
         if let ids, let problem = try notOpenQuarantineEntries(ids, journal) {
             writeError(problem)
@@ -340,8 +338,7 @@ private func execute(_ path: [String], _ options: ParsedOptions) async throws ->
         var adapter: AdapterConfiguration?
         if let adapterName = options.value("adapter") {
             guard let found = loaded.adapters.first(where: { $0.name == adapterName }) else {
-                writeError("no adapter named '\(adapterName)' (known: \(loaded.adapters.map(\.name).joined(separator: ", ")))")
-                return 1
+                throw UsageError("no adapter named '\(adapterName)' (known: \(loaded.adapters.map(\.name).joined(separator: ", ")))")
             }
             adapter = found
         }

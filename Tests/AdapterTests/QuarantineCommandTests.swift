@@ -42,9 +42,9 @@ private func row(_ caseNo: String, step: String = "02", remark: String = "") -> 
         let config = ["--config", workspace.configPath]
 
         let unknownSource = try await esgate(["quarantine", "list", "--source", "nosuch"] + config)
-        #expect(unknownSource.code == 1 && unknownSource.err.contains("no adapter named 'nosuch' (configured: drop)"), "\(unknownSource)")
+        #expect(unknownSource.code == 2 && unknownSource.err.contains("no adapter named 'nosuch' (configured: drop)"), "\(unknownSource)")
         let unknownReplaySource = try await esgate(["quarantine", "replay", "--source", "nosuch"] + config)
-        #expect(unknownReplaySource.code == 1 && unknownReplaySource.err.contains("no adapter named 'nosuch'"))
+        #expect(unknownReplaySource.code == 2 && unknownReplaySource.err.contains("no adapter named 'nosuch'"))
         let unknownId = try await esgate(["quarantine", "replay", "--id", "999"] + config)
         #expect(unknownId.code == 1 && unknownId.err.contains("#999 is unknown"), "\(unknownId)")
 

@@ -65,7 +65,7 @@ struct MappingTestODBCTests {
         #expect(!FileManager.default.fileExists(atPath: workspace.journalPath), "mapping test opens no journal")
 
         let unknown = try await esgate(["mapping", "test", "--config", workspace.configPath, "--adapter", "nope"])
-        #expect(unknown.code == 1)
+        #expect(unknown.code == 2)
         #expect(unknown.err.contains("no adapter named 'nope' (known: db)"))
         let withFile = try await esgate(["mapping", "test", "--config", workspace.configPath, "--adapter", "db", "--file", "x.csv"])
         #expect(withFile.code == 2)
