@@ -83,8 +83,10 @@ public struct HTTPResponse: Sendable {
         let day: Int, month: Int, time: String
         var year: Int
         var twoDigitYear = false
+        // The day may have one digit: RFC 1123 dates (RFC 822 §5.1: 1*2DIGIT) allow it, and java.time's
+        // RFC_1123_DATE_TIME, which a Java receiver uses for this header, writes "Sat, 5 Dec 2026 …" on days 1-9.
         if weekday.hasSuffix(","), tokens.count == 6, tokens[5] == "GMT",
-           let d = number(tokens[1], digits: 2), let m = monthNumber(tokens[2]), let y = number(tokens[3], digits: 4) {
+           let d = number(tokens[1], digits: 1...2), let m = monthNumber(tokens[2]), let y = number(tokens[3], digits: 4) {
             (day, month, year, time) = (d, m, y, tokens[4])                          // Sun, 06 Nov 1994 08:49:37 GMT
         } else if weekday.hasSuffix(","), tokens.count == 4, tokens[3] == "GMT" {
             let parts = tokens[1].split(separator: "-", omittingEmptySubsequences: false).map(String.init)

@@ -118,6 +118,15 @@ extension RetryAfterTests {
         #expect(HTTPResponse(status: 503, headers: [("Retry-After", "soon")]).retryAfter(now: now) == nil)
     }
 
+    /// A Java receiver (the province's likely stack) formats the header with java.time's
+    /// `DateTimeFormatter.RFC_1123_DATE_TIME`, which writes a one-digit day on the 1st to the 9th of a month: the
+    /// JDK-stack trial saw "Sat, 5 Dec 2026 07:22:41 GMT" ignored and the package resent after 0.7 s.
+    @Test func retryAfterFromJavaTimeRFC1123FormatterIsHonoured() throws {
+        let now = try #require(parseTimestamp("2026-12-05T15:22:29+08:00"))
+        #expect(HTTPResponse(status: 503, headers: [("Retry-After", "Sat, 5 Dec 2026 07:22:41 GMT")]).retryAfter(now: now) == .seconds(12))
+        #expect(HTTPResponse(status: 429, headers: [("Retry-After", "Tue, 1 Dec 2026 00:00:00 GMT")]).retryAfter(now: now) == .zero)
+    }
+
     /// The three forms at RFC 9110's own example instant, two-digit years on both sides of the 50-year rule, and
     /// dates or forms that are not HTTP-dates (no wait is read from them: the gateway's own backoff applies).
     @Test func httpDateFormsAreReadExactlyAndImpossibleDatesAreNot() throws {
@@ -125,7 +134,8 @@ extension RetryAfterTests {
         func wait(_ value: String, now: Date = epoch) -> Duration? {
             HTTPResponse(status: 503, headers: [("Retry-After", value)]).retryAfter(now: now)
         }
-        for value in ["Sun, 06 Nov 1994 08:49:37 GMT", "Sunday, 06-Nov-94 08:49:37 GMT", "Sun Nov  6 08:49:37 1994", "Sun Nov 6 08:49:37 1994"] {
+        for value in ["Sun, 06 Nov 1994 08:49:37 GMT", "Sunday, 06-Nov-94 08:49:37 GMT", "Sun Nov  6 08:49:37 1994", "Sun Nov 6 08:49:37 1994",
+                      "Sun, 6 Nov 1994 08:49:37 GMT"] {
             #expect(wait(value) == .seconds(784_111_777), "\(value)")
         }
         #expect(wait("Thu, 29 Feb 2024 00:00:00 GMT") == .seconds(1_709_164_800))
@@ -136,7 +146,7 @@ extension RetryAfterTests {
         #expect(wait("Saturday, 01-Jan-77 00:00:00 GMT", now: in2026) == .zero)
         #expect(wait("Saturday, 01-Jan-77 00:00:00 GMT", now: epoch) == .seconds(220_924_800))
         for value in ["Wed, 29 Feb 2023 00:00:00 GMT", "Mon, 31 Nov 2026 00:00:00 GMT", "Sun, 06 Nov 1994 08:49:37 UTC",
-                      "Sun, 6 Nov 1994 08:49:37 GMT", "Sun, 06 nov 1994 08:49:37 GMT", "Sun, 06 Nov 1994 24:00:00 GMT",
+                      "Sun, 006 Nov 1994 08:49:37 GMT", "Sun, 06 nov 1994 08:49:37 GMT", "Sun, 06 Nov 1994 24:00:00 GMT",
                       "Sun, 06 Nov 94 08:49:37 GMT", "Sunday, 06-Nov-1994 08:49:37 GMT", "Sun Nov 06 08:49 1994", "GMT", "1.5"] {
             #expect(wait(value) == nil, "\(value)")
         }
