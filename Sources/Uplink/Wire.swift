@@ -203,6 +203,48 @@ extension PUIWire {
                         retryable: retryable, message: error.text)
     }
 
+    /// SOAP 1.2's envelope namespace: not PUI v1's, but what a SOAP stack bound to 1.2 by mistake answers with.
+    static let soap12Namespace = "http://www.w3.org/2003/05/soap-envelope"
+
+    /// What a response body that is neither a receipt nor a SOAP 1.1 fault holds, for the operator: the retry
+    /// reason is all they see, and "HTTP 500 without a SOAP fault" did not tell a receiver bound to SOAP 1.2 (its
+    /// fault carries the real code, e.g. E101) from an application server's HTML error page (an OutOfMemoryError).
+    /// At most 300 characters of text, markup dropped, whitespace collapsed.
+    public static func describeUnexpectedBody(_ body: [UInt8]) -> String {
+        if body.allSatisfy({ $0 == 0x20 || $0 == 0x09 || $0 == 0x0D || $0 == 0x0A }) { return "empty body" }
+        if let root = try? XMLDocument(bytes: body, url: "response.xml").root {
+            if root.namespace == soap12Namespace, let fault = find(root, "Fault", namespace: soap12Namespace) {
+                let code = find(fault, "Value", namespace: soap12Namespace)?.text ?? ""
+                let reason = find(fault, "Text", namespace: soap12Namespace)?.text ?? ""
+                let detail = find(fault, "Error").map { " \($0.attribute("code") ?? "") \($0.text)" } ?? ""
+                return "a SOAP 1.2 fault (PUI v1 is SOAP 1.1: the receiver's binding is wrong): "
+                    + excerpt("\(code) \(reason);\(detail)")
+            }
+            return "XML element \(root.name) (\(root.namespace ?? "no namespace")): " + excerpt(allText(root))
+        }
+        return "body: " + excerpt(withoutMarkup(String(decoding: body, as: UTF8.self)))
+    }
+
+    private static func allText(_ element: XMLElement) -> String {
+        element.children.reduce(element.text) { $0 + " " + allText($1) }
+    }
+
+    /// The text of an HTML or broken XML page: what lies outside `<…>`.
+    private static func withoutMarkup(_ text: String) -> String {
+        var out = ""
+        var inTag = false
+        for character in text {
+            if character == "<" { inTag = true; out.append(" ") } else if character == ">" { inTag = false } else if !inTag { out.append(character) }
+        }
+        return out
+    }
+
+    private static func excerpt(_ text: String) -> String {
+        let collapsed = text.split(whereSeparator: { $0.isWhitespace }).joined(separator: " ")
+        let limited = collapsed.count > 300 ? String(collapsed.prefix(300)) + "…" : collapsed
+        return "\"" + text2000(limited) + "\""
+    }
+
     /// Classifies an HTTP response to SubmitPackage exactly per the spec §1 table. A 200 whose receipt does not
     /// parse, or does not match the package (id, counts), is treated as "unknown whether stored": resend.
     public static func classify(status: Int, body: [UInt8], retryAfter: Duration?, packageId: String,
@@ -227,10 +269,12 @@ extension PUIWire {
                 }
                 return .receipt(receipt)
             } catch {
-                return .retry(reason: "HTTP 200 without a usable receipt: \(error)", retryAfter: nil)
+                return .retry(reason: "HTTP 200 without a usable receipt: \(error); \(describeUnexpectedBody(body))", retryAfter: nil)
             }
         case 500:
-            guard let fault = parseFault(body) else { return .retry(reason: "HTTP 500 without a SOAP fault", retryAfter: nil) }
+            guard let fault = parseFault(body) else {
+                return .retry(reason: "HTTP 500 without a SOAP 1.1 fault: \(describeUnexpectedBody(body))", retryAfter: nil)
+            }
             // Strict reading: only a Client fault whose pui:Error says retryable="false" refuses the package.
             if isClientFaultCode(fault.faultCode) && !fault.retryable && fault.code != nil {
                 return .refused(fault)
@@ -239,7 +283,7 @@ extension PUIWire {
         case 503, 429:
             return .retry(reason: "HTTP \(status) (busy)", retryAfter: retryAfter)
         default:
-            return .retry(reason: "HTTP \(status)", retryAfter: retryAfter)
+            return .retry(reason: "HTTP \(status): \(describeUnexpectedBody(body))", retryAfter: retryAfter)
         }
     }
 }

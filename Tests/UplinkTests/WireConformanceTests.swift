@@ -271,3 +271,48 @@ extension WireConformanceTests {
         #expect(post("Text/XML;Charset=\"UTF-8\"").status == 200)
     }
 }
+
+/// Answers seen from a receiver on the JDK stack (JAX-WS / Tomcat shapes) that are not in the spec table's shape:
+/// the package is resent, and the retry reason, which is all an operator sees, must say what came back.
+extension WireConformanceTests {
+    static func retryReason(_ outcome: SubmitOutcome) -> String? {
+        if case .retry(let reason, _) = outcome { return reason }
+        return nil
+    }
+
+    @Test func unexpectedAnswersAreDescribedInTheRetryReason() throws {
+        let soap12 = Array("""
+            <?xml version='1.0' encoding='UTF-8'?><S:Envelope xmlns:S="http://www.w3.org/2003/05/soap-envelope"><S:Body><S:Fault>
+            <S:Code><S:Value>S:Sender</S:Value></S:Code><S:Reason><S:Text xml:lang="en">digest mismatch</S:Text></S:Reason>
+            <S:Detail><ns2:Error xmlns:ns2="urn:cn-esup:pui:1" code="E101" retryable="false">SM3 differs</ns2:Error></S:Detail>
+            </S:Fault></S:Body></S:Envelope>
+            """.utf8)
+        let reason12 = try #require(Self.retryReason(PUIWire.classify(status: 500, body: soap12, retryAfter: nil, packageId: "p", recordCount: 1)))
+        #expect(reason12.contains("SOAP 1.2") && reason12.contains("E101") && reason12.contains("digest mismatch"), "\(reason12)")
+
+        let html = Array("""
+            <!doctype html><html><head><title>HTTP Status 500 – Internal Server Error</title></head><body>
+            <h1>HTTP Status 500</h1><p><b>Message</b> java.lang.OutOfMemoryError: Java heap space</p></body></html>
+            """.utf8)
+        let reasonHTML = try #require(Self.retryReason(PUIWire.classify(status: 500, body: html, retryAfter: nil, packageId: "p", recordCount: 1)))
+        #expect(reasonHTML.contains("java.lang.OutOfMemoryError: Java heap space") && !reasonHTML.contains("<p>"), "\(reasonHTML)")
+
+        let empty = try #require(Self.retryReason(PUIWire.classify(status: 500, body: [], retryAfter: nil, packageId: "p", recordCount: 1)))
+        #expect(empty.contains("empty body"), "\(empty)")
+
+        // A 200 that is not a receipt (a WSDL page from a wrong URL, say) names what it is.
+        let wsdl = Array("<wsdl:definitions xmlns:wsdl=\"http://schemas.xmlsoap.org/wsdl/\">PUI</wsdl:definitions>".utf8)
+        let reason200 = try #require(Self.retryReason(PUIWire.classify(status: 200, body: wsdl, retryAfter: nil, packageId: "p", recordCount: 1)))
+        #expect(reason200.contains("definitions") && reason200.contains("http://schemas.xmlsoap.org/wsdl/"), "\(reason200)")
+
+        // Any other status too: a 400 carrying a SOAP 1.1 Client fault (not the spec's 500) is resent, with its words.
+        let client400 = Array(String(decoding: PUIWire.fault(code: "E100", retryable: false, message: "not valid against the schema"), as: UTF8.self).utf8)
+        let reason400 = try #require(Self.retryReason(PUIWire.classify(status: 400, body: client400, retryAfter: nil, packageId: "p", recordCount: 1)))
+        #expect(reason400.hasPrefix("HTTP 400") && reason400.contains("not valid against the schema"), "\(reason400)")
+
+        // Long pages are cut: the reason stays one readable line.
+        let long = Array(("<html><body>" + String(repeating: "x ", count: 5000) + "</body></html>").utf8)
+        let reasonLong = try #require(Self.retryReason(PUIWire.classify(status: 500, body: long, retryAfter: nil, packageId: "p", recordCount: 1)))
+        #expect(reasonLong.count < 500, "\(reasonLong.count)")
+    }
+}
