@@ -273,13 +273,14 @@ extension PUIWire {
             }
         case 500:
             guard let fault = parseFault(body) else {
-                return .retry(reason: "HTTP 500 without a SOAP 1.1 fault: \(describeUnexpectedBody(body))", retryAfter: nil)
+                return .retry(reason: "HTTP 500 without a SOAP 1.1 fault: \(describeUnexpectedBody(body))", retryAfter: retryAfter)
             }
             // Strict reading: only a Client fault whose pui:Error says retryable="false" refuses the package.
             if isClientFaultCode(fault.faultCode) && !fault.retryable && fault.code != nil {
                 return .refused(fault)
             }
-            return .retry(reason: "receiver fault \(fault.code ?? fault.faultCode): \(fault.message)", retryAfter: nil)
+            // A receiver that answers E503 (overloaded) with a Retry-After is asking for the wait a 503 asks for.
+            return .retry(reason: "receiver fault \(fault.code ?? fault.faultCode): \(fault.message)", retryAfter: retryAfter)
         case 503, 429:
             return .retry(reason: "HTTP \(status) (busy)", retryAfter: retryAfter)
         default:

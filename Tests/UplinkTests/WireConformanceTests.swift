@@ -316,3 +316,21 @@ extension WireConformanceTests {
         #expect(reasonLong.count < 500, "\(reasonLong.count)")
     }
 }
+
+extension WireConformanceTests {
+    /// E503 is "overloaded (retryable)" (spec §1): a receiver answering it as a 500 Server fault with a
+    /// Retry-After asks for the same wait as a 503 does; it was dropped and the package resent on the first backoff.
+    @Test func serverFaultAndOtherFiveHundredsKeepTheirRetryAfter() {
+        let fault = PUIWire.fault(code: "E503", retryable: true, message: "overloaded")
+        guard case .retry(_, let wait) = PUIWire.classify(status: 500, body: fault, retryAfter: .seconds(30), packageId: "p", recordCount: 1) else {
+            Issue.record("a Server fault is retried")
+            return
+        }
+        #expect(wait == .seconds(30))
+        guard case .retry(_, let plain) = PUIWire.classify(status: 500, body: Array("busy".utf8), retryAfter: .seconds(9), packageId: "p", recordCount: 1) else {
+            Issue.record("a 500 without a fault is retried")
+            return
+        }
+        #expect(plain == .seconds(9))
+    }
+}
