@@ -23,6 +23,8 @@ private final class TransferState {
     var body: [UInt8] = []
     var bodyTooLarge = false
     var cancelled = false
+    /// A status line (interim or final) arrived: the server answered something.
+    var answered = false
 
     init(maxBodyBytes: Int, cancellation: CancellationFlag?) {
         self.maxBodyBytes = maxBodyBytes
@@ -33,6 +35,7 @@ private final class TransferState {
     func addHeaderLine(_ line: UnsafeBufferPointer<UInt8>) {
         let text = String(decoding: line, as: UTF8.self)
         if text.hasPrefix("HTTP/") {
+            answered = true
             headers.removeAll()   // a new (possibly final, after 100 Continue) response begins
             return
         }
@@ -194,8 +197,11 @@ final class EasyHandle: @unchecked Sendable {
             guard code == CURLE_OK else {
                 var osErrno = 0
                 _ = esg_curl_getinfo_long(handle, CURLINFO_OS_ERRNO, &osErrno)
+                var newConnections = 0
+                _ = esg_curl_getinfo_long(handle, CURLINFO_NUM_CONNECTS, &newConnections)
                 throw HTTPClientError.classify(
                     code: Int(code.rawValue), detail: errorText(), url: url, osErrno: Int32(truncatingIfNeeded: osErrno),
+                    closedUnansweredAfterHandshake: newConnections > 0 && !state.answered && url.lowercased().hasPrefix("https:"),
                     responseTooLarge: state.bodyTooLarge, cancelled: state.cancelled,
                     codeText: String(cString: curl_easy_strerror(code)))
             }

@@ -103,17 +103,26 @@ extension HTTPClientError {
         "certificate revoked", "unsupported certificate", "access denied",
     ]
 
-    /// Maps a failed transfer to a case. `osErrno` is CURLINFO_OS_ERRNO; `responseTooLarge` is set when our
-    /// write callback stopped the transfer; `cancelled` when our progress callback did.
-    static func classify(code: Int, detail: String, url: String, osErrno: Int32,
+    /// Said of a connection the server closed without a word: under TLS 1.3 the client's certificate is checked
+    /// after the client finished its handshake, and the JDK's HTTPS server (likely the province's stack) then
+    /// closes without a TLS alert, so curl reports only an empty reply or a reset. Without this the operator read
+    /// "connection lost" and looked for a network fault.
+    static let closedUnansweredHint = "the receiver closed a new TLS connection without answering: under TLS 1.3 this is "
+        + "also how a receiver refuses our client certificate (its CA not trusted there, expired, revoked, or not the one it expects)"
+
+    /// Maps a failed transfer to a case. `osErrno` is CURLINFO_OS_ERRNO; `closedUnansweredAfterHandshake` is set when
+    /// the transfer opened a new TLS connection and the server sent no status line; `responseTooLarge` is set when
+    /// our write callback stopped the transfer; `cancelled` when our progress callback did.
+    static func classify(code: Int, detail: String, url: String, osErrno: Int32, closedUnansweredAfterHandshake: Bool = false,
                          responseTooLarge: Bool, cancelled: Bool, codeText: String) -> HTTPClientError {
-        let message = detail.isEmpty ? codeText : "\(codeText): \(detail)"
-        let failure = CurlFailure(code: code, message: message, url: url)
+        var message = detail.isEmpty ? codeText : "\(codeText): \(detail)"
         let lower = detail.lowercased()
         // OpenSSL library errors ("error:0A00045C:SSL routines::tlsv13 alert certificate required"), as opposed
         // to a plain reset seen through SSL_read ("SSL_read: Connection reset by peer").
         let tlsAlert = lower.contains("alert") || lower.contains("ssl routines")
         let clientCertAlert = clientCertificateAlerts.contains { lower.contains("alert \($0)") || lower.contains("alert_\($0.replacingSpaces())") }
+        if closedUnansweredAfterHandshake, [52, 55, 56].contains(code), !tlsAlert { message += "; " + closedUnansweredHint }
+        let failure = CurlFailure(code: code, message: message, url: url)
         switch code {
         case 3: return .invalidRequest(failure.description)
         case 5, 6: return .hostNotFound(failure)

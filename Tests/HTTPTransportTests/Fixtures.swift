@@ -89,9 +89,36 @@ final class PythonTLSPeer {
     server.serve_forever()
     """#
 
-    init(certificates: TestCertificates) throws {
+    /// A peer that completes the TLS handshake (client certificate required), reads the request and closes the
+    /// connection without a status line or alert: what the JDK's HTTPS server does when it refuses a client
+    /// certificate under TLS 1.3 (seen in the JDK-stack trial).
+    static let silentScript = #"""
+    import socket, ssl, sys, threading
+    cert, key, ca = sys.argv[1:4]
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_3
+    context.load_cert_chain(cert, key)
+    context.load_verify_locations(ca)
+    context.verify_mode = ssl.CERT_REQUIRED
+    listener = socket.create_server(("127.0.0.1", 0))
+    print(listener.getsockname()[1], flush=True)
+
+    def serve(connection):
+        try:
+            with context.wrap_socket(connection, server_side=True) as tls:
+                tls.recv(65536)
+                tls.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+    while True:
+        connection, _ = listener.accept()
+        threading.Thread(target=serve, args=(connection,), daemon=True).start()
+    """#
+
+    init(certificates: TestCertificates, script: String = PythonTLSPeer.script) throws {
         let scriptPath = certificates.path("peer.py")
-        try Self.script.write(toFile: scriptPath, atomically: true, encoding: .utf8)
+        try script.write(toFile: scriptPath, atomically: true, encoding: .utf8)
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments = ["python3", scriptPath, certificates.path("server.pem"), certificates.path("server.key"),
                              certificates.path("ca.pem")]

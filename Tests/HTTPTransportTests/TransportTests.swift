@@ -184,6 +184,22 @@ import Testing
         }
     }
 
+    /// The JDK's HTTPS server refusing a client certificate under TLS 1.3 just closes the connection: curl says
+    /// "Empty reply from server". The error says what that can mean instead of only "connection lost".
+    @Test func newConnectionClosedWithoutAnswerHintsAtTheClientCertificate() async throws {
+        let certs = try TestCertificates.make()
+        defer { certs.remove() }
+        let peer = try PythonTLSPeer(certificates: certs, script: PythonTLSPeer.silentScript)
+        defer { peer.stop() }
+        do {
+            _ = try await client(certs.clientTLS()).send(.post("https://127.0.0.1:\(peer.port)/pui", headers: Self.soapHeaders, body: Array("x".utf8)))
+            Issue.record("the silent peer answered")
+        } catch {
+            if case .connectionLost = error {} else { Issue.record("got \(error)") }
+            #expect(error.description.contains("refuses our client certificate"), "\(error)")
+        }
+    }
+
     @Test func connectionRefusedAndTimeoutAreClassified() async throws {
         let certs = try TestCertificates.make()
         defer { certs.remove() }
