@@ -108,7 +108,12 @@ extension HTTPClientError {
     /// closes without a TLS alert, so curl reports only an empty reply or a reset. Without this the operator read
     /// "connection lost" and looked for a network fault.
     static let closedUnansweredHint = "the receiver closed a new TLS connection without answering: under TLS 1.3 this is "
-        + "also how a receiver refuses our client certificate (its CA not trusted there, expired, revoked, or not the one it expects)"
+        + "also how a receiver refuses our client certificate" + refusedCertificateCauses
+    /// Under TLS 1.2 the same refusal ends the handshake itself, and OpenSSL sees only the closed socket
+    /// (SSL_ERROR_SYSCALL), not an alert that would make it `clientCertificateRejected`.
+    static let closedInHandshakeHint = "the receiver closed the connection during the TLS handshake without an alert: this is "
+        + "also how the JDK's HTTPS server refuses our client certificate" + refusedCertificateCauses
+    private static let refusedCertificateCauses = " (its CA not trusted there, expired, revoked, or not the one it expects)"
 
     /// Maps a failed transfer to a case. `osErrno` is CURLINFO_OS_ERRNO; `closedUnansweredAfterHandshake` is set when
     /// the transfer opened a new TLS connection and the server sent no status line; `responseTooLarge` is set when
@@ -122,6 +127,7 @@ extension HTTPClientError {
         let tlsAlert = lower.contains("alert") || lower.contains("ssl routines")
         let clientCertAlert = clientCertificateAlerts.contains { lower.contains("alert \($0)") || lower.contains("alert_\($0.replacingSpaces())") }
         if closedUnansweredAfterHandshake, [52, 55, 56].contains(code), !tlsAlert { message += "; " + closedUnansweredHint }
+        if code == 35, !tlsAlert, lower.contains("ssl_error_syscall") { message += "; " + closedInHandshakeHint }
         let failure = CurlFailure(code: code, message: message, url: url)
         switch code {
         case 3: return .invalidRequest(failure.description)

@@ -1,5 +1,5 @@
 import Foundation
-import HTTPClientSupport
+@testable import HTTPClientSupport
 import HTTPServerSupport
 import Synchronization
 import Testing
@@ -198,6 +198,20 @@ import Testing
             if case .connectionLost = error {} else { Issue.record("got \(error)") }
             #expect(error.description.contains("refuses our client certificate"), "\(error)")
         }
+    }
+
+    /// The JDK's HTTPS server refusing a client certificate under TLS 1.2 closes the socket mid-handshake; this is
+    /// libcurl's report of it in the JDK-stack trial (OpenSSL 3.0, curl 7.88).
+    @Test func handshakeClosedWithoutAlertHintsAtTheClientCertificate() {
+        let error = HTTPClientError.classify(code: 35, detail: "OpenSSL SSL_connect: SSL_ERROR_SYSCALL in connection to 127.0.0.1:44713",
+                                             url: "https://127.0.0.1:44713/pui", osErrno: 0, responseTooLarge: false, cancelled: false,
+                                             codeText: "SSL connect error")
+        if case .tlsHandshakeFailed = error {} else { Issue.record("got \(error)") }
+        #expect(error.description.contains("during the TLS handshake without an alert") && error.description.contains("client certificate"))
+        // An alert names its own cause: no hint.
+        let alert = HTTPClientError.classify(code: 35, detail: "error:0A000410:SSL routines::sslv3 alert handshake failure",
+                                             url: "https://h/", osErrno: 0, responseTooLarge: false, cancelled: false, codeText: "SSL connect error")
+        #expect(!alert.description.contains("without an alert"))
     }
 
     @Test func connectionRefusedAndTimeoutAreClassified() async throws {
