@@ -197,8 +197,11 @@ extension PUIWire {
             return PUIFault(faultCode: faultCode, faultString: faultString, code: nil, retryable: !isClientFaultCode(faultCode),
                             message: faultString)
         }
+        // Strict reading of the spec table: only a detail that says retryable="false" (xs:boolean: also "0") refuses
+        // the package for good. An Error without the attribute (JAXB omits a null Boolean) or with a value that
+        // is no xs:boolean does not say so: the package is resent, not all its records made dead letters.
         let retryableText = error.attribute("retryable")?.trimmingCharacters(in: .whitespacesAndNewlines)
-        let retryable = retryableText == "true" || retryableText == "1"
+        let retryable = retryableText != "false" && retryableText != "0"
         return PUIFault(faultCode: faultCode, faultString: faultString, code: error.attribute("code"),
                         retryable: retryable, message: error.text)
     }

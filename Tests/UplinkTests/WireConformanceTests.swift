@@ -334,3 +334,30 @@ extension WireConformanceTests {
         #expect(plain == .seconds(9))
     }
 }
+
+extension WireConformanceTests {
+    /// A JAXB-marshalled pui:Error whose `retryable` Boolean was left null has no attribute. The spec refuses a
+    /// package only on a detail that says retryable="false"; the JDK-stack trial saw a Client fault E500 without
+    /// the attribute turn all 251 records of the package into dead letters.
+    @Test func clientFaultWithoutRetryableIsResentNotRefused() {
+        let body = Array("""
+            <S:Envelope xmlns:S="http://schemas.xmlsoap.org/soap/envelope/"><S:Body><S:Fault>
+            <faultcode>S:Client</faultcode><faultstring>internal error</faultstring>
+            <detail><ns2:Error xmlns:ns2="urn:cn-esup:pui:1" code="E500">internal error</ns2:Error></detail>
+            </S:Fault></S:Body></S:Envelope>
+            """.utf8)
+        if case .refused = PUIWire.classify(status: 500, body: body, retryAfter: nil, packageId: "p", recordCount: 1) {
+            Issue.record("a Client fault whose pui:Error does not say retryable=\"false\" must be resent")
+        }
+        let invalid = Array(String(decoding: body, as: UTF8.self).replacingOccurrences(of: "code=\"E500\"", with: "code=\"E500\" retryable=\"False\"").utf8)
+        if case .refused = PUIWire.classify(status: 500, body: invalid, retryAfter: nil, packageId: "p", recordCount: 1) {
+            Issue.record("retryable=\"False\" is no xs:boolean: not a refusal")
+        }
+        let stated = Array(String(decoding: body, as: UTF8.self).replacingOccurrences(of: "code=\"E500\"", with: "code=\"E101\" retryable=\" 0 \"").utf8)
+        guard case .refused(let fault) = PUIWire.classify(status: 500, body: stated, retryAfter: nil, packageId: "p", recordCount: 1) else {
+            Issue.record("retryable=\" 0 \" (xs:boolean false, whitespace collapsed) refuses the package")
+            return
+        }
+        #expect(fault.code == "E101")
+    }
+}
