@@ -250,9 +250,10 @@ public final class ReferenceDataSource: @unchecked Sendable {
             let response = try await client.send(request)
             guard response.status == 200 else {
                 // A SOAP fault says why (E102 for a certificate the province does not know, …): keep its words.
+                // Anything else (a SOAP 1.2 fault, an application server's HTML page) is described, not dropped.
                 let fault = PUIWire.parseFault(response.body).map { fault in
                     ": \(fault.code ?? "soap:\(fault.faultCode)") \(fault.message.isEmpty ? fault.faultString : fault.message)"
-                } ?? ""
+                } ?? ": \(PUIWire.describeUnexpectedBody(response.body))"
                 throw ReferenceDataError(source: url, message: "HTTP \(response.status)\(fault)")
             }
             let root: XMLElement?

@@ -3,6 +3,7 @@ import CryptoSupport
 import Foundation
 import GatewayModel
 import HTTPClientSupport
+import HTTPServerSupport
 import Journal
 import SandboxReceiver
 import SQLiteSupport
@@ -622,6 +623,16 @@ private func journalTextRecords(_ journal: Journal, texts: [String], rounds: Int
         let faulted = ReferenceDataSource(configuredFile: nil, stateDirectory: environment.path("state"), validator: try makeValidator(), logger: .silent)
         #expect(await faulted.refresh(client: HTTPClient(configuration: settings.client), url: url(bare.port), division: "410103") == fetched)
         #expect(faulted.lastError?.contains("HTTP 500: E500 no reference data configured") == true, "\(faulted.lastError ?? "-")")
+        // A province whose application server answers an HTML error page (a JDK stack's Tomcat): its text is kept.
+        let tomcat = try HTTPServer(configuration: .init(tls: try environment.serverTLS())) { _ in
+            HTTPServerResponse(status: 503, headers: [("Content-Type", "text/html")],
+                               body: Array("<html><body><h1>HTTP Status 503</h1><p>Deployment of pui.war in progress</p></body></html>".utf8))
+        }
+        defer { tomcat.stop() }
+        let paged = ReferenceDataSource(configuredFile: nil, stateDirectory: environment.path("state-paged"), validator: try makeValidator(), logger: .silent)
+        #expect(await paged.refresh(client: HTTPClient(configuration: settings.client), url: url(tomcat.port), division: "410103") == nil)
+        #expect(paged.lastError?.contains("HTTP 503: XML element html (no namespace): \"HTTP Status 503 Deployment of pui.war in progress\"") == true,
+                "\(paged.lastError ?? "-")")
         // `uplink status` runs in another process than the fetch: it learns the failure from the state directory,
         // with the last good fetch.
         let service = UplinkService(receivers: [settings], journalPath: environment.journalPath,
