@@ -223,9 +223,17 @@ extension PUIWire {
                 return "a SOAP 1.2 fault (PUI v1 is SOAP 1.1: the receiver's binding is wrong): "
                     + excerpt("\(code) \(reason);\(detail)")
             }
-            return "XML element \(root.name) (\(root.namespace ?? "no namespace")): " + excerpt(allText(root))
+            // A SOAP 1.1 envelope: what its Body holds is the useful name (a receipt in another namespace, say).
+            if root.namespace == soapNamespace, let payload = root.child("Body")?.children.first {
+                return "a SOAP 1.1 envelope whose Body holds " + describeElement(payload)
+            }
+            return describeElement(root)
         }
         return "body: " + excerpt(withoutMarkup(String(decoding: body, as: UTF8.self)))
+    }
+
+    private static func describeElement(_ element: XMLElement) -> String {
+        "XML element \(element.name) (\(element.namespace ?? "no namespace")): " + excerpt(allText(element))
     }
 
     private static func allText(_ element: XMLElement) -> String {

@@ -310,6 +310,14 @@ extension WireConformanceTests {
         let reason400 = try #require(Self.retryReason(PUIWire.classify(status: 400, body: client400, retryAfter: nil, packageId: "p", recordCount: 1)))
         #expect(reason400.hasPrefix("HTTP 400") && reason400.contains("not valid against the schema"), "\(reason400)")
 
+        // A receipt in another namespace (a typo in the receiver's JAXB package-info): the Body's element is named.
+        let typo = Array("""
+            <soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/"><soap:Body><p:SubmitPackageResponse xmlns:p="urn:cn-esup:pui:1.0">
+            <p:Receipt packageId="p" receivedAt="2026-01-06T12:30:02+08:00" accepted="1" duplicates="0"/></p:SubmitPackageResponse></soap:Body></soap:Envelope>
+            """.utf8)
+        let reasonTypo = try #require(Self.retryReason(PUIWire.classify(status: 200, body: typo, retryAfter: nil, packageId: "p", recordCount: 1)))
+        #expect(reasonTypo.contains("whose Body holds XML element SubmitPackageResponse (urn:cn-esup:pui:1.0)"), "\(reasonTypo)")
+
         // Long pages are cut: the reason stays one readable line.
         let long = Array(("<html><body>" + String(repeating: "x ", count: 5000) + "</body></html>").utf8)
         let reasonLong = try #require(Self.retryReason(PUIWire.classify(status: 500, body: long, retryAfter: nil, packageId: "p", recordCount: 1)))
