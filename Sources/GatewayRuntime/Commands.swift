@@ -159,6 +159,9 @@ private func execute(_ path: [String], _ options: ParsedOptions) async throws ->
             let maxWait = try seconds(options, "max-wait", default: 30)
             var summary = try gateway.runOnce()
             if loaded.gateway.supervisionEnabled {
+                // GetReferenceData at start (PUI §4), as `uplink run --once` does: a gateway run from cron by `run
+                // --once` alone would otherwise supervise without the province's calendar for ever.
+                await refreshReference(referenceSource(loaded, logger: logger(for: loaded, component: "uplink")), loaded.gateway)
                 // A supervision failure must not keep what was ingested from being pushed: noted, and the run fails.
                 do { summary.supervision = try gateway.superviseOnce() } catch { summary.supervisionError = "\(error)" }
             }

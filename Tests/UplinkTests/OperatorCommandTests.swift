@@ -1,6 +1,7 @@
 import Foundation
 import GatewayConfig
 import GatewayRuntime
+import SandboxReceiver
 import TestSupport
 import Testing
 import Uplink
@@ -67,6 +68,26 @@ extension TestEnvironment {
                 && overview.output.contains("dead letters: 0"), "\(overview.output)")
         #expect(overview.output.contains("error: ") && overview.output.contains(passphrase), "\(overview.output)")
         #expect(!overview.output.contains("cannot read the uplink's state"), "\(overview.output)")
+    }
+
+    /// `run --once` alone (from cron) must fetch the province's reference data at start, as `run` and `uplink run
+    /// --once` do: supervision without the calendar computes no deadline.
+    @Test func runOnceFetchesTheReferenceDataBeforeSupervising() async throws {
+        let environment = try TestEnvironment.make()
+        defer { environment.remove() }
+        var options = SandboxOptions()
+        options.referenceDataFile = fixture("reference-data.xml")
+        let server = try environment.sandbox(options)
+        defer { server.stop() }
+        let config = try environment.writeGatewayConfig(port: Int(server.port))
+        let yaml = try String(contentsOfFile: config, encoding: .utf8)
+            .replacingOccurrences(of: "supervision: false\n", with: "supervision: true\n")
+            .replacingOccurrences(of: "reference_data: \(fixture("reference-data.xml"))\n", with: "")
+        try yaml.write(toFile: config, atomically: true, encoding: .utf8)
+        let run = try await runEsgate(["run", "--once", "--config", config], environment: environment)
+        #expect(run.code == 0, "\(run.output)")
+        #expect(FileManager.default.fileExists(atPath: environment.path("state/reference-data.xml")), "\(run.output)")
+        #expect(!run.output.contains("no calendar"), "\(run.output)")
     }
 
     /// A passphrase that does not open the encrypted key stops every send: `uplink status` lists it among the
