@@ -327,14 +327,16 @@ public final class ReceiverUplink {
             return .delivered(packageId: package.packageId, outcome: "receipt")
         case .refused(let fault):
             state = ReceiverState(kind: .connected, failingSince: nil, consecutiveFailures: 0,
-                                  lastError: "\(package.packageId) refused: \(fault.code ?? fault.faultCode) \(fault.message)",
+                                  lastError: Logger.oneLine("\(package.packageId) refused: \(fault.code ?? fault.faultCode) \(fault.message)"),
                                   lastSuccessAt: time, nextRetryAt: nil)
             prebuilding = nil
             try store.applyRefusal(receiver: settings.name, package: package, fault: fault, now: time,
                                    resolution: .init(consumer: settings.consumer, state: state))
             logger.error("\(package.packageId) refused by the receiver: \(fault.code ?? fault.faultCode) \(fault.message); its \(package.recordCount) records are dead letters")
             return .delivered(packageId: package.packageId, outcome: "refused \(fault.code ?? fault.faultCode)")
-        case .retry(let reason, let retryAfter):
+        case .retry(let cause, let retryAfter):
+            // Stored and shown in status, one line (a parser's message may end in a line break).
+            let reason = Logger.oneLine(cause)
             prebuilding = nil
             let failures = state.consecutiveFailures + 1
             let delay = backoff.delay(failures: failures, retryAfter: retryAfter)

@@ -382,6 +382,27 @@ private func journalTextRecords(_ journal: Journal, texts: [String], rounds: Int
         #expect(server.receiver.requestCount == 2)
     }
 
+    /// A receipt a JDK wrote in its GBK default charset is no UTF-8: libxml2's message about it ends in a line
+    /// break, and the stored last error (status text and JSON) must stay one line.
+    @Test func lastErrorOfAReceiptThatDoesNotParseIsOneLine() async throws {
+        let environment = try TestEnvironment.make()
+        defer { environment.remove() }
+        try fillJournal(environment.journalPath, count: 3)
+        let gbk: [UInt8] = Array("<?xml version=\"1.0\"?><soap:Envelope xmlns:soap=\"http://schemas.xmlsoap.org/soap/envelope/\"><soap:Body>".utf8)
+            + [0xB3, 0xC9, 0xB9, 0xA6] + Array("</soap:Body></soap:Envelope>".utf8)
+        let server = try HTTPServer(configuration: .init(tls: try environment.serverTLS())) { _ in
+            HTTPServerResponse(status: 200, headers: [("Content-Type", "text/xml; charset=GBK")], body: gbk)
+        }
+        defer { server.stop() }
+        let uplink = try ReceiverUplink(settings: environment.settings(name: "province", url: url(server.port)),
+                                        journalPath: environment.journalPath, validator: try makeValidator(), logger: .silent)
+        guard case .waiting(_, _, true) = try await uplink.step() else { Issue.record("expected a failed attempt"); return }
+        let pending = try #require(try uplink.store.pendingPackage(receiver: "province"))
+        let stored = try #require(pending.lastError)
+        #expect(!stored.contains("\n") && !stored.contains("\r"), "\(stored)")
+        #expect(try uplink.store.receiverState("province").lastError?.contains("\n") == false)
+    }
+
     @Test func timeoutAfterStoreResendsTheSameBytesAndGetsTheOriginalReceipt() async throws {
         let environment = try TestEnvironment.make()
         defer { environment.remove() }
