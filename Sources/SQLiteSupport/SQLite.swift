@@ -145,6 +145,14 @@ public final class SQLiteDatabase {
         }
     }
 
+    /// Runs `body`'s reads in one read transaction (BEGIN … COMMIT): they see one snapshot of the file, so figures
+    /// read by several queries agree while another connection writes.
+    public func readTransaction<T>(_ body: () throws -> T) throws -> T {
+        try execute("BEGIN")
+        defer { try? execute("COMMIT") }
+        return try body()
+    }
+
     /// Whether this connection holds its file's write turn (between `beginWrite` and commit/rollback).
     private var holdsWriteTurn = false
     private lazy var writeTurns = WriteTurns.shared(for: path)
