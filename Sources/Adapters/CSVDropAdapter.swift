@@ -146,7 +146,7 @@ public final class CSVDropAdapter {
 
     // MARK: - One file
 
-    /// Tests only: runs after the file was hashed and before its rows are read.
+    /// Tests only: runs after the file was hashed, before it is looked up as a duplicate and before its rows are read.
     var afterHashing: (() -> Void)?
 
     public func ingestFile(named fileName: String) throws(JournalError) -> FileReport {
@@ -164,21 +164,27 @@ public final class CSVDropAdapter {
         do {
             (sha, size) = try hashFile(pinned.readingPath)
         } catch {
-            reject(path: path, sha: nil, size: 0, reason: error.description)
+            reject(path: path, pinned: pinned, sha: nil, size: 0, reason: error.description)
             return report(.rejected, reason: error.description)
         }
+        afterHashing?()
         if let known = try journal.fileProgress(sha256: sha), known.state == .done {
             let reason = "same content (SHA-256 \(sha.prefix(16))…) as \(known.name), already ingested"
             logger.info("\(fileName): \(reason); not ingested again")
-            move(path, to: settings.archiveFolder, reason: reason)
+            // Moved by its name: only while the name still holds the file that was hashed, or a new export
+            // renamed over it meanwhile would be archived unread.
+            if case .replaced(let change) = pinned.changeSinceOpened() {
+                logger.warning("\(fileName): \(change) while it was hashed; left in the drop folder: it is read at the next poll")
+            } else {
+                move(path, to: settings.archiveFolder, reason: reason)
+            }
             return report(.duplicate, reason: reason)
         }
-        afterHashing?()
         let encoding: TextEncoding
         switch detectEncoding(pinned.readingPath) {
         case .success(let detected): encoding = detected
         case .failure(let error):
-            reject(path: path, sha: sha, size: size, reason: error.description)
+            reject(path: path, pinned: pinned, sha: sha, size: size, reason: error.description)
             return report(.rejected, reason: error.description)
         }
         do {
@@ -194,7 +200,7 @@ public final class CSVDropAdapter {
             logger.info("\(fileName): ingested \(counts.rows) rows (\(encoding.rawValue)): \(counts.stored) records stored, \(counts.unchanged) unchanged, \(counts.quarantined) rows quarantined")
             return report(.ingested, encoding: encoding.rawValue, counts: counts)
         } catch let error as FileRejection {
-            reject(path: path, sha: sha, size: size, reason: error.reason)
+            reject(path: path, pinned: pinned, sha: sha, size: size, reason: error.reason)
             return report(.rejected, encoding: encoding.rawValue, reason: error.reason)
         } catch let error as JournalError {
             throw error
@@ -360,12 +366,17 @@ public final class CSVDropAdapter {
         }
     }
 
-    private func reject(path: String, sha: String?, size: Int64, reason: String) {
+    private func reject(path: String, pinned: PinnedFile, sha: String?, size: Int64, reason: String) {
         logger.error("\((path as NSString).lastPathComponent): rejected: \(reason)")
         if let sha {
             do { try journal.rejectFile(sha256: sha, source: name, name: (path as NSString).lastPathComponent, size: size, reason: reason) } catch {
                 logger.error("cannot record the rejection in the journal: \(error)")
             }
+        }
+        // Moved by its name: a new export renamed over it meanwhile is not the file that was refused.
+        if case .replaced(let change) = pinned.changeSinceOpened() {
+            logger.warning("\((path as NSString).lastPathComponent): \(change) while it was read; left in the drop folder: it is read at the next poll")
+            return
         }
         move(path, to: settings.rejectedFolder, reason: reason)
     }
