@@ -1,5 +1,5 @@
 /// The little esgate needs to know about a department's SQL text without parsing it: which characters are code,
-/// as opposed to quoted text ('…', "…", `…`) and comments (`-- …`, `/* … */`). A `?` or `;` inside a literal
+/// as opposed to quoted text ('…', "…", `…`, […]) and comments (`-- …`, `/* … */`). A `?` or `;` inside a literal
 /// or a comment is not a parameter marker or a terminator.
 public enum SQLText {
     /// Per character of `text`: whether it is code; and whether the text ends inside a `--` comment.
@@ -21,10 +21,14 @@ public enum SQLText {
                     index += 1
                 } else if character == "'" || character == "\"" || character == "`" {
                     state = .quoted(character)
+                } else if character == "[" {
+                    // SQL Server's identifier quote (identifier_quote "["): `[Rate?]` is a column name. PostgreSQL's
+                    // array subscripts (a[1], a[lo:hi]) are skipped too: a marker inside one is no longer seen.
+                    state = .quoted("]")
                 } else {
                     code[index] = true
                 }
-            // A doubled quote ('it''s') closes and reopens: both halves are quoted text.
+            // A doubled quote ('it''s', [a]]b]) closes and reopens: both halves are quoted text.
             case .quoted(let quote): if character == quote { state = .code }
             case .lineComment: if character.isNewline { state = .code }
             case .blockComment:

@@ -45,6 +45,15 @@ import Testing
         #expect(fine.isEmpty, "\(fine)")
     }
 
+    /// SQL Server's bracketed identifiers (identifier_quote "[") may hold any character: a ? or :name inside one
+    /// is part of a column name, not a parameter marker, and a valid query must not be refused for it.
+    @Test func markersInsideBracketedIdentifiersAreNotErrors() throws {
+        let (_, fine, _) = try load("  mode: snapshot\n", query: "\"SELECT [Rate?], [Fee :Code] FROM [dbo].[Fees]\"")
+        #expect(fine.isEmpty, "\(fine)")
+        let (_, marked, _) = try load("  mode: snapshot\n", query: "\"SELECT [Rate?] FROM [Fees] WHERE dept = ?\"")
+        #expect(marked.count == 1 && marked.first?.contains("parameter marker ?") == true, "\(marked)")
+    }
+
     @Test func aRowLimitAroundAnIncrementalQueryIsAnError() throws {
         for (query, limit) in [("SELECT a FROM t ORDER BY a LIMIT 1000", "LIMIT"), ("SELECT TOP 100 a FROM t", "TOP"),
                                ("\"SELECT a FROM t UNION ALL SELECT a FROM u OFFSET 0 ROWS FETCH NEXT 5 ROWS ONLY\"", "OFFSET"),
