@@ -206,7 +206,7 @@ private func step(_ caseNo: String, opinion: String) -> NormalizedRecord {
     /// of the last chunk written before them, and read back with their one reason as their errors.
     @Test func quarantineOfAnOlderJournalGainsItsNewColumns() throws {
         let path = NSTemporaryDirectory() + "esgate-quarantine-\(UUID().uuidString).sqlite"
-        defer { for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: path + suffix) } }
+        defer { for suffix in ["", "-wal", "-shm", ".id"] { try? FileManager.default.removeItem(atPath: path + suffix) } }
         do {
             let journal = try Journal(path: path, durable: false, now: { Date(timeIntervalSince1970: 100) })
             _ = try journal.append(step("C1", opinion: "a"), source: "drop", origin: "a.csv", line: 2)
