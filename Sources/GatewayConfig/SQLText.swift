@@ -3,8 +3,11 @@
 /// or a comment is not a parameter marker or a terminator.
 public enum SQLText {
     /// Per character of `text`: whether it is code; and whether the text ends inside a `--` comment.
-    static func scan(_ text: [Character]) -> (code: [Bool], endsInLineComment: Bool) {
-        enum State { case code, quoted(Character), lineComment, blockComment }
+    /// `dialects: true` reads what only some servers accept as quoting: MySQL's backslash escapes in literals
+    /// (`'it\'s'`), PostgreSQL's dollar quotes (`$$…$$`) and nested block comments. Without knowing the server, a
+    /// check that must not refuse a valid query asks both readings (`certainlyCode`).
+    static func scan(_ text: [Character], dialects: Bool = false) -> (code: [Bool], endsInLineComment: Bool) {
+        enum State { case code, quoted(Character), dollarQuoted, lineComment, blockComment(depth: Int) }
         var state = State.code
         var code = [Bool](repeating: false, count: text.count)
         var index = 0
@@ -17,7 +20,10 @@ public enum SQLText {
                     state = .lineComment
                     index += 1
                 } else if character == "/" && next == "*" {
-                    state = .blockComment
+                    state = .blockComment(depth: 1)
+                    index += 1
+                } else if dialects && character == "$" && next == "$" {
+                    state = .dollarQuoted
                     index += 1
                 } else if character == "'" || character == "\"" || character == "`" {
                     state = .quoted(character)
@@ -29,11 +35,24 @@ public enum SQLText {
                     code[index] = true
                 }
             // A doubled quote ('it''s', [a]]b]) closes and reopens: both halves are quoted text.
-            case .quoted(let quote): if character == quote { state = .code }
-            case .lineComment: if character.isNewline { state = .code }
-            case .blockComment:
-                if character == "*" && next == "/" {
+            case .quoted(let quote):
+                if dialects && character == "\\" && quote == "'" {
+                    index += 1   // MySQL: the escaped character is text
+                } else if character == quote {
                     state = .code
+                }
+            case .dollarQuoted:
+                if character == "$" && next == "$" {
+                    state = .code
+                    index += 1
+                }
+            case .lineComment: if character.isNewline { state = .code }
+            case .blockComment(let depth):
+                if character == "*" && next == "/" {
+                    state = depth > 1 ? .blockComment(depth: depth - 1) : .code
+                    index += 1
+                } else if dialects && character == "/" && next == "*" {
+                    state = .blockComment(depth: depth + 1)
                     index += 1
                 }
             }
@@ -43,12 +62,27 @@ public enum SQLText {
         return (code, false)
     }
 
+    /// Per character: code in both readings of `scan`, standard SQL and the dialects'. A parameter marker is
+    /// reported only where both agree, so a `?` that MySQL or PostgreSQL quotes never refuses a valid query (one
+    /// missed behind such a literal fails the first poll with the driver's 07002 instead).
+    static func certainlyCode(_ text: [Character]) -> [Bool] {
+        let standard = scan(text).code, dialects = scan(text, dialects: true).code
+        return zip(standard, dialects).map { $0 && $1 }
+    }
+
+    /// Per character: code in either reading. A row limit missed would lose rows without a word, so it is looked
+    /// for wherever some server could read code; a literal that only looks like a limit is refused with its name.
+    static func possiblyCode(_ text: [Character]) -> [Bool] {
+        let standard = scan(text).code, dialects = scan(text, dialects: true).code
+        return zip(standard, dialects).map { $0 || $1 }
+    }
+
     /// The parameter markers of a statement outside literals and comments: `?`, and Oracle-style `:name`
     /// (a colon after a space, `(`, `,` or a comparison, before a letter: not PostgreSQL's `::type` or a slice
     /// `a[lo:hi]`).
     public static func parameterMarkers(_ sql: String) -> [String] {
         let text = Array(sql)
-        let code = scan(text).code
+        let code = certainlyCode(text)
         var markers: [String] = []
         for index in text.indices where code[index] {
             if text[index] == "?" { markers.append("?") }
@@ -63,7 +97,7 @@ public enum SQLText {
     /// `TOP n`, `FETCH FIRST|NEXT`, or `ROWNUM <`; nil when there is none.
     public static func rowLimit(_ sql: String) -> String? {
         let text = Array(sql)
-        let code = scan(text).code
+        let code = possiblyCode(text)
         var depth = 0
         var index = 0
         while index < text.count {
@@ -78,6 +112,12 @@ public enum SQLText {
             switch word {
             // Followed by a count, not a column that happens to be named so (`SELECT top, offset FROM t`).
             case "LIMIT", "OFFSET", "TOP":
+                // `TOP 100 PERCENT` and `OFFSET 0 ROWS` (what SQL Server views carry to allow an ORDER BY) keep
+                // every row.
+                let count = String(after.prefix { $0.isNumber })
+                let rest = String(after.dropFirst(count.count).drop { $0.isWhitespace }.prefix { $0.isLetter }).uppercased()
+                if word == "TOP", count == "100", rest == "PERCENT" { break }
+                if word == "OFFSET", !count.isEmpty, count.allSatisfy({ $0 == "0" }) { break }
                 if after.first?.isNumber == true || after.first == "(" { return word }
             case "FETCH" where nextWord == "FIRST" || nextWord == "NEXT": return word + " " + nextWord
             case "ROWNUM" where after.first == "<": return word

@@ -54,9 +54,24 @@ import Testing
         #expect(marked.count == 1 && marked.first?.contains("parameter marker ?") == true, "\(marked)")
     }
 
+    /// Without knowing the server, what one dialect quotes must not refuse a valid query: MySQL's backslash escape,
+    /// PostgreSQL's dollar quotes and nested comments; nor a SQL Server view's TOP 100 PERCENT or OFFSET 0 ROWS,
+    /// which limit nothing. A marker or limit in plain code is still found, and a limit after a literal that the
+    /// two readings end in different places too (a missed limit loses rows without a word).
+    @Test func whatADialectQuotesIsNoMarkerAndLimitsThatKeepEveryRowAreNone() throws {
+        #expect(SQLText.parameterMarkers("SELECT a FROM t WHERE note <> 'it\\'s ok?' AND b = 1") == [])
+        #expect(SQLText.parameterMarkers("SELECT $$ why? $$ AS q, a FROM t") == [])
+        #expect(SQLText.parameterMarkers("SELECT a /* outer /* inner */ still? */ FROM t") == [])
+        #expect(SQLText.parameterMarkers("SELECT a FROM t WHERE note = 'x' AND b = ?") == ["?"])
+        #expect(SQLText.rowLimit("SELECT TOP 100 PERCENT a FROM t ORDER BY a") == nil)
+        #expect(SQLText.rowLimit("SELECT a FROM t ORDER BY a OFFSET 0 ROWS") == nil)
+        #expect(SQLText.rowLimit("SELECT a FROM t WHERE note = 'it\\'s' LIMIT 5") == "LIMIT")
+        #expect(SQLText.rowLimit("SELECT TOP 50 PERCENT a FROM t") == "TOP")
+    }
+
     @Test func aRowLimitAroundAnIncrementalQueryIsAnError() throws {
         for (query, limit) in [("SELECT a FROM t ORDER BY a LIMIT 1000", "LIMIT"), ("SELECT TOP 100 a FROM t", "TOP"),
-                               ("\"SELECT a FROM t UNION ALL SELECT a FROM u OFFSET 0 ROWS FETCH NEXT 5 ROWS ONLY\"", "OFFSET"),
+                               ("\"SELECT a FROM t UNION ALL SELECT a FROM u OFFSET 0 ROWS FETCH NEXT 5 ROWS ONLY\"", "FETCH NEXT"),
                                ("SELECT a FROM t WHERE ROWNUM <= 100", "ROWNUM")] {
             let (_, errors, file) = try load("  mode: incremental\n  watermark_column: a\n", query: query)
             #expect(errors.count == 1 && errors.first?.hasPrefix("\(file):6: odbc.query: \(limit) limits the rows of the whole query") == true, "\(errors)")
