@@ -164,8 +164,9 @@ public final class CSVDropAdapter {
         do {
             (sha, size) = try hashFile(pinned.readingPath)
         } catch {
-            reject(path: path, pinned: pinned, sha: nil, size: 0, reason: error.description)
-            return report(.rejected, reason: error.description)
+            let reason = pinned.naming(error.description)
+            reject(path: path, pinned: pinned, sha: nil, size: 0, reason: reason)
+            return report(.rejected, reason: reason)
         }
         afterHashing?()
         if let known = try journal.fileProgress(sha256: sha), known.state == .done {
@@ -184,8 +185,9 @@ public final class CSVDropAdapter {
         switch detectEncoding(pinned.readingPath) {
         case .success(let detected): encoding = detected
         case .failure(let error):
-            reject(path: path, pinned: pinned, sha: sha, size: size, reason: error.description)
-            return report(.rejected, reason: error.description)
+            let reason = pinned.naming(error.description)
+            reject(path: path, pinned: pinned, sha: sha, size: size, reason: reason)
+            return report(.rejected, reason: reason)
         }
         do {
             let counts = try ingest(path: pinned.readingPath, name: fileName, sha: sha, size: size, encoding: encoding)
@@ -200,12 +202,13 @@ public final class CSVDropAdapter {
             logger.info("\(fileName): ingested \(counts.rows) rows (\(encoding.rawValue)): \(counts.stored) records stored, \(counts.unchanged) unchanged, \(counts.quarantined) rows quarantined")
             return report(.ingested, encoding: encoding.rawValue, counts: counts)
         } catch let error as FileRejection {
-            reject(path: path, pinned: pinned, sha: sha, size: size, reason: error.reason)
-            return report(.rejected, encoding: encoding.rawValue, reason: error.reason)
+            let reason = pinned.naming(error.reason)
+            reject(path: path, pinned: pinned, sha: sha, size: size, reason: reason)
+            return report(.rejected, encoding: encoding.rawValue, reason: reason)
         } catch let error as JournalError {
             throw error
         } catch {
-            throw JournalError(operation: "ingest \(fileName)", underlying: "\(error)")
+            throw JournalError(operation: "ingest \(fileName)", underlying: pinned.naming("\(error)"))
         }
     }
 

@@ -22,6 +22,12 @@ final class PinnedFile {
         if descriptor >= 0 { close(descriptor) }
     }
 
+    /// `message` about the file with `/proc/self/fd/N` put back as its name: errors, reasons and `.reason.txt`
+    /// must name the file the operator knows.
+    func naming(_ message: String) -> String {
+        readingPath == path ? message : message.replacingOccurrences(of: readingPath, with: path)
+    }
+
     enum Change {
         /// Nothing is left under the name: the file as opened was read to its end.
         case removed

@@ -23,7 +23,7 @@ private let jsonOption = OptionSpec.flag("json", "Print machine-readable JSON.")
 /// The command table: every command, its options and help, in one place.
 public let commandTable: [CommandSpec] = [
     CommandSpec(path: ["run"], abstract: "Run the gateway: watch every adapter and ingest into the journal.",
-                discussion: "With --once, process what is complete now (waiting for settling files), supervise, push until the journal is drained for every receiver or a receiver's next retry is more than --max-wait away, print a summary and exit: 1 when a source could not be read, a file was rejected or a receiver was left failing, else 0.",
+                discussion: "With --once, process what is complete now (waiting for settling files), supervise, push until the journal is drained for every receiver or a receiver's next retry is more than --max-wait away, print a summary and exit: 1 when a source could not be read, a file was rejected, the supervision pass failed or a receiver was left failing, else 0.",
                 options: [configOption, .flag("once", "Process what is there, then exit."),
                           .value("max-wait", "seconds", "With --once: wait at most this long for one retry of a receiver (default 30)."), jsonOption]),
     CommandSpec(path: ["version"], abstract: "Print esgate's version.", options: [jsonOption]),
@@ -50,12 +50,12 @@ public let commandTable: [CommandSpec] = [
                           .value("type", "record-type", "Only records of this type (e.g. Step)."),
                           .value("limit", "n", "At most this many records (default 20)."), jsonOption]),
     CommandSpec(path: ["quarantine", "list"], abstract: "List quarantined rows with their source, line, field and reason.",
-                discussion: "Open rows, oldest first. Identity numbers are masked. A database row's line is its position in the poll that read it (odbc:N), not an identifier: its key columns are shown instead. An unknown --source is an error (exit 1).",
+                discussion: "Open rows, oldest first. Identity numbers are masked. A database row's line is its position in the poll that read it (odbc:N), not an identifier: its key columns are shown instead. An unknown --source is a usage error (exit 2).",
                 options: [configOption, .value("source", "adapter", "Only this adapter's rows."),
                           .flag("all", "Include closed rows (replayed, superseded, dropped)."),
                           .value("limit", "n", "At most this many rows (default 100)."), jsonOption]),
     CommandSpec(path: ["quarantine", "replay"], abstract: "Re-run quarantined rows through the current mappings.",
-                discussion: "Rows that now map and validate are journaled and marked replayed; rows one of whose keys got a newer revision since they were quarantined are closed as superseded, storing nothing; the others keep their new reason. Exit 1 if a row still fails, or --source or --id names nothing open.",
+                discussion: "Rows that now map and validate are journaled and marked replayed; rows one of whose keys got a newer revision since they were quarantined are closed as superseded, storing nothing; the others keep their new reason. Exit 1 if a row still fails or --id names nothing open; an unknown --source is a usage error (exit 2).",
                 options: [configOption, .value("source", "adapter", "Only this adapter's rows."),
                           .value("id", "n[,n...]", "Only these quarantine entries (may be repeated)."), jsonOption]),
     CommandSpec(path: ["quarantine", "drop"], abstract: "Close quarantined rows that will never be replayed (kept for audit as 'dropped').",

@@ -280,9 +280,10 @@ public final class ODBCCursor {
         }
         self.columns = columns
         // Characters may take two UTF-16 units (𠀀 is a surrogate pair); numbers and timestamps need ~40. The
-        // declared size of a long type (SQL_LONGVARCHAR, SQL_WLONGVARCHAR) is a driver default, not a limit.
+        // declared size of a long type (SQL_LONGVARCHAR, SQL_WLONGVARCHAR, SQL_LONGVARBINARY) is a driver default,
+        // not a limit.
         let sizedByDriver = columns.map { column in
-            column.size > 0 && column.size <= maxColumnCharacters && column.sqlType != -1 && column.sqlType != -10
+            column.size > 0 && column.size <= maxColumnCharacters && ![-1, -10, -4].contains(column.sqlType)
                 && (declaredTextSizes || !ODBCCursor.sizesThatMayLie.contains(column.sqlType))
         }
         let encodings = columns.map { ValueEncoding(sqlType: $0.sqlType) }
