@@ -316,6 +316,7 @@ private func execute(_ path: [String], _ options: ParsedOptions) async throws ->
         if options.flag("json") { writeJSON(report) } else {
             write("replayed \(report.replayed) row(s): \(report.stored) records stored, \(report.unchanged) unchanged; \(report.superseded) superseded (a newer revision of their record came first; nothing stored); \(report.stillFailing) still failing")
             for line in report.supersededRows.prefix(50) { write("  \(line)") }
+            for line in report.supersededRecords.prefix(50) { write("  \(line)") }
             for failure in report.failures.prefix(50) { write("  \(failure)") }
         }
         return report.stillFailing == 0 ? 0 : 1

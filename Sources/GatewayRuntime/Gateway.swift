@@ -240,6 +240,9 @@ public final class Gateway: Sendable {
         public var failures: [String] = []
         /// `#id file:line: superseded by Type key rev R (seq S)`, one per superseded row.
         public var supersededRows: [String] = []
+        /// Records of replayed rows left out because their key got newer content since: `#id file:line: Type key
+        /// kept at rev R (seq S)`. The row's other records were stored.
+        public var supersededRecords: [String] = []
     }
 
     /// Re-runs quarantined rows through the current mappings: rows that now map and validate are journaled
@@ -263,8 +266,11 @@ public final class Gateway: Sendable {
             try journal.begin()
             do {
                 switch try replay(entry, adapter: adapter, plan: plan, journal: journal) {
-                case .stored(let counts, let seqs):
+                case .stored(let counts, let seqs, let superseded):
                     try journal.resolveQuarantine(id: entry.id, stored: seqs)
+                    report.supersededRecords += superseded.map {
+                        Redaction.maskIdentityNumbers(in: "#\(entry.id) \(item.origin):\(item.line): not stored, superseded by \($0.description)")
+                    }
                     report.replayed += 1
                     report.stored += counts.stored
                     report.unchanged += counts.unchanged
@@ -295,8 +301,9 @@ public final class Gateway: Sendable {
     }
 
     enum ReplayOutcome {
-        /// `seqs`: the records this replay added (nil when all were unchanged).
-        case stored(IngestCounts, seqs: ClosedRange<Int64>?)
+        /// `seqs`: the records this replay added (nil when all were unchanged); `superseded`: records of the row
+        /// left out because their key has newer content.
+        case stored(IngestCounts, seqs: ClosedRange<Int64>?, superseded: [SupersedingRevision])
         case superseded(SupersedingRevision)
         case failing(ReplayFailure)
     }
@@ -317,28 +324,42 @@ public final class Gateway: Sendable {
         let prepared = RowPreparer(schema: configuration.schema, mapping: bound).prepare(fields, line: item.line) {
             RowOrigin(source: item.source, origin: item.origin, line: item.line, raw: item.raw, encoding: item.encoding, header: item.header)
         }
-        // The row is one unit: when any of its records has newer content in the journal, the source has sent the
-        // row again since, and nothing of this older version may be stored over it.
+        // Record by record: one whose key got newer content in the journal since the row was quarantined was sent
+        // again by the source, and this older version must not be stored over it; the row's other records (a
+        // denormalized export repeats a case's header on every step row, and the header may change while the
+        // step's own record never comes again) are stored.
         var built = Set<String>()
+        var superseding: [SupersedingRevision] = []
+        var fresh: [(record: NormalizedRecord, body: PreparedBody)] = []
         for (record, body) in zip(prepared.records, prepared.bodies) {
             built.insert(record.type + "\u{1F}" + record.key)
             if let revision = try journal.supersedingRevision(of: entry, type: record.type, key: record.key, digest: body.digest) {
-                return .superseded(revision)
+                superseding.append(revision)
+            } else {
+                fresh.append((record, body))
             }
         }
         if let failed = prepared.quarantine {
             // Records that still fail have no content to compare, but their keys may be known (only the key
-            // fields mapped): any newer revision of such a key supersedes the row.
-            for (type, key) in keysOfFailingRecords(fields, adapter: adapter, header: item.header) where !built.contains(type + "\u{1F}" + key) {
+            // fields mapped): the row is done only when each of them has a newer revision; else it stays failing,
+            // whole, as it was quarantined.
+            let failingKeys = keysOfFailingRecords(fields, adapter: adapter, header: item.header).filter { !built.contains($0.type + "\u{1F}" + $0.key) }
+            var everyFailingOneSuperseded = !failingKeys.isEmpty
+            for (type, key) in failingKeys {
                 if let revision = try journal.supersedingRevision(of: entry, type: type, key: key, digest: nil) {
-                    return .superseded(revision)
+                    superseding.append(revision)
+                } else {
+                    everyFailingOneSuperseded = false
                 }
             }
-            return .failing(ReplayFailure(stage: failed.stage, recordType: failed.recordType, field: failed.field, errors: failed.errors))
+            guard everyFailingOneSuperseded else {
+                return .failing(ReplayFailure(stage: failed.stage, recordType: failed.recordType, field: failed.field, errors: failed.errors))
+            }
         }
+        if fresh.isEmpty, let first = superseding.first { return .superseded(first) }
         var counts = IngestCounts()
         var seqs: ClosedRange<Int64>?
-        for (record, body) in zip(prepared.records, prepared.bodies) {
+        for (record, body) in fresh {
             switch try journal.append(record, source: item.source, origin: item.origin, line: item.line, prepared: body) {
             case .stored(_, let seq):
                 counts.stored += 1
@@ -346,7 +367,7 @@ public final class Gateway: Sendable {
             case .unchanged: counts.unchanged += 1
             }
         }
-        return .stored(counts, seqs: seqs)
+        return .stored(counts, seqs: seqs, superseded: superseding)
     }
 
     /// The record keys a row yields under the adapter's mapping cut down to its key fields: known even when

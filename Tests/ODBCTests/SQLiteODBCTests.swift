@@ -256,6 +256,49 @@ struct SQLiteODBCTests {
         #expect(entries.first?.closedReason?.hasPrefix("superseded by Step ") == true)
     }
 
+    @Test("replay leaves out only the records a newer revision superseded: the row's step is stored, its older case header is not")
+    func replaySupersedesRecordByRecord() throws {
+        let source = try SQLiteSource()
+        let db = try source.connect()
+        // A denormalized export: every step row carries its case's header, mapped to an Application too. Row 1's
+        // step name is not in the code table yet (its Step quarantined); then a row of the same case brings a
+        // changed header (the applicant renamed): the Application's newer revision.
+        var first = stepRow(1, at: "2026-01-05 08:52:00")
+        first[8] = "ZZ"
+        try insertCase(db, table: "steps", id: 1, updatedAt: "2026-01-05 10:00:00", row: first)
+        let workspace = try ODBCWorkspace(adapter: adapterYAML(connection: source.connectionString, mode: "incremental",
+                                                               query: caseSelect("steps"), extra: "watermark_column: updated_at"))
+        let mappingPath = workspace.root.appendingPathComponent("mappings/gen-cases.yaml").path
+        let mapping = try String(contentsOfFile: mappingPath, encoding: .utf8)
+            .replacingOccurrences(of: "  - type: Application\n    when:\n      - { column: 环节代码, in: [\"01\"] }",
+                                  with: "  - type: Application\n    when:\n      - { column: 环节代码, in: [\"01\", \"02\", \"03\"] }")
+        func withStepNames(_ names: String) -> String {
+            mapping.replacingOccurrences(of: "      StepName: 环节名称", with: "      StepName: { column: 环节名称, code_table: step_name }")
+                .replacingOccurrences(of: "code_tables:\n", with: "code_tables:\n  step_name: { map: { \(names) } }\n")
+        }
+        try workspace.write("mappings/gen-cases.yaml", withStepNames("承办: 承办, 审核: 审核"))
+        let adapter = try workspace.adapter()
+        #expect(try adapter.poll().counts.quarantined == 1)
+        var renamed = stepRow(1, at: "2026-01-06 09:00:00")
+        renamed[5] = "史强丽新"
+        renamed[7] = "03"
+        renamed[8] = "审核"
+        try insertCase(db, table: "steps", id: 2, updatedAt: "2026-01-06 10:00:00", row: renamed)
+        #expect(try adapter.poll().counts.stored == 2, "the Application (rev 1, new name) and the step 03")
+
+        try workspace.write("mappings/gen-cases.yaml", withStepNames("承办: 承办, 审核: 审核, ZZ: 承办"))
+        let replay = try Gateway(configuration: try workspace.loaded(), logger: .silent).replayQuarantine(source: "db")
+        #expect(replay.replayed == 1 && replay.stored == 1 && replay.superseded == 0 && replay.stillFailing == 0, "\(replay)")
+        #expect(replay.supersededRecords.count == 1 && replay.supersededRecords.first?.contains("superseded by Application") == true,
+                "\(replay.supersededRecords)")
+        let steps = try workspace.bodies(type: "Step")
+        #expect(steps.count == 2, "step 02 of the quarantined row is stored: \(steps.count)")
+        let applications = try workspace.bodies(type: "Application")
+        // Rev 1 came with the first poll (the row's valid records are stored, its failing one quarantined), rev 2 with
+        // the renamed header; the replay adds no third revision with the old name over it.
+        #expect(applications.count == 2 && applications.last?.contains("史强丽新") == true, "the newer header stays: \(applications)")
+    }
+
     @Test("quarantine list shows a database row's key columns: its odbc:N line is only its place in the poll")
     func quarantinedDatabaseRowsShowTheirKeyColumns() async throws {
         let (source, db, workspace) = try stepsSource(1, updatedAt: "2026-01-05 10:00:00", mode: "incremental", extra: "watermark_column: updated_at")
