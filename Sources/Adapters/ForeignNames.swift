@@ -21,12 +21,13 @@ enum ForeignNames {
             if shown.hasSuffix(".tmp") || shown.hasSuffix(".part") { continue }
             let target = (folder as NSString).appendingPathComponent(decoded(bytes))
             let source = (Array((folder + "/").utf8) + bytes + [0]).map { CChar(bitPattern: $0) }
-            if FileManager.default.fileExists(atPath: target) {
-                failed.append("\(shown): not renamed to \((target as NSString).lastPathComponent), which exists")
-                continue
-            }
-            if rename(source, target) == 0 {
+            // link + unlink, not rename: rename would replace a file that appeared under the new name meanwhile
+            // (a sender's own export), while link refuses an existing name, atomically.
+            if link(source, target) == 0 {
+                unlink(source)
                 renamed.append("\(shown) → \((target as NSString).lastPathComponent)")
+            } else if errno == EEXIST {
+                failed.append("\(shown): not renamed to \((target as NSString).lastPathComponent), which exists")
             } else {
                 failed.append("\(shown): cannot rename: \(String(cString: strerror(errno)))")
             }

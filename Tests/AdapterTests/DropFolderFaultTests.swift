@@ -84,6 +84,19 @@ import Testing
         #expect(workspace.names(in: workspace.archive) == ["办件.csv"])
     }
 
+    /// A file already under the decoded name (the sender's own export) is never replaced by the renaming: the GBK
+    /// one stays as it is, named in the reason.
+    @Test func anExistingFileUnderTheDecodedNameIsNotReplaced() throws {
+        let workspace = try Workspace()
+        let gbk = try workspace.generate("gbk.csv.part", rows: 5)
+        let gbkName = Array((workspace.drop.path + "/").utf8) + [0xB0, 0xEC, 0xBC, 0xFE] + Array(".csv".utf8)
+        #expect(rename(gbk.path, (gbkName + [0]).map { CChar(bitPattern: $0) }) == 0)
+        try workspace.write("drop/办件.csv", "kept\n")
+        let result = ForeignNames.normalize(in: workspace.drop.path)
+        #expect(result.renamed.isEmpty && result.failed.count == 1 && result.failed.first?.contains("which exists") == true, "\(result)")
+        #expect(try workspace.read("drop/办件.csv") == "kept\n")
+    }
+
     @Test func aNameThatIsNeitherUTF8NorGB18030IsEscaped() {
         #expect(ForeignNames.decoded([0x61, 0x81, 0x2E, 0x63]) == "a%81.c")
         #expect(ForeignNames.decoded([0xB0, 0xEC]) == "办")
