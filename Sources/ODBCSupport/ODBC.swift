@@ -368,14 +368,23 @@ public final class ODBCConnection: @unchecked Sendable {
     /// The character the driver quotes identifiers with (`SQL_IDENTIFIER_QUOTE_CHAR`: `"` for PostgreSQL, Oracle
     /// and SQL Server, `` ` `` for MySQL/MariaDB); nil when the driver does not say or does not quote (" ").
     public func identifierQuoteCharacter() -> String? {
-        guard let dbc = connection else { return nil }
-        var buffer = [UInt16](repeating: 0, count: 8)
-        var length: Int16 = 0
-        let rc = SQLGetInfoW(dbc, CODBC_IDENTIFIER_QUOTE_CHAR, &buffer, Int16(buffer.count * 2), &length)
-        guard codbc_succeeded(rc) != 0, length > 0 else { return nil }
-        let units = buffer.prefix(min(Int(length) / 2, buffer.count - 1))
-        let text = String(decoding: units, as: UTF16.self).trimmingCharacters(in: .whitespaces)
+        guard let text = info(CODBC_IDENTIFIER_QUOTE_CHAR, units: 8)?.trimmingCharacters(in: .whitespaces) else { return nil }
         return text.isEmpty ? nil : text
+    }
+
+    /// A text item of SQLGetInfoW; nil when the driver does not give it.
+    private func info(_ type: UInt16, units capacity: Int) -> String? {
+        guard let dbc = connection else { return nil }
+        var buffer = [UInt16](repeating: 0, count: capacity)
+        var length: Int16 = 0
+        let rc = SQLGetInfoW(dbc, type, &buffer, Int16(buffer.count * 2), &length)
+        guard codbc_succeeded(rc) != 0, length > 0 else { return nil }
+        return String(decoding: buffer.prefix(min(Int(length) / 2, buffer.count - 1)), as: UTF16.self)
+    }
+
+    /// The driver's file name (`SQL_DRIVER_NAME`, e.g. `libmaodbc.so`, `psqlodbcw.so`); nil when it does not say.
+    public func driverName() -> String? {
+        info(CODBC_DRIVER_NAME, units: 256)
     }
 
     /// Autocommit on (the default) or off (then `commit()` / `rollback()`).

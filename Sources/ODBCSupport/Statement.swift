@@ -246,6 +246,10 @@ public final class ODBCCursor {
     let sizedByDriver: [Bool]
     /// Per column: how its value is fetched and made text.
     let encodings: [ValueEncoding]
+    /// MariaDB Connector/ODBC (3.1.15 here) reports a length one byte short for each character of a text value
+    /// whose UTF-8 form ends in 0x98-0x9B (变 四 忙 据 and 320 more), while the buffer holds the whole value and its
+    /// terminator: "变变变变变变" came as "变变变". For this driver a text value runs to its terminator.
+    let textRunsToTerminator: Bool
     let maxColumnCharacters: Int
     let data: [UnsafeMutablePointer<UInt16>]
     let indicators: [UnsafeMutablePointer<Int>]
@@ -288,6 +292,7 @@ public final class ODBCCursor {
         }
         let encodings = columns.map { ValueEncoding(sqlType: $0.sqlType) }
         self.encodings = encodings
+        textRunsToTerminator = statement.connection.driverName()?.lowercased().contains("maodbc") ?? false
         self.sizedByDriver = sizedByDriver
         let widths = columns.indices.map { index -> Int in
             let characters = sizedByDriver[index] ? max(columns[index].size, 40) : maxColumnCharacters
@@ -420,9 +425,21 @@ public struct ODBCRowBlock {
             ValueEncoding.appendHex(of: bytes, to: &out)
             return String(decoding: out, as: UTF8.self)
         }
-        let units = UnsafeBufferPointer(start: start, count: length / 2)
+        let units = textUnits(start, length: length, width: width)
         if cursor.encodings[column] == .bit, let bit = ValueEncoding.bit(units) { return bit }
         return ODBCRowBlock.string(utf16: units)
+    }
+
+    /// A text value's UTF-16 units: `length` bytes, or up to the terminator where the driver's length is known to
+    /// fall short (`ODBCCursor.textRunsToTerminator`) and no terminator follows it.
+    private func textUnits(_ start: UnsafeMutablePointer<UInt16>, length: Int, width: Int) -> UnsafeBufferPointer<UInt16> {
+        var count = length / 2
+        if cursor.textRunsToTerminator, count < width, start[count] != 0 {
+            var end = count + 1
+            while end < width, start[end] != 0 { end += 1 }
+            if end < width { count = end }
+        }
+        return UnsafeBufferPointer(start: start, count: count)
     }
 
     /// The value of a binary column as the bytes the driver wrote; nil for other columns.
@@ -458,7 +475,7 @@ public struct ODBCRowBlock {
             ValueEncoding.appendHex(of: bytes, to: &out)
             return true
         }
-        let units = UnsafeBufferPointer(start: cursor.data[column] + row * width, count: length / 2)
+        let units = textUnits(cursor.data[column] + row * width, length: length, width: width)
         if cursor.encodings[column] == .bit, let bit = ValueEncoding.bit(units) {
             out.append(contentsOf: bit.utf8)
             return true

@@ -56,6 +56,21 @@ struct MariaDBODBCTests {
         #expect(again.counts.rows == 6 && again.counts.stored == 0, "the bound applies: a quoted literal would compare as text")
     }
 
+    @Test("text with characters whose UTF-8 ends in 0x98-0x9B (变 四 忙 据) arrives whole from a GBK table (Connector/ODBC reports their length short)")
+    func charactersConnectorODBCCutsShort() throws {
+        let (server, database, db) = try caseDatabase()
+        try db.execute("ALTER TABLE steps CONVERT TO CHARACTER SET gbk")
+        try insertCase(db, table: "steps", id: 1, updatedAt: "2026-01-05 10:00:01", row: stepRow(1, at: "2026-01-05 08:52:00"), quote: "`")
+        // Written as hex literals: the statement's own text stays ASCII, whatever the driver does with parameters.
+        try db.execute("UPDATE steps SET `办理人` = CONVERT(X'E58F98E58F98E58F98E58F98E58F98E58F98' USING utf8mb4), `备注` = CONVERT(X'E4B880E888ACEFBC8CE69D90E69699E8A681E6B182E58F8DE5A48DE58F98E69BB4E59B9BE5B79DE79C81E58F98E69BB4E799BBE8AEB0E58F98E58C96EFBC8CE68DAEE8AFB4E5BE88E5BF99' USING utf8mb4) WHERE id = 1")
+        let workspace = try ODBCWorkspace(adapter: adapterYAML(
+            connection: server.connectionString(database: database), mode: "incremental",
+            query: caseSelect("steps", quote: "`"), extra: "watermark_column: updated_at\norder_by: [id]\nidentifier_quote: \"`\""))
+        #expect(try workspace.adapter().poll().counts.stored == 1)
+        let body = try #require(try workspace.bodies(type: "Step").first)
+        #expect(body.contains("<Name>变变变变变变</Name>") && body.contains("一般，材料要求反复变更四川省变更登记变化，据说很忙"), "\(body)")
+    }
+
     @Test("front table keyed by BINARY(16) and BIT(1): keys bind as bytes and bits, so rows are marked; binary values map as hex")
     func binaryAndBitColumns() async throws {
         let (server, database, db) = try caseDatabase()
@@ -174,3 +189,4 @@ struct MariaDBODBCTests {
         #expect(error?.description.contains("wrong") == false)
     }
 }
+
