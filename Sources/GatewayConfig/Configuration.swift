@@ -69,6 +69,9 @@ public struct ReceiverConfiguration: Sendable, Equatable {
     /// Re-check every package with libxml2 (parse, XSD, C14N) before fixing it (`verify_packages`): records were
     /// validated at ingest already, so this is a diagnostic safety net that costs about a third of the push.
     public var verifyPackages: Bool = false
+    /// The lowest PackageId number to use from now on (`first_package_number`): after the state directory was
+    /// rebuilt or copied, its sequence starts again at 1 while the receiver remembers the numbers it has seen.
+    public var firstPackageNumber: Int64? = nil
 
     public init(name: String, url: String, division: String, caFile: String? = nil, certificateFile: String? = nil,
                 keyFile: String? = nil, enabled: Bool = true) {
@@ -189,6 +192,8 @@ extension GatewayConfiguration {
             receiver.timeout = section.duration("timeout") ?? .seconds(60)
             receiver.referenceSource = section.boolean("reference_source") ?? false
             receiver.verifyPackages = section.boolean("verify_packages") ?? false
+            // PUI's PackageId allows 1 to 18 digits.
+            receiver.firstPackageNumber = section.integer("first_package_number", range: 1...999_999_999_999_999_999).map(Int64.init)
             receivers.append(receiver)
             section.rejectUnknownKeys()
         }

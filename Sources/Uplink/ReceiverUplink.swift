@@ -23,6 +23,8 @@ public struct UplinkSettings: Sendable {
     public var maxBytes: Int = PUIWire.maxRequestBytes
     /// Parse, XSD-validate and C14N every package with libxml2 before fixing it (`verify_packages`).
     public var verifyPackages = false
+    /// The next PackageId number is at least this (`first_package_number`).
+    public var firstPackageNumber: Int64?
 
     public init(name: String, url: String, sender: String, receiverCode: String, client: HTTPClient.Configuration) {
         self.name = name
@@ -54,6 +56,7 @@ public struct UplinkSettings: Sendable {
                                              allowPlaintextHTTP: receiver.insecurePlaintext))
         settings.recordTypes = receiver.recordTypes
         settings.verifyPackages = receiver.verifyPackages
+        settings.firstPackageNumber = receiver.firstPackageNumber
         settings.retryBase = gateway.retryBase
         settings.retryCap = gateway.retryCap
         return settings
@@ -136,6 +139,7 @@ public final class ReceiverUplink {
             throw UplinkError(operation: "open journal \(journalPath)", underlying: error.description)
         }
         store = try UplinkStore(path: journalPath)
+        if let first = settings.firstPackageNumber { try store.raiseSequence(receiver: settings.name, nextAtLeast: first) }
         var builder = PackageBuilder(sender: settings.sender, receiver: settings.receiverCode, validator: validator)
         builder.maxRecords = min(max(settings.maxRecords, 1), PUIWire.maxRecords)
         builder.maxBytes = min(settings.maxBytes, PUIWire.maxRequestBytes)
@@ -332,7 +336,12 @@ public final class ReceiverUplink {
             prebuilding = nil
             try store.applyRefusal(receiver: settings.name, package: package, fault: fault, now: time,
                                    resolution: .init(consumer: settings.consumer, state: state))
-            logger.error("\(package.packageId) refused by the receiver: \(fault.code ?? fault.faultCode) \(fault.message); its \(package.recordCount) records are dead letters")
+            // E103 for a package fixed here once: the receiver has seen this number with other content, which
+            // happens when the state directory (and with it the PackageId sequence) was rebuilt or copied.
+            let hint = fault.code == "E103"
+                ? " (the receiver already has this PackageId: was the state directory rebuilt or copied? Set first_package_number of receiver \(settings.name) above the highest number it has seen from \(settings.sender), restart, then esgate deadletter resend)"
+                : ""
+            logger.error("\(package.packageId) refused by the receiver: \(fault.code ?? fault.faultCode) \(fault.message); its \(package.recordCount) records are dead letters\(hint)")
             return .delivered(packageId: package.packageId, outcome: "refused \(fault.code ?? fault.faultCode)")
         case .retry(let cause, let retryAfter):
             // Stored and shown in status, one line (a parser's message may end in a line break).

@@ -285,6 +285,18 @@ public final class UplinkStore {
         }
     }
 
+    /// Makes the receiver's next PackageId number at least `first` (never lowers it): `first_package_number`.
+    public func raiseSequence(receiver: String, nextAtLeast first: Int64) throws(UplinkError) {
+        try wrap("raise sequence") {
+            try database.transaction {
+                try database.prepare("""
+                    INSERT INTO uplink_sequences(receiver, last_n) VALUES (?1, ?2)
+                    ON CONFLICT(receiver) DO UPDATE SET last_n = max(last_n, excluded.last_n)
+                    """).run([.text(receiver), .integer(first - 1)])
+            }
+        }
+    }
+
     /// The next PackageId number of the receiver (read only; `fix` consumes it).
     public func nextNumber(receiver: String) throws(UplinkError) -> Int64 {
         try wrap("read sequence") {

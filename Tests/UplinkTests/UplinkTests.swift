@@ -403,6 +403,38 @@ private func journalTextRecords(_ journal: Journal, texts: [String], rounds: Int
         #expect(try uplink.store.receiverState("province").lastError?.contains("\n") == false)
     }
 
+    /// A rebuilt state directory starts its PackageId sequence at 1 again, and the receiver refuses reused numbers
+    /// (E103): the refusal says what happened, and `first_package_number` moves the sequence past the receiver's so
+    /// that the dead letters go out again under new numbers.
+    @Test func aRebuiltStateDirectoryGoesOnPastTheReceiversPackageNumbers() async throws {
+        let environment = try TestEnvironment.make()
+        defer { environment.remove() }
+        try fillJournal(environment.journalPath, count: 5)
+        let server = try environment.sandbox()
+        defer { server.stop() }
+        let settings = environment.settings(name: "province", url: url(server.port))
+        let original = try ReceiverUplink(settings: settings, journalPath: environment.journalPath, validator: try makeValidator(), logger: .silent)
+        #expect(try await original.drain(maxWait: .seconds(5)).drained)
+
+        try FileManager.default.createDirectory(atPath: environment.path("rebuilt"), withIntermediateDirectories: true)
+        let rebuilt = environment.path("rebuilt/journal.sqlite")
+        try fillJournal(rebuilt, count: 3, prefix: "R")
+        let logs = RecordingLogHandler()
+        let again = try ReceiverUplink(settings: settings, journalPath: rebuilt, validator: try makeValidator(),
+                                       logger: Logger(component: "t", minimum: .debug, handler: logs))
+        _ = try await again.drain(maxWait: .seconds(5))
+        #expect(try again.store.deadLetters(receiver: "province").map(\.code) == ["E103", "E103", "E103"])
+        #expect(logs.lines.contains { $0.contains("410103-1 refused") && $0.contains("first_package_number") }, "\(logs.lines)")
+
+        var moved = settings
+        moved.firstPackageNumber = 1000
+        let fixed = try ReceiverUplink(settings: moved, journalPath: rebuilt, validator: try makeValidator(), logger: .silent)
+        #expect(try fixed.store.resendDeadLetters(ids: nil, receiver: "province", now: Date()) == 3)
+        #expect(try await fixed.drain(maxWait: .seconds(5)).drained)
+        #expect(server.receiver.packages().keys.contains("410103-1000"), "\(server.receiver.packages().keys.sorted())")
+        #expect(try fixed.store.deadLetters(receiver: "province").isEmpty)
+    }
+
     @Test func timeoutAfterStoreResendsTheSameBytesAndGetsTheOriginalReceipt() async throws {
         let environment = try TestEnvironment.make()
         defer { environment.remove() }
