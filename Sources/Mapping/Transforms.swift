@@ -142,10 +142,17 @@ struct DateTimeFormat: Sendable {
             case .minute: guard let v = number(min: 2, max: 2) else { return nil }; time.minute = v
             case .second: guard let v = number(min: 2, max: 2) else { return nil }; time.second = v
             case .fraction:
+                // 1 to 9 digits: PostgreSQL writes microseconds without trailing zeros (.84174), Oracle and SQL
+                // Server up to nanoseconds. PUI times carry milliseconds: the rest is cut, not rounded, so a time
+                // never moves into the next second.
                 let before = position
-                guard let v = number(min: 1, max: 3) else { return nil }
-                let digits = position - before
-                time.millis = v * (digits == 1 ? 100 : digits == 2 ? 10 : 1)
+                guard number(min: 1, max: 9) != nil else { return nil }
+                var millis = 0
+                for index in 0..<3 {
+                    let digit = before + index < position ? Int(bytes[before + index] - UInt8(ascii: "0")) : 0
+                    millis = millis * 10 + digit
+                }
+                time.millis = millis
             case .literal(let expected):
                 guard position < bytes.count, bytes[position] == expected else { return nil }
                 position += 1

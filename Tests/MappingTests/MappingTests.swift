@@ -129,6 +129,10 @@ private func stepMapping(datetime: String) -> String {
             """), stepHeader)
         // 2025-12-31 20:15 UTC is 2026-01-01 04:15 in Beijing (+8 h): the date rolls over a year boundary.
         #expect(mapping.map(["C", "2025-12-31 20:15:30.5", "王", "", ""]).records.first?["HandledAt"] == "2026-01-01T04:15:30.500+08:00")
+        // PostgreSQL's microseconds (trailing zeros left out) and nanoseconds: kept to the millisecond, cut.
+        #expect(mapping.map(["C", "2026-12-05 08:00:32.84174", "王", "", ""]).records.first?["HandledAt"] == "2026-12-05T16:00:32.841+08:00")
+        #expect(mapping.map(["C", "2026-12-05 08:00:59.999999999", "王", "", ""]).records.first?["HandledAt"] == "2026-12-05T16:00:59.999+08:00")
+        #expect(mapping.map(["C", "2026-12-05 08:00:59.1234567890", "王", "", ""]).errors.first?.field == "HandledAt", "ten digits")
     }
 
     @Test func decimalsAndIntegers() throws {
