@@ -501,7 +501,7 @@ public final class ODBCAdapter: @unchecked Sendable {
             // Not one row of the poll moved the watermark: every poll reads them all again, and new rows are
             // found only by re-reading everything. Stored all the same, but the adapter shows it as its error.
             if let watermarkColumn, rowsRead > 0, unreadable.count == rowsRead {
-                report.watermarkProblem = "watermark column \(watermarkColumn): none of the \(rowsRead) rows read holds a \(settings.watermarkKind.rawValue) (e.g. '\(unreadable.example ?? "NULL")'), so the watermark cannot move and every poll reads them all again; check watermark_column and watermark_type (odbc.watermark_column)"
+                report.watermarkProblem = "watermark column \(watermarkColumn): none of the \(rowsRead) rows read holds a value of watermark_type \(settings.watermarkKind.rawValue) (e.g. '\(unreadable.example ?? "NULL")'), so the watermark cannot move and every poll reads them all again; check watermark_column and watermark_type (odbc.watermark_column)"
             }
         }
         while !finished, let first = try channel.take() {

@@ -42,6 +42,12 @@ public struct RunSummary: Sendable, Codable {
         let failedSources = pollErrors.count + sources.filter { $0.error != nil }.count
         if failedSources > 0 { failures.append("\(failedSources) source(s) could not be read") }
         if supervisionError != nil { failures.append("the supervision pass failed") }
+        // Polls that read rows but hit what `adapter status` counts as a failure (a watermark no row can move, keys
+        // or marks that cannot be used, deletions held back): the operator must act, so cron must see it.
+        let troubled = polls.filter {
+            $0.watermarkProblem != nil || $0.keyProblem != nil || $0.markProblem != nil || $0.deletionRefusal != nil
+        }.map(\.adapter)
+        if !troubled.isEmpty { failures.append("adapter(s) with a problem to fix: \(troubled.joined(separator: ", "))") }
         let failing = uplink.filter { !$0.drained }.map(\.receiver)
         if !failing.isEmpty { failures.append("receiver(s) failing: \(failing.joined(separator: ", "))") }
         return failures

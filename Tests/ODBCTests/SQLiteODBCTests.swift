@@ -320,7 +320,7 @@ struct SQLiteODBCTests {
         let adapter = try workspace.adapter()
         let report = try adapter.poll()
         #expect(report.counts.stored == 4, "the rows are stored all the same")
-        #expect(report.watermarkProblem?.contains("none of the 4 rows read holds a timestamp (e.g. 'N/A')") == true)
+        #expect(report.watermarkProblem?.contains("none of the 4 rows read holds a value of watermark_type timestamp (e.g. 'N/A')") == true)
         let health = try #require(try Journal(path: workspace.journalPath).adapterHealth().first)
         #expect(health.consecutiveFailures == 1 && health.lastError?.contains("odbc.watermark_column") == true)
         // One row with a readable time: the watermark moves, and the adapter is healthy again.
@@ -437,6 +437,15 @@ struct SQLiteODBCTests {
         let json = try await esgate(["run", "--once", "--json", "--config", workspace.configPath])
         #expect(json.code == 1)
         #expect(json.out.contains("\"pollErrors\""))
+    }
+
+    @Test("esgate run --once exits 1 when a poll read rows but its watermark cannot move (adapter status counts it failed)")
+    func runOnceExitCodeOnWatermarkProblem() async throws {
+        let (source, _, workspace) = try stepsSource(2, updatedAt: "N/A", mode: "incremental", extra: "watermark_column: updated_at")
+        defer { withExtendedLifetime(source) {} }
+        let run = try await esgate(["run", "--once", "--config", workspace.configPath])
+        #expect(run.code == 1, "\(run.out)\(run.err)")
+        #expect(run.out.contains("db: warning: ") && run.out.contains("failed: adapter(s) with a problem to fix: db"), "\(run.out)")
     }
 
     @Test("configuration: strict odbc section")
