@@ -1,4 +1,5 @@
 import Foundation
+import GatewayConfig
 import GatewayModel
 import TextSupport
 
@@ -27,14 +28,33 @@ func writeJSON<T: Encodable>(_ value: T) {
 }
 
 /// The configuration named by `--config`; prints every error and returns nil when it does not load.
-func loadOrReport(_ options: ParsedOptions) -> LoadedConfiguration? {
+/// `readOnly`: a status or list command, which never connects to a source or a receiver. Secrets kept only in
+/// the service's environment (`${DB_PASSWORD}` in a connection string, `key_passphrase_env`) are then not needed:
+/// an operator's shell does not have them, and status must still work there.
+func loadOrReport(_ options: ParsedOptions, readOnly: Bool = false) -> LoadedConfiguration? {
     let path = configurationPath(option: options.value("config"))
     switch loadConfiguration(path: path) {
     case .success(let loaded): return loaded
     case .failure(let errors):
+        if readOnly {
+            let unset = errors.errors.compactMap(unsetVariable)
+            if !unset.isEmpty, unset.count == errors.errors.count {
+                var environment = ProcessInfo.processInfo.environment
+                for name in unset { environment[name] = "(not set in this shell)" }
+                if case .success(let loaded) = loadConfiguration(path: path, environment: environment) { return loaded }
+            }
+        }
         writeError("configuration has \(errors.errors.count) error(s):\n" + errors.description)
         return nil
     }
+}
+
+/// The variable an "environment variable NAME … is not set" error names.
+private func unsetVariable(_ error: ConfigError) -> String? {
+    let prefix = "environment variable "
+    guard error.message.hasPrefix(prefix), error.message.hasSuffix(" is not set") else { return nil }
+    let name = error.message.dropFirst(prefix.count).prefix { !$0.isWhitespace }
+    return name.isEmpty ? nil : String(name)
 }
 
 /// A logger at gateway.yaml's `log_level`.

@@ -210,7 +210,7 @@ private func execute(_ path: [String], _ options: ParsedOptions) async throws ->
         return 0
 
     case ["adapter", "status"]:
-        guard let loaded = loadOrReport(options) else { return 1 }
+        guard let loaded = loadOrReport(options, readOnly: true) else { return 1 }
         let rows = try adapterStatusRows(loaded)
         let failing: Int32 = rows.contains { ($0.health?.consecutiveFailures ?? 0) > 0 } ? 1 : 0
         if options.flag("json") { writeJSON(rows); return failing }
@@ -218,7 +218,7 @@ private func execute(_ path: [String], _ options: ParsedOptions) async throws ->
         return failing
 
     case ["gateway", "status"], ["status"]:
-        guard let loaded = loadOrReport(options) else { return 1 }
+        guard let loaded = loadOrReport(options, readOnly: true) else { return 1 }
         // The uplink's state failing to load (an unreadable key passphrase file, say) still shows the adapters.
         var uplink: StatusOutput?
         var uplinkError: String?
@@ -238,7 +238,7 @@ private func execute(_ path: [String], _ options: ParsedOptions) async throws ->
         return failing ? 1 : 0
 
     case ["journal", "stats"]:
-        guard let loaded = loadOrReport(options) else { return 1 }
+        guard let loaded = loadOrReport(options, readOnly: true) else { return 1 }
         let stats = try Journal(path: loaded.gateway.journalPath).stats()
         if options.flag("json") { writeJSON(stats); return 0 }
         var text = "journal \(stats.path)\n  records: \(stats.records) (last seq \(stats.lastSeq))\n"
@@ -255,7 +255,7 @@ private func execute(_ path: [String], _ options: ParsedOptions) async throws ->
         return 0
 
     case ["journal", "list"]:
-        guard let loaded = loadOrReport(options) else { return 1 }
+        guard let loaded = loadOrReport(options, readOnly: true) else { return 1 }
         let after = try options.integer("after", default: 0)
         let limit = try options.integer("limit", default: 20)
         let types = options.value("type").map { [$0] }
@@ -272,7 +272,7 @@ private func execute(_ path: [String], _ options: ParsedOptions) async throws ->
         return 0
 
     case ["quarantine", "list"]:
-        guard let loaded = loadOrReport(options) else { return 1 }
+        guard let loaded = loadOrReport(options, readOnly: true) else { return 1 }
         let limit = try options.integer("limit", default: 100)
         let journal = try Journal(path: loaded.gateway.journalPath)
         if let source = options.value("source"), let problem = try unknownQuarantineSource(source, loaded, journal) {

@@ -62,7 +62,9 @@ func executeMonitoringCommand(_ path: [String], _ options: ParsedOptions) throws
     if path == ["scores"] { path = ["score", "list"] }
     guard monitoringCommandTable.contains(where: { $0.path == path }) else { return nil }
 
-    guard let loaded = loadOrReport(options) else { return ExitCode.failure.rawValue }
+    // Listing and showing never connect to a source: like status, they need no secret from the environment.
+    let readOnly = path == ["alert", "list"] || path == ["alert", "show"] || path == ["score", "list"] || path == ["stats"]
+    guard let loaded = loadOrReport(options, readOnly: readOnly) else { return ExitCode.failure.rawValue }
     let gateway = Gateway(configuration: loaded, logger: .silent)
     let engine = try gateway.makeSupervisionEngine(journal: try gateway.openJournal())
     let json = options.flag("json")

@@ -349,7 +349,7 @@ func describe(_ output: StatusOutput) -> String {
 public func executeUplinkCommand(_ path: [String], _ options: ParsedOptions) async throws -> Int32? {
     switch path {
     case ["uplink", "status"]:
-        guard let configuration = loadOrReport(options) else { return 1 }
+        guard let configuration = loadOrReport(options, readOnly: true) else { return 1 }
         let output = try uplinkStatus(configuration)
         if options.flag("json") { writeJSON(output) } else { write(Redaction.maskIdentityNumbers(in: describe(output))) }
         return output.failing ? 1 : 0
@@ -373,7 +373,7 @@ public func executeUplinkCommand(_ path: [String], _ options: ParsedOptions) asy
         return 0
 
     case ["deadletter", "list"]:
-        guard let configuration = loadOrReport(options) else { return 1 }
+        guard let configuration = loadOrReport(options, readOnly: true) else { return 1 }
         let store = try UplinkStore(path: configuration.gateway.journalPath)
         let letters = try store.deadLetters(receiver: options.value("receiver"), includeResolved: options.flag("all"),
                                             limit: try options.integer("limit", default: 100))

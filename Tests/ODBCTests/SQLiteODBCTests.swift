@@ -439,6 +439,20 @@ struct SQLiteODBCTests {
         #expect(json.out.contains("\"pollErrors\""))
     }
 
+    @Test("status and list commands work from a shell without the service's secrets; run still needs them")
+    func statusWithoutTheServicesSecrets() async throws {
+        let source = try SQLiteSource()
+        _ = try source.connect()
+        let workspace = try ODBCWorkspace(adapter: adapterYAML(connection: source.connectionString + ";PWD=${ESGATE_TEST_UNSET_SECRET}",
+                                                               mode: "snapshot", query: caseSelect("steps"), extra: ""))
+        for command in [["adapter", "status"], ["status"], ["journal", "stats"], ["quarantine", "list"], ["alert", "list"]] {
+            let result = try await esgate(command + ["--config", workspace.configPath])
+            #expect(result.code == 0 && !result.err.contains("is not set"), "\(command): \(result.err)")
+        }
+        let run = try await esgate(["run", "--once", "--config", workspace.configPath])
+        #expect(run.code == 1 && run.err.contains("environment variable ESGATE_TEST_UNSET_SECRET is not set"), "\(run.err)")
+    }
+
     @Test("esgate run --once exits 1 when a poll read rows but its watermark cannot move (adapter status counts it failed)")
     func runOnceExitCodeOnWatermarkProblem() async throws {
         let (source, _, workspace) = try stepsSource(2, updatedAt: "N/A", mode: "incremental", extra: "watermark_column: updated_at")
