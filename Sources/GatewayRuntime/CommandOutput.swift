@@ -40,7 +40,7 @@ func loadOrReport(_ options: ParsedOptions, readOnly: Bool = false) -> LoadedCon
             let unset = errors.errors.compactMap(unsetVariable)
             if !unset.isEmpty, unset.count == errors.errors.count {
                 var environment = ProcessInfo.processInfo.environment
-                for name in unset { environment[name] = "(not set in this shell)" }
+                for name in unset { environment[name] = unsetInThisShell }
                 if case .success(let loaded) = loadConfiguration(path: path, environment: environment) { return loaded }
             }
         }
@@ -48,6 +48,9 @@ func loadOrReport(_ options: ParsedOptions, readOnly: Bool = false) -> LoadedCon
         return nil
     }
 }
+
+/// What a status command puts in place of a variable its shell does not have (see `loadOrReport`).
+let unsetInThisShell = "(not set in this shell)"
 
 /// The variable an "environment variable NAME … is not set" error names.
 private func unsetVariable(_ error: ConfigError) -> String? {

@@ -201,15 +201,7 @@ func certificateReports(_ gateway: GatewayConfiguration, warnDays: Int = 30, now
                         do { password = try receiver.clientKeyPassphrase() } catch {
                             report.errors.append("\(error): the uplink cannot start")
                         }
-                        do {
-                            let matches = try CertificateInfo.keyMatches(certificateFile: file, keyFile: keyFile, password: password)
-                            report.keyMatches = matches
-                            if !matches { report.errors.append("key \(keyFile) does not belong to this certificate") }
-                        } catch {
-                            // Name where the passphrase came from: that is what the operator has to correct.
-                            let source = password == nil ? nil : receiver.passphraseSource
-                            report.errors.append(error.description + (source.map { " (passphrase from \($0))" } ?? ""))
-                        }
+                        checkKey(keyFile, of: file, password: password, source: receiver.passphraseSource, into: &report)
                     } else {
                         report.errors.append("no key_file configured")
                     }
@@ -225,6 +217,23 @@ func certificateReports(_ gateway: GatewayConfiguration, warnDays: Int = 30, now
         }
     }
     return reports
+}
+
+/// Whether `keyFile` opens with `password` and belongs to the certificate in `file`, into `report`.
+private func checkKey(_ keyFile: String, of file: String, password: String?, source: String?, into report: inout CertificateReport) {
+    if password == unsetInThisShell {
+        // A status command run from a shell without the service's environment cannot open the key.
+        report.warnings.append("key not checked: \(source ?? "key_passphrase_env") is not set in this shell")
+        return
+    }
+    do {
+        let matches = try CertificateInfo.keyMatches(certificateFile: file, keyFile: keyFile, password: password)
+        report.keyMatches = matches
+        if !matches { report.errors.append("key \(keyFile) does not belong to this certificate") }
+    } catch {
+        // Name where the passphrase came from: that is what the operator has to correct.
+        report.errors.append(error.description + ((password == nil ? nil : source).map { " (passphrase from \($0))" } ?? ""))
+    }
 }
 
 extension CertificateReport {

@@ -199,6 +199,17 @@ extension TestEnvironment {
         let summary = try await uplink.drain(maxWait: .seconds(2))
         #expect(summary.drained, "\(summary.lastError ?? "")")
         #expect(server.receiver.records().count == 3)
+
+        // From an operator's shell, which lacks the service's variable: status works, and says the key was not
+        // checked rather than calling the passphrase wrong.
+        for folder in ["adapters", "mappings"] {
+            try FileManager.default.createDirectory(atPath: environment.path(folder), withIntermediateDirectories: true)
+        }
+        let status = try await runEsgate(["uplink", "status", "--json", "--config", file], environment: environment)
+        #expect(status.code == 0, "\(status.output)")
+        #expect(status.output.contains("key not checked: key_passphrase_env ESGATE_TEST_KEY_PASSPHRASE is not set in this shell"),
+                "\(status.output)")
+        #expect(!status.output.contains("does not open it"), "\(status.output)")
     }
 }
 
