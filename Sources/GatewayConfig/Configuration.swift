@@ -264,6 +264,8 @@ public struct ODBCSettings: Sendable {
     public var connection: String
     /// When set, the trimmed content of this file is appended as `PWD={…}` (the password stays out of YAML).
     public var passwordFile: String?
+    /// The line of `password_file` in the adapter file (`config check`).
+    public var passwordFileLine = 0
     public var query: String
     public var mode: ODBCPullMode
     /// Incremental: the result column holding the watermark, and what it holds.
@@ -406,6 +408,7 @@ extension AdapterConfiguration {
         var settings = ODBCSettings(connection: section.string("connection", required: true) ?? "",
                                     query: section.string("query", required: true) ?? "", mode: mode)
         settings.passwordFile = section.string("password_file").map { resolvePath($0, relativeTo: base) }
+        settings.passwordFileLine = section.raw("password_file")?.mark.line ?? 0
         settings.watermarkColumn = section.string("watermark_column")
         settings.watermarkKind = section.choice("watermark_type", WatermarkKind.allCases.map(\.rawValue)).flatMap(WatermarkKind.init) ?? .timestamp
         settings.orderBy = section.stringList("order_by") ?? []

@@ -127,7 +127,7 @@ private func execute(_ path: [String], _ options: ParsedOptions) async throws ->
         // Files the gateway reads only when it needs them (certificates, keys, reference data) are checked here too:
         // `run` starts without them and names them when they are needed; `config check` is asked before that.
         let outcome = loadConfiguration(path: configPath).flatMap { loaded in
-            let missing = referencedFileErrors(loaded.gateway)
+            let missing = referencedFileErrors(loaded.gateway, adapters: loaded.adapters)
             return missing.isEmpty ? .success(loaded) : .failure(ConfigErrors(missing))
         }
         switch outcome {
@@ -136,6 +136,10 @@ private func execute(_ path: [String], _ options: ParsedOptions) async throws ->
                 writeJSON(ConfigCheckReport(ok: true, errors: [], adapters: loaded.adapters.map(\.name), mappings: loaded.mappings.keys.sorted()))
             } else {
                 write("\(configPath): ok (\(loaded.adapters.count) adapter(s): \(loaded.adapters.map(\.name).joined(separator: ", ")); \(loaded.mappings.count) mapping(s): \(loaded.mappings.keys.sorted().joined(separator: ", ")))")
+                // What a file check cannot see: a driver name, a password, a column of the query.
+                if loaded.adapters.contains(where: { $0.odbc != nil || $0.soap != nil }) {
+                    write("no source was contacted: `esgate mapping test --adapter NAME` tries a database's or service's connection, query and columns")
+                }
             }
             return 0
         case .failure(let errors):

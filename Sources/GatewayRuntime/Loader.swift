@@ -91,14 +91,18 @@ public func configurationPath(option: String?, environment: [String: String] = P
     option ?? environment["ESGATE_CONFIG"] ?? "gateway.yaml"
 }
 
-/// The files gateway.yaml names that are missing or unreadable: each receiver's `ca_file`, `cert_file`, `key_file`
-/// and `key_passphrase_file`, and `reference_data`. Errors for `config check`, with the key's line.
-func referencedFileErrors(_ gateway: GatewayConfiguration) -> [ConfigError] {
+/// The files the configuration names that are missing or unreadable: each receiver's `ca_file`, `cert_file`,
+/// `key_file` and `key_passphrase_file`, `reference_data`, and each ODBC adapter's `password_file`. Errors for
+/// `config check`, with the file and line of the key.
+func referencedFileErrors(_ gateway: GatewayConfiguration, adapters: [AdapterConfiguration] = []) -> [ConfigError] {
     var errors: [ConfigError] = []
-    func check(_ path: String?, key: String, line: Int) {
+    func check(_ path: String?, key: String, line: Int, in file: String = gateway.file) {
         guard let path, !FileManager.default.isReadableFile(atPath: path) else { return }
         let why = FileManager.default.fileExists(atPath: path) ? "not readable by this user" : "no such file"
-        errors.append(ConfigError(file: gateway.file, line: line, key: key, message: "\(path): \(why)"))
+        errors.append(ConfigError(file: file, line: line, key: key, message: "\(path): \(why)"))
+    }
+    for adapter in adapters where adapter.enabled {
+        check(adapter.odbc?.passwordFile, key: "odbc.password_file", line: adapter.odbc?.passwordFileLine ?? 0, in: adapter.file)
     }
     check(gateway.referenceDataFile, key: "reference_data", line: gateway.referenceDataLine)
     for (index, receiver) in gateway.receivers.enumerated() where receiver.enabled {

@@ -439,6 +439,21 @@ struct SQLiteODBCTests {
         #expect(json.out.contains("\"pollErrors\""))
     }
 
+    @Test("config check names a missing password_file with its adapter file and line, and says it contacted no source")
+    func configCheckNamesAMissingPasswordFile() async throws {
+        let source = try SQLiteSource()
+        let workspace = try ODBCWorkspace(adapter: adapterYAML(connection: source.connectionString, mode: "snapshot",
+                                                               query: caseSelect("steps"), extra: "password_file: secrets/db.pass"))
+        let missing = try await esgate(["config", "check", "--config", workspace.configPath])
+        let adapterFile = workspace.root.appendingPathComponent("adapters/db.yaml").path
+        #expect(missing.code == 1 && missing.out.contains("\(adapterFile):") && missing.out.contains("odbc.password_file: ")
+                && missing.out.contains("secrets/db.pass: no such file"), "\(missing.out)\(missing.err)")
+        try FileManager.default.createDirectory(at: workspace.root.appendingPathComponent("adapters/secrets"), withIntermediateDirectories: true)
+        try workspace.write("adapters/secrets/db.pass", "pw\n")
+        let fine = try await esgate(["config", "check", "--config", workspace.configPath])
+        #expect(fine.code == 0 && fine.out.contains("no source was contacted: `esgate mapping test --adapter NAME`"), "\(fine.out)\(fine.err)")
+    }
+
     @Test("status and list commands work from a shell without the service's secrets; run still needs them")
     func statusWithoutTheServicesSecrets() async throws {
         let source = try SQLiteSource()
