@@ -22,7 +22,7 @@ private let jsonOption = OptionSpec.flag("json", "Print machine-readable JSON.")
 
 /// The command table: every command, its options and help, in one place.
 public let commandTable: [CommandSpec] = [
-    CommandSpec(path: ["run"], abstract: "Run the gateway: watch every adapter and ingest into the journal.",
+    CommandSpec(path: ["run"], abstract: "Run the gateway: watch every adapter, ingest into the journal, supervise, and push to every receiver.",
                 discussion: "With --once, process what is complete now (waiting for settling files), supervise, push until the journal is drained for every receiver or a receiver's next retry is more than --max-wait away, print a summary and exit: 1 when a source could not be read, a file was rejected, the supervision pass failed or a receiver was left failing, else 0.",
                 options: [configOption, .flag("once", "Process what is there, then exit."),
                           .value("max-wait", "seconds", "With --once: wait at most this long for one retry of a receiver (default 30)."), jsonOption]),
@@ -207,7 +207,7 @@ private func execute(_ path: [String], _ options: ParsedOptions) async throws ->
         }
         let uplink = startUplink(loaded, logger: logger(for: loaded))
         let task = Task { try await gateway.run() }
-        let signals = installTerminationHandlers { task.cancel(); uplink.cancel() }
+        let signals = installTerminationHandlers(logger: logger(for: loaded)) { task.cancel(); uplink.cancel() }
         _ = try? await task.value
         await uplink.value
         withExtendedLifetime(signals) {}
@@ -471,7 +471,7 @@ func describe(_ row: AdapterStatusRow) -> String {
     // A driver's message may span lines; one line keeps the status readable and greppable, as in the log.
     if let error = row.health?.lastError { text += "\n  last error (\(stamp(row.health?.lastErrorAt))): \(Logger.oneLine(error))" }
     if let health = row.health {
-        text += "\n  rows read: \(health.lastPollRows.map(String.init) ?? "?") by the last poll, \(health.rowsRead) in all"
+        text += "\n  rows read: \(health.lastPollRows.map(String.init) ?? "?") by the last poll, \(health.rowsRead) in all (rows read again, as a lag window does, count each time)"
     }
     if let position = row.position { text += "\n  position \(position)" }
     if let lag = row.health?.lagSeconds { text += "\n  lag \(describeLag(lag)) (the watermark's age at the last poll)" }
@@ -575,11 +575,15 @@ struct QuarantineListRow: Encodable {
 }
 
 /// SIGINT/SIGTERM → graceful stop (the current batch commits or rolls back as a unit either way).
-func installTerminationHandlers(_ stop: @escaping @Sendable () -> Void) -> [DispatchSourceSignal] {
+func installTerminationHandlers(logger: Logger? = nil, _ stop: @escaping @Sendable () -> Void) -> [DispatchSourceSignal] {
     [SIGINT, SIGTERM].map { number in
         signal(number, SIG_IGN)
         let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
-        source.setEventHandler { stop() }
+        source.setEventHandler {
+            // Stopping can take as long as a poll or a send in hand (docs/configuration.md): say it has begun.
+            logger?.info("\(number == SIGTERM ? "SIGTERM" : "SIGINT"): stopping after the work in hand (a running poll or send is finished first)")
+            stop()
+        }
         source.resume()
         return source
     }

@@ -376,7 +376,7 @@ public func executeUplinkCommand(_ path: [String], _ options: ParsedOptions) asy
             return summaries.allSatisfy(\.drained) ? 0 : 1
         }
         let task = startUplink(configuration, logger: logger)
-        let signals = installTerminationHandlers { task.cancel() }
+        let signals = installTerminationHandlers(logger: logger) { task.cancel() }
         await task.value
         withExtendedLifetime(signals) {}
         return 0
