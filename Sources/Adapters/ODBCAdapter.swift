@@ -563,6 +563,7 @@ public final class ODBCAdapter: @unchecked Sendable {
             var pending: [PreparedRow] = []
             var keys: [[ODBCParameter]] = []
             var unmarkable = 0
+            var exhausted = true
             let scratch = RowScratch()
             reading: while let block = try cursor.next() {
                 let fetched = try ODBCReadJob.FetchedRows(block)
@@ -581,12 +582,19 @@ public final class ODBCAdapter: @unchecked Sendable {
                     } else {
                         keys.append(parameters)
                     }
-                    if pending.count >= settings.batchRows { break reading }
+                    // Unmarkable rows come back first in every round when the query orders them first: counting
+                    // them toward batch_rows would keep the rows behind them from ever being read. They are
+                    // journaled in batches of their own while the round reads on.
+                    if keys.count >= settings.batchRows { exhausted = false; break reading }
+                    if pending.count >= settings.batchRows {
+                        try commit(pending, report: &report) {}
+                        pending.removeAll(keepingCapacity: true)
+                    }
                 }
             }
             cursor.close()
-            guard !pending.isEmpty else { break }
-            try commit(pending, report: &report) {}
+            guard !pending.isEmpty || !keys.isEmpty || unmarkable > 0 else { break }
+            if !pending.isEmpty { try commit(pending, report: &report) {} }
             // Durable in the journal: now, and only now, mark the rows.
             try connection.setAutocommit(false)
             var changed = 0
@@ -615,7 +623,7 @@ public final class ODBCAdapter: @unchecked Sendable {
                 continue
             }
             unmarkedKeys = nil
-            if pending.count < settings.batchRows { break }
+            if exhausted { break }
         }
     }
 

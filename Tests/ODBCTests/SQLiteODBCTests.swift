@@ -189,6 +189,21 @@ struct SQLiteODBCTests {
         #expect(try db.query("SELECT count(*) FROM steps WHERE rec_flag = 0").rows.first?.first == "0")
     }
 
+    @Test("front table: more rows with a NULL mark key than batch_rows, ordered first, do not keep the rows behind them unread")
+    func frontTableUnmarkableRowsDoNotStarveTheOthers() throws {
+        let source = try SQLiteSource()
+        let db = try source.connect()
+        for n in 1...7 { try insertCase(db, table: "steps", id: n, updatedAt: "2026-01-05 10:00:00", row: stepRow(n, at: "2026-01-05 08:52:00", note: "v1")) }
+        try db.execute("UPDATE steps SET \"备注\" = NULL WHERE id <= 3")
+        let workspace = try ODBCWorkspace(adapter: adapterYAML(
+            connection: source.connectionString, mode: "front-table", query: caseSelect("steps") + " WHERE rec_flag = 0 ORDER BY id",
+            extra: "mark_statement: UPDATE steps SET rec_flag = 1 WHERE id = ? AND \"备注\" = ?\nmark_keys: [id, 备注]\nbatch_rows: 2"))
+        let first = try workspace.adapter().poll()
+        #expect(first.marked == 4 && first.counts.stored == 7, "\(first)")
+        #expect(try db.query("SELECT count(*) FROM steps WHERE rec_flag = 0").rows.first?.first == "3", "only the three without a key")
+        #expect(first.markProblem?.contains("mark key 备注") == true)
+    }
+
     @Test("bad rows are quarantined once (not once per re-read) and replay works on them")
     func quarantineAndReplay() throws {
         let source = try SQLiteSource()
