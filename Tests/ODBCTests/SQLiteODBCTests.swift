@@ -49,6 +49,18 @@ func stepsSource(_ count: Int, updatedAt: String, mode: String, extra: String) t
     return (source, db, workspace)
 }
 
+/// Steps 1...count in a front table flagged by (id, 备注), ordered by id; the rows matching `condition` have no 备注.
+func frontTableWithNullKeys(count: Int, where condition: String, batchRows: Int) throws -> (SQLiteSource, ODBCConnection, ODBCWorkspace) {
+    let source = try SQLiteSource()
+    let db = try source.connect()
+    for n in 1...count { try insertCase(db, table: "steps", id: n, updatedAt: "2026-01-05 10:00:00", row: stepRow(n, at: "2026-01-05 08:52:00", note: "v1")) }
+    try db.execute("UPDATE steps SET \"备注\" = NULL WHERE \(condition)")
+    let workspace = try ODBCWorkspace(adapter: adapterYAML(
+        connection: source.connectionString, mode: "front-table", query: caseSelect("steps") + " WHERE rec_flag = 0 ORDER BY id",
+        extra: "mark_statement: UPDATE steps SET rec_flag = 1 WHERE id = ? AND \"备注\" = ?\nmark_keys: [id, 备注]\nbatch_rows: \(batchRows)"))
+    return (source, db, workspace)
+}
+
 @Suite("ODBC over the SQLite driver", .enabled(if: sqliteDriverInstalled, "libsqliteodbc is not installed"))
 struct SQLiteODBCTests {
     @Test("wrapper: UTF-16 parameters and block fetch round-trip Chinese text incl. 𠀀; NULL; SQLSTATE errors")
@@ -167,13 +179,8 @@ struct SQLiteODBCTests {
 
     @Test("front table: a row with a NULL mark key is journaled and reported, not left to fail a later poll")
     func frontTableNullMarkKey() throws {
-        let source = try SQLiteSource()
-        let db = try source.connect()
-        for n in 1...6 { try insertCase(db, table: "steps", id: n, updatedAt: "2026-01-05 10:00:00", row: stepRow(n, at: "2026-01-05 08:52:00", note: "v1")) }
-        try db.execute("UPDATE steps SET \"备注\" = NULL WHERE id = 3")
-        let workspace = try ODBCWorkspace(adapter: adapterYAML(
-            connection: source.connectionString, mode: "front-table", query: caseSelect("steps") + " WHERE rec_flag = 0 ORDER BY id",
-            extra: "mark_statement: UPDATE steps SET rec_flag = 1 WHERE id = ? AND \"备注\" = ?\nmark_keys: [id, 备注]\nbatch_rows: 10"))
+        let (source, db, workspace) = try frontTableWithNullKeys(count: 6, where: "id = 3", batchRows: 10)
+        defer { withExtendedLifetime(source) {} }
         let adapter = try workspace.adapter()
         let first = try adapter.poll()
         #expect(first.counts.stored == 6 && first.marked == 5 && first.unmarkable == 1, "\(first)")
@@ -191,13 +198,8 @@ struct SQLiteODBCTests {
 
     @Test("front table: more rows with a NULL mark key than batch_rows, ordered first, do not keep the rows behind them unread")
     func frontTableUnmarkableRowsDoNotStarveTheOthers() throws {
-        let source = try SQLiteSource()
-        let db = try source.connect()
-        for n in 1...7 { try insertCase(db, table: "steps", id: n, updatedAt: "2026-01-05 10:00:00", row: stepRow(n, at: "2026-01-05 08:52:00", note: "v1")) }
-        try db.execute("UPDATE steps SET \"备注\" = NULL WHERE id <= 3")
-        let workspace = try ODBCWorkspace(adapter: adapterYAML(
-            connection: source.connectionString, mode: "front-table", query: caseSelect("steps") + " WHERE rec_flag = 0 ORDER BY id",
-            extra: "mark_statement: UPDATE steps SET rec_flag = 1 WHERE id = ? AND \"备注\" = ?\nmark_keys: [id, 备注]\nbatch_rows: 2"))
+        let (source, db, workspace) = try frontTableWithNullKeys(count: 7, where: "id <= 3", batchRows: 2)
+        defer { withExtendedLifetime(source) {} }
         let first = try workspace.adapter().poll()
         #expect(first.marked == 4 && first.counts.stored == 7, "\(first)")
         #expect(try db.query("SELECT count(*) FROM steps WHERE rec_flag = 0").rows.first?.first == "3", "only the three without a key")
