@@ -15,8 +15,11 @@ public struct ConfigError: Error, CustomStringConvertible, Sendable, Equatable {
         self.message = message
     }
 
+    /// `file:line: key: message`; without the line when there is none (a missing file, a folder the
+    /// configuration names by default), rather than a line 0 an editor cannot go to.
     public var description: String {
-        key.isEmpty ? "\(file):\(line): \(message)" : "\(file):\(line): \(key): \(message)"
+        let place = line > 0 ? "\(file):\(line)" : file
+        return key.isEmpty ? "\(place): \(message)" : "\(place): \(key): \(message)"
     }
 }
 

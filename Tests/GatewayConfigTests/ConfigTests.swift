@@ -56,6 +56,14 @@ final class TempFolder {
         #expect(config?.district == "410103")
     }
 
+    /// An error with no line (a file that is not there) names the file alone: no line 0 for an editor to go to.
+    @Test func anErrorWithoutALineNamesTheFileAlone() {
+        var errors: [ConfigError] = []
+        _ = GatewayConfiguration.load(file: "/nonexistent/gateway.yaml", environment: [:], errors: &errors)
+        #expect(errors.first?.description.hasPrefix("/nonexistent/gateway.yaml: ") == true, "\(errors)")
+        #expect(ConfigError(file: "a.yaml", line: 3, key: "k", message: "m").description == "a.yaml:3: k: m")
+    }
+
     @Test func everyErrorNamesFileLineAndKey() throws {
         let folder = try TempFolder()
         let file = try folder.write("gateway.yaml", """
