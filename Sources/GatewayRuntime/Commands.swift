@@ -395,7 +395,7 @@ private func execute(_ path: [String], _ options: ParsedOptions) async throws ->
                     for error in row.errors { write("  ERROR \(error)") }
                 }
                 let failed = results.filter { !$0.errors.isEmpty }.count
-                write("\(results.count) row(s) mapped, \(results.reduce(0) { $0 + $1.records.count }) record(s), \(failed) row(s) with errors")
+                write("\(results.count) row(s) read, \(results.reduce(0) { $0 + $1.records.count }) record(s), \(failed) row(s) with errors")
             }
             return results.contains { !$0.errors.isEmpty } ? 1 : 0
         }

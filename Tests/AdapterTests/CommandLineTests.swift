@@ -82,7 +82,7 @@ func waitForExit(_ process: Process, timeout: TimeInterval) async throws {
         #expect(result.out.contains("<IdNumber>410103********"))
         let digitsOnly = result.out.range(of: #"<IdNumber>\d{17}[\dX]</IdNumber>"#, options: .regularExpression)
         #expect(digitsOnly == nil, "no identity number in clear")
-        #expect(result.out.contains("5 row(s) mapped"))
+        #expect(result.out.contains("5 row(s) read"))
         #expect(!FileManager.default.fileExists(atPath: workspace.journalPath), "mapping test writes nothing")
     }
 

@@ -38,7 +38,7 @@ struct MappingTestODBCTests {
         #expect(!text.out.contains("410103195504044271"), "identity numbers stay masked")
         let error = lines.firstIndex(of: "row 3:").flatMap { lines.indices.contains($0 + 1) ? lines[$0 + 1] : nil } ?? ""
         #expect(error.hasPrefix("  ERROR Step.HandledAt (column 办理时间): '2026-13-05 08:52:00'"), "\(text.out)")
-        #expect(lines.last == "4 row(s) mapped, 4 record(s), 1 row(s) with errors")
+        #expect(lines.last == "4 row(s) read, 4 record(s), 1 row(s) with errors")
 
         let json = try await esgate(["mapping", "test", "--config", workspace.configPath, "--adapter", "db", "--rows", "2", "--json"])
         #expect(json.code == 0, "\(json.err)")
@@ -60,7 +60,7 @@ struct MappingTestODBCTests {
             extra: "mark_statement: UPDATE steps SET rec_flag = 1 WHERE id = ?\nmark_keys: [id]"))
         let result = try await esgate(["mapping", "test", "--config", workspace.configPath, "--adapter", "db", "--rows", "2"])
         #expect(result.code == 0, "\(result.err)")
-        #expect(result.out.contains("2 row(s) mapped, 3 record(s), 0 row(s) with errors"))
+        #expect(result.out.contains("2 row(s) read, 3 record(s), 0 row(s) with errors"))
         #expect(try db.query("SELECT count(*) FROM steps WHERE rec_flag <> 0").rows.first?.first == "0")
         #expect(!FileManager.default.fileExists(atPath: workspace.journalPath), "mapping test opens no journal")
 

@@ -41,7 +41,7 @@ extension PostgresODBCTests {
         let snapshot = try ODBCWorkspace(adapter: adapterYAML(connection: source.connectionString, mode: "snapshot", query: query))
         #expect(try snapshot.adapter().poll().counts.stored == 1)
         let sample = try await esgate(["mapping", "test", "--adapter", "db", "--config", snapshot.configPath])
-        #expect(sample.code == 0 && sample.out.contains("1 row(s) mapped"), "\(sample.out)\(sample.err)")
+        #expect(sample.code == 0 && sample.out.contains("1 row(s) read"), "\(sample.out)\(sample.err)")
         // The ? in the literal is text, not a second parameter: config check counts one.
         let front = try ODBCWorkspace(adapter: adapterYAML(connection: source.connectionString, mode: "front-table", query: query,
                                                            extra: "mark_statement: UPDATE steps SET rec_flag = 1, \"备注\" = '已报送?' WHERE id = ?\nmark_keys: [id]"))
