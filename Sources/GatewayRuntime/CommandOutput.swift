@@ -37,7 +37,7 @@ func loadOrReport(_ options: ParsedOptions, readOnly: Bool = false) -> LoadedCon
     case .success(let loaded): return loaded
     case .failure(let errors):
         if readOnly {
-            let unset = errors.errors.compactMap(unsetVariable)
+            let unset = errors.errors.compactMap(unsetSecret)
             if !unset.isEmpty, unset.count == errors.errors.count {
                 var environment = ProcessInfo.processInfo.environment
                 for name in unset { environment[name] = unsetInThisShell }
@@ -52,8 +52,14 @@ func loadOrReport(_ options: ParsedOptions, readOnly: Bool = false) -> LoadedCon
 /// What a status command puts in place of a variable its shell does not have (see `loadOrReport`).
 let unsetInThisShell = "(not set in this shell)"
 
-/// The variable an "environment variable NAME … is not set" error names.
-private func unsetVariable(_ error: ConfigError) -> String? {
+/// The keys whose value may be a secret only the service's environment holds. Only an unset variable of one of
+/// these gets the placeholder: one in a path (`state_dir: ${ESGATE_STATE}`) would make a status command open, and
+/// create, a journal under `(not set in this shell)/` and report it empty.
+private let secretKeys: Set<String> = ["connection", "username", "password", "key_passphrase_env"]
+
+/// The variable an "environment variable NAME … is not set" error names, when it is the value of a secret key.
+private func unsetSecret(_ error: ConfigError) -> String? {
+    guard let key = error.key.split(separator: ".").last, secretKeys.contains(String(key)) else { return nil }
     let prefix = "environment variable "
     guard error.message.hasPrefix(prefix), error.message.hasSuffix(" is not set") else { return nil }
     let name = error.message.dropFirst(prefix.count).prefix { !$0.isWhitespace }

@@ -409,35 +409,41 @@ public struct ODBCRowBlock {
         if length == CODBC_NULL_DATA { return nil }
         let width = cursor.widths[column]
         let capacityBytes = (width - 1) * 2
-        guard length >= 0, length <= capacityBytes else {
-            let name = cursor.columns[column].name
-            let declared = cursor.sizedByDriver[column]
-            let limit = declared ? "the \(cursor.columns[column].size) characters the driver declares for the column"
-                                 : "max_column_chars (\(cursor.maxColumnCharacters))"
-            throw ODBCError(operation: "read column \(name)", diagnostics: [ODBCDiagnostic(
-                sqlState: "01004", nativeCode: 0,
-                message: "value of column \(name) in row \(rowsBefore + row + 1) of the result is longer than \(limit)\(declared ? "" : "; raise max_column_chars")")],
-                sql: cursor.statement.sql, exceedsDeclaredSize: declared)
-        }
+        guard length >= 0, length <= capacityBytes else { throw tooLong(row: row, column: column) }
         let start = cursor.data[column] + row * width
         if let bytes = bytes(start, length: length, column: column) {
             var out: [UInt8] = []
             ValueEncoding.appendHex(of: bytes, to: &out)
             return String(decoding: out, as: UTF8.self)
         }
-        let units = textUnits(start, length: length, width: width)
+        guard let units = textUnits(start, length: length, width: width) else { throw tooLong(row: row, column: column) }
         if cursor.encodings[column] == .bit, let bit = ValueEncoding.bit(units) { return bit }
         return ODBCRowBlock.string(utf16: units)
     }
 
+    /// SQLSTATE 01004: the value of `column` in `row` does not fit its buffer.
+    private func tooLong(row: Int, column: Int) -> ODBCError {
+        let name = cursor.columns[column].name
+        let declared = cursor.sizedByDriver[column]
+        let limit = declared ? "the \(cursor.columns[column].size) characters the driver declares for the column"
+                             : "max_column_chars (\(cursor.maxColumnCharacters))"
+        return ODBCError(operation: "read column \(name)", diagnostics: [ODBCDiagnostic(
+            sqlState: "01004", nativeCode: 0,
+            message: "value of column \(name) in row \(rowsBefore + row + 1) of the result is longer than \(limit)\(declared ? "" : "; raise max_column_chars")")],
+            sql: cursor.statement.sql, exceedsDeclaredSize: declared)
+    }
+
     /// A text value's UTF-16 units: `length` bytes, or up to the terminator where the driver's length is known to
-    /// fall short (`ODBCCursor.textRunsToTerminator`) and no terminator follows it.
-    private func textUnits(_ start: UnsafeMutablePointer<UInt16>, length: Int, width: Int) -> UnsafeBufferPointer<UInt16> {
+    /// fall short (`ODBCCursor.textRunsToTerminator`) and no terminator follows it. Nil when that terminator is the
+    /// buffer's last unit: a short length then passed the size check for a value the driver had to cut to the
+    /// buffer (MariaDB: 30 such characters in a buffer of 20 came as 20, length 30 bytes, and no 01004).
+    private func textUnits(_ start: UnsafeMutablePointer<UInt16>, length: Int, width: Int) -> UnsafeBufferPointer<UInt16>? {
         var count = length / 2
         if cursor.textRunsToTerminator, count < width, start[count] != 0 {
             var end = count + 1
             while end < width, start[end] != 0 { end += 1 }
-            if end < width { count = end }
+            if end >= width - 1 { return nil }
+            count = end
         }
         return UnsafeBufferPointer(start: start, count: count)
     }
@@ -467,15 +473,14 @@ public struct ODBCRowBlock {
         if length == CODBC_NULL_DATA { return false }
         let width = cursor.widths[column]
         let capacityBytes = (width - 1) * 2
-        guard length >= 0, length <= capacityBytes else {
-            _ = try text(row: row, column: column)   // throws the 01004 error with its message
-            return false
-        }
+        guard length >= 0, length <= capacityBytes else { throw tooLong(row: row, column: column) }
         if let bytes = bytes(cursor.data[column] + row * width, length: length, column: column) {
             ValueEncoding.appendHex(of: bytes, to: &out)
             return true
         }
-        let units = textUnits(cursor.data[column] + row * width, length: length, width: width)
+        guard let units = textUnits(cursor.data[column] + row * width, length: length, width: width) else {
+            throw tooLong(row: row, column: column)
+        }
         if cursor.encodings[column] == .bit, let bit = ValueEncoding.bit(units) {
             out.append(contentsOf: bit.utf8)
             return true

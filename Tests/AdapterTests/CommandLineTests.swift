@@ -53,6 +53,19 @@ func waitForExit(_ process: Process, timeout: TimeInterval) async throws {
         #expect(try await esgate(["version", "--json"]).out.contains("\"version\""))
     }
 
+    /// Status commands fill in only a secret their shell lacks: an unset variable in a path (here the state
+    /// directory) is still an error, and no journal is made under a placeholder's name and shown empty.
+    @Test func statusNeedsTheVariablesOfPaths() async throws {
+        let workspace = try Workspace()
+        try workspace.write("gateway.yaml", "district: \"410103\"\nstate_dir: ${ESGATE_TEST_UNSET_STATE}\nsupervision: false\n")
+        for command in [["status"], ["journal", "stats"], ["quarantine", "list"], ["deadletter", "list"]] {
+            let result = try await esgate(command + ["--config", workspace.configPath])
+            #expect(result.code == 1 && result.err.contains("environment variable ESGATE_TEST_UNSET_STATE is not set"), "\(command): \(result.out)\(result.err)")
+        }
+        let made = try FileManager.default.contentsOfDirectory(atPath: workspace.root.path)
+        #expect(!made.contains { $0.contains("not set") }, "\(made)")
+    }
+
     @Test func configCheckListsEveryErrorWithFileAndLine() async throws {
         let workspace = try Workspace()
         try workspace.write("gateway.yaml", "district: \"410103\"\nstate_dir: state\nlog_lvl: info\n")

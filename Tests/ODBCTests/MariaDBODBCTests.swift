@@ -71,6 +71,25 @@ struct MariaDBODBCTests {
         #expect(body.contains("<Name>变变变变变变</Name>") && body.contains("一般，材料要求反复变更四川省变更登记变化，据说很忙"), "\(body)")
     }
 
+    @Test("a value Connector/ODBC cuts to its buffer while reporting it short fails with 01004, not cut in silence")
+    func cutValueWithAShortLengthIsAnError() throws {
+        let (_, _, db) = try caseDatabase()
+        try db.execute("CREATE TABLE notes (id INT PRIMARY KEY, v TEXT) CHARACTER SET gbk")
+        func bian(_ count: Int) -> String { "CONVERT(X'\(String(repeating: "E58F98", count: count))' USING utf8mb4)" }
+        try db.execute("INSERT INTO notes VALUES (1, \(bian(12))), (2, \(bian(30))), (3, 'ab'), (4, '')")
+        // max_column_chars 10: 20 UTF-16 units a value. 30 × 变 come as 20, with a length of 30 bytes (within 40).
+        let cursor = try db.prepare("SELECT v FROM notes ORDER BY id").query([], rowArraySize: 1, maxColumnCharacters: 10)
+        var values: [String] = []
+        while let block = try cursor.next() {
+            do {
+                values.append(try block.text(row: 0, column: 0) ?? "NULL")
+            } catch {
+                values.append(error.diagnostics.first?.sqlState ?? "\(error)")
+            }
+        }
+        #expect(values == [String(repeating: "变", count: 12), "01004", "ab", ""])
+    }
+
     @Test("front table keyed by BINARY(16) and BIT(1): keys bind as bytes and bits, so rows are marked; binary values map as hex")
     func binaryAndBitColumns() async throws {
         let (server, database, db) = try caseDatabase()
