@@ -22,12 +22,14 @@ enum ForeignNames {
             let target = (folder as NSString).appendingPathComponent(decoded(bytes))
             let source = (Array((folder + "/").utf8) + bytes + [0]).map { CChar(bitPattern: $0) }
             // link + unlink, not rename: rename would replace a file that appeared under the new name meanwhile
-            // (a sender's own export), while link refuses an existing name, atomically.
-            if link(source, target) == 0 {
-                unlink(source)
-                renamed.append("\(shown) → \((target as NSString).lastPathComponent)")
-            } else if errno == EEXIST {
+            // (a sender's own export), while link refuses an existing name, atomically. A share without hard links
+            // (SMB, vfat: where GBK names come from) gets rename after a check instead.
+            let linked = link(source, target) == 0
+            let linkError = errno
+            if !linked && linkError == EEXIST {
                 failed.append("\(shown): not renamed to \((target as NSString).lastPathComponent), which exists")
+            } else if linked ? unlink(source) == 0 : (!FileManager.default.fileExists(atPath: target) && rename(source, target) == 0) {
+                renamed.append("\(shown) → \((target as NSString).lastPathComponent)")
             } else {
                 failed.append("\(shown): cannot rename: \(String(cString: strerror(errno)))")
             }

@@ -608,7 +608,8 @@ public final class ODBCAdapter: @unchecked Sendable {
                 throw error
             }
             report.marked += changed
-            report.unmarkable += unmarkable
+            // Every round reads the unmarkable rows again: the count is the most one round saw, not their sum.
+            report.unmarkable = max(report.unmarkable, unmarkable)
             // Rows left unmarked are read again by the next round, a new revision if they changed: not two source
             // rows sharing a key.
             if changed < keys.count + unmarkable { repeatedKeys.forgetSeen() }

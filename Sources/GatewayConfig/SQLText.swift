@@ -7,7 +7,7 @@ public enum SQLText {
     /// (`'it\'s'`), PostgreSQL's dollar quotes (`$$…$$`) and nested block comments. Without knowing the server, a
     /// check that must not refuse a valid query asks both readings (`certainlyCode`).
     static func scan(_ text: [Character], dialects: Bool = false) -> (code: [Bool], endsInLineComment: Bool) {
-        enum State { case code, quoted(Character), dollarQuoted, lineComment, blockComment(depth: Int) }
+        enum State { case code, quoted(Character), dollarQuoted(tag: [Character]), lineComment, blockComment(depth: Int) }
         var state = State.code
         var code = [Bool](repeating: false, count: text.count)
         var index = 0
@@ -22,9 +22,10 @@ public enum SQLText {
                 } else if character == "/" && next == "*" {
                     state = .blockComment(depth: 1)
                     index += 1
-                } else if dialects && character == "$" && next == "$" {
-                    state = .dollarQuoted
-                    index += 1
+                } else if dialects, character == "$", let tag = dollarTag(text, at: index) {
+                    // PostgreSQL: $$…$$ or $tag$…$tag$ (not a `$` inside a name such as col$1).
+                    state = .dollarQuoted(tag: tag)
+                    index += tag.count - 1
                 } else if character == "'" || character == "\"" || character == "`" {
                     state = .quoted(character)
                 } else if character == "[" {
@@ -41,10 +42,10 @@ public enum SQLText {
                 } else if character == quote {
                     state = .code
                 }
-            case .dollarQuoted:
-                if character == "$" && next == "$" {
+            case .dollarQuoted(let tag):
+                if character == "$", text[index...].starts(with: tag) {
                     state = .code
-                    index += 1
+                    index += tag.count - 1
                 }
             case .lineComment: if character.isNewline { state = .code }
             case .blockComment(let depth):
@@ -60,6 +61,15 @@ public enum SQLText {
         }
         if case .lineComment = state { return (code, true) }
         return (code, false)
+    }
+
+    /// The dollar-quote tag (`$$`, `$body$`) starting at `index`, or nil.
+    private static func dollarTag(_ text: [Character], at index: Int) -> [Character]? {
+        if index > 0, text[index - 1].isLetter || text[index - 1].isNumber || text[index - 1] == "_" { return nil }
+        var end = index + 1
+        while end < text.count, text[end].isLetter || text[end] == "_" || (end > index + 1 && text[end].isNumber) { end += 1 }
+        guard end < text.count, text[end] == "$" else { return nil }
+        return Array(text[index...end])
     }
 
     /// Per character: code in both readings of `scan`, standard SQL and the dialects'. A parameter marker is

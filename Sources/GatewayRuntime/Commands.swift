@@ -23,7 +23,7 @@ private let jsonOption = OptionSpec.flag("json", "Print machine-readable JSON.")
 /// The command table: every command, its options and help, in one place.
 public let commandTable: [CommandSpec] = [
     CommandSpec(path: ["run"], abstract: "Run the gateway: watch every adapter, ingest into the journal, supervise, and push to every receiver.",
-                discussion: "With --once, process what is complete now (waiting for settling files), supervise, push until the journal is drained for every receiver or a receiver's next retry is more than --max-wait away, print a summary and exit: 1 when a source could not be read, a file was rejected, the supervision pass failed or a receiver was left failing, else 0.",
+                discussion: "With --once, process what is complete now (waiting for settling files), supervise, push until the journal is drained for every receiver or a receiver's next retry is more than --max-wait away, print a summary and exit: 1 when a source could not be read, a poll hit a problem adapter status counts as a failure (a watermark that cannot move, a NULL mark key, deletions held back), a file was rejected, the supervision pass failed or a receiver was left failing, else 0.",
                 options: [configOption, .flag("once", "Process what is there, then exit."),
                           .value("max-wait", "seconds", "With --once: wait at most this long for one retry of a receiver (default 30)."), jsonOption]),
     CommandSpec(path: ["version"], abstract: "Print esgate's version.", options: [jsonOption]),
@@ -55,7 +55,7 @@ public let commandTable: [CommandSpec] = [
                           .flag("all", "Include closed rows (replayed, superseded, dropped)."),
                           .value("limit", "n", "At most this many rows (default 100)."), jsonOption]),
     CommandSpec(path: ["quarantine", "replay"], abstract: "Re-run quarantined rows through the current mappings.",
-                discussion: "Rows that now map and validate are journaled and marked replayed; rows one of whose keys got a newer revision since they were quarantined are closed as superseded, storing nothing; the others keep their new reason. Exit 1 if a row still fails or --id names nothing open; an unknown --source is a usage error (exit 2).",
+                discussion: "Rows that now map and validate are journaled and marked replayed, except their records whose key got newer content since they were quarantined (listed as superseded, not stored); a row all of whose records are superseded is closed as superseded; the others keep their new reason. Exit 1 if a row still fails or --id names nothing open; an unknown --source is a usage error (exit 2).",
                 options: [configOption, .value("source", "adapter", "Only this adapter's rows."),
                           .value("id", "n[,n...]", "Only these quarantine entries (may be repeated)."), jsonOption]),
     CommandSpec(path: ["quarantine", "drop"], abstract: "Close quarantined rows that will never be replayed (kept for audit as 'dropped').",
@@ -318,7 +318,7 @@ private func execute(_ path: [String], _ options: ParsedOptions) async throws ->
         }
         let report = try Gateway(configuration: loaded, logger: logger(for: loaded)).replayQuarantine(source: options.value("source"), ids: ids)
         if options.flag("json") { writeJSON(report) } else {
-            write("replayed \(report.replayed) row(s): \(report.stored) records stored, \(report.unchanged) unchanged; \(report.superseded) superseded (a newer revision of their record came first; nothing stored); \(report.stillFailing) still failing")
+            write("replayed \(report.replayed) row(s): \(report.stored) records stored, \(report.unchanged) unchanged, \(report.supersededRecords.count) superseded by newer content (not stored); \(report.superseded) row(s) closed as superseded (every record newer in the journal); \(report.stillFailing) still failing")
             for line in report.supersededRows.prefix(50) { write("  \(line)") }
             for line in report.supersededRecords.prefix(50) { write("  \(line)") }
             for failure in report.failures.prefix(50) { write("  \(failure)") }

@@ -61,6 +61,7 @@ import Testing
     @Test func whatADialectQuotesIsNoMarkerAndLimitsThatKeepEveryRowAreNone() throws {
         #expect(SQLText.parameterMarkers("SELECT a FROM t WHERE note <> 'it\\'s ok?' AND b = 1") == [])
         #expect(SQLText.parameterMarkers("SELECT $$ why? $$ AS q, a FROM t") == [])
+        #expect(SQLText.parameterMarkers("SELECT $body$ why? $$ $body$ AS q, col$1 FROM t WHERE b = ?") == ["?"])
         #expect(SQLText.parameterMarkers("SELECT a /* outer /* inner */ still? */ FROM t") == [])
         #expect(SQLText.parameterMarkers("SELECT a FROM t WHERE note = 'x' AND b = ?") == ["?"])
         #expect(SQLText.rowLimit("SELECT TOP 100 PERCENT a FROM t ORDER BY a") == nil)
