@@ -553,6 +553,9 @@ public final class ODBCAdapter: @unchecked Sendable {
         // since they were read (a version column in mark_keys then no longer matches): the next round reads their
         // new content. Only when it reads the very same keys again would the poll loop for ever.
         var unmarkedKeys: [[ODBCParameter]]?
+        // The keys the previous round marked: a mark statement that changes rows without taking them out of the
+        // query (it sets another column than the one the query filters on) returns the same rows every round.
+        var previouslyMarked = Set<[ODBCParameter]>()
         while true {
             let cursor = try select.query([], rowArraySize: min(settings.fetchRows, settings.batchRows),
                                           maxColumnCharacters: settings.maxColumnChars, declaredTextSizes: declaredTextSizes)
@@ -624,6 +627,11 @@ public final class ODBCAdapter: @unchecked Sendable {
                 continue
             }
             unmarkedKeys = nil
+            if keys.allSatisfy(previouslyMarked.contains) {
+                throw ODBCAdapterError(adapter: name, cause: .configuration("mark_statement changed the \(keys.count) row(s) it was given, but the query returns them again: it must set what the query filters on (a flag column = 0, say), or the same rows would be read forever"),
+                                       field: "odbc.mark_statement")
+            }
+            previouslyMarked = Set(keys)
             if exhausted { break }
         }
     }

@@ -58,7 +58,7 @@ public struct ODBCError: Error, Sendable, CustomStringConvertible {
 // MARK: - Values
 
 /// A statement parameter. Text goes to the driver as UTF-16 (SQL_C_WCHAR), never as narrow characters.
-public enum ODBCParameter: Sendable, Equatable {
+public enum ODBCParameter: Sendable, Hashable {
     case null
     case integer(Int64)
     case text(String)

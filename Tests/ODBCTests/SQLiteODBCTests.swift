@@ -206,6 +206,23 @@ struct SQLiteODBCTests {
         #expect(first.markProblem?.contains("mark key 备注") == true)
     }
 
+    @Test("front table: a mark statement that sets another column than the query filters on fails the poll instead of looping for ever")
+    func frontTableMarkThatDoesNotTakeRowsOut() throws {
+        let source = try SQLiteSource()
+        let db = try source.connect()
+        for n in 1...5 { try insertCase(db, table: "steps", id: n, updatedAt: "2026-01-05 10:00:00", row: stepRow(n, at: "2026-01-05 08:52:00")) }
+        let workspace = try ODBCWorkspace(adapter: adapterYAML(
+            connection: source.connectionString, mode: "front-table", query: caseSelect("steps") + " WHERE rec_flag = 0 ORDER BY id",
+            extra: "mark_statement: UPDATE steps SET updated_at = '2026-01-06 00:00:00' WHERE id = ?\nmark_keys: [id]\nbatch_rows: 2"))
+        do {
+            _ = try workspace.adapter().poll()
+            Issue.record("the poll ended although no row left the query")
+        } catch {
+            #expect("\(error)".contains("odbc.mark_statement") && "\(error)".contains("returns them again"), "\(error)")
+        }
+        #expect(try workspace.journalDigest().records == 2, "the rows read were journaled once")
+    }
+
     @Test("bad rows are quarantined once (not once per re-read) and replay works on them")
     func quarantineAndReplay() throws {
         let source = try SQLiteSource()
