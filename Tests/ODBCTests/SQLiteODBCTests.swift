@@ -40,12 +40,13 @@ func adapterYAML(connection: String, mode: String, query: String, extra: String 
 
 /// A source with `count` case steps stamped `updatedAt`, and a workspace whose one adapter reads them. The source
 /// must outlive the test (its file goes with it).
-func stepsSource(_ count: Int, updatedAt: String, mode: String, extra: String) throws -> (SQLiteSource, ODBCConnection, ODBCWorkspace) {
+func stepsSource(_ count: Int, updatedAt: String, mode: String, extra: String,
+                 query: String = caseSelect("steps")) throws -> (SQLiteSource, ODBCConnection, ODBCWorkspace) {
     let source = try SQLiteSource()
     let db = try source.connect()
     for n in 1...count { try insertCase(db, table: "steps", id: n, updatedAt: updatedAt, row: stepRow(n, at: "2026-01-05 08:52:00")) }
     let workspace = try ODBCWorkspace(adapter: adapterYAML(connection: source.connectionString, mode: mode,
-                                                           query: caseSelect("steps"), extra: extra))
+                                                           query: query, extra: extra))
     return (source, db, workspace)
 }
 
@@ -208,12 +209,10 @@ struct SQLiteODBCTests {
 
     @Test("front table: a mark statement that sets another column than the query filters on fails the poll instead of looping for ever")
     func frontTableMarkThatDoesNotTakeRowsOut() throws {
-        let source = try SQLiteSource()
-        let db = try source.connect()
-        for n in 1...5 { try insertCase(db, table: "steps", id: n, updatedAt: "2026-01-05 10:00:00", row: stepRow(n, at: "2026-01-05 08:52:00")) }
-        let workspace = try ODBCWorkspace(adapter: adapterYAML(
-            connection: source.connectionString, mode: "front-table", query: caseSelect("steps") + " WHERE rec_flag = 0 ORDER BY id",
-            extra: "mark_statement: UPDATE steps SET updated_at = '2026-01-06 00:00:00' WHERE id = ?\nmark_keys: [id]\nbatch_rows: 2"))
+        let (source, _, workspace) = try stepsSource(5, updatedAt: "2026-01-05 10:00:00", mode: "front-table",
+            extra: "mark_statement: UPDATE steps SET updated_at = '2026-01-06 00:00:00' WHERE id = ?\nmark_keys: [id]\nbatch_rows: 2",
+            query: caseSelect("steps") + " WHERE rec_flag = 0 ORDER BY id")
+        defer { withExtendedLifetime(source) {} }
         do {
             _ = try workspace.adapter().poll()
             Issue.record("the poll ended although no row left the query")
