@@ -456,8 +456,21 @@ func adapterStatusRows(_ loaded: LoadedConfiguration) throws -> [AdapterStatusRo
         }
         return AdapterStatusRow(name: adapter.name, kind: adapter.kind, enabled: adapter.enabled, mapping: adapter.mapping,
                                 health: health[adapter.name], position: try journal.sourceOffset(adapter.name),
-                                filesWaiting: waiting, quarantinedOpen: open.filter { $0.item.source == adapter.name }.count)
+                                filesWaiting: waiting, quarantinedOpen: open.filter { $0.item.source == adapter.name }.count,
+                                nextPollDue: nextPollDue(adapter, health[adapter.name]))
     }
+}
+
+/// When `esgate run` is due to poll the adapter again, from its last poll: the poll interval, or for a database
+/// after failures its backoff (interval × 2^(failures − 1), at most `retry_cap`). Nil before a first poll, and for
+/// SOAP adapters (their paging decides).
+func nextPollDue(_ adapter: AdapterConfiguration, _ health: AdapterHealth?) -> Date? {
+    guard adapter.enabled, adapter.soap == nil, let last = health?.lastPollAt else { return nil }
+    var delay = adapter.pollInterval
+    if let odbc = adapter.odbc, let failures = health?.consecutiveFailures, failures > 0 {
+        delay = min(odbc.pollInterval * (1 << min(failures - 1, 16)), odbc.retryCap)
+    }
+    return last.addingTimeInterval(Double(delay.components.seconds) + Double(delay.components.attoseconds) / 1e18)
 }
 
 /// One adapter of `adapter status` as text.
@@ -467,6 +480,15 @@ func describe(_ row: AdapterStatusRow) -> String {
     text += "  last poll \(stamp(row.health?.lastPollAt)), last success \(stamp(row.health?.lastSuccessAt))"
     if let failures = row.health?.consecutiveFailures, failures > 0 {
         text += ", \(failures) failure(s) in a row since \(stamp(row.health?.failingSince))"
+    }
+    if let due = row.nextPollDue {
+        // A poll that has not finished a minute after it was due is still running (a large result, a lock), or
+        // esgate run is not running: status cannot tell which, but says that nothing has come since.
+        if Date().timeIntervalSince(due) > 60 {
+            text += "\n  no poll has finished since \(stamp(row.health?.lastPollAt)) although one was due at \(stamp(due)): a poll is still running (a large result, a lock: see odbc.query_timeout), or esgate run is not running"
+        } else {
+            text += "\n  next poll due \(stamp(due))"
+        }
     }
     // A driver's message may span lines; one line keeps the status readable and greppable, as in the log.
     if let error = row.health?.lastError { text += "\n  last error (\(stamp(row.health?.lastErrorAt))): \(Logger.oneLine(error))" }
@@ -507,6 +529,8 @@ struct AdapterStatusRow: Encodable {
     let position: String?
     let filesWaiting: Int?
     let quarantinedOpen: Int
+    /// When the next poll is due (see `nextPollDue`).
+    let nextPollDue: Date?
 }
 
 struct ConfigCheckReport: Encodable {

@@ -210,6 +210,12 @@ func waitForExit(_ process: Process, timeout: TimeInterval) async throws {
         #expect(healthy.out.contains("drop (csv-drop) → mapping gen-cases"))
         #expect(!healthy.out.contains("last error"))
         #expect(healthy.out.contains("rows read: 20 by the last poll, 20 in all"), "\(healthy.out)")
+        #expect(healthy.out.contains("next poll due "), "\(healthy.out)")
+        // The last poll ten minutes ago with a 100 ms interval: nothing has come since a poll was due.
+        let stale = Int64((Date().timeIntervalSince1970 - 600) * 1000)
+        try SQLiteDatabase(path: workspace.journalPath).execute("UPDATE adapter_health SET last_poll_at = \(stale)")
+        let quiet = try await esgate(["adapter", "status", "--config", workspace.configPath])
+        #expect(quiet.out.contains("no poll has finished since ") && quiet.out.contains("or esgate run is not running"), "\(quiet.out)")
         try workspace.write("drop/broken.csv", "a,b\n1,2\n")
         let rejected = try await esgate(["run", "--once", "--config", workspace.configPath])
         #expect(rejected.code == 1 && rejected.out.contains("failed: 1 file(s) rejected"), "a file refused whole fails the run: \(rejected.out)")
