@@ -296,6 +296,13 @@ public struct ODBCSettings: Sendable {
     public var queryTimeout: Duration
     /// Upper bound of the back-off between failed polls.
     public var retryCap: Duration
+
+    /// The wait before the next poll after `failures` failed polls in a row: the poll interval, doubled per
+    /// failure after the first, at most `retryCap` (`esgate run`'s loop; `adapter status` says when it is due).
+    public func pollDelay(afterFailures failures: Int) -> Duration {
+        guard failures > 0 else { return pollInterval }
+        return min(pollInterval * (1 << min(failures - 1, 16)), retryCap)
+    }
     /// Snapshot: withdraw (`op="delete"`) the record keys the previous complete snapshot produced and this one
     /// did not (`deletes`).
     public var snapshotDeletes: Bool

@@ -435,8 +435,7 @@ func quarantinedRowKey(_ item: QuarantineItem, _ loaded: LoadedConfiguration) ->
         }
     }
     let pairs = columns.compactMap { column -> String? in
-        // Header names as the mapping binds them: spaces and a BOM do not count.
-        guard let index = item.header.firstIndex(where: { $0.replacingOccurrences(of: "\u{FEFF}", with: "").trimmingCharacters(in: .whitespaces) == column }),
+        guard let index = item.header.firstIndex(where: { MappingPlan.headerName($0) == column }),
               index < fields.count else { return nil }
         return "\(column)=\(fields[index])"
     }
@@ -466,10 +465,7 @@ func adapterStatusRows(_ loaded: LoadedConfiguration) throws -> [AdapterStatusRo
 /// SOAP adapters (their paging decides).
 func nextPollDue(_ adapter: AdapterConfiguration, _ health: AdapterHealth?) -> Date? {
     guard adapter.enabled, adapter.soap == nil, let last = health?.lastPollAt else { return nil }
-    var delay = adapter.pollInterval
-    if let odbc = adapter.odbc, let failures = health?.consecutiveFailures, failures > 0 {
-        delay = min(odbc.pollInterval * (1 << min(failures - 1, 16)), odbc.retryCap)
-    }
+    let delay = adapter.odbc?.pollDelay(afterFailures: health?.consecutiveFailures ?? 0) ?? adapter.pollInterval
     return last.addingTimeInterval(Double(delay.components.seconds) + Double(delay.components.attoseconds) / 1e18)
 }
 

@@ -226,8 +226,7 @@ public final class Gateway: Sendable {
                 failures = 0
             } catch {
                 failures += 1
-                let factor = 1 << min(failures - 1, 16)
-                delay = min(odbc.settings.pollInterval * factor, odbc.settings.retryCap)
+                delay = odbc.settings.pollDelay(afterFailures: failures)
                 logger.error("\(error); retrying in \(delay)")
             }
             try await Task.sleep(for: delay)

@@ -3,9 +3,10 @@ import GatewayConfig
 import GatewayModel
 
 /// A legacy date/time format such as `yyyy-MM-dd HH:mm:ss`, `yyyy/M/d H:mm`, `yyyyMMddHHmmss` or `yyyy-MM-dd`.
-/// Tokens: yyyy, MM/M, dd/d, HH/H, mm, ss, SSS (milliseconds, 1-3 digits). Every other ASCII letter is a pattern
-/// letter esgate does not support, and an error when the mapping is compiled (a literal letter is quoted:
-/// `'T'`); anything else (`-`, `:`, spaces, 年月日) is literal. Without time tokens the time is 00:00:00.
+/// Tokens: yyyy, MM/M, dd/d, HH/H, mm, ss, SSS (a fraction of 1-9 digits, kept to the millisecond). Every other
+/// ASCII letter is a pattern letter esgate does not support, and an error when the mapping is compiled (a literal
+/// letter is quoted: `'T'`); anything else (`-`, `:`, spaces, 年月日) is literal. Without time tokens the time is
+/// 00:00:00.
 struct DateTimeFormat: Sendable {
     enum Token: Sendable {
         case year, month(fixed: Bool), day(fixed: Bool), hour(fixed: Bool), minute, second, fraction

@@ -457,11 +457,13 @@ public struct ODBCRowBlock {
     /// The value as a statement parameter of the column's kind (a front table's mark key): NULL, an integer for
     /// an integer or bit column, the bytes of a binary column, else the text.
     public func parameter(row: Int, column: Int) throws(ODBCError) -> ODBCParameter {
-        guard let text = try text(row: row, column: column) else { return .null }
-        if cursor.encodings[column] == .hex,
-           let bytes = bytes(cursor.data[column] + row * cursor.widths[column], length: cursor.indicators[column][row], column: column) {
-            return .binary(Array(bytes))
+        if cursor.encodings[column] == .hex {
+            let length = cursor.indicators[column][row]
+            if length == CODBC_NULL_DATA { return .null }
+            guard length >= 0, length <= (cursor.widths[column] - 1) * 2 else { throw tooLong(row: row, column: column) }
+            return bytes(cursor.data[column] + row * cursor.widths[column], length: length, column: column).map { .binary(Array($0)) } ?? .null
         }
+        guard let text = try text(row: row, column: column) else { return .null }
         if [4, 5, -5, -6, -7].contains(cursor.columns[column].sqlType), let number = Int64(text) { return .integer(number) }
         return .text(text)
     }
@@ -559,8 +561,10 @@ enum ValueEncoding: Equatable {
 
     var cType: Int16 { self == .hex ? CODBC_C_BINARY : CODBC_C_WCHAR }
 
+    private static let hexDigits = Array("0123456789ABCDEF".utf8)
+
     static func appendHex(of bytes: UnsafeBufferPointer<UInt8>, to out: inout [UInt8]) {
-        let digits = Array("0123456789ABCDEF".utf8)
+        let digits = hexDigits
         for byte in bytes {
             out.append(digits[Int(byte >> 4)])
             out.append(digits[Int(byte & 0x0F)])
