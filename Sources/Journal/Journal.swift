@@ -245,10 +245,10 @@ public final class Journal {
 
     private func migrate() throws {
         if try database.query("SELECT 1 FROM sqlite_master WHERE name = 'meta'").isEmpty {
-            try createTables()
+            try createTablesAtomically()
             return
         }
-        guard let version = try storedSchemaVersion() else { return try createTables() }
+        guard let version = try storedSchemaVersion() else { return try createTablesAtomically() }
         if version > Self.schemaVersion {
             throw JournalError(operation: "open \(path)",
                                underlying: "journal schema \(version) was written by a newer esgate (this one knows \(Self.schemaVersion))")
@@ -261,6 +261,21 @@ public final class Journal {
             // refuse compact bodies); 3 → 4 moves the records into chunks.
             try migrateRecordsToChunks()
         }
+        // Earlier versions created the tables one statement at a time: a connection opening the new journal at
+        // the same moment (or a retry after BUSY) could find the meta table and stop there, without the tables
+        // created after it, and so could an esgate stopped at that moment. Whatever is missing is created now.
+        if version == Self.schemaVersion {
+            let present = Set(try database.query("SELECT name FROM sqlite_master WHERE type = 'table'").compactMap { $0.first?.textValue })
+            if !Self.tableNames.allSatisfy(present.contains) { try createTablesAtomically() }
+        }
+    }
+
+    /// The tables `createTables` makes.
+    static let tableNames = ["meta", "heads", "record_chunks", "files", "source_offsets", "quarantine", "cursors"]
+
+    /// All tables or none, as other connections see it: they open a new journal together at start-up.
+    private func createTablesAtomically() throws {
+        try database.transaction { try createTables() }
     }
 
     private func storedSchemaVersion() throws -> Int? {

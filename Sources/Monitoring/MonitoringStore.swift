@@ -15,7 +15,13 @@ final class MonitoringStore {
         try storage("migrate supervision tables") { try migrate() }
     }
 
+    /// One transaction: the supervision opens its tables while the adapters and the uplink open the journal,
+    /// and none of them must see half of them.
     private func migrate() throws {
+        try database.transaction { try createTables() }
+    }
+
+    private func createTables() throws {
         try database.execute("""
             CREATE TABLE IF NOT EXISTS sv_meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
             INSERT OR IGNORE INTO sv_meta(key, value) VALUES ('schema_version', '\(Self.schemaVersion)');

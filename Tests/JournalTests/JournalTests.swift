@@ -234,6 +234,45 @@ private func step(_ caseNo: String, opinion: String) -> NormalizedRecord {
         #expect(try reopened.batch { try reopened.append(step("C1", opinion: "a"), source: "s", origin: nil, line: 1) } == .unchanged)
         #expect(try reopened.batch { try reopened.append(step("C1", opinion: "b"), source: "s", origin: nil, line: 1) } == .stored(rev: 2, seq: 2))
     }
+
+    /// `esgate run` on a new state directory: the adapters, the supervision and the uplink open the journal at
+    /// once. The tables were created one statement at a time, so a connection could find the meta table and not
+    /// the cursors (its first query failed, and the uplink waited ten seconds before its first push); an esgate
+    /// stopped at that moment left such a journal behind. Opening one creates what is missing.
+    @Test func aJournalWhoseTablesWereHalfCreatedGetsTheRestWhenOpened() throws {
+        let (journal, folder) = try temporaryJournal()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let raw = try SQLiteDatabase(path: journal.path)
+        try raw.execute("DROP TABLE cursors; DROP TABLE quarantine")
+        let reopened = try Journal(path: journal.path)
+        #expect(try reopened.cursor("uplink:province") == 0)
+        try reopened.advanceCursor("uplink:province", to: 5)
+        #expect(try reopened.cursor("uplink:province") == 5)
+        #expect(try reopened.quarantined().isEmpty)
+    }
+
+    /// The same at start-up, with real connections racing (the creation is now one transaction).
+    @Test func connectionsOpeningANewJournalTogetherEachSeeEveryTable() throws {
+        for round in 0..<20 {
+            let folder = FileManager.default.temporaryDirectory.appendingPathComponent("esgate-journal-race-\(UUID().uuidString)")
+            defer { try? FileManager.default.removeItem(at: folder) }
+            let path = folder.appendingPathComponent("journal.sqlite").path
+            let failures = Mutex<[String]>([])
+            DispatchQueue.concurrentPerform(iterations: 4) { index in
+                // The others open the journal as soon as the first one has created its file, while it is
+                // still creating the tables.
+                if index > 0 { while !FileManager.default.fileExists(atPath: path) { usleep(50) } }
+                do {
+                    let journal = try Journal(path: path)
+                    _ = try journal.cursor("uplink:province")
+                    _ = try journal.quarantined()
+                } catch {
+                    failures.withLock { $0.append("round \(round): \(error)") }
+                }
+            }
+            #expect(failures.withLock { $0 } == [])
+        }
+    }
 }
 
 @Suite struct DeletionTests {
