@@ -122,6 +122,19 @@ static inline int esg_gnutls_verified_peer_common_name(void *session, char *buf,
     return rc < 0 ? rc : 0;
 }
 
+/*
+ * The DER bytes of the peer's (leaf) certificate as the handshake received them, owned by the session; NULL
+ * when there is none. A connection's identity cache compares them instead of verifying the chain again.
+ */
+static inline const unsigned char *esg_gnutls_peer_certificate(void *session, size_t *size)
+{
+    unsigned int count = 0;
+    const gnutls_datum_t *chain = gnutls_certificate_get_peers((gnutls_session_t)session, &count);
+    if (chain == NULL || count == 0) { *size = 0; return NULL; }
+    *size = chain[0].size;
+    return chain[0].data;
+}
+
 /* gnutls_strerror for a GnuTLS error code (static string). */
 static inline const char *esg_gnutls_strerror(int code) { return gnutls_strerror(code); }
 

@@ -101,4 +101,11 @@ static inline void *esg_mhd_tls_session(struct MHD_Connection *c)
     return info == NULL ? NULL : info->tls_session;
 }
 
+/* The connection's socket context (set by the connection notification callback), or NULL. */
+static inline void *esg_mhd_socket_context(struct MHD_Connection *c)
+{
+    const union MHD_ConnectionInfo *info = MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return info == NULL ? NULL : info->socket_context;
+}
+
 #endif

@@ -287,11 +287,38 @@ private let completedBridge: MHD_RequestCompletedCallback = { _, _, conCls, _ in
 
 /// MHD_NotifyConnectionCallback, installed only when client certificates are required: before the TLS
 /// handshake, switch MHD's "request a certificate" to "require and verify one".
-private let notifyBridge: MHD_NotifyConnectionCallback = { _, connection, _, code in
-    guard let connection, code == .CONNECTION_NOTIFY_STARTED, let session = esg_mhd_tls_session(connection) else {
+/// It also gives the connection its `ConnectionIdentity` (MHD's socket context), released when it closes.
+private let notifyBridge: MHD_NotifyConnectionCallback = { _, connection, socketContext, code in
+    switch code {
+    case .CONNECTION_NOTIFY_STARTED:
+        guard let connection, let session = esg_mhd_tls_session(connection) else { return }
+        esg_gnutls_require_verified_client_certificate(session)
+        socketContext?.pointee = Unmanaged.passRetained(ConnectionIdentity()).toOpaque()
+    case .CONNECTION_NOTIFY_CLOSED:
+        guard let socketContext, let raw = socketContext.pointee else { return }
+        Unmanaged<ConnectionIdentity>.fromOpaque(raw).release()
+        socketContext.pointee = nil
+    default:
         return
     }
-    esg_gnutls_require_verified_client_certificate(session)
+}
+
+/// The verified client certificate's CN of one TLS connection, kept from its first request. The handshake has
+/// verified the certificate; verifying the chain again and parsing it at every request (an ECDSA check) took
+/// about a third of an acknowledging receiver's CPU. The cache holds while the connection presents the same
+/// certificate bytes, and for a minute at most, so that a certificate expiring during a long connection is
+/// still noticed. Only the thread serving the connection touches it.
+final class ConnectionIdentity {
+    static let maximumAge: TimeInterval = 60
+    var certificate: [UInt8] = []
+    var commonName = ""
+    var verifiedAt = Date.distantPast
+
+    func cached(for presented: UnsafeBufferPointer<UInt8>, now: Date) -> String? {
+        guard !certificate.isEmpty, now.timeIntervalSince(verifiedAt) < Self.maximumAge,
+              now >= verifiedAt, certificate.elementsEqual(presented) else { return nil }
+        return commonName
+    }
 }
 
 /// esg_mhd_log_fn: forwards libmicrohttpd's formatted error messages.
@@ -330,6 +357,23 @@ extension OpaquePointer {
     /// has no CN (the handler decides what that means: a PUI receiver answers E102, not an HTTP 403).
     fileprivate func verifiedPeerCommonName() -> Result<String, PeerCertificateError> {
         guard let session = esg_mhd_tls_session(self) else { return .failure(.init(reason: "not a TLS connection")) }
+        let identity = esg_mhd_socket_context(self).map { Unmanaged<ConnectionIdentity>.fromOpaque($0).takeUnretainedValue() }
+        var size = 0
+        let presented = esg_gnutls_peer_certificate(session, &size).map { UnsafeBufferPointer(start: $0, count: size) }
+        let now = Date()
+        if let identity, let presented, let commonName = identity.cached(for: presented, now: now) {
+            return .success(commonName)
+        }
+        let verified = verifyPeerCommonName(session)
+        if let identity, let presented, case .success(let commonName) = verified {
+            identity.certificate = Array(presented)
+            identity.commonName = commonName
+            identity.verifiedAt = now
+        }
+        return verified
+    }
+
+    private func verifyPeerCommonName(_ session: UnsafeMutableRawPointer) -> Result<String, PeerCertificateError> {
         var buffer = [CChar](repeating: 0, count: 256)
         var size = buffer.count
         let rc = esg_gnutls_verified_peer_common_name(session, &buffer, &size)

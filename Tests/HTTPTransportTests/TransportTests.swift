@@ -1,6 +1,6 @@
 import Foundation
 @testable import HTTPClientSupport
-import HTTPServerSupport
+@testable import HTTPServerSupport
 import Synchronization
 import Testing
 
@@ -42,6 +42,52 @@ import Testing
         let get = try http.sendBlocking(.get("https://localhost:\(server.port)/status"))
         #expect(get.status == 200)
         #expect(String(decoding: get.body, as: UTF8.self).hasPrefix("cn=410103 method=GET path=/status"))
+    }
+
+    /// The receiver keeps each connection's verified client CN instead of verifying the chain at every request
+    /// (`ConnectionIdentity`). Two gateways with certificates of their own (one CA, CNs 410103 and 410104) send
+    /// in turn over their kept-alive connections: each request is still seen with its own sender's CN.
+    @Test func interleavedClientsOnTheirOwnConnectionsAreEachSeenWithTheirOwnCN() async throws {
+        let certs = try TestCertificates.make()
+        defer { certs.remove() }
+        // A second client certificate from the same CA: make-certs.sh keeps a CA it finds.
+        let other = certs.directory.appendingPathComponent("other").path
+        try FileManager.default.createDirectory(atPath: other, withIntermediateDirectories: true)
+        for name in ["ca.pem", "ca.key"] { try FileManager.default.copyItem(atPath: certs.path(name), toPath: other + "/" + name) }
+        let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("certs/make-certs.sh").path
+        #expect(try run("/bin/bash", [script, other, "410104"]).status == 0)
+        let server = try HTTPServer(configuration: .init(tls: try certs.serverTLS()), handler: Self.echo)
+        defer { server.stop() }
+        let first = client(certs.clientTLS())
+        let second = client(HTTPClient.TLSConfiguration(caFile: certs.path("ca.pem"), clientCertificateFile: other + "/client.pem",
+                                                        clientKeyFile: other + "/client.key"))
+        for _ in 0..<3 {
+            for (http, cn) in [(first, "410103"), (second, "410104")] {
+                let response = try await http.send(.post("https://127.0.0.1:\(server.port)/pui", headers: Self.soapHeaders, body: [1]))
+                #expect(String(decoding: response.body, as: UTF8.self).hasPrefix("cn=\(cn) "))
+            }
+        }
+    }
+
+    /// What the per-connection cache answers: only for the same certificate bytes, for a minute at most, and
+    /// not when the clock went back behind the verification.
+    @Test func aConnectionsCachedIdentityHoldsOnlyForTheSameCertificateAndAMinute() {
+        let identity = ConnectionIdentity()
+        let verified = Date(timeIntervalSince1970: 1_800_000_000)
+        let der: [UInt8] = [0x30, 0x82, 1, 2, 3]
+        der.withUnsafeBufferPointer { #expect(identity.cached(for: $0, now: verified) == nil, "nothing verified yet") }
+        identity.certificate = der
+        identity.commonName = "410103"
+        identity.verifiedAt = verified
+        der.withUnsafeBufferPointer { bytes in
+            #expect(identity.cached(for: bytes, now: verified.addingTimeInterval(59)) == "410103")
+            #expect(identity.cached(for: bytes, now: verified.addingTimeInterval(60)) == nil, "verified again after a minute")
+            #expect(identity.cached(for: bytes, now: verified.addingTimeInterval(-1)) == nil, "clock set back")
+        }
+        ([0x30, 0x82, 1, 2, 4] as [UInt8]).withUnsafeBufferPointer {
+            #expect(identity.cached(for: $0, now: verified) == nil, "another certificate")
+        }
     }
 
     /// A port already taken is what an operator meets most when starting `esgate receive`: the error names the
