@@ -4,8 +4,8 @@ import GatewayModel
 import Journal
 import Synchronization
 
-/// Builds the package after next on a thread of its own, while the uplink sends the current package and applies
-/// its receipt (which fixes the next one). The result is only a candidate: the uplink uses it as the next step's
+/// Builds the packages after next on a thread of its own, while the uplink sends the current package and applies
+/// its receipt (which fixes the next one); it keeps two packages ready ahead (`claim`). The result is only a candidate: the uplink uses it as the next step's
 /// `FixAhead` when it was built for exactly the position and number that step needs (otherwise it builds
 /// synchronously), and `UplinkStore.fixAheadIfStillNext` stays the final guard at commit time. Nothing here is
 /// ever fixed, so a discarded candidate costs nothing but its CPU time.
@@ -39,13 +39,31 @@ final class PackagePrebuilder: @unchecked Sendable {
         self.now = now
     }
 
-    /// Starts building package number `n` from the journal entries after `after`; returns at once.
+    /// Starts building package number `n` from the journal entries after `after`; returns at once. The job then
+    /// goes on with its successor (the package after it) as soon as it is done: `claim` it to keep the chain.
     func start(n: Int64, after: Int64) -> Job {
-        let job = Job(n: n, after: after)
-        queue.async { [self] in
-            job.finish(build(n: n, after: after))
-        }
+        let job = Job(n: n, after: after, successorWanted: true)
+        queue.async { [self] in run(job) }
         return job
+    }
+
+    /// `job` (a successor the uplink took as the package after next) is to build its own successor once done.
+    /// So the pre-builder stays two packages ahead of the one on the wire: it goes on building while the uplink
+    /// waits for an answer or an fsync, instead of waiting for the next step to start it.
+    func claim(_ job: Job) {
+        if let successor = job.wantSuccessor() {
+            queue.async { [self] in run(successor) }
+        }
+    }
+
+    /// Runs on `queue`.
+    private func run(_ job: Job) {
+        let result = build(n: job.n, after: job.after)
+        let successor = result.flatMap { $0.package.members.last?.seq }.map { Job(n: job.n + 1, after: $0, successorWanted: false) }
+        // Queued, not called: each job's frame (and the package it holds) ends before the next one runs.
+        if job.finish(result, successor: successor), let successor {
+            queue.async { [self] in run(successor) }
+        }
     }
 
     /// Runs on `queue`. Nil when there is nothing after `after`, when a record is held back (the synchronous path
@@ -70,42 +88,71 @@ final class PackagePrebuilder: @unchecked Sendable {
         return UplinkStore.FixAhead(package: built, after: after)
     }
 
-    /// One pre-build: what it was started for, and its result once the queue has run it.
+    /// One pre-build: what it was started for, its result once the queue has run it, and the job for the package
+    /// after it (created when it is done, run when wanted).
     final class Job: Sendable {
         /// The PackageId number and the journal position the package was built for.
         let n: Int64
         let after: Int64
 
-        private enum State {
+        private enum Phase {
             case running(waiter: CheckedContinuation<UplinkStore.FixAhead?, Never>?)
             case done(UplinkStore.FixAhead?)
         }
 
-        private let state = Mutex<State>(.running(waiter: nil))
-
-        init(n: Int64, after: Int64) {
-            self.n = n
-            self.after = after
+        private struct State {
+            var phase: Phase = .running(waiter: nil)
+            var successorWanted: Bool
+            var successor: Job?
+            var successorStarted = false
         }
 
-        fileprivate func finish(_ result: UplinkStore.FixAhead?) {
-            let waiter = state.withLock { state -> CheckedContinuation<UplinkStore.FixAhead?, Never>? in
-                guard case .running(let waiter) = state else { return nil }
-                state = .done(result)
-                return waiter
+        private let state: Mutex<State>
+
+        init(n: Int64, after: Int64, successorWanted: Bool) {
+            self.n = n
+            self.after = after
+            state = Mutex(State(successorWanted: successorWanted))
+        }
+
+        /// The job for the package after this one (nil until this one is done, or when it built none).
+        var successor: Job? { state.withLock { $0.successor } }
+        /// Whether the successor was set running (tests: the chain goes no further than claimed).
+        var successorStarted: Bool { state.withLock { $0.successorStarted } }
+
+        /// Records the result; returns whether the successor is to run now (it was wanted and is not running yet).
+        fileprivate func finish(_ result: UplinkStore.FixAhead?, successor: Job?) -> Bool {
+            let (waiter, runSuccessor) = state.withLock { state -> (CheckedContinuation<UplinkStore.FixAhead?, Never>?, Bool) in
+                guard case .running(let waiter) = state.phase else { return (nil, false) }
+                state.phase = .done(result)
+                state.successor = successor
+                let run = state.successorWanted && successor != nil
+                if run { state.successorStarted = true }
+                return (waiter, run)
             }
             waiter?.resume(returning: result)
+            return runSuccessor
+        }
+
+        /// Marks the successor wanted; returns it when it is to be run now (this job is done and it is not running).
+        fileprivate func wantSuccessor() -> Job? {
+            state.withLock { state -> Job? in
+                state.successorWanted = true
+                guard case .done = state.phase, let successor = state.successor, !state.successorStarted else { return nil }
+                state.successorStarted = true
+                return successor
+            }
         }
 
         /// The built package (nil when there was none), waiting for the job if it still runs. Awaited at most once.
         func result() async -> UplinkStore.FixAhead? {
             await withCheckedContinuation { (continuation: CheckedContinuation<UplinkStore.FixAhead?, Never>) in
                 let (ready, replaced) = state.withLock { state -> (UplinkStore.FixAhead??, CheckedContinuation<UplinkStore.FixAhead?, Never>?) in
-                    switch state {
+                    switch state.phase {
                     case .done(let result):
                         return (.some(result), nil)
                     case .running(let earlier):
-                        state = .running(waiter: continuation)
+                        state.phase = .running(waiter: continuation)
                         return (.none, earlier)
                     }
                 }

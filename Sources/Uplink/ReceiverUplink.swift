@@ -380,15 +380,23 @@ public final class ReceiverUplink {
         let after = max(package.lastSeq, cursor)
         let n = package.n + 1
         var ahead: UplinkStore.FixAhead?
-        if let job, job.n == n, job.after == after, let prebuilt = await job.result(),
-           prebuilt.package.n == n, prebuilt.after == after {
-            ahead = prebuilt
+        var prebuilt = false
+        if let job, job.n == n, job.after == after, let result = await job.result(),
+           result.package.n == n, result.after == after {
+            ahead = result
+            prebuilt = true
         } else {
             ahead = buildAhead(n: n, after: after)
         }
         if let ahead, let last = ahead.package.members.last?.seq {
             // The cursor only moves forward, to this package's last seq once it is resolved.
-            prebuilding = prebuilder.start(n: n + 1, after: max(last, cursor))
+            let next = max(last, cursor)
+            if prebuilt, let job, let successor = job.successor, successor.n == n + 1, successor.after == next {
+                prebuilder.claim(successor)
+                prebuilding = successor
+            } else {
+                prebuilding = prebuilder.start(n: n + 1, after: next)
+            }
         }
         return ahead
     }

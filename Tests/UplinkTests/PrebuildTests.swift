@@ -2,7 +2,7 @@ import Foundation
 import Journal
 import SandboxReceiver
 import Testing
-import Uplink
+@testable import Uplink
 
 /// The package after next is built on the pre-builder's thread while the current one is applied and sent; these
 /// reach the paths where that pre-built package must not be used.
@@ -75,6 +75,41 @@ import Uplink
         #expect(try await uplink.drain(maxWait: .seconds(5)).drained)
         #expect(try uplink.store.deadLetters(receiver: "province").map(\.key) == ["BIG"])
         #expect(try uplink.store.status(of: uplink.settings).resendQueued == 0)
+    }
+
+    /// The pre-builder stays two packages ahead: a started job goes on with its successor once done; a successor
+    /// goes on with its own only when claimed (so it never runs through the journal on its own), and each builds
+    /// the bytes the one-pass builder makes for the same number and position.
+    @Test func thePrebuilderChainsOneSuccessorAtATimeAndBuildsWhatTheBuilderBuilds() async throws {
+        let environment = try TestEnvironment.make()
+        defer { environment.remove() }
+        try fillJournal(environment.journalPath, count: 7)
+        var builder = PackageBuilder(sender: "410103", receiver: "410000", validator: try makeValidator())
+        builder.maxRecords = 2
+        let fixedNow = Date(timeIntervalSince1970: 1_800_000_000)
+        let prebuilder = PackagePrebuilder(name: "t", journalPath: environment.journalPath, builder: builder, types: [],
+                                           logger: .silent, now: { fixedNow })
+        let first = prebuilder.start(n: 1, after: 0)
+        #expect(try #require(await first.result()).package.members.map(\.seq) == [1, 2])
+        let second = try #require(first.successor, "a started job goes on with the package after it")
+        #expect(second.n == 2 && second.after == 2)
+        #expect(try #require(await second.result()).package.members.map(\.seq) == [3, 4])
+        #expect(!second.successorStarted, "not claimed: the chain stops here")
+        prebuilder.claim(second)
+        #expect(second.successorStarted)
+        let third = try #require(second.successor)
+        let built = try #require(await third.result())
+        #expect(third.n == 3 && third.after == 4 && built.package.members.map(\.seq) == [5, 6])
+        let journal = try Journal(path: environment.journalPath, durable: false)
+        let direct = try #require(try builder.buildDirect(n: 3, entries: try journal.entries(after: 4, limit: 2), now: fixedNow))
+        #expect(built.package.request == direct.request && built.package.digest == direct.digest)
+        prebuilder.claim(third)
+        let fourth = try #require(third.successor)
+        #expect(try #require(await fourth.result()).package.members.map(\.seq) == [7])
+        prebuilder.claim(fourth)
+        let fifth = try #require(fourth.successor)
+        #expect(await fifth.result() == nil, "nothing after the last record")
+        #expect(fifth.successor == nil)
     }
 
     /// The background build may find nothing yet (or fewer records); records journaled meanwhile still go out in
