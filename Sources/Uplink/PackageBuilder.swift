@@ -223,15 +223,19 @@ public struct PackageBuilder {
         // Written with the head for `limit` records, which is what almost every package holds; when the byte
         // limit ends it earlier, the head is replaced by that of the real count.
         let expected = frame(packageId: packageId, createdAt: createdAt, count: limit)
+        // Entries by index throughout: a for-in (or a closure over them) copies each entry, a retain and a release
+        // of its five references, 1.2 M times per million records on the pre-builder, the push's busiest thread.
+        var stored = 0
+        for index in 0..<limit { stored += entries[index].storedBody.count }
         var bytes: [UInt8] = []
-        bytes.reserveCapacity(min(maxBytes, 64 * 1024 + entries.prefix(limit).reduce(0) { $0 + $1.storedBody.count * 3 }))
+        bytes.reserveCapacity(min(maxBytes, 64 * 1024 + stored * 3))
         bytes.append(contentsOf: expected.head.utf8)   // ends with the LF that starts the Body's content
         var scratch: [UInt8] = []
         scratch.reserveCapacity(4096)
         var taken = 0
-        for entry in entries.prefix(limit) {
+        for index in 0..<limit {
             let start = bytes.count
-            guard Self.appendCanonicalRecord(entry, scratch: &scratch, to: &bytes) else { return nil }
+            guard Self.appendCanonicalRecord(entries[index], scratch: &scratch, to: &bytes) else { return nil }
             bytes.append(10)
             let size = bytes.count - start
             if size > budget {
@@ -255,7 +259,9 @@ public struct PackageBuilder {
         bytes.append(contentsOf: expected.tail.utf8)
         let digest = Self.bodyDigest(bytes[contentStart..<contentEnd])
         try Self.placeDigest(digest, in: &bytes, packageId: packageId)
-        let members = entries.prefix(taken).enumerated().map { Self.member($0.element, $0.offset + 1) }
+        var members: [PackageMember] = []
+        members.reserveCapacity(taken)
+        for index in 0..<taken { members.append(Self.member(entries[index], index + 1)) }
         return BuiltPackage(packageId: packageId, n: n, request: bytes, digest: digest, members: members, heldBack: [])
     }
 
