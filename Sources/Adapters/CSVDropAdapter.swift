@@ -266,7 +266,8 @@ public final class CSVDropAdapter {
         // the file's new offset) per transaction. At most four chunks wait to be written (plus one being prepared
         // per thread), so memory stays bounded whatever the file size.
         let preparerThreads = Self.preparerThreads
-        let channel = OrderedBatchChannel(capacity: 4, preparers: preparerThreads)
+        // The writer prepares too (`WriterFeed`), as preparer number `preparerThreads`.
+        let channel = OrderedBatchChannel(capacity: 4, preparers: preparerThreads + 1)
         let preparing = RowReadingJob(name: name, source: self.name, header: header, encoding: encoding,
                                       delimiter: settings.delimiter, preparer: RowPreparer(schema: schema, mapping: bound),
                                       chunks: RawChunkSource(path: path, startOffset: startOffset, startLine: startLine,
@@ -274,21 +275,17 @@ public final class CSVDropAdapter {
                                       channel: channel, cpu: CPUTally())
         var total = IngestCounts()
         var lastReport = Date()
-        var waiting: TimeInterval = 0
         let writeStarted = Date()
         let writerCPUStarted = threadCPUSeconds()
+        let feed = WriterFeed(job: preparing, index: preparerThreads)
         defer {
             // Which stage limits throughput: a writer that mostly waits is fed too slowly, and vice versa.
             // Logged after the preparers stopped (defers run in reverse), so their CPU time is complete.
-            logger.debug("\(name): writer waited \(String(format: "%.2f", waiting)) s of \(String(format: "%.2f", Date().timeIntervalSince(writeStarted))) s for the reader; writer CPU \(String(format: "%.2f", threadCPUSeconds() - writerCPUStarted)) s; \(preparerThreads) preparers CPU \(preparing.cpu.summary)")
+            logger.debug("\(name): writer waited \(String(format: "%.2f", feed.waiting)) s of \(String(format: "%.2f", Date().timeIntervalSince(writeStarted))) s for the reader and prepared \(feed.helped) chunk(s) itself; writer CPU \(String(format: "%.2f", threadCPUSeconds() - writerCPUStarted)) s; \(preparerThreads) preparers CPU \(preparing.cpu.summary)")
         }
         let stopPreparers = preparing.start(preparers: preparerThreads, threadName: "esgate-read-\(name)")
         defer { stopPreparers() }
-        func nextChunk() throws -> PreparedBatch? {
-            let started = Date()
-            defer { waiting += Date().timeIntervalSince(started) }
-            return try channel.take()
-        }
+        func nextChunk() throws -> PreparedBatch? { try feed.next() }
         // One transaction covers `batchRows` rows (one fsync), made of smaller chunks handed over by the reader,
         // so that few rows are in memory at a time. When another writer waits (the uplink fixing a package, the
         // supervision engine), the batch ends at the chunk boundary: a file of a million rows must not keep the

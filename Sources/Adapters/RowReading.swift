@@ -158,6 +158,23 @@ final class OrderedBatchChannel: @unchecked Sendable {
         spent = Array(repeating: [], count: max(1, preparers))
     }
 
+    /// Whether `take` would return (or throw) at once: the writer prepares a chunk itself when not.
+    var isNextReady: Bool {
+        condition.lock()
+        defer { condition.unlock() }
+        return slots[next % capacity] != nil || failure.map { $0.sequence <= next } == true || cancelled
+    }
+
+    /// `put` for the writer, which must never wait for itself: false (nothing placed) when the chunk lies beyond
+    /// the slots; the writer keeps it and offers it again after its next `take`.
+    func offer(_ batch: PreparedBatch) -> Bool {
+        condition.lock()
+        defer { condition.unlock() }
+        guard batch.sequence < next + capacity || cancelled else { return false }
+        if !cancelled { slots[batch.sequence % capacity] = batch }
+        return true
+    }
+
     /// False when the writer gave up (the preparer should stop).
     func put(_ batch: PreparedBatch) -> Bool {
         condition.lock()
@@ -355,36 +372,47 @@ struct RowReadingJob: Sendable {
     /// reading fails or the writer cancels.
     func run(preparer index: Int) {
         defer { cpu.add(threadCPUSeconds()) }
-        let decoder: TextDecoder
-        do {
-            decoder = try TextDecoder(encoding)
-        } catch {
-            channel.fail(error, at: 0)
-            return
-        }
-        var fields = CSVFieldBuffer()
-        let scratch = RowScratch()
-        let origins = RowOrigins(source: source, name: name, encoding: encoding.rawValue, header: header)
-        var chunk = RawChunk()
+        guard let state = makePreparer(index: index) else { return }
         while true {
             channel.releaseSpent(of: index)
-            do throws(ChunkReadFailure) {
-                guard try chunks.cut(into: &chunk) else { return }
-            } catch {
-                channel.fail(error.error, at: error.sequence)
-                return
-            }
-            var batch = PreparedBatch(endOffset: chunk.endOffset, endLine: chunk.endLine, isLast: chunk.isLast,
-                                      sequence: chunk.sequence, preparer: index)
-            batch.rows.reserveCapacity(chunk.rows.count)
-            chunk.bytes.withUnsafeBytes { bytes in
-                for row in chunk.rows {
-                    batch.rows.append(prepare(row, bytes: UnsafeRawBufferPointer(rebasing: bytes[row.range]),
-                                              decoder: decoder, fields: &fields, scratch: scratch, origins: origins))
-                }
-            }
+            guard let batch = prepareNext(with: state) else { return }
             guard channel.put(batch), !batch.isLast else { return }
         }
+    }
+
+    /// A thread's own decoder and buffers (preparer `index`); nil when the decoder cannot be made (reported to
+    /// the channel).
+    func makePreparer(index: Int) -> ChunkPreparer? {
+        do {
+            return ChunkPreparer(index: index, decoder: try TextDecoder(encoding),
+                                 origins: RowOrigins(source: source, name: name, encoding: encoding.rawValue, header: header))
+        } catch {
+            channel.fail(error, at: 0)
+            return nil
+        }
+    }
+
+    /// Cuts the next chunk and prepares its rows; nil when there is none left, or reading failed (reported to
+    /// the channel, which hands the writer every chunk before the failure first).
+    func prepareNext(with state: ChunkPreparer) -> PreparedBatch? {
+        do throws(ChunkReadFailure) {
+            guard try chunks.cut(into: &state.chunk) else { return nil }
+        } catch {
+            channel.fail(error.error, at: error.sequence)
+            return nil
+        }
+        let chunk = state.chunk
+        var batch = PreparedBatch(endOffset: chunk.endOffset, endLine: chunk.endLine, isLast: chunk.isLast,
+                                  sequence: chunk.sequence, preparer: state.index)
+        batch.rows.reserveCapacity(chunk.rows.count)
+        chunk.bytes.withUnsafeBytes { bytes in
+            for row in chunk.rows {
+                batch.rows.append(prepare(row, bytes: UnsafeRawBufferPointer(rebasing: bytes[row.range]),
+                                          decoder: state.decoder, fields: &state.fields, scratch: state.scratch,
+                                          origins: state.origins))
+            }
+        }
+        return batch
     }
 
     private func prepare(_ row: RawChunk.Row, bytes: UnsafeRawBufferPointer, decoder: TextDecoder,
@@ -444,8 +472,67 @@ final class CPUTally: @unchecked Sendable {
     }
 }
 
+/// The writer's side of the hand-over: batches in file order and, while the one it needs next is not ready, the
+/// writer prepares the next chunk itself (as preparer number `index`; the channel needs a slot of spent batches
+/// for it) instead of waiting. On two cores the writer waited for the one preparer ≈15% of an ingest, while a
+/// second preparer thread preempted the writer and made the ingest slower (docs/benchmarks.md).
+final class WriterFeed {
+    private let job: RowReadingJob
+    private let index: Int
+    private let own: ChunkPreparer?
+    private var helping: Bool
+    /// A chunk prepared beyond the channel's slots (the writer must never wait for itself), offered again
+    /// before each take.
+    private var parked: PreparedBatch?
+    /// Chunks the writer prepared, and the time it still waited.
+    private(set) var helped = 0
+    private(set) var waiting: TimeInterval = 0
+
+    init(job: RowReadingJob, index: Int, helps: Bool = true) {
+        self.job = job
+        self.index = index
+        own = helps ? job.makePreparer(index: index) : nil
+        helping = own != nil
+    }
+
+    /// The next batch in file order; nil after cancellation; rethrows a preparer's failure as `take` does.
+    func next() throws -> PreparedBatch? {
+        let channel = job.channel
+        channel.releaseSpent(of: index)
+        if let batch = parked, channel.offer(batch) { parked = nil }
+        while helping, parked == nil, !channel.isNextReady, let own {
+            guard let batch = job.prepareNext(with: own) else {
+                helping = false
+                break
+            }
+            helped += 1
+            if batch.isLast { helping = false }
+            if !channel.offer(batch) { parked = batch }
+        }
+        let started = Date()
+        defer { waiting += Date().timeIntervalSince(started) }
+        return try channel.take()
+    }
+}
+
+/// One thread's means to prepare chunks: its decoder and buffers are not thread-safe.
+final class ChunkPreparer {
+    let index: Int
+    let decoder: TextDecoder
+    let origins: RowOrigins
+    var fields = CSVFieldBuffer()
+    let scratch = RowScratch()
+    var chunk = RawChunk()
+
+    init(index: Int, decoder: TextDecoder, origins: RowOrigins) {
+        self.index = index
+        self.decoder = decoder
+        self.origins = origins
+    }
+}
+
 /// What a row's origin shares with every other row of the file; makes the `RowOrigin` of a row that needs one.
-private final class RowOrigins {
+final class RowOrigins {
     let source: String
     let name: String
     let encoding: String

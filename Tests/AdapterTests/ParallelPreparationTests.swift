@@ -104,18 +104,20 @@ private struct SeenBatch: Equatable {
 
     /// Runs the preparing stage over `path` and takes every batch as the writer does, with `pause` called after
     /// each (to let the preparers run ahead, or not).
-    private func prepareAll(path: String, from offset: Int64, preparers: Int, rowsPerChunk: Int,
-                            pause: (Int) -> Void = { _ in }) throws -> [SeenBatch] {
+    private func prepareAll(path: String, from offset: Int64, preparers: Int, rowsPerChunk: Int, writerHelps: Bool = false,
+                            helped: ((Int) -> Void)? = nil, pause: (Int) -> Void = { _ in }) throws -> [SeenBatch] {
         let fields = header.split(separator: ",").map(String.init)
-        let channel = OrderedBatchChannel(capacity: 4, preparers: preparers)
+        let channel = OrderedBatchChannel(capacity: 4, preparers: preparers + 1)
         let job = RowReadingJob(name: "mixed.csv", source: "drop", header: fields, encoding: .gb18030, delimiter: 0x2C,
                                 preparer: try preparer(header: fields),
                                 chunks: RawChunkSource(path: path, startOffset: offset, startLine: 2, rowsPerChunk: rowsPerChunk),
                                 channel: channel, cpu: CPUTally())
         let stop = job.start(preparers: preparers, threadName: "test-prepare")
         defer { stop() }
+        let feed = WriterFeed(job: job, index: preparers, helps: writerHelps)
+        defer { helped?(feed.helped) }
         var seen: [SeenBatch] = []
-        while let batch = try channel.take() {
+        while let batch = try feed.next() {
             seen.append(SeenBatch(rows: batch.rows.map {
                 SeenBatch.Row(line: $0.line, keys: $0.records.map(\.key), quarantine: $0.quarantine?.stage,
                               quarantineLine: $0.quarantine?.line, raw: $0.quarantine?.raw)
@@ -127,17 +129,24 @@ private struct SeenBatch: Equatable {
         return seen
     }
 
-    @Test(.timeLimit(.minutes(2)), arguments: [1, 2, 3])
-    func batchesReachTheWriterInFileOrderWithTheOffsetsOfASingleReader(preparers: Int) throws {
+    /// With the writer preparing chunks itself while the next one is not ready (`WriterFeed`, as in an ingest),
+    /// and without.
+    @Test(.timeLimit(.minutes(2)), arguments: [1, 2, 3], [false, true])
+    func batchesReachTheWriterInFileOrderWithTheOffsetsOfASingleReader(preparers: Int, writerHelps: Bool) throws {
         let file = try MixedFile(rows: 4000)
         let url = FileManager.default.temporaryDirectory.appendingPathComponent("esgate-mixed-\(UUID().uuidString).csv")
         try file.write(to: url)
         defer { try? FileManager.default.removeItem(at: url) }
         let rowsPerChunk = 37
         // A writer that now and then falls behind, so that preparers run ahead and wait for the window.
-        let seen = try prepareAll(path: url.path, from: file.bodyOffset, preparers: preparers, rowsPerChunk: rowsPerChunk) {
+        var helped = 0
+        let seen = try prepareAll(path: url.path, from: file.bodyOffset, preparers: preparers, rowsPerChunk: rowsPerChunk,
+                                  writerHelps: writerHelps, helped: { helped = $0 }) {
             if $0 % 7 == 0 { Thread.sleep(forTimeInterval: 0.005) }
         }
+        // One preparer cannot keep up with a writer that only takes: the writer prepares some chunks itself.
+        if writerHelps && preparers == 1 { #expect(helped > 0) }
+        if !writerHelps { #expect(helped == 0) }
         let expectedChunks = file.rows.count / rowsPerChunk + 1
         try #require(seen.count == expectedChunks, "a chunk per \(rowsPerChunk) rows, and a last one")
         #expect(seen.map(\.isLast) == Array(repeating: false, count: expectedChunks - 1) + [true])
@@ -193,12 +202,28 @@ private struct SeenBatch: Equatable {
         #expect(seen.flatMap { $0.rows.map(\.line) } == Array(2...21))
     }
 
-    @Test(.timeLimit(.minutes(1)))
-    func aFileThatCannotBeOpenedFailsTheWriterAndStopsEveryPreparer() throws {
+    @Test(.timeLimit(.minutes(1)), arguments: [false, true])
+    func aFileThatCannotBeOpenedFailsTheWriterAndStopsEveryPreparer(writerHelps: Bool) throws {
         let missing = FileManager.default.temporaryDirectory.appendingPathComponent("esgate-missing-\(UUID().uuidString).csv")
         #expect(throws: FileReadError.self) {
-            _ = try prepareAll(path: missing.path, from: 0, preparers: 2, rowsPerChunk: 10)
+            _ = try prepareAll(path: missing.path, from: 0, preparers: 2, rowsPerChunk: 10, writerHelps: writerHelps)
         }
+    }
+
+    /// The writer's own chunks never make it wait for itself: one beyond the slots is refused (and kept by the
+    /// writer for later), not waited for.
+    @Test func theWritersOfferOfAChunkBeyondTheSlotsIsRefusedNotWaitedFor() throws {
+        let channel = OrderedBatchChannel(capacity: 2, preparers: 2)
+        #expect(!channel.isNextReady)
+        #expect(!channel.offer(PreparedBatch(endOffset: 0, endLine: 0, isLast: false, sequence: 2)))
+        #expect(channel.offer(PreparedBatch(endOffset: 0, endLine: 0, isLast: false, sequence: 1)))
+        #expect(!channel.isNextReady, "chunk 0 is still missing")
+        #expect(channel.put(PreparedBatch(endOffset: 10, endLine: 2, isLast: false, sequence: 0)))
+        #expect(channel.isNextReady)
+        #expect(try channel.take()?.endOffset == 10)
+        #expect(channel.offer(PreparedBatch(endOffset: 30, endLine: 4, isLast: true, sequence: 2)), "within the slots now")
+        #expect(try channel.take()?.sequence == 1)
+        #expect(try channel.take()?.endOffset == 30)
     }
 
     @Test(.timeLimit(.minutes(1)))
