@@ -381,13 +381,13 @@ struct RowReadingJob: Sendable {
     }
 
     /// A thread's own decoder and buffers (preparer `index`); nil when the decoder cannot be made (reported to
-    /// the channel).
-    func makePreparer(index: Int) -> ChunkPreparer? {
+    /// the channel when `reporting`: the writer, which only helps, then just does not).
+    func makePreparer(index: Int, reporting: Bool = true) -> ChunkPreparer? {
         do {
             return ChunkPreparer(index: index, decoder: try TextDecoder(encoding),
                                  origins: RowOrigins(source: source, name: name, encoding: encoding.rawValue, header: header))
         } catch {
-            channel.fail(error, at: 0)
+            if reporting { channel.fail(error, at: 0) }
             return nil
         }
     }
@@ -491,7 +491,7 @@ final class WriterFeed {
     init(job: RowReadingJob, index: Int, helps: Bool = true) {
         self.job = job
         self.index = index
-        own = helps ? job.makePreparer(index: index) : nil
+        own = helps ? job.makePreparer(index: index, reporting: false) : nil
         helping = own != nil
     }
 

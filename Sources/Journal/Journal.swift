@@ -263,8 +263,9 @@ public final class Journal {
         }
         // Earlier versions created the tables one statement at a time: a connection opening the new journal at
         // the same moment (or a retry after BUSY) could find the meta table and stop there, without the tables
-        // created after it, and so could an esgate stopped at that moment. Whatever is missing is created now.
-        if version == Self.schemaVersion {
+        // created after it, and so could an esgate stopped at that moment. Whatever is missing is created now
+        // (after the migrations above, so a journal they just converted is checked too).
+        if try storedSchemaVersion() == Self.schemaVersion {
             let present = Set(try database.query("SELECT name FROM sqlite_master WHERE type = 'table'").compactMap { $0.first?.textValue })
             if !Self.tableNames.allSatisfy(present.contains) { try createTablesAtomically() }
         }

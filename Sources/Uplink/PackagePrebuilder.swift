@@ -58,6 +58,11 @@ final class PackagePrebuilder: @unchecked Sendable {
 
     /// Runs on `queue`.
     private func run(_ job: Job) {
+        // Dropped by the uplink (a failed attempt, a resend queued) before it ran: no build, and no successor.
+        guard !job.isAbandoned else {
+            _ = job.finish(nil, successor: nil)
+            return
+        }
         let result = build(n: job.n, after: job.after)
         let successor = result.flatMap { $0.package.members.last?.seq }.map { Job(n: job.n + 1, after: $0, successorWanted: false) }
         // Queued, not called: each job's frame (and the package it holds) ends before the next one runs.
@@ -105,6 +110,7 @@ final class PackagePrebuilder: @unchecked Sendable {
             var successorWanted: Bool
             var successor: Job?
             var successorStarted = false
+            var abandoned = false
         }
 
         private let state: Mutex<State>
@@ -117,6 +123,18 @@ final class PackagePrebuilder: @unchecked Sendable {
 
         /// The job for the package after this one (nil until this one is done, or when it built none).
         var successor: Job? { state.withLock { $0.successor } }
+        /// Nobody will ask for this package: a job not yet run is skipped, and its successor is not started.
+        func abandon() {
+            let successor = state.withLock { state -> Job? in
+                state.abandoned = true
+                state.successorWanted = false
+                return state.successor
+            }
+            successor?.abandon()
+        }
+
+        var isAbandoned: Bool { state.withLock { $0.abandoned } }
+
         /// Whether the successor was set running (tests: the chain goes no further than claimed).
         var successorStarted: Bool { state.withLock { $0.successorStarted } }
 
@@ -137,6 +155,7 @@ final class PackagePrebuilder: @unchecked Sendable {
         /// Marks the successor wanted; returns it when it is to be run now (this job is done and it is not running).
         fileprivate func wantSuccessor() -> Job? {
             state.withLock { state -> Job? in
+                guard !state.abandoned else { return nil }
                 state.successorWanted = true
                 guard case .done = state.phase, let successor = state.successor, !state.successorStarted else { return nil }
                 state.successorStarted = true

@@ -323,7 +323,7 @@ public final class ReceiverUplink {
             if fixed, let ahead {
                 fixedAhead = stored(ahead.package)
             } else {
-                prebuilding = nil
+                dropPrebuilding()
             }
             let rejected = receipt.rejected.isEmpty ? "" : "; rejected: " + Dictionary(grouping: receipt.rejected, by: \.code)
                 .map { "\($0.key)×\($0.value.count)" }.sorted().joined(separator: ", ")
@@ -333,7 +333,7 @@ public final class ReceiverUplink {
             state = ReceiverState(kind: .connected, failingSince: nil, consecutiveFailures: 0,
                                   lastError: Logger.oneLine("\(package.packageId) refused: \(fault.code ?? fault.faultCode) \(fault.message)"),
                                   lastSuccessAt: time, nextRetryAt: nil)
-            prebuilding = nil
+            dropPrebuilding()
             try store.applyRefusal(receiver: settings.name, package: package, fault: fault, now: time,
                                    resolution: .init(consumer: settings.consumer, state: state))
             // E103 for a package fixed here once: the receiver has seen this number with other content, which
@@ -346,7 +346,7 @@ public final class ReceiverUplink {
         case .retry(let cause, let retryAfter):
             // Stored and shown in status, one line (a parser's message may end in a line break).
             let reason = Logger.oneLine(cause)
-            prebuilding = nil
+            dropPrebuilding()
             let failures = state.consecutiveFailures + 1
             let delay = backoff.delay(failures: failures, retryAfter: retryAfter)
             let next = time.addingTimeInterval(Double(delay.components.seconds) + Double(delay.components.attoseconds) / 1e18)
@@ -370,11 +370,20 @@ public final class ReceiverUplink {
     ///
     /// Only the uplink's own connections are used here (`store`, `journal`); the pre-builder reads the journal
     /// through its own. Whatever it built is still checked by `fixAheadIfStillNext` when it is fixed.
+    /// Forgets the package being built ahead, and stops its chain: nothing will ask for it.
+    private func dropPrebuilding() {
+        prebuilding?.abandon()
+        prebuilding = nil
+    }
+
     private func aheadPackage(after package: StoredPackage) async -> UplinkStore.FixAhead? {
         let job = prebuilding
         prebuilding = nil
         guard !builder.verify, (try? store.queuedResendCount(receiver: settings.name)) == 0,
-              let cursor = try? journal.cursor(settings.consumer) else { return nil }
+              let cursor = try? journal.cursor(settings.consumer) else {
+            job?.abandon()
+            return nil
+        }
         // Where `nextPackage` would start once this package is resolved (records held back behind the cursor
         // stay behind it).
         let after = max(package.lastSeq, cursor)
@@ -386,6 +395,7 @@ public final class ReceiverUplink {
             ahead = result
             prebuilt = true
         } else {
+            job?.abandon()
             ahead = buildAhead(n: n, after: after)
         }
         if let ahead, let last = ahead.package.members.last?.seq {
@@ -395,8 +405,11 @@ public final class ReceiverUplink {
                 prebuilder.claim(successor)
                 prebuilding = successor
             } else {
+                job?.successor?.abandon()
                 prebuilding = prebuilder.start(n: n + 1, after: next)
             }
+        } else {
+            job?.successor?.abandon()
         }
         return ahead
     }

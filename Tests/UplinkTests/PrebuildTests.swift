@@ -112,6 +112,27 @@ import Testing
         #expect(fifth.successor == nil)
     }
 
+    /// A package the uplink stopped waiting for (a failed attempt, a resend queued) stops its chain: the job after
+    /// it is not started, even when asked for later, so the pre-builder's queue holds nothing stale.
+    @Test func anAbandonedPrebuildStartsNoSuccessor() async throws {
+        let environment = try TestEnvironment.make()
+        defer { environment.remove() }
+        try fillJournal(environment.journalPath, count: 7)
+        var builder = PackageBuilder(sender: "410103", receiver: "410000", validator: try makeValidator())
+        builder.maxRecords = 2
+        let prebuilder = PackagePrebuilder(name: "t", journalPath: environment.journalPath, builder: builder, types: [],
+                                           logger: .silent, now: Date.init)
+        let first = prebuilder.start(n: 1, after: 0)
+        _ = await first.result()
+        let second = try #require(first.successor)
+        _ = await second.result()
+        let third = try #require(second.successor)
+        second.abandon()
+        #expect(third.isAbandoned, "the chain after it too")
+        prebuilder.claim(second)
+        #expect(!second.successorStarted, "asked for after it was abandoned: still not started")
+    }
+
     /// The background build may find nothing yet (or fewer records); records journaled meanwhile still go out in
     /// order, exactly once, in numbers never reused.
     @Test func recordsJournaledWhileAPackageIsBuiltAheadAreDeliveredInOrder() async throws {
