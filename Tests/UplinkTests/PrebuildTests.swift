@@ -77,18 +77,23 @@ import Testing
         #expect(try uplink.store.status(of: uplink.settings).resendQueued == 0)
     }
 
+    /// A journal of seven records and a pre-builder (and its builder) making packages of two.
+    private func sevenRecordsInPackagesOfTwo(_ environment: TestEnvironment, now: Date) throws -> (PackagePrebuilder, PackageBuilder) {
+        try fillJournal(environment.journalPath, count: 7)
+        var builder = PackageBuilder(sender: "410103", receiver: "410000", validator: try makeValidator())
+        builder.maxRecords = 2
+        return (PackagePrebuilder(name: "t", journalPath: environment.journalPath, builder: builder, types: [],
+                                  logger: .silent, now: { now }), builder)
+    }
+
     /// The pre-builder stays two packages ahead: a started job goes on with its successor once done; a successor
     /// goes on with its own only when claimed (so it never runs through the journal on its own), and each builds
     /// the bytes the one-pass builder makes for the same number and position.
     @Test func thePrebuilderChainsOneSuccessorAtATimeAndBuildsWhatTheBuilderBuilds() async throws {
         let environment = try TestEnvironment.make()
         defer { environment.remove() }
-        try fillJournal(environment.journalPath, count: 7)
-        var builder = PackageBuilder(sender: "410103", receiver: "410000", validator: try makeValidator())
-        builder.maxRecords = 2
         let fixedNow = Date(timeIntervalSince1970: 1_800_000_000)
-        let prebuilder = PackagePrebuilder(name: "t", journalPath: environment.journalPath, builder: builder, types: [],
-                                           logger: .silent, now: { fixedNow })
+        let (prebuilder, builder) = try sevenRecordsInPackagesOfTwo(environment, now: fixedNow)
         let first = prebuilder.start(n: 1, after: 0)
         #expect(try #require(await first.result()).package.members.map(\.seq) == [1, 2])
         let second = try #require(first.successor, "a started job goes on with the package after it")
@@ -117,11 +122,7 @@ import Testing
     @Test func anAbandonedPrebuildStartsNoSuccessor() async throws {
         let environment = try TestEnvironment.make()
         defer { environment.remove() }
-        try fillJournal(environment.journalPath, count: 7)
-        var builder = PackageBuilder(sender: "410103", receiver: "410000", validator: try makeValidator())
-        builder.maxRecords = 2
-        let prebuilder = PackagePrebuilder(name: "t", journalPath: environment.journalPath, builder: builder, types: [],
-                                           logger: .silent, now: Date.init)
+        let (prebuilder, _) = try sevenRecordsInPackagesOfTwo(environment, now: Date())
         let first = prebuilder.start(n: 1, after: 0)
         _ = await first.result()
         let second = try #require(first.successor)
