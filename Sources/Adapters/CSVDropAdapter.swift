@@ -182,7 +182,7 @@ public final class CSVDropAdapter {
             return report(.duplicate, reason: reason)
         }
         let encoding: TextEncoding
-        switch detectEncoding(pinned.readingPath) {
+        switch detectEncoding(pinned.readingPath, name: fileName) {
         case .success(let detected): encoding = detected
         case .failure(let error):
             let reason = pinned.naming(error.description)
@@ -329,13 +329,17 @@ public final class CSVDropAdapter {
 
     /// The encoding rule: `utf-8` and `gb18030` are taken as configured, except that a UTF-8 byte-order mark
     /// always means UTF-8. `auto`: a BOM, or a first 64 KiB that is valid UTF-8, means UTF-8; otherwise GB18030.
-    func detectEncoding(_ path: String) -> Result<TextEncoding, FileReadError> {
+    /// `name` is the file's name in the drop folder (`path` may be the pinned descriptor's).
+    func detectEncoding(_ path: String, name: String) -> Result<TextEncoding, FileReadError> {
         guard let handle = FileHandle(forReadingAtPath: path) else {
             return .failure(FileReadError(path: path, message: "cannot open for reading"))
         }
         defer { try? handle.close() }
         let head = (try? handle.read(upToCount: 64 * 1024)) ?? Data()
         let bytes = [UInt8](head)
+        if let unreadable = Self.unreadableForm(bytes) {
+            return .failure(FileReadError(path: path, message: "the file is \(unreadable.form); esgate reads GB18030 and UTF-8 exports: \(unreadable.hint.replacingOccurrences(of: "FILE", with: name))"))
+        }
         if bytes.starts(with: [0xEF, 0xBB, 0xBF]) { return .success(.utf8) }
         switch settings.encoding {
         case .utf8: return .success(.utf8)
@@ -346,6 +350,27 @@ public final class CSVDropAdapter {
             if let invalid, invalid < bytes.count - 3 || bytes.count < 64 * 1024 { return .success(.gb18030) }
             return .success(.utf8)
         }
+    }
+
+    /// What a file that is not a GB18030 or UTF-8 text is, named for an operator: a workbook saved as it is, or a
+    /// text in UTF-16/UTF-32 (Excel's "Unicode text" is UTF-16LE with a BOM); nil for anything else. Without a
+    /// byte-order mark, a NUL byte in the first line gives a wide form away: GB18030 and UTF-8 text has none.
+    static func unreadableForm(_ bytes: [UInt8]) -> (form: String, hint: String)? {
+        func convert(_ from: String) -> String { "convert it, e.g. `iconv -f \(from) -t UTF-8 FILE > FILE.utf8.csv`, and drop the result (Excel's \u{201C}Unicode text\u{201D} is also tab-separated: delimiter: \"\\t\")" }
+        if bytes.starts(with: [0x50, 0x4B, 0x03, 0x04]) {
+            return ("a ZIP archive (an Excel .xlsx workbook?), not a CSV export", "save the sheet as CSV (GB18030 or UTF-8) and drop that")
+        }
+        if bytes.starts(with: [0xD0, 0xCF, 0x11, 0xE0]) {
+            return ("an OLE2 compound file (an Excel .xls workbook?), not a CSV export", "save the sheet as CSV (GB18030 or UTF-8) and drop that")
+        }
+        if bytes.starts(with: [0xFF, 0xFE, 0x00, 0x00]) { return ("UTF-32 little-endian (byte-order mark FF FE 00 00)", convert("UTF-32")) }
+        if bytes.starts(with: [0x00, 0x00, 0xFE, 0xFF]) { return ("UTF-32 big-endian (byte-order mark 00 00 FE FF)", convert("UTF-32")) }
+        if bytes.starts(with: [0xFF, 0xFE]) { return ("UTF-16 little-endian (byte-order mark FF FE)", convert("UTF-16")) }
+        if bytes.starts(with: [0xFE, 0xFF]) { return ("UTF-16 big-endian (byte-order mark FE FF)", convert("UTF-16")) }
+        if bytes.prefix(4096).prefix(while: { $0 != 0x0A }).contains(0) {
+            return ("UTF-16 or UTF-32 without a byte-order mark (NUL bytes in its first line)", convert("UTF-16LE"))
+        }
+        return nil
     }
 
     private func hashFile(_ path: String) throws(FileReadError) -> (String, Int64) {

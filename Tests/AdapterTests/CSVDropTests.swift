@@ -79,6 +79,31 @@ private func row(_ caseNo: String, step: String, handler: String = "李娜", rem
         #expect(reason.contains("header lacks column(s) 办件编号"))
     }
 
+    /// What a department's office software saves instead of a GB18030 or UTF-8 CSV: Excel's "Unicode text"
+    /// (UTF-16LE with a BOM, tab-separated), the same without a BOM, UTF-32, or the workbook itself. Each file is
+    /// rejected with what it is and how to convert it, not as "does not decode as gb18030 at byte 0".
+    @Test(arguments: [
+        ("unicode.csv", [0xFF, 0xFE] as [UInt8], "utf-16le", "UTF-16 little-endian (byte-order mark FF FE)", "iconv -f UTF-16 -t UTF-8 unicode.csv"),
+        ("nobom.csv", [], "utf-16le", "UTF-16 or UTF-32 without a byte-order mark", "iconv -f UTF-16LE -t UTF-8 nobom.csv"),
+        ("big.csv", [0xFE, 0xFF], "utf-16be", "UTF-16 big-endian", "iconv -f UTF-16 -t UTF-8 big.csv"),
+        ("wide.csv", [0xFF, 0xFE, 0, 0], "utf-32le", "UTF-32 little-endian", "iconv -f UTF-32 -t UTF-8 wide.csv"),
+        ("book.csv", [0x50, 0x4B, 0x03, 0x04, 0x14, 0x00], "", "a ZIP archive (an Excel .xlsx workbook?)", "save the sheet as CSV"),
+    ])
+    func wideUnicodeTextsAndWorkbooksAreRejectedNamingWhatTheyAre(name: String, prefix: [UInt8], encoding: String,
+                                                                   form: String, hint: String) throws {
+        let workspace = try Workspace()
+        let text = header + "\r\n" + row("C1", step: "02") + "\r\n"
+        let body: [UInt8] = encoding.isEmpty ? [] : Array(text.data(using: encoding == "utf-16le" ? .utf16LittleEndian
+            : encoding == "utf-16be" ? .utf16BigEndian : .utf32LittleEndian) ?? Data())
+        try Data(prefix + body).write(to: workspace.root.appendingPathComponent("drop/\(name)"))
+        let report = try #require(try workspace.gateway().runOnce().files.first)
+        #expect(report.outcome == .rejected)
+        let reason = try workspace.read("drop/rejected/\(name).reason.txt")
+        #expect(reason.contains("the file is \(form)"), "\(reason)")
+        #expect(reason.contains(hint), "\(reason)")
+        #expect(try Journal(path: workspace.journalPath).quarantined().isEmpty, "a file refused whole, not row by row")
+    }
+
     @Test func rowsWithExtraNonEmptyFieldsAreQuarantinedButTrailingEmptyColumnsAreFine() throws {
         let workspace = try Workspace()
         try workspace.write("drop/shape.csv", header + "\n" + row("C1", step: "02") + ",,\n" + row("C2", step: "02") + ",surplus\n")
