@@ -510,13 +510,16 @@ public final class ODBCAdapter: @unchecked Sendable {
             var watermark: String?
             try journal.begin()
             do {
-                var next: ODBCBatch? = first
-                while let chunk = next {
+                var next: ODBCBatch? = consume first
+                while let chunk = next.take() {
                     try store(chunk.rows, counts: &counts)
                     rows += chunk.rows.count
                     watermark = chunk.watermark ?? watermark
                     finished = chunk.isLast
                     unreadable = (chunk.unreadableWatermarks, chunk.unreadableExample)
+                    // Freed on the mapping thread that allocated its rows, as the CSV path does (glibc frees
+                    // across threads under the other arena's lock): handed back, with no reference kept here.
+                    channel.recycle(consume chunk)
                     // Another writer waiting (the uplink, supervision) ends the transaction early: the next
                     // chunk may need the source database, and the journal must not wait on it.
                     next = finished || rows >= settings.batchRows || journal.othersWaitingToWrite ? nil : try channel.take()
@@ -930,6 +933,7 @@ final class ODBCReadJob: @unchecked Sendable {
                     }
                     rows.append(prepared)
                     if rows.count >= batchRows {
+                        channel.releaseSpent()
                         guard channel.put(ODBCBatch(rows: rows, watermark: best?.text, isLast: false, hold: hold,
                                                     unreadableWatermarks: unreadable, unreadableExample: unreadableExample)) else { return }
                         rows.removeAll(keepingCapacity: true)
