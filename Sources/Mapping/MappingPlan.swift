@@ -228,7 +228,7 @@ final class ByteCondition: Sendable {
         case .notBlank: return !text.isEmpty
         case .oneOf where ascii && valuesAreASCII: return values.contains { $0.elementsEqual(text) }
         case .noneOf where ascii && valuesAreASCII: return !values.contains { $0.elementsEqual(text) }
-        case .nonZero where ascii: return text.contains { $0 >= 0x31 && $0 <= 0x39 }
+        case .nonZero where ascii: return !text.isEmpty && !BoundMapping.isZeroAmount(text)
         default: return BoundMapping.holds(test, String(decoding: text, as: UTF8.self))
         }
     }
@@ -365,8 +365,36 @@ public struct BoundMapping: Sendable {
         case .notBlank: return !text.isEmpty
         case .nonZero:
             guard !text.isEmpty else { return false }
-            return text.contains { $0 >= "1" && $0 <= "9" }
+            var utf8 = text
+            return !utf8.withUTF8 { isZeroAmount($0) }
         }
+    }
+
+    /// `nonzero` is false only for an amount equal to zero: `0`, `0.00`, `-0`, `0,000.00`, also after `¥`/`￥`.
+    /// Anything else holds, also text that is no number at all (`N/A`, `３５０.00`, `叁佰伍拾元`): the record is then
+    /// made and its amount checked (and quarantined when it cannot be read), instead of the fee silently left out
+    /// as "zero".
+    static func isZeroAmount(_ text: UnsafeBufferPointer<UInt8>) -> Bool {
+        var index = 0
+        let yuan: [[UInt8]] = [[0xC2, 0xA5], [0xEF, 0xBF, 0xA5]]   // ¥ U+00A5, ￥ U+FFE5
+        for sign in yuan where text.count >= sign.count && sign.indices.allSatisfy({ text[$0] == sign[$0] }) {
+            index = sign.count
+            break
+        }
+        while index < text.count, text[index] == 0x20 { index += 1 }
+        if index < text.count, text[index] == 0x2D || text[index] == 0x2B { index += 1 }
+        var digits = 0
+        var point = false
+        while index < text.count {
+            switch text[index] {
+            case 0x30: digits += 1
+            case 0x2C where !point: break          // thousands separator
+            case 0x2E where !point: point = true
+            default: return false
+            }
+            index += 1
+        }
+        return digits > 0
     }
 
     /// nil: the field is absent (blank and no default); the schema decides whether that is allowed.

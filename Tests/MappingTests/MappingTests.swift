@@ -331,6 +331,24 @@ private func stepMapping(datetime: String) -> String {
         }
     }
 
+    /// `nonzero` leaves the Fee out only for an amount equal to zero. An amount that is no number (Excel's `N/A`,
+    /// full-width digits, an amount in words, a lone dash) used to count as zero: the fee vanished without a
+    /// trace. Now the Fee record is made, its Amount fails, and the row is quarantined with the reason.
+    @Test(arguments: [
+        ("0", false), ("0.00", false), ("-0.00", false), ("0,000.00", false), ("￥0.00", false), ("¥ 0", false),
+        ("N/A", true), ("３５０.00", true), ("叁佰伍拾元", true), ("-", true), ("abc", true), (".", true),
+    ])
+    func onlyAnAmountEqualToZeroLeavesTheFeeOut(fee: String, attempted: Bool) throws {
+        let outcome = try shipped().map(row(step: "05", fee: fee))
+        if attempted {
+            #expect(outcome.records.map(\.type) == ["Completion"])
+            #expect(outcome.errors.contains { $0.description.contains("收费金额") }, "\(outcome.errors)")
+        } else {
+            #expect(outcome.errors.isEmpty, "\(outcome.errors)")
+            #expect(outcome.records.map(\.type) == ["Completion"])
+        }
+    }
+
     @Test func feeRecordUsesTheCatalogCodes() throws {
         let fee = try #require(try shipped().map(row(step: "05", fee: "120.00")).records.last)
         #expect(fee["FeeCode"] == "F000801")
