@@ -214,6 +214,19 @@ func splitCSVFields(_ bytes: UnsafeBufferPointer<UInt8>, delimiter: UInt8, into 
     }
 }
 
+/// What is wrong with a row's shape against its header, nil when nothing: fewer fields than the header (a field or
+/// a delimiter lost: the values after it would fall into the wrong columns), or more fields with something in the
+/// extra ones. Extra empty fields are a trailing delimiter, which some exporters put on every data row.
+public func csvShapeProblem(fieldCount: Int, headerCount: Int, extraFieldsHoldText: Bool) -> String? {
+    if fieldCount < headerCount {
+        return "row has \(fieldCount) field\(fieldCount == 1 ? "" : "s"), the header has \(headerCount): a field or a delimiter is missing, so the values after it would fall into the wrong columns"
+    }
+    if fieldCount > headerCount, extraFieldsHoldText {
+        return "row has \(fieldCount) fields, the header has \(headerCount)"
+    }
+    return nil
+}
+
 /// `splitCSVFields` into Strings (headers, replayed quarantine rows).
 func splitCSVFields(_ bytes: UnsafeBufferPointer<UInt8>, delimiter: UInt8, into fields: inout [String]) throws(CSVShapeError) {
     var buffer = CSVFieldBuffer()

@@ -439,8 +439,10 @@ struct RowReadingJob: Sendable {
         } catch {
             return quarantined(.parse, error.message)
         }
-        if fields.count > header.count, fields.ranges[header.count...].contains(where: { !$0.isEmpty }) {
-            return quarantined(.parse, "row has \(fields.count) fields, the header has \(header.count)")
+        if fields.count != header.count,
+           let problem = csvShapeProblem(fieldCount: fields.count, headerCount: header.count,
+                                         extraFieldsHoldText: fields.ranges.dropFirst(header.count).contains { !$0.isEmpty }) {
+            return quarantined(.parse, problem)
         }
         return fields.bytes.withUnsafeBufferPointer { fieldBytes in
             fields.ranges.withUnsafeBufferPointer { ranges in

@@ -321,6 +321,10 @@ public final class Gateway: Sendable {
         case .failure(.decode(let message)): return .failing(ReplayFailure(stage: .decode, errors: [message]))
         case .failure(.parse(let message)): return .failing(ReplayFailure(stage: .parse, errors: [message]))
         }
+        if let problem = csvShapeProblem(fieldCount: fields.count, headerCount: item.header.count,
+                                         extraFieldsHoldText: fields.dropFirst(item.header.count).contains { !$0.isEmpty }) {
+            return .failing(ReplayFailure(stage: .parse, errors: [problem]))
+        }
         let bound: BoundMapping
         switch plan.bind(header: item.header) {
         case .success(let mapping): bound = mapping
@@ -464,7 +468,12 @@ struct MappingTestRunner {
                 result.append(Gateway.MappingTestRow(line: row.line, records: [],
                                                      errors: [Redaction.maskIdentityNumbers(in: error.description)]))
             case .success(let fields):
-                result.append(.mapped(fields, line: row.line, mapping: bound, schema: schema))
+                if let problem = csvShapeProblem(fieldCount: fields.count, headerCount: header.count,
+                                                 extraFieldsHoldText: fields.dropFirst(header.count).contains { !$0.isEmpty }) {
+                    result.append(Gateway.MappingTestRow(line: row.line, records: [], errors: [problem]))
+                } else {
+                    result.append(.mapped(fields, line: row.line, mapping: bound, schema: schema))
+                }
             }
         }
         return .success(result)

@@ -104,6 +104,20 @@ private func row(_ caseNo: String, step: String, handler: String = "李娜", rem
         #expect(try Journal(path: workspace.journalPath).quarantined().isEmpty, "a file refused whole, not row by row")
     }
 
+    /// A row one field short (a field or a delimiter lost in the export) used to be padded with empty fields: its
+    /// values after the gap were stored in the wrong columns (a Completion without its fee). It is quarantined.
+    @Test func aRowWithFewerFieldsThanTheHeaderIsQuarantinedNotPadded() throws {
+        let workspace = try Workspace()
+        var short = row("C2", step: "05", fee: "350.00").split(separator: ",", omittingEmptySubsequences: false)
+        short.remove(at: 12)   // 法定时限: the fee moves into 法定时限's place, 收费金额 takes 备注's
+        try workspace.write("drop/short.csv", header + "\n" + row("C1", step: "02") + "\n" + short.joined(separator: ",") + "\n")
+        let report = try #require(try workspace.gateway().runOnce().files.first)
+        #expect(report.counts.stored == 1 && report.counts.quarantined == 1)
+        let entry = try #require(try Journal(path: workspace.journalPath).quarantined().first)
+        #expect(entry.item.stage == .parse && entry.item.line == 3)
+        #expect(entry.item.reason.contains("row has 14 fields, the header has 15"), "\(entry.item.reason)")
+    }
+
     @Test func rowsWithExtraNonEmptyFieldsAreQuarantinedButTrailingEmptyColumnsAreFine() throws {
         let workspace = try Workspace()
         try workspace.write("drop/shape.csv", header + "\n" + row("C1", step: "02") + ",,\n" + row("C2", step: "02") + ",surplus\n")
