@@ -15,7 +15,7 @@ say "sample legacy exports (GB18030, CRLF, Chinese headers, quoted commas and li
 python3 tools/gen_cases.py --rows 5000 --quirks --out "$DEMO/drop/approvals-20260105.csv"
 sleep 1
 cp "$DEMO/drop/approvals-20260105.csv" "$DEMO/drop/approvals-20260105-resent.csv"   # must not be ingested twice
-printf '办件编号,事项编码,事项名称,部门编码,部门名称,申请人,证件号码,环节代码,环节名称,办理人,办理时间,承诺时限,法定时限,收费金额,备注\r\n410103001202601059999999,XK0001,食品流通许可,410103001,二七区行政服务中心,王伟,410103199001011237,02,承办,李娜,2026-02-30 09:00:00,10,20,,日期不存在\r\n' > "$DEMO/drop/approvals-bad-date.csv"
+printf '办件编号,事项编码,事项名称,部门编码,部门名称,申请人,证件号码,环节代码,环节名称,办理人,办理时间,承诺时限,法定时限,收费金额,备注\r\n410103001202601059999999,XK0001,食品流通许可,410103001,二七区行政服务中心,王伟,410103199001011230,02,承办,李娜,2026-02-30 09:00:00,10,20,,日期不存在\r\n' > "$DEMO/drop/approvals-bad-date.csv"
 ls -l "$DEMO/drop"
 
 say "sandbox receiver (esgate receive): mutual TLS, schema and SM3 digest checks, receipts"

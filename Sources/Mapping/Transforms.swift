@@ -275,9 +275,29 @@ public enum IdentityNumber {
     static func normalizeQuickly(_ text: String) -> Result<String, Failure> {
         let utf8 = text.utf8
         guard utf8.count == 18, utf8.allSatisfy({ $0 >= 0x21 && $0 <= 0x7E }) else { return normalize(text) }
+        guard hasValidCheckCharacter(utf8) else { return .failure(checkCharacterFailure) }
         guard utf8.contains(where: { $0 >= 0x61 && $0 <= 0x7A }) else { return .success(text) }
         return .success(String(decoding: utf8.map { $0 >= 0x61 && $0 <= 0x7A ? $0 - 0x20 : $0 }, as: UTF8.self))
     }
+
+    /// 17 digits and the MOD 11-2 check character of them (`x` read as `X`). The province refuses a resident
+    /// identity number that fails it (PUI R204), and one that fails it here is most often a number Excel kept
+    /// as a number: only 15 significant digits, the last ones zeros.
+    static func hasValidCheckCharacter(_ utf8: String.UTF8View) -> Bool {
+        guard utf8.count == 18 else { return false }
+        var sum = 0
+        for (index, byte) in utf8.enumerated() {
+            if index == 17 {
+                let last = byte == 0x78 ? 0x58 : byte
+                return checkCharacters[sum % 11].asciiValue == last
+            }
+            guard byte >= 0x30 && byte <= 0x39 else { return false }
+            sum += Int(byte - 0x30) * weights[index]
+        }
+        return false
+    }
+
+    static let checkCharacterFailure: Failure = "identity number fails its check character (GB 11643, ISO 7064 MOD 11-2; the province refuses it with R204): mistyped, or its last digits lost where a spreadsheet kept it as a number (4.10103E+17, or 15 significant digits and zeros)"
 
     /// 15 digits → insert "19" after the 6-digit area code and append the check character; 18 characters are
     /// returned upper-cased. Anything else is an error naming what is wrong (the number itself is masked).
@@ -289,7 +309,7 @@ public enum IdentityNumber {
             return .success(body + String(check))
         }
         if value.count == 18 {
-            return .success(value)
+            return hasValidCheckCharacter(value.utf8) ? .success(value) : .failure(checkCharacterFailure)
         }
         return .failure("identity number has \(value.count) characters; expected 15 or 18")
     }

@@ -11,7 +11,7 @@ import TextSupport
 private let header = "办件编号,事项编码,事项名称,部门编码,部门名称,申请人,证件号码,环节代码,环节名称,办理人,办理时间,承诺时限,法定时限,收费金额,备注"
 
 private func row(_ caseNo: String, step: String, handler: String = "李娜", remark: String = "", fee: String = "") -> String {
-    "\(caseNo),XK0008,城市道路占用许可,410103001,二七区行政服务中心,王伟,410103199001011237,\(step),环节,\(handler),2026-01-05 08:37:00,7,20,\(fee),\(remark)"
+    "\(caseNo),XK0008,城市道路占用许可,410103001,二七区行政服务中心,王伟,410103199001011230,\(step),环节,\(handler),2026-01-05 08:37:00,7,20,\(fee),\(remark)"
 }
 
 @Suite struct EncodingAndFormatTests {

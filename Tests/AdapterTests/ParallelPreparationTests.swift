@@ -45,7 +45,7 @@ struct MixedFile {
         for index in 0..<count {
             let caseNo = "P\(100_000 + index)"
             func text(time: String = "2026-01-05 08:37:00", remark: String = "") -> String {
-                "\(caseNo),XK0008,城市道路占用许可,410103001,二七区行政服务中心,王伟,410103199001011237,02,环节,李娜,\(time),7,20,,\(remark)"
+                "\(caseNo),XK0008,城市道路占用许可,410103001,二七区行政服务中心,王伟,410103199001011230,02,环节,李娜,\(time),7,20,,\(remark)"
             }
             switch index {
             case _ where index % 97 == 13:  // a byte sequence GB18030 does not have
@@ -187,7 +187,7 @@ private struct SeenBatch: Equatable {
     func aFileEndingAtAChunkBoundaryEndsWithAnEmptyLastBatch() throws {
         var text = header + "\n"
         for index in 0..<20 {
-            text += "P\(index),XK0008,城市道路占用许可,410103001,二七区行政服务中心,王伟,410103199001011237,02,环节,李娜,2026-01-05 08:37:00,7,20,,\n"
+            text += "P\(index),XK0008,城市道路占用许可,410103001,二七区行政服务中心,王伟,410103199001011230,02,环节,李娜,2026-01-05 08:37:00,7,20,,\n"
         }
         text += "\n"
         let url = FileManager.default.temporaryDirectory.appendingPathComponent("esgate-even-\(UUID().uuidString).csv")

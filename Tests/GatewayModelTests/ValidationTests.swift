@@ -47,7 +47,7 @@ private let validRecords: [DraftRecord] = [
     DraftRecord(type: "Application", fields: [
         ("CaseNo", "410103001202601050000001"), ("ItemCode", "XK0001"), ("ItemName", "食品流通许可"),
         ("DeptCode", "410103001"), ("Applicant.Name", "王伟"), ("Applicant.IdType", "01"),
-        ("Applicant.IdNumber", "410103199001011237"), ("Channel", "1"), ("AppliedAt", "2026-01-05T08:37:00+08:00")]),
+        ("Applicant.IdNumber", "410103199001011230"), ("Channel", "1"), ("AppliedAt", "2026-01-05T08:37:00+08:00")]),
     DraftRecord(type: "Acceptance", fields: [
         ("CaseNo", "410103001202601050000001"), ("DeptCode", "410103001"), ("Decision", "1"),
         ("Handler.Name", "李娜"), ("AcceptedAt", "2026-01-05T08:37:00+08:00"), ("PromisedLimit", "10"),

@@ -204,7 +204,7 @@ private func stepMapping(datetime: String) -> String {
         // 410103 900101 123 → insert "19": 41010319900101123; weights 7 9 10 5 8 4 2 1 6 3 7 9 10 5 8 4 2 give
         // 28+9+0+5+0+12+2+9+54+0+0+9+0+5+8+8+6 = 155; 155 mod 11 = 1 → check character "0".
         #expect(try IdentityNumber.normalize("410103900101123").get() == "410103199001011230")
-        #expect(try IdentityNumber.normalize("41010319900101123x").get() == "41010319900101123X")
+        #expect(try IdentityNumber.normalize("41010319900101129x").get() == "41010319900101129X")
         #expect(throws: Failure.self) { try IdentityNumber.normalize("12345").get() }
         let mapping = try bind(try plan("""
             records:
@@ -221,6 +221,22 @@ private func stepMapping(datetime: String) -> String {
                   AppliedAt: { column: WHEN, datetime: "yyyy-MM-dd HH:mm:ss" }
             """), stepHeader)
         #expect(mapping.map(["C", "2026-01-05 08:37:00", "王", "", "410103900101123"]).records.first?["Applicant.IdNumber"] == "410103199001011230")
+    }
+
+    /// The province refuses a resident identity number whose check character fails (PUI R204). One that fails
+    /// here is most often a number a spreadsheet kept as a number: 15 significant digits, the rest zeros. It is
+    /// refused at the source, where the row can be fixed, with a reason that does not show the number.
+    @Test(arguments: ["410103199001011237", "410103199001011000", "41010319900101123X", "4101031990010112A0", "４１０１０３１９９００１０１１２３０"])
+    func eighteenCharacterNumbersMustPassTheirCheckCharacter(number: String) throws {
+        for result in [IdentityNumber.normalize(number), IdentityNumber.normalizeQuickly(number)] {
+            guard case .failure(let failure) = result else {
+                Issue.record("\(number) accepted")
+                continue
+            }
+            #expect(failure.description.contains("check character"), "\(failure)")
+            #expect(!failure.description.contains(number))
+        }
+        #expect(try IdentityNumber.normalizeQuickly("41010319900101129x").get() == "41010319900101129X")
     }
 
     @Test func headerIsMatchedByNameNotPosition() throws {
@@ -309,7 +325,7 @@ private func stepMapping(datetime: String) -> String {
     }
 
     private func row(step: String, name: String = "x", fee: String = "", item: String = "XK0008", remark: String = "") -> [String] {
-        ["410103001202601050000001", item, "城市道路占用许可", "410103001", "二七区行政服务中心", "王伟", "410103199001011237",
+        ["410103001202601050000001", item, "城市道路占用许可", "410103001", "二七区行政服务中心", "王伟", "410103199001011230",
          step, name, "李娜", "2026-01-05 08:37:00", "7", "20", fee, remark]
     }
 
