@@ -214,6 +214,42 @@ public final class CSVDropAdapter {
 
     struct FileRejection: Error { let reason: String }
 
+    /// A row with nothing in it: empty, or only delimiters and spaces.
+    private func isBlankRow(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        bytes.allSatisfy { $0 == settings.delimiter || $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }
+    }
+
+    /// A header row's fields (decoded, split, a UTF-8 BOM removed), or what is wrong with it.
+    private func splitHeader(_ raw: [UInt8], decoder: TextDecoder) -> Result<[String], FileRejection> {
+        var bytes = raw
+        if bytes.starts(with: [0xEF, 0xBB, 0xBF]) { bytes.removeFirst(3) }
+        var header: [String] = []
+        do {
+            let decoded = try bytes.withUnsafeBytes { (bytes) throws(DecodingError) in try decoder.decode(bytes) }
+            var utf8 = Array(decoded.utf8)
+            try utf8.withUnsafeMutableBufferPointer { (buffer) throws(CSVShapeError) in
+                try splitCSVFields(UnsafeBufferPointer(buffer), delimiter: settings.delimiter, into: &header)
+            }
+        } catch let error as DecodingError {
+            return .failure(FileRejection(reason: "does not decode as \(decoder.encoding.rawValue): \(error)"))
+        } catch {
+            return .failure(FileRejection(reason: "is malformed: \(error)"))
+        }
+        return .success(header)
+    }
+
+    /// When the header lacks columns: whether one of the next lines has them all (a title line above the header),
+    /// named with the `header_line` that reads it.
+    private func headerHint(after reader: CSVRowReader, decoder: TextDecoder) -> String {
+        for _ in 0..<20 {
+            guard let row = try? reader.next() else { break }
+            guard case .success(let fields) = splitHeader(Array(row.bytes), decoder: decoder),
+                  case .success = plan.bind(header: fields) else { continue }
+            return "; line \(row.line) has them: a title above the header? set csv.header_line: \(row.line) in the adapter"
+        }
+        return ""
+    }
+
     /// Threads preparing rows for the journal writer. Preparing a 1M-row file takes ≈3.7 s of CPU, writing it
     /// ≈2.7 s, and two preparers prepare 1.8× as fast as one: with a core to spare for each thread, the writer is
     /// the only limit. On two cores the writer and one preparer already keep both busy: a second preparer there
@@ -228,27 +264,28 @@ public final class CSVDropAdapter {
         let decoder = try TextDecoder(encoding)
         // The header is always read from the start of the file, also when resuming.
         let headerReader = try CSVRowReader(path: path, bufferSize: 64 * 1024)
-        guard let headerRow = try headerReader.next() else { throw FileRejection(reason: "the file is empty (no header row)") }
-        var header: [String] = []
-        var headerBytes = Array(headerRow.bytes)
-        if headerBytes.starts(with: [0xEF, 0xBB, 0xBF]) { headerBytes.removeFirst(3) }
-        do {
-            let decoded = try headerBytes.withUnsafeBytes { (bytes) throws(DecodingError) in try decoder.decode(bytes) }
-            var utf8 = Array(decoded.utf8)
-            try utf8.withUnsafeMutableBufferPointer { (buffer) throws(CSVShapeError) in
-                try splitCSVFields(UnsafeBufferPointer(buffer), delimiter: settings.delimiter, into: &header)
-            }
-        } catch let error as DecodingError {
-            throw FileRejection(reason: "header row (line 1) does not decode as \(encoding.rawValue): \(error)")
-        } catch {
-            throw FileRejection(reason: "header row (line 1) is malformed: \(error)")
+        // Lines above `header_line` (an export's title) are skipped, and so are blank lines before the header
+        // (empty, or only delimiters and spaces, as a spreadsheet saves an empty row).
+        var candidate = try headerReader.next()
+        while let row = candidate, row.line < settings.headerLine || isBlankRow(row.bytes) { candidate = try headerReader.next() }
+        guard let headerRow = candidate else { throw FileRejection(reason: "the file is empty (no header row)") }
+        let headerBytes = Array(headerRow.bytes)
+        if headerBytes.indices.contains(where: { headerBytes[$0] == 0x0D && ($0 + 1 == headerBytes.count || headerBytes[$0 + 1] != 0x0A) }) {
+            // LF ends a row: a file whose lines end in CR alone (classic Mac OS) reads as one long "header".
+            throw FileRejection(reason: "the lines end with CR alone (classic Mac OS line ends): esgate reads CRLF or LF; convert the file, e.g. `tr '\\r' '\\n' < \(name) > \(name).lf.csv`, and drop the result")
+        }
+        let header: [String]
+        switch splitHeader(headerBytes, decoder: decoder) {
+        case .success(let fields): header = fields
+        case .failure(let problem): throw FileRejection(reason: "header row (line \(headerRow.line)) \(problem.reason)")
         }
         let bound: BoundMapping
         switch plan.bind(header: header) {
         case .success(let mapping): bound = mapping
-        case .failure(let error): throw FileRejection(reason: error.message)
+        case .failure(let error): throw FileRejection(reason: error.message + headerHint(after: headerReader, decoder: decoder))
         }
         let resumeAt = headerRow.endOffset
+        let firstDataLine = headerReader.line
         var progress = try journal.fileProgress(sha256: sha)
         if progress == nil || progress?.state == .rejected {
             try journal.batch { try journal.startFile(sha256: sha, source: self.name, name: name, size: size, encoding: encoding.rawValue) }
@@ -256,7 +293,7 @@ public final class CSVDropAdapter {
             progress = try journal.fileProgress(sha256: sha)
         }
         let startOffset = max(progress?.offset ?? 0, resumeAt)
-        let startLine = startOffset == resumeAt ? 2 : (progress?.line ?? 2)
+        let startLine = startOffset == resumeAt ? firstDataLine : (progress?.line ?? firstDataLine)
         if startOffset > resumeAt {
             logger.info("\(name): resuming at line \(startLine) (byte \(startOffset) of \(size)) after an interrupted run")
         }

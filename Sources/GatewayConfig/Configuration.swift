@@ -240,6 +240,8 @@ public struct CSVDropSettings: Sendable {
     public var archiveFolder: String
     public var rejectedFolder: String
     public var batchRows: Int
+    /// The line the header starts on: the lines above it (an export's title) are skipped.
+    public var headerLine: Int = 1
 }
 
 /// How an ODBC adapter reads its query.
@@ -386,7 +388,8 @@ extension AdapterConfiguration {
                         ?? (folder as NSString).appendingPathComponent("archive"),
                     rejectedFolder: section.string("rejected_folder").map { resolvePath($0, relativeTo: base) }
                         ?? (folder as NSString).appendingPathComponent("rejected"),
-                    batchRows: section.integer("batch_rows", range: 1...1_000_000) ?? 10_000)
+                    batchRows: section.integer("batch_rows", range: 1...1_000_000) ?? 10_000,
+                    headerLine: section.integer("header_line", range: 1...1000) ?? 1)
                 section.rejectUnknownKeys()
             }
         }

@@ -377,7 +377,7 @@ private func execute(_ path: [String], _ options: ParsedOptions) async throws ->
             outcome = Gateway.testMapping(plan: plan, schema: loaded.schema, soap: soap, responseFile: file, rows: rows).mapError { MappingTestFailure(description: $0.description) }
         } else if let file {
             outcome = Gateway.testMapping(plan: plan, schema: loaded.schema, file: file, rows: rows, encoding: encoding,
-                                          delimiter: adapter?.csv?.delimiter ?? 44).mapError { MappingTestFailure(description: $0.description) }
+                                          delimiter: adapter?.csv?.delimiter ?? 44, headerLine: adapter?.csv?.headerLine ?? 1).mapError { MappingTestFailure(description: $0.description) }
         } else {
             throw UsageError("--file <path> is required")
         }

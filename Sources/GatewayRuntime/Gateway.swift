@@ -410,7 +410,7 @@ public final class Gateway: Sendable {
     /// Maps the first `rows` rows of a file and returns each row's records (as PUI XML) or errors.
     /// Nothing is written to the journal. Identity numbers are masked in the output.
     public static func testMapping(plan: MappingPlan, schema: PUISchema, file: String, rows: Int,
-                                   encoding: EncodingSetting, delimiter: UInt8 = 44) -> Result<[MappingTestRow], FileReadError> {
+                                   encoding: EncodingSetting, delimiter: UInt8 = 44, headerLine: Int = 1) -> Result<[MappingTestRow], FileReadError> {
         guard let data = FileManager.default.contents(atPath: file) else {
             return .failure(FileReadError(path: file, message: "cannot read the file"))
         }
@@ -422,7 +422,7 @@ public final class Gateway: Sendable {
         } else if encoding == .auto {
             textEncoding = bytes.withUnsafeBytes { TextDecoder.firstInvalidUTF8($0) } == nil ? .utf8 : .gb18030
         }
-        let records = MappingTestRunner(bytes: bytes, encoding: textEncoding, delimiter: delimiter)
+        let records = MappingTestRunner(bytes: bytes, encoding: textEncoding, delimiter: delimiter, headerLine: headerLine)
         return records.run(plan: plan, schema: schema, rows: rows, file: file)
     }
 }
@@ -432,6 +432,8 @@ struct MappingTestRunner {
     let bytes: [UInt8]
     let encoding: TextEncoding
     let delimiter: UInt8
+    /// As the adapter's `header_line`: rows above it, and blank rows before the header, are skipped.
+    var headerLine = 1
 
     func run(plan: MappingPlan, schema: PUISchema, rows limit: Int, file: String) -> Result<[Gateway.MappingTestRow], FileReadError> {
         var rows: [(line: Int, raw: [UInt8])] = []
@@ -446,11 +448,16 @@ struct MappingTestRunner {
                 line += 1
                 rowLine = line
                 start = index + 1
-                if rows.count > limit { break }
+                if rows.count > limit + headerLine + 20 { break }
             }
         }
-        if rows.count <= limit, start < bytes.count { rows.append((rowLine, Array(bytes[start...]))) }
-        guard let headerRow = rows.first else { return .failure(FileReadError(path: file, message: "the file is empty")) }
+        if rows.count <= limit + headerLine + 20, start < bytes.count { rows.append((rowLine, Array(bytes[start...]))) }
+        let blank: ([UInt8]) -> Bool = { $0.allSatisfy { $0 == delimiter || $0 == 0x20 || $0 == 0x09 || $0 == 0x0D } }
+        guard let headerIndex = rows.firstIndex(where: { $0.line >= headerLine && !blank($0.raw) }) else {
+            return .failure(FileReadError(path: file, message: "the file is empty"))
+        }
+        let headerRow = rows[headerIndex]
+        rows.removeFirst(headerIndex)
         let header: [String]
         switch CSVRowDecoding.fields(raw: headerRow.raw, encoding: encoding.rawValue, delimiter: delimiter) {
         case .success(let fields): header = fields

@@ -117,16 +117,24 @@ public struct MappingPlan: Sendable {
     public static func headerName(_ name: String) -> String { name.trimmingSpaces().replacingBOM() }
 
     public func bind(header: [String]) -> Result<BoundMapping, MappingError> {
-        var index: [String: Int] = [:]
+        var positions: [String: [Int]] = [:]
         for (position, name) in header.enumerated() {
-            let clean = MappingPlan.headerName(name)
-            if index[clean] == nil { index[clean] = position }
+            positions[MappingPlan.headerName(name), default: []].append(position)
         }
-        let missing = columns.filter { index[$0] == nil }
+        let missing = columns.filter { positions[$0] == nil }
         if !missing.isEmpty {
+            // The header as read, cut short: a file whose lines end in CR alone is one "header" line.
+            var listed = header.joined(separator: ",")
+            if listed.count > 300 { listed = String(listed.prefix(300)) + "… (\(header.count) columns)" }
             return .failure(MappingError(recordType: "", field: "", column: nil,
-                                         message: "header lacks column(s) \(missing.joined(separator: ", ")) needed by mapping \(name); header has: \(header.joined(separator: ","))"))
+                                         message: "header lacks column(s) \(missing.joined(separator: ", ")) needed by mapping \(name); header has: \(listed)"))
         }
+        // A column the mapping reads twice in the header: which one holds the value is anyone's guess.
+        if let twice = columns.first(where: { (positions[$0]?.count ?? 0) > 1 }), let places = positions[twice] {
+            return .failure(MappingError(recordType: "", field: "", column: twice,
+                                         message: "column \(twice), which mapping \(name) reads, appears \(places.count) times in the header (columns \(places.map { String($0 + 1) }.joined(separator: ", "))); rename or remove all but one"))
+        }
+        let index = positions.mapValues { $0[0] }
         return .success(BoundMapping(plan: self, columnIndex: columns.map { index[$0] ?? 0 }))
     }
 }

@@ -104,6 +104,71 @@ private func row(_ caseNo: String, step: String, handler: String = "李娜", rem
         #expect(try Journal(path: workspace.journalPath).quarantined().isEmpty, "a file refused whole, not row by row")
     }
 
+    /// Department exports put a title line above the header, or blank rows. A title is named in the rejection
+    /// (with the `header_line` that reads the file); with it set the file is read, its lines numbered as in the
+    /// file. Blank rows before the header (empty, or a spreadsheet's `,,,,`) are skipped as the docs say.
+    @Test func aTitleAboveTheHeaderIsNamedAndHeaderLineReadsTheFile() throws {
+        let title = "二七区行政审批办件明细 导出时间:2026-01-05,,,\n"
+        let body = header + "\n" + row("C1", step: "02") + "\n" + row("C2", step: "02").replacingOccurrences(of: "2026-01-05 08:37:00", with: "2026/1/5") + "\n"
+        let plain = try Workspace()
+        try plain.write("drop/titled.csv", title + body)
+        let refused = try #require(try plain.gateway().runOnce().files.first)
+        #expect(refused.outcome == .rejected)
+        #expect(try plain.read("drop/rejected/titled.csv.reason.txt").contains("line 2 has them: a title above the header? set csv.header_line: 2"))
+
+        let read = try Workspace(csvSettings: ["header_line: 2"])
+        try read.write("drop/titled.csv", title + "\n,,,,\n" + body)
+        let report = try #require(try read.gateway().runOnce().files.first)
+        #expect(report.outcome == .ingested && report.counts.stored == 1 && report.counts.quarantined == 1)
+        #expect(try Journal(path: read.journalPath).quarantined().first?.item.line == 6, "the bad date's row is line 6 of the file")
+    }
+
+    /// `mapping test --file` reads a file as the adapter would: its `header_line`, and a short row refused.
+    @Test func mappingTestReadsTheHeaderWhereTheAdapterDoes() throws {
+        let workspace = try Workspace()
+        let file = workspace.root.appendingPathComponent("titled.csv").path
+        try workspace.write("titled.csv", "明细,,\n\n" + header + "\n" + row("C1", step: "02") + "\n" + "C2,XK0008\n")
+        let loaded = try workspace.gateway().configuration
+        let plan = try #require(loaded.mappings["gen-cases"])
+        let rows = try Gateway.testMapping(plan: plan, schema: loaded.schema, file: file, rows: 10, encoding: .auto, headerLine: 2).get()
+        #expect(rows.map(\.line) == [4, 5])
+        #expect(rows.first?.errors == [] && rows.first?.records.count == 1)
+        #expect(rows.last?.errors.first?.contains("row has 2 fields, the header has 15") == true, "\(rows.last?.errors ?? [])")
+        guard case .failure(let refused) = Gateway.testMapping(plan: plan, schema: loaded.schema, file: file, rows: 10, encoding: .auto) else {
+            Issue.record("the title read as the header")
+            return
+        }
+        #expect(refused.description.contains("header lacks column(s)"))
+    }
+
+    @Test func blankRowsBeforeTheHeaderAreSkipped() throws {
+        let workspace = try Workspace()
+        try workspace.write("drop/blank.csv", "\r\n,,,,,\r\n" + header + "\r\n" + row("C1", step: "02") + "\r\n")
+        let report = try #require(try workspace.gateway().runOnce().files.first)
+        #expect(report.outcome == .ingested && report.counts.stored == 1)
+    }
+
+    /// Lines ending in CR alone read as one long header: the reason says so, short, instead of listing the file.
+    @Test func aFileWithCROnlyLineEndsIsRejectedSayingSo() throws {
+        let workspace = try Workspace()
+        try workspace.write("drop/mac.csv", header + "\r" + row("C1", step: "02") + "\r" + row("C2", step: "02") + "\r")
+        let report = try #require(try workspace.gateway().runOnce().files.first)
+        #expect(report.outcome == .rejected)
+        let reason = try workspace.read("drop/rejected/mac.csv.reason.txt")
+        #expect(reason.contains("the lines end with CR alone"), "\(reason)")
+        #expect(reason.utf8.count < 1000)
+    }
+
+    /// A column the mapping reads that appears twice in the header: which one to read is unknown; the file is
+    /// refused naming the column and its places, not read from the first one.
+    @Test func aColumnTheMappingReadsTwiceInTheHeaderRejectsTheFile() throws {
+        let workspace = try Workspace()
+        try workspace.write("drop/twice.csv", header + ",办理时间\n" + row("C1", step: "02") + ",2026-01-06 09:00:00\n")
+        let report = try #require(try workspace.gateway().runOnce().files.first)
+        #expect(report.outcome == .rejected)
+        #expect(try workspace.read("drop/rejected/twice.csv.reason.txt").contains("column 办理时间, which mapping gen-cases reads, appears 2 times in the header (columns 11, 16)"))
+    }
+
     /// A row one field short (a field or a delimiter lost in the export) used to be padded with empty fields: its
     /// values after the gap were stored in the wrong columns (a Completion without its fee). It is quarantined.
     @Test func aRowWithFewerFieldsThanTheHeaderIsQuarantinedNotPadded() throws {

@@ -19,7 +19,9 @@ final class Workspace {
     var journalPath: String { root.appendingPathComponent("state/journal.sqlite").path }
     var configPath: String { root.appendingPathComponent("gateway.yaml").path }
 
-    init(ready: String = "rename", settle: String = "1s", batchRows: Int = 500, encoding: String = "auto") throws {
+    /// `csvSettings`: more lines of the adapter's `csv:` section (e.g. `header_line: 3`).
+    init(ready: String = "rename", settle: String = "1s", batchRows: Int = 500, encoding: String = "auto",
+         csvSettings: [String] = []) throws {
         root = FileManager.default.temporaryDirectory.appendingPathComponent("esgate-test-\(UUID().uuidString)")
         let manager = FileManager.default
         try manager.createDirectory(at: root.appendingPathComponent("adapters"), withIntermediateDirectories: true)
@@ -37,7 +39,7 @@ final class Workspace {
               poll_interval: 100ms
               encoding: \(encoding)
               batch_rows: \(batchRows)
-            """)
+            """ + csvSettings.map { "\n  " + $0 }.joined())
     }
 
     deinit { try? FileManager.default.removeItem(at: root) }
