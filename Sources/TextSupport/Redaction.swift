@@ -37,14 +37,18 @@ public enum Redaction {
         let scalars = Array(text.unicodeScalars)
         var output = String.UnicodeScalarView()
         var index = 0
-        func isDigit(_ s: Unicode.Scalar) -> Bool { s.value >= 48 && s.value <= 57 }
-        func isWordish(_ s: Unicode.Scalar) -> Bool { isDigit(s) || (s.value | 0x20) >= 97 && (s.value | 0x20) <= 122 }
+        // Full-width digits too (０-９, as an IME types them): such a number is still a person's identity number.
+        func isDigit(_ s: Unicode.Scalar) -> Bool { (s.value >= 48 && s.value <= 57) || (s.value >= 0xFF10 && s.value <= 0xFF19) }
+        func isCheckX(_ s: Unicode.Scalar) -> Bool { s == "X" || s == "x" || s == "\u{FF38}" || s == "\u{FF58}" }
+        func isWordish(_ s: Unicode.Scalar) -> Bool {
+            isDigit(s) || (s.value | 0x20) >= 97 && (s.value | 0x20) <= 122 || (s.value >= 0xFF21 && s.value <= 0xFF5A)
+        }
         while index < scalars.count {
             let start = index
             if isDigit(scalars[index]) {
                 var end = index
                 while end < scalars.count, isDigit(scalars[end]) { end += 1 }
-                if end < scalars.count, scalars[end] == "X" || scalars[end] == "x", end - start == 17 { end += 1 }
+                if end < scalars.count, isCheckX(scalars[end]), end - start == 17 { end += 1 }
                 let length = end - start
                 // Not part of a longer word or number: an identity number is never the fraction of a decimal
                 // ("12.345678901234567" in JSON output) nor followed by one.
