@@ -381,12 +381,27 @@ public final class CSVDropAdapter {
         switch settings.encoding {
         case .utf8: return .success(.utf8)
         case .gb18030: return .success(.gb18030)
-        case .auto:
-            // A multi-byte character cut at the 64 KiB boundary is not evidence against UTF-8.
-            let invalid = bytes.withUnsafeBytes { TextDecoder.firstInvalidUTF8($0) }
-            if let invalid, invalid < bytes.count - 3 || bytes.count < 64 * 1024 { return .success(.gb18030) }
-            return .success(.utf8)
+        case .auto: return .success(Self.autoEncoding(head: bytes))
         }
+    }
+
+    /// `encoding: auto` from the first 64 KiB of a file (without a BOM). A header with Chinese in it decides: valid
+    /// UTF-8 is UTF-8, anything else GB18030 (a GBK line is practically never valid UTF-8), so that one stray GBK
+    /// value in a UTF-8 export quarantines its row instead of turning the whole file into GB18030, where the UTF-8
+    /// header does not decode. A header in ASCII (pinyin column names) decides nothing: then the whole 64 KiB must
+    /// be valid UTF-8 for UTF-8.
+    public static func autoEncoding(head bytes: [UInt8]) -> TextEncoding {
+        let headerEnd = bytes.firstIndex(of: 0x0A) ?? bytes.count
+        let header = bytes[..<headerEnd]
+        if header.contains(where: { $0 >= 0x80 }) {
+            let invalid = header.withUnsafeBytes { TextDecoder.firstInvalidUTF8($0) }
+            // A header cut at the 64 KiB boundary may end inside a character.
+            return invalid.map { $0 < header.count - 3 || headerEnd < bytes.count } ?? false ? .gb18030 : .utf8
+        }
+        // A multi-byte character cut at the 64 KiB boundary is not evidence against UTF-8.
+        let invalid = bytes.withUnsafeBytes { TextDecoder.firstInvalidUTF8($0) }
+        if let invalid, invalid < bytes.count - 3 || bytes.count < 64 * 1024 { return .gb18030 }
+        return .utf8
     }
 
     /// What a file that is not a GB18030 or UTF-8 text is, named for an operator: a workbook saved as it is, or a

@@ -420,7 +420,7 @@ public final class Gateway: Sendable {
             bytes.removeFirst(3)
             textEncoding = .utf8
         } else if encoding == .auto {
-            textEncoding = bytes.withUnsafeBytes { TextDecoder.firstInvalidUTF8($0) } == nil ? .utf8 : .gb18030
+            textEncoding = CSVDropAdapter.autoEncoding(head: Array(bytes.prefix(64 * 1024)))
         }
         let records = MappingTestRunner(bytes: bytes, encoding: textEncoding, delimiter: delimiter, headerLine: headerLine)
         return records.run(plan: plan, schema: schema, rows: rows, file: file)

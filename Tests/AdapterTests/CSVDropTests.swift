@@ -141,6 +141,21 @@ private func row(_ caseNo: String, step: String, handler: String = "李娜", rem
         #expect(refused.description.contains("header lacks column(s)"))
     }
 
+    /// A UTF-8 export with one value pasted in GBK: the header decides the encoding, so the one row is quarantined
+    /// (with its bytes) and the rest ingested, instead of the file read as GB18030 and refused at its header.
+    @Test func aUTF8FileWithOneGBKValueQuarantinesThatRowOnly() throws {
+        let workspace = try Workspace()
+        let gbkRemark = try encode(row("C2", step: "02", remark: "补正"), as: .gb18030)
+        let bytes = Array((header + "\n" + row("C1", step: "02", remark: "说明") + "\n").utf8) + gbkRemark + [0x0A]
+            + Array((row("C3", step: "02") + "\n").utf8)
+        try Data(bytes).write(to: workspace.root.appendingPathComponent("drop/mixed.csv"))
+        let report = try #require(try workspace.gateway().runOnce().files.first)
+        #expect(report.outcome == .ingested && report.encoding == "utf-8")
+        #expect(report.counts.stored == 2 && report.counts.quarantined == 1)
+        let entry = try #require(try Journal(path: workspace.journalPath).quarantined().first)
+        #expect(entry.item.stage == .decode && entry.item.line == 3)
+    }
+
     @Test func blankRowsBeforeTheHeaderAreSkipped() throws {
         let workspace = try Workspace()
         try workspace.write("drop/blank.csv", "\r\n,,,,,\r\n" + header + "\r\n" + row("C1", step: "02") + "\r\n")
