@@ -426,7 +426,12 @@ struct RowReadingJob: Sendable {
             return prepared
         }
         if row.unterminatedQuote {
-            return quarantined(.parse, "unterminated quoted field: the file ends inside quotes")
+            // Everything after the quote is this one "row": say how much, so that it is not taken for one bad line.
+            var end = bytes.count
+            while end > 0, bytes[end - 1] == 0x0A || bytes[end - 1] == 0x0D { end -= 1 }
+            let lines = bytes[..<end].reduce(1) { $1 == 0x0A ? $0 + 1 : $0 }
+            let span = lines > 1 ? "the \(lines) lines from line \(line) to the end of the file are held here as one row" : "held here as one row"
+            return quarantined(.parse, "unterminated quoted field: a quote opened in line \(line) is never closed, so \(span); close the quote (or double it inside a field) and drop the file again")
         }
         let utf8: UnsafeBufferPointer<UInt8>
         do {

@@ -156,6 +156,18 @@ private func row(_ caseNo: String, step: String, handler: String = "李娜", rem
         #expect(entry.item.stage == .decode && entry.item.line == 3)
     }
 
+    /// A stray quote opens a field that never closes: the rest of the file is one quarantined "row". Its reason
+    /// says how many lines that is, so it is not taken for one bad line.
+    @Test func anUnclosedQuoteSaysHowManyLinesItHolds() throws {
+        let workspace = try Workspace()
+        let stray = row("C2", step: "02").replacingOccurrences(of: ",王伟,", with: ",\"王伟,")
+        try workspace.write("drop/stray.csv", [header, row("C1", step: "02"), stray, row("C3", step: "02"), row("C4", step: "02")].joined(separator: "\n") + "\n")
+        let report = try #require(try workspace.gateway().runOnce().files.first)
+        #expect(report.counts.stored == 1 && report.counts.quarantined == 1)
+        let reason = try #require(try Journal(path: workspace.journalPath).quarantined().first?.item.reason)
+        #expect(reason.contains("a quote opened in line 3 is never closed, so the 3 lines from line 3 to the end of the file are held here as one row"), "\(reason)")
+    }
+
     @Test func blankRowsBeforeTheHeaderAreSkipped() throws {
         let workspace = try Workspace()
         try workspace.write("drop/blank.csv", "\r\n,,,,,\r\n" + header + "\r\n" + row("C1", step: "02") + "\r\n")
