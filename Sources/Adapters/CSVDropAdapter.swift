@@ -200,6 +200,9 @@ public final class CSVDropAdapter {
                 logger.error("\(fileName): \(change) while it was read; left in the drop folder: it is read again at the next poll (rows that did not change add nothing)")
             }
             logger.info("\(fileName): ingested \(counts.rows) rows (\(encoding.rawValue)): \(counts.stored) records stored, \(counts.unchanged) unchanged, \(counts.quarantined) rows quarantined")
+            if counts.changedWithinFile > 0 {
+                logger.warning("\(fileName): \(counts.changedWithinFile) record(s) replaced one stored from this same file (first: \(counts.firstChangedWithinFile ?? "?")): one key with two contents in one export; a key column cut short (a spreadsheet keeps 15 significant digits of a long number) merges different cases under one key; a row corrected within the export is harmless. The later row is stored as the newer revision")
+            }
             return report(.ingested, encoding: encoding.rawValue, counts: counts)
         } catch let error as FileRejection {
             let reason = pinned.naming(error.reason)
@@ -315,6 +318,8 @@ public final class CSVDropAdapter {
         let writeStarted = Date()
         let writerCPUStarted = threadCPUSeconds()
         let feed = WriterFeed(job: preparing, index: preparerThreads)
+        // Where this file's records begin (of this run, when it resumes an interrupted one).
+        let fileStartSeq = try journal.lastSeq() + 1
         defer {
             // Which stage limits throughput: a writer that mostly waits is fed too slowly, and vice versa.
             // Logged after the preparers stopped (defers run in reverse), so their CPU time is complete.
@@ -335,7 +340,9 @@ public final class CSVDropAdapter {
             do {
                 while counts.rows < settings.batchRows, let chunk = try nextChunk() {
                     // By index: a for-in over the rows would copy (retain and release) every row on this, the busiest thread.
-                    for index in chunk.rows.indices { try journal.store(chunk.rows[index], source: self.name, file: name, counts: &counts) }
+                    for index in chunk.rows.indices {
+                        try journal.store(chunk.rows[index], source: self.name, file: name, counts: &counts, sameFileFrom: fileStartSeq)
+                    }
                     position = (chunk.endOffset, chunk.endLine)
                     finished = chunk.isLast
                     channel.recycle(chunk)

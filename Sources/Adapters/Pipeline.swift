@@ -2,6 +2,7 @@ import CryptoSupport
 import GatewayModel
 import Journal
 import Mapping
+import TextSupport
 
 /// Counts of what ingestion did, per file or per run.
 public struct IngestCounts: Sendable, Equatable, Codable {
@@ -12,6 +13,12 @@ public struct IngestCounts: Sendable, Equatable, Codable {
     public var unchanged = 0
     /// Rows held in quarantine.
     public var quarantined = 0
+    /// Records that replaced a revision stored from the same file: one key given two contents in one export (a
+    /// key column cut short, as a spreadsheet's 15 significant digits do to case numbers, or a row corrected
+    /// within the export). Stored all the same, the later row as the newer revision; counted so that it shows.
+    public var changedWithinFile = 0
+    /// The first of them: type, key (identity numbers masked) and line.
+    public var firstChangedWithinFile: String?
 
     public init() {}
 
@@ -20,6 +27,8 @@ public struct IngestCounts: Sendable, Equatable, Codable {
         a.stored += b.stored
         a.unchanged += b.unchanged
         a.quarantined += b.quarantined
+        a.changedWithinFile += b.changedWithinFile
+        a.firstChangedWithinFile = a.firstChangedWithinFile ?? b.firstChangedWithinFile
     }
 }
 
@@ -127,14 +136,23 @@ public struct RowPreparer: Sendable {
 extension Journal {
     /// Stores a prepared row inside the caller's transaction and counts what happened; `stored` sees each record
     /// that became a new revision.
+    /// `sameFileFrom`: the first seq this file's records got (a CSV file's ingest), to count keys given two
+    /// contents within it.
     public func store(_ row: PreparedRow, source: String, file: String, counts: inout IngestCounts,
-                      stored: ((NormalizedRecord) -> Void)? = nil) throws(JournalError) {
+                      sameFileFrom: Int64? = nil, stored: ((NormalizedRecord) -> Void)? = nil) throws(JournalError) {
         counts.rows += 1
         for index in row.records.indices {
             switch try append(row.records[index], source: source, origin: file, line: row.line,
                               prepared: index < row.bodies.count ? row.bodies[index] : nil) {
             case .stored:
                 counts.stored += 1
+                if let sameFileFrom, let replaced = replacedSeq, replaced >= sameFileFrom {
+                    counts.changedWithinFile += 1
+                    if counts.firstChangedWithinFile == nil {
+                        let record = row.records[index]
+                        counts.firstChangedWithinFile = "\(record.type) \(Redaction.maskIdentityNumbers(in: record.key.replacingOccurrences(of: "\u{1F}", with: " / "))) at line \(row.line)"
+                    }
+                }
                 stored?(row.records[index])
             case .unchanged: counts.unchanged += 1
             }

@@ -177,6 +177,9 @@ private func execute(_ path: [String], _ options: ParsedOptions) async throws ->
                     var line = "\(file.name): \(file.outcome.rawValue)"
                     if file.outcome == .ingested {
                         line += " \(file.counts.rows) rows (\(file.encoding ?? "?")), \(file.counts.stored) records stored, \(file.counts.unchanged) unchanged, \(file.counts.quarantined) quarantined, \(String(format: "%.1f", file.seconds)) s"
+                        if file.counts.changedWithinFile > 0 {
+                            line += "; warning: \(file.counts.changedWithinFile) record(s) replaced one from this same file (first: \(file.counts.firstChangedWithinFile ?? "?")): one key with two contents in one export"
+                        }
                     }
                     if let reason = file.reason { line += ": \(Redaction.maskIdentityNumbers(in: reason))" }
                     write(line)

@@ -139,6 +139,10 @@ public final class Journal {
     let database: SQLiteDatabase
     private var insertHead: SQLiteStatement?
     private var bumpHead: SQLiteStatement?
+    private var readHead: SQLiteStatement?
+    /// The seq of the revision the last `append` replaced (nil: a new key, or unchanged). A writer compares it
+    /// with where its file began: a key given two contents within one export.
+    public private(set) var replacedSeq: Int64?
     private var insertChunk: SQLiteStatement?
     /// Records appended in this transaction and not yet written: they go to `record_chunks` a chunk at a time
     /// (`RecordChunks.swift`), when the chunk is full, its source or origin changes, something reads records on
@@ -518,12 +522,13 @@ public final class Journal {
             // New keys are the common case of an ingest: a plain INSERT OR IGNORE (no RETURNING, which makes
             // SQLite buffer results) settles them; only existing keys take the conditional update.
             insertHead = try database.prepare("INSERT OR IGNORE INTO heads(type, key, rev, digest, seq) VALUES (?1, ?2, 1, ?3, ?4)")
-            bumpHead = try database.prepare("""
-                UPDATE heads SET rev = rev + 1, digest = ?3, seq = ?4 WHERE type = ?1 AND key = ?2 AND substr(digest, 1, 16) <> ?3
-                RETURNING rev
-                """)
+            // An existing key: its head is read once (as cheap as the conditional update it replaced, which also
+            // had to find it) for whether the content is new and which revision it replaces.
+            readHead = try database.prepare("SELECT seq, substr(digest, 1, 16) = ?3 FROM heads WHERE type = ?1 AND key = ?2")
+            bumpHead = try database.prepare("UPDATE heads SET rev = rev + 1, digest = ?3, seq = ?4 WHERE type = ?1 AND key = ?2 RETURNING rev")
         }
-        guard let insertHead, let bumpHead else { return nil }
+        guard let insertHead, let readHead, let bumpHead else { return nil }
+        replacedSeq = nil
         insertHead.reset()
         try insertHead.bind(text: type, at: 1)
         try insertHead.bind(text: key, at: 2)
@@ -532,6 +537,18 @@ public final class Journal {
         try insertHead.step()
         insertHead.reset()
         if database.changes == 1 { return 1 }
+        readHead.reset()
+        try readHead.bind(text: type, at: 1)
+        try readHead.bind(text: key, at: 2)
+        try digest.withUnsafeBytes { try readHead.bind(bytes: $0, at: 3) }
+        guard try readHead.step() else {
+            readHead.reset()
+            return nil
+        }
+        let previousSeq = readHead.int(at: 0), unchanged = readHead.int(at: 1) != 0
+        readHead.reset()
+        if unchanged { return nil }
+        replacedSeq = previousSeq
         bumpHead.reset()
         try bumpHead.bind(text: type, at: 1)
         try bumpHead.bind(text: key, at: 2)

@@ -168,6 +168,23 @@ private func row(_ caseNo: String, step: String, handler: String = "李娜", rem
         #expect(reason.contains("a quote opened in line 3 is never closed, so the 3 lines from line 3 to the end of the file are held here as one row"), "\(reason)")
     }
 
+    /// A spreadsheet cuts long case numbers to 15 significant digits: two cases become one key, and the second
+    /// case's Application replaces the first's as its revision 2, without a trace. Such replacements within one
+    /// file are counted and named; a corrected file dropped later replaces records without that warning.
+    @Test func aKeyGivenTwoContentsWithinOneFileIsCountedAndNamed() throws {
+        let workspace = try Workspace()
+        let merged = "410103005202601000000000"
+        try workspace.write("drop/cut.csv", [header, row(merged, step: "01"), row(merged, step: "02"),
+                                              row(merged, step: "01", handler: "赵六")].joined(separator: "\n") + "\n")
+        let report = try #require(try workspace.gateway().runOnce().files.first)
+        #expect(report.counts.changedWithinFile == 1, "line 4's Acceptance (another handler) replaces line 2's")
+        let first = report.counts.firstChangedWithinFile ?? "-"
+        #expect(first.hasPrefix("Acceptance ") && first.hasSuffix("at line 4"), "\(first)")
+        try workspace.write("drop/corrected.csv", [header, row(merged, step: "01", handler: "钱七")].joined(separator: "\n") + "\n")
+        let later = try #require(try workspace.gateway().runOnce().files.first)
+        #expect(later.counts.stored > 0 && later.counts.changedWithinFile == 0)
+    }
+
     @Test func blankRowsBeforeTheHeaderAreSkipped() throws {
         let workspace = try Workspace()
         try workspace.write("drop/blank.csv", "\r\n,,,,,\r\n" + header + "\r\n" + row("C1", step: "02") + "\r\n")
