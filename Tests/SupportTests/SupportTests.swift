@@ -73,6 +73,9 @@ private let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent
         let json = #"{"seconds" : 12.345678901234567, "id" : "410103199001011234"}"#
         #expect(Redaction.maskIdentityNumbers(in: json) == #"{"seconds" : 12.345678901234567, "id" : "410103********1234"}"#,
                 "decimal fractions in JSON are numbers, not identity numbers")
+        let many = (1...3).map { "{\"xml\":\"<A><IdNumber>E1234567\($0)</IdNumber></A>\"}" }.joined(separator: ",")
+        #expect(Redaction.maskIdentityNumbers(in: many) == (1...3).map { _ in "{\"xml\":\"<A><IdNumber>*********</IdNumber></A>\"}" }.joined(separator: ","))
+        #expect(Redaction.maskIdentityNumbers(in: "<IdNumber>E1234567 unclosed") == "<IdNumber>E1234567 unclosed")
         // Typed with full-width digits (an IME's), alone or mixed with ASCII ones: still masked.
         let wide = Redaction.maskIdentityNumbers(in: "证件号码 ４１０１０３１９９００１０１１２３０ 与 41010319900101129ｘ，")
         #expect(wide == "证件号码 ４１０１０３********１２３０ 与 410103********129ｘ，", "\(wide)")
