@@ -130,10 +130,13 @@ public final class SOAPAdapter {
             guard let data = FileManager.default.contents(atPath: file) else {
                 throw .configuration("cannot read key_passphrase_file \(file)")
             }
-            password = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+            password = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .newlines)
         }
+        // The passphrase file is read again for every request (a renewed key under a new passphrase needs no
+        // restart); the read above makes an unreadable one fail here.
         let tls = HTTPClient.TLSConfiguration(caFile: settings.caFile, clientCertificateFile: settings.certificateFile,
-                                              clientKeyFile: settings.keyFile, clientKeyPassword: password)
+                                              clientKeyFile: settings.keyFile, clientKeyPassword: password,
+                                              clientKeyPasswordFile: settings.keyPassphraseFile)
         let made = HTTPClient(configuration: .init(connectTimeout: settings.connectTimeout, totalTimeout: settings.timeout,
                                                    tls: tls, allowPlaintextHTTP: settings.insecurePlaintext,
                                                    maxResponseBodyBytes: settings.maxResponseBytes))

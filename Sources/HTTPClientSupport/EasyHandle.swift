@@ -1,4 +1,5 @@
 internal import CCurl
+import Foundation
 import Synchronization
 #if canImport(Glibc)
 import Glibc
@@ -158,7 +159,14 @@ final class EasyHandle: @unchecked Sendable {
                 try setString(CURLOPT_SSLKEY, key, url)
                 try setString(CURLOPT_SSLKEYTYPE, "PEM", url)
             }
-            if let password = tls.clientKeyPassword { try setString(CURLOPT_KEYPASSWD, password, url) }
+            if let file = tls.clientKeyPasswordFile {
+                guard let data = FileManager.default.contents(atPath: file) else {
+                    throw HTTPClientError.invalidRequest("cannot read the client key's passphrase file \(file)")
+                }
+                try setString(CURLOPT_KEYPASSWD, String(decoding: data, as: UTF8.self).trimmingCharacters(in: .newlines), url)
+            } else if let password = tls.clientKeyPassword {
+                try setString(CURLOPT_KEYPASSWD, password, url)
+            }
 
             try check(esg_curl_setopt_write_function(handle, CURLOPT_WRITEFUNCTION, writeBody), "CURLOPT_WRITEFUNCTION", url)
             try setPointer(CURLOPT_WRITEDATA, userdata, url)

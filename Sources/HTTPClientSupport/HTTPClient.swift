@@ -23,13 +23,18 @@ public final class HTTPClient: Sendable {
         public var clientKeyFile: String?
         /// Passphrase of an encrypted client key.
         public var clientKeyPassword: String?
+        /// File holding that passphrase (its content without surrounding line breaks), read for every request as
+        /// the certificate and key files are: a key renewed with a new passphrase works without a restart.
+        /// Takes precedence over `clientKeyPassword`.
+        public var clientKeyPasswordFile: String?
 
         public init(caFile: String? = nil, clientCertificateFile: String? = nil, clientKeyFile: String? = nil,
-                    clientKeyPassword: String? = nil) {
+                    clientKeyPassword: String? = nil, clientKeyPasswordFile: String? = nil) {
             self.caFile = caFile
             self.clientCertificateFile = clientCertificateFile
             self.clientKeyFile = clientKeyFile
             self.clientKeyPassword = clientKeyPassword
+            self.clientKeyPasswordFile = clientKeyPasswordFile
         }
     }
 

@@ -48,8 +48,11 @@ public struct UplinkSettings: Sendable {
                 throw UplinkError(operation: "receiver \(receiver.name)", underlying: error.description)
             }
         }
+        // The passphrase file is read here (an unreadable one fails at start) and again for every request, as the
+        // certificate and key files are: renewing the key with a new passphrase needs no restart.
         let tls = HTTPClient.TLSConfiguration(caFile: receiver.caFile, clientCertificateFile: receiver.certificateFile,
-                                              clientKeyFile: receiver.keyFile, clientKeyPassword: password)
+                                              clientKeyFile: receiver.keyFile, clientKeyPassword: password,
+                                              clientKeyPasswordFile: readingSecrets ? receiver.keyPassphraseFile : nil)
         var settings = UplinkSettings(
             name: receiver.name, url: receiver.url, sender: gateway.district, receiverCode: receiver.division,
             client: HTTPClient.Configuration(connectTimeout: receiver.connectTimeout, totalTimeout: receiver.timeout, tls: tls,

@@ -70,6 +70,35 @@ import Testing
         }
     }
 
+    /// A client key renewed under a new passphrase (key file and passphrase file replaced while the gateway runs)
+    /// is used from the next connection on: the passphrase file is read for every request, as the key file is.
+    /// It was read once at start, and every new connection then failed until a restart.
+    @Test func aKeyRenewedWithANewPassphraseIsUsedWithoutARestart() async throws {
+        let certs = try TestCertificates.make()
+        defer { certs.remove() }
+        let key = certs.path("client-encrypted.key"), passphrase = certs.path("client.pass")
+        func encrypt(_ secret: String) throws {
+            #expect(try run("/usr/bin/openssl", ["pkcs8", "-topk8", "-v2", "aes-256-cbc", "-in", certs.path("client.key"),
+                                                 "-out", key, "-passout", "pass:" + secret]).status == 0)
+            try Data((secret + "\n").utf8).write(to: URL(fileURLWithPath: passphrase))
+        }
+        try encrypt("first-secret")
+        // The server closes every connection after its answer, so each request makes a new TLS handshake.
+        let server = try HTTPServer(configuration: .init(tls: try certs.serverTLS())) { request in
+            var response = Self.echo(request)
+            response.headers.append((name: "Connection", value: "close"))
+            return response
+        }
+        defer { server.stop() }
+        let http = client(HTTPClient.TLSConfiguration(caFile: certs.path("ca.pem"), clientCertificateFile: certs.path("client.pem"),
+                                                      clientKeyFile: key, clientKeyPasswordFile: passphrase))
+        let url = "https://127.0.0.1:\(server.port)/pui"
+        #expect(try await http.send(.post(url, headers: Self.soapHeaders, body: [1])).status == 200)
+        try encrypt("second-secret")
+        let renewed = try await http.send(.post(url, headers: Self.soapHeaders, body: [1]))
+        #expect(renewed.status == 200 && String(decoding: renewed.body, as: UTF8.self).hasPrefix("cn=410103 "))
+    }
+
     /// What the per-connection cache answers: only for the same certificate bytes, for a minute at most, and
     /// not when the clock went back behind the verification.
     @Test func aConnectionsCachedIdentityHoldsOnlyForTheSameCertificateAndAMinute() {
