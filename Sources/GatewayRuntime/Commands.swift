@@ -218,6 +218,7 @@ private func execute(_ path: [String], _ options: ParsedOptions) async throws ->
 
     case ["adapter", "status"]:
         guard let loaded = loadOrReport(options, readOnly: true) else { return 1 }
+        if let notice = loaded.staleConfigurationNotice() { writeError("warning: \(notice)") }
         let rows = try adapterStatusRows(loaded)
         let failing: Int32 = rows.contains { ($0.health?.consecutiveFailures ?? 0) > 0 } ? 1 : 0
         if options.flag("json") { writeJSON(rows); return failing }
@@ -232,11 +233,13 @@ private func execute(_ path: [String], _ options: ParsedOptions) async throws ->
         if !loaded.gateway.receivers.isEmpty {
             do { uplink = try uplinkStatus(loaded) } catch { uplinkError = "\(error)" }
         }
-        let overview = GatewayStatus(adapters: try adapterStatusRows(loaded), uplink: uplink, uplinkError: uplinkError)
+        let overview = GatewayStatus(adapters: try adapterStatusRows(loaded), uplink: uplink, uplinkError: uplinkError,
+                                     configurationNotice: loaded.staleConfigurationNotice())
         let failing = overview.adapters.contains { ($0.health?.consecutiveFailures ?? 0) > 0 } || uplinkError != nil
             || (overview.uplink?.failing ?? false)
         if options.flag("json") { writeJSON(overview); return failing ? 1 : 0 }
-        var text = "adapters:\n"
+        var text = overview.configurationNotice.map { "warning: \($0)\n" } ?? ""
+        text += "adapters:\n"
         text += overview.adapters.isEmpty ? "  none configured\n" : overview.adapters.map { describe($0) + "\n" }.joined()
         text += "receivers:\n"
         if let uplinkError { text += "  cannot read the uplink's state: \(uplinkError)\n" }
@@ -507,6 +510,8 @@ struct GatewayStatus: Encodable {
     /// nil when no receiver is configured, or when their state could not be read (`uplinkError` says why).
     let uplink: StatusOutput?
     let uplinkError: String?
+    /// Set when the configuration files changed after the running gateway started (it still runs the old one).
+    var configurationNotice: String? = nil
 }
 
 /// `3 h 12 min`, `45 s`; a negative lag (rows stamped later than now) says so.

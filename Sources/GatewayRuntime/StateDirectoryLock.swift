@@ -56,3 +56,45 @@ func lockStateDirectory(_ configuration: LoadedConfiguration, command: String) -
         return false
     }
 }
+
+/// The `esgate run` (or `uplink run`) that holds a state directory, as its lock file names it, when that process
+/// still lives: its pid, its command line as written, and when it took the lock (the file's modification time).
+struct RunningGateway {
+    let pid: Int32
+    let holder: String
+    let since: Date
+
+    /// Read without locking anything: a status command must never keep `esgate run` from starting.
+    static func find(stateDirectory: String) -> RunningGateway? {
+        let path = (stateDirectory as NSString).appendingPathComponent("esgate.lock")
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8),
+              let attributes = try? FileManager.default.attributesOfItem(atPath: path),
+              let since = attributes[.modificationDate] as? Date else { return nil }
+        let holder = text.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard holder.hasPrefix("pid "), let pid = Int32(holder.dropFirst(4).prefix { $0.isNumber }),
+              kill(pid, 0) == 0 || errno == EPERM,
+              let command = try? String(contentsOfFile: "/proc/\(pid)/cmdline", encoding: .utf8), command.contains("esgate")
+        else { return nil }
+        return RunningGateway(pid: pid, holder: holder, since: since)
+    }
+}
+
+extension LoadedConfiguration {
+    /// The configuration files (gateway.yaml, adapters, mappings) changed after `date`: a running gateway read them
+    /// at its start and goes on with what they said then.
+    func filesChanged(after date: Date) -> [String] {
+        let files = [gateway.file] + adapters.map(\.file) + mappingSpecs.values.map(\.file).sorted()
+        return files.filter { file in
+            guard let modified = (try? FileManager.default.attributesOfItem(atPath: file))?[.modificationDate] as? Date else { return false }
+            return modified > date
+        }
+    }
+
+    /// What `status` says when the running gateway started before the configuration was last edited; nil otherwise.
+    func staleConfigurationNotice() -> String? {
+        guard let running = RunningGateway.find(stateDirectory: gateway.stateDirectory) else { return nil }
+        let changed = filesChanged(after: running.since)
+        guard !changed.isEmpty else { return nil }
+        return "the running gateway (\(running.holder)) read its configuration at its start; changed since: \(changed.joined(separator: ", ")). What this status shows of them (receivers, poll intervals, adapters) is the edited files, not what runs: restart esgate to apply them"
+    }
+}

@@ -359,6 +359,7 @@ public func executeUplinkCommand(_ path: [String], _ options: ParsedOptions) asy
     switch path {
     case ["uplink", "status"]:
         guard let configuration = loadOrReport(options, readOnly: true) else { return 1 }
+        if let notice = configuration.staleConfigurationNotice() { writeError("warning: \(notice)") }
         let output = try uplinkStatus(configuration)
         if options.flag("json") { writeJSON(output) } else { write(Redaction.maskIdentityNumbers(in: describe(output))) }
         return output.failing ? 1 : 0

@@ -139,6 +139,35 @@ func waitForExit(_ process: Process, timeout: TimeInterval) async throws {
         return process
     }
 
+    /// An operator edits gateway.yaml or an adapter while `esgate run` runs: the gateway goes on with what it read
+    /// at its start, and `status` says so instead of showing the edited files as if they ran.
+    @Test func statusSaysWhenTheConfigurationChangedAfterTheRunningGatewayStarted() async throws {
+        let workspace = try Workspace()
+        let process = try startGateway(workspace)
+        defer {
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+        }
+        let lock = workspace.root.appendingPathComponent("state/esgate.lock").path
+        let deadline = Date().addingTimeInterval(30)
+        while Date() < deadline && ((try? String(contentsOfFile: lock, encoding: .utf8)) ?? "").isEmpty {
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        let before = try await esgate(["status", "--json", "--config", workspace.configPath])
+        #expect(!before.out.contains("configurationNotice"), "\(before.out)")
+        // Edited after the start: a second later by its modification time.
+        let adapter = workspace.root.appendingPathComponent("adapters/drop.yaml").path
+        try FileManager.default.setAttributes([.modificationDate: Date().addingTimeInterval(2)], ofItemAtPath: adapter)
+        let after = try await esgate(["status", "--json", "--config", workspace.configPath])
+        #expect(after.out.contains("configurationNotice") && after.out.contains("drop.yaml") && after.out.contains("restart esgate"), "\(after.out)")
+        let text = try await esgate(["adapter", "status", "--config", workspace.configPath])
+        #expect(text.err.contains("warning: the running gateway (pid \(process.processIdentifier), esgate run"), "\(text.err)")
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+        let stopped = try await esgate(["status", "--json", "--config", workspace.configPath])
+        #expect(!stopped.out.contains("configurationNotice"), "no gateway runs: nothing to restart")
+    }
+
     @Test func runWatchesTheFolderUntilStopped() async throws {
         let workspace = try Workspace()
         let process = try startGateway(workspace)
