@@ -88,7 +88,8 @@ public struct CertificateInfo: Sendable, Equatable {
     /// True when the certificate chains to a CA in `caFile` (validity dates included). The certificates after
     /// the first in `certificateFile` are used as untrusted intermediates, as a TLS peer receives them: a client
     /// certificate issued by an intermediate CA is configured as leaf + intermediate, and libcurl sends both.
-    public static func verify(certificateFile: String, caFile: String, at date: Date = Date()) throws(CertificateError) -> (ok: Bool, reason: String) {
+    /// `date` nil: the chain alone, whatever the validity periods (an expired certificate from this CA chains).
+    public static func verify(certificateFile: String, caFile: String, at date: Date? = Date()) throws(CertificateError) -> (ok: Bool, reason: String) {
         let certificate = try readCertificate(certificateFile)
         defer { X509_free(certificate) }
         guard let intermediates = esg_x509_stack_new() else { throw CertificateError(file: certificateFile, message: "out of memory") }
@@ -114,7 +115,11 @@ public struct CertificateInfo: Sendable, Equatable {
         guard X509_STORE_CTX_init(context, store, certificate, intermediates) == 1 else {
             throw CertificateError(file: certificateFile, message: "cannot set up verification")
         }
-        X509_STORE_CTX_set_time(context, 0, time_t(date.timeIntervalSince1970))
+        if let date {
+            X509_STORE_CTX_set_time(context, 0, time_t(date.timeIntervalSince1970))
+        } else if let parameters = X509_STORE_CTX_get0_param(context) {
+            X509_VERIFY_PARAM_set_flags(parameters, UInt(X509_V_FLAG_NO_CHECK_TIME))
+        }
         let ok = X509_verify_cert(context) == 1
         let reason = ok ? "ok" : (X509_verify_cert_error_string(Int(X509_STORE_CTX_get_error(context))).map { String(cString: $0) } ?? "not verified")
         ERR_clear_error()

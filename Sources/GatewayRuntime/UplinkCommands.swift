@@ -205,7 +205,10 @@ func certificateReports(_ gateway: GatewayConfiguration, warnDays: Int = 30, now
                     } else {
                         report.errors.append("no key_file configured")
                     }
-                    if let ca = receiver.caFile, let result = try? CertificateInfo.verify(certificateFile: file, caFile: ca, at: now) {
+                    // An expired (or not yet valid) certificate is reported as such below; its chain is checked apart from
+                    // time, so that one from the configured CA is not called "issued by another CA".
+                    let checkedAt: Date? = now < info.notBefore || now > info.notAfter ? nil : now
+                    if let ca = receiver.caFile, let result = try? CertificateInfo.verify(certificateFile: file, caFile: ca, at: checkedAt) {
                         report.verified = result.ok ? "chains to \(ca)" : "does not chain to \(ca): \(result.reason)"
                         if !result.ok { report.warnings.append("does not chain to the configured CA (\(result.reason)); fine only if the province issued it from another CA") }
                     }

@@ -179,6 +179,8 @@ func uplinkStatus(_ config: String, environment: TestEnvironment) async throws -
         #expect((status["pending"] as? [String: Any])?["packageId"] as? String == "410103-1")
         let check = try await runEsgate(["certs", "check", "--config", expired], environment: environment)
         #expect(check.code == 1 && check.output.contains("expired on"))
+        #expect(check.output.contains("chains to") && !check.output.contains("does not chain"),
+                "an expired certificate from the configured CA is expired, not from another CA: \(check.output)")
         #expect(try peer.stats().packages.isEmpty, "nothing got through")
         // Fixed configuration: the same pending package, then the rest.
         let fixed = try environment.writeGatewayConfig(port: peer.port, client: "client")
