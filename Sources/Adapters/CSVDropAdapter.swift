@@ -273,7 +273,9 @@ public final class CSVDropAdapter {
         while let row = candidate, row.line < settings.headerLine || isBlankRow(row.bytes) { candidate = try headerReader.next() }
         guard let headerRow = candidate else { throw FileRejection(reason: "the file is empty (no header row)") }
         let headerBytes = Array(headerRow.bytes)
-        if headerBytes.indices.contains(where: { headerBytes[$0] == 0x0D && ($0 + 1 == headerBytes.count || headerBytes[$0 + 1] != 0x0A) }) {
+        // A CR inside the row not followed by LF (CRs at its end are the line break's, as in CR CR LF).
+        let headerContent = headerBytes.count - (headerBytes.reversed().prefix { $0 == 0x0D }.count)
+        if (0..<headerContent).contains(where: { headerBytes[$0] == 0x0D && headerBytes[$0 + 1] != 0x0A }) {
             // LF ends a row: a file whose lines end in CR alone (classic Mac OS) reads as one long "header".
             throw FileRejection(reason: "the lines end with CR alone (classic Mac OS line ends): esgate reads CRLF or LF; convert the file, e.g. `tr '\\r' '\\n' < \(name) > \(name).lf.csv`, and drop the result")
         }
@@ -398,8 +400,16 @@ public final class CSVDropAdapter {
     /// header does not decode. A header in ASCII (pinyin column names) decides nothing: then the whole 64 KiB must
     /// be valid UTF-8 for UTF-8.
     public static func autoEncoding(head bytes: [UInt8]) -> TextEncoding {
-        let headerEnd = bytes.firstIndex(of: 0x0A) ?? bytes.count
-        let header = bytes[..<headerEnd]
+        // The first line with Chinese in it: the header, or a title above it (blank and ASCII lines come first
+        // in some exports); a title is in the file's encoding as much as the header is.
+        var lineStart = 0
+        while lineStart < bytes.count {
+            let lineEnd = bytes[lineStart...].firstIndex(of: 0x0A) ?? bytes.count
+            if bytes[lineStart..<lineEnd].contains(where: { $0 >= 0x80 }) { break }
+            lineStart = lineEnd + 1
+        }
+        let headerEnd = lineStart < bytes.count ? (bytes[lineStart...].firstIndex(of: 0x0A) ?? bytes.count) : bytes.count
+        let header = lineStart < bytes.count ? bytes[lineStart..<headerEnd] : bytes[0..<0]
         if header.contains(where: { $0 >= 0x80 }) {
             let invalid = header.withUnsafeBytes { TextDecoder.firstInvalidUTF8($0) }
             // A header cut at the 64 KiB boundary may end inside a character.

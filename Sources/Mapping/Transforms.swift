@@ -283,7 +283,7 @@ public enum IdentityNumber {
     /// 17 digits and the MOD 11-2 check character of them (`x` read as `X`). The province refuses a resident
     /// identity number that fails it (PUI R204), and one that fails it here is most often a number Excel kept
     /// as a number: only 15 significant digits, the last ones zeros.
-    static func hasValidCheckCharacter(_ utf8: String.UTF8View) -> Bool {
+    static func hasValidCheckCharacter<Bytes: Collection<UInt8>>(_ utf8: Bytes) -> Bool {
         guard utf8.count == 18 else { return false }
         var sum = 0
         for (index, byte) in utf8.enumerated() {

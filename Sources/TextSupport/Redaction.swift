@@ -58,16 +58,23 @@ public enum Redaction {
         func put(_ scalar: Unicode.Scalar) { UTF8.encode(scalar) { output.append($0) } }
         var index = 0
         // Full-width digits too (０-９, as an IME types them): such a number is still a person's identity number.
-        func isDigit(_ s: Unicode.Scalar) -> Bool { (s.value >= 48 && s.value <= 57) || (s.value >= 0xFF10 && s.value <= 0xFF19) }
+        // A run is of one width; what counts as part of a longer word around it is of the same width.
+        func isASCIIDigit(_ s: Unicode.Scalar) -> Bool { s.value >= 48 && s.value <= 57 }
+        func isWideDigit(_ s: Unicode.Scalar) -> Bool { s.value >= 0xFF10 && s.value <= 0xFF19 }
+        func isDigit(_ s: Unicode.Scalar) -> Bool { isASCIIDigit(s) || isWideDigit(s) }
+        var wide = false
+        func sameWidthDigit(_ s: Unicode.Scalar) -> Bool { wide ? isWideDigit(s) : isASCIIDigit(s) }
         func isCheckX(_ s: Unicode.Scalar) -> Bool { s == "X" || s == "x" || s == "\u{FF38}" || s == "\u{FF58}" }
         func isWordish(_ s: Unicode.Scalar) -> Bool {
-            isDigit(s) || (s.value | 0x20) >= 97 && (s.value | 0x20) <= 122 || (s.value >= 0xFF21 && s.value <= 0xFF5A)
+            wide ? isWideDigit(s) || (s.value >= 0xFF21 && s.value <= 0xFF3A) || (s.value >= 0xFF41 && s.value <= 0xFF5A)
+                : isASCIIDigit(s) || (s.value | 0x20) >= 97 && (s.value | 0x20) <= 122
         }
         while index < scalars.count {
             let start = index
             if isDigit(scalars[index]) {
+                wide = isWideDigit(scalars[index])
                 var end = index
-                while end < scalars.count, isDigit(scalars[end]) { end += 1 }
+                while end < scalars.count, sameWidthDigit(scalars[end]) { end += 1 }
                 if end < scalars.count, isCheckX(scalars[end]), end - start == 17 { end += 1 }
                 let length = end - start
                 // Not part of a longer word or number: an identity number is never the fraction of a decimal

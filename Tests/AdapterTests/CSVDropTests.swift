@@ -148,10 +148,13 @@ private func row(_ caseNo: String, step: String, handler: String = "李娜", rem
         let gbkRemark = try encode(row("C2", step: "02", remark: "补正"), as: .gb18030)
         let bytes = Array((header + "\n" + row("C1", step: "02", remark: "说明") + "\n").utf8) + gbkRemark + [0x0A]
             + Array((row("C3", step: "02") + "\n").utf8)
-        try Data(bytes).write(to: workspace.root.appendingPathComponent("drop/mixed.csv"))
-        let report = try #require(try workspace.gateway().runOnce().files.first)
-        #expect(report.outcome == .ingested && report.encoding == "utf-8")
-        #expect(report.counts.stored == 2 && report.counts.quarantined == 1)
+        // Also below a blank line: the first line with Chinese in it decides.
+        for (name, prefix) in [("mixed.csv", ""), ("blank-first.csv", "\r\n")] {
+            try Data(Array(prefix.utf8) + bytes).write(to: workspace.root.appendingPathComponent("drop/\(name)"))
+            let report = try #require(try workspace.gateway().runOnce().files.first)
+            #expect(report.outcome == .ingested && report.encoding == "utf-8", "\(name)")
+            #expect(report.counts.quarantined == 1, "\(name)")
+        }
         let entry = try #require(try Journal(path: workspace.journalPath).quarantined().first)
         #expect(entry.item.stage == .decode && entry.item.line == 3)
     }
@@ -185,6 +188,19 @@ private func row(_ caseNo: String, step: String, handler: String = "李娜", rem
         #expect(later.counts.stored > 0 && later.counts.changedWithinFile == 0)
     }
 
+    /// An identity number that fails its check character (a spreadsheet zeroed its last digits) is quarantined
+    /// by the ingest itself, on its fast path, not only by `mapping test`.
+    @Test func anIdentityNumberFailingItsCheckCharacterIsQuarantinedAtIngest() throws {
+        let workspace = try Workspace()
+        let bad = row("C2", step: "01").replacingOccurrences(of: "410103199001011230", with: "410103199001011000")
+        try workspace.write("drop/ids.csv", [header, row("C1", step: "01"), bad].joined(separator: "\n") + "\n")
+        let report = try #require(try workspace.gateway().runOnce().files.first)
+        #expect(report.counts.quarantined == 1)
+        let entry = try #require(try Journal(path: workspace.journalPath).quarantined().first)
+        #expect(entry.item.line == 3 && entry.item.reason.contains("check character"), "\(entry.item.reason)")
+        #expect(!entry.item.reason.contains("410103199001011000"))
+    }
+
     @Test func blankRowsBeforeTheHeaderAreSkipped() throws {
         let workspace = try Workspace()
         try workspace.write("drop/blank.csv", "\r\n,,,,,\r\n" + header + "\r\n" + row("C1", step: "02") + "\r\n")
@@ -195,6 +211,9 @@ private func row(_ caseNo: String, step: String, handler: String = "李娜", rem
     /// Lines ending in CR alone read as one long header: the reason says so, short, instead of listing the file.
     @Test func aFileWithCROnlyLineEndsIsRejectedSayingSo() throws {
         let workspace = try Workspace()
+        // CR CR LF (a doubled line end) is not CR alone: read.
+        try workspace.write("drop/crcrlf.csv", header + "\r\r\n" + row("C1", step: "02") + "\r\r\n")
+        #expect(try #require(try workspace.gateway().runOnce().files.first).outcome == .ingested)
         try workspace.write("drop/mac.csv", header + "\r" + row("C1", step: "02") + "\r" + row("C2", step: "02") + "\r")
         let report = try #require(try workspace.gateway().runOnce().files.first)
         #expect(report.outcome == .rejected)

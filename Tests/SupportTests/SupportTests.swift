@@ -79,6 +79,9 @@ private let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent
         // Typed with full-width digits (an IME's), alone or mixed with ASCII ones: still masked.
         let wide = Redaction.maskIdentityNumbers(in: "证件号码 ４１０１０３１９９００１０１１２３０ 与 41010319900101129ｘ，")
         #expect(wide == "证件号码 ４１０１０３********１２３０ 与 410103********129ｘ，", "\(wide)")
+        // Full-width brackets and ASCII digits beside a full-width one do not make a number part of a longer word.
+        #expect(Redaction.maskIdentityNumbers(in: "证件［410103199001011230］号＿410103199001011230，４410103199001011230")
+                == "证件［410103********1230］号＿410103********1230，４410103********1230")
     }
 }
 
