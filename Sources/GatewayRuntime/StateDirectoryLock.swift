@@ -64,18 +64,26 @@ struct RunningGateway {
     let holder: String
     let since: Date
 
-    /// Read without locking anything: a status command must never keep `esgate run` from starting.
+    /// Read without locking anything: a status command must never keep `esgate run` from starting. The holder
+    /// is the process the kernel lists with an exclusive flock on the lock file's inode (/proc/locks): the pid
+    /// written in the file may be an old one, reused since by another process.
     static func find(stateDirectory: String) -> RunningGateway? {
         let path = (stateDirectory as NSString).appendingPathComponent("esgate.lock")
         guard let text = try? String(contentsOfFile: path, encoding: .utf8),
               let attributes = try? FileManager.default.attributesOfItem(atPath: path),
-              let since = attributes[.modificationDate] as? Date else { return nil }
+              let since = attributes[.modificationDate] as? Date,
+              let inode = (attributes[.systemFileNumber] as? NSNumber)?.uint64Value,
+              let locks = try? String(contentsOfFile: "/proc/locks", encoding: .utf8) else { return nil }
+        // "1: FLOCK  ADVISORY  WRITE 5013 fd:00:1234567 0 EOF": kind, pid, and major:minor:inode of the file.
+        let holderPid = locks.split(separator: "\n").lazy.compactMap { line -> Int32? in
+            let fields = line.split(separator: " ", omittingEmptySubsequences: true)
+            guard fields.count >= 6, fields[1] == "FLOCK", fields[3] == "WRITE",
+                  fields[5].split(separator: ":").last.flatMap({ UInt64($0) }) == inode else { return nil }
+            return Int32(fields[4])
+        }.first
+        guard let pid = holderPid else { return nil }
         let holder = text.trimmingCharacters(in: .whitespacesAndNewlines)
-        guard holder.hasPrefix("pid "), let pid = Int32(holder.dropFirst(4).prefix { $0.isNumber }),
-              kill(pid, 0) == 0 || errno == EPERM,
-              let command = try? String(contentsOfFile: "/proc/\(pid)/cmdline", encoding: .utf8), command.contains("esgate")
-        else { return nil }
-        return RunningGateway(pid: pid, holder: holder, since: since)
+        return RunningGateway(pid: pid, holder: holder.isEmpty ? "pid \(pid)" : holder, since: since)
     }
 }
 
