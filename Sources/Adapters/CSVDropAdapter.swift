@@ -217,11 +217,6 @@ public final class CSVDropAdapter {
 
     struct FileRejection: Error { let reason: String }
 
-    /// A row with nothing in it: empty, or only delimiters and spaces.
-    private func isBlankRow(_ bytes: UnsafeRawBufferPointer) -> Bool {
-        bytes.allSatisfy { $0 == settings.delimiter || $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }
-    }
-
     /// A header row's fields (decoded, split, a UTF-8 BOM removed), or what is wrong with it.
     private func splitHeader(_ raw: [UInt8], decoder: TextDecoder) -> Result<[String], FileRejection> {
         var bytes = raw
@@ -270,7 +265,7 @@ public final class CSVDropAdapter {
         // Lines above `header_line` (an export's title) are skipped, and so are blank lines before the header
         // (empty, or only delimiters and spaces, as a spreadsheet saves an empty row).
         var candidate = try headerReader.next()
-        while let row = candidate, row.line < settings.headerLine || isBlankRow(row.bytes) { candidate = try headerReader.next() }
+        while let row = candidate, row.line < settings.headerLine || isBlankCSVRow(row.bytes, delimiter: settings.delimiter) { candidate = try headerReader.next() }
         guard let headerRow = candidate else { throw FileRejection(reason: "the file is empty (no header row)") }
         let headerBytes = Array(headerRow.bytes)
         // A CR inside the row not followed by LF (CRs at its end are the line break's, as in CR CR LF).
@@ -374,7 +369,8 @@ public final class CSVDropAdapter {
     // MARK: - Encoding, hashing, moving
 
     /// The encoding rule: `utf-8` and `gb18030` are taken as configured, except that a UTF-8 byte-order mark
-    /// always means UTF-8. `auto`: a BOM, or a first 64 KiB that is valid UTF-8, means UTF-8; otherwise GB18030.
+    /// always means UTF-8; `auto` as `autoEncoding` decides. A file that is no GB18030 or UTF-8 text at all
+    /// (UTF-16, a workbook) fails, saying what it is.
     /// `name` is the file's name in the drop folder (`path` may be the pinned descriptor's).
     func detectEncoding(_ path: String, name: String) -> Result<TextEncoding, FileReadError> {
         guard let handle = FileHandle(forReadingAtPath: path) else {
@@ -405,15 +401,13 @@ public final class CSVDropAdapter {
         var lineStart = 0
         while lineStart < bytes.count {
             let lineEnd = bytes[lineStart...].firstIndex(of: 0x0A) ?? bytes.count
-            if bytes[lineStart..<lineEnd].contains(where: { $0 >= 0x80 }) { break }
+            let line = bytes[lineStart..<lineEnd]
+            if line.contains(where: { $0 >= 0x80 }) {
+                let invalid = line.withUnsafeBytes { TextDecoder.firstInvalidUTF8($0) }
+                // A line cut at the 64 KiB boundary may end inside a character.
+                return invalid.map { $0 < line.count - 3 || lineEnd < bytes.count } ?? false ? .gb18030 : .utf8
+            }
             lineStart = lineEnd + 1
-        }
-        let headerEnd = lineStart < bytes.count ? (bytes[lineStart...].firstIndex(of: 0x0A) ?? bytes.count) : bytes.count
-        let header = lineStart < bytes.count ? bytes[lineStart..<headerEnd] : bytes[0..<0]
-        if header.contains(where: { $0 >= 0x80 }) {
-            let invalid = header.withUnsafeBytes { TextDecoder.firstInvalidUTF8($0) }
-            // A header cut at the 64 KiB boundary may end inside a character.
-            return invalid.map { $0 < header.count - 3 || headerEnd < bytes.count } ?? false ? .gb18030 : .utf8
         }
         // A multi-byte character cut at the 64 KiB boundary is not evidence against UTF-8.
         let invalid = bytes.withUnsafeBytes { TextDecoder.firstInvalidUTF8($0) }

@@ -227,6 +227,18 @@ public func csvShapeProblem(fieldCount: Int, headerCount: Int, extraFieldsHoldTe
     return nil
 }
 
+/// `csvShapeProblem` for a row split into Strings (replay, `mapping test`).
+public func csvShapeProblem(fields: [String], headerCount: Int) -> String? {
+    csvShapeProblem(fieldCount: fields.count, headerCount: headerCount,
+                    extraFieldsHoldText: fields.dropFirst(headerCount).contains { !$0.isEmpty })
+}
+
+/// A row with nothing in it: empty, or only delimiters and spaces (a spreadsheet's empty row). Skipped before
+/// the header, by the adapter and by `mapping test` alike.
+public func isBlankCSVRow<Bytes: Sequence<UInt8>>(_ bytes: Bytes, delimiter: UInt8) -> Bool {
+    bytes.allSatisfy { $0 == delimiter || $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }
+}
+
 /// `splitCSVFields` into Strings (headers, replayed quarantine rows).
 func splitCSVFields(_ bytes: UnsafeBufferPointer<UInt8>, delimiter: UInt8, into fields: inout [String]) throws(CSVShapeError) {
     var buffer = CSVFieldBuffer()

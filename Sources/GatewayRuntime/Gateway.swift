@@ -321,8 +321,7 @@ public final class Gateway: Sendable {
         case .failure(.decode(let message)): return .failing(ReplayFailure(stage: .decode, errors: [message]))
         case .failure(.parse(let message)): return .failing(ReplayFailure(stage: .parse, errors: [message]))
         }
-        if let problem = csvShapeProblem(fieldCount: fields.count, headerCount: item.header.count,
-                                         extraFieldsHoldText: fields.dropFirst(item.header.count).contains { !$0.isEmpty }) {
+        if let problem = csvShapeProblem(fields: fields, headerCount: item.header.count) {
             return .failing(ReplayFailure(stage: .parse, errors: [problem]))
         }
         let bound: BoundMapping
@@ -452,8 +451,7 @@ struct MappingTestRunner {
             }
         }
         if rows.count <= limit + headerLine + 20, start < bytes.count { rows.append((rowLine, Array(bytes[start...]))) }
-        let blank: ([UInt8]) -> Bool = { $0.allSatisfy { $0 == delimiter || $0 == 0x20 || $0 == 0x09 || $0 == 0x0D } }
-        guard let headerIndex = rows.firstIndex(where: { $0.line >= headerLine && !blank($0.raw) }) else {
+        guard let headerIndex = rows.firstIndex(where: { $0.line >= headerLine && !isBlankCSVRow($0.raw, delimiter: delimiter) }) else {
             return .failure(FileReadError(path: file, message: "the file is empty"))
         }
         let headerRow = rows[headerIndex]
@@ -475,8 +473,7 @@ struct MappingTestRunner {
                 result.append(Gateway.MappingTestRow(line: row.line, records: [],
                                                      errors: [Redaction.maskIdentityNumbers(in: error.description)]))
             case .success(let fields):
-                if let problem = csvShapeProblem(fieldCount: fields.count, headerCount: header.count,
-                                                 extraFieldsHoldText: fields.dropFirst(header.count).contains { !$0.isEmpty }) {
+                if let problem = csvShapeProblem(fields: fields, headerCount: header.count) {
                     result.append(Gateway.MappingTestRow(line: row.line, records: [], errors: [problem]))
                 } else {
                     result.append(.mapped(fields, line: row.line, mapping: bound, schema: schema))

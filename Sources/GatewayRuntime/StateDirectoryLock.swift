@@ -57,10 +57,9 @@ func lockStateDirectory(_ configuration: LoadedConfiguration, command: String) -
     }
 }
 
-/// The `esgate run` (or `uplink run`) that holds a state directory, as its lock file names it, when that process
-/// still lives: its pid, its command line as written, and when it took the lock (the file's modification time).
+/// The `esgate run` (or `uplink run`) that holds a state directory's lock now: how the lock file names it, and
+/// when it took the lock (the file's modification time).
 struct RunningGateway {
-    let pid: Int32
     let holder: String
     let since: Date
 
@@ -83,7 +82,7 @@ struct RunningGateway {
         }.first
         guard let pid = holderPid else { return nil }
         let holder = text.trimmingCharacters(in: .whitespacesAndNewlines)
-        return RunningGateway(pid: pid, holder: holder.isEmpty ? "pid \(pid)" : holder, since: since)
+        return RunningGateway(holder: holder.isEmpty ? "pid \(pid)" : holder, since: since)
     }
 }
 

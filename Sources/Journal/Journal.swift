@@ -520,7 +520,7 @@ public final class Journal {
     private func nextRevision(type: String, key: String, digest: [UInt8]) throws -> Int64? {
         if insertHead == nil {
             // New keys are the common case of an ingest: a plain INSERT OR IGNORE (no RETURNING, which makes
-            // SQLite buffer results) settles them; only existing keys take the conditional update.
+            // SQLite buffer results) settles them; only existing keys read their head, and update it when changed.
             insertHead = try database.prepare("INSERT OR IGNORE INTO heads(type, key, rev, digest, seq) VALUES (?1, ?2, 1, ?3, ?4)")
             // An existing key: its head is read once (as cheap as the conditional update it replaced, which also
             // had to find it) for whether the content is new and which revision it replaces.

@@ -384,8 +384,7 @@ public struct BoundMapping: Sendable {
     /// as "zero".
     static func isZeroAmount(_ text: UnsafeBufferPointer<UInt8>) -> Bool {
         var index = 0
-        let yuan: [[UInt8]] = [[0xC2, 0xA5], [0xEF, 0xBF, 0xA5]]   // ¥ U+00A5, ￥ U+FFE5
-        for sign in yuan where text.count >= sign.count && sign.indices.allSatisfy({ text[$0] == sign[$0] }) {
+        for sign in yuanSigns where text.count >= sign.count && sign.indices.allSatisfy({ text[$0] == sign[$0] }) {
             index = sign.count
             break
         }
@@ -404,6 +403,9 @@ public struct BoundMapping: Sendable {
         }
         return digits > 0
     }
+
+    /// ¥ (U+00A5) and ￥ (U+FFE5) as UTF-8.
+    private static let yuanSigns: [[UInt8]] = [[0xC2, 0xA5], [0xEF, 0xBF, 0xA5]]
 
     /// nil: the field is absent (blank and no default); the schema decides whether that is allowed.
     private func evaluate(_ rule: FieldRule, row: [String]) -> Result<String?, Failure> {

@@ -209,7 +209,7 @@ private enum IdentityNumberCase {
 private func ordinaryIdentityNumber(_ arena: [UInt8], _ value: Range<Int>) -> IdentityNumberCase {
     guard value.count == 18, arena[value].allSatisfy({ $0 >= 0x21 && $0 <= 0x7E }) else { return .other }
     // One that fails its check character goes the general way, which refuses it with the reason.
-    guard IdentityNumber.hasValidCheckCharacter(arena[value]) else { return .other }
+    guard ResidentIdentityNumber.isValid(arena[value]) else { return .other }
     return arena[value].contains(where: { $0 >= 0x61 && $0 <= 0x7A }) ? .upperCased : .asIs
 }
 

@@ -259,15 +259,9 @@ enum DecimalFormatting {
 
 /// Resident identity numbers (GB 11643): 15-digit numbers of the first generation become 18 characters.
 public enum IdentityNumber {
-    private static let weights = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2]
-    private static let checkCharacters = Array("10X98765432")
-
     /// The ISO 7064 MOD 11-2 check character of the first 17 digits.
     public static func checkCharacter(of body: String) -> Character? {
-        let digits = body.compactMap { $0.wholeNumberValue }
-        guard digits.count == 17, body.allSatisfy({ $0.isASCII && $0.isNumber }) else { return nil }
-        let sum = zip(digits, weights).reduce(0) { $0 + $1.0 * $1.1 }
-        return checkCharacters[sum % 11]
+        ResidentIdentityNumber.checkCharacter(ofBody: body.utf8).map { Character(Unicode.Scalar($0)) }
     }
 
     /// `normalize` without its Character-level work for the usual input, 18 printable ASCII characters (each one
@@ -275,28 +269,13 @@ public enum IdentityNumber {
     static func normalizeQuickly(_ text: String) -> Result<String, Failure> {
         let utf8 = text.utf8
         guard utf8.count == 18, utf8.allSatisfy({ $0 >= 0x21 && $0 <= 0x7E }) else { return normalize(text) }
-        guard hasValidCheckCharacter(utf8) else { return .failure(checkCharacterFailure) }
+        guard ResidentIdentityNumber.isValid(utf8) else { return .failure(checkCharacterFailure) }
         guard utf8.contains(where: { $0 >= 0x61 && $0 <= 0x7A }) else { return .success(text) }
         return .success(String(decoding: utf8.map { $0 >= 0x61 && $0 <= 0x7A ? $0 - 0x20 : $0 }, as: UTF8.self))
     }
 
-    /// 17 digits and the MOD 11-2 check character of them (`x` read as `X`). The province refuses a resident
-    /// identity number that fails it (PUI R204), and one that fails it here is most often a number Excel kept
-    /// as a number: only 15 significant digits, the last ones zeros.
-    static func hasValidCheckCharacter<Bytes: Collection<UInt8>>(_ utf8: Bytes) -> Bool {
-        guard utf8.count == 18 else { return false }
-        var sum = 0
-        for (index, byte) in utf8.enumerated() {
-            if index == 17 {
-                let last = byte == 0x78 ? 0x58 : byte
-                return checkCharacters[sum % 11].asciiValue == last
-            }
-            guard byte >= 0x30 && byte <= 0x39 else { return false }
-            sum += Int(byte - 0x30) * weights[index]
-        }
-        return false
-    }
-
+    /// A number that fails its check character: the province refuses it (PUI R204), and one that fails it here
+    /// is most often a number Excel kept as a number (only 15 significant digits, the last ones zeros).
     static let checkCharacterFailure: Failure = "identity number fails its check character (GB 11643, ISO 7064 MOD 11-2; the province refuses it with R204): mistyped, or its last digits lost where a spreadsheet kept it as a number (4.10103E+17, or 15 significant digits and zeros)"
 
     /// 15 digits → insert "19" after the 6-digit area code and append the check character; 18 characters are
@@ -309,7 +288,7 @@ public enum IdentityNumber {
             return .success(body + String(check))
         }
         if value.count == 18 {
-            return hasValidCheckCharacter(value.utf8) ? .success(value) : .failure(checkCharacterFailure)
+            return ResidentIdentityNumber.isValid(value.utf8) ? .success(value) : .failure(checkCharacterFailure)
         }
         return .failure("identity number has \(value.count) characters; expected 15 or 18")
     }

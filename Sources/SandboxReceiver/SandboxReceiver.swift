@@ -571,20 +571,7 @@ public final class SandboxReceiver: @unchecked Sendable {
     }
 
     /// GB 11643 resident identity number: 17 digits and an ISO 7064 MOD 11-2 check character.
-    public static func residentIdValid(_ number: String) -> Bool {
-        let bytes = Array(number.utf8)
-        guard bytes.count == 18 else { return false }
-        let weights = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2]
-        var sum = 0
-        for index in 0..<17 {
-            let byte = bytes[index]
-            guard byte >= 48 && byte <= 57 else { return false }
-            sum += Int(byte - 48) * weights[index]
-        }
-        let check = Array("10X98765432".utf8)[sum % 11]
-        let last = bytes[17] == UInt8(ascii: "x") ? UInt8(ascii: "X") : bytes[17]
-        return last == check
-    }
+    public static func residentIdValid(_ number: String) -> Bool { ResidentIdentityNumber.isValid(number.utf8) }
 }
 
 /// Small XML helpers shared with the Uplink module's wire code.

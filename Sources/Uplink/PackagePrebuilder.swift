@@ -5,10 +5,10 @@ import Journal
 import Synchronization
 
 /// Builds the packages after next on a thread of its own, while the uplink sends the current package and applies
-/// its receipt (which fixes the next one); it keeps two packages ready ahead (`claim`). The result is only a candidate: the uplink uses it as the next step's
-/// `FixAhead` when it was built for exactly the position and number that step needs (otherwise it builds
-/// synchronously), and `UplinkStore.fixAheadIfStillNext` stays the final guard at commit time. Nothing here is
-/// ever fixed, so a discarded candidate costs nothing but its CPU time.
+/// its receipt (which fixes the next one); it keeps two packages ready ahead (`claim`). The result is only a
+/// candidate: the uplink uses it as the next step's `FixAhead` when it was built for exactly the position and
+/// number that step needs (otherwise it builds synchronously), and `UplinkStore.fixAheadIfStillNext` stays the
+/// final guard at commit time. Nothing here is ever fixed, so a discarded candidate costs nothing but its CPU time.
 ///
 /// The unchecked `Sendable` is sound because the mutable state (`journal`) and `builder` (a copy whose
 /// `XMLSchemaValidator` is never touched: `verify` is off, and the uplink never pre-builds with
