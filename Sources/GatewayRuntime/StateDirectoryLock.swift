@@ -32,8 +32,16 @@ struct StateDirectoryLock {
         let path = (stateDirectory as NSString).appendingPathComponent("esgate.lock")
         let descriptor = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
         guard descriptor >= 0 else { throw Failed(path: path, reason: String(cString: strerror(errno))) }
-        guard flock(descriptor, LOCK_EX | LOCK_NB) == 0 else {
+        // A status command probes the lock with a shared flock for a moment (RunningGateway.find): a start that
+        // meets such a probe tries again instead of reporting a gateway that is not there.
+        var attempts = 0
+        while flock(descriptor, LOCK_EX | LOCK_NB) != 0 {
             let error = errno
+            attempts += 1
+            if error == EWOULDBLOCK && attempts < 20 {
+                usleep(50_000)
+                continue
+            }
             let holder = (try? String(contentsOfFile: path, encoding: .utf8))?
                 .trimmingCharacters(in: .whitespacesAndNewlines) ?? ""
             close(descriptor)
@@ -63,26 +71,24 @@ struct RunningGateway {
     let holder: String
     let since: Date
 
-    /// Read without locking anything: a status command must never keep `esgate run` from starting. The holder
-    /// is the process the kernel lists with an exclusive flock on the lock file's inode (/proc/locks): the pid
-    /// written in the file may be an old one, reused since by another process.
+    /// Never waits, and never keeps `esgate run` from starting: a shared flock tried without blocking fails
+    /// exactly while a gateway holds the exclusive one, and is dropped at once otherwise (a start that meets it
+    /// tries again). The kernel's answer, not the pid written in the file: that pid may be an old one, reused
+    /// since by another process. (Reading /proc/locks instead failed in CI: not every sandbox lists flocks there.)
     static func find(stateDirectory: String) -> RunningGateway? {
         let path = (stateDirectory as NSString).appendingPathComponent("esgate.lock")
-        guard let text = try? String(contentsOfFile: path, encoding: .utf8),
+        let descriptor = open(path, O_RDONLY | O_CLOEXEC)
+        guard descriptor >= 0 else { return nil }
+        defer { close(descriptor) }
+        if flock(descriptor, LOCK_SH | LOCK_NB) == 0 {
+            _ = flock(descriptor, LOCK_UN)
+            return nil
+        }
+        guard errno == EWOULDBLOCK,
               let attributes = try? FileManager.default.attributesOfItem(atPath: path),
-              let since = attributes[.modificationDate] as? Date,
-              let inode = (attributes[.systemFileNumber] as? NSNumber)?.uint64Value,
-              let locks = try? String(contentsOfFile: "/proc/locks", encoding: .utf8) else { return nil }
-        // "1: FLOCK  ADVISORY  WRITE 5013 fd:00:1234567 0 EOF": kind, pid, and major:minor:inode of the file.
-        let holderPid = locks.split(separator: "\n").lazy.compactMap { line -> Int32? in
-            let fields = line.split(separator: " ", omittingEmptySubsequences: true)
-            guard fields.count >= 6, fields[1] == "FLOCK", fields[3] == "WRITE",
-                  fields[5].split(separator: ":").last.flatMap({ UInt64($0) }) == inode else { return nil }
-            return Int32(fields[4])
-        }.first
-        guard let pid = holderPid else { return nil }
-        let holder = text.trimmingCharacters(in: .whitespacesAndNewlines)
-        return RunningGateway(holder: holder.isEmpty ? "pid \(pid)" : holder, since: since)
+              let since = attributes[.modificationDate] as? Date else { return nil }
+        let holder = ((try? String(contentsOfFile: path, encoding: .utf8)) ?? "").trimmingCharacters(in: .whitespacesAndNewlines)
+        return RunningGateway(holder: holder.isEmpty ? "holder unknown" : holder, since: since)
     }
 }
 

@@ -149,10 +149,11 @@ func waitForExit(_ process: Process, timeout: TimeInterval) async throws {
             process.waitUntilExit()
         }
         let lock = workspace.root.appendingPathComponent("state/esgate.lock").path
-        let deadline = Date().addingTimeInterval(30)
-        while Date() < deadline && ((try? String(contentsOfFile: lock, encoding: .utf8)) ?? "").isEmpty {
+        let deadline = Date().addingTimeInterval(90)
+        while Date() < deadline, !((try? String(contentsOfFile: lock, encoding: .utf8)) ?? "").contains("pid \(process.processIdentifier)") {
             try await Task.sleep(for: .milliseconds(100))
         }
+        try #require(process.isRunning, "the gateway started and holds its lock")
         let before = try await esgate(["status", "--json", "--config", workspace.configPath])
         #expect(!before.out.contains("configurationNotice"), "\(before.out)")
         // Edited after the start: a second later by its modification time.
