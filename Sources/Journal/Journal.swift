@@ -628,6 +628,16 @@ public final class Journal {
         }
     }
 
+    /// `entries(after:limit:types:)` lent one at a time until `body` returns false: for a consumer that copies
+    /// records onward without keeping them (the uplink's package builder), no entry or body is allocated.
+    public func forEachEntry(after seq: Int64, limit: Int = 1000, types: [String]? = nil,
+                             _ body: (BorrowedJournalEntry) -> Bool) throws(JournalError) {
+        try wrap("read entries") {
+            try writePendingChunk()
+            try Self.forEachEntry(in: database, after: seq, limit: limit, types: types, body)
+        }
+    }
+
     /// The entries with these seqs, in seq order (missing seqs are left out).
     public func entries(seqs: [Int64]) throws(JournalError) -> [JournalEntry] {
         guard !seqs.isEmpty else { return [] }

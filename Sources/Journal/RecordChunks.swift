@@ -33,6 +33,17 @@ public struct ChunkedRecord: Sendable, Equatable {
     }
 }
 
+/// A record lent by `Journal.forEachEntry`: its body points into the chunk being read, valid only during the
+/// call it is passed to.
+public struct BorrowedJournalEntry {
+    public let seq: Int64
+    public let type: String
+    public let rev: Int64
+    public let deleted: Bool
+    /// As `JournalEntry.storedBody`.
+    public let storedBody: UnsafeBufferPointer<UInt8>
+}
+
 /// A chunk whose bytes do not decode (damaged storage): named by its first seq, never a crash.
 public struct RecordChunkDamage: Error, CustomStringConvertible, Sendable {
     public let firstSeq: Int64
@@ -88,6 +99,31 @@ public enum RecordChunkCodec {
     /// `decode` with the types column already parsed (a reader that filtered the chunk by type has).
     static func decode(types: [(name: String, count: Int)], data: UnsafeRawBufferPointer, firstSeq: Int64,
                        _ body: (Int64, ChunkedRecord) throws -> Bool) throws {
+        try decodeViews(types: types, data: data, firstSeq: firstSeq) { seq, view in
+            guard let key = String(validating: view.key, as: UTF8.self) else {
+                throw RecordChunkDamage(firstSeq: firstSeq, detail: "bad key at byte \(view.keyOffset)")
+            }
+            let record = ChunkedRecord(type: types[view.typeIndex].name, key: key, rev: view.rev, deleted: view.deleted,
+                                       line: view.line, storedBody: Array(view.storedBody))
+            return try body(seq, record)
+        }
+    }
+
+    /// One record as its bytes lie in a chunk: valid only while the chunk's bytes are.
+    struct RecordView {
+        let typeIndex: Int
+        /// UTF-8, not yet validated.
+        let key: UnsafeRawBufferPointer
+        let keyOffset: Int
+        let rev: Int64
+        let deleted: Bool
+        let line: Int
+        let storedBody: UnsafeRawBufferPointer
+    }
+
+    /// `decode` without copying: each record's key and body point into `data`.
+    static func decodeViews(types: [(name: String, count: Int)], data: UnsafeRawBufferPointer, firstSeq: Int64,
+                            _ body: (Int64, RecordView) throws -> Bool) throws {
         func damaged(_ detail: String) -> RecordChunkDamage { RecordChunkDamage(firstSeq: firstSeq, detail: detail) }
         guard data.first == formatVersion else { throw damaged("unknown format \(data.first.map(String.init) ?? "(empty)")") }
         var reader = ChunkReader(buffer: data, position: 1)
@@ -98,12 +134,13 @@ public enum RecordChunkCodec {
         var decoded = 0
         while reader.position < data.count {
             guard let typeIndex = reader.varint(), typeIndex < UInt64(types.count) else { throw damaged("bad type index at byte \(reader.position)") }
-            guard let key = reader.text() else { throw damaged("bad key at byte \(reader.position)") }
-            guard let rev = reader.varint(), let op = reader.byte(), let line = reader.varint(), let stored = reader.bytes() else {
+            let keyOffset = reader.position
+            guard let key = reader.view() else { throw damaged("bad key at byte \(reader.position)") }
+            guard let rev = reader.varint(), let op = reader.byte(), let line = reader.varint(), let stored = reader.view() else {
                 throw damaged("truncated record at byte \(reader.position)")
             }
-            let record = ChunkedRecord(type: types[Int(typeIndex)].name, key: key, rev: Int64(bitPattern: rev), deleted: op == 1,
-                                       line: Int(Int64(bitPattern: line)), storedBody: stored)
+            let record = RecordView(typeIndex: Int(typeIndex), key: key, keyOffset: keyOffset, rev: Int64(bitPattern: rev),
+                                    deleted: op == 1, line: Int(Int64(bitPattern: line)), storedBody: stored)
             decoded += 1
             guard decoded <= expected else { throw damaged("more records than its types column counts (\(expected))") }
             guard try body(seq, record) else { return }
@@ -136,18 +173,12 @@ private struct ChunkReader {
         return nil
     }
 
-    mutating func bytes() -> [UInt8]? {
+    /// A length-prefixed run of bytes, in place.
+    mutating func view() -> UnsafeRawBufferPointer? {
         guard let length = varint(), length <= UInt64(buffer.count - position) else { return nil }
         let start = position
         position += Int(length)
-        return Array(buffer[start..<position])
-    }
-
-    mutating func text() -> String? {
-        guard let length = varint(), length <= UInt64(buffer.count - position) else { return nil }
-        let start = position
-        position += Int(length)
-        return String(validating: UnsafeRawBufferPointer(rebasing: buffer[start..<position]), as: UTF8.self)
+        return UnsafeRawBufferPointer(rebasing: buffer[start..<position])
     }
 }
 
@@ -258,6 +289,42 @@ extension Journal {
         var result: [JournalEntry] = []
         try readChunks(scan, after: seq, types: types.flatMap { $0.isEmpty ? nil : Set($0) }, limit: limit, into: &result)
         return result
+    }
+
+    /// `entries(in:after:limit:types:)` lent one at a time, without a `JournalEntry` (nor a copy of its body) per
+    /// record; until `limit` entries or `body` returns false.
+    static func forEachEntry(in database: SQLiteDatabase, after seq: Int64, limit: Int, types: [String]?,
+                             _ body: (BorrowedJournalEntry) -> Bool) throws {
+        guard seq < .max, limit > 0 else { return }
+        let start = try chunkStart(in: database, containing: seq + 1) ?? seq + 1
+        let scan = try database.prepare(
+            "SELECT first_seq, types, data FROM record_chunks WHERE first_seq >= ?1 AND last_seq > ?2 ORDER BY first_seq")
+        try scan.bind([.integer(start), .integer(seq)])
+        let wanted = types.flatMap { $0.isEmpty ? nil : Set($0) }
+        var lent = 0
+        var stopped = false
+        while !stopped, lent < limit, try scan.step() {
+            let firstSeq = scan.int(at: 0)
+            guard let listed = RecordChunkCodec.parseTypes(scan.text(at: 1)) else {
+                throw RecordChunkDamage(firstSeq: firstSeq, detail: "unreadable types column")
+            }
+            if let wanted, !listed.contains(where: { wanted.contains($0.name) }) { continue }
+            try scan.withBytes(at: 2) { data in
+                try RecordChunkCodec.decodeViews(types: listed, data: data, firstSeq: firstSeq) { recordSeq, view in
+                    guard recordSeq > seq else { return true }
+                    let type = listed[view.typeIndex].name
+                    if let wanted, !wanted.contains(type) { return true }
+                    lent += 1
+                    let stored = view.storedBody.assumingMemoryBound(to: UInt8.self)
+                    guard body(BorrowedJournalEntry(seq: recordSeq, type: type, rev: view.rev, deleted: view.deleted,
+                                                    storedBody: stored)) else {
+                        stopped = true
+                        return false
+                    }
+                    return lent < limit
+                }
+            }
+        }
     }
 
     /// The first seq of the chunk holding `seq`, if any chunk starts at or before it.

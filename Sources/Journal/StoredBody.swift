@@ -270,10 +270,33 @@ public enum StoredBody {
             out.append(contentsOf: stored)
             return true
         }
-        return withTables { decode(stored, into: &out, $0) }
+        return withTables { decode(stored, into: &out, $0, root: nil) }
     }
 
-    private static func decode(_ stored: UnsafeBufferPointer<UInt8>, into out: inout [UInt8], _ tables: Tables) -> Bool {
+    /// The root element a decode must find, and the attributes to write into its start tag.
+    private struct Root {
+        let name: UnsafeBufferPointer<UInt8>
+        let attributes: UnsafeBufferPointer<UInt8>
+    }
+
+    /// Appends the XML of a compact stored body whose root element is `root`, with `attributes` (bytes starting
+    /// with a space) written into the root's start tag: `<root` + attributes + `>` … `</root>`. Straight into
+    /// `out`, for a consumer that sends records on with attributes of its own (the uplink's package builder).
+    /// False, with `out` as it was, when the body is not in the compact form, is damaged (see `appendXML`), or
+    /// its root element is another one.
+    public static func appendCompactRecord(of stored: UnsafeBufferPointer<UInt8>, root: UnsafeBufferPointer<UInt8>,
+                                           attributes: UnsafeBufferPointer<UInt8>, to out: inout [UInt8]) -> Bool {
+        // The root's start tag first: text before it would otherwise be written ahead of the record element.
+        guard stored.count > 1, stored[0] == compactFormMarker, stored[1] == namedStart || stored[1] == literalStart else { return false }
+        let start = out.count
+        let complete = withTables { decode(stored, into: &out, $0, root: Root(name: root, attributes: attributes)) }
+        if !complete { out.removeSubrange(start...) }
+        return complete
+    }
+
+    /// With `root`: the first start tag must name it (else nothing more is written and the decode fails), and
+    /// its attributes go into that tag.
+    private static func decode(_ stored: UnsafeBufferPointer<UInt8>, into out: inout [UInt8], _ tables: Tables, root: Root?) -> Bool {
         // Open elements, innermost last: where each one's start marker lies in `stored`. A start takes two bytes
         // or more, so `stored.count / 2 + 1` entries hold any depth; for a record that is a few hundred bytes on
         // the stack, not an allocation per body.
@@ -300,7 +323,15 @@ public enum StoredBody {
                 switch stored[index] {
                 case namedStart:
                     guard index + 1 < count, Int(stored[index + 1]) < codeCount else { break decoding }
-                    out.append(contentsOf: tables.startTag(Int(stored[index + 1])))
+                    let tag = tables.startTag(Int(stored[index + 1]))
+                    if depth == 0, let root {
+                        guard sameBytes(tables.name(Int(stored[index + 1])), root.name) else { break decoding }
+                        out.append(contentsOf: UnsafeBufferPointer(rebasing: tag[..<(tag.endIndex - 1)]))
+                        out.append(contentsOf: root.attributes)
+                        out.append(0x3E)
+                    } else {
+                        out.append(contentsOf: tag)
+                    }
                     open[depth] = index
                     depth += 1
                     index += 2
@@ -308,8 +339,11 @@ public enum StoredBody {
                     var nameEnd = index + 1
                     while nameEnd < count, stored[nameEnd] != literalEnd { nameEnd += 1 }
                     guard nameEnd < count else { break decoding }
+                    let name = UnsafeBufferPointer(rebasing: stored[(index + 1)..<nameEnd])
+                    if depth == 0, let root, !sameBytes(name, root.name) { break decoding }
                     out.append(0x3C)
-                    out.append(contentsOf: UnsafeBufferPointer(rebasing: stored[(index + 1)..<nameEnd]))
+                    out.append(contentsOf: name)
+                    if depth == 0, let root { out.append(contentsOf: root.attributes) }
                     out.append(0x3E)
                     open[depth] = index
                     depth += 1

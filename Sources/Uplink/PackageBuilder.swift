@@ -10,7 +10,9 @@ public struct BuiltPackage: Sendable {
     public let n: Int64
     public let request: [UInt8]
     public let digest: String
-    public let members: [PackageMember]
+    /// The journal seqs of its records, in Body order (record i of the Body is `memberSeqs[i - 1]`): what the
+    /// store keeps of its membership; type, key and revision are the journal's.
+    public let memberSeqs: [Int64]
     /// Candidates the schema refused (held back locally with code X100, never sent).
     public internal(set) var heldBack: [(member: PackageMember, code: String, field: String?, message: String)]
 }
@@ -70,51 +72,75 @@ public struct PackageBuilder {
     /// hold `&quot;` or `&#13;`; those can only come from escaping (a literal `&` is `&amp;`), so they are
     /// rewritten to `"` and `&#xD;`.
     public static func canonicalRecordXML(_ entry: JournalEntry) -> [UInt8] {
-        var scratch: [UInt8] = []
         var xml: [UInt8] = []
         // A damaged body is never sent shortened: empty marks it for `build`, which holds it back.
-        guard appendCanonicalRecord(entry, scratch: &scratch, to: &xml) else { return [] }
-        return xml
+        let complete = entry.storedBody.withUnsafeBufferPointer {
+            appendCanonicalRecord(type: entry.type, rev: entry.rev, deleted: entry.deleted, storedBody: $0, to: &xml)
+        }
+        return complete ? xml : []
     }
 
-    /// Appends `entry`'s record element in canonical form to `out`; false (and `out` as it was) when its stored
-    /// body is damaged: it does not decode whole, or it is not a `<Type>` element (a body the journal cannot
-    /// have written; sent as it is, without `rev`, it would make the receiver refuse the whole package).
-    /// `scratch` is working space for decoding compact bodies, reused across records so that the per-record cost
-    /// is copying bytes, not allocating.
-    static func appendCanonicalRecord(_ entry: JournalEntry, scratch: inout [UInt8], to out: inout [UInt8]) -> Bool {
-        guard entry.storedBody.first == StoredBody.compactFormMarker else {
-            return entry.storedBody.withUnsafeBufferPointer { appendCanonicalRecord(entry, xml: $0, to: &out) }
+    /// Appends a record's element in canonical form to `out`, decoding a compact stored body straight into it;
+    /// false (and `out` as it was) when the stored body is damaged: it does not decode whole, or it is not a
+    /// `<type>` element (a body the journal cannot have written; sent as it is, without `rev`, it would make the
+    /// receiver refuse the whole package).
+    static func appendCanonicalRecord(type: String, rev: Int64, deleted: Bool, storedBody: UnsafeBufferPointer<UInt8>,
+                                      to out: inout [UInt8]) -> Bool {
+        let start = out.count
+        var type = type
+        let complete = type.withUTF8 { name in
+            // The attributes, on the stack: ` xmlns="…"`, ` op="delete"`, ` rev="n"`.
+            withUnsafeTemporaryAllocation(of: UInt8.self, capacity: attributesCapacity) { space in
+                var count = 0
+                func put(_ bytes: [UInt8]) {
+                    bytes.withUnsafeBufferPointer { source in
+                        for byte in source {
+                            space[count] = byte
+                            count += 1
+                        }
+                    }
+                }
+                put(namespaceAttribute)
+                if deleted { put(deleteAttribute) }
+                put(revisionAttribute)
+                put(decimal(rev))
+                space[count] = 0x22
+                count += 1
+                let attributes = UnsafeBufferPointer(start: space.baseAddress, count: count)
+                if storedBody.first == StoredBody.compactFormMarker {
+                    return StoredBody.appendCompactRecord(of: storedBody, root: name, attributes: attributes, to: &out)
+                }
+                // Stored as XML: `<type>` and the content after it, with the attributes in between.
+                let typeEnd = name.count + 1
+                guard storedBody.count > typeEnd, storedBody[0] == 0x3C, storedBody[typeEnd] == 0x3E,
+                      name.elementsEqual(UnsafeBufferPointer(rebasing: storedBody[1..<typeEnd])) else { return false }
+                out.append(contentsOf: UnsafeBufferPointer(rebasing: storedBody[0..<typeEnd]))
+                out.append(contentsOf: attributes)
+                out.append(contentsOf: UnsafeBufferPointer(rebasing: storedBody[typeEnd...]))
+                return true
+            }
         }
-        // Compact bodies decode straight to bytes: no String, no UTF-8 validation (the encoder took valid text).
-        scratch.removeAll(keepingCapacity: true)
-        let complete = entry.storedBody.withUnsafeBufferPointer { StoredBody.appendXML(of: $0, to: &scratch) }
         guard complete else { return false }
-        return scratch.withUnsafeBufferPointer { appendCanonicalRecord(entry, xml: $0, to: &out) }
+        rewriteEscapingOfOlderJournals(in: &out, from: start)
+        return true
     }
 
-    private static func appendCanonicalRecord(_ entry: JournalEntry, xml utf8: UnsafeBufferPointer<UInt8>, to out: inout [UInt8]) -> Bool {
-        // `<Type` followed by `>`: the element name ends where the attributes go.
-        let typeEnd = entry.type.utf8.count + 1
-        guard utf8.count > typeEnd, utf8[0] == 0x3C, utf8[typeEnd] == 0x3E,
-              entry.type.utf8.elementsEqual(UnsafeBufferPointer(rebasing: utf8[1..<typeEnd])) else {
-            return false
+    /// Room for the attributes `appendCanonicalRecord` writes (a revision has at most 20 characters).
+    private static let attributesCapacity = namespaceAttribute.count + deleteAttribute.count + revisionAttribute.count + 21
+
+    /// `&quot;` → `"` and `&#13;` → `&#xD;` in `out[start...]`, the one record just written (its start tag holds
+    /// no `&`). memchr first: almost every record has no `&` at all.
+    private static func rewriteEscapingOfOlderJournals(in out: inout [UInt8], from start: Int) {
+        let found = out.withUnsafeBufferPointer { buffer in
+            memchr(buffer.baseAddress! + start, 0x26, buffer.count - start) != nil
         }
-        out.append(contentsOf: UnsafeBufferPointer(rebasing: utf8[0..<typeEnd]))
-        out.append(contentsOf: namespaceAttribute)
-        if entry.deleted { out.append(contentsOf: deleteAttribute) }
-        out.append(contentsOf: revisionAttribute)
-        appendDecimal(entry.rev, to: &out)
-        out.append(0x22)
-        let content = UnsafeBufferPointer(rebasing: utf8[typeEnd...])
-        guard content.contains(0x26) else {   // no `&`: the common case, one copy
-            out.append(contentsOf: content)
-            return true
-        }
-        var index = content.startIndex
-        while index < content.endIndex {
-            if content[index] == 0x26 {
-                let rest = content[index...]
+        guard found else { return }
+        let written = Array(out[start...])
+        out.removeSubrange(start...)
+        var index = 0
+        while index < written.count {
+            if written[index] == 0x26 {
+                let rest = written[index...]
                 if rest.starts(with: quotEntity) {
                     out.append(0x22)
                     index += quotEntity.count
@@ -126,20 +152,18 @@ public struct PackageBuilder {
                     continue
                 }
             }
-            out.append(content[index])
+            out.append(written[index])
             index += 1
         }
-        return true
     }
 
     /// The decimal digits of `value` (a revision: never negative in a journal, but any Int64 is written right).
-    private static func appendDecimal(_ value: Int64, to out: inout [UInt8]) {
-        guard value >= 0 && value < 10 else {
-            out.append(contentsOf: String(value).utf8)
-            return
-        }
-        out.append(0x30 + UInt8(value))
+    private static func decimal(_ value: Int64) -> [UInt8] {
+        guard value >= 0 && value < 10 else { return Array(String(value).utf8) }
+        return singleDigits[Int(value)]
     }
+
+    private static let singleDigits: [[UInt8]] = (0..<10).map { [0x30 + UInt8($0)] }
 
     private static let namespaceAttribute = Array(" xmlns=\"\(puiNamespace)\"".utf8)
     private static let deleteAttribute = Array(" op=\"delete\"".utf8)
@@ -203,8 +227,8 @@ public struct PackageBuilder {
         bytes.append(contentsOf: frame.tail.utf8)
         let digest = Self.bodyDigest(bytes[contentStart..<contentEnd])
         try Self.placeDigest(digest, in: &bytes, packageId: packageId)
-        let members = candidates.enumerated().map { Self.member($0.element.entry, $0.offset + 1) }
-        return BuiltPackage(packageId: packageId, n: n, request: bytes, digest: digest, members: members, heldBack: [])
+        return BuiltPackage(packageId: packageId, n: n, request: bytes, digest: digest, memberSeqs: candidates.map(\.entry.seq),
+                            heldBack: [])
     }
 
     /// `select` and `build` in one pass, for the uplink's hot path: each record is written straight into the
@@ -214,55 +238,110 @@ public struct PackageBuilder {
     /// `now` (a test holds the two paths equal). Never checked by libxml2: not for `verify`.
     public func buildDirect(n: Int64, entries: [JournalEntry], now: Date) throws(PackageBuildError) -> BuiltPackage? {
         guard !verify, !entries.isEmpty else { return nil }
-        let packageId = "\(sender)-\(n)"
-        let createdAt = beijingTimestamp(now)
-        // The byte budget as `select` reckons it: with the widest RecordCount.
-        let widest = frame(packageId: packageId, createdAt: createdAt, count: maxRecords)
-        var budget = maxBytes - widest.head.utf8.count - widest.tail.utf8.count
-        let limit = min(maxRecords, entries.count)
-        // Written with the head for `limit` records, which is what almost every package holds; when the byte
-        // limit ends it earlier, the head is replaced by that of the real count.
-        let expected = frame(packageId: packageId, createdAt: createdAt, count: limit)
-        // Entries by index throughout: a for-in (or a closure over them) copies each entry, a retain and a release
-        // of its five references, 1.2 M times per million records on the pre-builder, the push's busiest thread.
-        var stored = 0
-        for index in 0..<limit { stored += entries[index].storedBody.count }
-        var bytes: [UInt8] = []
-        bytes.reserveCapacity(min(maxBytes, 64 * 1024 + stored * 3))
-        bytes.append(contentsOf: expected.head.utf8)   // ends with the LF that starts the Body's content
-        var scratch: [UInt8] = []
-        scratch.reserveCapacity(4096)
-        var taken = 0
-        for index in 0..<limit {
+        var composer = DirectComposer(builder: self, n: n, now: now, expectedCount: min(maxRecords, entries.count))
+        // Entries by index: a for-in (or a closure over them) copies each entry, a retain and a release of its
+        // five references.
+        for index in 0..<min(maxRecords, entries.count) {
+            let added = entries[index].storedBody.withUnsafeBufferPointer {
+                composer.add(seq: entries[index].seq, type: entries[index].type, rev: entries[index].rev,
+                             deleted: entries[index].deleted, storedBody: $0)
+            }
+            if added == .damaged { return nil }
+            if added == .full { break }
+        }
+        return try composer.finish()
+    }
+
+    /// `buildDirect` of the journal entries after `after` (of `types` only, when given), read from `journal`
+    /// without an entry or a copy of a body per record: the uplink's path (its pre-builder's, and its own when
+    /// that has nothing for it). Nil in the same cases as `buildDirect`, and when the journal cannot be read.
+    public func buildDirect(n: Int64, from journal: Journal, after: Int64, types: [String]?, now: Date) throws(PackageBuildError) -> BuiltPackage? {
+        guard !verify else { return nil }
+        var composer = DirectComposer(builder: self, n: n, now: now, expectedCount: maxRecords)
+        var damaged = false
+        do {
+            try journal.forEachEntry(after: after, limit: maxRecords, types: types) { entry in
+                switch composer.add(seq: entry.seq, type: entry.type, rev: entry.rev, deleted: entry.deleted, storedBody: entry.storedBody) {
+                case .added: return true
+                case .full: return false
+                case .damaged:
+                    damaged = true
+                    return false
+                }
+            }
+        } catch {
+            return nil
+        }
+        return damaged ? nil : try composer.finish()
+    }
+
+    /// Writes records one after the other into a request, within the record and byte limits.
+    struct DirectComposer {
+        enum Added { case added, full, damaged }
+
+        private let builder: PackageBuilder
+        private let packageId: String
+        private let n: Int64
+        private let createdAt: String
+        private let headCount: Int
+        private let expectedCount: Int
+        private var budget: Int
+        private var bytes: [UInt8] = []
+        private var seqs: [Int64] = []
+
+        /// `expectedCount`: the records the head is first written for (a package with another count gets its
+        /// head replaced at the end).
+        init(builder: PackageBuilder, n: Int64, now: Date, expectedCount: Int) {
+            self.builder = builder
+            self.n = n
+            packageId = "\(builder.sender)-\(n)"
+            createdAt = beijingTimestamp(now)
+            self.expectedCount = expectedCount
+            // The byte budget as `select` reckons it: with the widest RecordCount.
+            let widest = builder.frame(packageId: packageId, createdAt: createdAt, count: builder.maxRecords)
+            budget = builder.maxBytes - widest.head.utf8.count - widest.tail.utf8.count
+            let head = builder.frame(packageId: packageId, createdAt: createdAt, count: expectedCount).head
+            headCount = head.utf8.count
+            // A typical package is well under 1 MiB; a larger one grows the array a few times.
+            bytes.reserveCapacity(min(builder.maxBytes + 4096, 1 << 20))
+            bytes.append(contentsOf: head.utf8)   // ends with the LF that starts the Body's content
+            seqs.reserveCapacity(expectedCount)
+        }
+
+        /// Writes one record when it fits; `.full` (nothing written) when it does not, `.damaged` when its stored
+        /// body does not decode whole or is not a `<type>` element.
+        mutating func add(seq: Int64, type: String, rev: Int64, deleted: Bool, storedBody: UnsafeBufferPointer<UInt8>) -> Added {
+            guard seqs.count < builder.maxRecords else { return .full }
             let start = bytes.count
-            guard Self.appendCanonicalRecord(entries[index], scratch: &scratch, to: &bytes) else { return nil }
+            guard PackageBuilder.appendCanonicalRecord(type: type, rev: rev, deleted: deleted, storedBody: storedBody, to: &bytes) else {
+                return .damaged
+            }
             bytes.append(10)
             let size = bytes.count - start
-            if size > budget {
+            guard size <= budget else {
                 bytes.removeSubrange(start...)
-                break
+                return .full
             }
             budget -= size
-            taken += 1
+            seqs.append(seq)
+            return .added
         }
-        guard taken > 0 else { return nil }
-        let headCount: Int
-        if taken == limit {
-            headCount = expected.head.utf8.count
-        } else {
-            let head = frame(packageId: packageId, createdAt: createdAt, count: taken).head
-            bytes.replaceSubrange(0..<expected.head.utf8.count, with: head.utf8)
-            headCount = head.utf8.count
+
+        /// The package of the records added, digested (nil when none was).
+        mutating func finish() throws(PackageBuildError) -> BuiltPackage? {
+            guard !seqs.isEmpty else { return nil }
+            var contentStart = headCount - 1   // the LF after <pui:Body>
+            if seqs.count != expectedCount {
+                let head = builder.frame(packageId: packageId, createdAt: createdAt, count: seqs.count).head
+                bytes.replaceSubrange(0..<headCount, with: head.utf8)
+                contentStart = head.utf8.count - 1
+            }
+            let contentEnd = bytes.count
+            bytes.append(contentsOf: builder.frame(packageId: packageId, createdAt: createdAt, count: seqs.count).tail.utf8)
+            let digest = PackageBuilder.bodyDigest(bytes[contentStart..<contentEnd])
+            try PackageBuilder.placeDigest(digest, in: &bytes, packageId: packageId)
+            return BuiltPackage(packageId: packageId, n: n, request: bytes, digest: digest, memberSeqs: seqs, heldBack: [])
         }
-        let contentStart = headCount - 1   // the LF after <pui:Body>
-        let contentEnd = bytes.count
-        bytes.append(contentsOf: expected.tail.utf8)
-        let digest = Self.bodyDigest(bytes[contentStart..<contentEnd])
-        try Self.placeDigest(digest, in: &bytes, packageId: packageId)
-        var members: [PackageMember] = []
-        members.reserveCapacity(taken)
-        for index in 0..<taken { members.append(Self.member(entries[index], index + 1)) }
-        return BuiltPackage(packageId: packageId, n: n, request: bytes, digest: digest, members: members, heldBack: [])
     }
 
     /// SM3 of the canonical form of a Body whose content (between its tags) is already canonical.

@@ -64,7 +64,7 @@ final class PackagePrebuilder: @unchecked Sendable {
             return
         }
         let result = build(n: job.n, after: job.after)
-        let successor = result.flatMap { $0.package.members.last?.seq }.map { Job(n: job.n + 1, after: $0, successorWanted: false) }
+        let successor = result.flatMap { $0.package.memberSeqs.last }.map { Job(n: job.n + 1, after: $0, successorWanted: false) }
         // Queued, not called: each job's frame (and the package it holds) ends before the next one runs.
         if job.finish(result, successor: successor), let successor {
             queue.async { [self] in run(successor) }
@@ -85,11 +85,10 @@ final class PackagePrebuilder: @unchecked Sendable {
                 }
             }
         }
-        guard let journal,
-              let entries = try? journal.entries(after: after, limit: builder.maxRecords, types: types),
-              !entries.isEmpty else { return nil }
         // Nil from the one-pass path (a record to hold back): the uplink's synchronous path handles it.
-        guard let built = try? builder.buildDirect(n: n, entries: entries, now: now()) else { return nil }
+        guard let journal, let built = try? builder.buildDirect(n: n, from: journal, after: after, types: types, now: now()) else {
+            return nil
+        }
         return UplinkStore.FixAhead(package: built, after: after)
     }
 

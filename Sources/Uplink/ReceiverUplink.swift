@@ -221,17 +221,17 @@ public final class ReceiverUplink {
                 logger.warning("record \(held.member.type) \(held.member.key.replacingOccurrences(of: "\u{1F}", with: " / ")) rev \(held.member.rev) held back: \(held.message)")
             }
             try store.fix(receiver: settings.name, packageId: built.packageId, n: built.n, digest: built.digest,
-                          request: built.request, members: built.members, heldBack: built.heldBack, now: now())
-            logger.debug("fixed \(built.packageId): \(built.members.count) records, \(built.request.count) bytes, SM3 \(built.digest)")
+                          request: built.request, memberSeqs: built.memberSeqs, heldBack: built.heldBack, now: now())
+            logger.debug("fixed \(built.packageId): \(built.memberSeqs.count) records, \(built.request.count) bytes, SM3 \(built.digest)")
             return stored(built)
         }
     }
 
     /// The package just fixed, as `store.package` would read it back (without reading its bytes back).
     private func stored(_ built: BuiltPackage) -> StoredPackage {
-        StoredPackage(receiver: settings.name, packageId: built.packageId, n: built.n, firstSeq: built.members.first?.seq ?? 0,
-                      lastSeq: max(built.members.last?.seq ?? 0, built.heldBack.map(\.member.seq).max() ?? 0),
-                      recordCount: built.members.count, digest: built.digest, request: built.request, state: .pending,
+        StoredPackage(receiver: settings.name, packageId: built.packageId, n: built.n, firstSeq: built.memberSeqs.first ?? 0,
+                      lastSeq: max(built.memberSeqs.last ?? 0, built.heldBack.map(\.member.seq).max() ?? 0),
+                      recordCount: built.memberSeqs.count, digest: built.digest, request: built.request, state: .pending,
                       attempts: 0, nextAttemptAt: nil, lastError: nil, createdAt: now())
     }
 
@@ -273,8 +273,8 @@ public final class ReceiverUplink {
                 continue
             }
             try store.fix(receiver: settings.name, packageId: built.packageId, n: built.n, digest: built.digest,
-                          request: built.request, members: built.members, heldBack: built.heldBack, dequeue: dequeue, now: now())
-            logger.info("fixed \(built.packageId): \(built.members.count) record(s) resent from dead letters")
+                          request: built.request, memberSeqs: built.memberSeqs, heldBack: built.heldBack, dequeue: dequeue, now: now())
+            logger.info("fixed \(built.packageId): \(built.memberSeqs.count) record(s) resent from dead letters")
             return stored(built)
         }
     }
@@ -401,7 +401,7 @@ public final class ReceiverUplink {
             job?.abandon()
             ahead = buildAhead(n: n, after: after)
         }
-        if let ahead, let last = ahead.package.members.last?.seq {
+        if let ahead, let last = ahead.package.memberSeqs.last {
             // The cursor only moves forward, to this package's last seq once it is resolved.
             let next = max(last, cursor)
             if prebuilt, let job, let successor = job.successor, successor.n == n + 1, successor.after == next {
@@ -419,11 +419,11 @@ public final class ReceiverUplink {
 
     /// Package number `n` from the journal entries after `after`, built (not fixed) on this thread.
     private func buildAhead(n: Int64, after: Int64) -> UplinkStore.FixAhead? {
-        guard let entries = try? journal.entries(after: after, limit: builder.maxRecords,
-                                                 types: settings.recordTypes.isEmpty ? nil : settings.recordTypes),
-              !entries.isEmpty else { return nil }
         // Nil from the one-pass path: a record to hold back (or `verify`), which the synchronous path handles.
-        guard let built = try? builder.buildDirect(n: n, entries: entries, now: now()) else { return nil }
+        guard let built = try? builder.buildDirect(n: n, from: journal, after: after,
+                                                   types: settings.recordTypes.isEmpty ? nil : settings.recordTypes, now: now()) else {
+            return nil
+        }
         return UplinkStore.FixAhead(package: built, after: after)
     }
 

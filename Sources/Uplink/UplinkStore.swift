@@ -308,13 +308,13 @@ public final class UplinkStore {
     /// Fixes a package in one transaction: consumes its number, stores its bytes and membership, and dead-letters
     /// records held back locally (not schema-valid). After this the bytes never change.
     public func fix(receiver: String, packageId: String, n: Int64, digest: String, request: [UInt8],
-                    members: [PackageMember], heldBack: [(member: PackageMember, code: String, field: String?, message: String)],
+                    memberSeqs: [Int64], heldBack: [(member: PackageMember, code: String, field: String?, message: String)],
                     dequeue: [Int64] = [], now: Date) throws(UplinkError) {
         try wrap("fix package \(packageId)") {
             try database.transaction {
                 try deleteQueued(dequeue)
                 try insertFixed(receiver: receiver, packageId: packageId, n: n, digest: digest, request: request,
-                                members: members, heldBack: heldBack, now: now)
+                                memberSeqs: memberSeqs, heldBack: heldBack, now: now)
             }
         }
     }
@@ -332,7 +332,7 @@ public final class UplinkStore {
     }
 
     private func insertFixed(receiver: String, packageId: String, n: Int64, digest: String, request: [UInt8],
-                             members: [PackageMember], heldBack: [(member: PackageMember, code: String, field: String?, message: String)],
+                             memberSeqs: [Int64], heldBack: [(member: PackageMember, code: String, field: String?, message: String)],
                              now: Date) throws {
         try database.prepare("""
             INSERT INTO uplink_sequences(receiver, last_n) VALUES (?1, ?2)
@@ -342,10 +342,10 @@ public final class UplinkStore {
             INSERT INTO uplink_packages(receiver, package_id, n, first_seq, last_seq, record_count, digest, request,
                                         state, created_at, member_seqs)
             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'pending', ?9, ?10)
-            """).run([.text(receiver), .text(packageId), .integer(n), .integer(members.first?.seq ?? 0),
-                      .integer(max(members.last?.seq ?? 0, heldBack.map(\.member.seq).max() ?? 0)),
-                      .integer(Int64(members.count)), .text(digest), .blob(request), .integer(Self.ms(now)),
-                      .blob(Self.encodeSeqs(members.sorted { $0.index < $1.index }.map(\.seq)))])
+            """).run([.text(receiver), .text(packageId), .integer(n), .integer(memberSeqs.first ?? 0),
+                      .integer(max(memberSeqs.last ?? 0, heldBack.map(\.member.seq).max() ?? 0)),
+                      .integer(Int64(memberSeqs.count)), .text(digest), .blob(request), .integer(Self.ms(now)),
+                      .blob(Self.encodeSeqs(memberSeqs))])
         for held in heldBack {
             try insertDeadLetter(receiver: receiver, packageId: nil, member: held.member, code: held.code,
                                  field: held.field, message: held.message, now: now)
@@ -368,7 +368,7 @@ public final class UplinkStore {
         guard ahead.package.n == lastN + 1, lastSeq == ahead.after, pending.isEmpty, queued.isEmpty else { return false }
         let built = ahead.package
         try insertFixed(receiver: receiver, packageId: built.packageId, n: built.n, digest: built.digest, request: built.request,
-                        members: built.members, heldBack: built.heldBack, now: now)
+                        memberSeqs: built.memberSeqs, heldBack: built.heldBack, now: now)
         return true
     }
 

@@ -1,6 +1,8 @@
 import Foundation
+import GatewayModel
 import Journal
 import SandboxReceiver
+import TestSupport
 import Testing
 @testable import Uplink
 
@@ -95,22 +97,22 @@ import Testing
         let fixedNow = Date(timeIntervalSince1970: 1_800_000_000)
         let (prebuilder, builder) = try sevenRecordsInPackagesOfTwo(environment, now: fixedNow)
         let first = prebuilder.start(n: 1, after: 0)
-        #expect(try #require(await first.result()).package.members.map(\.seq) == [1, 2])
+        #expect(try #require(await first.result()).package.memberSeqs == [1, 2])
         let second = try #require(first.successor, "a started job goes on with the package after it")
         #expect(second.n == 2 && second.after == 2)
-        #expect(try #require(await second.result()).package.members.map(\.seq) == [3, 4])
+        #expect(try #require(await second.result()).package.memberSeqs == [3, 4])
         #expect(!second.successorStarted, "not claimed: the chain stops here")
         prebuilder.claim(second)
         #expect(second.successorStarted)
         let third = try #require(second.successor)
         let built = try #require(await third.result())
-        #expect(third.n == 3 && third.after == 4 && built.package.members.map(\.seq) == [5, 6])
+        #expect(third.n == 3 && third.after == 4 && built.package.memberSeqs == [5, 6])
         let journal = try Journal(path: environment.journalPath, durable: false)
         let direct = try #require(try builder.buildDirect(n: 3, entries: try journal.entries(after: 4, limit: 2), now: fixedNow))
         #expect(built.package.request == direct.request && built.package.digest == direct.digest)
         prebuilder.claim(third)
         let fourth = try #require(third.successor)
-        #expect(try #require(await fourth.result()).package.members.map(\.seq) == [7])
+        #expect(try #require(await fourth.result()).package.memberSeqs == [7])
         prebuilder.claim(fourth)
         let fifth = try #require(fourth.successor)
         #expect(await fifth.result() == nil, "nothing after the last record")
@@ -160,5 +162,67 @@ import Testing
         #expect(server.receiver.packages() == Dictionary(uniqueKeysWithValues: packages.map { ($0.packageId, $0.digest) }))
         let accepted = server.receiver.acceptanceCounts()
         #expect(accepted.count == 19 && accepted.values.allSatisfy { $0 == 1 })
+    }
+
+    /// The pre-builder reads the journal without an entry or a body copy per record (`buildDirect(n:from:after:types:now:)`): for every
+    /// position, record and byte limit and type filter it gives the bytes and members `buildDirect` gives for the
+    /// entries `Journal.entries` reads, and like it gives way (nil) to the path that holds a record back when a
+    /// stored body is damaged or its root is not the record's type.
+    @Test func theJournalStreamingComposerGivesTheBytesOfBuildDirect() throws {
+        let environment = try TestEnvironment.make(certificates: false)
+        defer { environment.remove() }
+        let journal = try Journal(path: environment.journalPath, durable: false)
+        try journalTextRecords(journal, texts: builderTestTexts, rounds: 12)
+        _ = try journal.batch {
+            for index in 0..<30 {
+                _ = try journal.append(NormalizedRecord(type: "Step", key: "S\(index)", body: "<Step><CaseNo>S\(index)</CaseNo></Step>"),
+                                       source: "t", origin: nil, line: index)
+            }
+            // An attribute inside: declined by the compact form, stored as XML, sent like any other record.
+            _ = try journal.append(NormalizedRecord(type: "Application", key: "X2", body: "<Application><CaseNo kind=\"x\">X2</CaseNo></Application>"),
+                                   source: "t", origin: nil, line: 0)
+        }
+        let all = try journal.entries(after: 0, limit: .max)
+        #expect(all.contains { $0.deleted } && all.contains { $0.storedBody.first == 0x3C })
+        let now = Date(timeIntervalSince1970: 1_790_000_000)
+        var builder = PackageBuilder(sender: "410103", receiver: "410000", validator: try makeValidator())
+        var compared = 0
+        var endedEarly = 0
+        for maxRecords in [1, 7, 1000] {
+            for maxBytes in [1_400, 9_000, PUIWire.maxRequestBytes] {
+                builder.maxRecords = maxRecords
+                builder.maxBytes = maxBytes
+                for after in [Int64(0), 5, Int64(all.count - 40), Int64(all.count - 3)] {
+                    for types in [nil, ["Step"], ["Application"]] as [[String]?] {
+                        let entries = try journal.entries(after: after, limit: maxRecords, types: types)
+                        let direct = try builder.buildDirect(n: 9, entries: entries, now: now)
+                        let streamed = try builder.buildDirect(n: 9, from: journal, after: after, types: types, now: now)
+                        let sameBytes = streamed?.request == direct?.request   // a Bool: a failure does not print 8 MiB
+                        #expect(sameBytes, "maxRecords \(maxRecords), maxBytes \(maxBytes), after \(after), types \(types ?? [])")
+                        #expect(streamed?.memberSeqs == direct?.memberSeqs && streamed?.digest == direct?.digest)
+                        if let direct {
+                            compared += 1
+                            if direct.memberSeqs.count < entries.count { endedEarly += 1 }
+                        }
+                    }
+                }
+            }
+        }
+        #expect(compared > 60 && endedEarly > 3, "\(compared) packages compared, \(endedEarly) ended by the byte limit")
+        // A root that is not the record's type, then a damaged body: nil from both paths.
+        builder.maxRecords = 1000
+        builder.maxBytes = PUIWire.maxRequestBytes
+        _ = try journal.batch {
+            try journal.append(NormalizedRecord(type: "Application", key: "X1", body: "<Application a=\"1\"><CaseNo>X1</CaseNo></Application>"),
+                               source: "t", origin: nil, line: 0)
+        }
+        #expect(try builder.buildDirect(n: 1, from: journal, after: Int64(all.count - 2), types: nil, now: now) == nil)
+        #expect(try builder.buildDirect(n: 1, from: journal, after: Int64(all.count - 2), types: ["Step"], now: now) != nil,
+                "a filter that leaves the odd record out")
+        try rewriteStoredBody(path: environment.journalPath, seq: 3) { Array($0.dropLast(4)) }
+        let reopened = try Journal(path: environment.journalPath, durable: false)
+        #expect(try builder.buildDirect(n: 1, from: reopened, after: 0, types: nil, now: now) == nil)
+        #expect(try builder.buildDirect(n: 1, entries: try reopened.entries(after: 0), now: now) == nil)
+        #expect(try builder.buildDirect(n: 1, from: reopened, after: 3, types: ["Step"], now: now) != nil, "past the damaged body")
     }
 }

@@ -13,9 +13,13 @@ import Testing
 import Uplink
 import XMLSupport
 
+/// Text that a builder must write in canonical form: XML's special characters, line ends, tabs, non-ASCII
+/// (full-width, outside the BMP), empty, and long enough to end packages by their byte limit.
+let builderTestTexts = ["A&B <c> d>e", "say \"hi\" & 'bye'", "line\r\nbreak\ttab\rcr", "中文（全角）　空格 ∑ 𠀀", "", String(repeating: "长", count: 300)]
+
 /// Records T0… with each of `texts` as ItemName (`rounds` revisions of each), a record escaped the way records
 /// were before canonical escaping (journals of earlier versions), and a deletion of T0.
-private func journalTextRecords(_ journal: Journal, texts: [String], rounds: Int) throws {
+func journalTextRecords(_ journal: Journal, texts: [String], rounds: Int) throws {
     try journal.batch {
         for round in 0..<rounds {
             for (index, text) in texts.enumerated() {
@@ -52,7 +56,7 @@ private func journalTextRecords(_ journal: Journal, texts: [String], rounds: Int
         let candidates = builder.select(try journal.entries(after: 0), packageId: "410103-1")
         let built = try #require(try builder.build(n: 1, candidates: candidates, now: Date()))
         #expect(built.packageId == "410103-1")
-        #expect(built.members.count == 5)
+        #expect(built.memberSeqs.count == 5)
         let document = try XMLDocument(bytes: built.request, preserveWhitespace: true)
         #expect(try makeValidator().validate(document, element: "Package", namespace: puiNamespace).isEmpty)
         let canonical = try document.exclusiveCanonicalForm(ofElement: "Body", namespace: puiNamespace)
@@ -70,7 +74,7 @@ private func journalTextRecords(_ journal: Journal, texts: [String], rounds: Int
         let builder = PackageBuilder(sender: "410103", receiver: "410000", validator: try makeValidator())
         let candidates = builder.select(try journal.entries(after: 0), packageId: "410103-1")
         let built = try #require(try builder.build(n: 1, candidates: candidates, now: Date()))
-        #expect(built.members.map(\.seq) == [1, 3])
+        #expect(built.memberSeqs == [1, 3])
         #expect(built.heldBack.map(\.member.seq) == [2])
         #expect(built.heldBack.first?.code == "X100")
         let document = try XMLDocument(bytes: built.request, preserveWhitespace: true)
@@ -113,8 +117,7 @@ private func journalTextRecords(_ journal: Journal, texts: [String], rounds: Int
         let environment = try TestEnvironment.make(certificates: false)
         defer { environment.remove() }
         let journal = try Journal(path: environment.journalPath, durable: false)
-        let texts = ["A&B <c> d>e", "say \"hi\" & 'bye'", "line\r\nbreak\ttab\rcr", "中文（全角）　空格 ∑ 𠀀", "", String(repeating: "长", count: 300)]
-        try journalTextRecords(journal, texts: texts, rounds: 12)
+        try journalTextRecords(journal, texts: builderTestTexts, rounds: 12)
         _ = try journal.batch {
             // A body with attributes on its root: the compact form declines it, so it is stored as XML.
             _ = try journal.append(NormalizedRecord(type: "Application", key: "X1", body: "<Application a=\"1\"><CaseNo>X1</CaseNo></Application>"),
@@ -140,8 +143,8 @@ private func journalTextRecords(_ journal: Journal, texts: [String], rounds: Int
                     let sameBytes = direct?.request == reference?.request   // a Bool: a failure does not print 8 MiB
                     #expect(sameBytes, "maxRecords \(maxRecords), maxBytes \(maxBytes), from \(start)")
                     #expect(direct?.digest == reference?.digest)
-                    #expect(direct?.members == reference?.members)
-                    if let direct, direct.members.count < min(maxRecords, slice.count) { compared += 1 }
+                    #expect(direct?.memberSeqs == reference?.memberSeqs)
+                    if let direct, direct.memberSeqs.count < min(maxRecords, slice.count) { compared += 1 }
                 }
             }
         }
@@ -150,7 +153,7 @@ private func journalTextRecords(_ journal: Journal, texts: [String], rounds: Int
         builder.maxRecords = 1000
         builder.maxBytes = PUIWire.maxRequestBytes
         let whole = try #require(try builder.buildDirect(n: 1, entries: entries, now: now))
-        #expect(whole.members.count == entries.count)
+        #expect(whole.memberSeqs.count == entries.count)
         let document = try XMLDocument(bytes: whole.request, preserveWhitespace: true)
         #expect(Digest.sm3(try document.exclusiveCanonicalForm(ofElement: "Body", namespace: puiNamespace)).hexString == whole.digest)
         // A stored body that is not a `<Type>` element (`<Application a="1">`: no place for xmlns and rev):
@@ -159,7 +162,7 @@ private func journalTextRecords(_ journal: Journal, texts: [String], rounds: Int
         #expect(odd.first { $0.key == "X1" }?.storedBody.first == 0x3C)
         #expect(try builder.buildDirect(n: 1, entries: odd, now: now) == nil)
         let heldBack = try #require(try builder.build(n: 1, candidates: builder.select(odd, packageId: "410103-1"), now: now))
-        #expect(heldBack.members.map(\.key) == ["L1"] && heldBack.heldBack.map(\.member.key) == ["X1"])
+        #expect(heldBack.memberSeqs == odd.filter { $0.key == "L1" }.map(\.seq) && heldBack.heldBack.map(\.member.key) == ["X1"])
         #expect(heldBack.heldBack.first?.code == "X100" && heldBack.heldBack.first?.message.contains("not a <Application> element") == true)
         // A damaged stored body: nil, so that the uplink takes the path that holds it back.
         try rewriteStoredBody(path: environment.journalPath, seq: 3) { Array($0.dropLast(4)) }
@@ -184,10 +187,10 @@ private func journalTextRecords(_ journal: Journal, texts: [String], rounds: Int
         var builder = PackageBuilder(sender: "410103", receiver: "410000", validator: try makeValidator())
         let entries = try journal.entries(after: 0)
         let fast = try #require(try builder.build(n: 1, candidates: builder.select(entries, packageId: "410103-1"), now: Date()))
-        #expect(fast.members.count == 3 && fast.heldBack.isEmpty)
+        #expect(fast.memberSeqs.count == 3 && fast.heldBack.isEmpty)
         builder.verify = true
         let verified = try #require(try builder.build(n: 1, candidates: builder.select(entries, packageId: "410103-1"), now: Date()))
-        #expect(verified.members.map(\.key) == entries.prefix(2).map(\.key))
+        #expect(verified.memberSeqs == entries.prefix(2).map(\.seq))
         #expect(verified.heldBack.map(\.member.key) == ["BAD"])
         #expect(verified.heldBack.first?.code == "X100")
         let document = try XMLDocument(bytes: verified.request, preserveWhitespace: true)
