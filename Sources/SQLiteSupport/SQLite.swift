@@ -129,6 +129,29 @@ public final class SQLiteDatabase {
         try SQLiteStatement(database: self, sql: sql)
     }
 
+    /// Statements `query` and `run` prepared before, by their SQL: an uplink step asks a dozen small questions
+    /// per package, and compiling each one anew was a few percent of a push's CPU on its critical thread.
+    /// Only these two use it, and each runs its statement to the end before it returns, so a cached statement
+    /// is never in use twice. At most `statementCacheLimit`; SQL with values written into it would otherwise
+    /// grow it without end.
+    private var statementCache: [String: SQLiteStatement] = [:]
+    private static let statementCacheLimit = 64
+
+    private func cachedStatement(_ sql: String) throws(SQLiteError) -> SQLiteStatement {
+        if let statement = statementCache[sql] { return statement }
+        let statement = try prepare(sql)
+        if statementCache.count >= Self.statementCacheLimit { statementCache.removeAll() }
+        statementCache[sql] = statement
+        return statement
+    }
+
+    /// Runs one statement with `values` bound to its parameters, ignoring rows; prepared once per connection.
+    public func run(_ sql: String, _ values: [SQLiteValue] = []) throws(SQLiteError) {
+        let statement = try cachedStatement(sql)
+        defer { statement.reset() }   // drops the bound values (a package's bytes) until the next use
+        try statement.run(values)
+    }
+
     /// Whether a transaction is open on this connection (SQLite is not in autocommit mode).
     public var inTransaction: Bool { sqlite3_get_autocommit(handle) == 0 }
 
@@ -196,7 +219,9 @@ public final class SQLiteDatabase {
 
     /// Convenience: all rows of a query as arrays of values.
     public func query(_ sql: String, _ bindings: [SQLiteValue] = []) throws(SQLiteError) -> [[SQLiteValue]] {
-        let statement = try prepare(sql)
+        let statement = try cachedStatement(sql)
+        // Reset at once, also after an error: a statement left on a row would keep its read transaction open.
+        defer { statement.reset() }
         try statement.bind(bindings)
         var rows: [[SQLiteValue]] = []
         while try statement.step() {
@@ -211,17 +236,26 @@ public final class SQLiteDatabase {
 
 /// A prepared statement, reused across executions (reset happens on bind).
 public final class SQLiteStatement {
-    private let database: SQLiteDatabase
+    /// Its connection, for error messages. Not the `SQLiteDatabase`: that one keeps its `query` statements, and a
+    /// reference back would keep both alive for ever. sqlite3_close_v2 leaves the connection open until its last
+    /// statement is finalized, so a statement outliving its `SQLiteDatabase` still works.
+    private let connection: OpaquePointer?
+    private let path: String
     private var handle: OpaquePointer?
     public let sql: String
 
     fileprivate init(database: SQLiteDatabase, sql: String) throws(SQLiteError) {
-        self.database = database
+        connection = database.handle
+        path = database.path
         self.sql = sql
         var statement: OpaquePointer?
         let rc = sqlite3_prepare_v3(database.handle, sql, -1, UInt32(SQLITE_PREPARE_PERSISTENT), &statement, nil)
-        guard rc == SQLITE_OK else { throw database.error(rc, sql: sql) }
+        guard rc == SQLITE_OK else { throw error(rc) }
         handle = statement
+    }
+
+    private func error(_ rc: Int32) -> SQLiteError {
+        SQLiteError(code: rc, message: String(cString: sqlite3_errmsg(connection)), sql: sql, systemError: systemError(rc, connection), path: path)
     }
 
     deinit { sqlite3_finalize(handle) }
@@ -251,23 +285,23 @@ public final class SQLiteStatement {
         case .blob(let v):
             rc = v.withUnsafeBytes { sqlite3_bind_blob(handle, index, $0.baseAddress, Int32($0.count), Self.transient) }
         }
-        guard rc == SQLITE_OK else { throw database.error(rc, sql: sql) }
+        guard rc == SQLITE_OK else { throw error(rc) }
     }
 
     // Hot path helpers that avoid building SQLiteValue enums.
     public func bind(int value: Int64, at index: Int32) throws(SQLiteError) {
         let rc = sqlite3_bind_int64(handle, index, value)
-        guard rc == SQLITE_OK else { throw database.error(rc, sql: sql) }
+        guard rc == SQLITE_OK else { throw error(rc) }
     }
 
     public func bind(text value: String, at index: Int32) throws(SQLiteError) {
         let rc = bindText(value, at: index)
-        guard rc == SQLITE_OK else { throw database.error(rc, sql: sql) }
+        guard rc == SQLITE_OK else { throw error(rc) }
     }
 
     public func bind(bytes value: UnsafeRawBufferPointer, at index: Int32) throws(SQLiteError) {
         let rc = sqlite3_bind_blob(handle, index, value.baseAddress, Int32(value.count), Self.transient)
-        guard rc == SQLITE_OK else { throw database.error(rc, sql: sql) }
+        guard rc == SQLITE_OK else { throw error(rc) }
     }
 
     private func bindText(_ value: String, at index: Int32) -> Int32 {
@@ -284,7 +318,7 @@ public final class SQLiteStatement {
         let rc = sqlite3_step(handle)
         if rc == SQLITE_ROW { return true }
         if rc == SQLITE_DONE { return false }
-        throw database.error(rc, sql: sql)
+        throw error(rc)
     }
 
     /// Runs a statement that returns no rows (or ignores them) and resets it.

@@ -289,10 +289,10 @@ public final class UplinkStore {
     public func raiseSequence(receiver: String, nextAtLeast first: Int64) throws(UplinkError) {
         try wrap("raise sequence") {
             try database.transaction {
-                try database.prepare("""
+                try database.run("""
                     INSERT INTO uplink_sequences(receiver, last_n) VALUES (?1, ?2)
                     ON CONFLICT(receiver) DO UPDATE SET last_n = max(last_n, excluded.last_n)
-                    """).run([.text(receiver), .integer(first - 1)])
+                    """, [.text(receiver), .integer(first - 1)])
             }
         }
     }
@@ -334,15 +334,15 @@ public final class UplinkStore {
     private func insertFixed(receiver: String, packageId: String, n: Int64, digest: String, request: [UInt8],
                              memberSeqs: [Int64], heldBack: [(member: PackageMember, code: String, field: String?, message: String)],
                              now: Date) throws {
-        try database.prepare("""
+        try database.run("""
             INSERT INTO uplink_sequences(receiver, last_n) VALUES (?1, ?2)
             ON CONFLICT(receiver) DO UPDATE SET last_n = max(last_n, excluded.last_n)
-            """).run([.text(receiver), .integer(n)])
-        try database.prepare("""
+            """, [.text(receiver), .integer(n)])
+        try database.run("""
             INSERT INTO uplink_packages(receiver, package_id, n, first_seq, last_seq, record_count, digest, request,
                                         state, created_at, member_seqs)
             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'pending', ?9, ?10)
-            """).run([.text(receiver), .text(packageId), .integer(n), .integer(memberSeqs.first ?? 0),
+            """, [.text(receiver), .text(packageId), .integer(n), .integer(memberSeqs.first ?? 0),
                       .integer(max(memberSeqs.last ?? 0, heldBack.map(\.member.seq).max() ?? 0)),
                       .integer(Int64(memberSeqs.count)), .text(digest), .blob(request), .integer(Self.ms(now)),
                       .blob(Self.encodeSeqs(memberSeqs))])
@@ -388,10 +388,10 @@ public final class UplinkStore {
 
     private func insertDeadLetter(receiver: String, packageId: String?, member: PackageMember, code: String, field: String?,
                                   message: String, now: Date) throws {
-        try database.prepare("""
+        try database.run("""
             INSERT INTO uplink_dead_letters(receiver, package_id, idx, seq, type, key, rev, code, field, message, created_at)
             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
-            """).run([.text(receiver), packageId.map(SQLiteValue.text) ?? .null,
+            """, [.text(receiver), packageId.map(SQLiteValue.text) ?? .null,
                       packageId == nil ? .null : .integer(Int64(member.index)), .integer(member.seq), .text(member.type),
                       .text(member.key), .integer(member.rev), .text(code), field.map(SQLiteValue.text) ?? .null,
                       .text(message), .integer(Self.ms(now))])
@@ -420,11 +420,11 @@ public final class UplinkStore {
             let needsMembers = try !receipt.rejected.isEmpty || hasOpenDeadLetters(receiver: receiver)
             let members = needsMembers ? try members(receiver: receiver, packageId: package.packageId) : []
             return try database.transaction { () throws -> Bool in
-                try database.prepare("""
+                try database.run("""
                     UPDATE uplink_packages SET state = 'receipted', accepted = ?3, duplicates = ?4, rejected = ?5,
                         resolved_at = ?6, request = x'', last_error = NULL, next_attempt_at = NULL
                     WHERE receiver = ?1 AND package_id = ?2
-                    """).run([.text(receiver), .text(package.packageId), .integer(Int64(receipt.accepted)),
+                    """, [.text(receiver), .text(package.packageId), .integer(Int64(receipt.accepted)),
                               .integer(Int64(receipt.duplicates)), .integer(Int64(receipt.rejected.count)), .integer(Self.ms(now))])
                 var rejectedIndexes = Set<Int>()
                 for rejection in receipt.rejected {
@@ -433,13 +433,11 @@ public final class UplinkStore {
                     try insertDeadLetter(receiver: receiver, packageId: package.packageId, member: member, code: rejection.code,
                                          field: rejection.field, message: rejection.message, now: now)
                 }
-                let supersede = try database.prepare("""
-                    UPDATE uplink_dead_letters SET state = 'superseded', resolved_at = ?5
-                    WHERE receiver = ?1 AND type = ?2 AND key = ?3 AND rev < ?4 AND state = 'open'
-                    """)
                 for member in members where !rejectedIndexes.contains(member.index) {
-                    supersede.reset()
-                    try supersede.run([.text(receiver), .text(member.type), .text(member.key), .integer(member.rev), .integer(Self.ms(now))])
+                    try database.run("""
+                        UPDATE uplink_dead_letters SET state = 'superseded', resolved_at = ?5
+                        WHERE receiver = ?1 AND type = ?2 AND key = ?3 AND rev < ?4 AND state = 'open'
+                        """, [.text(receiver), .text(member.type), .text(member.key), .integer(member.rev), .integer(Self.ms(now))])
                 }
                 try record(resolution, lastSeq: package.lastSeq, receiver: receiver, now: now)
                 return try fixAheadIfStillNext(ahead, receiver: receiver, consumer: resolution?.consumer, now: now)
@@ -454,11 +452,11 @@ public final class UplinkStore {
             let members = try members(receiver: receiver, packageId: package.packageId)
             let code = fault.code ?? "SOAP-\(fault.faultCode)"
             try database.transaction {
-                try database.prepare("""
+                try database.run("""
                     UPDATE uplink_packages SET state = 'refused', fault_code = ?3, last_error = ?4, resolved_at = ?5,
                         request = x'', next_attempt_at = NULL
                     WHERE receiver = ?1 AND package_id = ?2
-                    """).run([.text(receiver), .text(package.packageId), .text(code), .text(fault.message), .integer(Self.ms(now))])
+                    """, [.text(receiver), .text(package.packageId), .text(code), .text(fault.message), .integer(Self.ms(now))])
                 for member in members {
                     try insertDeadLetter(receiver: receiver, packageId: package.packageId, member: member, code: code,
                                          field: nil, message: "package refused: \(fault.message)", now: now)
@@ -470,17 +468,17 @@ public final class UplinkStore {
 
     private func record(_ resolution: Resolution?, lastSeq: Int64, receiver: String, now: Date) throws {
         guard let resolution else { return }
-        try database.prepare(Journal.advanceCursorSQL).run([.text(resolution.consumer), .integer(lastSeq), .integer(Self.ms(now))])
+        try database.run(Journal.advanceCursorSQL, [.text(resolution.consumer), .integer(lastSeq), .integer(Self.ms(now))])
         try writeReceiverState(receiver, resolution.state, now: now)
     }
 
     /// Records a failed attempt and when the next one is due.
     public func recordAttemptFailure(receiver: String, packageId: String, error: String, nextAttempt: Date, now: Date) throws(UplinkError) {
         try wrap("record attempt") {
-            try database.prepare("""
+            try database.run("""
                 UPDATE uplink_packages SET attempts = attempts + 1, last_attempt_at = ?3, next_attempt_at = ?4, last_error = ?5
                 WHERE receiver = ?1 AND package_id = ?2
-                """).run([.text(receiver), .text(packageId), .integer(Self.ms(now)), .integer(Self.ms(nextAttempt)), .text(error)])
+                """, [.text(receiver), .text(packageId), .integer(Self.ms(now)), .integer(Self.ms(nextAttempt)), .text(error)])
         }
     }
 
@@ -547,13 +545,13 @@ public final class UplinkStore {
             var queued = 0
             try database.transaction {
                 // A record already waiting in the queue is not queued twice.
-                try database.prepare("""
+                try database.run("""
                     INSERT INTO uplink_resend(receiver, seq, dead_letter, queued_at)
                     SELECT d.receiver, d.seq, min(d.id), ?1 FROM uplink_dead_letters d
                     WHERE \(selection)
                       AND NOT EXISTS (SELECT 1 FROM uplink_resend r WHERE r.receiver = d.receiver AND r.seq = d.seq)
                     GROUP BY d.receiver, d.seq ORDER BY d.seq
-                    """).run(bindings)
+                    """, bindings)
                 try database.prepare("UPDATE uplink_dead_letters AS d SET state = 'resent', resolved_at = ?1 WHERE " + selection)
                     .run(bindings)
                 queued = database.changes
@@ -607,7 +605,7 @@ public final class UplinkStore {
     }
 
     private func writeReceiverState(_ receiver: String, _ state: ReceiverState, now: Date) throws {
-            try database.prepare("""
+            try database.run("""
                 INSERT INTO uplink_receivers(receiver, state, failing_since, consecutive_failures, last_error, last_success_at,
                                              next_retry_at, updated_at)
                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
@@ -615,7 +613,7 @@ public final class UplinkStore {
                     consecutive_failures = excluded.consecutive_failures, last_error = excluded.last_error,
                     last_success_at = excluded.last_success_at, next_retry_at = excluded.next_retry_at,
                     updated_at = excluded.updated_at
-                """).run([.text(receiver), .text(state.kind.rawValue), state.failingSince.map { .integer(Self.ms($0)) } ?? .null,
+                """, [.text(receiver), .text(state.kind.rawValue), state.failingSince.map { .integer(Self.ms($0)) } ?? .null,
                           .integer(Int64(state.consecutiveFailures)), state.lastError.map(SQLiteValue.text) ?? .null,
                           state.lastSuccessAt.map { .integer(Self.ms($0)) } ?? .null,
                           state.nextRetryAt.map { .integer(Self.ms($0)) } ?? .null, .integer(Self.ms(now))])
