@@ -168,7 +168,7 @@ public final class Journal {
     /// `StoredBody.elementNames` needs a new version too, so that an older esgate refuses codes it cannot read.
     /// 4: records are stored in chunks (`record_chunks`, see RecordChunks.swift) instead of a `records` row each;
     /// older journals are converted when opened.
-    public static let schemaVersion = 4
+    public static let schemaVersion = 5
 
     /// Page size of a new journal file. Under WAL every page is written twice (log, then checkpoint) with a
     /// system call per page and frame; 16 KiB pages cut the writer's CPU of a 1M-row ingest by ≈9% against
@@ -264,6 +264,10 @@ public final class Journal {
             // Version 2 → 3 converts nothing (XML bodies stay readable; the number makes an esgate of version 2
             // refuse compact bodies); 3 → 4 moves the records into chunks.
             try migrateRecordsToChunks()
+        } else if version == 4 {
+            // 4 → 5 converts nothing either: the uplink's packages fixed from now on keep their envelope only
+            // (UplinkStore schema 3), and an esgate of version 4 would send that envelope without its records.
+            try database.execute("UPDATE meta SET value = '\(Self.schemaVersion)' WHERE key = 'schema_version'")
         }
         // Earlier versions created the tables one statement at a time: a connection opening the new journal at
         // the same moment (or a retry after BUSY) could find the meta table and stop there, without the tables

@@ -13,6 +13,9 @@ public struct BuiltPackage: Sendable {
     /// The journal seqs of its records, in Body order (record i of the Body is `memberSeqs[i - 1]`): what the
     /// store keeps of its membership; type, key and revision are the journal's.
     public let memberSeqs: [Int64]
+    /// Where the records lie in `request` (each one's element and the LF after it): what the store leaves out,
+    /// since the journal holds them (`envelope`, `PackageBuilder.records`).
+    public let records: Range<Int>
     /// Candidates the schema refused (held back locally with code X100, never sent).
     public internal(set) var heldBack: [(member: PackageMember, code: String, field: String?, message: String)]
 }
@@ -228,7 +231,7 @@ public struct PackageBuilder {
         let digest = Self.bodyDigest(bytes[contentStart..<contentEnd])
         try Self.placeDigest(digest, in: &bytes, packageId: packageId)
         return BuiltPackage(packageId: packageId, n: n, request: bytes, digest: digest, memberSeqs: candidates.map(\.entry.seq),
-                            heldBack: [])
+                            records: contentStart + 1..<contentEnd, heldBack: [])
     }
 
     /// `select` and `build` in one pass, for the uplink's hot path: each record is written straight into the
@@ -340,8 +343,45 @@ public struct PackageBuilder {
             bytes.append(contentsOf: builder.frame(packageId: packageId, createdAt: createdAt, count: seqs.count).tail.utf8)
             let digest = PackageBuilder.bodyDigest(bytes[contentStart..<contentEnd])
             try PackageBuilder.placeDigest(digest, in: &bytes, packageId: packageId)
-            return BuiltPackage(packageId: packageId, n: n, request: bytes, digest: digest, memberSeqs: seqs, heldBack: [])
+            return BuiltPackage(packageId: packageId, n: n, request: bytes, digest: digest, memberSeqs: seqs,
+                                records: contentStart + 1..<contentEnd, heldBack: [])
         }
+    }
+
+    /// The request without its records: what the store keeps of a package until it is resolved. The records
+    /// are the journal's, which never changes a record it holds; `request(envelope:recordsAt:digest:entries:)`
+    /// puts them back.
+    public static func envelope(of built: BuiltPackage) -> [UInt8] {
+        Array(built.request[..<built.records.lowerBound]) + built.request[built.records.upperBound...]
+    }
+
+    /// The request a stored envelope was cut from: the records of `entries` (the package's members, in Body
+    /// order) written back at `recordsAt` as the builders write them, and checked against the digest fixed with
+    /// the package, so that a resend is the very bytes of the first send or nothing. The reason when they cannot
+    /// be put back that way (a member missing from the journal, a damaged stored body, another digest).
+    public static func request(envelope: [UInt8], recordsAt offset: Int, digest: String,
+                               entries: [JournalEntry]) -> Result<[UInt8], PackageBuildError> {
+        guard offset > 0, offset <= envelope.count else {
+            return .failure(PackageBuildError(message: "the stored envelope has no place for records at byte \(offset)"))
+        }
+        var request = Array(envelope[..<offset])
+        request.reserveCapacity(envelope.count + entries.reduce(0) { $0 + $1.storedBody.count * 3 })
+        for entry in entries {
+            let written = entry.storedBody.withUnsafeBufferPointer {
+                appendCanonicalRecord(type: entry.type, rev: entry.rev, deleted: entry.deleted, storedBody: $0, to: &request)
+            }
+            guard written else {
+                return .failure(PackageBuildError(message: "the stored body of record seq \(entry.seq) (\(entry.type)) does not decode whole"))
+            }
+            request.append(10)
+        }
+        let recordsEnd = request.count
+        request.append(contentsOf: envelope[offset...])
+        // The Body's content starts with the LF before the first record, the last byte of the envelope's head.
+        guard bodyDigest(request[(offset - 1)..<recordsEnd]) == digest else {
+            return .failure(PackageBuildError(message: "the records read back from the journal do not give the package's digest \(digest)"))
+        }
+        return .success(request)
     }
 
     /// SM3 of the canonical form of a Body whose content (between its tags) is already canonical.

@@ -181,7 +181,9 @@ public final class ReceiverUplink {
             self.fixedAhead = nil
             return fixedAhead
         }
-        if let pending = try store.pendingPackage(receiver: settings.name) { return pending }
+        while let pending = try store.pendingPackage(receiver: settings.name) {
+            if let whole = try withRecords(pending) { return whole }
+        }
         if let resend = try resendPackage() { return resend }
         let cursor = try journalCall("read cursor") { () throws(JournalError) in try journal.cursor(settings.consumer) }
         var start = max(cursor, try store.lastPackagedSeq(receiver: settings.name))
@@ -220,10 +222,33 @@ public final class ReceiverUplink {
             for held in built.heldBack {
                 logger.warning("record \(held.member.type) \(held.member.key.replacingOccurrences(of: "\u{1F}", with: " / ")) rev \(held.member.rev) held back: \(held.message)")
             }
-            try store.fix(receiver: settings.name, packageId: built.packageId, n: built.n, digest: built.digest,
-                          request: built.request, memberSeqs: built.memberSeqs, heldBack: built.heldBack, now: now())
+            try store.fix(receiver: settings.name, built, now: now())
             logger.debug("fixed \(built.packageId): \(built.memberSeqs.count) records, \(built.request.count) bytes, SM3 \(built.digest)")
             return stored(built)
+        }
+    }
+
+    /// A package read back from the store with its records put back from the journal (the store keeps its
+    /// envelope only: `UplinkStore.insertFixed`), byte for byte what its first attempt sent. Nil when they cannot
+    /// be put back so (the journal lost or damaged a record since): the package is then resolved locally with its
+    /// records as dead letters (X101), rather than sent with other bytes under its PackageId or retried for ever.
+    private func withRecords(_ package: StoredPackage) throws(UplinkError) -> StoredPackage? {
+        guard let offset = package.recordsAt else { return package }
+        let seqs = try store.memberSeqs(receiver: settings.name, packageId: package.packageId)
+        let entries = try journalCall("read journal") { () throws(JournalError) in try journal.entries(seqs: seqs) }
+        let rebuilt = entries.map(\.seq) == seqs
+            ? PackageBuilder.request(envelope: package.request, recordsAt: offset, digest: package.digest, entries: entries)
+            : .failure(PackageBuildError(message: "\(seqs.count - entries.count) of its \(seqs.count) records are no longer in the journal"))
+        switch rebuilt {
+        case .success(let request):
+            return package.with(request: request)
+        case .failure(let error):
+            let message = "\(package.packageId) cannot be sent again as it was fixed: \(error.message); its records are dead letters (X101), to be resent in a new package once the journal is sound"
+            logger.error(message)
+            let fault = PUIFault(faultCode: "Client", faultString: message, code: "X101", retryable: false, message: message)
+            try store.applyRefusal(receiver: settings.name, package: package, fault: fault, now: now(),
+                                   resolution: .init(consumer: settings.consumer, state: try store.receiverState(settings.name)))
+            return nil
         }
     }
 
@@ -272,8 +297,7 @@ public final class ReceiverUplink {
                 try store.holdBack(receiver: settings.name, records: held, dequeue: dequeue, now: now())
                 continue
             }
-            try store.fix(receiver: settings.name, packageId: built.packageId, n: built.n, digest: built.digest,
-                          request: built.request, memberSeqs: built.memberSeqs, heldBack: built.heldBack, dequeue: dequeue, now: now())
+            try store.fix(receiver: settings.name, built, dequeue: dequeue, now: now())
             logger.info("fixed \(built.packageId): \(built.memberSeqs.count) record(s) resent from dead letters")
             return stored(built)
         }

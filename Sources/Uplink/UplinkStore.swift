@@ -23,7 +23,8 @@ public struct StoredPackage: Sendable, Equatable {
     public let lastSeq: Int64
     public let recordCount: Int
     public let digest: String
-    /// The exact request body (SOAP envelope) sent on every attempt; emptied once the package is resolved.
+    /// The exact request body (SOAP envelope) sent on every attempt; emptied once the package is resolved. Read
+    /// from the store, the envelope without its records when `recordsAt` is set (see `UplinkStore.insertFixed`).
     public let request: [UInt8]
     public let state: State
     public let attempts: Int
@@ -32,6 +33,17 @@ public struct StoredPackage: Sendable, Equatable {
     public let createdAt: Date
     /// When it was last sent (nil before its first attempt).
     public var lastAttemptAt: Date? = nil
+    /// Where the records go back into `request`; nil when it is whole.
+    public var recordsAt: Int? = nil
+}
+
+extension StoredPackage {
+    /// The same package with `request` whole.
+    func with(request: [UInt8]) -> StoredPackage {
+        StoredPackage(receiver: receiver, packageId: packageId, n: n, firstSeq: firstSeq, lastSeq: lastSeq, recordCount: recordCount,
+                      digest: digest, request: request, state: state, attempts: attempts, nextAttemptAt: nextAttemptAt,
+                      lastError: lastError, createdAt: createdAt, lastAttemptAt: lastAttemptAt, recordsAt: nil)
+    }
 }
 
 /// One record of a package (its 1-based index in the Body and its journal identity).
@@ -82,7 +94,7 @@ public struct ReceiverState: Sendable, Equatable {
 /// operator put back in the receiver's queue, sent before the journal continues).
 public final class UplinkStore {
     let database: SQLiteDatabase
-    public static let schemaVersion = 2
+    public static let schemaVersion = 3
 
     public init(path: String) throws(UplinkError) {
         do {
@@ -143,14 +155,18 @@ public final class UplinkStore {
                 last_error TEXT, last_success_at INTEGER, next_retry_at INTEGER, updated_at INTEGER NOT NULL);
             """)
         // Version 2: membership as one blob per package instead of a row per record (a package costs one row);
-        // a store created by version 1 gets the column here.
+        // a store created by version 1 gets the column here. Version 3: a package fixed from now on keeps its
+        // envelope only, the records going back in at `records_at` (NULL: `request` is the whole request, as
+        // version 2 stored it). The journal's schema 5 makes an earlier esgate refuse the file, rather than send
+        // an envelope without its records.
         let columns = try database.query("PRAGMA table_info(uplink_packages)").compactMap { $0.count > 1 ? $0[1].textValue : nil }
         if !columns.contains("member_seqs") {
-            try database.execute("""
-                ALTER TABLE uplink_packages ADD COLUMN member_seqs BLOB;
-                UPDATE uplink_meta SET value = '\(schemaVersion)' WHERE key = 'schema_version';
-                """)
+            try database.execute("ALTER TABLE uplink_packages ADD COLUMN member_seqs BLOB")
         }
+        if !columns.contains("records_at") {
+            try database.execute("ALTER TABLE uplink_packages ADD COLUMN records_at INTEGER")
+        }
+        try database.execute("UPDATE uplink_meta SET value = '\(schemaVersion)' WHERE key = 'schema_version' AND value <> '\(schemaVersion)'")
     }
 
     /// Journal seqs as a blob: the first seq and then each difference to the previous one, as LEB128 varints
@@ -224,11 +240,11 @@ public final class UplinkStore {
 
     private static let packageColumns = """
         receiver, package_id, n, first_seq, last_seq, record_count, digest, request, state, attempts, next_attempt_at,
-        last_error, created_at, last_attempt_at
+        last_error, created_at, last_attempt_at, records_at
         """
 
     private static func package(_ row: [SQLiteValue]) -> StoredPackage? {
-        guard row.count >= 14, let n = row[2].intValue, let first = row[3].intValue, let last = row[4].intValue,
+        guard row.count >= 15, let n = row[2].intValue, let first = row[3].intValue, let last = row[4].intValue,
               let count = row[5].intValue, let state = row[8].textValue.flatMap(StoredPackage.State.init) else { return nil }
         var request: [UInt8] = []
         if case .blob(let bytes) = row[7] { request = bytes }
@@ -236,7 +252,7 @@ public final class UplinkStore {
                              lastSeq: last, recordCount: Int(count), digest: row[6].textValue ?? "", request: request,
                              state: state, attempts: Int(row[9].intValue ?? 0), nextAttemptAt: date(row[10]),
                              lastError: row[11].textValue, createdAt: date(row[12]) ?? Date(timeIntervalSince1970: 0),
-                             lastAttemptAt: date(row[13]))
+                             lastAttemptAt: date(row[13]), recordsAt: row[14].intValue.map { Int($0) })
     }
 
     /// The oldest unresolved package of the receiver (at most one is pending at a time).
@@ -259,6 +275,18 @@ public final class UplinkStore {
         try wrap("list packages") {
             try database.query("SELECT \(Self.packageColumns) FROM uplink_packages WHERE receiver = ?1 ORDER BY n",
                                [.text(receiver)]).compactMap(Self.package)
+        }
+    }
+
+    /// The journal seqs of a package's records in Body order, as stored when it was fixed (version 2 and later).
+    public func memberSeqs(receiver: String, packageId: String) throws(UplinkError) -> [Int64] {
+        try wrap("read package members") {
+            let row = try database.query("SELECT member_seqs FROM uplink_packages WHERE receiver = ?1 AND package_id = ?2",
+                                         [.text(receiver), .text(packageId)]).first
+            guard let row, case .blob(let blob) = row[0], let seqs = Self.decodeSeqs(blob) else {
+                throw UplinkError(operation: "read package members", underlying: "\(packageId): membership blob is missing or damaged")
+            }
+            return seqs
         }
     }
 
@@ -305,16 +333,13 @@ public final class UplinkStore {
         }
     }
 
-    /// Fixes a package in one transaction: consumes its number, stores its bytes and membership, and dead-letters
-    /// records held back locally (not schema-valid). After this the bytes never change.
-    public func fix(receiver: String, packageId: String, n: Int64, digest: String, request: [UInt8],
-                    memberSeqs: [Int64], heldBack: [(member: PackageMember, code: String, field: String?, message: String)],
-                    dequeue: [Int64] = [], now: Date) throws(UplinkError) {
-        try wrap("fix package \(packageId)") {
+    /// Fixes a package in one transaction: consumes its number, stores its envelope, digest and membership, and
+    /// dead-letters records held back locally (not schema-valid). After this the bytes never change.
+    public func fix(receiver: String, _ built: BuiltPackage, dequeue: [Int64] = [], now: Date) throws(UplinkError) {
+        try wrap("fix package \(built.packageId)") {
             try database.transaction {
                 try deleteQueued(dequeue)
-                try insertFixed(receiver: receiver, packageId: packageId, n: n, digest: digest, request: request,
-                                memberSeqs: memberSeqs, heldBack: heldBack, now: now)
+                try insertFixed(receiver: receiver, built, now: now)
             }
         }
     }
@@ -331,22 +356,25 @@ public final class UplinkStore {
         }
     }
 
-    private func insertFixed(receiver: String, packageId: String, n: Int64, digest: String, request: [UInt8],
-                             memberSeqs: [Int64], heldBack: [(member: PackageMember, code: String, field: String?, message: String)],
-                             now: Date) throws {
+    /// Stores the package without its records (`request` holds the envelope, `records_at` where they go): the
+    /// journal keeps them, and writing them again into SQLite was most of what a package cost the uplink's disk
+    /// and its commit (≈0.5 MB per package, twice with the checkpoint). A resend puts them back and checks the
+    /// digest (`PackageBuilder.request(envelope:recordsAt:digest:entries:)`).
+    private func insertFixed(receiver: String, _ built: BuiltPackage, now: Date) throws {
         try database.run("""
             INSERT INTO uplink_sequences(receiver, last_n) VALUES (?1, ?2)
             ON CONFLICT(receiver) DO UPDATE SET last_n = max(last_n, excluded.last_n)
-            """, [.text(receiver), .integer(n)])
+            """, [.text(receiver), .integer(built.n)])
+        let seqs = built.memberSeqs
         try database.run("""
             INSERT INTO uplink_packages(receiver, package_id, n, first_seq, last_seq, record_count, digest, request,
-                                        state, created_at, member_seqs)
-            VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'pending', ?9, ?10)
-            """, [.text(receiver), .text(packageId), .integer(n), .integer(memberSeqs.first ?? 0),
-                      .integer(max(memberSeqs.last ?? 0, heldBack.map(\.member.seq).max() ?? 0)),
-                      .integer(Int64(memberSeqs.count)), .text(digest), .blob(request), .integer(Self.ms(now)),
-                      .blob(Self.encodeSeqs(memberSeqs))])
-        for held in heldBack {
+                                        state, created_at, member_seqs, records_at)
+            VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'pending', ?9, ?10, ?11)
+            """, [.text(receiver), .text(built.packageId), .integer(built.n), .integer(seqs.first ?? 0),
+                  .integer(max(seqs.last ?? 0, built.heldBack.map(\.member.seq).max() ?? 0)),
+                  .integer(Int64(seqs.count)), .text(built.digest), .blob(PackageBuilder.envelope(of: built)),
+                  .integer(Self.ms(now)), .blob(Self.encodeSeqs(seqs)), .integer(Int64(built.records.lowerBound))])
+        for held in built.heldBack {
             try insertDeadLetter(receiver: receiver, packageId: nil, member: held.member, code: held.code,
                                  field: held.field, message: held.message, now: now)
         }
@@ -366,9 +394,7 @@ public final class UplinkStore {
         let pending = try database.query("SELECT 1 FROM uplink_packages WHERE receiver = ?1 AND state = 'pending' LIMIT 1", [.text(receiver)])
         let queued = try database.query("SELECT 1 FROM uplink_resend WHERE receiver = ?1 LIMIT 1", [.text(receiver)])
         guard ahead.package.n == lastN + 1, lastSeq == ahead.after, pending.isEmpty, queued.isEmpty else { return false }
-        let built = ahead.package
-        try insertFixed(receiver: receiver, packageId: built.packageId, n: built.n, digest: built.digest, request: built.request,
-                        memberSeqs: built.memberSeqs, heldBack: built.heldBack, now: now)
+        try insertFixed(receiver: receiver, ahead.package, now: now)
         return true
     }
 

@@ -221,7 +221,7 @@ private func temporaryJournal() throws -> (Journal, URL) {
         let current = try Journal(path: path)
         let db = try SQLiteDatabase(path: path)
         func version() throws -> String? { try db.query("SELECT value FROM meta WHERE key = 'schema_version'").first?.first?.textValue }
-        #expect(try version() == "4")
+        #expect(try version() == "5")
         // The tables of schema 3: a records row each. 300 records from two sources and three files, so that the
         // conversion must split chunks at the size limit and wherever the source or origin changes.
         try db.execute("""
@@ -251,7 +251,7 @@ private func temporaryJournal() throws -> (Journal, URL) {
         try db.execute("UPDATE meta SET value = '\(from)' WHERE key = 'schema_version'")
         _ = current
         let upgraded = try Journal(path: path)
-        #expect(try version() == "4")
+        #expect(try version() == "5")
         #expect(try db.query("SELECT count(*) FROM sqlite_master WHERE name = 'records'").first?.first?.intValue == 0)
         #expect(try db.query("SELECT first_seq, last_seq FROM record_chunks ORDER BY first_seq").map { $0.compactMap(\.intValue) }
                 == [[1, 128], [129, 139], [140, 150], [151, 200], [201, 300]],
@@ -270,8 +270,28 @@ private func temporaryJournal() throws -> (Journal, URL) {
         let last = expected[expected.count - 2]
         #expect(try upgraded.batch { try upgraded.append(NormalizedRecord(type: last.type, key: last.key, body: "<\(last.type)><CaseNo>\(last.key)</CaseNo><N>new</N></\(last.type)>"), source: "db", origin: nil, line: 1) }
                 == .stored(rev: last.rev + 1, seq: 301))
-        try db.execute("UPDATE meta SET value = '5' WHERE key = 'schema_version'")
+        try db.execute("UPDATE meta SET value = '6' WHERE key = 'schema_version'")
         #expect(throws: JournalError.self) { try Journal(path: path) }
+    }
+
+    /// Schema 4 → 5 converts nothing: the number only makes an esgate of schema 4 refuse the file, since the
+    /// uplink's packages fixed from now on keep their envelope only. Records read back unchanged.
+    @Test func aSchema4JournalIsMarked5WithItsRecordsUnchanged() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("esgate-version-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let path = folder.appendingPathComponent("journal.sqlite").path
+        let journal = try Journal(path: path)
+        _ = try journal.batch {
+            try journal.append(NormalizedRecord(type: "Application", key: "C1", body: "<Application><CaseNo>C1</CaseNo></Application>"),
+                               source: "drop", origin: "a.csv", line: 2)
+        }
+        let before = try journal.entries(after: 0)
+        let db = try SQLiteDatabase(path: path)
+        try db.execute("UPDATE meta SET value = '4' WHERE key = 'schema_version'")
+        let reopened = try Journal(path: path)
+        #expect(try db.query("SELECT value FROM meta WHERE key = 'schema_version'").first?.first?.textValue == "5")
+        #expect(try reopened.entries(after: 0) == before)
     }
 }
 

@@ -465,6 +465,47 @@ func journalTextRecords(_ journal: Journal, texts: [String], rounds: Int) throws
         #expect(try uplink.store.deadLetters(receiver: "province").isEmpty)
     }
 
+    /// The store keeps a fixed package's envelope only (the journal holds its records): after a restart the
+    /// records are put back, byte for byte what the first attempt sent. A package whose records the journal can no
+    /// longer give back as they were (a damaged stored body here) is never sent otherwise under its PackageId: it
+    /// is resolved locally with X101 dead letters, the queue goes on, and a resend delivers what is sound.
+    @Test func aFixedPackageKeepsItsEnvelopeOnlyAndIsResentByteForByte() async throws {
+        let environment = try TestEnvironment.make()
+        defer { environment.remove() }
+        try fillJournal(environment.journalPath, count: 20)
+        let fixedNow = Date(timeIntervalSince1970: 1_780_000_000)
+        let nobody = environment.settings(name: "province", url: url(9), timeout: .seconds(2))
+        let first = try ReceiverUplink(settings: nobody, journalPath: environment.journalPath, validator: try makeValidator(),
+                                       logger: .silent, now: { fixedNow })
+        guard case .waiting = try await first.step() else { Issue.record("the attempt should fail: nobody listens"); return }
+        let builder = PackageBuilder(sender: "410103", receiver: "410000", validator: try makeValidator())
+        let sent = try #require(try builder.buildDirect(n: 1, entries: try Journal(path: environment.journalPath).entries(after: 0), now: fixedNow))
+        let row = try #require(try SQLiteDatabase(path: environment.journalPath)
+            .query("SELECT length(request), records_at FROM uplink_packages WHERE package_id = '410103-1'").first)
+        #expect(row[0].intValue == Int64(sent.request.count - sent.records.count) && row[1].intValue == Int64(sent.records.lowerBound),
+                "the envelope only: \(row)")
+        let restarted = try ReceiverUplink(settings: nobody, journalPath: environment.journalPath, validator: try makeValidator(),
+                                           logger: .silent, now: { fixedNow })
+        let resent = try #require(try restarted.nextPackage())
+        #expect(resent.request == sent.request && resent.digest == sent.digest && resent.recordsAt == nil)
+
+        try rewriteStoredBody(path: environment.journalPath, seq: 5) { Array($0.dropLast(4)) }
+        let server = try environment.sandbox()
+        defer { server.stop() }
+        let uplink = try ReceiverUplink(settings: environment.settings(name: "province", url: url(server.port)),
+                                        journalPath: environment.journalPath, validator: try makeValidator(), logger: .silent)
+        #expect(try await uplink.drain(maxWait: .seconds(5)).drained)
+        #expect(server.receiver.requestCount == 0, "nothing else went out under 410103-1")
+        let letters = try uplink.store.deadLetters(receiver: "province")
+        #expect(letters.count == 20 && letters.allSatisfy { $0.code == "X101" && $0.packageId == "410103-1" })
+        #expect(letters.first?.message.contains("seq 5") == true, "\(letters.first?.message ?? "-")")
+        #expect(try uplink.store.packages(receiver: "province").first?.state == .refused)
+        #expect(try uplink.store.resendDeadLetters(ids: nil, receiver: "province", now: Date()) == 20)
+        #expect(try await uplink.drain(maxWait: .seconds(5)).drained)
+        #expect(server.receiver.acceptanceCounts().count == 19, "all but the damaged record")
+        #expect(try uplink.store.deadLetters(receiver: "province").map(\.seq) == [5])
+    }
+
     @Test func clientFaultDeadLettersThePackageAndMovesOn() async throws {
         let environment = try TestEnvironment.make()
         defer { environment.remove() }
@@ -590,7 +631,7 @@ func journalTextRecords(_ journal: Journal, texts: [String], rounds: Int) throws
                                     journalPath: environment.journalPath, schemaText: try PUISchema.shipped().schemaText, logger: .silent)
         let status = try service.status(reference: nil)
         #expect(status.receivers.first?.lag == 30 && status.receivers.first?.journalLastSeq == 30)
-        #expect(try db.query("SELECT value FROM meta WHERE key = 'schema_version'").first?.first?.textValue == "4")
+        #expect(try db.query("SELECT value FROM meta WHERE key = 'schema_version'").first?.first?.textValue == "\(Journal.schemaVersion)")
     }
 
     @Test func restartDuringAnOutageLosesNothingAndReusesNoPackageId() async throws {
