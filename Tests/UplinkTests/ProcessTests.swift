@@ -147,7 +147,7 @@ func uplinkStatus(_ config: String, environment: TestEnvironment) async throws -
         let finish = try await runEsgate(["uplink", "run", "--once", "--config", config], environment: environment)
         #expect(finish.code == 0, "\(finish.output)")
         let stats = try peer.stats()
-        #expect(stats.faults.isEmpty, "no E103 or other refusal: \(stats.faults)")
+        #expect(stats.faults.isEmpty, "no E103 or other refusal: \(stats.fault_messages)")
         #expect(stats.accepted == total && stats.duplicates == 0 && stats.accepted_twice.isEmpty)
         #expect(stats.records.count == total && stats.records.values.allSatisfy { $0 == 1 })
         let journal = try Journal(path: environment.journalPath)

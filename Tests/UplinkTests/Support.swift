@@ -171,6 +171,8 @@ final class PythonReceiver {
         let rejected: [String: String]
         /// "Type|key|rev" accepted more than once (must stay empty).
         let accepted_twice: [String]
+        /// Each refusal's code and message, in order.
+        let fault_messages: [String]
     }
 
     func stats() throws -> Stats { try PythonReceiver.stats(at: statsPath) }

@@ -59,7 +59,7 @@ state = {"requests": 0, "injected": 0, "packages": {}, "receipts": {}, "faults":
          "accepted": 0, "duplicates": 0, "records": {}, "bad_headers": 0,
          # fault injection: counts per kind, Retry-After violations, records rejected by code, (key|rev) accepted twice
          "injected_kinds": {"busy": 0, "fault": 0, "drop": 0, "late": 0}, "early_retries": 0, "rejected": {},
-         "accepted_twice": [], "accepted_keys": {}}
+         "accepted_twice": [], "accepted_keys": {}, "fault_messages": [], "incomplete": 0}
 busy_until = {}   # PackageId -> monotonic time before which a resend is too early (Retry-After)
 
 
@@ -96,11 +96,21 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def refuse(self, code, message):
         with lock:
             state["faults"].append(code)
+            state["fault_messages"].append("%s %s" % (code, message[:300]))
             save()
         self.reply(500, fault(code, message))
 
     def do_POST(self):
-        body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        length = int(self.headers.get("Content-Length", "0"))
+        body = self.rfile.read(length)
+        if len(body) < length:
+            # The client went away mid-request (a gateway killed while sending, at a TLS record boundary, reads as
+            # a clean end of stream): no package arrived, so there is nothing to refuse.
+            with lock:
+                state["incomplete"] += 1
+                save()
+            self.close_connection = True
+            return
         if options.delay:
             time.sleep(options.delay)
         match = PACKAGE_ID.search(body)
