@@ -312,6 +312,10 @@ extension Journal {
             try scan.withBytes(at: 2) { data in
                 try RecordChunkCodec.decodeViews(types: listed, data: data, firstSeq: firstSeq) { recordSeq, view in
                     guard recordSeq > seq else { return true }
+                    // The check `entries` makes: a chunk whose key is not text is damaged, here as there.
+                    guard view.key.allSatisfy({ $0 < 0x80 }) || String(validating: view.key, as: UTF8.self) != nil else {
+                        throw RecordChunkDamage(firstSeq: firstSeq, detail: "bad key at byte \(view.keyOffset)")
+                    }
                     let type = listed[view.typeIndex].name
                     if let wanted, !wanted.contains(type) { return true }
                     lent += 1

@@ -12,6 +12,9 @@ public struct SQLiteError: Error, CustomStringConvertible, Sendable {
     /// The database file, when the failure is one of a connection.
     public let path: String?
 
+    /// The file's content is damaged (SQLITE_CORRUPT, SQLITE_NOTADB): reading it again will not help.
+    public var isCorruption: Bool { [SQLITE_CORRUPT, SQLITE_NOTADB].contains(code & 0xFF) }
+
     init(code: Int32, message: String, sql: String?, systemError: Int32 = 0, path: String? = nil) {
         self.code = code
         self.message = message
@@ -237,8 +240,9 @@ public final class SQLiteDatabase {
 /// A prepared statement, reused across executions (reset happens on bind).
 public final class SQLiteStatement {
     /// Its connection, for error messages. Not the `SQLiteDatabase`: that one keeps its `query` statements, and a
-    /// reference back would keep both alive for ever. sqlite3_close_v2 leaves the connection open until its last
-    /// statement is finalized, so a statement outliving its `SQLiteDatabase` still works.
+    /// reference back would keep both alive for ever. sqlite3_close_v2 keeps the connection until its last
+    /// statement is finalized, so a statement outliving its `SQLiteDatabase` is finalized safely; it is not to be
+    /// run after that (no caller does).
     private let connection: OpaquePointer?
     private let path: String
     private var handle: OpaquePointer?

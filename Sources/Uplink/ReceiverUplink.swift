@@ -232,13 +232,12 @@ public final class ReceiverUplink {
     /// envelope only: `UplinkStore.insertFixed`), byte for byte what its first attempt sent. Nil when they cannot
     /// be put back so (the journal lost or damaged a record since): the package is then resolved locally with its
     /// records as dead letters (X101), rather than sent with other bytes under its PackageId or retried for ever.
+    /// A read that may succeed later (the file busy, an I/O error) throws instead, and the step is tried again.
     private func withRecords(_ package: StoredPackage) throws(UplinkError) -> StoredPackage? {
         guard let offset = package.recordsAt else { return package }
-        let seqs = try store.memberSeqs(receiver: settings.name, packageId: package.packageId)
-        let entries = try journalCall("read journal") { () throws(JournalError) in try journal.entries(seqs: seqs) }
-        let rebuilt = entries.map(\.seq) == seqs
-            ? PackageBuilder.request(envelope: package.request, recordsAt: offset, digest: package.digest, entries: entries)
-            : .failure(PackageBuildError(message: "\(seqs.count - entries.count) of its \(seqs.count) records are no longer in the journal"))
+        let rebuilt = try store.memberEntries(receiver: settings.name, packageId: package.packageId).flatMap { entries in
+            PackageBuilder.request(envelope: package.request, recordsAt: offset, digest: package.digest, entries: entries)
+        }
         switch rebuilt {
         case .success(let request):
             return package.with(request: request)

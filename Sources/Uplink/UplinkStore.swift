@@ -290,6 +290,40 @@ public final class UplinkStore {
         }
     }
 
+    /// The journal entries of a package's records, in Body order, to put its request together again. A failure
+    /// with the reason when the journal cannot give them all back (a damaged chunk or file, a record gone): that
+    /// will not change by waiting. Anything else (busy, an I/O error) is thrown, to be tried again.
+    public func memberEntries(receiver: String, packageId: String) throws(UplinkError) -> Result<[JournalEntry], PackageBuildError> {
+        let seqs = try memberSeqs(receiver: receiver, packageId: packageId)
+        do {
+            let entries = try Journal.entries(in: database, seqs: seqs)
+            guard entries.map(\.seq) == seqs else {
+                return .failure(PackageBuildError(message: "\(seqs.count - entries.count) of its \(seqs.count) records are no longer in the journal"))
+            }
+            return .success(entries)
+        } catch let damage as RecordChunkDamage {
+            return .failure(PackageBuildError(message: damage.description))
+        } catch let error as SQLiteError where error.isCorruption {
+            return .failure(PackageBuildError(message: "the journal cannot read its records back: \(error)"))
+        } catch {
+            throw UplinkError(operation: "read the records of \(packageId)", underlying: "\(error)")
+        }
+    }
+
+    /// A dead letter for every record of a package, also for one whose type and key the journal can no longer
+    /// tell (a damaged chunk): that one is named by its journal seq.
+    private func membersNamingEveryRecord(receiver: String, packageId: String) throws -> [PackageMember] {
+        let known = (try? members(receiver: receiver, packageId: packageId)) ?? []
+        // Packages fixed by schema 1 have no seq blob; their membership rows are all there is.
+        guard let seqs = try? memberSeqs(receiver: receiver, packageId: packageId) else {
+            return try members(receiver: receiver, packageId: packageId)
+        }
+        let bySeq = Dictionary(known.map { ($0.seq, $0) }, uniquingKeysWith: { first, _ in first })
+        return seqs.enumerated().map { index, seq in
+            bySeq[seq] ?? PackageMember(index: index + 1, seq: seq, type: "(unreadable)", key: "journal seq \(seq)", rev: 0)
+        }
+    }
+
     public func members(receiver: String, packageId: String) throws(UplinkError) -> [PackageMember] {
         try wrap("read package members") {
             let row = try database.query("SELECT member_seqs FROM uplink_packages WHERE receiver = ?1 AND package_id = ?2",
@@ -475,7 +509,7 @@ public final class UplinkStore {
     public func applyRefusal(receiver: String, package: StoredPackage, fault: PUIFault, now: Date,
                              resolution: Resolution? = nil) throws(UplinkError) {
         try wrap("apply refusal \(package.packageId)") {
-            let members = try members(receiver: receiver, packageId: package.packageId)
+            let members = try membersNamingEveryRecord(receiver: receiver, packageId: package.packageId)
             let code = fault.code ?? "SOAP-\(fault.faultCode)"
             try database.transaction {
                 try database.run("""

@@ -35,8 +35,8 @@ import Uplink
         #expect(summary.drained, "\(summary)")
 
         let stats = try peer.stats()
-        #expect(stats.faults.isEmpty, "no E-code: digests, schema, CN and PackageIds all hold (\(stats.faults))")
-        #expect(stats.bad_headers == 0)
+        #expect(stats.faults.isEmpty, "no E-code: digests, schema, CN and PackageIds all hold (\(stats.fault_messages))")
+        #expect(stats.bad_headers == 0 && stats.incomplete == 0, "every request arrived whole")
         for kind in ["busy", "fault", "drop", "late"] {
             #expect((stats.injected_kinds[kind] ?? 0) > 0, "fault kind \(kind) was injected")
         }

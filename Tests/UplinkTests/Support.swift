@@ -173,6 +173,8 @@ final class PythonReceiver {
         let accepted_twice: [String]
         /// Each refusal's code and message, in order.
         let fault_messages: [String]
+        /// Requests that ended before their Content-Length (the client went away mid-send).
+        let incomplete: Int
     }
 
     func stats() throws -> Stats { try PythonReceiver.stats(at: statsPath) }

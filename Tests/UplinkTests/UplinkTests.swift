@@ -488,6 +488,14 @@ func journalTextRecords(_ journal: Journal, texts: [String], rounds: Int) throws
                                            logger: .silent, now: { fixedNow })
         let resent = try #require(try restarted.nextPackage())
         #expect(resent.request == sent.request && resent.digest == sent.digest && resent.recordsAt == nil)
+        // A package fixed by schema 2 (whole bytes, no records_at) is sent as it is, without the journal.
+        let database = try SQLiteDatabase(path: environment.journalPath)
+        let envelope = try #require(try database.query("SELECT request, records_at FROM uplink_packages WHERE package_id = '410103-1'").first)
+        try database.run("UPDATE uplink_packages SET request = ?1, records_at = NULL WHERE package_id = '410103-1'",
+                         [.blob(Array("not a rebuilt request".utf8))])
+        let older = try #require(try restarted.nextPackage())
+        #expect(older.request == Array("not a rebuilt request".utf8) && older.recordsAt == nil)
+        try database.run("UPDATE uplink_packages SET request = ?1, records_at = ?2 WHERE package_id = '410103-1'", envelope)
 
         try rewriteStoredBody(path: environment.journalPath, seq: 5) { Array($0.dropLast(4)) }
         let server = try environment.sandbox()
@@ -504,6 +512,49 @@ func journalTextRecords(_ journal: Journal, texts: [String], rounds: Int) throws
         #expect(try await uplink.drain(maxWait: .seconds(5)).drained)
         #expect(server.receiver.acceptanceCounts().count == 19, "all but the damaged record")
         #expect(try uplink.store.deadLetters(receiver: "province").map(\.seq) == [5])
+    }
+
+    enum JournalDamage: String, CaseIterable, Sendable { case changedBody, damagedChunk }
+
+    /// A fixed package whose records the journal gives back other than they were (a body changed to another valid
+    /// one: only the digest tells) or cannot give back at all (a damaged chunk) is never sent, nor retried for ever:
+    /// it is resolved locally, every one of its records a dead letter X101 (named by its journal seq when the
+    /// journal cannot tell its type and key), and what is journaled after it is delivered.
+    @Test(arguments: JournalDamage.allCases) func aPackageTheJournalCannotGiveBackIsResolvedWithX101(damage: JournalDamage) async throws {
+        let environment = try TestEnvironment.make()
+        defer { environment.remove() }
+        try fillJournal(environment.journalPath, count: 20)
+        let nobody = environment.settings(name: "province", url: url(9), timeout: .seconds(2))
+        let first = try ReceiverUplink(settings: nobody, journalPath: environment.journalPath, validator: try makeValidator(), logger: .silent)
+        guard case .waiting = try await first.step() else { Issue.record("the attempt should fail: nobody listens"); return }
+        switch damage {
+        case .changedBody:
+            try rewriteStoredBody(path: environment.journalPath, seq: 5) { body in
+                var body = body
+                if let digit = body.lastIndex(where: { $0 >= 0x30 && $0 <= 0x38 }) { body[digit] += 1 }
+                return body
+            }
+        case .damagedChunk:
+            try SQLiteDatabase(path: environment.journalPath).run("UPDATE record_chunks SET data = substr(data, 1, 40) WHERE first_seq = 1")
+        }
+        try fillJournal(environment.journalPath, count: 5, start: 21)
+        let server = try environment.sandbox()
+        defer { server.stop() }
+        let uplink = try ReceiverUplink(settings: environment.settings(name: "province", url: url(server.port)),
+                                        journalPath: environment.journalPath, validator: try makeValidator(), logger: .silent)
+        #expect(try await uplink.drain(maxWait: .seconds(5)).drained)
+        let letters = try uplink.store.deadLetters(receiver: "province")
+        #expect(letters.count == 20 && letters.allSatisfy { $0.code == "X101" && $0.packageId == "410103-1" })
+        #expect(Set(letters.map(\.seq)) == Set(1...20))
+        switch damage {
+        case .changedBody:
+            #expect(letters.first?.message.contains("do not give the package's digest") == true, "\(letters.first?.message ?? "-")")
+        case .damagedChunk:
+            #expect(letters.first?.message.contains("damaged") == true, "\(letters.first?.message ?? "-")")
+            #expect(letters.allSatisfy { $0.type == "(unreadable)" && $0.key == "journal seq \($0.seq)" })
+        }
+        #expect(server.receiver.acceptanceCounts().keys.sorted() == (21...25).map { "Application|C\($0)|1" }.sorted(),
+                "\(server.receiver.acceptanceCounts())")
     }
 
     @Test func clientFaultDeadLettersThePackageAndMovesOn() async throws {
@@ -753,8 +804,8 @@ func journalTextRecords(_ journal: Journal, texts: [String], rounds: Int) throws
         let summary = try await uplink.drain(maxWait: .seconds(5))
         #expect(summary.drained)
         let stats = try peer.stats()
-        #expect(stats.faults.isEmpty)
-        #expect(stats.bad_headers == 0)
+        #expect(stats.faults.isEmpty, "\(stats.fault_messages)")
+        #expect(stats.bad_headers == 0 && stats.incomplete == 0, "every request arrived whole")
         #expect(stats.injected == 2)
         #expect(stats.accepted == 2100 && stats.duplicates == 0)
         #expect(stats.records.count == 2100)
