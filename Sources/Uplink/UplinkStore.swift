@@ -281,13 +281,22 @@ public final class UplinkStore {
     /// The journal seqs of a package's records in Body order, as stored when it was fixed (version 2 and later).
     public func memberSeqs(receiver: String, packageId: String) throws(UplinkError) -> [Int64] {
         try wrap("read package members") {
-            let row = try database.query("SELECT member_seqs FROM uplink_packages WHERE receiver = ?1 AND package_id = ?2",
-                                         [.text(receiver), .text(packageId)]).first
-            guard let row, case .blob(let blob) = row[0], let seqs = Self.decodeSeqs(blob) else {
-                throw UplinkError(operation: "read package members", underlying: "\(packageId): membership blob is missing or damaged")
+            guard let seqs = try storedSeqs(receiver: receiver, packageId: packageId) else {
+                throw UplinkError(operation: "read package members", underlying: "\(packageId): no membership blob (fixed by schema 1)")
             }
             return seqs
         }
+    }
+
+    /// `member_seqs` decoded; nil for a package fixed by schema 1 (membership rows instead), an error when damaged.
+    private func storedSeqs(receiver: String, packageId: String) throws -> [Int64]? {
+        let row = try database.query("SELECT member_seqs FROM uplink_packages WHERE receiver = ?1 AND package_id = ?2",
+                                     [.text(receiver), .text(packageId)]).first
+        guard let row, case .blob(let blob) = row[0] else { return nil }
+        guard let seqs = Self.decodeSeqs(blob) else {
+            throw UplinkError(operation: "read package members", underlying: "\(packageId): membership blob is damaged")
+        }
+        return seqs
     }
 
     /// The journal entries of a package's records, in Body order, to put its request together again. A failure
@@ -313,30 +322,27 @@ public final class UplinkStore {
     /// A dead letter for every record of a package, also for one whose type and key the journal can no longer
     /// tell (a damaged chunk): that one is named by its journal seq.
     private func membersNamingEveryRecord(receiver: String, packageId: String) throws -> [PackageMember] {
-        let known = (try? members(receiver: receiver, packageId: packageId)) ?? []
         // Packages fixed by schema 1 have no seq blob; their membership rows are all there is.
-        guard let seqs = try? memberSeqs(receiver: receiver, packageId: packageId) else {
+        guard let seqs = try storedSeqs(receiver: receiver, packageId: packageId) else {
             return try members(receiver: receiver, packageId: packageId)
         }
+        let known = (try? Journal.entries(in: database, seqs: seqs)) ?? []
         let bySeq = Dictionary(known.map { ($0.seq, $0) }, uniquingKeysWith: { first, _ in first })
         return seqs.enumerated().map { index, seq in
-            bySeq[seq] ?? PackageMember(index: index + 1, seq: seq, type: "(unreadable)", key: "journal seq \(seq)", rev: 0)
+            let member = bySeq[seq]
+            return PackageMember(index: index + 1, seq: seq, type: member?.type ?? "(unreadable)",
+                                 key: member?.key ?? "journal seq \(seq)", rev: member?.rev ?? 0)
         }
     }
 
     public func members(receiver: String, packageId: String) throws(UplinkError) -> [PackageMember] {
         try wrap("read package members") {
-            let row = try database.query("SELECT member_seqs FROM uplink_packages WHERE receiver = ?1 AND package_id = ?2",
-                                         [.text(receiver), .text(packageId)]).first
-            guard let row, case .blob(let blob) = row[0] else {
+            guard let seqs = try storedSeqs(receiver: receiver, packageId: packageId) else {
                 return try database.query("SELECT idx, seq, type, key, rev FROM uplink_package_records WHERE receiver = ?1 AND package_id = ?2 ORDER BY idx",
                                           [.text(receiver), .text(packageId)]).map {
                     PackageMember(index: Int($0[0].intValue ?? 0), seq: $0[1].intValue ?? 0, type: $0[2].textValue ?? "",
                                   key: $0[3].textValue ?? "", rev: $0[4].intValue ?? 0)
                 }
-            }
-            guard let seqs = Self.decodeSeqs(blob) else {
-                throw UplinkError(operation: "read package members", underlying: "\(packageId): membership blob is damaged")
             }
             guard !seqs.isEmpty else { return [] }
             var identities: [Int64: (type: String, key: String, rev: Int64)] = [:]
