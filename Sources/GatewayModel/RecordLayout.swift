@@ -43,6 +43,9 @@ public final class RecordLayout: Sendable {
     let recordCloseTag: Range<Int>
     /// The fast check of each step's type (nil: groups, or types without a fast form).
     let checks: [FastValueCheck?]
+    /// `checks` without ownership, for the per-field loop: reading a class reference out of an array retains and
+    /// releases it, once per field of every row. `checks` keeps them alive as long as this layout.
+    private let borrowedChecks: [Unmanaged<FastValueCheck>?]
     /// For each group: the paths inside it (the general path's `hasPrefix` test, decided once).
     let membersOfGroup: [[Int]]
     /// For each key field: the index of the path that supplies it, or -1 (then the key part is empty).
@@ -90,6 +93,7 @@ public final class RecordLayout: Sendable {
         self.steps = steps
         self.tags = tags
         checks = schemaSteps.map(\.fastCheck)
+        borrowedChecks = checks.map { $0.map(Unmanaged.passUnretained) }
         self.membersOfGroup = membersOfGroup
         keySources = recordType.keyFields.map { field in paths.firstIndex(of: field) ?? -1 }
         pathCount = paths.count
@@ -128,8 +132,9 @@ public final class RecordLayout: Sendable {
                     if step.required { return nil }
                     continue
                 }
-                guard let check = checks[index - 1],
-                      let escaped = check.escapedLengthIfCertainlyValid(bytes(values[step.source])) else { return nil }
+                guard let check = borrowedChecks[index - 1],
+                      let escaped = check._withUnsafeGuaranteedRef({ $0.escapedLengthIfCertainlyValid(bytes(values[step.source])) })
+                else { return nil }
                 length += step.openTag.count + escaped + step.closeTag.count
                 if escaped != values[step.source].count && index - 1 < 64 { needsEscaping |= 1 << UInt64(index - 1) }
             case .groupStart:

@@ -249,6 +249,9 @@ final class RecordRoute: Sendable {
     /// `conditions` for the ordinary-row path.
     let byteConditions: [ByteCondition]
     let rules: [FieldRule]
+    /// `rules` without ownership, for the ordinary-row loop (reading a class reference out of an array retains
+    /// and releases it, per field of every row); `rules` keeps them alive as long as this route.
+    let borrowedRules: [Unmanaged<FieldRule>]
     /// The record type's serialization for exactly these rules (nil when a rule names no element of the type).
     let layout: RecordLayout?
 
@@ -257,6 +260,7 @@ final class RecordRoute: Sendable {
         self.conditions = conditions
         byteConditions = conditions.map { ByteCondition(test: $0.test, slot: $0.slot) }
         self.rules = rules
+        borrowedRules = rules.map(Unmanaged.passUnretained)
         self.layout = layout
     }
 }

@@ -83,8 +83,8 @@ extension BoundMapping {
             matched = true
             guard let layout = route.layout else { return nil }
             ranges.removeAll(keepingCapacity: true)
-            for rule in route.rules {
-                guard let range = ordinaryValue(rule, row: row, arena: &arena) else { return nil }
+            for rule in route.borrowedRules {
+                guard let range = rule._withUnsafeGuaranteedRef({ ordinaryValue($0, row: row, arena: &arena) }) else { return nil }
                 ranges.append(range)
             }
             let record = arena.withUnsafeBufferPointer { arenaBytes in
