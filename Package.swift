@@ -112,7 +112,7 @@ let package = Package(
                     exclude: ["Fixtures"]),
         .testTarget(name: "GatewayModelTests", dependencies: ["GatewayModel", "XMLSupport"]),
         .testTarget(name: "GatewayConfigTests", dependencies: ["GatewayConfig"]),
-        .testTarget(name: "MappingTests", dependencies: ["Mapping", "GatewayConfig", "GatewayModel"]),
+        .testTarget(name: "MappingTests", dependencies: ["Mapping", "GatewayConfig", "GatewayModel", "Journal"]),
         .testTarget(name: "JournalTests", dependencies: ["Journal", "GatewayModel", "SQLiteSupport", "CryptoSupport"]),
         .testTarget(name: "AdapterTests",
                     dependencies: ["TestSupport", "Adapters", "GatewayRuntime", "Journal", "GatewayConfig", "CryptoSupport",

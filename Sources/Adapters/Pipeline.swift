@@ -93,9 +93,15 @@ public struct RowPreparer: Sendable {
     /// Strings field by field.
     public func prepare(fieldBytes: UnsafeBufferPointer<UInt8>, fieldRanges: UnsafeBufferPointer<Range<Int>>, line: Int,
                         scratch: RowScratch, origin: () -> RowOrigin) -> PreparedRow {
-        if let records = mapping.normalizeOrdinaryRow(fieldBytes: fieldBytes, fieldRanges: fieldRanges, schema: schema,
-                                                      scratch: scratch) {
-            return prepared(records, line: line)
+        if let ordinary = mapping.normalizeOrdinaryRowForJournal(fieldBytes: fieldBytes, fieldRanges: fieldRanges, schema: schema,
+                                                                 scratch: scratch) {
+            var prepared = PreparedRow(line: line)
+            prepared.bodies.reserveCapacity(ordinary.records.count)
+            for (record, compact) in zip(ordinary.records, ordinary.compactBodies) {
+                prepared.bodies.append(PreparedBody(record.body, compact: compact))
+            }
+            prepared.records = ordinary.records
+            return prepared
         }
         let fields = fieldRanges.map { String(decoding: UnsafeBufferPointer(rebasing: fieldBytes[$0]), as: UTF8.self) }
         return prepareInGeneral(fields, line: line, origin: origin)

@@ -33,6 +33,8 @@ public final class RecordLayout: Sendable {
         /// The open and close tags in `tags`.
         var openTag: Range<Int>
         var closeTag: Range<Int>
+        /// The start tag in the compact form (`CompactBodyForm`), in `tags` too; the end tag is one byte.
+        var compactOpenTag: Range<Int>
     }
 
     let type: String
@@ -41,6 +43,11 @@ public final class RecordLayout: Sendable {
     let tags: [UInt8]
     let recordOpenTag: Range<Int>
     let recordCloseTag: Range<Int>
+    /// The record element's start tag in the compact form, in `tags`.
+    let compactRecordOpenTag: Range<Int>
+    /// Whether `normalizeWithCompactBody` writes the compact form: not for records nested deeper than the form
+    /// allows (which the journal then stores as XML).
+    let writesCompactBody: Bool
     /// The fast check of each step's type (nil: groups, or types without a fast form).
     let checks: [FastValueCheck?]
     /// `checks` without ownership, for the per-field loop: reading a class reference out of an array retains and
@@ -72,23 +79,32 @@ public final class RecordLayout: Sendable {
         }
         var steps: [Step] = []
         var membersOfGroup: [[Int]] = []
+        var depth = 1, maxDepth = 1
         for (index, step) in schemaSteps.enumerated() {
             let openTag = store(step.openTagBytes), closeTag = store(step.closeTagBytes)
             switch step.kind {
             case .leaf:
+                let compactOpenTag = store(CompactBodyForm.startTag(step.elementName))
+                maxDepth = max(maxDepth, depth + 1)
                 steps.append(Step(kind: .leaf, required: step.minOccurs > 0, source: sourceOfStep[index], end: index,
-                                  openTag: openTag, closeTag: closeTag))
+                                  openTag: openTag, closeTag: closeTag, compactOpenTag: compactOpenTag))
             case .groupStart(let end):
+                let compactOpenTag = store(CompactBodyForm.startTag(step.elementName))
+                depth += 1
+                maxDepth = max(maxDepth, depth)
                 membersOfGroup.append(paths.indices.filter { paths[$0].hasPrefix(step.path) })
                 steps.append(Step(kind: .groupStart, required: step.minOccurs > 0, source: membersOfGroup.count - 1,
-                                  end: end, openTag: openTag, closeTag: closeTag))
+                                  end: end, openTag: openTag, closeTag: closeTag, compactOpenTag: compactOpenTag))
             case .groupEnd:
+                depth -= 1
                 steps.append(Step(kind: .groupEnd, required: false, source: -1, end: index, openTag: openTag,
-                                  closeTag: closeTag))
+                                  closeTag: closeTag, compactOpenTag: 0..<0))
             }
         }
         recordOpenTag = store(Array("<\(type)>".utf8))
         recordCloseTag = store(Array("</\(type)>".utf8))
+        compactRecordOpenTag = store(CompactBodyForm.startTag(type))
+        writesCompactBody = maxDepth <= CompactBodyForm.maxDepth
         self.type = type
         self.steps = steps
         self.tags = tags
@@ -102,16 +118,30 @@ public final class RecordLayout: Sendable {
     /// The record, when every value is present where required and certainly valid; nil otherwise.
     /// `values` holds one range per path given to `init`, into `arena`.
     public func normalize(arena: UnsafeBufferPointer<UInt8>, values: UnsafeBufferPointer<FieldValueRange>) -> NormalizedRecord? {
+        normalize(arena: arena, values: values, writingCompactBody: false)?.record
+    }
+
+    /// `normalize`, and the record's body in the journal's compact form (`CompactBodyForm`), written in the same
+    /// pass: exactly the bytes `StoredBody.encode(record.body)` gives, without parsing the XML again. The compact
+    /// body is nil when the record nests deeper than the form allows (the journal then stores the XML).
+    public func normalizeWithCompactBody(arena: UnsafeBufferPointer<UInt8>, values: UnsafeBufferPointer<FieldValueRange>)
+        -> (record: NormalizedRecord, compactBody: [UInt8]?)? {
+        normalize(arena: arena, values: values, writingCompactBody: writesCompactBody)
+    }
+
+    private func normalize(arena: UnsafeBufferPointer<UInt8>, values: UnsafeBufferPointer<FieldValueRange>,
+                           writingCompactBody: Bool) -> (record: NormalizedRecord, compactBody: [UInt8]?)? {
         guard values.count >= pathCount else { return nil }
         return steps.withUnsafeBufferPointer { steps in
             tags.withUnsafeBufferPointer { tags in
-                normalize(arena: arena, values: values, steps: steps, tags: tags)
+                normalize(arena: arena, values: values, steps: steps, tags: tags, writingCompactBody: writingCompactBody)
             }
         }
     }
 
     private func normalize(arena: UnsafeBufferPointer<UInt8>, values: UnsafeBufferPointer<FieldValueRange>,
-                           steps: UnsafeBufferPointer<Step>, tags: UnsafeBufferPointer<UInt8>) -> NormalizedRecord? {
+                           steps: UnsafeBufferPointer<Step>, tags: UnsafeBufferPointer<UInt8>,
+                           writingCompactBody: Bool) -> (record: NormalizedRecord, compactBody: [UInt8]?)? {
         @inline(__always) func bytes(_ range: FieldValueRange) -> UnsafeBufferPointer<UInt8> {
             UnsafeBufferPointer(rebasing: arena[range.start..<(range.start + range.count)])
         }
@@ -121,6 +151,8 @@ public final class RecordLayout: Sendable {
         // Pass 1: validate and measure, noting which values contain characters to escape (bit = step index; steps
         // beyond 64 are always scanned again).
         var length = recordOpenTag.count + recordCloseTag.count
+        // The compact form: marker, the record's start tag, its end marker; per element a start tag and an end.
+        var compactLength = 1 + compactRecordOpenTag.count + 1
         var needsEscaping: UInt64 = 0
         var index = 0
         while index < steps.count {
@@ -136,6 +168,7 @@ public final class RecordLayout: Sendable {
                       let escaped = check._withUnsafeGuaranteedRef({ $0.escapedLengthIfCertainlyValid(bytes(values[step.source])) })
                 else { return nil }
                 length += step.openTag.count + escaped + step.closeTag.count
+                compactLength += step.compactOpenTag.count + escaped + 1
                 if escaped != values[step.source].count && index - 1 < 64 { needsEscaping |= 1 << UInt64(index - 1) }
             case .groupStart:
                 guard groupIsPresent(step) else {
@@ -144,14 +177,17 @@ public final class RecordLayout: Sendable {
                     continue
                 }
                 length += step.openTag.count
+                compactLength += step.compactOpenTag.count + 1
             case .groupEnd:
                 length += step.closeTag.count
             }
         }
-        // Pass 2: write exactly `length` bytes.
-        let body = String(unsafeUninitializedCapacity: length) { out in
+        // Pass 2 writes exactly `length` bytes of XML, pass 3 (for the journal) the same walk in the compact form:
+        // its start tags are codes, and every end tag is one byte.
+        func write(_ out: UnsafeMutableBufferPointer<UInt8>, compact: Bool) -> Int {
             var writer = ByteWriter(out)
-            writer.put(UnsafeBufferPointer(rebasing: tags[recordOpenTag]))
+            if compact { writer.put(byte: CompactBodyForm.marker) }
+            writer.put(UnsafeBufferPointer(rebasing: tags[compact ? compactRecordOpenTag : recordOpenTag]))
             var index = 0
             while index < steps.count {
                 let step = steps[index]
@@ -159,26 +195,27 @@ public final class RecordLayout: Sendable {
                 switch step.kind {
                 case .leaf:
                     guard step.source >= 0, !values[step.source].isAbsent else { continue }
-                    writer.put(UnsafeBufferPointer(rebasing: tags[step.openTag]))
+                    writer.put(UnsafeBufferPointer(rebasing: tags[compact ? step.compactOpenTag : step.openTag]))
                     if index - 1 >= 64 || needsEscaping & (1 << UInt64(index - 1)) != 0 {
                         writer.putCanonicalTextEscaped(bytes(values[step.source]))
                     } else {
                         writer.put(bytes(values[step.source]))
                     }
-                    writer.put(UnsafeBufferPointer(rebasing: tags[step.closeTag]))
+                    if compact { writer.put(byte: CompactBodyForm.end) } else { writer.put(UnsafeBufferPointer(rebasing: tags[step.closeTag])) }
                 case .groupStart:
                     guard groupIsPresent(step) else {
                         index = step.end + 1
                         continue
                     }
-                    writer.put(UnsafeBufferPointer(rebasing: tags[step.openTag]))
+                    writer.put(UnsafeBufferPointer(rebasing: tags[compact ? step.compactOpenTag : step.openTag]))
                 case .groupEnd:
-                    writer.put(UnsafeBufferPointer(rebasing: tags[step.closeTag]))
+                    if compact { writer.put(byte: CompactBodyForm.end) } else { writer.put(UnsafeBufferPointer(rebasing: tags[step.closeTag])) }
                 }
             }
-            writer.put(UnsafeBufferPointer(rebasing: tags[recordCloseTag]))
+            if compact { writer.put(byte: CompactBodyForm.end) } else { writer.put(UnsafeBufferPointer(rebasing: tags[recordCloseTag])) }
             return writer.count
         }
+        let body = String(unsafeUninitializedCapacity: length) { write($0, compact: false) }
         // The key: the key fields' values joined by U+001F (absent ones empty), as `PUISchema.normalize` builds it.
         var keyLength = max(0, keySources.count - 1)
         for source in keySources where source >= 0 && !values[source].isAbsent { keyLength += values[source].count }
@@ -190,7 +227,12 @@ public final class RecordLayout: Sendable {
             }
             return writer.count
         }
-        return NormalizedRecord(type: type, key: key, body: body)
+        let record = NormalizedRecord(type: type, key: key, body: body)
+        guard writingCompactBody else { return (record, nil) }
+        let compact = [UInt8](unsafeUninitializedCapacity: compactLength) { out, initialized in
+            initialized = write(out, compact: true)
+        }
+        return (record, compact)
     }
 }
 

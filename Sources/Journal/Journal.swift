@@ -35,6 +35,13 @@ public struct PreparedBody: Sendable {
         digest = Journal.contentDigest(of: body)
         compact = StoredBody.encode(body)
     }
+
+    /// For a body whose compact form its producer wrote alongside it (`RecordLayout.normalizeWithCompactBody`):
+    /// exactly `StoredBody.encode(body)`, or nil to store the XML.
+    public init(_ body: String, compact: [UInt8]?) {
+        digest = Journal.contentDigest(of: body)
+        self.compact = compact
+    }
 }
 
 /// A journal entry as consumers read it.

@@ -1,4 +1,5 @@
 import Foundation
+import GatewayModel
 
 /// How a record's XML body is kept in the journal's `records.body` column.
 ///
@@ -17,35 +18,16 @@ import Foundation
 /// attributes, comments, empty-element tags, unbalanced tags) stay XML and are told apart by their first byte.
 public enum StoredBody {
     /// The first byte of every compact body (an XML body starts with `<`).
-    public static let compactFormMarker: UInt8 = 0x01
-    static let namedStart: UInt8 = 0x02
-    static let literalStart: UInt8 = 0x03
-    static let literalEnd: UInt8 = 0x04
-    static let end: UInt8 = 0x05
+    public static let compactFormMarker: UInt8 = CompactBodyForm.marker
+    static let namedStart: UInt8 = CompactBodyForm.namedStart
+    static let literalStart: UInt8 = CompactBodyForm.literalStart
+    static let literalEnd: UInt8 = CompactBodyForm.literalEnd
+    static let end: UInt8 = CompactBodyForm.end
 
-    /// Element names by code. Journals on disk depend on these positions: never reorder or remove a name,
-    /// only append (at most 256). `elementNamesAreFrozen` in the tests holds the list to its released form.
-    public static let elementNames: [String] = [
-        "Name", "IdType", "IdNumber", "StaffId", "CaseNo", "ItemCode", "ItemName", "DeptCode", "Applicant", "Channel",
-        "AppliedAt", "Decision", "Reason", "Handler", "WindowNo", "AcceptedAt", "PromisedLimit", "PromisedUnit",
-        "LegalLimit", "LegalUnit", "StepCode", "StepName", "HandledAt", "Opinion", "NotifiedAt", "Missing",
-        "ReceivedAt", "Kind", "StartedAt", "ExtensionDays", "ApprovedBy", "EndedAt", "Result", "CertificateNo",
-        "CompletedAt", "FeeCode", "FeeName", "Amount", "Reduction", "ReductionApproval", "ReceiptNo", "ChargedAt",
-        "LevyNo", "Payer", "Base", "Rate", "AmountDue", "AmountCollected", "AssessedAt", "CollectedAt", "RemittedAt",
-        "Party", "ViolationCode", "ViolationName", "Source", "FiledAt", "HearingRequested", "FineAmount",
-        "Confiscation", "DecisionNo", "DecidedAt", "Stage", "EvaluationId", "Staff", "Rating", "Comment", "RatedAt",
-        "ComplaintNo", "Complainant", "Category", "Content", "State", "StateAt", "Reply", "Substantiated",
-        "CameraCode", "HallCode", "Online", "StatusAt", "PlaybackUrl", "AlertId", "RuleCode", "Level", "SubjectType",
-        "SubjectKey", "RaisedAt", "Detail", "ResponseDue", "Explanation", "Period", "CasesCompleted",
-        "CompletedOnTime", "CompletedEarly", "OnTimeRate", "Prompts", "YellowCards", "RedCards",
-        "ComplaintsSubstantiated", "Evaluations", "SatisfactionRate", "LateReports", "Total", "Grade",
-        "Application", "Acceptance", "Step", "SupplementNotice", "SupplementReceipt", "SpecialStart", "SpecialEnd",
-        "Completion", "Fee", "Levy", "PenaltyCase", "PenaltyStep", "Evaluation", "Complaint", "Camera", "Alert",
-        "Score", "Division", "Calendar", "Day", "Item", "Code", "Standard", "RemitLimit", "DecisionLimit",
-        "Violation", "FineMin", "FineMax",
-    ]
+    /// Element names by code (`CompactBodyForm.elementNames`, where the form is defined).
+    public static var elementNames: [String] { CompactBodyForm.elementNames }
 
-    private static let nameBytes: [[UInt8]] = elementNames.map { Array($0.utf8) }
+    private static let nameBytes: [[UInt8]] = CompactBodyForm.elementNames.map { Array($0.utf8) }
 
     /// The names' bytes back to back, and where each starts (`nameOffsets[code] ..< nameOffsets[code + 1]`): one
     /// flat table the encoder reads through a pointer, without retaining an array per tag.
@@ -66,7 +48,7 @@ public enum StoredBody {
 
     /// Candidate codes by (name length, first byte): a tag's candidates are the few names sharing both, compared
     /// bytewise. `bucketStarts[b] ..< bucketStarts[b + 1]` indexes `bucketCodes`.
-    private static let maxTableNameLength = 32
+    private static let maxTableNameLength = CompactBodyForm.maxTableNameLength
     private static let bucketCount = (maxTableNameLength + 1) * 128
     private static let buckets: (starts: [Int], codes: [UInt8]) = {
         var lists = [[UInt8]](repeating: [], count: bucketCount)
@@ -151,7 +133,7 @@ public enum StoredBody {
     }
 
     /// Deeper bodies are declined (stored as XML): PUI records nest three levels at most.
-    public static let maxEncodedDepth = 16
+    public static let maxEncodedDepth = CompactBodyForm.maxDepth
 
     private static func encode(_ xml: UnsafeBufferPointer<UInt8>, _ tables: Tables) -> [UInt8]? {
         // Open elements, as ranges into `xml`, to check every end tag names the element it closes: a stack on

@@ -45,6 +45,23 @@ extension BoundMapping {
     /// `normalizeOrdinaryRow` for a row given as UTF-8 bytes: field `i` is `fieldBytes[fieldRanges[i]]`.
     public func normalizeOrdinaryRow(fieldBytes: UnsafeBufferPointer<UInt8>, fieldRanges: UnsafeBufferPointer<Range<Int>>,
                                      schema: PUISchema, scratch: RowScratch) -> [NormalizedRecord]? {
+        ordinaryRecords(fieldBytes: fieldBytes, fieldRanges: fieldRanges, schema: schema, scratch: scratch,
+                        writingCompactBodies: false)?.records
+    }
+
+    /// `normalizeOrdinaryRow` with each record's body also in the journal's compact form (`CompactBodyForm`),
+    /// written while the record is serialized: what the journal stores, without parsing the XML again.
+    /// `compactBodies[i]` belongs to `records[i]` (nil: store the XML).
+    public func normalizeOrdinaryRowForJournal(fieldBytes: UnsafeBufferPointer<UInt8>, fieldRanges: UnsafeBufferPointer<Range<Int>>,
+                                               schema: PUISchema, scratch: RowScratch)
+        -> (records: [NormalizedRecord], compactBodies: [[UInt8]?])? {
+        ordinaryRecords(fieldBytes: fieldBytes, fieldRanges: fieldRanges, schema: schema, scratch: scratch,
+                        writingCompactBodies: true)
+    }
+
+    private func ordinaryRecords(fieldBytes: UnsafeBufferPointer<UInt8>, fieldRanges: UnsafeBufferPointer<Range<Int>>,
+                                 schema: PUISchema, scratch: RowScratch, writingCompactBodies: Bool)
+        -> (records: [NormalizedRecord], compactBodies: [[UInt8]?])? {
         // The layouts were compiled against the plan's schema: validating for another one needs the general path.
         guard plan.schema === schema else { return nil }
         let row = RowBytes(bytes: fieldBytes, ranges: fieldRanges)
@@ -64,6 +81,8 @@ extension BoundMapping {
         arena.append(contentsOf: fieldBytes)
         var records: [NormalizedRecord] = []
         records.reserveCapacity(2)
+        var compactBodies: [[UInt8]?] = []
+        if writingCompactBodies { compactBodies.reserveCapacity(2) }
         var matched = false
         // Records usually route on the same column: trim it once per row, not once per record.
         var routingSlot = -1
@@ -87,13 +106,22 @@ extension BoundMapping {
                 guard let range = rule._withUnsafeGuaranteedRef({ ordinaryValue($0, row: row, arena: &arena) }) else { return nil }
                 ranges.append(range)
             }
-            let record = arena.withUnsafeBufferPointer { arenaBytes in
-                ranges.withUnsafeBufferPointer { layout.normalize(arena: arenaBytes, values: $0) }
+            if writingCompactBodies {
+                let laidOut = arena.withUnsafeBufferPointer { arenaBytes in
+                    ranges.withUnsafeBufferPointer { layout.normalizeWithCompactBody(arena: arenaBytes, values: $0) }
+                }
+                guard let laidOut else { return nil }
+                records.append(laidOut.record)
+                compactBodies.append(laidOut.compactBody)
+            } else {
+                let record = arena.withUnsafeBufferPointer { arenaBytes in
+                    ranges.withUnsafeBufferPointer { layout.normalize(arena: arenaBytes, values: $0) }
+                }
+                guard let record else { return nil }
+                records.append(record)
             }
-            guard let record else { return nil }
-            records.append(record)
         }
-        return matched ? records : nil
+        return matched ? (records, compactBodies) : nil
     }
 
     /// The rule's value for this row as a range of `arena` (which starts with the row's bytes), `.absent`, or nil

@@ -326,3 +326,71 @@ private func temporaryJournal() throws -> (Journal, URL) {
         #expect(try journal.database.query("PRAGMA journal_size_limit").first?.first?.intValue == 128 << 20)
     }
 }
+
+/// The compact body the ordinary-row path writes while serializing a record (`RecordLayout`) against the journal's
+/// own encoder, for names in the table and not, a nested group present and absent, and text that needs escaping.
+@Suite struct CompactBodyFromLayoutTests {
+    static let xsd = """
+        <xs:schema xmlns:xs="http://www.w3.org/2001/XMLSchema" targetNamespace="urn:test" elementFormDefault="qualified">
+          <xs:complexType name="Body"><xs:choice>
+            <xs:element name="Odd" type="OddType"/>
+            <xs:element name="Step" type="OddType"/>
+          </xs:choice></xs:complexType>
+          <xs:complexType name="OddType">
+            <xs:annotation><xs:documentation>Key: CaseNo.</xs:documentation></xs:annotation>
+            <xs:sequence>
+              <xs:element name="CaseNo" type="xs:string"/>
+              <xs:element name="NotInTheTable" type="xs:string" minOccurs="0"/>
+              <xs:element name="AVeryLongElementNameBeyondThirtyTwoBytes" type="xs:string" minOccurs="0"/>
+              <xs:element name="Outer" type="OuterType" minOccurs="0"/>
+              <xs:element name="Amount" type="xs:decimal" minOccurs="0"/>
+            </xs:sequence>
+          </xs:complexType>
+          <xs:complexType name="OuterType">
+            <xs:sequence>
+              <xs:element name="Name" type="xs:string" minOccurs="0"/>
+              <xs:element name="Inner" type="InnerType" minOccurs="0"/>
+            </xs:sequence>
+          </xs:complexType>
+          <xs:complexType name="InnerType">
+            <xs:sequence><xs:element name="Code" type="xs:string" minOccurs="0"/></xs:sequence>
+          </xs:complexType>
+        </xs:schema>
+        """
+
+    @Test func theLayoutsCompactBodyIsTheEncodersForEveryShape() throws {
+        let schema = try PUISchema(xsd: Self.xsd)
+        let paths = ["CaseNo", "NotInTheTable", "AVeryLongElementNameBeyondThirtyTwoBytes", "Outer.Name", "Outer.Inner.Code", "Amount"]
+        let values: [[String?]] = [
+            ["C-1", "x", "y", "张三", "K1", "12.50"],
+            ["C-2", nil, nil, nil, nil, nil],                       // optional elements and the whole group absent
+            ["C-3", "a&b<c>\r", "", nil, "内", nil],                // escapes, an empty value, a group with one member
+            ["C-4", nil, "长长长", "n", nil, "0"],
+        ]
+        var compared = 0
+        for type in ["Odd", "Step"] {
+            let layout = try #require(RecordLayout(schema: schema, type: type, paths: paths))
+            for row in values {
+                var arena: [UInt8] = []
+                var ranges: [FieldValueRange] = []
+                for value in row {
+                    guard let value else { ranges.append(.absent); continue }
+                    ranges.append(FieldValueRange(start: arena.count, count: value.utf8.count))
+                    arena.append(contentsOf: value.utf8)
+                }
+                let laidOut = try #require(arena.withUnsafeBufferPointer { bytes in
+                    ranges.withUnsafeBufferPointer { layout.normalizeWithCompactBody(arena: bytes, values: $0) }
+                }, "\(row)")
+                let compact = try #require(laidOut.compactBody)
+                #expect(compact == StoredBody.encode(laidOut.record.body), "\(laidOut.record.body)")
+                #expect(StoredBody.xml(compact) == laidOut.record.body)
+                // Names outside the table are written literally, table names by code ("Step", "CaseNo" are).
+                let literalNamePresent = type == "Odd" || row[1] != nil || row[2] != nil || row[3] != nil || row[4] != nil
+                #expect(compact.contains(CompactBodyForm.literalStart) == literalNamePresent, "\(type) \(row)")
+                #expect(compact.starts(with: type == "Step" ? [CompactBodyForm.marker, CompactBodyForm.namedStart] : [CompactBodyForm.marker, CompactBodyForm.literalStart]))
+                compared += 1
+            }
+        }
+        #expect(compared == 8)
+    }
+}

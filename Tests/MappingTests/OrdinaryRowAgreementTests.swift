@@ -1,6 +1,7 @@
 import Foundation
 import GatewayConfig
 import GatewayModel
+import Journal
 import Testing
 @testable import Mapping
 
@@ -91,7 +92,7 @@ import Testing
         ]
         var rng = SystemRandomNumberGenerator()
         let scratch = RowScratch()
-        var ordinaryCount = 0, generalOnly = 0, compared = 0
+        var ordinaryCount = 0, generalOnly = 0, compared = 0, compactCompared = 0
         for _ in 0..<60000 {   // 400,000 were run once; 60,000 keep the suite quick
             var row = pools.map { $0[Int.random(in: 0..<10, using: &rng) < 7 ? Int.random(in: 0..<min(2, $0.count), using: &rng) : Int.random(in: 0..<$0.count, using: &rng)] }
             if Int.random(in: 0..<20, using: &rng) == 0 { row.removeLast(Int.random(in: 1...4, using: &rng)) }
@@ -107,6 +108,27 @@ import Testing
             }
             let ordinary = mapping.normalizeOrdinaryRow(row, schema: schema, scratch: scratch)
             compared += 1
+            // The journal's variant: the same records, and each compact body written alongside is exactly what
+            // the journal's encoder makes of the XML.
+            var rowBytes: [UInt8] = []
+            var rowRanges: [Range<Int>] = []
+            for field in row {
+                rowRanges.append(rowBytes.count..<(rowBytes.count + field.utf8.count))
+                rowBytes.append(contentsOf: field.utf8)
+            }
+            let forJournal = rowBytes.withUnsafeBufferPointer { bytes in
+                rowRanges.withUnsafeBufferPointer { ranges in
+                    mapping.normalizeOrdinaryRowForJournal(fieldBytes: bytes, fieldRanges: ranges, schema: schema, scratch: scratch)
+                }
+            }
+            #expect(forJournal?.records == ordinary, "row \(row)")
+            if let forJournal {
+                #expect(forJournal.compactBodies.count == forJournal.records.count)
+                for (record, compact) in zip(forJournal.records, forJournal.compactBodies) {
+                    #expect(compact != nil && compact == StoredBody.encode(record.body), "\(record.body)")
+                    compactCompared += 1
+                }
+            }
             if let ordinary {
                 ordinaryCount += 1
                 #expect(general == ordinary, "row \(row)")
@@ -117,5 +139,6 @@ import Testing
         }
         print("ordinary \(ordinaryCount), general-only \(generalOnly) of \(compared)")
         #expect(ordinaryCount > 1000)
+        #expect(compactCompared > 1000)
     }
 }
