@@ -97,21 +97,20 @@ public enum StoredBody {
         }
     }
 
-    private static func withTables<T>(_ body: (Tables) -> T) -> T {
-        namePool.withUnsafeBufferPointer { pool in
-            nameOffsets.withUnsafeBufferPointer { offsets in
-                buckets.starts.withUnsafeBufferPointer { starts in
-                    buckets.codes.withUnsafeBufferPointer { codes in
-                        tagPool.withUnsafeBufferPointer { tags in
-                            tagOffsets.withUnsafeBufferPointer { tagOffsets in
-                                body(Tables(pool: pool, offsets: offsets, bucketStarts: starts, bucketCodes: codes,
-                                            tags: tags, tagOffsets: tagOffsets))
-                            }
-                        }
-                    }
-                }
-            }
+    /// The tables, copied once into memory that is never freed, so that a record's decode reaches them through
+    /// one check of their initialization instead of one per table (a record is decoded per send).
+    nonisolated(unsafe) private static let sharedTables: Tables = {
+        func permanent<T>(_ array: [T]) -> UnsafeBufferPointer<T> {
+            let copy = UnsafeMutableBufferPointer<T>.allocate(capacity: max(array.count, 1))
+            _ = copy.initialize(from: array)
+            return UnsafeBufferPointer(start: copy.baseAddress, count: array.count)
         }
+        return Tables(pool: permanent(namePool), offsets: permanent(nameOffsets), bucketStarts: permanent(buckets.starts),
+                      bucketCodes: permanent(buckets.codes), tags: permanent(tagPool), tagOffsets: permanent(tagOffsets))
+    }()
+
+    private static func withTables<T>(_ body: (Tables) -> T) -> T {
+        body(sharedTables)
     }
 
     private static func sameBytes(_ a: UnsafeBufferPointer<UInt8>, _ b: UnsafeBufferPointer<UInt8>) -> Bool {
@@ -268,17 +267,30 @@ public enum StoredBody {
     /// its root element is another one.
     public static func appendCompactRecord(of stored: UnsafeBufferPointer<UInt8>, root: UnsafeBufferPointer<UInt8>,
                                            attributes: UnsafeBufferPointer<UInt8>, to out: inout [UInt8]) -> Bool {
+        appendCompactRecord(of: stored, root: root, attributes: attributes, into: &out)
+    }
+
+    /// `appendCompactRecord` into an accumulator: the uplink's package builders, which decode every record they
+    /// send this way.
+    public static func appendCompactRecord(of stored: UnsafeBufferPointer<UInt8>, root: UnsafeBufferPointer<UInt8>,
+                                           attributes: UnsafeBufferPointer<UInt8>, to out: inout ByteAccumulator) -> Bool {
+        appendCompactRecord(of: stored, root: root, attributes: attributes, into: &out.buffer)
+    }
+
+    private static func appendCompactRecord<Output: ByteOutput>(of stored: UnsafeBufferPointer<UInt8>, root: UnsafeBufferPointer<UInt8>,
+                                                                attributes: UnsafeBufferPointer<UInt8>, into out: inout Output) -> Bool {
         // The root's start tag first: text before it would otherwise be written ahead of the record element.
         guard stored.count > 1, stored[0] == compactFormMarker, stored[1] == namedStart || stored[1] == literalStart else { return false }
         let start = out.count
         let complete = withTables { decode(stored, into: &out, $0, root: Root(name: root, attributes: attributes)) }
-        if !complete { out.removeSubrange(start...) }
+        if !complete { out.truncate(to: start) }
         return complete
     }
 
     /// With `root`: the first start tag must name it (else nothing more is written and the decode fails), and
     /// its attributes go into that tag.
-    private static func decode(_ stored: UnsafeBufferPointer<UInt8>, into out: inout [UInt8], _ tables: Tables, root: Root?) -> Bool {
+    private static func decode<Output: ByteOutput>(_ stored: UnsafeBufferPointer<UInt8>, into out: inout Output, _ tables: Tables,
+                                                   root: Root?) -> Bool {
         // Open elements, innermost last: where each one's start marker lies in `stored`. A start takes two bytes
         // or more, so `stored.count / 2 + 1` entries hold any depth; for a record that is a few hundred bytes on
         // the stack, not an allocation per body.
@@ -286,15 +298,15 @@ public enum StoredBody {
             var depth = 0
             func appendEndTag(_ marker: Int) {
                 if stored[marker] == namedStart {
-                    out.append(contentsOf: tables.endTag(Int(stored[marker + 1])))
+                    out.put(tables.endTag(Int(stored[marker + 1])))
                     return
                 }
                 var nameEnd = marker + 1
                 while stored[nameEnd] != literalEnd { nameEnd += 1 }
-                out.append(0x3C)
-                out.append(0x2F)
-                out.append(contentsOf: UnsafeBufferPointer(rebasing: stored[(marker + 1)..<nameEnd]))
-                out.append(0x3E)
+                out.put(byte: 0x3C)
+                out.put(byte: 0x2F)
+                out.put(UnsafeBufferPointer(rebasing: stored[(marker + 1)..<nameEnd]))
+                out.put(byte: 0x3E)
             }
             var index = 1
             let count = stored.count
@@ -308,11 +320,11 @@ public enum StoredBody {
                     let tag = tables.startTag(Int(stored[index + 1]))
                     if depth == 0, let root {
                         guard sameBytes(tables.name(Int(stored[index + 1])), root.name) else { break decoding }
-                        out.append(contentsOf: UnsafeBufferPointer(rebasing: tag[..<(tag.endIndex - 1)]))
-                        out.append(contentsOf: root.attributes)
-                        out.append(0x3E)
+                        out.put(UnsafeBufferPointer(rebasing: tag[..<(tag.endIndex - 1)]))
+                        out.put(root.attributes)
+                        out.put(byte: 0x3E)
                     } else {
-                        out.append(contentsOf: tag)
+                        out.put(tag)
                     }
                     open[depth] = index
                     depth += 1
@@ -323,10 +335,10 @@ public enum StoredBody {
                     guard nameEnd < count else { break decoding }
                     let name = UnsafeBufferPointer(rebasing: stored[(index + 1)..<nameEnd])
                     if depth == 0, let root, !sameBytes(name, root.name) { break decoding }
-                    out.append(0x3C)
-                    out.append(contentsOf: name)
-                    if depth == 0, let root { out.append(contentsOf: root.attributes) }
-                    out.append(0x3E)
+                    out.put(byte: 0x3C)
+                    out.put(name)
+                    if depth == 0, let root { out.put(root.attributes) }
+                    out.put(byte: 0x3E)
                     open[depth] = index
                     depth += 1
                     index = nameEnd + 1
@@ -349,7 +361,7 @@ public enum StoredBody {
                     }
                     while index < count, stored[index] > end, stored[index] != 0x3C { index += 1 }
                     if index == start { break decoding }
-                    out.append(contentsOf: UnsafeBufferPointer(rebasing: stored[start..<index]))
+                    out.put(UnsafeBufferPointer(rebasing: stored[start..<index]))
                 }
             }
             let complete = index == count && depth == 0 && rootClosed

@@ -75,12 +75,12 @@ public struct PackageBuilder {
     /// hold `&quot;` or `&#13;`; those can only come from escaping (a literal `&` is `&amp;`), so they are
     /// rewritten to `"` and `&#xD;`.
     public static func canonicalRecordXML(_ entry: JournalEntry) -> [UInt8] {
-        var xml: [UInt8] = []
+        var xml = ByteAccumulator(capacity: entry.storedBody.count * 3 + 128)
         // A damaged body is never sent shortened: empty marks it for `build`, which holds it back.
         let complete = entry.storedBody.withUnsafeBufferPointer {
             appendCanonicalRecord(type: entry.type, rev: entry.rev, deleted: entry.deleted, storedBody: $0, to: &xml)
         }
-        return complete ? xml : []
+        return complete ? xml.makeArray() : []
     }
 
     /// Appends a record's element in canonical form to `out`, decoding a compact stored body straight into it;
@@ -88,7 +88,7 @@ public struct PackageBuilder {
     /// `<type>` element (a body the journal cannot have written; sent as it is, without `rev`, it would make the
     /// receiver refuse the whole package).
     static func appendCanonicalRecord(type: String, rev: Int64, deleted: Bool, storedBody: UnsafeBufferPointer<UInt8>,
-                                      to out: inout [UInt8]) -> Bool {
+                                      to out: inout ByteAccumulator) -> Bool {
         let start = out.count
         var type = type
         let complete = type.withUTF8 { name in
@@ -117,9 +117,9 @@ public struct PackageBuilder {
                 let typeEnd = name.count + 1
                 guard storedBody.count > typeEnd, storedBody[0] == 0x3C, storedBody[typeEnd] == 0x3E,
                       name.elementsEqual(UnsafeBufferPointer(rebasing: storedBody[1..<typeEnd])) else { return false }
-                out.append(contentsOf: UnsafeBufferPointer(rebasing: storedBody[0..<typeEnd]))
-                out.append(contentsOf: attributes)
-                out.append(contentsOf: UnsafeBufferPointer(rebasing: storedBody[typeEnd...]))
+                out.append(UnsafeBufferPointer(rebasing: storedBody[0..<typeEnd]))
+                out.append(attributes)
+                out.append(UnsafeBufferPointer(rebasing: storedBody[typeEnd...]))
                 return true
             }
         }
@@ -133,29 +133,30 @@ public struct PackageBuilder {
 
     /// `&quot;` → `"` and `&#13;` → `&#xD;` in `out[start...]`, the one record just written (its start tag holds
     /// no `&`). memchr first: almost every record has no `&` at all.
-    private static func rewriteEscapingOfOlderJournals(in out: inout [UInt8], from start: Int) {
-        let found = out.withUnsafeBufferPointer { buffer in
-            memchr(buffer.baseAddress! + start, 0x26, buffer.count - start) != nil
+    private static func rewriteEscapingOfOlderJournals(in out: inout ByteAccumulator, from start: Int) {
+        let written: [UInt8]? = out.withUnsafeBufferPointer { buffer in
+            guard let base = buffer.baseAddress, buffer.count > start,
+                  memchr(base + start, 0x26, buffer.count - start) != nil else { return nil }
+            return Array(buffer[start...])
         }
-        guard found else { return }
-        let written = Array(out[start...])
-        out.removeSubrange(start...)
+        guard let written else { return }
+        out.truncate(to: start)
         var index = 0
         while index < written.count {
             if written[index] == 0x26 {
                 let rest = written[index...]
                 if rest.starts(with: quotEntity) {
-                    out.append(0x22)
+                    out.append(byte: 0x22)
                     index += quotEntity.count
                     continue
                 }
                 if rest.starts(with: decimalCR) {
-                    out.append(contentsOf: hexCR)
+                    out.append(hexCR)
                     index += decimalCR.count
                     continue
                 }
             }
-            out.append(written[index])
+            out.append(byte: written[index])
             index += 1
         }
     }
@@ -279,7 +280,7 @@ public struct PackageBuilder {
     }
 
     /// Writes records one after the other into a request, within the record and byte limits.
-    struct DirectComposer {
+    struct DirectComposer: ~Copyable {
         enum Added { case added, full, damaged }
 
         private let builder: PackageBuilder
@@ -289,7 +290,7 @@ public struct PackageBuilder {
         private let headCount: Int
         private let expectedCount: Int
         private var budget: Int
-        private var bytes: [UInt8] = []
+        private var bytes: ByteAccumulator
         private var seqs: [Int64] = []
 
         /// `expectedCount`: the records the head is first written for (a package with another count gets its
@@ -305,9 +306,9 @@ public struct PackageBuilder {
             budget = builder.maxBytes - widest.head.utf8.count - widest.tail.utf8.count
             let head = builder.frame(packageId: packageId, createdAt: createdAt, count: expectedCount).head
             headCount = head.utf8.count
-            // A typical package is well under 1 MiB; a larger one grows the array a few times.
-            bytes.reserveCapacity(min(builder.maxBytes + 4096, 1 << 20))
-            bytes.append(contentsOf: head.utf8)   // ends with the LF that starts the Body's content
+            // A typical package is well under 1 MiB; a larger one grows the buffer a few times.
+            bytes = ByteAccumulator(capacity: min(builder.maxBytes + 4096, 1 << 20))
+            bytes.append(head)   // ends with the LF that starts the Body's content
             seqs.reserveCapacity(expectedCount)
         }
 
@@ -319,10 +320,10 @@ public struct PackageBuilder {
             guard PackageBuilder.appendCanonicalRecord(type: type, rev: rev, deleted: deleted, storedBody: storedBody, to: &bytes) else {
                 return .damaged
             }
-            bytes.append(10)
+            bytes.append(byte: 10)
             let size = bytes.count - start
             guard size <= budget else {
-                bytes.removeSubrange(start...)
+                bytes.truncate(to: start)
                 return .full
             }
             budget -= size
@@ -333,17 +334,19 @@ public struct PackageBuilder {
         /// The package of the records added, digested (nil when none was).
         mutating func finish() throws(PackageBuildError) -> BuiltPackage? {
             guard !seqs.isEmpty else { return nil }
+            var contentEnd = bytes.count
+            bytes.append(builder.frame(packageId: packageId, createdAt: createdAt, count: seqs.count).tail)
+            var request = bytes.makeArray()
             var contentStart = headCount - 1   // the LF after <pui:Body>
             if seqs.count != expectedCount {
                 let head = builder.frame(packageId: packageId, createdAt: createdAt, count: seqs.count).head
-                bytes.replaceSubrange(0..<headCount, with: head.utf8)
+                request.replaceSubrange(0..<headCount, with: head.utf8)
                 contentStart = head.utf8.count - 1
+                contentEnd += head.utf8.count - headCount
             }
-            let contentEnd = bytes.count
-            bytes.append(contentsOf: builder.frame(packageId: packageId, createdAt: createdAt, count: seqs.count).tail.utf8)
-            let digest = PackageBuilder.bodyDigest(bytes[contentStart..<contentEnd])
-            try PackageBuilder.placeDigest(digest, in: &bytes, packageId: packageId)
-            return BuiltPackage(packageId: packageId, n: n, request: bytes, digest: digest, memberSeqs: seqs,
+            let digest = PackageBuilder.bodyDigest(request[contentStart..<contentEnd])
+            try PackageBuilder.placeDigest(digest, in: &request, packageId: packageId)
+            return BuiltPackage(packageId: packageId, n: n, request: request, digest: digest, memberSeqs: seqs,
                                 records: contentStart + 1..<contentEnd, heldBack: [])
         }
     }
@@ -364,19 +367,20 @@ public struct PackageBuilder {
         guard offset > 0, offset <= envelope.count else {
             return .failure(PackageBuildError(message: "the stored envelope has no place for records at byte \(offset)"))
         }
-        var request = Array(envelope[..<offset])
-        request.reserveCapacity(envelope.count + entries.reduce(0) { $0 + $1.storedBody.count * 3 })
+        var written = ByteAccumulator(capacity: envelope.count + entries.reduce(0) { $0 + $1.storedBody.count * 3 })
+        envelope.withUnsafeBufferPointer { written.append(UnsafeBufferPointer(rebasing: $0[..<offset])) }
         for entry in entries {
-            let written = entry.storedBody.withUnsafeBufferPointer {
-                appendCanonicalRecord(type: entry.type, rev: entry.rev, deleted: entry.deleted, storedBody: $0, to: &request)
+            let complete = entry.storedBody.withUnsafeBufferPointer {
+                appendCanonicalRecord(type: entry.type, rev: entry.rev, deleted: entry.deleted, storedBody: $0, to: &written)
             }
-            guard written else {
+            guard complete else {
                 return .failure(PackageBuildError(message: "the stored body of record seq \(entry.seq) (\(entry.type)) does not decode whole"))
             }
-            request.append(10)
+            written.append(byte: 10)
         }
-        let recordsEnd = request.count
-        request.append(contentsOf: envelope[offset...])
+        let recordsEnd = written.count
+        envelope.withUnsafeBufferPointer { written.append(UnsafeBufferPointer(rebasing: $0[offset...])) }
+        let request = written.makeArray()
         // The Body's content starts with the LF before the first record, the last byte of the envelope's head.
         guard bodyDigest(request[(offset - 1)..<recordsEnd]) == digest else {
             return .failure(PackageBuildError(message: "the records read back from the journal do not give the package's digest \(digest)"))

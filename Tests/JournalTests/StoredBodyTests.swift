@@ -394,3 +394,60 @@ private func temporaryJournal() throws -> (Journal, URL) {
         #expect(compared == 8)
     }
 }
+
+/// The accumulator the package builders decode records into, against an array given the same pieces.
+@Suite struct ByteAccumulatorTests {
+    @Test func itHoldsWhatAnArrayWouldThroughGrowthAndTruncation() {
+        var rng = SystemRandomNumberGenerator()
+        var accumulator = ByteAccumulator(capacity: 1)   // grows from the smallest buffer
+        var reference: [UInt8] = []
+        for round in 0..<5000 {
+            switch Int.random(in: 0..<10, using: &rng) {
+            case 0:
+                let keep = Int.random(in: 0...reference.count, using: &rng)
+                accumulator.truncate(to: keep)
+                reference.removeSubrange(keep...)
+            case 1:
+                let byte = UInt8.random(in: 0...255, using: &rng)
+                accumulator.append(byte: byte)
+                reference.append(byte)
+            case 2:
+                let text = "第\(round)段 <x>"
+                accumulator.append(text)
+                reference.append(contentsOf: text.utf8)
+            default:
+                let piece = (0..<Int.random(in: 0...300, using: &rng)).map { _ in UInt8.random(in: 0...255, using: &rng) }
+                if Bool.random(using: &rng) { accumulator.append(piece) } else { piece.withUnsafeBufferPointer { accumulator.append($0) } }
+                reference.append(contentsOf: piece)
+            }
+            #expect(accumulator.count == reference.count)
+        }
+        #expect(accumulator.makeArray() == reference)
+        #expect(accumulator.withUnsafeBufferPointer { Array($0) } == reference)
+    }
+
+    @Test func aCompactRecordDecodesTheSameIntoAnAccumulatorAsIntoAnArray() throws {
+        let xml = "<Step><CaseNo>A&amp;B</CaseNo><StepName>受理</StepName><Unknown>x</Unknown></Step>"
+        let compact = try #require(StoredBody.encode(xml))
+        let root = Array("Step".utf8), attributes = Array(#" rev="3""#.utf8)
+        var array: [UInt8] = [0x41]
+        var accumulator = ByteAccumulator(capacity: 2)
+        accumulator.append(byte: 0x41)
+        let intoArray = compact.withUnsafeBufferPointer { stored in
+            root.withUnsafeBufferPointer { r in attributes.withUnsafeBufferPointer { StoredBody.appendCompactRecord(of: stored, root: r, attributes: $0, to: &array) } }
+        }
+        let intoAccumulator = compact.withUnsafeBufferPointer { stored in
+            root.withUnsafeBufferPointer { r in attributes.withUnsafeBufferPointer { StoredBody.appendCompactRecord(of: stored, root: r, attributes: $0, to: &accumulator) } }
+        }
+        #expect(intoArray && intoAccumulator)
+        #expect(String(decoding: array, as: UTF8.self) == #"A<Step rev="3"><CaseNo>A&amp;B</CaseNo><StepName>受理</StepName><Unknown>x</Unknown></Step>"#)
+        #expect(accumulator.makeArray() == array)
+        // A damaged body (cut short) leaves both as they were.
+        let cut = Array(compact.dropLast(3))
+        let before = accumulator.count
+        let damaged = cut.withUnsafeBufferPointer { stored in
+            root.withUnsafeBufferPointer { r in attributes.withUnsafeBufferPointer { StoredBody.appendCompactRecord(of: stored, root: r, attributes: $0, to: &accumulator) } }
+        }
+        #expect(!damaged && accumulator.count == before)
+    }
+}
