@@ -107,6 +107,11 @@ public struct ODBCAdapterStatus: Sendable, Codable, Equatable {
 public final class ODBCAdapter: @unchecked Sendable {
     public let name: String
     public let settings: ODBCSettings
+    /// Raised from another thread to stop a poll in hand (`esgate run` on SIGTERM): the statement running is
+    /// cancelled, the batch being written commits or rolls back as a unit, and the poll ends with the rest
+    /// unread (the watermark, the front table's flags and snapshot deletions only follow committed rows, so the
+    /// next poll reads it). Once raised, every later poll stops at once.
+    public let stopSignal = ODBCStopSignal()
     /// The adapter's configuration file, named in errors.
     public let file: String?
     let plan: MappingPlan
@@ -206,6 +211,12 @@ public final class ODBCAdapter: @unchecked Sendable {
             return report
         } catch {
             let wrapped = wrap(error)
+            if stopSignal.isRequested {
+                // Not a failure of the source: the gateway is stopping. Nothing is recorded as the adapter's error.
+                logger.info("poll stopped for shutdown after \(report.counts.rows) rows (\(report.counts.stored) stored); committed batches stay, the rest is read at the next poll")
+                disconnect()
+                throw wrapped
+            }
             // Rows a failed poll read are in `report` as far as it got (its committed batches are journaled).
             // The watermark stays where it was while the source cannot be read, so the lag keeps growing.
             try? journal.recordPoll(adapter: name, kind: "odbc",
@@ -283,7 +294,7 @@ public final class ODBCAdapter: @unchecked Sendable {
 
     private func connect() throws -> ODBCConnection {
         if let connection, connection.isOpen { return connection }
-        let opened = try ODBCAdapter.open(name: name, settings: settings)
+        let opened = try ODBCAdapter.open(name: name, settings: settings, stopSignal: stopSignal)
         connection = opened
         queryColumns = nil
         if settings.identifierQuote == "auto" {
@@ -296,7 +307,7 @@ public final class ODBCAdapter: @unchecked Sendable {
     }
 
     /// A new connection with the adapter's connection string, `password_file` and timeouts.
-    static func open(name: String, settings: ODBCSettings) throws(ODBCAdapterError) -> ODBCConnection {
+    static func open(name: String, settings: ODBCSettings, stopSignal: ODBCStopSignal? = nil) throws(ODBCAdapterError) -> ODBCConnection {
         var text = settings.connection
         if let file = settings.passwordFile {
             guard let data = FileManager.default.contents(atPath: file),
@@ -309,7 +320,7 @@ public final class ODBCAdapter: @unchecked Sendable {
         let options = ODBCConnectionOptions(loginTimeout: wholeSeconds(settings.loginTimeout),
                                             queryTimeout: wholeSeconds(settings.queryTimeout))
         do {
-            return try ODBCConnection(connectionString: text, options: options)
+            return try ODBCConnection(connectionString: text, options: options, stopSignal: stopSignal)
         } catch {
             throw ODBCAdapterError(adapter: name, cause: .database(error), field: "odbc.connection")
         }

@@ -608,8 +608,8 @@ func installTerminationHandlers(logger: Logger? = nil, _ stop: @escaping @Sendab
         signal(number, SIG_IGN)
         let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
         source.setEventHandler {
-            // Stopping can take as long as a poll or a send in hand (docs/configuration.md): say it has begun.
-            logger?.info("\(number == SIGTERM ? "SIGTERM" : "SIGINT"): stopping after the work in hand (a running poll or send is finished first)")
+            // Stopping can take as long as a file, a SOAP poll or a send in hand (docs/configuration.md): say it has begun.
+            logger?.info("\(number == SIGTERM ? "SIGTERM" : "SIGINT"): stopping after the work in hand (a file being ingested, a SOAP poll or a send is finished first; a database query is cancelled)")
             stop()
         }
         source.resume()

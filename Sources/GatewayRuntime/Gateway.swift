@@ -208,10 +208,17 @@ public final class Gateway: Sendable {
         logger.info("polling adapter \(odbc.name) (\(odbc.settings.mode.rawValue)) every \(odbc.settings.pollInterval)")
         defer { odbc.disconnect() }
         var failures = 0
+        let stop = odbc.stopSignal
         while !Task.isCancelled {
             var delay = odbc.settings.pollInterval
             do {
-                let report = try await worker.run { try odbc.poll() }
+                // A stop (SIGTERM) cancels the statement in hand instead of waiting for the poll to end: a long
+                // query or a large backlog would otherwise hold the gateway up for as long as they take.
+                let report = try await withTaskCancellationHandler {
+                    try await worker.run { try odbc.poll() }
+                } onCancel: {
+                    stop.request()
+                }
                 // An incremental poll reads the rows of the lag window and of the last timestamp again every time:
                 // a poll that changed nothing is logged at info only as the first success after failures, so an
                 // idle source does not write a line per poll interval for ever.
@@ -225,6 +232,7 @@ public final class Gateway: Sendable {
                 }
                 failures = 0
             } catch {
+                if stop.isRequested { return }   // stopping: the adapter has said so
                 failures += 1
                 delay = odbc.settings.pollDelay(afterFailures: failures)
                 logger.error("\(error); retrying in \(delay)")

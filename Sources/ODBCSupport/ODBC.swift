@@ -31,6 +31,12 @@ public struct ODBCError: Error, Sendable, CustomStringConvertible {
         self.exceedsDeclaredSize = exceedsDeclaredSize
     }
 
+    /// `operation` given up because its connection's `ODBCStopSignal` was raised (SQLSTATE HY008, operation
+    /// canceled).
+    static func stopped(_ operation: String, sql: String? = nil) -> ODBCError {
+        ODBCError(operation: operation, diagnostics: [ODBCDiagnostic(sqlState: "HY008", nativeCode: 0, message: "stopped: the gateway is shutting down")], sql: sql)
+    }
+
     /// `operation` attempted on a closed connection or on a statement or cursor of one (SQLSTATE 08003).
     static func closedConnection(_ operation: String, sql: String? = nil) -> ODBCError {
         ODBCError(operation: operation, diagnostics: [ODBCDiagnostic(sqlState: "08003", nativeCode: 0, message: "connection is closed")], sql: sql)
@@ -193,6 +199,53 @@ private final class LoginAttempt: @unchecked Sendable {
 /// One ODBC connection (its own environment handle too). Calls block: run them off Swift's cooperative pool
 /// (`ODBCConnection.run` / `ODBCWorker`). Not safe for concurrent use (`close()` included: it must not run while
 /// another thread is inside a call on the connection or one of its statements); it may move between threads.
+/// Stops what a group of connections is doing, from another thread: `request()` cancels the statements running on
+/// them (SQLCancel, which ODBC allows from another thread: psqlODBC sends the server a cancel request, MariaDB
+/// Connector/ODBC a KILL QUERY), and every execute or fetch on them after that fails at once with SQLSTATE HY008.
+/// For a prompt graceful stop of `esgate run` (SIGTERM): an adapter's batch in hand commits or rolls back as a
+/// unit, and what was not committed is read again at the next poll.
+///
+/// Unchecked Sendable: its state is guarded by `lock`. Connections are held weakly; `request` cancels outside the
+/// lock, so that it never waits on a connection's own lock while holding this one.
+public final class ODBCStopSignal: @unchecked Sendable {
+    private let lock = NSLock()
+    private var requested = false
+    private var connections: [ObjectIdentifier: WeakConnection] = [:]
+
+    private struct WeakConnection {
+        weak var connection: ODBCConnection?
+    }
+
+    public init() {}
+
+    public var isRequested: Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        return requested
+    }
+
+    /// Raises the signal (for good) and cancels what the registered connections are running.
+    public func request() {
+        lock.lock()
+        requested = true
+        let live = connections.values.compactMap(\.connection)
+        lock.unlock()
+        for connection in live { connection.cancelRunningStatements() }
+    }
+
+    func register(_ connection: ODBCConnection) {
+        lock.lock()
+        defer { lock.unlock() }
+        connections[ObjectIdentifier(connection)] = WeakConnection(connection: connection)
+    }
+
+    func unregister(_ connection: ODBCConnection) {
+        lock.lock()
+        defer { lock.unlock() }
+        connections[ObjectIdentifier(connection)] = nil
+    }
+}
+
 public final class ODBCConnection: @unchecked Sendable {
     private var environment: UnsafeMutableRawPointer?
     private var connection: UnsafeMutableRawPointer?
@@ -207,12 +260,29 @@ public final class ODBCConnection: @unchecked Sendable {
     public let options: ODBCConnectionOptions
     /// The connection string with `PWD=`/`Password=` values masked, for messages.
     public let redactedConnectionString: String
+    /// Raised to stop this connection's work from another thread (nil: it runs each call to its end).
+    let stopSignal: ODBCStopSignal?
 
     /// Connects with a full connection string (`Driver={PostgreSQL Unicode};Server=…;PWD=…` or `DSN=…`).
-    public init(connectionString: String, options: ODBCConnectionOptions = ODBCConnectionOptions()) throws(ODBCError) {
+    public init(connectionString: String, options: ODBCConnectionOptions = ODBCConnectionOptions(),
+                stopSignal: ODBCStopSignal? = nil) throws(ODBCError) {
         self.options = options
         self.redactedConnectionString = ODBCConnection.redact(connectionString)
+        self.stopSignal = stopSignal
+        if stopSignal?.isRequested == true { throw ODBCError.stopped("connect (\(redactedConnectionString))") }
         try withUTF8Locale { () throws(ODBCError) in try open(connectionString) }
+        stopSignal?.register(self)
+    }
+
+    /// Whether `stopSignal` was raised: calls that would start new work give up instead.
+    var isStopRequested: Bool { stopSignal?.isRequested == true }
+
+    /// SQLCancel on every statement of this connection: one that is executing or fetching returns with an error
+    /// (the driver's, or HY008); an idle one is not affected (ODBC 3).
+    func cancelRunningStatements() {
+        statementsLock.lock()
+        defer { statementsLock.unlock() }
+        for statement in liveStatements { SQLCancel(statement) }
     }
 
     private func open(_ connectionString: String) throws(ODBCError) {
@@ -260,6 +330,7 @@ public final class ODBCConnection: @unchecked Sendable {
     /// Disconnects and frees the handles (idempotent).
     /// Frees the statements still open on it first, so that none of their handles outlives the connection.
     public func close() {
+        stopSignal?.unregister(self)
         statementsLock.lock()
         defer { statementsLock.unlock() }
         for statement in liveStatements { SQLFreeHandle(CODBC_HANDLE_STMT, statement) }

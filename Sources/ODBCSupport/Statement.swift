@@ -188,6 +188,17 @@ extension ODBCStatement {
     /// SQLExecute, cancelled after `cancelAfter` seconds when the driver does not enforce the query timeout
     /// itself. A cancelled execution throws HYT00 (timeout expired), whatever the driver made of the cancel.
     fileprivate func executeWithinTimeout(_ stmt: UnsafeMutableRawPointer) throws(ODBCError) -> Int16 {
+        if connection.isStopRequested { throw ODBCError.stopped("execute", sql: sql) }
+        let rc = try executeWatched(stmt)
+        // Cancelled for a stop: say so, whatever the driver made of the cancel.
+        if codbc_succeeded(rc) == 0, connection.isStopRequested {
+            SQLFreeStmt(stmt, CODBC_CLOSE)
+            throw ODBCError.stopped("execute", sql: sql)
+        }
+        return rc
+    }
+
+    private func executeWatched(_ stmt: UnsafeMutableRawPointer) throws(ODBCError) -> Int16 {
         guard cancelAfter > 0 else { return SQLExecute(stmt) }
         let watchdog = Watchdog(statement: stmt)
         watchdog.arm(after: cancelAfter)
@@ -368,6 +379,10 @@ public final class ODBCCursor {
             finished = true
             throw ODBCError.closedConnection("fetch", sql: statement.sql)
         }
+        if statement.connection.isStopRequested {
+            finished = true
+            throw ODBCError.stopped("fetch", sql: statement.sql)
+        }
         fetched.pointee = 0
         let rc = SQLFetch(stmt)
         if rc == CODBC_NO_DATA {
@@ -377,6 +392,8 @@ public final class ODBCCursor {
         }
         guard codbc_succeeded(rc) != 0 else {
             finished = true
+            // Cancelled for a stop: say so, whatever the driver made of the cancel.
+            if statement.connection.isStopRequested { throw ODBCError.stopped("fetch", sql: statement.sql) }
             throw statement.error("fetch")
         }
         let count = Int(fetched.pointee)

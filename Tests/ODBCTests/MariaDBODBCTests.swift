@@ -139,14 +139,20 @@ struct MariaDBODBCTests {
         #expect(try workspace.journalDigest().records == 3)
     }
 
-    @Test("query_timeout stops a query waiting on a lock although Connector/ODBC ignores SQL_ATTR_QUERY_TIMEOUT", .timeLimit(.minutes(1)))
-    func queryTimeout() throws {
+    /// One step row, locked by an open transaction of another connection (the department's nightly job; the
+    /// server's innodb_lock_wait_timeout is 50 s): a `FOR UPDATE` read of it waits.
+    private func lockedRow() throws -> (server: MariaDBServer, database: String, db: ODBCConnection, job: ODBCConnection) {
         let (server, database, db) = try caseDatabase()
         try insertCase(db, table: "steps", id: 1, updatedAt: "2026-01-05 10:00:00", row: stepRow(1, at: "2026-01-05 08:52:00"), quote: "`")
-        // The department's nightly job holds the rows (innodb_lock_wait_timeout is 50 s).
         let job = try ODBCConnection(connectionString: server.connectionString(database: database))
         try job.setAutocommit(false)
         try job.execute("UPDATE steps SET rec_flag = 2")
+        return (server, database, db, job)
+    }
+
+    @Test("query_timeout stops a query waiting on a lock although Connector/ODBC ignores SQL_ATTR_QUERY_TIMEOUT", .timeLimit(.minutes(1)))
+    func queryTimeout() throws {
+        let (server, database, _, job) = try lockedRow()
         defer { job.rollback() }
         let workspace = try ODBCWorkspace(adapter: adapterYAML(
             connection: server.connectionString(database: database), mode: "snapshot",
@@ -162,6 +168,47 @@ struct MariaDBODBCTests {
         // The lock is gone: the next poll reads the row.
         job.rollback()
         #expect(try adapter.poll().counts.stored == 1)
+    }
+
+    @Test("a stop cancels a query waiting on a lock (Connector/ODBC turns SQLCancel into KILL QUERY): the poll ends at once, not failing", .timeLimit(.minutes(1)))
+    func stopCancelsAWaitingQuery() throws {
+        let (server, database, db, job) = try lockedRow()
+        defer { job.rollback() }
+        let workspace = try ODBCWorkspace(adapter: adapterYAML(
+            connection: server.connectionString(database: database), mode: "snapshot",
+            query: caseSelect("steps", quote: "`") + " FOR UPDATE"))
+        let adapter = try workspace.adapter()
+        final class Outcome: @unchecked Sendable {
+            var result: Result<ODBCPollReport, ODBCAdapterError>?
+        }
+        let outcome = Outcome()
+        let done = DispatchSemaphore(value: 0)
+        let poller = Thread {
+            outcome.result = Result { () throws(ODBCAdapterError) in try adapter.poll() }
+            done.signal()
+        }
+        poller.start()
+        // Until the poll's query waits on the lock.
+        let deadline = ContinuousClock.now + .seconds(20)
+        while ContinuousClock.now < deadline {
+            let waiting = try db.query("SELECT count(*) FROM information_schema.processlist WHERE info LIKE '%FOR UPDATE%' AND info NOT LIKE '%processlist%'")
+            if waiting.rows.first?.first == "1" { break }
+            Thread.sleep(forTimeInterval: 0.02)
+        }
+        let stopped = ContinuousClock.now
+        adapter.stopSignal.request()
+        #expect(done.wait(timeout: .now() + 20) == .success, "the poll did not return after the stop")
+        let took = ContinuousClock.now - stopped
+        #expect(took < .seconds(10), "the poll ended \(took) after the stop, not after the server's 50 s lock wait")
+        guard case .failure(let error) = outcome.result else {
+            Issue.record("the poll did not fail: \(String(describing: outcome.result))")
+            return
+        }
+        #expect(error.sqlState == "HY008", "\(error)")
+        #expect(adapter.status.failingSince == nil, "a stop is not the source failing")
+        #expect(try workspace.scalar("SELECT count(*) FROM records WHERE source = 'db'") == 0)
+        // Raised for good: a later poll stops at once, before it connects.
+        #expect(throws: ODBCAdapterError.self) { try adapter.poll() }
     }
 
     @Test("login_timeout: a server that accepts the connection but never answers fails the poll instead of hanging it",

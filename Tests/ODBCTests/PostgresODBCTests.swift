@@ -23,6 +23,13 @@ struct PostgresODBCTests {
         }
 
         func connect() throws -> ODBCConnection { try ODBCConnection(connectionString: connectionString) }
+
+        /// Inserts `rows` step rows (ids 1…rows, one Step record each) stamped `updatedAt`, an SQL expression of `n`.
+        func insertSteps(_ rows: Int, updatedAt: String) throws {
+            let names = caseColumns.map { "\"\($0)\"" }.joined(separator: ", ")
+            let template = stepRow(0, at: "2026-01-05 08:52:00").dropFirst().map { "'\($0)'" }.joined(separator: ", ")
+            try connect().execute("INSERT INTO steps (id, updated_at, \(names)) SELECT n, \(updatedAt), '41010300620260105' || lpad(n::text, 7, '0'), \(template) FROM generate_series(1, \(rows)) n")
+        }
     }
 
     @Test("Chinese text incl. 𠀀 round-trips through parameters, block fetch and the adapter into the journal")
@@ -100,10 +107,7 @@ struct PostgresODBCTests {
         // timestamp keep the pull going for about a second and a half, in the same batches of 200.
         let rows = 20_000
         let source = try Source()
-        let db = try source.connect()
-        let names = caseColumns.map { "\"\($0)\"" }.joined(separator: ", ")
-        let template = stepRow(0, at: "2026-01-05 08:52:00").dropFirst().map { "'\($0)'" }.joined(separator: ", ")
-        try db.execute("INSERT INTO steps (id, updated_at, \(names)) SELECT n, TIMESTAMP '2026-01-05 10:00:00', '41010300620260105' || lpad(n::text, 7, '0'), \(template) FROM generate_series(1, \(rows)) n")
+        try source.insertSteps(rows, updatedAt: "TIMESTAMP '2026-01-05 10:00:00'")
         let workspace = try ODBCWorkspace(adapter: adapterYAML(
             connection: source.server.connectionString(database: source.database, fetch: 50), mode: "incremental",
             query: caseSelect("steps"), extra: "watermark_column: updated_at\norder_by: [id]\nbatch_rows: 200\nfetch_rows: 50"))
@@ -143,6 +147,88 @@ struct PostgresODBCTests {
         #expect(try workspace.scalar("SELECT count(*) FROM (SELECT type, key, rev FROM records GROUP BY type, key, rev HAVING count(*) > 1)") == 0)
         #expect(try workspace.scalar("SELECT max(rev) FROM records") == 1, "no row came back as a second revision")
         #expect(try workspace.scalar("SELECT count(*) FROM quarantine") == 0)
+    }
+
+    /// The stop tests read the gateway's info lines (the workspace logs errors only).
+    private func logAtInfo(_ workspace: ODBCWorkspace) throws {
+        let text = try String(contentsOfFile: workspace.configPath, encoding: .utf8)
+        try text.replacingOccurrences(of: "log_level: error", with: "log_level: info")
+            .write(toFile: workspace.configPath, atomically: true, encoding: .utf8)
+    }
+
+    @Test("SIGTERM while the query runs: `esgate run` cancels it (SQLCancel) and stops within seconds, not after the query; nothing is committed",
+          .timeLimit(.minutes(2)))
+    func sigtermCancelsARunningQuery() async throws {
+        let source = try Source()
+        let db = try source.connect()
+        try source.insertSteps(50, updatedAt: "TIMESTAMP '2026-01-05 10:00:00'")
+        // The server sleeps 60 s before the first row: a slow query, as a department's report view can be.
+        let slow = caseSelect("steps s CROSS JOIN (SELECT pg_sleep(60)) z", extra: "s.updated_at, s.id")
+            .replacingOccurrences(of: ", \"", with: ", s.\"")
+        let workspace = try ODBCWorkspace(adapter: adapterYAML(
+            connection: source.server.connectionString(database: source.database), mode: "incremental",
+            query: slow, extra: "watermark_column: updated_at\norder_by: [id]\nquery_timeout: 300s"))
+        try logAtInfo(workspace)
+        func sleepingQueries() throws -> Int {
+            let result = try db.query("SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(60)%' AND state = 'active' AND pid <> pg_backend_pid()")
+            return Int(result.rows.first?.first.flatMap { $0 } ?? "") ?? -1
+        }
+        let gateway = try EsgateProcess(["run", "--config", workspace.configPath])
+        // Wait until the query is running on the server, then stop the gateway.
+        let deadline = ContinuousClock.now + .seconds(30)
+        while ContinuousClock.now < deadline, try sleepingQueries() == 0 {
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        #expect(try sleepingQueries() == 1)
+        #expect(gateway.isRunning, "\(gateway.errorOutput)")
+        let stopped = ContinuousClock.now
+        kill(gateway.pid, SIGTERM)
+        let code = try await gateway.wait(timeout: .seconds(45))
+        let took = ContinuousClock.now - stopped
+        #expect(code == 0, "\(gateway.errorOutput)")
+        #expect(took < .seconds(15), "stopped after \(took), not when the 60 s query would have ended: \(gateway.errorOutput)")
+        #expect(gateway.errorOutput.contains("poll stopped for shutdown after 0 rows"), "\(gateway.errorOutput)")
+        #expect(!gateway.errorOutput.contains(" error ["), "a stop is not logged as the adapter's failure: \(gateway.errorOutput)")
+        // The server no longer runs it either.
+        #expect(try sleepingQueries() == 0)
+        #expect(try workspace.scalar("SELECT count(*) FROM records WHERE source = 'db'") == 0)
+        #expect(try Journal(path: workspace.journalPath).sourceOffset("db") == nil)
+    }
+
+    @Test("SIGTERM mid-pull: `esgate run` stops before the poll's end, whole batches committed; the next run stores only the rest",
+          .timeLimit(.minutes(2)))
+    func sigtermMidPull() async throws {
+        let rows = 20_000
+        let source = try Source()
+        let db = try source.connect()
+        try source.insertSteps(rows, updatedAt: "TIMESTAMP '2026-01-05 10:00:00' + n * INTERVAL '1 second'")
+        let workspace = try ODBCWorkspace(adapter: adapterYAML(
+            connection: source.server.connectionString(database: source.database, fetch: 50), mode: "incremental",
+            query: caseSelect("steps"), extra: "watermark_column: updated_at\norder_by: [id]\nbatch_rows: 200\nfetch_rows: 50"))
+        try logAtInfo(workspace)
+        func committed() -> Int { Int((try? workspace.scalar("SELECT count(*) FROM records WHERE source = 'db'")) ?? 0) }
+        let gateway = try EsgateProcess(["run", "--config", workspace.configPath])
+        let deadline = ContinuousClock.now + .seconds(60)
+        while gateway.isRunning, ContinuousClock.now < deadline, committed() == 0 {
+            try await Task.sleep(for: .milliseconds(2))
+        }
+        kill(gateway.pid, SIGTERM)
+        #expect(try await gateway.wait(timeout: .seconds(45)) == 0, "\(gateway.errorOutput)")
+        let afterStop = committed()
+        // Before stops cancelled polls, the gateway finished the poll first: all 20,000.
+        #expect(afterStop > 0 && afterStop < rows, "stopped mid-pull: \(afterStop) of \(rows) rows committed \(gateway.errorOutput)")
+        #expect(afterStop % 200 == 0, "only whole batches are committed")
+        #expect(gateway.errorOutput.contains("poll stopped for shutdown"), "\(gateway.errorOutput)")
+        // The watermark is that of the last committed row.
+        let mark = try #require(try Journal(path: workspace.journalPath).sourceOffset("db"))
+        let expected = try db.query("SELECT to_char(TIMESTAMP '2026-01-05 10:00:00' + \(afterStop) * INTERVAL '1 second', 'YYYY-MM-DD HH24:MI:SS')")
+        #expect(mark == expected.rows.first?.first.flatMap { $0 })
+
+        let restart = try EsgateProcess(["run", "--once", "--config", workspace.configPath])
+        #expect(try await restart.wait() == 0, "\(restart.errorOutput)")
+        #expect(committed() == rows)
+        #expect(try workspace.scalar("SELECT count(DISTINCT key) FROM records WHERE source = 'db'") == Int64(rows))
+        #expect(try workspace.scalar("SELECT max(rev) FROM records") == 1, "no row came back as a second revision")
     }
 
     @Test("server restarted mid-pull: the poll fails with a connection error, the next one reconnects; no loss, no duplicates")
