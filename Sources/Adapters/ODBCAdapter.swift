@@ -213,7 +213,9 @@ public final class ODBCAdapter: @unchecked Sendable {
             let wrapped = wrap(error)
             if stopSignal.isRequested {
                 // Not a failure of the source: the gateway is stopping. Nothing is recorded as the adapter's error.
-                logger.info("poll stopped for shutdown after \(report.counts.rows) rows (\(report.counts.stored) stored); committed batches stay, the rest is read at the next poll")
+                // Another failure that happened to coincide with the stop (the journal's disk, say) is still said.
+                let other = wrapped.sqlState == "HY008" ? "" : " (with an error: \(wrapped))"
+                logger.info("poll stopped for shutdown after \(report.counts.rows) rows (\(report.counts.stored) stored)\(other); committed batches stay, the rest is read at the next poll")
                 disconnect()
                 throw wrapped
             }

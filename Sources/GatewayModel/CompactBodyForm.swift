@@ -43,18 +43,21 @@ public enum CompactBodyForm {
         "Violation", "FineMin", "FineMax",
     ]
 
-    private static let codes: [String: UInt8] = {
-        var codes: [String: UInt8] = [:]
+    /// Codes by the name's bytes: names are compared as the encoder compares them, byte for byte (a `String`
+    /// key would also match a canonically equivalent spelling, which the encoder writes literally).
+    private static let codes: [[UInt8]: UInt8] = {
+        var codes: [[UInt8]: UInt8] = [:]
         for (index, name) in elementNames.enumerated() where index < 256 && name.utf8.count <= maxTableNameLength
             && (name.utf8.first ?? 0x80) < 0x80 {
-            codes[name] = UInt8(index)
+            codes[Array(name.utf8)] = UInt8(index)
         }
         return codes
     }()
 
-    /// The bytes that stand for the start tag of element `name`: its code, or the name written literally.
-    public static func startTag(_ name: String) -> [UInt8] {
+    /// The bytes that stand for the start tag of the element named `name` (UTF-8): its code, or the name written
+    /// literally.
+    public static func startTag(_ name: [UInt8]) -> [UInt8] {
         if let code = codes[name] { return [namedStart, code] }
-        return [literalStart] + Array(name.utf8) + [literalEnd]
+        return [literalStart] + name + [literalEnd]
     }
 }

@@ -45,8 +45,8 @@ public final class RecordLayout: Sendable {
     let recordCloseTag: Range<Int>
     /// The record element's start tag in the compact form, in `tags`.
     let compactRecordOpenTag: Range<Int>
-    /// Whether `normalizeWithCompactBody` writes the compact form: not for records nested deeper than the form
-    /// allows (which the journal then stores as XML).
+    /// Whether `normalizeWithCompactBody` writes the compact form: not for record types that can nest deeper than
+    /// the form allows (the journal then stores their XML, even for a record whose deep groups are absent).
     let writesCompactBody: Bool
     /// The fast check of each step's type (nil: groups, or types without a fast form).
     let checks: [FastValueCheck?]
@@ -84,12 +84,12 @@ public final class RecordLayout: Sendable {
             let openTag = store(step.openTagBytes), closeTag = store(step.closeTagBytes)
             switch step.kind {
             case .leaf:
-                let compactOpenTag = store(CompactBodyForm.startTag(step.elementName))
+                let compactOpenTag = store(CompactBodyForm.startTag(step.elementNameBytes))
                 maxDepth = max(maxDepth, depth + 1)
                 steps.append(Step(kind: .leaf, required: step.minOccurs > 0, source: sourceOfStep[index], end: index,
                                   openTag: openTag, closeTag: closeTag, compactOpenTag: compactOpenTag))
             case .groupStart(let end):
-                let compactOpenTag = store(CompactBodyForm.startTag(step.elementName))
+                let compactOpenTag = store(CompactBodyForm.startTag(step.elementNameBytes))
                 depth += 1
                 maxDepth = max(maxDepth, depth)
                 membersOfGroup.append(paths.indices.filter { paths[$0].hasPrefix(step.path) })
@@ -103,7 +103,7 @@ public final class RecordLayout: Sendable {
         }
         recordOpenTag = store(Array("<\(type)>".utf8))
         recordCloseTag = store(Array("</\(type)>".utf8))
-        compactRecordOpenTag = store(CompactBodyForm.startTag(type))
+        compactRecordOpenTag = store(CompactBodyForm.startTag(Array(type.utf8)))
         writesCompactBody = maxDepth <= CompactBodyForm.maxDepth
         self.type = type
         self.steps = steps
@@ -123,7 +123,7 @@ public final class RecordLayout: Sendable {
 
     /// `normalize`, and the record's body in the journal's compact form (`CompactBodyForm`), written in the same
     /// pass: exactly the bytes `StoredBody.encode(record.body)` gives, without parsing the XML again. The compact
-    /// body is nil when the record nests deeper than the form allows (the journal then stores the XML).
+    /// body is nil when the record type can nest deeper than the form allows (the journal then stores the XML).
     public func normalizeWithCompactBody(arena: UnsafeBufferPointer<UInt8>, values: UnsafeBufferPointer<FieldValueRange>)
         -> (record: NormalizedRecord, compactBody: [UInt8]?)? {
         normalize(arena: arena, values: values, writingCompactBody: writesCompactBody)

@@ -110,8 +110,8 @@ final class SerializationStep: @unchecked Sendable {
     let pathIsPlainASCII: Bool
     /// The allocation-free acceptance test of a leaf's type (nil for groups, or when the type has no fast form).
     let fastCheck: FastValueCheck?
-    /// The element's name, from its start tag `<name>` (empty for a group's end).
-    var elementName: String { String(openTag.dropFirst().dropLast()) }
+    /// The element's name as UTF-8, from the bytes of its start tag `<name>` (empty for a group's end).
+    var elementNameBytes: [UInt8] { openTagBytes.count >= 2 ? Array(openTagBytes.dropFirst().dropLast()) : [] }
 }
 
 extension PUISchema {

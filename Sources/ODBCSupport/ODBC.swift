@@ -196,17 +196,20 @@ private final class LoginAttempt: @unchecked Sendable {
     }
 }
 
-/// One ODBC connection (its own environment handle too). Calls block: run them off Swift's cooperative pool
-/// (`ODBCConnection.run` / `ODBCWorker`). Not safe for concurrent use (`close()` included: it must not run while
-/// another thread is inside a call on the connection or one of its statements); it may move between threads.
-/// Stops what a group of connections is doing, from another thread: `request()` cancels the statements running on
-/// them (SQLCancel, which ODBC allows from another thread: psqlODBC sends the server a cancel request, MariaDB
-/// Connector/ODBC a KILL QUERY), and every execute or fetch on them after that fails at once with SQLSTATE HY008.
-/// For a prompt graceful stop of `esgate run` (SIGTERM): an adapter's batch in hand commits or rolls back as a
-/// unit, and what was not committed is read again at the next poll.
+/// Stops what a group of connections is doing, from another thread. `request()` raises the flag at once; every
+/// execute or fetch that starts after it fails with SQLSTATE HY008, and an SQLExecute that is running is
+/// cancelled (SQLCancel, which ODBC allows from another thread: psqlODBC asks the server to cancel, MariaDB
+/// Connector/ODBC sends KILL QUERY). For a prompt graceful stop of `esgate run` (SIGTERM): an adapter's batch in
+/// hand commits or rolls back as a unit, and what was not committed is read again at the next poll.
 ///
-/// Unchecked Sendable: its state is guarded by `lock`. Connections are held weakly; `request` cancels outside the
-/// lock, so that it never waits on a connection's own lock while holding this one.
+/// Only statements inside SQLExecute are cancelled, never one between calls or inside SQLFetch: Connector/ODBC
+/// answers SQLCancel on such a statement by closing its cursor from the cancelling thread (freeing the result a
+/// fetch may be reading). A fetch loop stops at its next block instead. The cancels run on a background queue (a
+/// cancel opens a connection to the server, which may be what hangs), and are repeated every half second while a
+/// statement is still executing: a cancel that reaches a statement just before the driver starts it has no effect.
+///
+/// Unchecked Sendable: its state is guarded by `lock`. Connections are held weakly; the cancels run outside the
+/// lock, so that it is never held while waiting on a connection's own lock.
 public final class ODBCStopSignal: @unchecked Sendable {
     private let lock = NSLock()
     private var requested = false
@@ -216,6 +219,10 @@ public final class ODBCStopSignal: @unchecked Sendable {
         weak var connection: ODBCConnection?
     }
 
+    /// How often, and for how long at most, executing statements are cancelled again.
+    static let cancelInterval = 0.5
+    static let cancelAttempts = 120
+
     public init() {}
 
     public var isRequested: Bool {
@@ -224,13 +231,23 @@ public final class ODBCStopSignal: @unchecked Sendable {
         return requested
     }
 
-    /// Raises the signal (for good) and cancels what the registered connections are running.
+    /// Raises the signal (for good) and cancels, in the background, what the registered connections execute.
     public func request() {
         lock.lock()
+        let first = !requested
         requested = true
-        let live = connections.values.compactMap(\.connection)
         lock.unlock()
-        for connection in live { connection.cancelRunningStatements() }
+        guard first else { return }
+        DispatchQueue.global().async { [self] in
+            for attempt in 0..<Self.cancelAttempts {
+                lock.lock()
+                let live = connections.values.compactMap(\.connection)
+                lock.unlock()
+                let executing = live.map { $0.cancelExecutingStatements() }.contains(true)
+                guard executing, attempt + 1 < Self.cancelAttempts else { return }
+                Thread.sleep(forTimeInterval: Self.cancelInterval)
+            }
+        }
     }
 
     func register(_ connection: ODBCConnection) {
@@ -246,6 +263,9 @@ public final class ODBCStopSignal: @unchecked Sendable {
     }
 }
 
+/// One ODBC connection (its own environment handle too). Calls block: run them off Swift's cooperative pool
+/// (`ODBCConnection.run` / `ODBCWorker`). Not safe for concurrent use (`close()` included: it must not run while
+/// another thread is inside a call on the connection or one of its statements); it may move between threads.
 public final class ODBCConnection: @unchecked Sendable {
     private var environment: UnsafeMutableRawPointer?
     private var connection: UnsafeMutableRawPointer?
@@ -257,6 +277,8 @@ public final class ODBCConnection: @unchecked Sendable {
     /// `withLiveStatement`/`freeStatement`, which act only on handles still listed here.
     private let statementsLock = NSLock()
     private var liveStatements = Set<UnsafeMutableRawPointer>()
+    /// The statements inside SQLExecute (guarded by `statementsLock`): the only ones a stop cancels.
+    private var executingStatements = Set<UnsafeMutableRawPointer>()
     public let options: ODBCConnectionOptions
     /// The connection string with `PWD=`/`Password=` values masked, for messages.
     public let redactedConnectionString: String
@@ -277,12 +299,29 @@ public final class ODBCConnection: @unchecked Sendable {
     /// Whether `stopSignal` was raised: calls that would start new work give up instead.
     var isStopRequested: Bool { stopSignal?.isRequested == true }
 
-    /// SQLCancel on every statement of this connection: one that is executing or fetching returns with an error
-    /// (the driver's, or HY008); an idle one is not affected (ODBC 3).
-    func cancelRunningStatements() {
+    /// Marks `handle` as inside SQLExecute, unless a stop was requested: false then, and it must not start. One
+    /// critical section with the stop's cancel pass, so that a statement either sees the stop or is cancelled.
+    func beginExecuting(_ handle: UnsafeMutableRawPointer) -> Bool {
         statementsLock.lock()
         defer { statementsLock.unlock() }
-        for statement in liveStatements { SQLCancel(statement) }
+        if isStopRequested { return false }
+        executingStatements.insert(handle)
+        return true
+    }
+
+    func endExecuting(_ handle: UnsafeMutableRawPointer) {
+        statementsLock.lock()
+        defer { statementsLock.unlock() }
+        executingStatements.remove(handle)
+    }
+
+    /// SQLCancel on the statements inside SQLExecute (the lock keeps their handles from being freed meanwhile);
+    /// whether there were any.
+    func cancelExecutingStatements() -> Bool {
+        statementsLock.lock()
+        defer { statementsLock.unlock() }
+        for statement in executingStatements where liveStatements.contains(statement) { SQLCancel(statement) }
+        return !executingStatements.isEmpty
     }
 
     private func open(_ connectionString: String) throws(ODBCError) {

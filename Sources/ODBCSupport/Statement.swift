@@ -188,7 +188,8 @@ extension ODBCStatement {
     /// SQLExecute, cancelled after `cancelAfter` seconds when the driver does not enforce the query timeout
     /// itself. A cancelled execution throws HYT00 (timeout expired), whatever the driver made of the cancel.
     fileprivate func executeWithinTimeout(_ stmt: UnsafeMutableRawPointer) throws(ODBCError) -> Int16 {
-        if connection.isStopRequested { throw ODBCError.stopped("execute", sql: sql) }
+        guard connection.beginExecuting(stmt) else { throw ODBCError.stopped("execute", sql: sql) }
+        defer { connection.endExecuting(stmt) }
         let rc = try executeWatched(stmt)
         // Cancelled for a stop: say so, whatever the driver made of the cancel.
         if codbc_succeeded(rc) == 0, connection.isStopRequested {
@@ -388,6 +389,8 @@ public final class ODBCCursor {
         if rc == CODBC_NO_DATA {
             finished = true
             SQLFreeStmt(stmt, CODBC_CLOSE)
+            // The end of a result cut short by a stop is not its end (a snapshot would withdraw what it never read).
+            if statement.connection.isStopRequested { throw ODBCError.stopped("fetch", sql: statement.sql) }
             return nil
         }
         guard codbc_succeeded(rc) != 0 else {

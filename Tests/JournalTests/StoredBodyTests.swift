@@ -344,6 +344,7 @@ private func temporaryJournal() throws -> (Journal, URL) {
               <xs:element name="AVeryLongElementNameBeyondThirtyTwoBytes" type="xs:string" minOccurs="0"/>
               <xs:element name="Outer" type="OuterType" minOccurs="0"/>
               <xs:element name="Amount" type="xs:decimal" minOccurs="0"/>
+              <xs:element name="\u{212A}ind" type="xs:string" minOccurs="0"/>
             </xs:sequence>
           </xs:complexType>
           <xs:complexType name="OuterType">
@@ -360,12 +361,15 @@ private func temporaryJournal() throws -> (Journal, URL) {
 
     @Test func theLayoutsCompactBodyIsTheEncodersForEveryShape() throws {
         let schema = try PUISchema(xsd: Self.xsd)
-        let paths = ["CaseNo", "NotInTheTable", "AVeryLongElementNameBeyondThirtyTwoBytes", "Outer.Name", "Outer.Inner.Code", "Amount"]
+        // "\u{212A}ind" (KELVIN SIGN) is canonically equivalent to the table's "Kind" but not the same bytes: the
+        // encoder writes it literally, and so must the layout.
+        let paths = ["CaseNo", "NotInTheTable", "AVeryLongElementNameBeyondThirtyTwoBytes", "Outer.Name", "Outer.Inner.Code", "Amount",
+                     "\u{212A}ind"]
         let values: [[String?]] = [
-            ["C-1", "x", "y", "张三", "K1", "12.50"],
-            ["C-2", nil, nil, nil, nil, nil],                       // optional elements and the whole group absent
-            ["C-3", "a&b<c>\r", "", nil, "内", nil],                // escapes, an empty value, a group with one member
-            ["C-4", nil, "长长长", "n", nil, "0"],
+            ["C-1", "x", "y", "张三", "K1", "12.50", "k"],
+            ["C-2", nil, nil, nil, nil, nil, nil],                  // optional elements and the whole group absent
+            ["C-3", "a&b<c>\r", "", nil, "内", nil, nil],           // escapes, an empty value, a group with one member
+            ["C-4", nil, "长长长", "n", nil, "0", nil],
         ]
         var compared = 0
         for type in ["Odd", "Step"] {
@@ -385,7 +389,7 @@ private func temporaryJournal() throws -> (Journal, URL) {
                 #expect(compact == StoredBody.encode(laidOut.record.body), "\(laidOut.record.body)")
                 #expect(StoredBody.xml(compact) == laidOut.record.body)
                 // Names outside the table are written literally, table names by code ("Step", "CaseNo" are).
-                let literalNamePresent = type == "Odd" || row[1] != nil || row[2] != nil || row[3] != nil || row[4] != nil
+                let literalNamePresent = type == "Odd" || row[1] != nil || row[2] != nil || row[3] != nil || row[4] != nil || row[6] != nil
                 #expect(compact.contains(CompactBodyForm.literalStart) == literalNamePresent, "\(type) \(row)")
                 #expect(compact.starts(with: type == "Step" ? [CompactBodyForm.marker, CompactBodyForm.namedStart] : [CompactBodyForm.marker, CompactBodyForm.literalStart]))
                 compared += 1
