@@ -95,22 +95,24 @@ public struct RowPreparer: Sendable {
                         scratch: RowScratch, origin: () -> RowOrigin) -> PreparedRow {
         if let ordinary = mapping.normalizeOrdinaryRowForJournal(fieldBytes: fieldBytes, fieldRanges: fieldRanges, schema: schema,
                                                                  scratch: scratch) {
-            var prepared = PreparedRow(line: line)
-            prepared.bodies.reserveCapacity(ordinary.records.count)
-            for (record, compact) in zip(ordinary.records, ordinary.compactBodies) {
-                prepared.bodies.append(PreparedBody(record.body, compact: compact))
-            }
-            prepared.records = ordinary.records
-            return prepared
+            return prepared(ordinary.records, compactBodies: ordinary.compactBodies, line: line)
         }
         let fields = fieldRanges.map { String(decoding: UnsafeBufferPointer(rebasing: fieldBytes[$0]), as: UTF8.self) }
         return prepareInGeneral(fields, line: line, origin: origin)
     }
 
-    private func prepared(_ records: [NormalizedRecord], line: Int) -> PreparedRow {
+    /// `compactBodies`: the records' compact bodies as their serializer wrote them (nil: the journal's encoder
+    /// makes them from the XML).
+    private func prepared(_ records: [NormalizedRecord], compactBodies: [[UInt8]?]? = nil, line: Int) -> PreparedRow {
         var prepared = PreparedRow(line: line)
         prepared.bodies.reserveCapacity(records.count)
-        for record in records { prepared.bodies.append(PreparedBody(record.body)) }
+        for (index, record) in records.enumerated() {
+            if let compactBodies, index < compactBodies.count {
+                prepared.bodies.append(PreparedBody(record.body, compact: compactBodies[index]))
+            } else {
+                prepared.bodies.append(PreparedBody(record.body))
+            }
+        }
         prepared.records = records
         return prepared
     }

@@ -265,24 +265,13 @@ public enum StoredBody {
     /// `out`, for a consumer that sends records on with attributes of its own (the uplink's package builder).
     /// False, with `out` as it was, when the body is not in the compact form, is damaged (see `appendXML`), or
     /// its root element is another one.
-    public static func appendCompactRecord(of stored: UnsafeBufferPointer<UInt8>, root: UnsafeBufferPointer<UInt8>,
-                                           attributes: UnsafeBufferPointer<UInt8>, to out: inout [UInt8]) -> Bool {
-        appendCompactRecord(of: stored, root: root, attributes: attributes, into: &out)
-    }
-
-    /// `appendCompactRecord` into an accumulator: the uplink's package builders, which decode every record they
-    /// send this way.
+    /// Into an accumulator: the uplink's package builders decode every record they send this way.
     public static func appendCompactRecord(of stored: UnsafeBufferPointer<UInt8>, root: UnsafeBufferPointer<UInt8>,
                                            attributes: UnsafeBufferPointer<UInt8>, to out: inout ByteAccumulator) -> Bool {
-        appendCompactRecord(of: stored, root: root, attributes: attributes, into: &out.buffer)
-    }
-
-    private static func appendCompactRecord<Output: ByteOutput>(of stored: UnsafeBufferPointer<UInt8>, root: UnsafeBufferPointer<UInt8>,
-                                                                attributes: UnsafeBufferPointer<UInt8>, into out: inout Output) -> Bool {
         // The root's start tag first: text before it would otherwise be written ahead of the record element.
         guard stored.count > 1, stored[0] == compactFormMarker, stored[1] == namedStart || stored[1] == literalStart else { return false }
         let start = out.count
-        let complete = withTables { decode(stored, into: &out, $0, root: Root(name: root, attributes: attributes)) }
+        let complete = withTables { decode(stored, into: &out.buffer, $0, root: Root(name: root, attributes: attributes)) }
         if !complete { out.truncate(to: start) }
         return complete
     }
