@@ -107,8 +107,9 @@ public struct ODBCAdapterStatus: Sendable, Codable, Equatable {
 public final class ODBCAdapter: @unchecked Sendable {
     public let name: String
     public let settings: ODBCSettings
-    /// Raised from another thread to stop a poll in hand (`esgate run` on SIGTERM): the statement running is
-    /// cancelled, the batch being written commits or rolls back as a unit, and the poll ends with the rest
+    /// Raised from another thread to stop a poll in hand (`esgate run` on SIGTERM): a statement still executing is
+    /// cancelled, a fetch stops at its next block, the batch being written commits or rolls back as a unit, and
+    /// the poll ends with the rest
     /// unread (the watermark, the front table's flags and snapshot deletions only follow committed rows, so the
     /// next poll reads it). Once raised, every later poll stops at once.
     public let stopSignal = ODBCStopSignal()

@@ -212,8 +212,8 @@ public final class Gateway: Sendable {
         while !Task.isCancelled {
             var delay = odbc.settings.pollInterval
             do {
-                // A stop (SIGTERM) cancels the statement in hand instead of waiting for the poll to end: a long
-                // query or a large backlog would otherwise hold the gateway up for as long as they take.
+                // A stop (SIGTERM) cancels a query still executing and ends a fetch at its next block, instead of
+                // waiting for the poll to end: a slow query or a large backlog would hold the gateway up.
                 let report = try await withTaskCancellationHandler {
                     try await worker.run { try odbc.poll() }
                 } onCancel: {
