@@ -17,7 +17,8 @@ struct PreparedBatch: Sendable {
 }
 
 /// A bounded hand-over between the reading thread and the journal writer (NSCondition-guarded).
-/// The reader blocks when `capacity` batches wait; the writer blocks when none does.
+/// The reader blocks when `capacity` batches wait, or when a `byteBudget` is set and the batches waiting weigh
+/// that much (by `weight`; one batch is always let through, however heavy); the writer blocks when none waits.
 final class BatchChannel<Batch: Sendable>: @unchecked Sendable {
     // All state below is guarded by `condition`.
     private let condition = NSCondition()
@@ -28,16 +29,27 @@ final class BatchChannel<Batch: Sendable>: @unchecked Sendable {
     private var failure: Error?
     private var cancelled = false
     private let capacity: Int
+    private let byteBudget: Int
+    private let weight: @Sendable (Batch) -> Int
+    private var queuedBytes = 0
 
-    init(capacity: Int) { self.capacity = capacity }
+    init(capacity: Int, byteBudget: Int = .max, weight: @escaping @Sendable (Batch) -> Int = { _ in 0 }) {
+        self.capacity = capacity
+        self.byteBudget = byteBudget
+        self.weight = weight
+    }
 
     /// False when the writer gave up (the reader should stop).
     func put(_ batch: Batch) -> Bool {
+        let bytes = weight(batch)
         condition.lock()
         defer { condition.unlock() }
-        while queue.count >= capacity && !cancelled { condition.wait() }
+        while !cancelled && (queue.count >= capacity || (!queue.isEmpty && queuedBytes + bytes > byteBudget)) {
+            condition.wait()
+        }
         if cancelled { return false }
         queue.append(batch)
+        queuedBytes += bytes
         condition.broadcast()
         return true
     }
@@ -56,6 +68,7 @@ final class BatchChannel<Batch: Sendable>: @unchecked Sendable {
         while queue.isEmpty && failure == nil && !cancelled { condition.wait() }
         if !queue.isEmpty {
             let batch = queue.removeFirst()
+            queuedBytes -= weight(batch)
             condition.broadcast()
             return batch
         }

@@ -508,12 +508,12 @@ public struct ODBCRowBlock {
             return true
         }
         guard !units.isEmpty else { return true }
-        let start = out.count
-        out.append(contentsOf: repeatElement(0, count: units.count * 3))
-        let written = out.withUnsafeMutableBufferPointer { buffer in
-            ODBCRowBlock.transcode(units, into: UnsafeMutableBufferPointer(rebasing: buffer[start...]))
+        // Transcoded on the stack, then appended in one copy: growing `out` by a filler and cutting it back
+        // cost a loop per byte.
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: units.count * 3) { buffer in
+            let written = ODBCRowBlock.transcode(units, into: buffer)
+            out.append(contentsOf: UnsafeBufferPointer(rebasing: buffer[..<written]))
         }
-        out.removeLast(units.count * 3 - written)
         return true
     }
 

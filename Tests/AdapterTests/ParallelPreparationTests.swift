@@ -357,3 +357,36 @@ struct MixedFileOutcome: Equatable {
         #expect(try workspace.scalar("SELECT count(*) FROM files WHERE state = 'done'") == 1)
     }
 }
+
+@Suite struct BatchChannelTests {
+    @Test(.timeLimit(.minutes(1)))
+    func theReaderWaitsWhenTheBatchesWaitingWeighTheBudget() throws {
+        // Capacity 8, but at most 25 bytes waiting: two batches of 10 fit, a third waits for a take.
+        let channel = BatchChannel<[UInt8]>(capacity: 8, byteBudget: 25) { $0.count }
+        #expect(channel.put(Array(repeating: 1, count: 10)))
+        #expect(channel.put(Array(repeating: 2, count: 10)))
+        let putDone = DispatchSemaphore(value: 0)
+        Thread { if channel.put(Array(repeating: 3, count: 10)) { putDone.signal() } }.start()
+        #expect(putDone.wait(timeout: .now() + 0.2) == .timedOut, "a batch over the budget waits")
+        #expect(try channel.take()?.first == 1)
+        #expect(putDone.wait(timeout: .now() + 10) == .success, "taking one frees its bytes")
+        #expect(try channel.take()?.first == 2)
+        #expect(try channel.take()?.first == 3)
+    }
+
+    @Test(.timeLimit(.minutes(1)))
+    func aBatchHeavierThanTheBudgetPassesAloneAndTheCountStillBounds() throws {
+        let heavy = BatchChannel<[UInt8]>(capacity: 8, byteBudget: 25) { $0.count }
+        #expect(heavy.put(Array(repeating: 9, count: 100)), "an empty channel takes any batch: the reader never stalls for good")
+        #expect(try heavy.take()?.count == 100)
+
+        let counted = BatchChannel<[UInt8]>(capacity: 2, byteBudget: 1_000) { $0.count }
+        #expect(counted.put([1]))
+        #expect(counted.put([2]))
+        let putDone = DispatchSemaphore(value: 0)
+        Thread { if counted.put([3]) { putDone.signal() } }.start()
+        #expect(putDone.wait(timeout: .now() + 0.2) == .timedOut, "the count bound holds below the byte budget")
+        #expect(try counted.take() == [1])
+        #expect(putDone.wait(timeout: .now() + 10) == .success)
+    }
+}
