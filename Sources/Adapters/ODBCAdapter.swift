@@ -871,9 +871,9 @@ final class ODBCReadJob: @unchecked Sendable {
 
         var count: Int { rowStarts.count - 1 }
 
-        /// The heap the block holds, for the hand-over's memory bound.
+        /// The heap the block holds, for the hand-over's memory bound (`bytes` grows by doubling: its capacity).
         var approximateBytes: Int {
-            bytes.count + rowStarts.count * MemoryLayout<Int>.stride + ranges.count * MemoryLayout<Range<Int>>.stride
+            bytes.capacity + rowStarts.count * MemoryLayout<Int>.stride + ranges.count * MemoryLayout<Range<Int>>.stride
                 + nulls.count
         }
 
@@ -901,8 +901,9 @@ final class ODBCReadJob: @unchecked Sendable {
     func run() {
         // The fetch runs on a thread of its own: the driver's work (socket reads, result parsing) and the UTF-16
         // conversion overlap the mapping and validation of the rows fetched before; blocks are handed over a
-        // bounded channel. Up to 8 blocks (and 16 MB of values) may wait: with 2, the mapping stalled whenever the
-        // writer waited for its fsync, and the pull ran ≈4% slower (docs/benchmarks.md, ODBC analysis).
+        // bounded channel. Up to 8 blocks, within 16 MB (values and their offsets), may wait: with room for 2, the
+        // mapping stalled whenever the writer waited for its fsync, and the pull ran ≈4% slower (docs/benchmarks.md,
+        // ODBC analysis).
         let fetched = BatchChannel<FetchedRows>(capacity: 8, byteBudget: 16 << 20) { $0.approximateBytes }
         let stopFetching = startProducer(named: "esgate-odbc-fetch", channel: fetched) { [self] in
             do {

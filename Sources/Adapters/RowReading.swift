@@ -17,12 +17,13 @@ struct PreparedBatch: Sendable {
 }
 
 /// A bounded hand-over between the reading thread and the journal writer (NSCondition-guarded).
-/// The reader blocks when `capacity` batches wait, or when a `byteBudget` is set and the batches waiting weigh
-/// that much (by `weight`; one batch is always let through, however heavy); the writer blocks when none waits.
+/// The reader blocks when `capacity` batches wait, or when a `byteBudget` is set and the batches waiting would
+/// weigh more (by `weight`, taken once at `put`); the writer blocks when none waits. The budget bounds waiting
+/// batches only, and an empty channel takes any batch, so batches heavier than the budget pass one at a time.
 final class BatchChannel<Batch: Sendable>: @unchecked Sendable {
     // All state below is guarded by `condition`.
     private let condition = NSCondition()
-    private var queue: [Batch] = []
+    private var queue: [(batch: Batch, bytes: Int)] = []
     /// Batches the writer is done with, handed back so that their memory is freed on the reading thread that
     /// allocated it (glibc frees across threads under an arena lock, which slowed the writer measurably).
     private var spent: [Batch] = []
@@ -44,11 +45,11 @@ final class BatchChannel<Batch: Sendable>: @unchecked Sendable {
         let bytes = weight(batch)
         condition.lock()
         defer { condition.unlock() }
-        while !cancelled && (queue.count >= capacity || (!queue.isEmpty && queuedBytes + bytes > byteBudget)) {
+        while !cancelled && (queue.count >= capacity || (!queue.isEmpty && bytes > byteBudget - queuedBytes)) {
             condition.wait()
         }
         if cancelled { return false }
-        queue.append(batch)
+        queue.append((batch, bytes))
         queuedBytes += bytes
         condition.broadcast()
         return true
@@ -67,8 +68,8 @@ final class BatchChannel<Batch: Sendable>: @unchecked Sendable {
         defer { condition.unlock() }
         while queue.isEmpty && failure == nil && !cancelled { condition.wait() }
         if !queue.isEmpty {
-            let batch = queue.removeFirst()
-            queuedBytes -= weight(batch)
+            let (batch, bytes) = queue.removeFirst()
+            queuedBytes -= bytes
             condition.broadcast()
             return batch
         }

@@ -508,8 +508,8 @@ public struct ODBCRowBlock {
             return true
         }
         guard !units.isEmpty else { return true }
-        // Transcoded on the stack, then appended in one copy: growing `out` by a filler and cutting it back
-        // cost a loop per byte.
+        // Transcoded into a temporary buffer (on the stack up to 1 KB, else the heap), then appended in one copy:
+        // growing `out` by a filler and cutting it back cost a loop per byte.
         withUnsafeTemporaryAllocation(of: UInt8.self, capacity: units.count * 3) { buffer in
             let written = ODBCRowBlock.transcode(units, into: buffer)
             out.append(contentsOf: UnsafeBufferPointer(rebasing: buffer[..<written]))

@@ -363,6 +363,7 @@ struct MixedFileOutcome: Equatable {
     func theReaderWaitsWhenTheBatchesWaitingWeighTheBudget() throws {
         // Capacity 8, but at most 25 bytes waiting: two batches of 10 fit, a third waits for a take.
         let channel = BatchChannel<[UInt8]>(capacity: 8, byteBudget: 25) { $0.count }
+        defer { channel.cancel() }  // a failed expectation must not leave the putting thread blocked
         #expect(channel.put(Array(repeating: 1, count: 10)))
         #expect(channel.put(Array(repeating: 2, count: 10)))
         let putDone = DispatchSemaphore(value: 0)
@@ -381,6 +382,7 @@ struct MixedFileOutcome: Equatable {
         #expect(try heavy.take()?.count == 100)
 
         let counted = BatchChannel<[UInt8]>(capacity: 2, byteBudget: 1_000) { $0.count }
+        defer { counted.cancel() }
         #expect(counted.put([1]))
         #expect(counted.put([2]))
         let putDone = DispatchSemaphore(value: 0)
@@ -388,5 +390,41 @@ struct MixedFileOutcome: Equatable {
         #expect(putDone.wait(timeout: .now() + 0.2) == .timedOut, "the count bound holds below the byte budget")
         #expect(try counted.take() == [1])
         #expect(putDone.wait(timeout: .now() + 10) == .success)
+    }
+
+    @Test(.timeLimit(.minutes(1)))
+    func cancellingWakesAReaderWaitingOnTheBudget() {
+        let channel = BatchChannel<[UInt8]>(capacity: 8, byteBudget: 10) { $0.count }
+        #expect(channel.put(Array(repeating: 1, count: 10)))
+        let refused = DispatchSemaphore(value: 0)
+        Thread { if !channel.put(Array(repeating: 2, count: 10)) { refused.signal() } }.start()
+        #expect(refused.wait(timeout: .now() + 0.2) == .timedOut, "the put waits on the budget")
+        channel.cancel()
+        #expect(refused.wait(timeout: .now() + 10) == .success, "the writer gave up: the put returns false")
+    }
+
+    @Test(.timeLimit(.minutes(1)))
+    func theBudgetComesBackInFullAfterManyRounds() throws {
+        // Batches of changing weights put and taken in bursts; afterwards the whole budget, and no more, is free.
+        let channel = BatchChannel<[UInt8]>(capacity: 100, byteBudget: 64) { $0.count }
+        defer { channel.cancel() }
+        for round in 0..<500 {
+            let weights = [round % 7 + 1, round % 13 + 2, round % 5 + 3]
+            for weight in weights { #expect(channel.put(Array(repeating: 0, count: weight))) }
+            for weight in weights { #expect(try channel.take()?.count == weight) }
+        }
+        // 60 + 4 is the budget exactly: passes only if no bytes were left counted (a put would wait forever).
+        #expect(channel.put(Array(repeating: 1, count: 60)))
+        let fitted = DispatchSemaphore(value: 0)
+        Thread { if channel.put(Array(repeating: 2, count: 4)) { fitted.signal() } }.start()
+        #expect(fitted.wait(timeout: .now() + 10) == .success, "the full budget is free again")
+        // One byte more waits: passes only if no bytes went missing from the count.
+        let putDone = DispatchSemaphore(value: 0)
+        Thread { if channel.put([3]) { putDone.signal() } }.start()
+        #expect(putDone.wait(timeout: .now() + 0.2) == .timedOut, "65 bytes exceed the budget of 64")
+        #expect(try channel.take()?.count == 60)
+        #expect(putDone.wait(timeout: .now() + 10) == .success)
+        #expect(try channel.take()?.count == 4)
+        #expect(try channel.take()?.count == 1)
     }
 }
