@@ -457,6 +457,24 @@ public final class ODBCAdapter: @unchecked Sendable {
         for (key, column) in named { _ = try columnIndex(of: column, key: key, in: header, adapter: adapter) }
     }
 
+    /// What a poll finds only after reading the whole table (`watermarkProblem`), said from a sample: a watermark
+    /// column none of whose sampled values is a value of `watermark_type` (an id column read as a timestamp, or
+    /// the other way round), so the watermark could never move.
+    public static func checkWatermarkValues(_ settings: ODBCSettings, in sample: ODBCSample, adapter: String) throws(ODBCAdapterError) {
+        guard settings.mode == .incremental, let column = settings.watermarkColumn, !sample.rows.isEmpty else { return }
+        let index = try columnIndex(of: column, key: "odbc.watermark_column", in: sample.header, adapter: adapter)
+        let values = sample.rows.map { $0[index] }
+        let kind = settings.watermarkKind
+        guard !values.contains(where: { Watermark(parsing: $0, kind: kind) != nil }) else { return }
+        let other = WatermarkKind.allCases.first { candidate in
+            candidate != kind && values.contains { Watermark(parsing: $0, kind: candidate) != nil }
+        }
+        let advice = other.map { "set watermark_type: \($0.rawValue)" } ?? "pick a watermark_column that holds timestamps or integers"
+        throw ODBCAdapterError(adapter: adapter, cause: .configuration(
+            "watermark column \(column): none of the \(values.count) row(s) sampled holds a value of watermark_type \(kind.rawValue) (e.g. '\(values[0])'), so a poll could not move the watermark and would read every row again; \(advice)"),
+            field: "odbc.watermark_type")
+    }
+
     /// Checks that each column the mapping reads is in the result once and under its exact name: of two columns
     /// named alike (a join's a.id and b.id) the mapping would silently take the first.
     public static func checkColumns(of plan: MappingPlan, in header: [String], adapter: String) throws(ODBCAdapterError) {
@@ -558,7 +576,8 @@ public final class ODBCAdapter: @unchecked Sendable {
     /// Front table: rounds of at most `batch_rows` unmarked rows. Each round commits its rows to the journal
     /// first and only then runs the mark statement for them (one database transaction). A crash between the
     /// two leaves the rows unmarked: the next round reads them again, the journal finds them unchanged, and
-    /// they are marked then. Rows that went to quarantine are marked too (they are durable there).
+    /// they are marked then. Rows that went to quarantine are marked too (they are durable there). Rounds go on
+    /// until one finds no row to mark, so a poll ends with a query that no longer returns what it marked.
     private func pullFrontTable(_ connection: ODBCConnection, report: inout ODBCPollReport) throws {
         guard let markSQL = settings.markStatement, !settings.markKeys.isEmpty else {
             throw ODBCAdapterError(adapter: name, cause: .configuration("mode front-table needs mark_statement and mark_keys"))
@@ -583,7 +602,6 @@ public final class ODBCAdapter: @unchecked Sendable {
             var pending: [PreparedRow] = []
             var keys: [[ODBCParameter]] = []
             var unmarkable = 0
-            var exhausted = true
             let scratch = RowScratch()
             reading: while let block = try cursor.next() {
                 let fetched = try ODBCReadJob.FetchedRows(block)
@@ -605,7 +623,7 @@ public final class ODBCAdapter: @unchecked Sendable {
                     // Unmarkable rows come back first in every round when the query orders them first: counting
                     // them toward batch_rows would keep the rows behind them from ever being read. They are
                     // journaled in batches of their own while the round reads on.
-                    if keys.count >= settings.batchRows { exhausted = false; break reading }
+                    if keys.count >= settings.batchRows { break reading }
                     if pending.count >= settings.batchRows {
                         try commit(pending, report: &report) {}
                         pending.removeAll(keepingCapacity: true)
@@ -648,8 +666,11 @@ public final class ODBCAdapter: @unchecked Sendable {
                 throw ODBCAdapterError(adapter: name, cause: .configuration("mark_statement changed the \(keys.count) row(s) it was given, but the query returns them again: it must set what the query filters on (a flag column = 0, say), or the same rows would be read forever"),
                                        field: "odbc.mark_statement")
             }
+            // Another round even when this one read to the end of the result: only a query that no longer returns
+            // the rows just marked shows that the mark statement took them out. Normally it returns nothing (or
+            // rows that arrived meanwhile) and the poll ends above; otherwise the check above fails the poll,
+            // where ending it here reported them marked and every later poll read them again.
             previouslyMarked = Set(keys)
-            if exhausted { break }
         }
     }
 

@@ -26,6 +26,7 @@ extension Gateway {
             // What the poll would refuse about the result's columns, mapping test says before going live.
             try ODBCAdapter.checkColumns(of: plan, in: sample.header, adapter: name)
             try ODBCAdapter.checkNamedColumns(settings, in: sample.header, adapter: name)
+            try ODBCAdapter.checkWatermarkValues(settings, in: sample, adapter: name)
         } catch {
             var located = error
             located.file = file
