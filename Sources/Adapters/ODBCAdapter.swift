@@ -730,6 +730,7 @@ public final class ODBCAdapter: @unchecked Sendable {
         for var row in rows {
             if let item = row.quarantine, try journal.isQuarantined(source: name, raw: item.raw) {
                 row.quarantine = nil  // the same row is already held: once is enough
+                counts.alreadyQuarantined += 1
             }
             try journal.store(row, source: name, file: "odbc", counts: &counts) { [self] record in repeatedKeys.note(record) }
         }
@@ -825,7 +826,7 @@ struct RepeatedKeys {
         hasher.combine(record.key)
         guard !seen.insert(hasher.finalize()).inserted else { return }
         count += 1
-        if example == nil { example = "\(record.type) \(record.key.replacingOccurrences(of: "\u{1F}", with: " / "))" }
+        if example == nil { example = "\(record.type) \(record.displayKey)" }
     }
 
     /// Forgets the keys seen so far (keeps what was found): the rows read next may legitimately be read again.
@@ -970,7 +971,7 @@ final class ODBCReadJob: @unchecked Sendable {
                             unreadable += 1
                             if unreadable == 1 {
                                 unreadableExample = mark ?? "NULL"
-                                logger.warning("row \(ordinal): the watermark column is empty or not a \(kind.rawValue) ('\(mark ?? "NULL")'); such rows do not move the watermark")
+                                logger.warning("row \(ordinal): the watermark column is empty or not a value of watermark_type \(kind.rawValue) ('\(mark ?? "NULL")'); such rows do not move the watermark")
                             }
                         }
                     }

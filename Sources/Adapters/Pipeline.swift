@@ -13,6 +13,9 @@ public struct IngestCounts: Sendable, Equatable, Codable {
     public var unchanged = 0
     /// Rows held in quarantine.
     public var quarantined = 0
+    /// Rows read again that quarantine already holds (a database row in the lag window, a snapshot, a front-table
+    /// retry): not held twice, counted so that the rows add up.
+    public var alreadyQuarantined = 0
     /// Records that replaced a revision stored from the same file: one key given two contents in one export (a
     /// key column cut short, as a spreadsheet's 15 significant digits do to case numbers, or a row corrected
     /// within the export). Stored all the same, the later row as the newer revision; counted so that it shows.
@@ -27,6 +30,7 @@ public struct IngestCounts: Sendable, Equatable, Codable {
         a.stored += b.stored
         a.unchanged += b.unchanged
         a.quarantined += b.quarantined
+        a.alreadyQuarantined += b.alreadyQuarantined
         a.changedWithinFile += b.changedWithinFile
         a.firstChangedWithinFile = a.firstChangedWithinFile ?? b.firstChangedWithinFile
     }
@@ -158,7 +162,7 @@ extension Journal {
                     counts.changedWithinFile += 1
                     if counts.firstChangedWithinFile == nil {
                         let record = row.records[index]
-                        counts.firstChangedWithinFile = "\(record.type) \(Redaction.maskIdentityNumbers(in: record.key.replacingOccurrences(of: "\u{1F}", with: " / "))) at line \(row.line)"
+                        counts.firstChangedWithinFile = "\(record.type) \(Redaction.maskIdentityNumbers(in: record.displayKey)) at line \(row.line)"
                     }
                 }
                 stored?(row.records[index])

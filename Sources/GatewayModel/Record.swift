@@ -42,7 +42,12 @@ public struct NormalizedRecord: Sendable, Equatable {
     }
 
     /// The key for people: fields joined by " / ".
-    public var displayKey: String { key.split(separator: "\u{1F}", omittingEmptySubsequences: false).joined(separator: " / ") }
+    public var displayKey: String { Self.displayKey(of: key) }
+
+    /// A stored key for people: its fields, joined by U+001F in the journal, joined by " / ".
+    public static func displayKey(of key: String) -> String {
+        key.split(separator: "\u{1F}", omittingEmptySubsequences: false).joined(separator: " / ")
+    }
 
     /// The record as it goes on the wire inside a PUI Body: namespaced, with its revision and operation.
     public func wireXML(rev: Int64, delete: Bool = false) -> String {

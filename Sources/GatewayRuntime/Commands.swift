@@ -192,7 +192,7 @@ private func execute(_ path: [String], _ options: ParsedOptions) async throws ->
                     write(line)
                 }
                 for poll in summary.polls {
-                    write("\(poll.adapter) (odbc \(poll.mode)): \(poll.counts.rows) rows, \(poll.counts.stored) records stored, \(poll.counts.unchanged) unchanged, \(poll.counts.quarantined) quarantined\(poll.marked > 0 ? ", \(poll.marked) marked" : "")\(poll.unmarkable > 0 ? ", \(poll.unmarkable) not markable" : "")\(poll.withoutWatermark > 0 ? ", \(poll.withoutWatermark) without watermark" : "")\(deletions(poll))\(poll.watermark.map { ", watermark \($0)" } ?? ""), \(String(format: "%.1f", poll.seconds)) s")
+                    write("\(poll.adapter) (odbc \(poll.mode)): \(poll.counts.rows) rows, \(poll.counts.stored) records stored, \(poll.counts.unchanged) unchanged, \(poll.counts.quarantined) quarantined\(poll.counts.alreadyQuarantined > 0 ? ", \(poll.counts.alreadyQuarantined) already in quarantine" : "")\(poll.marked > 0 ? ", \(poll.marked) marked" : "")\(poll.unmarkable > 0 ? ", \(poll.unmarkable) not markable" : "")\(poll.withoutWatermark > 0 ? ", \(poll.withoutWatermark) without watermark" : "")\(deletions(poll))\(poll.watermark.map { ", watermark \($0)" } ?? ""), \(String(format: "%.1f", poll.seconds)) s")
                     if let refusal = poll.deletionRefusal { write("\(poll.adapter): error: \(Redaction.maskIdentityNumbers(in: refusal))") }
                     for problem in [poll.watermarkProblem, poll.keyProblem, poll.markProblem].compactMap({ $0 }) {
                         write("\(poll.adapter): warning: \(Redaction.maskIdentityNumbers(in: problem))")
@@ -269,7 +269,11 @@ private func execute(_ path: [String], _ options: ParsedOptions) async throws ->
         let after = try options.integer("after", default: 0)
         let limit = try options.integer("limit", default: 20)
         let types = options.value("type").map { [$0] }
-        let rows = try Journal(path: loaded.gateway.journalPath).entries(after: Int64(after), limit: limit, types: types).map {
+        // One more than asked, to tell whether there are more.
+        var entries = try Journal(path: loaded.gateway.journalPath).entries(after: Int64(after), limit: min(limit, Int.max - 1) + 1, types: types)
+        let more = entries.count > limit
+        if more { entries.removeLast() }
+        let rows = entries.map {
             JournalListRow(seq: $0.seq, type: $0.type, key: $0.key, rev: $0.rev, op: $0.deleted ? "delete" : "upsert",
                            source: $0.source, origin: $0.origin, line: $0.line, ingestedAt: $0.ingestedAt, xml: $0.body)
         }
@@ -277,8 +281,9 @@ private func execute(_ path: [String], _ options: ParsedOptions) async throws ->
         if rows.isEmpty { write("no records after seq \(after)"); return 0 }
         for row in rows {
             let place = row.origin.map { " \($0):\(row.line)" } ?? ""
-            write(Redaction.maskIdentityNumbers(in: "#\(row.seq) \(row.type) \(row.key) rev \(row.rev)\(row.op == "delete" ? " (delete)" : "") from \(row.source)\(place)\n    \(row.xml)"))
+            write(Redaction.maskIdentityNumbers(in: "#\(row.seq) \(row.type) \(NormalizedRecord.displayKey(of: row.key)) rev \(row.rev)\(row.op == "delete" ? " (delete)" : "") from \(row.source)\(place)\n    \(row.xml)"))
         }
+        if more, let last = rows.last { write("(the first \(limit) record(s); --after \(last.seq) for the next ones)") }
         return 0
 
     case ["quarantine", "list"]:
@@ -288,7 +293,10 @@ private func execute(_ path: [String], _ options: ParsedOptions) async throws ->
         if let source = options.value("source"), let problem = try unknownQuarantineSource(source, loaded, journal) {
             throw UsageError(problem)
         }
-        let entries = try journal.quarantined(source: options.value("source"), openOnly: !options.flag("all"), limit: limit)
+        // One more than asked, to tell whether there are more.
+        var entries = try journal.quarantined(source: options.value("source"), openOnly: !options.flag("all"), limit: min(limit, Int.max - 1) + 1)
+        let more = entries.count > limit
+        if more { entries.removeLast() }
         let rows = entries.map { entry -> QuarantineListRow in
             QuarantineListRow(id: entry.id, source: entry.item.source, file: entry.item.origin, line: entry.item.line,
                               stage: entry.item.stage.rawValue, recordType: entry.item.recordType, field: entry.item.field,
@@ -308,7 +316,7 @@ private func execute(_ path: [String], _ options: ParsedOptions) async throws ->
             if let closed = row.closedReason { text += "\n    \(closed)" }
             write(text)
         }
-        if rows.count == limit { write("(the first \(limit) rows; --limit N for more)") }
+        if more { write("(the first \(limit) rows; --limit N for more)") }
         return 0
 
     case ["quarantine", "replay"]:

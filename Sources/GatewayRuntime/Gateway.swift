@@ -222,7 +222,7 @@ public final class Gateway: Sendable {
                 // An incremental poll reads the rows of the lag window and of the last timestamp again every time:
                 // a poll that changed nothing is logged at info only as the first success after failures, so an
                 // idle source does not write a line per poll interval for ever.
-                let line = "adapter \(odbc.name): \(report.counts.rows) rows, \(report.counts.stored) stored, \(report.counts.unchanged) unchanged, \(report.counts.quarantined) quarantined\(report.deleted > 0 ? ", \(report.deleted) deleted" : "")\(report.watermark.map { ", watermark \($0)" } ?? "")"
+                let line = "adapter \(odbc.name): \(report.counts.rows) rows, \(report.counts.stored) stored, \(report.counts.unchanged) unchanged, \(report.counts.quarantined) quarantined\(report.counts.alreadyQuarantined > 0 ? ", \(report.counts.alreadyQuarantined) already in quarantine" : "")\(report.deleted > 0 ? ", \(report.deleted) deleted" : "")\(report.watermark.map { ", watermark \($0)" } ?? "")"
                 if report.counts.stored > 0 || report.counts.quarantined > 0 || report.marked > 0 || report.deleted > 0 {
                     logger.info(line)
                 } else if failures > 0 {

@@ -1,4 +1,5 @@
 import Foundation
+import GatewayModel
 import SQLiteSupport
 
 /// A revision that makes a quarantined row stale: a key of the row got newer content after it was quarantined.
@@ -10,7 +11,7 @@ public struct SupersedingRevision: Sendable, Equatable {
 
     /// `Step XH-001 / 03 rev 2 (seq 17)`, the key as people read it.
     public var description: String {
-        "\(type) \(key.split(separator: "\u{1F}", omittingEmptySubsequences: false).joined(separator: " / ")) rev \(rev) (seq \(seq))"
+        "\(type) \(NormalizedRecord.displayKey(of: key)) rev \(rev) (seq \(seq))"
     }
 }
 

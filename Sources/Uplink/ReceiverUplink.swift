@@ -211,7 +211,7 @@ public final class ReceiverUplink {
                 // Every candidate was held back: dead-letter them and move on.
                 let held = invalid(candidates)
                 for letter in held {
-                    logger.warning("record \(letter.member.type) \(letter.member.key.replacingOccurrences(of: "\u{1F}", with: " / ")) rev \(letter.member.rev) held back: \(letter.message)")
+                    logger.warning("record \(letter.member.type) \(NormalizedRecord.displayKey(of: letter.member.key)) rev \(letter.member.rev) held back: \(letter.message)")
                 }
                 try store.holdBack(receiver: settings.name, records: held, now: now())
                 let last = candidates.last?.entry.seq ?? entries[0].seq
@@ -220,7 +220,7 @@ public final class ReceiverUplink {
                 continue
             }
             for held in built.heldBack {
-                logger.warning("record \(held.member.type) \(held.member.key.replacingOccurrences(of: "\u{1F}", with: " / ")) rev \(held.member.rev) held back: \(held.message)")
+                logger.warning("record \(held.member.type) \(NormalizedRecord.displayKey(of: held.member.key)) rev \(held.member.rev) held back: \(held.message)")
             }
             try store.fix(receiver: settings.name, built, now: now())
             logger.debug("fixed \(built.packageId): \(built.memberSeqs.count) records, \(built.request.count) bytes, SM3 \(built.digest)")

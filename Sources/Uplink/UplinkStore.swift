@@ -1,4 +1,5 @@
 import Foundation
+import GatewayModel
 import Journal
 import SQLiteSupport
 
@@ -564,7 +565,7 @@ public final class UplinkStore {
                 """, bindings).map { row in
                 DeadLetter(id: row[0].intValue ?? 0, receiver: row[1].textValue ?? "", packageId: row[2].textValue,
                            index: row[3].intValue.map { Int($0) }, seq: row[4].intValue ?? 0, type: row[5].textValue ?? "",
-                           key: (row[6].textValue ?? "").split(separator: "\u{1F}", omittingEmptySubsequences: false).joined(separator: " / "),
+                           key: NormalizedRecord.displayKey(of: row[6].textValue ?? ""),
                            rev: row[7].intValue ?? 0, code: row[8].textValue ?? "", field: row[9].textValue,
                            message: row[10].textValue ?? "", state: row[11].textValue ?? "",
                            createdAt: Self.date(row[12]) ?? Date(timeIntervalSince1970: 0))

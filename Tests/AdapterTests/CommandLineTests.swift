@@ -121,6 +121,16 @@ func waitForExit(_ process: Process, timeout: TimeInterval) async throws {
         #expect(records.out.range(of: #"<IdNumber>\d{17}[\dX]</IdNumber>"#, options: .regularExpression) == nil)
         let text = try await esgate(["journal", "list", "--limit", "1", "--config", workspace.configPath])
         #expect(text.out.hasPrefix("#1 Application "), "\(text.out)")
+        #expect(text.out.hasSuffix("(the first 1 record(s); --after 1 for the next ones)\n"), "\(text.out)")
+        // A key of several fields reads as they are, not with the journal's U+001F between them.
+        let step = try await esgate(["journal", "list", "--type", "Step", "--limit", "1", "--config", workspace.configPath])
+        #expect(step.out.range(of: #"^#\d+ Step \d+ / 0\d / 2026-"#, options: .regularExpression) != nil && !step.out.contains("\u{1F}"),
+                "\(step.out)")
+        let all = try await esgate(["journal", "list", "--limit", "100000", "--config", workspace.configPath])
+        #expect(!all.out.contains("(the first"), "every record listed: no note about more")
+        // The one quarantined row, listed with --limit 1: nothing more to list.
+        let one = try await esgate(["quarantine", "list", "--limit", "1", "--config", workspace.configPath])
+        #expect(one.out.hasPrefix("#1 [open]") && !one.out.contains("(the first"), "\(one.out)")
         let list = try await esgate(["quarantine", "list", "--json", "--config", workspace.configPath])
         #expect(list.out.contains("\"stage\" : \"map\""))
         #expect(list.out.contains("410103********1230"))

@@ -237,7 +237,10 @@ struct SQLiteODBCTests {
                                                                query: caseSelect("steps"), extra: "watermark_column: updated_at\nlag: 1h"))
         let adapter = try workspace.adapter()
         #expect(try adapter.poll().counts.quarantined == 1)
-        _ = try adapter.poll()
+        // The lag window reads both rows again: the good one is unchanged, the bad one already held, and the
+        // counts say so (rows add up).
+        let again = try adapter.poll().counts
+        #expect(again.rows == 2 && again.unchanged == 1 && again.quarantined == 0 && again.alreadyQuarantined == 1, "\(again)")
         #expect(try workspace.scalar("SELECT count(*) FROM quarantine") == 1)
 
         // Teach the mapping the code, then replay: the raw values (a UTF-8 CSV line) map now.
