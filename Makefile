@@ -57,9 +57,10 @@ bench-odbc: release
 	@python3 -c "import pyodbc" 2>/dev/null || python3 -m pip install --quiet pyodbc
 	tools/bench-odbc.sh
 
-# Regenerates the schema embedded in the binary from schema/pui-v1.xsd (a test checks they agree).
+# Regenerates the schema embedded in the binary and docs/record-types.md from schema/pui-v1.xsd (tests check both).
 schema:
 	python3 tools/embed_schema.py
+	python3 tools/record_types_doc.py
 
 clean:
 	rm -rf .build var bench-work bench-work-uplink bench-odbc-work

@@ -181,3 +181,29 @@ private let probes: [String] = [
         #expect(SimplePattern("[0-9]{6}-[0-9]{1,18}") == nil, "several atoms go to libxml2")
     }
 }
+
+/// docs/record-types.md is what a mapping author reads instead of the schema: it must name every record type,
+/// its key and every field path of the shipped schema (`make schema` writes it with tools/record_types_doc.py).
+@Test func theRecordTypesPageNamesEveryTypeKeyAndFieldOfTheShippedSchema() throws {
+    let schema = try PUISchema.shipped()
+    let page = try String(contentsOf: repositoryRoot.appendingPathComponent("docs/record-types.md"), encoding: .utf8)
+    func paths(_ elements: [ElementDeclaration], prefix: String = "") -> [String] {
+        elements.flatMap { element -> [String] in
+            switch element.content {
+            case .simple: return [prefix + element.name]
+            case .complex(let name): return paths(schema.complexTypes[name] ?? [], prefix: prefix + element.name + ".")
+            }
+        }
+    }
+    #expect(schema.recordTypes.count >= 17)
+    for (name, record) in schema.recordTypes {
+        guard let section = page.components(separatedBy: "\n### \(name)\n").dropFirst().first?.components(separatedBy: "\n### ").first else {
+            Issue.record("no section ### \(name) in docs/record-types.md: run make schema")
+            continue
+        }
+        #expect(section.contains("Key: \(record.keyFields.joined(separator: ", "))."), "key of \(name)")
+        for path in paths(record.elements) {
+            #expect(section.contains("| `\(path)` |"), "\(name) field \(path) is missing from docs/record-types.md: run make schema")
+        }
+    }
+}
