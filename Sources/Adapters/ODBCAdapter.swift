@@ -21,12 +21,15 @@ public struct ODBCAdapterError: Error, CustomStringConvertible, Sendable {
     /// The adapter's file and the key in it that the failure points at (`odbc.query`, `odbc.mark_statement`, …).
     public var file: String?
     public var field: String?
+    /// What to check or change, when the driver's message alone does not say (a driver name not installed, say).
+    public var hint: String?
 
-    public init(adapter: String, cause: Cause, field: String? = nil, file: String? = nil) {
+    public init(adapter: String, cause: Cause, field: String? = nil, file: String? = nil, hint: String? = nil) {
         self.adapter = adapter
         self.cause = cause
         self.field = field
         self.file = file
+        self.hint = hint
     }
 
     /// `adapter db (/etc/esgate/adapters/db.yaml: odbc.query)`.
@@ -42,11 +45,13 @@ public struct ODBCAdapterError: Error, CustomStringConvertible, Sendable {
     }
 
     public var description: String {
+        let text: String
         switch cause {
-        case .database(let error): return "\(subject): \(error)"
-        case .journal(let error): return "\(subject): \(error)"
-        case .configuration(let message): return "\(subject): \(message)"
+        case .database(let error): text = "\(subject): \(error)"
+        case .journal(let error): text = "\(subject): \(error)"
+        case .configuration(let message): text = "\(subject): \(message)"
         }
+        return hint.map { "\(text) (\($0))" } ?? text
     }
 }
 
@@ -325,8 +330,28 @@ public final class ODBCAdapter: @unchecked Sendable {
         do {
             return try ODBCConnection(connectionString: text, options: options, stopSignal: stopSignal)
         } catch {
-            throw ODBCAdapterError(adapter: name, cause: .database(error), field: "odbc.connection")
+            throw ODBCAdapterError(adapter: name, cause: .database(error), field: "odbc.connection",
+                                   hint: connectionHint(error, settings: settings))
         }
+    }
+
+    /// What a failed connect most likely needs, from its SQLSTATE and message: the driver's own words say what
+    /// went wrong, not which setting of the adapter to look at.
+    static func connectionHint(_ error: ODBCError, settings: ODBCSettings) -> String? {
+        let message = error.diagnostics.map(\.message).joined(separator: " ").lowercased()
+        if error.sqlState == "IM002" || message.contains("can't open lib") || message.contains("data source name not found") {
+            return "the driver or DSN named in odbc.connection is not installed under that name: `odbcinst -q -d` lists the drivers, `odbcinst -q -s` the DSNs; names are exact, e.g. Driver={PostgreSQL Unicode}"
+        }
+        if error.sqlState == "HYT00" || message.contains("timeout expired") || message.contains("timed out") {
+            return "no answer within login_timeout (\(wholeSeconds(settings.loginTimeout)) s): check the server and port in odbc.connection, a firewall, or raise odbc.login_timeout"
+        }
+        if ["28000", "28P01"].contains(error.sqlState) || message.contains("password authentication failed")
+            || message.contains("access denied") || message.contains("login failed") {
+            let source = settings.passwordFile.map { "the password is read from odbc.password_file \($0)" }
+                ?? "the password is the connection string's PWD (or none; odbc.password_file keeps it out of YAML)"
+            return "the server refused the user or password: check UID in odbc.connection; \(source)"
+        }
+        return nil
     }
 
     func quoted(_ identifier: String) -> String {

@@ -253,6 +253,9 @@ struct MariaDBODBCTests {
         #expect(error?.description.contains("adapter db") == true)
         #expect(error?.description.contains("PWD=***") == true || error?.description.contains("Pwd=***") == true)
         #expect(error?.description.contains("wrong") == false)
+        // What to check: the driver says "Access denied"; the hint says where the password comes from.
+        #expect(error?.description.contains("the server refused the user or password: check UID in odbc.connection; the password is the connection string's PWD") == true,
+                "\(error.map { "\($0)" } ?? "no error")")
     }
 }
 

@@ -591,6 +591,17 @@ struct SQLiteODBCTests {
         }
     }
 
+    @Test("a driver name that is not installed: the error names odbc.connection and how to list the installed drivers")
+    func driverNameNotInstalled() async throws {
+        let workspace = try ODBCWorkspace(adapter: adapterYAML(connection: "Driver={PostgreSQL Unicod};Server=127.0.0.1", mode: "snapshot",
+                                                               query: caseSelect("steps")))
+        let error = #expect(throws: ODBCAdapterError.self) { try workspace.adapter().poll() }
+        #expect(error?.field == "odbc.connection" && error?.hint?.contains("`odbcinst -q -d` lists the drivers") == true,
+                "\(error.map { "\($0)" } ?? "no error")")
+        let sample = try await esgate(["mapping", "test", "--adapter", "db", "--config", workspace.configPath])
+        #expect(sample.code == 1 && sample.err.contains("PostgreSQL Unicod") && sample.err.contains("odbcinst -q -d"), "\(sample.err)")
+    }
+
     @Test("mapping test says when the watermark column holds no value of watermark_type, which a poll finds only after reading the whole table")
     func watermarkTypeThatDoesNotFitTheColumn() async throws {
         let source = try SQLiteSource()
