@@ -33,7 +33,11 @@ public struct ConfigErrors: Error, CustomStringConvertible, Sendable {
 /// Collects problems while reading one file; shared by the sections of that file.
 public final class ConfigDiagnostics {
     public let file: String
-    public private(set) var errors: [ConfigError] = []
+    private var reported: [ConfigError] = []
+    /// In the file's line order (problems are found key by key, in the order the reader asks for them).
+    public var errors: [ConfigError] {
+        reported.enumerated().sorted { ($0.element.line, $0.offset) < ($1.element.line, $1.offset) }.map(\.element)
+    }
     let environment: [String: String]
 
     public init(file: String, environment: [String: String] = ProcessInfo.processInfo.environment) {
@@ -42,7 +46,7 @@ public final class ConfigDiagnostics {
     }
 
     public func report(line: Int, key: String, _ message: String) {
-        errors.append(ConfigError(file: file, line: line, key: key, message: message))
+        reported.append(ConfigError(file: file, line: line, key: key, message: message))
     }
 
     /// Reads and parses a YAML file; syntax errors are reported and nil returned.
@@ -277,9 +281,36 @@ public final class ConfigSection {
         for pair in pairs {
             guard case .scalar(let key, let mark, _) = pair.key else { continue }
             if !consumed.contains(key) {
-                diagnostics.report(line: mark.line, key: qualified(key), "unknown key")
+                let guess = Self.closest(to: key, among: consumed).map { " (did you mean \($0)?)" } ?? ""
+                diagnostics.report(line: mark.line, key: qualified(key), "unknown key\(guess)")
             }
         }
+    }
+
+    /// The known key a misspelt one most likely meant: at most two edits away (one for keys of up to four
+    /// characters), the nearest; nil when none is that close.
+    static func closest(to key: String, among known: Set<String>) -> String? {
+        let limit = key.count <= 4 ? 1 : 2
+        var best: (key: String, distance: Int)?
+        for candidate in known.sorted() {
+            let distance = editDistance(Array(key.lowercased()), Array(candidate.lowercased()))
+            if distance <= limit, distance < (best?.distance ?? .max) { best = (candidate, distance) }
+        }
+        return best?.key
+    }
+
+    /// Levenshtein distance (insertions, deletions and substitutions of one character).
+    static func editDistance(_ a: [Character], _ b: [Character]) -> Int {
+        if a.isEmpty { return b.count }
+        var previous = Array(0...b.count)
+        for (i, x) in a.enumerated() {
+            var current = [i + 1]
+            for (j, y) in b.enumerated() {
+                current.append(Swift.min(previous[j + 1] + 1, current[j] + 1, previous[j] + (x == y ? 0 : 1)))
+            }
+            previous = current
+        }
+        return previous[b.count]
     }
 
     private func kind(_ node: YAMLNode) -> String {

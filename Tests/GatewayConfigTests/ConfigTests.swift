@@ -147,6 +147,32 @@ final class TempFolder {
         #expect(described.contains("\(file):8: csv.extra: unknown key"))
     }
 
+    @Test func aMisspeltKeyGetsTheKnownOneAndErrorsComeInLineOrder() throws {
+        let folder = try TempFolder()
+        let file = try folder.write("adapters/db.yaml", """
+            name: db
+            kind: odbc
+            mapping: m
+            odbc:
+              connection: "Driver={PostgreSQL Unicode}"
+              mode: incremental
+              query: SELECT * FROM t
+              watermark_colum: gxsj
+              lag: soon
+              Batch_Rows: 10
+            """)
+        var errors: [ConfigError] = []
+        _ = AdapterConfiguration.load(file: file, environment: [:], errors: &errors)
+        let described = errors.map(\.description)
+        #expect(described.contains("\(file):8: odbc.watermark_colum: unknown key (did you mean watermark_column?)"), "\(described)")
+        #expect(described.contains("\(file):10: odbc.Batch_Rows: unknown key (did you mean batch_rows?)"), "\(described)")
+        // The reader finds them key by key; the operator reads the file top down.
+        #expect(errors.map(\.line) == errors.map(\.line).sorted() && errors.count == 4, "\(described)")
+        // Nothing close enough: no guess.
+        #expect(ConfigSection.closest(to: "colour", among: ["log_level", "district"]) == nil)
+        #expect(ConfigSection.closest(to: "lag", among: ["lag_ids", "log"]) == "log")
+    }
+
     @Test func durationsParse() {
         #expect(parseDuration("250ms") == .milliseconds(250))
         #expect(parseDuration("2m") == .seconds(120))

@@ -308,7 +308,7 @@ private func stepMapping(datetime: String) -> String {
             """)
         #expect(errors.contains("m.yaml:4: records[0].when[0].like: unknown key"))
         #expect(errors.contains("m.yaml:6: records[0].fields.CaseNo: 'column' and 'constant' exclude each other"))
-        #expect(errors.contains("m.yaml:7: records[0].fields.StepCode.colum: unknown key"))
+        #expect(errors.contains("m.yaml:7: records[0].fields.StepCode.colum: unknown key (did you mean column?)"))
     }
 }
 
