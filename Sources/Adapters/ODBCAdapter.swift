@@ -340,13 +340,26 @@ public final class ODBCAdapter: @unchecked Sendable {
     static func connectionHint(_ error: ODBCError, settings: ODBCSettings) -> String? {
         let message = error.diagnostics.map(\.message).joined(separator: " ").lowercased()
         if error.sqlState == "IM002" || message.contains("can't open lib") || message.contains("data source name not found") {
-            return "the driver or DSN named in odbc.connection is not installed under that name: `odbcinst -q -d` lists the drivers, `odbcinst -q -s` the DSNs; names are exact, e.g. Driver={PostgreSQL Unicode}"
+            return "the driver or DSN named in odbc.connection is not installed under that name: `odbcinst -q -d` lists the drivers, `odbcinst -q -s` the DSNs (run as the user esgate runs as); names are exact, e.g. Driver={PostgreSQL Unicode}. A name that is listed but whose library fails to load lacks a library of its own: see `ldd` on the file odbcinst.ini gives for it"
         }
-        if error.sqlState == "HYT00" || message.contains("timeout expired") || message.contains("timed out") {
-            return "no answer within login_timeout (\(wholeSeconds(settings.loginTimeout)) s): check the server and port in odbc.connection, a firewall, or raise odbc.login_timeout"
+        // Before the password: "access denied … to database", "cannot open database … the login failed" are about
+        // the database named, not the password.
+        if ["unknown database", "cannot open database", "to database"].contains(where: message.contains)
+            || (message.contains("database \"") && message.contains("does not exist")) {
+            return "the server knows no such database, or the user may not use it: check Database= in odbc.connection and the user's rights on it"
+        }
+        if ["connection refused", "can't connect to", "could not connect to server", "no route to host",
+            "could not translate host name", "unknown host", "name or service not known"].contains(where: message.contains) {
+            return "nothing answers at the server and port in odbc.connection: is the database running there, is the port right, does a firewall refuse it?"
+        }
+        if error.sqlState == "HYT00" || ["timeout expired", "timed out", "timeout occurred"].contains(where: message.contains) {
+            let seconds = wholeSeconds(settings.loginTimeout)
+            let within = seconds > 0 ? "within login_timeout (\(seconds) s)" : "before the driver's own timeout (login_timeout is 0)"
+            return "no answer \(within): check the server and port in odbc.connection, a firewall, or raise odbc.login_timeout"
         }
         if ["28000", "28P01"].contains(error.sqlState) || message.contains("password authentication failed")
-            || message.contains("access denied") || message.contains("login failed") {
+            || message.contains("access denied") || message.contains("login failed")
+            || (message.contains("role \"") && message.contains("does not exist")) {
             let source = settings.passwordFile.map { "the password is read from odbc.password_file \($0)" }
                 ?? "the password is the connection string's PWD (or none; odbc.password_file keeps it out of YAML)"
             return "the server refused the user or password: check UID in odbc.connection; \(source)"
@@ -488,16 +501,17 @@ public final class ODBCAdapter: @unchecked Sendable {
     public static func checkWatermarkValues(_ settings: ODBCSettings, in sample: ODBCSample, adapter: String) throws(ODBCAdapterError) {
         guard settings.mode == .incremental, let column = settings.watermarkColumn, !sample.rows.isEmpty else { return }
         let index = try columnIndex(of: column, key: "odbc.watermark_column", in: sample.header, adapter: adapter)
-        let values = sample.rows.map { $0[index] }
+        // NULL (sampled as "") says nothing about the type: old rows from before the column was filled.
+        let values = sample.rows.map { $0[index] }.filter { !$0.isEmpty }
         let kind = settings.watermarkKind
-        guard !values.contains(where: { Watermark(parsing: $0, kind: kind) != nil }) else { return }
+        guard let example = values.first, !values.contains(where: { Watermark(parsing: $0, kind: kind) != nil }) else { return }
         let other = WatermarkKind.allCases.first { candidate in
             candidate != kind && values.contains { Watermark(parsing: $0, kind: candidate) != nil }
         }
         let advice = other.map { "set watermark_type: \($0.rawValue)" } ?? "pick a watermark_column that holds timestamps or integers"
         throw ODBCAdapterError(adapter: adapter, cause: .configuration(
-            "watermark column \(column): none of the \(values.count) row(s) sampled holds a value of watermark_type \(kind.rawValue) (e.g. '\(values[0])'), so a poll could not move the watermark and would read every row again; \(advice)"),
-            field: "odbc.watermark_type")
+            "watermark column \(column): none of the \(values.count) value(s) sampled is a value of watermark_type \(kind.rawValue) (e.g. '\(example)'), so a poll could not move the watermark and would read every row again; \(advice)"),
+            field: other == nil ? "odbc.watermark_column" : "odbc.watermark_type")
     }
 
     /// Checks that each column the mapping reads is in the result once and under its exact name: of two columns
@@ -505,7 +519,7 @@ public final class ODBCAdapter: @unchecked Sendable {
     public static func checkColumns(of plan: MappingPlan, in header: [String], adapter: String) throws(ODBCAdapterError) {
         let names = header.map(MappingPlan.headerName)
         for column in plan.columns {
-            _ = try columnIndex(of: column, "column \(column) of mapping \(plan.name)", key: "mapping", in: names, adapter: adapter)
+            _ = try columnIndex(of: column, "column \(column) of mapping \(plan.name) (\(plan.file))", key: "mapping", in: names, adapter: adapter)
         }
     }
 
@@ -558,7 +572,7 @@ public final class ODBCAdapter: @unchecked Sendable {
             // Not one row of the poll moved the watermark: every poll reads them all again, and new rows are
             // found only by re-reading everything. Stored all the same, but the adapter shows it as its error.
             if let watermarkColumn, rowsRead > 0, unreadable.count == rowsRead {
-                report.watermarkProblem = "watermark column \(watermarkColumn): none of the \(rowsRead) rows read holds a value of watermark_type \(settings.watermarkKind.rawValue) (e.g. '\(unreadable.example ?? "NULL")'), so the watermark cannot move and every poll reads them all again; check watermark_column and watermark_type (odbc.watermark_column)"
+                report.watermarkProblem = "watermark column \(watermarkColumn): none of the \(rowsRead) rows read holds a value of watermark_type \(settings.watermarkKind.rawValue) (e.g. '\(unreadable.example ?? "NULL")'), so the watermark cannot move and every poll reads them all again; check odbc.watermark_column and odbc.watermark_type"
             }
         }
         while !finished, let first = try channel.take() {
@@ -617,7 +631,14 @@ public final class ODBCAdapter: @unchecked Sendable {
         // The keys the previous round marked: a mark statement that changes rows without taking them out of the
         // query (it sets another column than the one the query filters on) returns the same rows every round.
         var previouslyMarked = Set<[ODBCParameter]>()
+        // Marked keys that came back once with new content: the department may have rewritten a row just marked
+        // (and reset its flag). The same keys coming back again fail the poll all the same.
+        var excusedRepeat = false
+        // Rows without a mark key that this poll journaled already (hashes of their values): every round reads
+        // them again, and storing them once per poll keeps its counts true.
+        var journaledUnmarkable = Set<Int>()
         while true {
+            let storedBefore = report.counts.stored
             let cursor = try select.query([], rowArraySize: min(settings.fetchRows, settings.batchRows),
                                           maxColumnCharacters: settings.maxColumnChars, declaredTextSizes: declaredTextSizes)
             let reader = try RowSource(adapter: self, cursor: cursor, watermarkColumn: nil)
@@ -642,6 +663,7 @@ public final class ODBCAdapter: @unchecked Sendable {
                         if report.markProblem == nil {
                             report.markProblem = "front table row \(ordinal) of the poll has no value in mark key \(settings.markKeys[null]), so mark_statement cannot flag it and every poll reads it again (it is journaled); give the row its key in the department's table (odbc.mark_keys)"
                         }
+                        if !journaledUnmarkable.insert(fetched.valueHash(row: row)).inserted { pending.removeLast() }
                     } else {
                         keys.append(parameters)
                     }
@@ -688,8 +710,14 @@ public final class ODBCAdapter: @unchecked Sendable {
             }
             unmarkedKeys = nil
             if keys.allSatisfy(previouslyMarked.contains) {
-                throw ODBCAdapterError(adapter: name, cause: .configuration("mark_statement changed the \(keys.count) row(s) it was given, but the query returns them again: it must set what the query filters on (a flag column = 0, say), or the same rows would be read forever"),
-                                       field: "odbc.mark_statement")
+                if report.counts.stored > storedBefore && !excusedRepeat {
+                    excusedRepeat = true
+                } else {
+                    throw ODBCAdapterError(adapter: name, cause: .configuration("mark_statement changed \(changed) row(s) for the \(keys.count) it was given, but the query returns them again: it must set what the query filters on (a flag column = 0, say), or the same rows would be read forever"),
+                                           field: "odbc.mark_statement")
+                }
+            } else {
+                excusedRepeat = false
             }
             // Another round even when this one read to the end of the result: only a query that no longer returns
             // the rows just marked shows that the mark statement took them out. Normally it returns nothing (or
@@ -917,6 +945,20 @@ final class ODBCReadJob: @unchecked Sendable {
         var isLast = false
 
         var count: Int { rowStarts.count - 1 }
+
+        /// A hash of row `row`'s values (NULL told from empty), to recognize the same row read again.
+        func valueHash(row: Int) -> Int {
+            var hasher = Hasher()
+            bytes.withUnsafeBufferPointer { all in
+                hasher.combine(bytes: UnsafeRawBufferPointer(UnsafeBufferPointer(rebasing: all[rowStarts[row]..<rowStarts[row + 1]])))
+            }
+            for column in 0..<columns {
+                let index = row * columns + column
+                hasher.combine(ranges[index].lowerBound)
+                hasher.combine(nulls[index])
+            }
+            return hasher.finalize()
+        }
 
         /// The heap the block holds, for the hand-over's memory bound (`bytes` grows by doubling: its capacity).
         var approximateBytes: Int {

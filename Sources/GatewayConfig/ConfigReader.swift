@@ -278,10 +278,13 @@ public final class ConfigSection {
 
     /// Reports every key of this section that no accessor asked for.
     public func rejectUnknownKeys() {
+        // A guess is a key the file does not have yet.
+        let present = Set(pairs.compactMap { pair -> String? in if case .scalar(let key, _, _) = pair.key { return key } else { return nil } })
+        let guesses = consumed.subtracting(present)
         for pair in pairs {
             guard case .scalar(let key, let mark, _) = pair.key else { continue }
             if !consumed.contains(key) {
-                let guess = Self.closest(to: key, among: consumed).map { " (did you mean \($0)?)" } ?? ""
+                let guess = Self.closest(to: key, among: guesses).map { " (did you mean \($0)?)" } ?? ""
                 diagnostics.report(line: mark.line, key: qualified(key), "unknown key\(guess)")
             }
         }
@@ -289,7 +292,7 @@ public final class ConfigSection {
 
     /// The known key a misspelt one most likely meant: at most two edits away (one for keys of up to four
     /// characters), the nearest; nil when none is that close.
-    static func closest(to key: String, among known: Set<String>) -> String? {
+    public static func closest(to key: String, among known: Set<String>) -> String? {
         let limit = key.count <= 4 ? 1 : 2
         var best: (key: String, distance: Int)?
         for candidate in known.sorted() {

@@ -137,13 +137,15 @@ extension MappingSpec {
     }
 
     private static func readCondition(_ section: ConfigSection) -> ConditionSpec? {
-        guard let column = section.string("column", required: true) else { return nil }
+        // Every key is read before any is found missing, so that a misspelt one (`colum`) is named too.
+        let column = section.string("column", required: true)
         var test: ConditionSpec.Test?
         if let values = section.stringList("in") { test = .oneOf(values) }
         if let values = section.stringList("not_in") { test = .noneOf(values) }
         if let blank = section.boolean("blank") { test = blank ? .blank : .notBlank }
         if section.boolean("nonzero") == true { test = .nonZero }
         section.rejectUnknownKeys()
+        guard let column else { return nil }
         guard let test else {
             section.diagnostics.report(line: section.line, key: section.path, "a condition needs one of: in, not_in, blank, nonzero")
             return nil

@@ -49,9 +49,11 @@ public struct ParsedOptions: Sendable {
         return ids
     }
 
-    public func integer(_ name: String, default fallback: Int) throws(UsageError) -> Int {
+    public func integer(_ name: String, default fallback: Int, minimum: Int = 0) throws(UsageError) -> Int {
         guard let text = values[name] else { return fallback }
-        guard let value = Int(text), value >= 0 else { throw UsageError("--\(name) expects a non-negative integer, got '\(text)'") }
+        guard let value = Int(text), value >= minimum else {
+            throw UsageError("--\(name) expects \(minimum == 0 ? "a non-negative integer" : "an integer of at least \(minimum)"), got '\(text)'")
+        }
         return value
     }
 }

@@ -195,7 +195,7 @@ private func execute(_ path: [String], _ options: ParsedOptions) async throws ->
                     write("\(poll.adapter) (odbc \(poll.mode)): \(poll.counts.rows) rows, \(poll.counts.stored) records stored, \(poll.counts.unchanged) unchanged, \(poll.counts.quarantined) quarantined\(poll.counts.alreadyQuarantined > 0 ? ", \(poll.counts.alreadyQuarantined) already in quarantine" : "")\(poll.marked > 0 ? ", \(poll.marked) marked" : "")\(poll.unmarkable > 0 ? ", \(poll.unmarkable) not markable" : "")\(poll.withoutWatermark > 0 ? ", \(poll.withoutWatermark) without watermark" : "")\(deletions(poll))\(poll.watermark.map { ", watermark \($0)" } ?? ""), \(String(format: "%.1f", poll.seconds)) s")
                     if let refusal = poll.deletionRefusal { write("\(poll.adapter): error: \(Redaction.maskIdentityNumbers(in: refusal))") }
                     for problem in [poll.watermarkProblem, poll.keyProblem, poll.markProblem].compactMap({ $0 }) {
-                        write("\(poll.adapter): warning: \(Redaction.maskIdentityNumbers(in: problem))")
+                        write("\(poll.adapter): problem to fix: \(Redaction.maskIdentityNumbers(in: problem))")
                     }
                 }
                 for failure in summary.pollErrors { write(Redaction.maskIdentityNumbers(in: failure)) }
@@ -267,7 +267,7 @@ private func execute(_ path: [String], _ options: ParsedOptions) async throws ->
     case ["journal", "list"]:
         guard let loaded = loadOrReport(options, readOnly: true) else { return 1 }
         let after = try options.integer("after", default: 0)
-        let limit = try options.integer("limit", default: 20)
+        let limit = try options.integer("limit", default: 20, minimum: 1)
         let types = options.value("type").map { [$0] }
         // One more than asked, to tell whether there are more.
         var entries = try Journal(path: loaded.gateway.journalPath).entries(after: Int64(after), limit: min(limit, Int.max - 1) + 1, types: types)
@@ -280,15 +280,18 @@ private func execute(_ path: [String], _ options: ParsedOptions) async throws ->
         if options.flag("json") { writeJSON(rows); return 0 }
         if rows.isEmpty { write("no records after seq \(after)"); return 0 }
         for row in rows {
-            let place = row.origin.map { " \($0):\(row.line)" } ?? ""
+            // Line 0: no source line (a snapshot's deletion, say).
+            let place = row.origin.map { row.line > 0 ? " \($0):\(row.line)" : " \($0)" } ?? ""
             write(Redaction.maskIdentityNumbers(in: "#\(row.seq) \(row.type) \(NormalizedRecord.displayKey(of: row.key)) rev \(row.rev)\(row.op == "delete" ? " (delete)" : "") from \(row.source)\(place)\n    \(row.xml)"))
         }
-        if more, let last = rows.last { write("(the first \(limit) record(s); --after \(last.seq) for the next ones)") }
+        if more, let last = rows.last {
+            write("(the first \(limit) record(s); --after \(last.seq)\(types.map { " --type \($0[0])" } ?? "") for the next ones)")
+        }
         return 0
 
     case ["quarantine", "list"]:
         guard let loaded = loadOrReport(options, readOnly: true) else { return 1 }
-        let limit = try options.integer("limit", default: 100)
+        let limit = try options.integer("limit", default: 100, minimum: 1)
         let journal = try Journal(path: loaded.gateway.journalPath)
         if let source = options.value("source"), let problem = try unknownQuarantineSource(source, loaded, journal) {
             throw UsageError(problem)
@@ -501,7 +504,11 @@ func describe(_ row: AdapterStatusRow) -> String {
         }
     }
     // A driver's message may span lines; one line keeps the status readable and greppable, as in the log.
-    if let error = row.health?.lastError { text += "\n  last error (\(stamp(row.health?.lastErrorAt))): \(Logger.oneLine(error))" }
+    if let health = row.health, let error = health.lastError {
+        // Kept after a recovery, for the record: said so, lest it read as a problem of now.
+        let cleared = health.consecutiveFailures == 0 && (health.lastSuccessAt.map { $0 >= (health.lastErrorAt ?? .distantPast) } ?? false)
+        text += "\n  last error (\(stamp(health.lastErrorAt))\(cleared ? ", cleared: the polls since have succeeded" : "")): \(Logger.oneLine(error))"
+    }
     if let health = row.health {
         text += "\n  rows read: \(health.lastPollRows.map(String.init) ?? "?") by the last poll, \(health.rowsRead) in all (rows read again, as a lag window does, count each time)"
     }
@@ -520,6 +527,18 @@ struct GatewayStatus: Encodable {
     let uplinkError: String?
     /// Set when the configuration files changed after the running gateway started (it still runs the old one).
     var configurationNotice: String? = nil
+
+    private enum CodingKeys: String, CodingKey { case adapters, uplink, uplinkError, configurationNotice }
+
+    /// `uplink` is always there, `null` without receivers, so that a reader of the JSON can tell "none configured"
+    /// from a key it does not know.
+    func encode(to encoder: Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(adapters, forKey: .adapters)
+        try container.encode(uplink, forKey: .uplink)
+        try container.encodeIfPresent(uplinkError, forKey: .uplinkError)
+        try container.encodeIfPresent(configurationNotice, forKey: .configurationNotice)
+    }
 }
 
 /// `3 h 12 min`, `45 s`; a negative lag (rows stamped later than now) says so.

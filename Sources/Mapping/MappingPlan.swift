@@ -58,7 +58,8 @@ public struct MappingPlan: Sendable {
         if spec.records.isEmpty { report(1, "records", "a mapping needs at least one record") }
         for record in spec.records {
             guard let recordType = schema.recordTypes[record.type] else {
-                report(record.line, "type", "'\(record.type)' is not a PUI record type (one of: \(schema.recordTypes.keys.sorted().joined(separator: ", ")))")
+                let guess = ConfigSection.closest(to: record.type, among: Set(schema.recordTypes.keys)).map { "did you mean \($0)? " } ?? ""
+                report(record.line, "type", "'\(record.type)' is not a PUI record type (\(guess)one of: \(schema.recordTypes.keys.sorted().joined(separator: ", ")))")
                 rules.append([])
                 conditionSlots.append([])
                 continue
@@ -67,7 +68,9 @@ public struct MappingPlan: Sendable {
             var recordRules: [FieldRule] = []
             for field in record.fields {
                 if !known.contains(field.path) {
-                    report(field.line, field.path, "\(record.type) has no element \(field.path); its fields are: \(known.joined(separator: ", "))")
+                    let unused = Set(known).subtracting(record.fields.map(\.path))
+                    let guess = ConfigSection.closest(to: field.path, among: unused).map { "did you mean \($0)? " } ?? ""
+                    report(field.line, field.path, "\(record.type) has no element \(field.path); \(guess)its fields are: \(known.joined(separator: ", "))")
                 }
                 if let table = field.codeTable, spec.codeTables[table] == nil {
                     report(field.line, field.path, "unknown code table '\(table)'")

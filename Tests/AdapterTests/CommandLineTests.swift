@@ -166,6 +166,9 @@ func waitForExit(_ process: Process, timeout: TimeInterval) async throws {
         try #require(process.isRunning, "the gateway started and holds its lock")
         let before = try await esgate(["status", "--json", "--config", workspace.configPath])
         #expect(!before.out.contains("configurationNotice"), "\(before.out)")
+        // No receiver configured: the key is there all the same, null.
+        let parsed = try JSONSerialization.jsonObject(with: Data(before.out.utf8)) as? [String: Any]
+        #expect(parsed?["uplink"] is NSNull && parsed?["adapters"] is [Any], "\(before.out)")
         // Edited after the start: a second later by its modification time.
         let adapter = workspace.root.appendingPathComponent("adapters/drop.yaml").path
         try FileManager.default.setAttributes([.modificationDate: Date().addingTimeInterval(2)], ofItemAtPath: adapter)
@@ -271,7 +274,7 @@ func waitForExit(_ process: Process, timeout: TimeInterval) async throws {
         #expect(overview.code == 1)
         let object = try JSONSerialization.jsonObject(with: Data(overview.out.utf8)) as? [String: Any]
         #expect((object?["adapters"] as? [[String: Any]])?.first?["name"] as? String == "drop")
-        #expect(object?["uplink"] == nil)
+        #expect(object?["uplink"] is NSNull, "none configured: null, not a missing key")
         let text = try await esgate(["status", "--config", workspace.configPath])
         #expect(text.out.contains("adapters:") && text.out.contains("failure(s) in a row since") && text.out.contains("receivers:\n  none configured"), "\(text.out)")
     }

@@ -187,11 +187,17 @@ private let probes: [String] = [
 @Test func theRecordTypesPageNamesEveryTypeKeyAndFieldOfTheShippedSchema() throws {
     let schema = try PUISchema.shipped()
     let page = try String(contentsOf: repositoryRoot.appendingPathComponent("docs/record-types.md"), encoding: .utf8)
-    func paths(_ elements: [ElementDeclaration], prefix: String = "") -> [String] {
-        elements.flatMap { element -> [String] in
+    /// Each leaf's path and how the page must say it is needed.
+    func paths(_ elements: [ElementDeclaration], prefix: String = "", optionalParent: Bool = false) -> [(path: String, need: String)] {
+        elements.flatMap { element -> [(path: String, need: String)] in
+            let optional = element.minOccurs == 0
             switch element.content {
-            case .simple: return [prefix + element.name]
-            case .complex(let name): return paths(schema.complexTypes[name] ?? [], prefix: prefix + element.name + ".")
+            case .simple:
+                var need = optional ? "optional" : optionalParent ? "required with \(prefix.dropLast())" : "required"
+                if element.maxOccurs != 1 { need += ", repeated" }
+                return [(prefix + element.name, need)]
+            case .complex(let name):
+                return paths(schema.complexTypes[name] ?? [], prefix: prefix + element.name + ".", optionalParent: optionalParent || optional)
             }
         }
     }
@@ -202,8 +208,9 @@ private let probes: [String] = [
             continue
         }
         #expect(section.contains("Key: \(record.keyFields.joined(separator: ", "))."), "key of \(name)")
-        for path in paths(record.elements) {
-            #expect(section.contains("| `\(path)` |"), "\(name) field \(path) is missing from docs/record-types.md: run make schema")
+        for (path, need) in paths(record.elements) {
+            let row = section.split(separator: "\n").first { $0.hasPrefix("| `\(path)` |") }
+            #expect(row?.hasSuffix("| \(need) |") == true, "\(name).\(path) should read '\(need)' in docs/record-types.md (\(row ?? "missing")): run make schema")
         }
     }
 }

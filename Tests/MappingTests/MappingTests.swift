@@ -258,18 +258,23 @@ private func stepMapping(datetime: String) -> String {
                 fields:
                   CaseNo: A
               - type: Step
+                when:
+                  - { colum: X, in: ["02"] }
                 fields:
                   CaseNo: A
                   StepCod: B
                   StepCode: { column: B, code_table: nope }
                   StepName: { constant: x }
-                  Handler.Name: C
+                  Hanlder.Name: C
                   HandledAt: { column: D, datetime: "dd.MM.yy" }
             """)
-        #expect(errors.contains { $0.hasPrefix("m.yaml:2: type: 'Stepp' is not a PUI record type") })
-        #expect(errors.contains { $0.hasPrefix("m.yaml:8: StepCod: Step has no element StepCod") })
-        #expect(errors.contains("m.yaml:9: StepCode: unknown code table 'nope'"))
-        #expect(errors.contains { $0.hasPrefix("m.yaml:12: HandledAt: date format 'dd.MM.yy'") })
+        // Misspelt names get the name they are closest to, unless the mapping has that one already (StepCode).
+        #expect(errors.contains { $0.hasPrefix("m.yaml:2: type: 'Stepp' is not a PUI record type (did you mean Step? one of: ") }, "\(errors)")
+        #expect(errors.contains("m.yaml:7: records[1].when[0].colum: unknown key (did you mean column?)"), "a condition's typo is named, not only the missing key")
+        #expect(errors.contains { $0.hasPrefix("m.yaml:10: StepCod: Step has no element StepCod; its fields are: ") }, "\(errors)")
+        #expect(errors.contains("m.yaml:11: StepCode: unknown code table 'nope'"))
+        #expect(errors.contains { $0.hasPrefix("m.yaml:13: Hanlder.Name: Step has no element Hanlder.Name; did you mean Handler.Name? its fields are: ") }, "\(errors)")
+        #expect(errors.contains { $0.hasPrefix("m.yaml:14: HandledAt: date format 'dd.MM.yy'") })
     }
 
     @Test func unsupportedDateFormatLettersAreConfigErrorsNamingLineAndLetter() throws {
