@@ -695,9 +695,10 @@ public final class ODBCAdapter: @unchecked Sendable {
             report.marked += changed
             // Every round reads the unmarkable rows again: the count is the most one round saw, not their sum.
             report.unmarkable = max(report.unmarkable, unmarkable)
-            // Rows left unmarked are read again by the next round, a new revision if they changed: not two source
-            // rows sharing a key.
-            if changed < keys.count + unmarkable { repeatedKeys.forgetSeen() }
+            // What the next round reads again is a row left unmarked, or one the department rewrote since its mark:
+            // a new revision if it changed, not two source rows sharing a key. (Marked rows leave the table's
+            // query, so two rows of one key are stored once each, not again at every poll.)
+            repeatedKeys.forgetSeen()
             // Only unmarkable rows are left: they are reported, and another round would read just them again.
             if keys.isEmpty { break }
             if changed == 0 {

@@ -226,6 +226,37 @@ struct SQLiteODBCTests {
         #expect(try workspace.journalDigest().records == journaled, "the rows read were journaled once")
     }
 
+    /// The department rewrites a row in the very transaction that marks it (a trigger stands in for its system):
+    /// the next round reads the row again, with new content.
+    @Test("front table: a row rewritten by the department right after its mark is a new revision, once; rewritten again and again, the poll fails",
+          arguments: [(rewrites: 1, fails: false), (rewrites: 100, fails: true)])
+    func frontTableRowRewrittenAfterItsMark(rewrites: Int, fails: Bool) throws {
+        let (source, db, workspace) = try stepsSource(4, updatedAt: "2026-01-05 10:00:00", mode: "front-table",
+            extra: "mark_statement: UPDATE steps SET rec_flag = 1 WHERE id = ?\nmark_keys: [id]\nbatch_rows: 10",
+            query: caseSelect("steps") + " WHERE rec_flag = 0 ORDER BY id")
+        defer { withExtendedLifetime(source) {} }
+        try db.execute("CREATE TABLE rewrites (n INTEGER)")
+        try db.execute("INSERT INTO rewrites VALUES (0)")
+        try db.execute("""
+            CREATE TRIGGER rewrite AFTER UPDATE OF rec_flag ON steps
+            WHEN new.id = 3 AND new.rec_flag = 1 AND (SELECT n FROM rewrites) < \(rewrites)
+            BEGIN
+              UPDATE rewrites SET n = n + 1;
+              UPDATE steps SET rec_flag = 0, "备注" = '改' || (SELECT n FROM rewrites) WHERE id = 3;
+            END
+            """)
+        let adapter = try workspace.adapter()
+        if fails {
+            let error = #expect(throws: ODBCAdapterError.self) { try adapter.poll() }
+            #expect(error?.field == "odbc.mark_statement" && error?.description.contains("returns them again") == true, "\(error.map { "\($0)" } ?? "no error")")
+            return
+        }
+        let poll = try adapter.poll()
+        #expect(poll.counts.stored == 5 && poll.marked == 5 && poll.keyProblem == nil, "four rows, and row 3's rewrite as its second revision: \(poll)")
+        #expect(try db.query("SELECT count(*) FROM steps WHERE rec_flag = 0").rows.first?.first == "0")
+        #expect(try workspace.bodies(type: "Step").contains { $0.contains("<Opinion>改1</Opinion>") })
+    }
+
     @Test("bad rows are quarantined once (not once per re-read) and replay works on them")
     func quarantineAndReplay() throws {
         let source = try SQLiteSource()
