@@ -485,6 +485,11 @@ public final class ODBCAdapter: @unchecked Sendable {
     /// Checks the columns the adapter file names for its mode (incremental: `watermark_column`, `order_by`;
     /// front-table: `mark_keys`) against the query's result.
     public static func checkNamedColumns(_ settings: ODBCSettings, in header: [String], adapter: String) throws(ODBCAdapterError) {
+        if let first = namedColumnProblems(settings, in: header, adapter: adapter).first { throw first }
+    }
+
+    /// Every column the adapter file names that does not fit the result (`checkNamedColumns` throws the first).
+    public static func namedColumnProblems(_ settings: ODBCSettings, in header: [String], adapter: String) -> [ODBCAdapterError] {
         let named: [(key: String, column: String)]
         switch settings.mode {
         case .incremental:
@@ -492,7 +497,12 @@ public final class ODBCAdapter: @unchecked Sendable {
         case .frontTable: named = settings.markKeys.map { ("odbc.mark_keys", $0) }
         case .snapshot: named = []
         }
-        for (key, column) in named { _ = try columnIndex(of: column, key: key, in: header, adapter: adapter) }
+        return named.compactMap { key, column in problem { () throws(ODBCAdapterError) in _ = try columnIndex(of: column, key: key, in: header, adapter: adapter) } }
+    }
+
+    /// The error `check` throws, if any.
+    private static func problem(_ check: () throws(ODBCAdapterError) -> Void) -> ODBCAdapterError? {
+        do { try check(); return nil } catch { return error }
     }
 
     /// What a poll finds only after reading the whole table (`watermarkProblem`), said from a sample: a watermark
@@ -517,9 +527,16 @@ public final class ODBCAdapter: @unchecked Sendable {
     /// Checks that each column the mapping reads is in the result once and under its exact name: of two columns
     /// named alike (a join's a.id and b.id) the mapping would silently take the first.
     public static func checkColumns(of plan: MappingPlan, in header: [String], adapter: String) throws(ODBCAdapterError) {
+        if let first = columnProblems(of: plan, in: header, adapter: adapter).first { throw first }
+    }
+
+    /// Every column of the mapping that does not fit the result (`checkColumns` throws the first).
+    public static func columnProblems(of plan: MappingPlan, in header: [String], adapter: String) -> [ODBCAdapterError] {
         let names = header.map(MappingPlan.headerName)
-        for column in plan.columns {
-            _ = try columnIndex(of: column, "column \(column) of mapping \(plan.name) (\(plan.file))", key: "mapping", in: names, adapter: adapter)
+        return plan.columns.compactMap { column in
+            problem { () throws(ODBCAdapterError) in
+                _ = try columnIndex(of: column, "column \(column) of mapping \(plan.name) (\(plan.file))", key: "mapping", in: names, adapter: adapter)
+            }
         }
     }
 

@@ -621,6 +621,12 @@ struct SQLiteODBCTests {
             let sample = try await esgate(["mapping", "test", "--adapter", "db", "--config", workspace.configPath])
             #expect(sample.code == 1 && sample.err.contains(": \(field)): ") && sample.err.contains(says), "\(sample.out)\(sample.err)")
         }
+        // Several at once: mapping test names every one, so one run shows all there is to fix.
+        let several = try ODBCWorkspace(adapter: adapterYAML(connection: source.connectionString, mode: "incremental", query: twice,
+                                                             extra: "watermark_column: UPDATED_AT\norder_by: [ID]"))
+        let all = try await esgate(["mapping", "test", "--adapter", "db", "--config", several.configPath])
+        #expect(all.code == 1 && all.err.contains(": mapping): ") && all.err.contains(": odbc.watermark_column): ")
+                && all.err.contains(": odbc.order_by): "), "\(all.err)")
     }
 
     @Test("adapter status keeps the last error after a recovery, and says it is cleared")
