@@ -451,6 +451,13 @@ extension AdapterConfiguration {
             if let limit = SQLText.rowLimit(settings.query) {
                 report("query", "\(limit) limits the rows of the whole query, but mode incremental applies its watermark bound around the query: every poll would get the same first rows and never the newer ones; remove it (batch_rows and fetch_rows bound the memory)")
             }
+            // Each lag is read for one kind of watermark only: the other would do nothing, and late rows be missed.
+            if settings.watermarkKind == .integer && section.has("lag") {
+                report("lag", "applies to watermark_type timestamp; an integer watermark takes its window in ids: lag_ids")
+            }
+            if settings.watermarkKind == .timestamp && section.has("lag_ids") {
+                report("lag_ids", "applies to watermark_type integer; a timestamp watermark takes its window as a duration: lag")
+            }
         case .frontTable:
             if settings.markStatement == nil { report("mark_statement", "required for mode front-table (e.g. UPDATE T SET REC_FLAG = 1 WHERE ID = ?)") }
             if settings.markKeys.isEmpty { report("mark_keys", "required for mode front-table: the columns bound to the mark statement's ?") }
@@ -469,6 +476,11 @@ extension AdapterConfiguration {
         }
         if mode != .snapshot && section.has("max_delete_percent") {
             report("max_delete_percent", "applies only to mode snapshot with deletes: true")
+        }
+        if mode != .incremental {
+            for key in ["watermark_column", "watermark_type", "lag", "lag_ids", "order_by", "initial_watermark"] where section.has(key) {
+                report(key, "applies only to mode incremental")
+            }
         }
         section.rejectUnknownKeys()
         return settings

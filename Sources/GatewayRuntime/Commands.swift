@@ -280,8 +280,11 @@ private func execute(_ path: [String], _ options: ParsedOptions) async throws ->
         if options.flag("json") { writeJSON(rows); return 0 }
         if rows.isEmpty { write("no records after seq \(after)"); return 0 }
         for row in rows {
-            // Line 0: no source line (a snapshot's deletion, say).
-            let place = row.origin.map { row.line > 0 ? " \($0):\(row.line)" : " \($0)" } ?? ""
+            // Line 0: no source line (a snapshot's deletion, say). A database row's number is its place in the
+            // result of the poll that read it, not an id: said so.
+            let place = row.origin.map { origin in
+                row.line <= 0 ? " \(origin)" : origin == "odbc" ? " (row \(row.line) of its poll)" : " \(origin):\(row.line)"
+            } ?? ""
             write(Redaction.maskIdentityNumbers(in: "#\(row.seq) \(row.type) \(NormalizedRecord.displayKey(of: row.key)) rev \(row.rev)\(row.op == "delete" ? " (delete)" : "") from \(row.source)\(place)\n    \(row.xml)"))
         }
         if more, let last = rows.last {
@@ -464,7 +467,10 @@ func adapterStatusRows(_ loaded: LoadedConfiguration) throws -> [AdapterStatusRo
     let journal = try Journal(path: loaded.gateway.journalPath)
     let health = Dictionary(uniqueKeysWithValues: try journal.adapterHealth().map { ($0.adapter, $0) })
     let open = try journal.quarantined(openOnly: true, limit: Int.max)
+    // Polls are due only while a gateway runs: after `run --once`, or with none started, nothing is late.
+    let running = RunningGateway.find(stateDirectory: loaded.gateway.stateDirectory) != nil
     return try loaded.adapters.map { adapter -> AdapterStatusRow in
+        let due = running ? nextPollDue(adapter, health[adapter.name]) : nil
         var waiting: Int?
         if let csv = adapter.csv {
             let names = (try? FileManager.default.contentsOfDirectory(atPath: csv.folder)) ?? []
@@ -473,7 +479,7 @@ func adapterStatusRows(_ loaded: LoadedConfiguration) throws -> [AdapterStatusRo
         return AdapterStatusRow(name: adapter.name, kind: adapter.kind, enabled: adapter.enabled, mapping: adapter.mapping,
                                 health: health[adapter.name], position: try journal.sourceOffset(adapter.name),
                                 filesWaiting: waiting, quarantinedOpen: open.filter { $0.item.source == adapter.name }.count,
-                                nextPollDue: nextPollDue(adapter, health[adapter.name]))
+                                gatewayRunning: running, nextPollDue: due, pollOverdue: due.map { Date().timeIntervalSince($0) > 60 } ?? false)
     }
 }
 
@@ -495,13 +501,13 @@ func describe(_ row: AdapterStatusRow) -> String {
         text += ", \(failures) failure(s) in a row since \(stamp(row.health?.failingSince))"
     }
     if let due = row.nextPollDue {
-        // A poll that has not finished a minute after it was due is still running (a large result, a lock), or
-        // esgate run is not running: status cannot tell which, but says that nothing has come since.
-        if Date().timeIntervalSince(due) > 60 {
-            text += "\n  no poll has finished since \(stamp(row.health?.lastPollAt)) although one was due at \(stamp(due)): a poll is still running (a large result, a lock: see odbc.query_timeout), or esgate run is not running"
+        if row.pollOverdue {
+            text += "\n  no poll has finished since \(stamp(row.health?.lastPollAt)) although one was due at \(stamp(due)): a poll is still running (a large result, a lock: see odbc.query_timeout)"
         } else {
             text += "\n  next poll due \(stamp(due))"
         }
+    } else if !row.gatewayRunning, row.enabled, row.health?.lastPollAt != nil {
+        text += "\n  esgate run is not running: no poll is due (it polls while it runs; esgate run --once polls once)"
     }
     // A driver's message may span lines; one line keeps the status readable and greppable, as in the log.
     if let health = row.health, let error = health.lastError {
@@ -560,8 +566,13 @@ struct AdapterStatusRow: Encodable {
     let position: String?
     let filesWaiting: Int?
     let quarantinedOpen: Int
-    /// When the next poll is due (see `nextPollDue`).
+    /// Whether an `esgate run` (or another command that holds the state directory) is running now.
+    let gatewayRunning: Bool
+    /// When the next poll is due (see `nextPollDue`); nil while no gateway runs.
     let nextPollDue: Date?
+    /// A poll was due more than a minute ago and none has finished since, while the gateway runs: one is still
+    /// running (a large result, a lock). For monitoring: the exit code stays that of the last poll.
+    let pollOverdue: Bool
 }
 
 struct ConfigCheckReport: Encodable {

@@ -253,12 +253,14 @@ func waitForExit(_ process: Process, timeout: TimeInterval) async throws {
         #expect(healthy.out.contains("drop (csv-drop) → mapping gen-cases"))
         #expect(!healthy.out.contains("last error"))
         #expect(healthy.out.contains("rows read: 20 by the last poll, 20 in all"), "\(healthy.out)")
-        #expect(healthy.out.contains("next poll due "), "\(healthy.out)")
-        // The last poll ten minutes ago with a 100 ms interval: nothing has come since a poll was due.
+        // After run --once no gateway runs: no poll is due, and none is late, however long ago the last was.
+        #expect(healthy.out.contains("esgate run is not running: no poll is due") && !healthy.out.contains("next poll due"), "\(healthy.out)")
         let stale = Int64((Date().timeIntervalSince1970 - 600) * 1000)
         try SQLiteDatabase(path: workspace.journalPath).execute("UPDATE adapter_health SET last_poll_at = \(stale)")
-        let quiet = try await esgate(["adapter", "status", "--config", workspace.configPath])
-        #expect(quiet.out.contains("no poll has finished since ") && quiet.out.contains("or esgate run is not running"), "\(quiet.out)")
+        let quiet = try await esgate(["adapter", "status", "--json", "--config", workspace.configPath])
+        let quietRows = try JSONSerialization.jsonObject(with: Data(quiet.out.utf8)) as? [[String: Any]]
+        #expect(quietRows?.first?["pollOverdue"] as? Bool == false && quietRows?.first?["gatewayRunning"] as? Bool == false
+                && quietRows?.first?["nextPollDue"] == nil, "\(quiet.out)")
         try workspace.write("drop/broken.csv", "a,b\n1,2\n")
         let rejected = try await esgate(["run", "--once", "--config", workspace.configPath])
         #expect(rejected.code == 1 && rejected.out.contains("failed: 1 file(s) rejected"), "a file refused whole fails the run: \(rejected.out)")

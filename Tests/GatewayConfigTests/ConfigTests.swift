@@ -147,6 +147,26 @@ final class TempFolder {
         #expect(described.contains("\(file):8: csv.extra: unknown key"))
     }
 
+    /// A setting that the chosen watermark or mode never reads would be silently without effect: `lag: 5m` on an
+    /// integer watermark let late ids go unread while config check said ok (from a new-user trial).
+    @Test func settingsTheWatermarkOrModeWouldIgnoreAreErrors() throws {
+        let folder = try TempFolder()
+        func errors(_ odbc: String) throws -> [String] {
+            let file = try folder.write("adapters/db.yaml", "name: db\nkind: odbc\nmapping: m\nodbc:\n  connection: \"Driver={X}\"\n  query: SELECT * FROM t\n" + odbc)
+            var errors: [ConfigError] = []
+            _ = AdapterConfiguration.load(file: file, environment: [:], errors: &errors)
+            return errors.map { $0.description.replacingOccurrences(of: file, with: "db.yaml") }
+        }
+        #expect(try errors("  mode: incremental\n  watermark_column: id\n  watermark_type: integer\n  lag: 5m\n")
+            == ["db.yaml:10: odbc.lag: applies to watermark_type timestamp; an integer watermark takes its window in ids: lag_ids"])
+        #expect(try errors("  mode: incremental\n  watermark_column: updated_at\n  lag_ids: 5\n")
+            == ["db.yaml:9: odbc.lag_ids: applies to watermark_type integer; a timestamp watermark takes its window as a duration: lag"])
+        #expect(try errors("  mode: snapshot\n  watermark_column: updated_at\n  lag: 5m\n")
+            == ["db.yaml:8: odbc.watermark_column: applies only to mode incremental", "db.yaml:9: odbc.lag: applies only to mode incremental"])
+        #expect(try errors("  mode: incremental\n  watermark_column: id\n  watermark_type: integer\n  lag_ids: 5\n").isEmpty)
+        #expect(try errors("  mode: incremental\n  watermark_column: updated_at\n  lag: 5m\n").isEmpty)
+    }
+
     @Test func aMisspeltKeyGetsTheKnownOneAndErrorsComeInLineOrder() throws {
         let folder = try TempFolder()
         let file = try folder.write("adapters/db.yaml", """
