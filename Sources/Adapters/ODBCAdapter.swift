@@ -199,7 +199,7 @@ public final class ODBCAdapter: @unchecked Sendable {
             if let watermark = report.watermark { status.watermark = watermark }
             // A refused mass deletion is not a failed poll (the records are stored), but it needs an operator,
             // so it shows as the adapter's error until a poll passes the guard.
-            report.keyProblem = repeatedKeys.problem
+            report.keyProblem = repeatedKeys.problem(frontTable: settings.mode == .frontTable)
             if let problem = report.keyProblem { logger.warning(problem) }
             if let problem = report.markProblem { logger.warning(problem) }
             let problems = [report.deletionRefusal, report.watermarkProblem, report.keyProblem, report.markProblem].compactMap { $0 }
@@ -641,21 +641,21 @@ public final class ODBCAdapter: @unchecked Sendable {
         let select = try connection.prepare(SQLText.statement(settings.query))
         let mark = try connection.prepare(SQLText.statement(markSQL))
         var ordinal = 0
-        // The keys of a round whose mark statement changed no row. The department may have rewritten those rows
-        // since they were read (a version column in mark_keys then no longer matches): the next round reads their
-        // new content. Only when it reads the very same keys again would the poll loop for ever.
-        var unmarkedKeys: [[ODBCParameter]]?
-        // The keys the previous round marked: a mark statement that changes rows without taking them out of the
-        // query (it sets another column than the one the query filters on) returns the same rows every round.
-        var previouslyMarked = Set<[ODBCParameter]>()
-        // Marked keys that came back once with new content: the department may have rewritten a row just marked
-        // (and reset its flag). The same keys coming back again fail the poll all the same.
-        var excusedRepeat = false
+        // What keeps a poll from looping for ever, kept for the whole poll as hashes of the keys (a query without
+        // a stable order returns its rows in another order every round):
+        // - the keys of rounds whose mark statement changed no row. The department may have rewritten those rows
+        //   since they were read (a version column in mark_keys then no longer matches): the next round reads
+        //   their new content. A round of nothing but such keys again fails the poll.
+        // - how often each key was marked. A mark statement that changes rows without taking them out of the
+        //   query (it sets another column than the one the query filters on) returns them every round. A key may
+        //   come back once (the department rewrote the row just marked and reset its flag); a round of nothing but
+        //   keys marked twice fails the poll.
+        var unmarkedSeen = Set<Int>()
+        var timesMarked: [Int: Int] = [:]
         // Rows without a mark key that this poll journaled already (hashes of their values): every round reads
         // them again, and storing them once per poll keeps its counts true.
         var journaledUnmarkable = Set<Int>()
         while true {
-            let storedBefore = report.counts.stored
             let cursor = try select.query([], rowArraySize: min(settings.fetchRows, settings.batchRows),
                                           maxColumnCharacters: settings.maxColumnChars, declaredTextSizes: declaredTextSizes)
             let reader = try RowSource(adapter: self, cursor: cursor, watermarkColumn: nil)
@@ -718,30 +718,24 @@ public final class ODBCAdapter: @unchecked Sendable {
             repeatedKeys.forgetSeen()
             // Only unmarkable rows are left: they are reported, and another round would read just them again.
             if keys.isEmpty { break }
+            let hashes = keys.map { $0.hashValue }
             if changed == 0 {
-                if unmarkedKeys == keys {
+                if hashes.allSatisfy(unmarkedSeen.contains) {
                     throw ODBCAdapterError(adapter: name, cause: .configuration("mark_statement changed no row for \(keys.count) journaled row(s); the same rows would be read forever"),
                                            field: "odbc.mark_statement")
                 }
-                unmarkedKeys = keys
+                unmarkedSeen.formUnion(hashes)
                 continue
             }
-            unmarkedKeys = nil
-            if keys.allSatisfy(previouslyMarked.contains) {
-                if report.counts.stored > storedBefore && !excusedRepeat {
-                    excusedRepeat = true
-                } else {
-                    throw ODBCAdapterError(adapter: name, cause: .configuration("mark_statement changed \(changed) row(s) for the \(keys.count) it was given, but the query returns them again: it must set what the query filters on (a flag column = 0, say), or the same rows would be read forever"),
-                                           field: "odbc.mark_statement")
-                }
-            } else {
-                excusedRepeat = false
+            if hashes.allSatisfy({ (timesMarked[$0] ?? 0) >= 2 }) {
+                throw ODBCAdapterError(adapter: name, cause: .configuration("mark_statement changed \(changed) row(s) for the \(keys.count) it was given, but the query returns them again: it must set what the query filters on (a flag column = 0, say), or the same rows would be read forever"),
+                                       field: "odbc.mark_statement")
             }
+            for hash in hashes { timesMarked[hash, default: 0] += 1 }
             // Another round even when this one read to the end of the result: only a query that no longer returns
             // the rows just marked shows that the mark statement took them out. Normally it returns nothing (or
-            // rows that arrived meanwhile) and the poll ends above; otherwise the check above fails the poll,
-            // where ending it here reported them marked and every later poll read them again.
-            previouslyMarked = Set(keys)
+            // rows that arrived meanwhile) and the poll ends above; otherwise a round of keys marked twice fails
+            // the poll, where ending it here reported them marked and every later poll read them again.
         }
     }
 
@@ -903,9 +897,13 @@ struct RepeatedKeys {
     /// Forgets the keys seen so far (keeps what was found): the rows read next may legitimately be read again.
     mutating func forgetSeen() { seen.removeAll(keepingCapacity: true) }
 
-    var problem: String? {
+    /// A front table's rows leave it once marked: there the later row replaced the earlier one's content once,
+    /// where a query that returns both again stores and sends both at every poll.
+    func problem(frontTable: Bool) -> String? {
         guard count > 0, let example else { return nil }
-        return "\(count) record(s) stored twice under one key in this poll (e.g. \(example)): two source rows map to the same record key with different content, so every poll stores and sends both again; make the mapping's key fields tell the rows apart, or the query return one row per key (mapping)"
+        let effect = frontTable ? "so the later row became the next revision of the earlier one's record, which the province no longer sees as it was"
+                                : "so every poll stores and sends both again"
+        return "\(count) record(s) stored twice under one key in this poll (e.g. \(example)): two source rows map to the same record key with different content, \(effect); make the mapping's key fields tell the rows apart, or the query return one row per key (mapping)"
     }
 }
 

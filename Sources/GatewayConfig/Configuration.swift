@@ -414,13 +414,18 @@ extension AdapterConfiguration {
         func report(_ key: String, _ message: String) {
             section.diagnostics.report(line: section.raw(key)?.mark.line ?? section.line, key: section.qualified(key), message)
         }
-        let mode = section.choice("mode", ODBCPullMode.allCases.map(\.rawValue), required: true).flatMap(ODBCPullMode.init) ?? .snapshot
+        // A mode or watermark type missing or misspelt is reported once, and the checks that depend on it are
+        // left out: errors about the keys of a mode the file never chose would only mislead.
+        let chosenMode = section.choice("mode", ODBCPullMode.allCases.map(\.rawValue), required: true).flatMap(ODBCPullMode.init)
+        let mode = chosenMode ?? .snapshot
         var settings = ODBCSettings(connection: section.string("connection", required: true) ?? "",
                                     query: section.string("query", required: true) ?? "", mode: mode)
         settings.passwordFile = section.string("password_file").map { resolvePath($0, relativeTo: base) }
         settings.passwordFileLine = section.raw("password_file")?.mark.line ?? 0
         settings.watermarkColumn = section.string("watermark_column")
-        settings.watermarkKind = section.choice("watermark_type", WatermarkKind.allCases.map(\.rawValue)).flatMap(WatermarkKind.init) ?? .timestamp
+        let chosenKind = section.choice("watermark_type", WatermarkKind.allCases.map(\.rawValue)).flatMap(WatermarkKind.init)
+        let kindKnown = chosenKind != nil || !section.has("watermark_type")
+        settings.watermarkKind = chosenKind ?? .timestamp
         settings.orderBy = section.stringList("order_by") ?? []
         settings.lag = section.duration("lag") ?? .seconds(0)
         settings.lagIds = section.integer("lag_ids", range: 0...Int(Int32.max)) ?? 0
@@ -443,43 +448,45 @@ extension AdapterConfiguration {
             report("query", "has a parameter marker \(marker) outside quotes and comments, but esgate binds no value to the query: write the value into it")
         }
         if !["auto", "\"", "`", "["].contains(settings.identifierQuote) { report("identifier_quote", "must be auto, \", ` or [") }
-        switch mode {
-        case .incremental:
-            if settings.watermarkColumn == nil { report("watermark_column", "required for mode incremental") }
-            // The watermark bound applies outside the query: a limited query returns the same first rows on every
-            // poll, and rows after them are never read while the adapter looks healthy.
-            if let limit = SQLText.rowLimit(settings.query) {
-                report("query", "\(limit) limits the rows of the whole query, but mode incremental applies its watermark bound around the query: every poll would get the same first rows and never the newer ones; remove it (batch_rows and fetch_rows bound the memory)")
+        if chosenMode != nil {
+            switch mode {
+            case .incremental:
+                if settings.watermarkColumn == nil { report("watermark_column", "required for mode incremental") }
+                // The watermark bound applies outside the query: a limited query returns the same first rows on every
+                // poll, and rows after them are never read while the adapter looks healthy.
+                if let limit = SQLText.rowLimit(settings.query) {
+                    report("query", "\(limit) limits the rows of the whole query, but mode incremental applies its watermark bound around the query: every poll would get the same first rows and never the newer ones; remove it (batch_rows and fetch_rows bound the memory)")
+                }
+                // Each lag is read for one kind of watermark only: the other would do nothing, and late rows be missed.
+                if kindKnown && settings.watermarkKind == .integer && section.has("lag") {
+                    report("lag", "applies to watermark_type timestamp; an integer watermark takes its window in ids: lag_ids")
+                }
+                if kindKnown && settings.watermarkKind == .timestamp && section.has("lag_ids") {
+                    report("lag_ids", "applies to watermark_type integer; a timestamp watermark takes its window as a duration: lag")
+                }
+            case .frontTable:
+                if settings.markStatement == nil { report("mark_statement", "required for mode front-table (e.g. UPDATE T SET REC_FLAG = 1 WHERE ID = ?)") }
+                if settings.markKeys.isEmpty { report("mark_keys", "required for mode front-table: the columns bound to the mark statement's ?") }
+                let placeholders = SQLText.parameterMarkers(settings.markStatement ?? "").filter { $0 == "?" }.count
+                if settings.markStatement != nil, !settings.markKeys.isEmpty, placeholders != settings.markKeys.count {
+                    report("mark_keys", "\(settings.markKeys.count) key column(s) for \(placeholders) ? in mark_statement")
+                }
+            case .snapshot:
+                if section.has("max_delete_percent") && !settings.snapshotDeletes {
+                    report("max_delete_percent", "applies only with deletes: true")
+                }
             }
-            // Each lag is read for one kind of watermark only: the other would do nothing, and late rows be missed.
-            if settings.watermarkKind == .integer && section.has("lag") {
-                report("lag", "applies to watermark_type timestamp; an integer watermark takes its window in ids: lag_ids")
+            if mode != .snapshot && settings.snapshotDeletes {
+                // Only a snapshot sees the whole table, so only a snapshot can tell a removed row from an unread one.
+                report("deletes", "applies only to mode snapshot: a \(mode.rawValue) poll does not read the whole table, so it cannot tell a removed row from one it did not read")
             }
-            if settings.watermarkKind == .timestamp && section.has("lag_ids") {
-                report("lag_ids", "applies to watermark_type integer; a timestamp watermark takes its window as a duration: lag")
+            if mode != .snapshot && section.has("max_delete_percent") {
+                report("max_delete_percent", "applies only to mode snapshot with deletes: true")
             }
-        case .frontTable:
-            if settings.markStatement == nil { report("mark_statement", "required for mode front-table (e.g. UPDATE T SET REC_FLAG = 1 WHERE ID = ?)") }
-            if settings.markKeys.isEmpty { report("mark_keys", "required for mode front-table: the columns bound to the mark statement's ?") }
-            let placeholders = SQLText.parameterMarkers(settings.markStatement ?? "").filter { $0 == "?" }.count
-            if settings.markStatement != nil, !settings.markKeys.isEmpty, placeholders != settings.markKeys.count {
-                report("mark_keys", "\(settings.markKeys.count) key column(s) for \(placeholders) ? in mark_statement")
-            }
-        case .snapshot:
-            if section.has("max_delete_percent") && !settings.snapshotDeletes {
-                report("max_delete_percent", "applies only with deletes: true")
-            }
-        }
-        if mode != .snapshot && settings.snapshotDeletes {
-            // Only a snapshot sees the whole table, so only a snapshot can tell a removed row from an unread one.
-            report("deletes", "applies only to mode snapshot: a \(mode.rawValue) poll does not read the whole table, so it cannot tell a removed row from one it did not read")
-        }
-        if mode != .snapshot && section.has("max_delete_percent") {
-            report("max_delete_percent", "applies only to mode snapshot with deletes: true")
-        }
-        if mode != .incremental {
-            for key in ["watermark_column", "watermark_type", "lag", "lag_ids", "order_by", "initial_watermark"] where section.has(key) {
-                report(key, "applies only to mode incremental")
+            if mode != .incremental {
+                for key in ["watermark_column", "watermark_type", "lag", "lag_ids", "order_by", "initial_watermark"] where section.has(key) {
+                    report(key, "applies only to mode incremental")
+                }
             }
         }
         section.rejectUnknownKeys()

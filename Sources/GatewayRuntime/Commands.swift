@@ -467,8 +467,9 @@ func adapterStatusRows(_ loaded: LoadedConfiguration) throws -> [AdapterStatusRo
     let journal = try Journal(path: loaded.gateway.journalPath)
     let health = Dictionary(uniqueKeysWithValues: try journal.adapterHealth().map { ($0.adapter, $0) })
     let open = try journal.quarantined(openOnly: true, limit: Int.max)
-    // Polls are due only while a gateway runs: after `run --once`, or with none started, nothing is late.
-    let running = RunningGateway.find(stateDirectory: loaded.gateway.stateDirectory) != nil
+    // Polls are due only while `esgate run` runs: after `run --once`, with none started, or with only the uplink
+    // (`uplink run` holds the same lock), nothing is late.
+    let running = RunningGateway.find(stateDirectory: loaded.gateway.stateDirectory)?.holder.contains(", esgate run,") ?? false
     return try loaded.adapters.map { adapter -> AdapterStatusRow in
         let due = running ? nextPollDue(adapter, health[adapter.name]) : nil
         var waiting: Int?

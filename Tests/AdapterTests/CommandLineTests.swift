@@ -169,6 +169,16 @@ func waitForExit(_ process: Process, timeout: TimeInterval) async throws {
         // No receiver configured: the key is there all the same, null.
         let parsed = try JSONSerialization.jsonObject(with: Data(before.out.utf8)) as? [String: Any]
         #expect(parsed?["uplink"] is NSNull && parsed?["adapters"] is [Any], "\(before.out)")
+        // While esgate run runs, polls are due: once its first poll is done, status says when the next one is.
+        var row: [String: Any]?
+        for _ in 0..<300 {
+            let status = try await esgate(["adapter", "status", "--json", "--config", workspace.configPath])
+            row = (try JSONSerialization.jsonObject(with: Data(status.out.utf8)) as? [[String: Any]])?.first
+            if row?["nextPollDue"] != nil { break }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        #expect(row?["gatewayRunning"] as? Bool == true && row?["nextPollDue"] is String && row?["pollOverdue"] as? Bool == false,
+                "\(row.map { "\($0)" } ?? "no status")")
         // Edited after the start: a second later by its modification time.
         let adapter = workspace.root.appendingPathComponent("adapters/drop.yaml").path
         try FileManager.default.setAttributes([.modificationDate: Date().addingTimeInterval(2)], ofItemAtPath: adapter)

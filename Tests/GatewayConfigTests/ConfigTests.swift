@@ -164,6 +164,11 @@ final class TempFolder {
         #expect(try errors("  mode: snapshot\n  watermark_column: updated_at\n  lag: 5m\n")
             == ["db.yaml:8: odbc.watermark_column: applies only to mode incremental", "db.yaml:9: odbc.lag: applies only to mode incremental"])
         #expect(try errors("  mode: incremental\n  watermark_column: id\n  watermark_type: integer\n  lag_ids: 5\n").isEmpty)
+        // A misspelt mode or type is the one error: nothing about the keys of a mode or type the file never chose.
+        let misspeltMode = try errors("  mode: incremantal\n  watermark_column: updated_at\n  lag: 5m\n")
+        #expect(misspeltMode.count == 1 && misspeltMode.first?.hasPrefix("db.yaml:7: odbc.mode: 'incremantal' is not one of") == true, "\(misspeltMode)")
+        let misspeltType = try errors("  mode: incremental\n  watermark_column: id\n  watermark_type: integr\n  lag_ids: 5\n")
+        #expect(misspeltType.count == 1 && misspeltType.first?.hasPrefix("db.yaml:9: odbc.watermark_type: 'integr' is not one of") == true, "\(misspeltType)")
         #expect(try errors("  mode: incremental\n  watermark_column: updated_at\n  lag: 5m\n").isEmpty)
     }
 

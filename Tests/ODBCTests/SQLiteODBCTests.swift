@@ -257,6 +257,19 @@ struct SQLiteODBCTests {
         #expect(try workspace.bodies(type: "Step").contains { $0.contains("<Opinion>改1</Opinion>") })
     }
 
+    @Test("front table: two rows of one round that map to one record key with different content are reported")
+    func frontTableTwoRowsOneKey() throws {
+        let (source, db, workspace) = try stepsSource(3, updatedAt: "2026-01-05 10:00:00", mode: "front-table",
+            extra: "mark_statement: UPDATE steps SET rec_flag = 1 WHERE id = ?\nmark_keys: [id]\nbatch_rows: 10",
+            query: caseSelect("steps") + " WHERE rec_flag = 0 ORDER BY id")
+        defer { withExtendedLifetime(source) {} }
+        // Row 4 repeats row 2's case, step and time (the Step record's key) with another note.
+        try insertCase(db, table: "steps", id: 4, updatedAt: "2026-01-05 10:00:00", row: stepRow(2, at: "2026-01-05 08:52:00", note: "另一行"))
+        let poll = try workspace.adapter().poll()
+        #expect(poll.marked == 4 && poll.keyProblem?.contains("two source rows map to the same record key") == true
+                && poll.keyProblem?.contains("the later row became the next revision") == true, "\(poll)")
+    }
+
     @Test("bad rows are quarantined once (not once per re-read) and replay works on them")
     func quarantineAndReplay() throws {
         let source = try SQLiteSource()
