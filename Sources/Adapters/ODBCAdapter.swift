@@ -670,7 +670,6 @@ public final class ODBCAdapter: @unchecked Sendable {
                 let fetched = try ODBCReadJob.FetchedRows(block)
                 for row in 0..<block.count {
                     ordinal += 1
-                    pending.append(reader.prepare(fetched, row: row, ordinal: ordinal, scratch: scratch).row)
                     var parameters: [ODBCParameter] = []
                     for key in keyColumns { parameters.append(try block.parameter(row: row, column: key)) }
                     // A NULL key part can never be flagged by the mark statement's `= ?`: the row is journaled (or
@@ -680,9 +679,12 @@ public final class ODBCAdapter: @unchecked Sendable {
                         if report.markProblem == nil {
                             report.markProblem = "front table row \(ordinal) of the poll has no value in mark key \(settings.markKeys[null]), so mark_statement cannot flag it and every poll reads it again (it is journaled); give the row its key in the department's table (odbc.mark_keys)"
                         }
-                        if !journaledUnmarkable.insert(fetched.valueHash(row: row)).inserted { pending.removeLast() }
+                        if journaledUnmarkable.insert(fetched.valueHash(row: row)).inserted {
+                            pending.append(reader.prepare(fetched, row: row, ordinal: ordinal, scratch: scratch).row)
+                        }
                     } else {
                         keys.append(parameters)
+                        pending.append(reader.prepare(fetched, row: row, ordinal: ordinal, scratch: scratch).row)
                     }
                     // Unmarkable rows come back first in every round when the query orders them first: counting
                     // them toward batch_rows would keep the rows behind them from ever being read. They are
@@ -735,7 +737,7 @@ public final class ODBCAdapter: @unchecked Sendable {
             // Another round even when this one read to the end of the result: only a query that no longer returns
             // the rows just marked shows that the mark statement took them out. Normally it returns nothing (or
             // rows that arrived meanwhile) and the poll ends above; otherwise a round of keys marked twice fails
-            // the poll, where ending it here reported them marked and every later poll read them again.
+            // the poll.
         }
     }
 
@@ -1007,8 +1009,8 @@ final class ODBCReadJob: @unchecked Sendable {
         // The fetch runs on a thread of its own: the driver's work (socket reads, result parsing) and the UTF-16
         // conversion overlap the mapping and validation of the rows fetched before; blocks are handed over a
         // bounded channel. Up to 8 blocks, within 16 MB (values and their offsets), may wait: with room for 2, the
-        // mapping stalled whenever the writer waited for its fsync, and the pull ran ≈4% slower (docs/benchmarks.md,
-        // ODBC analysis).
+        // mapping stalled whenever the writer waited for its fsync. With the one-copy transcoding, ≈4% off the
+        // pull (docs/benchmarks.md, ODBC analysis).
         let fetched = BatchChannel<FetchedRows>(capacity: 8, byteBudget: 16 << 20) { $0.approximateBytes }
         let stopFetching = startProducer(named: "esgate-odbc-fetch", channel: fetched) { [self] in
             do {

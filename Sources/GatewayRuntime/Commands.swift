@@ -469,7 +469,7 @@ func adapterStatusRows(_ loaded: LoadedConfiguration) throws -> [AdapterStatusRo
     let open = try journal.quarantined(openOnly: true, limit: Int.max)
     // Polls are due only while `esgate run` runs: after `run --once`, with none started, or with only the uplink
     // (`uplink run` holds the same lock), nothing is late.
-    let running = RunningGateway.find(stateDirectory: loaded.gateway.stateDirectory)?.holder.contains(", esgate run,") ?? false
+    let running = RunningGateway.find(stateDirectory: loaded.gateway.stateDirectory)?.isContinuousRun ?? false
     return try loaded.adapters.map { adapter -> AdapterStatusRow in
         let due = running ? nextPollDue(adapter, health[adapter.name]) : nil
         var waiting: Int?
@@ -567,7 +567,7 @@ struct AdapterStatusRow: Encodable {
     let position: String?
     let filesWaiting: Int?
     let quarantinedOpen: Int
-    /// Whether an `esgate run` (or another command that holds the state directory) is running now.
+    /// Whether a continuous `esgate run` is running now (not `run --once`, not `uplink run`).
     let gatewayRunning: Bool
     /// When the next poll is due (see `nextPollDue`); nil while no gateway runs.
     let nextPollDue: Date?

@@ -71,6 +71,9 @@ struct RunningGateway {
     let holder: String
     let since: Date
 
+    /// A continuous `esgate run`, by the holder text `acquire` writes ("pid N, esgate run, since …").
+    var isContinuousRun: Bool { holder.contains(", esgate run,") }
+
     /// Never waits, and never keeps `esgate run` from starting: a shared flock tried without blocking fails
     /// exactly while a gateway holds the exclusive one, and is dropped at once otherwise (a start that meets it
     /// tries again). The kernel's answer, not the pid written in the file: that pid may be an old one, reused

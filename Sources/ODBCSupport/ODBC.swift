@@ -11,12 +11,6 @@ public struct ODBCDiagnostic: Sendable, Equatable, CustomStringConvertible {
     public let nativeCode: Int32
     public let message: String
 
-    public init(sqlState: String, nativeCode: Int32, message: String) {
-        self.sqlState = sqlState
-        self.nativeCode = nativeCode
-        self.message = message
-    }
-
     public var description: String { "[\(sqlState)] (native \(nativeCode)) \(message)" }
 }
 

@@ -1,6 +1,6 @@
 @testable import Adapters
 import GatewayConfig
-import ODBCSupport
+@testable import ODBCSupport
 import Testing
 
 /// What a failed connect is told to check, from drivers' own words (messages as psqlODBC, MariaDB Connector/ODBC,
