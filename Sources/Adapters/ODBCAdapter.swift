@@ -170,7 +170,15 @@ public final class ODBCAdapter: @unchecked Sendable {
 
     /// One poll in the configured mode. On any database failure the connection is dropped so that the next
     /// poll reconnects; nothing uncommitted is lost because the watermark only moves with committed rows.
+    /// Set for one poll by `esgate adapter reread`: an incremental poll reads from this watermark value (or from
+    /// the usual bound, if that is lower) instead of from the saved watermark less the lag.
+    public var rereadFrom: String?
+
     public func poll() throws(ODBCAdapterError) -> ODBCPollReport {
+        if rereadFrom != nil && settings.mode != .incremental {
+            throw ODBCAdapterError(adapter: name, cause: .configuration("a re-read applies to mode incremental: a \(settings.mode.rawValue) poll reads \(settings.mode == .snapshot ? "the whole table" : "every unmarked row") anyway"),
+                                   field: "odbc.mode", file: file)
+        }
         let started = Date()
         var report = ODBCPollReport(adapter: name, mode: settings.mode.rawValue)
         repeatedKeys = RepeatedKeys()
@@ -394,7 +402,15 @@ public final class ODBCAdapter: @unchecked Sendable {
             }
             best = value
             bound = value.lowered(lag: settings.lag, lagIds: Int64(settings.lagIds))
-        } else if let initial = settings.initialWatermark {
+        }
+        if let from = rereadFrom {
+            // `adapter reread`: this poll starts lower, for rows that committed later than the lag allowed. The
+            // journal stores only what is new or changed, and the watermark moves up only, from the saved one.
+            guard let value = Watermark(parsing: from, kind: settings.watermarkKind) else {
+                throw ODBCAdapterError(adapter: name, cause: .configuration("--from '\(from)' is not a value of watermark_type \(settings.watermarkKind.rawValue)"))
+            }
+            bound = bound.map { Swift.min($0, value) } ?? value
+        } else if saved == nil, let initial = settings.initialWatermark {
             guard let value = Watermark(parsing: initial, kind: settings.watermarkKind) else {
                 throw ODBCAdapterError(adapter: name, cause: .configuration("initial_watermark '\(initial)' is not a \(settings.watermarkKind.rawValue)"),
                                        field: "odbc.initial_watermark")

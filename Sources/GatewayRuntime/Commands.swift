@@ -42,6 +42,10 @@ public let commandTable: [CommandSpec] = [
     CommandSpec(path: ["status"], abstract: "Same as 'esgate gateway status'.", options: [configOption, jsonOption]),
     CommandSpec(path: ["adapter", "status"], abstract: "Show each adapter's health: last poll, rows read, last error and since when, position, lag, waiting files, quarantine.",
                 options: [configOption, jsonOption]),
+    CommandSpec(path: ["adapter", "reread"], abstract: "Poll an incremental ODBC adapter once from an earlier watermark, for rows that committed later than its lag.",
+                discussion: "The poll reads from --from (or from the saved watermark less the lag, if that is lower): rows the journal has unchanged add nothing, new and changed ones are stored, and the watermark does not move back. Takes the state directory like 'run --once': stop a running 'esgate run' first. Exit 1 when the poll failed or found a problem, 2 for a usage error.",
+                options: [configOption, .value("from", "watermark", "Where to read from: a time (2026-12-01 00:00:00) or an id, as watermark_type says (required)."), jsonOption],
+                positionals: [(name: "adapter", help: "The incremental ODBC adapter's name.")]),
     CommandSpec(path: ["journal", "stats"], abstract: "Show what the journal holds: records by type, files, quarantine, cursors.",
                 options: [configOption, jsonOption]),
     CommandSpec(path: ["journal", "list"], abstract: "List journaled records in journal order, with their XML.",
@@ -191,13 +195,7 @@ private func execute(_ path: [String], _ options: ParsedOptions) async throws ->
                     if let error = source.error { line += "; error: \(Redaction.maskIdentityNumbers(in: error))" }
                     write(line)
                 }
-                for poll in summary.polls {
-                    write("\(poll.adapter) (odbc \(poll.mode)): \(poll.counts.rows) rows, \(poll.counts.stored) records stored, \(poll.counts.unchanged) unchanged, \(poll.counts.quarantined) quarantined\(poll.counts.alreadyQuarantined > 0 ? ", \(poll.counts.alreadyQuarantined) already in quarantine" : "")\(poll.marked > 0 ? ", \(poll.marked) marked" : "")\(poll.unmarkable > 0 ? ", \(poll.unmarkable) not markable" : "")\(poll.withoutWatermark > 0 ? ", \(poll.withoutWatermark) without watermark" : "")\(deletions(poll))\(poll.watermark.map { ", watermark \($0)" } ?? ""), \(String(format: "%.1f", poll.seconds)) s")
-                    if let refusal = poll.deletionRefusal { write("\(poll.adapter): error: \(Redaction.maskIdentityNumbers(in: refusal))") }
-                    for problem in [poll.watermarkProblem, poll.keyProblem, poll.markProblem].compactMap({ $0 }) {
-                        write("\(poll.adapter): problem to fix: \(Redaction.maskIdentityNumbers(in: problem))")
-                    }
-                }
+                for poll in summary.polls { describe(poll).forEach(write) }
                 for failure in summary.pollErrors { write(Redaction.maskIdentityNumbers(in: failure)) }
                 let counts = summary.counts
                 write("total: \(summary.files.count) file(s), \(counts.rows) rows, \(counts.stored) records stored, \(counts.unchanged) unchanged, \(counts.quarantined) rows quarantined")
@@ -224,6 +222,24 @@ private func execute(_ path: [String], _ options: ParsedOptions) async throws ->
         if options.flag("json") { writeJSON(rows); return failing }
         for row in rows { write(describe(row)) }
         return failing
+
+    case ["adapter", "reread"]:
+        guard let name = options.positional.first else { throw UsageError("the adapter's name is required") }
+        guard let from = options.value("from") else { throw UsageError("--from <watermark> is required") }
+        guard let loaded = loadOrReport(options) else { return 1 }
+        guard lockStateDirectory(loaded, command: "esgate adapter reread \(name)") else { return 1 }
+        let gateway = Gateway(configuration: loaded, logger: logger(for: loaded))
+        do {
+            let poll = try await gateway.reread(adapter: name, from: from)
+            if options.flag("json") { writeJSON(poll) } else { describe(poll).forEach(write) }
+            let problem = poll.deletionRefusal ?? poll.watermarkProblem ?? poll.keyProblem ?? poll.markProblem
+            return problem == nil ? 0 : 1
+        } catch let error as RereadError {
+            throw UsageError(error.message)
+        } catch {
+            writeError(Redaction.maskIdentityNumbers(in: "\(error)"))
+            return 1
+        }
 
     case ["gateway", "status"], ["status"]:
         guard let loaded = loadOrReport(options, readOnly: true) else { return 1 }
@@ -491,6 +507,16 @@ func nextPollDue(_ adapter: AdapterConfiguration, _ health: AdapterHealth?) -> D
     guard adapter.enabled, adapter.soap == nil, let last = health?.lastPollAt else { return nil }
     let delay = adapter.odbc?.pollDelay(afterFailures: health?.consecutiveFailures ?? 0) ?? adapter.pollInterval
     return last.addingTimeInterval(Double(delay.components.seconds) + Double(delay.components.attoseconds) / 1e18)
+}
+
+/// An ODBC poll as `run --once` and `adapter reread` print it: its counts, then a line per problem.
+func describe(_ poll: ODBCPollReport) -> [String] {
+    var lines = ["\(poll.adapter) (odbc \(poll.mode)): \(poll.counts.rows) rows, \(poll.counts.stored) records stored, \(poll.counts.unchanged) unchanged, \(poll.counts.quarantined) quarantined\(poll.counts.alreadyQuarantined > 0 ? ", \(poll.counts.alreadyQuarantined) already in quarantine" : "")\(poll.marked > 0 ? ", \(poll.marked) marked" : "")\(poll.unmarkable > 0 ? ", \(poll.unmarkable) not markable" : "")\(poll.withoutWatermark > 0 ? ", \(poll.withoutWatermark) without watermark" : "")\(deletions(poll))\(poll.watermark.map { ", watermark \($0)" } ?? ""), \(String(format: "%.1f", poll.seconds)) s"]
+    if let refusal = poll.deletionRefusal { lines.append("\(poll.adapter): error: \(Redaction.maskIdentityNumbers(in: refusal))") }
+    for problem in [poll.watermarkProblem, poll.keyProblem, poll.markProblem].compactMap({ $0 }) {
+        lines.append("\(poll.adapter): problem to fix: \(Redaction.maskIdentityNumbers(in: problem))")
+    }
+    return lines
 }
 
 /// One adapter of `adapter status` as text.

@@ -91,6 +91,24 @@ public final class Gateway: Sendable {
                            file: adapter.file)
     }
 
+    /// `esgate adapter reread NAME --from VALUE`: one poll of an incremental ODBC adapter that starts at `from`
+    /// (or lower, where the saved watermark less the lag is lower), for rows that committed later than the lag
+    /// allowed. What is unchanged in the journal adds nothing; the watermark does not move back.
+    /// The ODBC calls block: they run on a dispatch queue of their own, not a cooperative thread.
+    public func reread(adapter name: String, from: String) async throws -> ODBCPollReport {
+        guard let adapter = configuration.adapters.first(where: { $0.name == name }) else {
+            throw RereadError(message: "no adapter named '\(name)' (known: \(configuration.adapters.map(\.name).sorted().joined(separator: ", ")))")
+        }
+        guard adapter.kind == "odbc", adapter.enabled, let odbc = makeODBCAdapter(adapter, journal: try openJournal()) else {
+            throw RereadError(message: "adapter \(name) is \(adapter.enabled ? "not an ODBC adapter (kind \(adapter.kind))" : "disabled")")
+        }
+        odbc.rereadFrom = from
+        return try await ODBCWorker(label: "reread-\(name)").run {
+            defer { odbc.disconnect() }
+            return try odbc.poll()
+        }
+    }
+
     /// `esgate run --once`: ingests everything that is complete now, waiting for files that are still settling
     /// (at most their settle time), then returns. Files waiting for a `.done` marker are left and reported.
     /// SOAP adapters are polled once (every page up to a short one); their errors are in `sources`.
@@ -497,4 +515,10 @@ struct MappingTestRunner {
 private final class UncheckedAdapterBox: @unchecked Sendable {
     let adapter: SOAPAdapter
     init(_ adapter: SOAPAdapter) { self.adapter = adapter }
+}
+
+/// Why `adapter reread` could not run: the adapter named is unknown, not ODBC or disabled.
+public struct RereadError: Error, CustomStringConvertible, Sendable {
+    public let message: String
+    public var description: String { message }
 }

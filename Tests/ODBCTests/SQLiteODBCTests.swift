@@ -642,6 +642,28 @@ struct SQLiteODBCTests {
                 && all.err.contains(": odbc.order_by): "), "\(all.err)")
     }
 
+    @Test("adapter reread: a row that committed later than the lag is read from an earlier watermark, once; the watermark stays")
+    func rereadFromAnEarlierWatermark() async throws {
+        let (source, db, workspace) = try stepsSource(3, updatedAt: "2026-01-05 10:00:00", mode: "incremental",
+                                                     extra: "watermark_column: updated_at\norder_by: [id]\nlag: 10m")
+        defer { withExtendedLifetime(source) {} }
+        #expect(try await esgate(["run", "--once", "--config", workspace.configPath]).code == 0)
+        // Stamped an hour before the watermark: past the lag, so a poll never reads it.
+        try insertCase(db, table: "steps", id: 4, updatedAt: "2026-01-05 09:00:00", row: stepRow(4, at: "2026-01-05 08:52:00"))
+        let missed = try await esgate(["run", "--once", "--json", "--config", workspace.configPath])
+        #expect(missed.code == 0 && missed.out.contains("\"stored\" : 0"), "\(missed.out)")
+        let reread = try await esgate(["adapter", "reread", "db", "--from", "2026-01-05 08:00:00", "--config", workspace.configPath])
+        #expect(reread.code == 0 && reread.out.contains("db (odbc incremental): 4 rows, 1 records stored, 3 unchanged")
+                && reread.out.contains("watermark 2026-01-05 10:00:00"), "\(reread.out)\(reread.err)")
+        #expect(try workspace.journalDigest().records == 4)
+        #expect(try Journal(path: workspace.journalPath).sourceOffset("db") == "2026-01-05 10:00:00", "the watermark did not move back")
+        // Usage errors: a value that is no timestamp, an adapter that is not there.
+        let badValue = try await esgate(["adapter", "reread", "db", "--from", "yesterday", "--config", workspace.configPath])
+        #expect(badValue.code == 1 && badValue.err.contains("--from 'yesterday' is not a value of watermark_type timestamp"), "\(badValue.err)")
+        let unknown = try await esgate(["adapter", "reread", "nope", "--from", "2026-01-05 08:00:00", "--config", workspace.configPath])
+        #expect(unknown.code == 2 && unknown.err.contains("no adapter named 'nope' (known: db)"), "\(unknown.err)")
+    }
+
     @Test("adapter status keeps the last error after a recovery, and says it is cleared")
     func lastErrorAfterRecovery() async throws {
         let (source, _, workspace) = try stepsSource(2, updatedAt: "2026-01-05 10:00:00", mode: "snapshot", extra: "",
