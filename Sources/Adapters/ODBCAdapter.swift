@@ -168,17 +168,30 @@ public final class ODBCAdapter: @unchecked Sendable {
 
     // MARK: - Poll
 
-    /// One poll in the configured mode. On any database failure the connection is dropped so that the next
-    /// poll reconnects; nothing uncommitted is lost because the watermark only moves with committed rows.
-    /// Set for one poll by `esgate adapter reread`: an incremental poll reads from this watermark value (or from
-    /// the usual bound, if that is lower) instead of from the saved watermark less the lag.
+    /// Set for one poll by `esgate adapter reread` (after `rereadProblem` found none): an incremental poll reads
+    /// from this watermark value (or from the usual bound, if that is lower) instead of from the saved watermark
+    /// less the lag.
     public var rereadFrom: String?
 
-    public func poll() throws(ODBCAdapterError) -> ODBCPollReport {
-        if rereadFrom != nil && settings.mode != .incremental {
-            throw ODBCAdapterError(adapter: name, cause: .configuration("a re-read applies to mode incremental: a \(settings.mode.rawValue) poll reads \(settings.mode == .snapshot ? "the whole table" : "every unmarked row") anyway"),
-                                   field: "odbc.mode", file: file)
+    /// Why a re-read from `from` cannot be done, said before anything connects or is recorded: another mode, a
+    /// value that is no watermark, or no poll yet (a first poll reads everything, or from initial_watermark:
+    /// starting it at `from` instead would leave the rows below unread for good).
+    public func rereadProblem(from: String) throws(JournalError) -> String? {
+        guard settings.mode == .incremental else {
+            return "adapter \(name) is in mode \(settings.mode.rawValue), which reads \(settings.mode == .snapshot ? "the whole table" : "every unmarked row") every poll: a re-read applies to mode incremental"
         }
+        guard Watermark(parsing: from, kind: settings.watermarkKind) != nil else {
+            return "--from '\(from)' is not a value of watermark_type \(settings.watermarkKind.rawValue) (adapter \(name))"
+        }
+        guard try journal.sourceOffset(name) != nil else {
+            return "adapter \(name) has no watermark yet: its first poll reads everything (or from initial_watermark); run it first (esgate run --once)"
+        }
+        return nil
+    }
+
+    /// One poll in the configured mode. On any database failure the connection is dropped so that the next
+    /// poll reconnects; nothing uncommitted is lost because the watermark only moves with committed rows.
+    public func poll() throws(ODBCAdapterError) -> ODBCPollReport {
         let started = Date()
         var report = ODBCPollReport(adapter: name, mode: settings.mode.rawValue)
         repeatedKeys = RepeatedKeys()

@@ -227,15 +227,19 @@ private func execute(_ path: [String], _ options: ParsedOptions) async throws ->
         guard let name = options.positional.first else { throw UsageError("the adapter's name is required") }
         guard let from = options.value("from") else { throw UsageError("--from <watermark> is required") }
         guard let loaded = loadOrReport(options) else { return 1 }
-        guard lockStateDirectory(loaded, command: "esgate adapter reread \(name)") else { return 1 }
         let gateway = Gateway(configuration: loaded, logger: logger(for: loaded))
+        let odbc: ODBCAdapter
         do {
-            let poll = try await gateway.reread(adapter: name, from: from)
+            odbc = try gateway.rereadAdapter(named: name, from: from)
+        } catch let error as RereadError {
+            throw UsageError(error.message)
+        }
+        guard lockStateDirectory(loaded, command: "esgate adapter reread \(name)") else { return 1 }
+        do {
+            let poll = try await gateway.pollOnce(odbc)
             if options.flag("json") { writeJSON(poll) } else { describe(poll).forEach(write) }
             let problem = poll.deletionRefusal ?? poll.watermarkProblem ?? poll.keyProblem ?? poll.markProblem
             return problem == nil ? 0 : 1
-        } catch let error as RereadError {
-            throw UsageError(error.message)
         } catch {
             writeError(Redaction.maskIdentityNumbers(in: "\(error)"))
             return 1

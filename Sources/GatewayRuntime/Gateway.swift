@@ -91,19 +91,25 @@ public final class Gateway: Sendable {
                            file: adapter.file)
     }
 
-    /// `esgate adapter reread NAME --from VALUE`: one poll of an incremental ODBC adapter that starts at `from`
-    /// (or lower, where the saved watermark less the lag is lower), for rows that committed later than the lag
-    /// allowed. What is unchanged in the journal adds nothing; the watermark does not move back.
-    /// The ODBC calls block: they run on a dispatch queue of their own, not a cooperative thread.
-    public func reread(adapter name: String, from: String) async throws -> ODBCPollReport {
+    /// `esgate adapter reread NAME --from VALUE`: the adapter, set to poll once from `from` (or lower, where the
+    /// saved watermark less the lag is lower), for rows that committed later than the lag allowed. Throws
+    /// `RereadError` for what is wrong with the request, before anything connects: poll it with `pollOnce`.
+    public func rereadAdapter(named name: String, from: String) throws -> ODBCAdapter {
         guard let adapter = configuration.adapters.first(where: { $0.name == name }) else {
             throw RereadError(message: "no adapter named '\(name)' (known: \(configuration.adapters.map(\.name).sorted().joined(separator: ", ")))")
         }
         guard adapter.kind == "odbc", adapter.enabled, let odbc = makeODBCAdapter(adapter, journal: try openJournal()) else {
             throw RereadError(message: "adapter \(name) is \(adapter.enabled ? "not an ODBC adapter (kind \(adapter.kind))" : "disabled")")
         }
+        if let problem = try odbc.rereadProblem(from: from) { throw RereadError(message: problem) }
         odbc.rereadFrom = from
-        return try await ODBCWorker(label: "reread-\(name)").run {
+        return odbc
+    }
+
+    /// One poll of `odbc`, then its connection closed. The ODBC calls block: they run on a dispatch queue of
+    /// their own, not a cooperative thread.
+    public func pollOnce(_ odbc: ODBCAdapter) async throws -> ODBCPollReport {
+        try await ODBCWorker(label: "poll-\(odbc.name)").run {
             defer { odbc.disconnect() }
             return try odbc.poll()
         }

@@ -657,9 +657,15 @@ struct SQLiteODBCTests {
                 && reread.out.contains("watermark 2026-01-05 10:00:00"), "\(reread.out)\(reread.err)")
         #expect(try workspace.journalDigest().records == 4)
         #expect(try Journal(path: workspace.journalPath).sourceOffset("db") == "2026-01-05 10:00:00", "the watermark did not move back")
-        // Usage errors: a value that is no timestamp, an adapter that is not there.
+        // Usage errors, said before anything connects or is recorded: a value that is no timestamp, an adapter that
+        // is not there, an adapter that has not polled yet (its first poll reads everything).
         let badValue = try await esgate(["adapter", "reread", "db", "--from", "yesterday", "--config", workspace.configPath])
-        #expect(badValue.code == 1 && badValue.err.contains("--from 'yesterday' is not a value of watermark_type timestamp"), "\(badValue.err)")
+        #expect(badValue.code == 2 && badValue.err.contains("--from 'yesterday' is not a value of watermark_type timestamp"), "\(badValue.err)")
+        #expect(try Journal(path: workspace.journalPath).adapterHealth().first?.consecutiveFailures == 0, "a usage error is no failed poll")
+        let fresh = try ODBCWorkspace(adapter: adapterYAML(connection: source.connectionString, mode: "incremental", query: caseSelect("steps"),
+                                                           extra: "watermark_column: updated_at"))
+        let first = try await esgate(["adapter", "reread", "db", "--from", "2026-01-05 08:00:00", "--config", fresh.configPath])
+        #expect(first.code == 2 && first.err.contains("has no watermark yet: its first poll reads everything"), "\(first.err)")
         let unknown = try await esgate(["adapter", "reread", "nope", "--from", "2026-01-05 08:00:00", "--config", workspace.configPath])
         #expect(unknown.code == 2 && unknown.err.contains("no adapter named 'nope' (known: db)"), "\(unknown.err)")
     }
