@@ -100,6 +100,14 @@ final class TempFolder {
 }
 
 @Suite struct AdapterConfigurationTests {
+    /// The errors of loading `text` as an adapter file written at `name` in `folder`, and the file's path.
+    private func loadErrors(_ text: String, as name: String, in folder: TempFolder) throws -> (errors: [ConfigError], file: String) {
+        let file = try folder.write(name, text)
+        var errors: [ConfigError] = []
+        _ = AdapterConfiguration.load(file: file, environment: [:], errors: &errors)
+        return (errors, file)
+    }
+
     @Test func csvDropDefaultsAndTypes() throws {
         let folder = try TempFolder()
         let file = try folder.write("adapters/a.yaml", """
@@ -125,8 +133,7 @@ final class TempFolder {
     }
 
     @Test func wrongTypesAndUnknownKeysAreErrors() throws {
-        let folder = try TempFolder()
-        let file = try folder.write("a.yaml", """
+        let (errors, file) = try loadErrors("""
             kind: ftp-pull
             mapping: [a, b]
             csv:
@@ -135,9 +142,7 @@ final class TempFolder {
               poll_interval: often
               ready: sometimes
               extra: 1
-            """)
-        var errors: [ConfigError] = []
-        _ = AdapterConfiguration.load(file: file, environment: [:], errors: &errors)
+            """, as: "a.yaml", in: TempFolder())
         let described = errors.map(\.description)
         #expect(described.contains { $0.hasPrefix("\(file):1: kind: 'ftp-pull' is not one of") })
         #expect(described.contains("\(file):2: mapping: expected a text value, found a list"))
@@ -152,9 +157,8 @@ final class TempFolder {
     @Test func settingsTheWatermarkOrModeWouldIgnoreAreErrors() throws {
         let folder = try TempFolder()
         func errors(_ odbc: String) throws -> [String] {
-            let file = try folder.write("adapters/db.yaml", "name: db\nkind: odbc\nmapping: m\nodbc:\n  connection: \"Driver={X}\"\n  query: SELECT * FROM t\n" + odbc)
-            var errors: [ConfigError] = []
-            _ = AdapterConfiguration.load(file: file, environment: [:], errors: &errors)
+            let (errors, file) = try loadErrors("name: db\nkind: odbc\nmapping: m\nodbc:\n  connection: \"Driver={X}\"\n  query: SELECT * FROM t\n" + odbc,
+                                                as: "adapters/db.yaml", in: folder)
             return errors.map { $0.description.replacingOccurrences(of: file, with: "db.yaml") }
         }
         #expect(try errors("  mode: incremental\n  watermark_column: id\n  watermark_type: integer\n  lag: 5m\n")
@@ -173,8 +177,7 @@ final class TempFolder {
     }
 
     @Test func aMisspeltKeyGetsTheKnownOneAndErrorsComeInLineOrder() throws {
-        let folder = try TempFolder()
-        let file = try folder.write("adapters/db.yaml", """
+        let (errors, file) = try loadErrors("""
             name: db
             kind: odbc
             mapping: m
@@ -185,9 +188,7 @@ final class TempFolder {
               watermark_colum: gxsj
               lag: soon
               Batch_Rows: 10
-            """)
-        var errors: [ConfigError] = []
-        _ = AdapterConfiguration.load(file: file, environment: [:], errors: &errors)
+            """, as: "adapters/db.yaml", in: TempFolder())
         let described = errors.map(\.description)
         #expect(described.contains("\(file):8: odbc.watermark_colum: unknown key (did you mean watermark_column?)"), "\(described)")
         #expect(described.contains("\(file):10: odbc.Batch_Rows: unknown key (did you mean batch_rows?)"), "\(described)")
